@@ -1,0 +1,46 @@
+import * as z from 'zod/mini';
+import type { Infer } from '#shared/zod.ts';
+
+// Cluster and service names: up to 255 letters, digits, hyphens and underscores, or a full ARN.
+const CLUSTER = /^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster\/)?[A-Za-z0-9_-]{1,255}$/;
+const SERVICE =
+  /^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:service\/([A-Za-z0-9_-]{1,255}\/)?)?[A-Za-z0-9_-]{1,255}$/;
+
+/**
+ * What the ecs-scheduler accepts, from an EventBridge Scheduler schedule's input or an on-demand
+ * invoke. At least one of `clusters` or `tags` is required: an unscoped stop of a whole account is refused.
+ */
+export const SchedulerInput = z
+  .strictObject({
+    action: z.enum(['stop', 'start']),
+    clusters: z.optional(
+      z
+        .array(z.string().check(z.regex(CLUSTER, 'expected a cluster name or ARN')))
+        .check(
+          z.minLength(1, 'name at least one cluster, or leave clusters out and scope by tags'),
+          z.maxLength(100),
+        ),
+    ),
+    services: z.optional(
+      z
+        .array(z.string().check(z.regex(SERVICE, 'expected a service name or ARN')))
+        .check(z.minLength(1, 'name at least one service, or leave services out'), z.maxLength(1000)),
+    ),
+    tags: z.optional(
+      z
+        .record(
+          z.string().check(z.minLength(1, 'tag keys may not be empty'), z.maxLength(128)),
+          z.string().check(z.maxLength(256)),
+        )
+        .check(z.refine((tags) => Object.keys(tags).length > 0, 'give at least one tag, or leave tags out')),
+    ),
+    dryRun: z.optional(z.boolean()),
+  })
+  .check(
+    z.refine((input) => input.clusters !== undefined || input.tags !== undefined, {
+      message: 'clusters or tags is required: an unscoped run over the whole account is refused',
+      path: ['clusters'],
+    }),
+  );
+
+export type SchedulerInput = Infer<typeof SchedulerInput>;

@@ -1,0 +1,184 @@
+import { TagResourceCommand, UntagResourceCommand, UpdateServiceCommand } from '@aws-sdk/client-ecs';
+import { RegisterScalableTargetCommand } from '@aws-sdk/client-application-auto-scaling';
+import {
+  CreateOrUpdateTagsCommand,
+  DeleteTagsCommand,
+  UpdateAutoScalingGroupCommand,
+} from '@aws-sdk/client-auto-scaling';
+import { mapLimit } from '#shared/concurrency.ts';
+import { errorMessage } from '#shared/errors.ts';
+import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
+import type { Clients } from './inventory.ts';
+import type { PlannedAction, Plan, Step } from './plan.ts';
+import { ALL_SUSPENDED, SAVED_STATE_TAG, type Suspension } from './saved.ts';
+
+/** How many resources change at once: enough for speed, few enough to stay under ECS's update rate. */
+export const MUTATION_CONCURRENCY = 5;
+
+const STEP_NAMES: Record<Step['op'], string> = {
+  'save-service-state': 'save state (TagResource)',
+  'park-scaling': 'park scaling (RegisterScalableTarget)',
+  'restore-scaling': 'restore scaling (RegisterScalableTarget)',
+  'set-desired-count': 'set desiredCount (UpdateService)',
+  'clear-service-state': 'remove saved state (UntagResource)',
+  'save-group-state': 'save state (CreateOrUpdateTags)',
+  'set-group-size': 'resize group (UpdateAutoScalingGroup)',
+  'clear-group-state': 'remove saved state (DeleteTags)',
+};
+
+const suspendedState = (s: Suspension) => ({
+  DynamicScalingInSuspended: s.in,
+  DynamicScalingOutSuspended: s.out,
+  ScheduledScalingSuspended: s.scheduled,
+});
+
+const runStep = async (clients: Clients, action: PlannedAction, step: Step): Promise<void> => {
+  switch (step.op) {
+    case 'save-service-state':
+      await clients.ecs.send(
+        new TagResourceCommand({
+          resourceArn: action.arn,
+          tags: [{ key: SAVED_STATE_TAG, value: step.value }],
+        }),
+      );
+      return;
+    case 'clear-service-state':
+      await clients.ecs.send(
+        new UntagResourceCommand({ resourceArn: action.arn, tagKeys: [SAVED_STATE_TAG] }),
+      );
+      return;
+    case 'set-desired-count':
+      await clients.ecs.send(
+        new UpdateServiceCommand({
+          cluster: action.cluster,
+          service: action.name,
+          desiredCount: step.desiredCount,
+        }),
+      );
+      return;
+    case 'park-scaling':
+    case 'restore-scaling': {
+      const limits = step.op === 'park-scaling' ? { min: 0, max: 0, suspended: ALL_SUSPENDED } : step.limits;
+      await clients.scaling.send(
+        new RegisterScalableTargetCommand({
+          ServiceNamespace: 'ecs',
+          ScalableDimension: 'ecs:service:DesiredCount',
+          ResourceId: step.resourceId,
+          MinCapacity: limits.min,
+          MaxCapacity: limits.max,
+          SuspendedState: suspendedState(limits.suspended),
+        }),
+      );
+      return;
+    }
+    case 'save-group-state':
+      await clients.autoscaling.send(
+        new CreateOrUpdateTagsCommand({
+          Tags: [
+            {
+              ResourceId: action.name,
+              ResourceType: 'auto-scaling-group',
+              Key: SAVED_STATE_TAG,
+              Value: step.value,
+              PropagateAtLaunch: false,
+            },
+          ],
+        }),
+      );
+      return;
+    case 'clear-group-state':
+      await clients.autoscaling.send(
+        new DeleteTagsCommand({
+          Tags: [{ ResourceId: action.name, ResourceType: 'auto-scaling-group', Key: SAVED_STATE_TAG }],
+        }),
+      );
+      return;
+    case 'set-group-size':
+      await clients.autoscaling.send(
+        new UpdateAutoScalingGroupCommand({
+          AutoScalingGroupName: action.name,
+          MinSize: step.size.min,
+          MaxSize: step.size.max,
+          DesiredCapacity: step.size.desired,
+        }),
+      );
+      return;
+  }
+};
+
+const result = (
+  action: PlannedAction,
+  outcome: ResourceResult['outcome'],
+  extra: Partial<ResourceResult> = {},
+) => ({
+  arn: action.arn,
+  type: action.type,
+  outcome,
+  detail: action.detail,
+  ...extra,
+});
+
+/** Applies one resource's steps in order; a failure stops that resource only and says what was done. */
+const apply = async (clients: Clients, action: PlannedAction): Promise<ResourceResult> => {
+  const done: string[] = [];
+  for (const step of action.steps) {
+    try {
+      await runStep(clients, action, step);
+      done.push(STEP_NAMES[step.op]);
+    } catch (error) {
+      const progress = done.length > 0 ? `; done before it: ${done.join(', ')}` : '; nothing was changed';
+      return result(action, 'failed', {
+        error: `${STEP_NAMES[step.op]} failed: ${errorMessage(error)}${progress}`,
+      });
+    }
+  }
+  return result(action, 'changed');
+};
+
+export interface ExecuteOptions {
+  dryRun: boolean;
+  /** False once the Lambda is near its timeout. */
+  hasTime: () => boolean;
+}
+
+/**
+ * Carries out a plan phase by phase with bounded concurrency, or only reports it in a dry run.
+ * A resource that `requires` others runs only when they all changed cleanly.
+ */
+export const executePlan = async (plan: Plan, clients: Clients, options: ExecuteOptions): Promise<Report> => {
+  const results: ResourceResult[] = [];
+  const byArn = new Map<string, ResourceResult>();
+  for (const phase of plan.phases) {
+    const outcomes = await mapLimit(
+      phase,
+      MUTATION_CONCURRENCY,
+      async (action) => {
+        if (action.steps.length === 0) return result(action, action.outcome ?? 'unchanged');
+        if (options.dryRun) return result(action, 'planned');
+        const blocker = (action.requires ?? [])
+          .map((arn) => byArn.get(arn))
+          .find((r) => r && r.outcome !== 'changed');
+        if (blocker) {
+          return result(action, 'skipped', {
+            detail: `capacity left running: ${blocker.arn} did not stop (${blocker.outcome}); nothing changed`,
+          });
+        }
+        return apply(clients, action);
+      },
+      {
+        shouldStart: options.hasTime,
+        notStarted: (action) =>
+          action.steps.length === 0 || options.dryRun
+            ? result(action, action.steps.length === 0 ? (action.outcome ?? 'unchanged') : 'planned')
+            : result(action, 'skipped', {
+                detail: `not started: the Lambda was about to time out; run again to finish (would have: ${action.detail})`,
+              }),
+      },
+    );
+    for (const r of outcomes) {
+      results.push(r);
+      byArn.set(r.arn, r);
+    }
+  }
+  return buildReport(plan.action, options.dryRun, results);
+};

@@ -1,0 +1,390 @@
+import { matchesTags, protectedBy, type TagMap, type TagRule } from '#shared/tags.ts';
+import type { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
+import type { ClusterState, Estate, GroupState, ServiceState } from './inventory.ts';
+import {
+  ALL_SUSPENDED,
+  decodeGroup,
+  decodeService,
+  describeSuspension,
+  encodeGroup,
+  encodeService,
+  sameScaling,
+  SAVED_STATE_TAG,
+  type GroupSize,
+  type SavedService,
+  type ScalingLimits,
+} from './saved.ts';
+import { scalingResourceId } from './inventory.ts';
+
+export type Step =
+  | { op: 'save-service-state'; value: string }
+  | { op: 'park-scaling'; resourceId: string }
+  | { op: 'restore-scaling'; resourceId: string; limits: ScalingLimits }
+  | { op: 'set-desired-count'; desiredCount: number }
+  | { op: 'clear-service-state' }
+  | { op: 'save-group-state'; value: string }
+  | { op: 'set-group-size'; size: GroupSize }
+  | { op: 'clear-group-state' };
+
+export type ResourceType = 'ecs-service' | 'autoscaling-group' | 'ecs-cluster';
+
+export interface PlannedAction {
+  arn: string;
+  type: ResourceType;
+  name: string;
+  /** Cluster name, for services. */
+  cluster?: string;
+  /** What to do, in order. Empty: nothing to do, and `outcome` says why. */
+  steps: Step[];
+  outcome?: 'unchanged' | 'skipped' | 'failed';
+  /** What the steps do, or why there are none, for a person at 3 a.m. */
+  detail: string;
+  /** Services whose change must succeed before this one runs (a group parks only once they are at 0). */
+  requires?: string[];
+}
+
+export interface Plan {
+  action: SchedulerInput['action'];
+  /** In execution order: services then groups for stop, groups then services for start. */
+  phases: PlannedAction[][];
+}
+
+export interface PlanOptions {
+  protectedTags: readonly TagRule[];
+  now: Date;
+}
+
+const PARKED: ScalingLimits = { min: 0, max: 0, suspended: ALL_SUSPENDED };
+const PARKED_GROUP: GroupSize = { min: 0, desired: 0, max: 0 };
+
+const serviceName = (ref: string) => ref.split('/').pop() ?? ref;
+const stamp = (now: Date) => now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+const describeLimits = (s: ScalingLimits) =>
+  `scaling min ${s.min} max ${s.max}, ${describeSuspension(s.suspended)}`;
+const describeSaved = (s: SavedService) =>
+  `desiredCount ${s.desired}${s.scaling ? `, ${describeLimits(s.scaling)}` : ''}`;
+const limitsChange = (from: ScalingLimits, to: ScalingLimits) =>
+  `scaling min ${from.min}→${to.min} max ${from.max}→${to.max}` +
+  (describeSuspension(from.suspended) === describeSuspension(to.suspended)
+    ? ''
+    : `, ${describeSuspension(to.suspended)}`);
+const sizeText = (g: GroupSize) => `min ${g.min} desired ${g.desired} max ${g.max}`;
+const sizeChange = (from: GroupSize, to: GroupSize) =>
+  `min ${from.min}→${to.min}, desired ${from.desired}→${to.desired}, max ${from.max}→${to.max}`;
+const sameSize = (a: GroupSize, b: GroupSize) =>
+  a.min === b.min && a.desired === b.desired && a.max === b.max;
+
+const isReplica = (s: ServiceState) => s.status === 'ACTIVE' && s.schedulingStrategy !== 'DAEMON';
+
+interface Selection {
+  selected: ServiceState[];
+  /** Cluster ARNs where every service (and the cluster's own tags) matched with no `services` filter. */
+  fully: Set<string>;
+  missingServices: string[];
+}
+
+const select = (input: SchedulerInput, clusters: ClusterState[]): Selection => {
+  const wanted = input.services?.map(serviceName);
+  const tags: TagMap | undefined = input.tags;
+  const selected: ServiceState[] = [];
+  const fully = new Set<string>();
+  for (const cluster of clusters) {
+    const active = cluster.services.filter((s) => s.status === 'ACTIVE');
+    const chosen = active.filter(
+      (s) =>
+        (!wanted || wanted.includes(s.name)) && (!tags || matchesTags({ ...cluster.tags, ...s.tags }, tags)),
+    );
+    selected.push(...chosen);
+    const clusterMatches = !tags || matchesTags(cluster.tags, tags) || chosen.length > 0;
+    if (!wanted && chosen.length === active.length && clusterMatches) fully.add(cluster.arn);
+  }
+  const missingServices = (wanted ?? []).filter((name) => !selected.some((s) => s.name === name));
+  return { selected, fully, missingServices };
+};
+
+const protection = (service: ServiceState, cluster: ClusterState | undefined, rules: readonly TagRule[]) => {
+  const own = protectedBy(service.tags, rules);
+  if (own) return `protected by tag ${own} on the service`;
+  const inherited = cluster && protectedBy(cluster.tags, rules);
+  return inherited ? `protected by tag ${inherited} on cluster ${cluster.name}` : undefined;
+};
+
+const readSaved = <T>(tags: TagMap, decode: (text: string) => T): { saved?: T; error?: string } => {
+  const text = tags[SAVED_STATE_TAG];
+  if (text === undefined) return {};
+  try {
+    return { saved: decode(text) };
+  } catch (error) {
+    return {
+      error: `saved state in tag ${SAVED_STATE_TAG} is unreadable (${(error as Error).message}); nothing changed — fix or delete the tag`,
+    };
+  }
+};
+
+const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
+  const base = { arn: s.arn, type: 'ecs-service' as const, name: s.name, cluster: s.clusterName };
+  const { saved, error } = readSaved(s.tags, decodeService);
+  if (error) return { ...base, steps: [], outcome: 'failed', detail: error };
+  const steps: Step[] = [];
+  const changes: string[] = [];
+  if (!saved) {
+    const state: SavedService = {
+      desired: s.desiredCount,
+      ...(s.scaling && { scaling: s.scaling }),
+      at: stamp(now),
+    };
+    steps.push({ op: 'save-service-state', value: encodeService(state) });
+  }
+  if (s.scaling && !sameScaling(s.scaling, PARKED)) {
+    steps.push({ op: 'park-scaling', resourceId: scalingResourceId(s.clusterName, s.name) });
+    changes.push(limitsChange(s.scaling, PARKED));
+  }
+  if (s.desiredCount > 0) {
+    steps.push({ op: 'set-desired-count', desiredCount: 0 });
+    changes.unshift(`desiredCount ${s.desiredCount} → 0`);
+  }
+  if (saved) {
+    const restores = `start restores ${describeSaved(saved)}`;
+    if (changes.length === 0) {
+      return {
+        ...base,
+        steps,
+        outcome: 'unchanged',
+        detail: `already stopped by nightshift at ${saved.at}; ${restores}`,
+      };
+    }
+    return {
+      ...base,
+      steps,
+      detail: `${changes.join('; ')} (finishing a stop from ${saved.at}; saved state kept, ${restores})`,
+    };
+  }
+  if (changes.length === 0) {
+    return { ...base, steps, detail: `already at desiredCount 0; saved as 0 so start leaves it at 0` };
+  }
+  return { ...base, steps, detail: `${changes.join('; ')}; saved in tag ${SAVED_STATE_TAG}` };
+};
+
+const planServiceStart = (s: ServiceState): PlannedAction => {
+  const base = { arn: s.arn, type: 'ecs-service' as const, name: s.name, cluster: s.clusterName };
+  const { saved, error } = readSaved(s.tags, decodeService);
+  if (error) return { ...base, steps: [], outcome: 'failed', detail: error };
+  if (!saved) {
+    return s.desiredCount > 0
+      ? {
+          ...base,
+          steps: [],
+          outcome: 'unchanged',
+          detail: `running at desiredCount ${s.desiredCount}; no saved state`,
+        }
+      : {
+          ...base,
+          steps: [],
+          outcome: 'skipped',
+          detail:
+            'desiredCount 0 and no saved state: nightshift did not stop it, so there is nothing to restore',
+        };
+  }
+  const steps: Step[] = [];
+  const changes: string[] = [];
+  if (saved.scaling && !s.scaling) {
+    changes.push('scalable target no longer registered, scaling not restored');
+  } else if (saved.scaling && s.scaling && !sameScaling(saved.scaling, s.scaling)) {
+    steps.push({
+      op: 'restore-scaling',
+      resourceId: scalingResourceId(s.clusterName, s.name),
+      limits: saved.scaling,
+    });
+    changes.push(limitsChange(s.scaling, saved.scaling));
+  }
+  if (s.desiredCount !== saved.desired) {
+    steps.push({ op: 'set-desired-count', desiredCount: saved.desired });
+    changes.unshift(`desiredCount ${s.desiredCount} → ${saved.desired}`);
+  }
+  steps.push({ op: 'clear-service-state' });
+  const what = changes.length > 0 ? changes.join('; ') : `already at ${describeSaved(saved)}`;
+  return { ...base, steps, detail: `${what}; saved state from ${saved.at} removed` };
+};
+
+const protectedSkip = (s: ServiceState, reason: string): PlannedAction => ({
+  arn: s.arn,
+  type: 'ecs-service',
+  name: s.name,
+  cluster: s.clusterName,
+  steps: [],
+  outcome: 'skipped',
+  detail: reason,
+});
+
+const planServices = (
+  action: SchedulerInput['action'],
+  selected: ServiceState[],
+  clusters: Map<string, ClusterState>,
+  opts: PlanOptions,
+) =>
+  selected.map((s) => {
+    const reason = protection(s, clusters.get(s.clusterArn), opts.protectedTags);
+    if (reason) return protectedSkip(s, reason);
+    if (s.schedulingStrategy === 'DAEMON') {
+      return protectedSkip(
+        s,
+        action === 'stop'
+          ? 'DAEMON service: desiredCount does not apply; its tasks stop when the cluster capacity is parked'
+          : 'DAEMON service: its tasks run again when the cluster capacity is back',
+      );
+    }
+    return action === 'stop' ? planServiceStop(s, opts.now) : planServiceStart(s);
+  });
+
+const groupBase = (g: GroupState) => ({ arn: g.arn, type: 'autoscaling-group' as const, name: g.name });
+
+/** Why a group must keep running after this stop, or undefined when it may be parked. */
+const groupKeepReason = (
+  g: GroupState,
+  users: ClusterState[],
+  selection: Selection,
+  planned: Map<string, PlannedAction>,
+  rules: readonly TagRule[],
+): string | undefined => {
+  const own = protectedBy(g.tags, rules);
+  if (own) return `protected by tag ${own} on the group`;
+  for (const c of users) {
+    const tag = protectedBy(c.tags, rules);
+    if (tag) return `protected: used by cluster ${c.name} (${tag})`;
+    const guarded = c.services.find((s) => protectedBy(s.tags, rules));
+    if (guarded) return `protected: cluster ${c.name} runs protected service ${guarded.name}`;
+  }
+  const partial = users.find((c) => planned.has(c.arn) && !selection.fully.has(c.arn));
+  if (partial)
+    return `capacity left running: this run selected only some services of cluster ${partial.name}`;
+  for (const c of users) {
+    for (const s of c.services.filter(isReplica)) {
+      const action = planned.get(s.arn);
+      const stops = action !== undefined && action.outcome !== 'failed' && action.outcome !== 'skipped';
+      if (!stops && s.desiredCount > 0) {
+        return `capacity left running: service ${s.name} in cluster ${c.name} still runs (desiredCount ${s.desiredCount})`;
+      }
+    }
+  }
+  return undefined;
+};
+
+const planGroupStop = (
+  g: GroupState,
+  keep: string | undefined,
+  requires: string[],
+  now: Date,
+): PlannedAction => {
+  if (keep) return { ...groupBase(g), steps: [], outcome: 'skipped', detail: keep };
+  const { saved, error } = readSaved(g.tags, decodeGroup);
+  if (error) return { ...groupBase(g), steps: [], outcome: 'failed', detail: error };
+  if (saved) {
+    if (sameSize(g, PARKED_GROUP)) {
+      return {
+        ...groupBase(g),
+        steps: [],
+        outcome: 'unchanged',
+        detail: `already parked by nightshift at ${saved.at}; start restores ${sizeText(saved)}`,
+      };
+    }
+    return {
+      ...groupBase(g),
+      steps: [{ op: 'set-group-size', size: PARKED_GROUP }],
+      requires,
+      detail: `${sizeChange(g, PARKED_GROUP)} (finishing a stop from ${saved.at}; saved state kept, start restores ${sizeText(saved)})`,
+    };
+  }
+  const value = encodeGroup({ min: g.min, desired: g.desired, max: g.max, at: stamp(now) });
+  return {
+    ...groupBase(g),
+    steps: [
+      { op: 'save-group-state', value },
+      ...(sameSize(g, PARKED_GROUP) ? [] : [{ op: 'set-group-size' as const, size: PARKED_GROUP }]),
+    ],
+    requires,
+    detail: sameSize(g, PARKED_GROUP)
+      ? 'already at min 0 desired 0 max 0; saved as 0 so start leaves it at 0'
+      : `${sizeChange(g, PARKED_GROUP)}; saved in tag ${SAVED_STATE_TAG}`,
+  };
+};
+
+const planGroupStart = (g: GroupState, rules: readonly TagRule[], users: ClusterState[]): PlannedAction => {
+  const own = protectedBy(g.tags, rules) ?? users.map((c) => protectedBy(c.tags, rules)).find(Boolean);
+  if (own) return { ...groupBase(g), steps: [], outcome: 'skipped', detail: `protected by tag ${own}` };
+  const { saved, error } = readSaved(g.tags, decodeGroup);
+  if (error) return { ...groupBase(g), steps: [], outcome: 'failed', detail: error };
+  if (!saved) {
+    return {
+      ...groupBase(g),
+      steps: [],
+      outcome: 'unchanged',
+      detail: `not parked by nightshift (${sizeText(g)})`,
+    };
+  }
+  const restore = sameSize(g, saved)
+    ? []
+    : [{ op: 'set-group-size' as const, size: { min: saved.min, desired: saved.desired, max: saved.max } }];
+  return {
+    ...groupBase(g),
+    steps: [...restore, { op: 'clear-group-state' }],
+    detail: `${restore.length > 0 ? sizeChange(g, saved) : `already at ${sizeText(saved)}`}; saved state from ${saved.at} removed`,
+  };
+};
+
+/**
+ * Decides, from what was observed and the time, what a stop or start does to each service and
+ * capacity group, with a reason for each. Pure: no I/O, no clock, no environment.
+ */
+export const planSchedule = (input: SchedulerInput, estate: Estate, opts: PlanOptions): Plan => {
+  const selection = select(input, estate.clusters);
+  const clustersByArn = new Map([...estate.clusters, ...estate.sharers].map((c) => [c.arn, c]));
+  const notFound: PlannedAction[] = [
+    ...estate.missingClusters.map((name) => ({
+      arn: name,
+      type: 'ecs-cluster' as const,
+      name,
+      steps: [],
+      outcome: 'failed' as const,
+      detail: 'cluster not found (or not ACTIVE); nothing done for it',
+    })),
+    ...selection.missingServices.map((name) => ({
+      arn: name,
+      type: 'ecs-service' as const,
+      name,
+      steps: [],
+      outcome: 'failed' as const,
+      detail: `service not found in cluster(s) ${estate.clusters.map((c) => c.name).join(', ') || '(none)'}`,
+    })),
+  ];
+  const services = planServices(input.action, selection.selected, clustersByArn, opts);
+  const plannedByArn = new Map<string, PlannedAction>(services.map((p) => [p.arn, p]));
+  // Clusters in play are marked in the same map by ARN, so group rules can tell them from sharers.
+  const inPlay = estate.clusters.filter(
+    (c) => selection.fully.has(c.arn) || selection.selected.some((s) => s.clusterArn === c.arn),
+  );
+  for (const c of inPlay)
+    plannedByArn.set(c.arn, { arn: c.arn, type: 'ecs-cluster', name: c.name, steps: [], detail: '' });
+
+  const groups = estate.groups
+    .map((g) => ({
+      g,
+      users: (estate.groupUsers[g.name] ?? [])
+        .map((arn) => clustersByArn.get(arn))
+        .filter((c): c is ClusterState => !!c),
+    }))
+    .filter(({ users }) => users.some((c) => plannedByArn.has(c.arn)))
+    .map(({ g, users }) => {
+      if (input.action === 'start') return planGroupStart(g, opts.protectedTags, users);
+      const keep = groupKeepReason(g, users, selection, plannedByArn, opts.protectedTags);
+      const requires = services
+        .filter((p) => p.steps.length > 0 && users.some((c) => c.name === p.cluster))
+        .map((p) => p.arn);
+      return planGroupStop(g, keep, requires, opts.now);
+    });
+
+  return {
+    action: input.action,
+    phases: input.action === 'stop' ? [notFound, services, groups] : [notFound, groups, services],
+  };
+};

@@ -1,0 +1,221 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { handler } from '#functions/ecs-scheduler/handler.ts';
+import type { Report } from '#shared/report.ts';
+import { lambdaContext } from '#test/support/context.ts';
+import { observeSample, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
+import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
+import { startProxy, type Proxy } from '#test/support/proxy.ts';
+
+const invoke = (event: unknown) => handler(event, lambdaContext('ecs-scheduler')) as Promise<Report>;
+const row = (report: Report, suffix: string) => report.resources.find((r) => r.arn.endsWith(suffix));
+
+describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
+  let moto: Moto;
+  let proxy: Proxy;
+  let aws: SeedClients;
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    proxy = await startProxy(moto.url);
+    useEndpoint(proxy.url);
+    aws = seedClients(moto.url);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    moto?.stop();
+  });
+  beforeEach(async () => {
+    proxy.setFaults(undefined);
+    await moto.reset();
+    await seedEstate(aws);
+    proxy.requests.length = 0;
+  });
+
+  it('stops the stage estate and starts it back exactly as it was', async () => {
+    // Prepare
+    const before = await observeSample(aws);
+
+    // Act
+    const stop = await invoke({ action: 'stop', clusters: ['stage'] });
+    const stopped = await observeSample(aws);
+
+    // Assess: everything in stage parked, state saved on the resources themselves
+    expect(stop.summary).toEqual({ changed: 4, planned: 0, unchanged: 0, skipped: 0, failed: 0 });
+    expect(stopped.services['stage/web']).toMatchObject({
+      desired: 0,
+      scaling: { min: 0, max: 0, suspended: [true, true, true] },
+    });
+    expect(stopped.services['stage/web']?.tags['nightshift:stopped']).toMatch(
+      /^desired=3 min=2 max=6 suspended=none at=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+    );
+    expect(stopped.services['stage/worker']?.desired).toBe(0);
+    expect(stopped.services['stage/worker']?.tags['nightshift:stopped']).toMatch(/^desired=2 at=/);
+    expect(stopped.services['stage/batch']?.tags['nightshift:stopped']).toMatch(/^desired=0 at=/);
+    expect(stopped.groups['stage-ecs-nodes']).toMatchObject({ min: 0, desired: 0, max: 0 });
+    expect(stopped.groups['stage-ecs-nodes']?.tags['nightshift:stopped']).toMatch(
+      /^min=1 desired=2 max=4 at=/,
+    );
+    expect(row(stop, 'service/stage/web')?.detail).toBe(
+      'desiredCount 3 → 0; scaling min 2→0 max 6→0, all scaling suspended; saved in tag nightshift:stopped',
+    );
+    // prod is not in scope and untouched
+    expect(stopped.services['prod/api']).toEqual(before.services['prod/api']);
+    expect(stopped.groups['prod-ecs-nodes']).toEqual(before.groups['prod-ecs-nodes']);
+
+    // Act
+    const start = await invoke({ action: 'start', clusters: ['stage'] });
+
+    // Assess: exact restore, saved state gone
+    expect(start.summary).toEqual({ changed: 4, planned: 0, unchanged: 0, skipped: 0, failed: 0 });
+    expect(await observeSample(aws)).toEqual(before);
+    expect(row(start, 'service/stage/web')?.detail).toMatch(
+      /^desiredCount 0 → 3; scaling min 0→2 max 0→6, scaling active; saved state from .* removed$/,
+    );
+  });
+
+  it('restores groups first, then scaling targets, then desired counts', async () => {
+    await invoke({ action: 'stop', clusters: ['stage'] });
+    proxy.requests.length = 0;
+
+    await invoke({ action: 'start', clusters: ['stage'] });
+
+    const mutations = proxy
+      .delivered()
+      .map((r) => r.operation)
+      .filter((op) => !/^(Describe|List)/.test(op));
+    const groupOps = ['UpdateAutoScalingGroup', 'DeleteTags'];
+    const lastGroupOp = Math.max(...groupOps.map((op) => mutations.lastIndexOf(op)));
+    const firstServiceOp = mutations.findIndex((op) => !groupOps.includes(op));
+    expect(mutations.filter((op) => groupOps.includes(op))).toEqual(groupOps);
+    expect(lastGroupOp).toBeLessThan(firstServiceOp);
+    expect(mutations.indexOf('RegisterScalableTarget')).toBeLessThan(mutations.indexOf('UpdateService'));
+  });
+
+  it('changes nothing on a second stop and never overwrites the saved state', async () => {
+    await invoke({ action: 'stop', clusters: ['stage'] });
+    const once = await observeSample(aws);
+
+    const again = await invoke({ action: 'stop', clusters: ['stage'] });
+
+    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 4, skipped: 0, failed: 0 });
+    expect(await observeSample(aws)).toEqual(once);
+    expect(row(again, 'service/stage/web')?.detail).toMatch(
+      /^already stopped by nightshift at .*; start restores desiredCount 3, scaling min 2 max 6, scaling active$/,
+    );
+  });
+
+  it('keeps the saved state when a stopped service was scaled up by hand and stopped again', async () => {
+    await invoke({ action: 'stop', clusters: ['stage'] });
+    const saved = (await observeSample(aws)).services['stage/worker']?.tags['nightshift:stopped'];
+    const { UpdateServiceCommand } = await import('@aws-sdk/client-ecs');
+    await aws.ecs.send(new UpdateServiceCommand({ cluster: 'stage', service: 'worker', desiredCount: 5 }));
+
+    const again = await invoke({ action: 'stop', clusters: ['stage'] });
+    await invoke({ action: 'start', clusters: ['stage'] });
+
+    expect(row(again, 'service/stage/worker')).toMatchObject({ outcome: 'changed' });
+    expect(row(again, 'service/stage/worker')?.detail).toMatch(/^desiredCount 5 → 0 \(finishing a stop from/);
+    expect(saved).toMatch(/^desired=2 /);
+    expect((await observeSample(aws)).services['stage/worker']?.desired).toBe(2);
+  });
+
+  it('changes nothing on a second start and touches nothing without saved state', async () => {
+    const before = await observeSample(aws);
+
+    const start = await invoke({ action: 'start', clusters: ['stage'] });
+
+    expect(await observeSample(aws)).toEqual(before);
+    expect(start.summary).toMatchObject({ changed: 0, failed: 0 });
+    expect(row(start, 'service/stage/web')).toMatchObject({
+      outcome: 'unchanged',
+      detail: 'running at desiredCount 3; no saved state',
+    });
+    expect(row(start, 'service/stage/batch')).toMatchObject({ outcome: 'skipped' });
+    expect(proxy.delivered().filter((r) => !/^(Describe|List)/.test(r.operation))).toEqual([]);
+  });
+
+  it('plans without changing anything in a dry run', async () => {
+    const before = await observeSample(aws);
+
+    const report = await invoke({ action: 'stop', clusters: ['stage'], dryRun: true });
+
+    expect(report.dryRun).toBe(true);
+    expect(report.summary).toEqual({ changed: 0, planned: 4, unchanged: 0, skipped: 0, failed: 0 });
+    expect(row(report, 'service/stage/web')?.detail).toBe(
+      'desiredCount 3 → 0; scaling min 2→0 max 6→0, all scaling suspended; saved in tag nightshift:stopped',
+    );
+    expect(await observeSample(aws)).toEqual(before);
+    expect(proxy.delivered().filter((r) => !/^(Describe|List)/.test(r.operation))).toEqual([]);
+  });
+
+  it('never touches a protected cluster, even when named', async () => {
+    const before = await observeSample(aws);
+
+    const report = await invoke({ action: 'stop', clusters: ['prod'] });
+
+    expect(await observeSample(aws)).toEqual(before);
+    expect(report.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 2, failed: 0 });
+    expect(row(report, 'service/prod/api')?.detail).toBe('protected by tag env=prod on cluster prod');
+    expect(row(report, 'autoScalingGroupName/prod-ecs-nodes')?.detail).toBe(
+      'protected: used by cluster prod (env=prod)',
+    );
+  });
+
+  it('leaves the capacity running when only some services of a cluster are stopped', async () => {
+    const report = await invoke({ action: 'stop', clusters: ['stage'], services: ['worker'] });
+    const after = await observeSample(aws);
+
+    expect(after.services['stage/worker']?.desired).toBe(0);
+    expect(after.services['stage/web']?.desired).toBe(3);
+    expect(after.groups['stage-ecs-nodes']).toMatchObject({ min: 1, desired: 2, max: 4 });
+    expect(after.groups['stage-ecs-nodes']?.tags).toEqual({});
+    expect(row(report, 'autoScalingGroupName/stage-ecs-nodes')).toMatchObject({
+      outcome: 'skipped',
+      detail: 'capacity left running: this run selected only some services of cluster stage',
+    });
+  });
+
+  it('selects by tags across clusters, with service tags merged over cluster tags', async () => {
+    const report = await invoke({ action: 'stop', tags: { team: 'shop', app: 'web' } });
+    const after = await observeSample(aws);
+
+    expect(report.resources.map((r) => `${r.type} ${r.arn.split('/').pop()} ${r.outcome}`)).toEqual([
+      'ecs-service web changed',
+      'autoscaling-group stage-ecs-nodes skipped',
+    ]);
+    expect(after.services['stage/web']?.desired).toBe(0);
+    expect(after.services['stage/worker']?.desired).toBe(2);
+    expect(after.services['prod/api']?.desired).toBe(4);
+  });
+
+  it('reports a named cluster that does not exist as failed and still acts on the others', async () => {
+    const report = await invoke({ action: 'stop', clusters: ['stage', 'stagee'] });
+
+    expect(report.resources[0]).toMatchObject({ arn: 'stagee', type: 'ecs-cluster', outcome: 'failed' });
+    expect(report.summary.changed).toBe(4);
+  });
+
+  it('throws when every resource failed, naming the first error', async () => {
+    await expect(invoke({ action: 'stop', clusters: ['nope'] })).rejects.toThrow(
+      /all 1 resource\(s\) failed/,
+    );
+  });
+
+  it('completes exactly while 20% of calls are throttled and 5% answer 503', async () => {
+    const before = await observeSample(aws);
+    proxy.setFaults({ throttle: 0.2, unavailable: 0.05, seed: 7 });
+
+    const stop = await invoke({ action: 'stop', clusters: ['stage'] });
+    const stopped = await observeSample(aws);
+    const start = await invoke({ action: 'start', clusters: ['stage'] });
+
+    proxy.setFaults(undefined);
+    const faults = proxy.requests.filter((r) => r.fault);
+    expect(faults.filter((r) => r.fault === 'throttle').length).toBeGreaterThan(3);
+    expect(faults.filter((r) => r.fault === 'unavailable').length).toBeGreaterThan(0);
+    expect(stop.summary).toMatchObject({ changed: 4, failed: 0 });
+    expect(stopped.services['stage/web']?.desired).toBe(0);
+    expect(start.summary).toMatchObject({ changed: 4, failed: 0 });
+    expect(await observeSample(aws)).toEqual(before);
+  });
+});

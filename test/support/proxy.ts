@@ -1,0 +1,137 @@
+/**
+ * A small HTTP proxy in front of moto that records every AWS request and can inject faults:
+ * throttling errors in each protocol's own shape, and 503s. Faults use a seeded generator so a
+ * failing run can be replayed.
+ */
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { freePort } from './moto.ts';
+
+export interface RecordedRequest {
+  /** e.g. `ecs`, `application-autoscaling`, `autoscaling`. */
+  service: string;
+  operation: string;
+  body: string;
+  /** Whether the proxy answered with an injected fault instead of forwarding. */
+  fault?: 'throttle' | 'unavailable';
+}
+
+export interface FaultRates {
+  throttle: number;
+  unavailable: number;
+  seed?: number;
+}
+
+export interface Proxy {
+  url: string;
+  requests: RecordedRequest[];
+  /** Requests that reached moto, i.e. without an injected fault. */
+  delivered: () => RecordedRequest[];
+  setFaults: (rates: FaultRates | undefined) => void;
+  close: () => Promise<void>;
+}
+
+const mulberry32 = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
+
+const JSON_TARGET_SERVICES: Record<string, string> = {
+  AmazonEC2ContainerServiceV20141113: 'ecs',
+  AnyScaleFrontendService: 'application-autoscaling',
+};
+
+const identify = (
+  req: IncomingMessage,
+  body: string,
+): { service: string; operation: string; json: boolean } => {
+  const target = req.headers['x-amz-target'];
+  if (typeof target === 'string') {
+    const [prefix, operation] = target.split('.');
+    return {
+      service: JSON_TARGET_SERVICES[prefix ?? ''] ?? prefix ?? 'unknown',
+      operation: operation ?? '',
+      json: true,
+    };
+  }
+  const params = new URLSearchParams(body);
+  const credential = String(req.headers.authorization ?? '').match(
+    /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//,
+  );
+  return {
+    service: credential?.[1] ?? 'unknown',
+    operation: params.get('Action') ?? req.url ?? '',
+    json: false,
+  };
+};
+
+const readBody = (req: IncomingMessage): Promise<Buffer> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+
+export const startProxy = async (targetUrl: string): Promise<Proxy> => {
+  const target = new URL(targetUrl);
+  const requests: RecordedRequest[] = [];
+  let faults: FaultRates | undefined;
+  let random = mulberry32(1);
+  const server: Server = createServer(async (req, res) => {
+    const raw = await readBody(req);
+    const body = raw.toString();
+    const { service, operation, json } = identify(req, body);
+    const entry: RecordedRequest = { service, operation, body };
+    requests.push(entry);
+    const roll = faults ? random() : 1;
+    if (faults && roll < faults.throttle) {
+      entry.fault = 'throttle';
+      if (json) {
+        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': 'injected' });
+        res.end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }));
+      } else {
+        res.writeHead(400, { 'content-type': 'text/xml', 'x-amzn-requestid': 'injected' });
+        res.end(
+          '<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>injected</RequestId></ErrorResponse>',
+        );
+      }
+      return;
+    }
+    if (faults && roll < faults.throttle + faults.unavailable) {
+      entry.fault = 'unavailable';
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end('Service Unavailable');
+      return;
+    }
+    const upstream = httpRequest(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', (error) => {
+      res.writeHead(502);
+      res.end(String(error));
+    });
+    upstream.end(raw);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    delivered: () => requests.filter((r) => !r.fault),
+    setFaults: (rates) => {
+      faults = rates;
+      random = mulberry32(rates?.seed ?? 1);
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+};
