@@ -201,6 +201,35 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     );
   });
 
+  it.each([
+    { event: null, field: '(event)' },
+    { event: 'stop', field: '(event)' },
+    { event: {}, field: 'action' },
+    { event: { action: 'halt', clusters: ['stage'] }, field: 'action' },
+    { event: { action: 'stop' }, field: 'clusters' },
+    { event: { action: 'stop', clusters: [] }, field: 'clusters' },
+    { event: { action: 'stop', clusters: 'stage' }, field: 'clusters' },
+    { event: { action: 'stop', clusters: ['stage; rm -rf /'] }, field: 'clusters.0' },
+    { event: { action: 'stop', clusters: ['stage'], dryRun: 'yes' }, field: 'dryRun' },
+    { event: { action: 'stop', clusters: ['stage'], force: true }, field: 'force' },
+    { event: { action: 'stop', tags: {} }, field: 'tags' },
+    { event: { action: 'stop', tags: { env: 3 } }, field: 'tags.env' },
+    { event: { action: 'start', clusters: ['stage'], services: [''] }, field: 'services.0' },
+  ])('refuses $event before any AWS call, naming $field', async ({ event, field }) => {
+    const before = await observeSample(aws);
+    proxy.requests.length = 0;
+
+    const error = await invoke(event).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    expect(error).toMatchObject({ name: 'InputError', field });
+    expect((error as Error).message).toContain(field === '(event)' ? 'invalid event' : field);
+    expect(proxy.requests).toEqual([]);
+    expect(await observeSample(aws)).toEqual(before);
+  });
+
   it('completes exactly while 20% of calls are throttled and 5% answer 503', async () => {
     const before = await observeSample(aws);
     proxy.setFaults({ throttle: 0.2, unavailable: 0.05, seed: 7 });

@@ -1,0 +1,70 @@
+/**
+ * Imports every built bundle in dist/ (as Lambda would) and invokes its handler against moto.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Report } from '#shared/report.ts';
+import { lambdaContext } from '#test/support/context.ts';
+import { observeSample, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
+import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
+
+type Handler = (event: unknown, context: unknown) => Promise<Report>;
+const FUNCTIONS = readdirSync('functions').filter((name) =>
+  existsSync(join('functions', name, 'handler.ts')),
+);
+const load = async (name: string): Promise<Handler> => {
+  const file = resolve('dist', name, 'index.mjs');
+  expect(existsSync(file), `${file} missing: run npm run build`).toBe(true);
+  const mod = (await import(pathToFileURL(file).href)) as { handler: Handler };
+  return mod.handler;
+};
+const sample = (fn: string, file: string): unknown =>
+  JSON.parse(readFileSync(join('events', fn, 'samples', file), 'utf8'));
+
+describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
+  let moto: Moto;
+  let aws: SeedClients;
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    useEndpoint(moto.url);
+    aws = seedClients(moto.url);
+    await seedEstate(aws);
+  });
+  afterAll(() => moto?.stop());
+
+  it.each(FUNCTIONS)('dist/%s/index.mjs exports a handler', async (name) => {
+    expect(typeof (await load(name))).toBe('function');
+  });
+
+  it('ecs-scheduler bundle stops and starts the stage cluster', async () => {
+    const handler = await load('ecs-scheduler');
+    const before = await observeSample(aws);
+
+    const dry = await handler(
+      sample('ecs-scheduler', 'stop-cluster-dry-run.json'),
+      lambdaContext('ecs-scheduler'),
+    );
+    const stop = await handler({ action: 'stop', clusters: ['stage'] }, lambdaContext('ecs-scheduler'));
+    const stopped = await observeSample(aws);
+    const start = await handler(
+      sample('ecs-scheduler', 'start-cluster-by-arn.json'),
+      lambdaContext('ecs-scheduler'),
+    );
+
+    expect(dry.summary.planned).toBe(4);
+    expect(stop.summary.changed).toBe(4);
+    expect(stopped.services['stage/web']?.desired).toBe(0);
+    expect(start.summary.changed).toBe(4);
+    expect(await observeSample(aws)).toEqual(before);
+  });
+
+  it('ecs-scheduler bundle refuses a bad event naming the field', async () => {
+    const handler = await load('ecs-scheduler');
+    await expect(
+      handler({ action: 'halt', clusters: ['stage'] }, lambdaContext('ecs-scheduler')),
+    ).rejects.toThrow(/field "action"/);
+  });
+});

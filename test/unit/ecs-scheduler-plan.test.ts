@@ -1,0 +1,794 @@
+import { describe, expect, it } from 'vitest';
+import { planSchedule, type Plan, type PlannedAction, type Step } from '#functions/ecs-scheduler/plan.ts';
+import type { ClusterState, Estate, GroupState, ServiceState } from '#functions/ecs-scheduler/inventory.ts';
+import type { ScalingLimits } from '#functions/ecs-scheduler/saved.ts';
+import type { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
+import { DEFAULT_PROTECTED_TAGS, type TagMap, type TagRule } from '#shared/tags.ts';
+
+// The planner reads no clock: every run here happens at this instant, and saved state it writes says so.
+const now = new Date('2026-11-23T18:00:00Z');
+const AT = '2026-11-23T18:00:00Z';
+// State written by an earlier stop, the night before.
+const EARLIER = '2026-11-22T18:00:00Z';
+// The tag name is a public contract: spelled out here rather than imported.
+const STOPPED = 'nightshift:stopped';
+
+const REGION = 'eu-central-1';
+const ACCOUNT = '123456789012';
+const clusterArn = (cluster: string) => `arn:aws:ecs:${REGION}:${ACCOUNT}:cluster/${cluster}`;
+const serviceArn = (cluster: string, service: string) =>
+  `arn:aws:ecs:${REGION}:${ACCOUNT}:service/${cluster}/${service}`;
+const groupArn = (group: string) =>
+  `arn:aws:autoscaling:${REGION}:${ACCOUNT}:autoScalingGroup:6d2f0b7e-1c1a-4f5e-9a53-0c6c1f0e2b11:autoScalingGroupName/${group}`;
+
+const ACTIVE_SCALING: ScalingLimits = {
+  min: 2,
+  max: 6,
+  suspended: { in: false, out: false, scheduled: false },
+};
+const PARKED_SCALING: ScalingLimits = { min: 0, max: 0, suspended: { in: true, out: true, scheduled: true } };
+
+type ServiceSpec = { name: string } & Partial<Omit<ServiceState, 'arn' | 'clusterArn' | 'clusterName'>>;
+
+const cluster = (name: string, services: ServiceSpec[], tags: TagMap = {}): ClusterState => ({
+  arn: clusterArn(name),
+  name,
+  tags,
+  capacityProviders: [`${name}-provider`],
+  services: services.map((spec) => ({
+    arn: serviceArn(name, spec.name),
+    clusterArn: clusterArn(name),
+    clusterName: name,
+    status: 'ACTIVE',
+    schedulingStrategy: 'REPLICA',
+    desiredCount: 1,
+    tags: {},
+    ...spec,
+  })),
+});
+
+const group = (name: string, size: { min: number; desired: number; max: number }, tags: TagMap = {}) => ({
+  arn: groupArn(name),
+  name,
+  ...size,
+  tags,
+});
+
+const estate = (parts: {
+  clusters: ClusterState[];
+  sharers?: ClusterState[];
+  groups?: { group: GroupState; users: ClusterState[] }[];
+  missingClusters?: string[];
+}): Estate => ({
+  clusters: parts.clusters,
+  missingClusters: parts.missingClusters ?? [],
+  sharers: parts.sharers ?? [],
+  groups: (parts.groups ?? []).map((g) => g.group),
+  groupUsers: Object.fromEntries((parts.groups ?? []).map((g) => [g.group.name, g.users.map((c) => c.arn)])),
+});
+
+const plan = (input: SchedulerInput, e: Estate, protectedTags: readonly TagRule[] = DEFAULT_PROTECTED_TAGS) =>
+  planSchedule(input, e, { protectedTags, now });
+
+const rows = (p: Plan) => p.phases.flat();
+const row = (p: Plan, arn: string) => rows(p).find((r) => r.arn === arn);
+
+/** The one service row a plan over a single-service cluster `stage` produces. */
+const only = (action: SchedulerInput['action'], service: ServiceSpec, clusterTags: TagMap = {}) => {
+  const p = plan(
+    { action, clusters: ['stage'] },
+    estate({ clusters: [cluster('stage', [service], clusterTags)] }),
+  );
+  expect(rows(p)).toHaveLength(1);
+  return rows(p)[0];
+};
+
+const serviceRow = (
+  service: string,
+  expected: { steps: Step[]; outcome?: PlannedAction['outcome']; detail: string },
+): PlannedAction => ({
+  arn: serviceArn('stage', service),
+  type: 'ecs-service',
+  name: service,
+  cluster: 'stage',
+  ...expected,
+});
+
+const PARK_GROUP: Step = { op: 'set-group-size', size: { min: 0, desired: 0, max: 0 } };
+
+interface ServiceCase {
+  title: string;
+  service: ServiceSpec;
+  steps: Step[];
+  outcome?: PlannedAction['outcome'];
+  detail: string;
+}
+
+describe('planSchedule: stopping a service', () => {
+  it.each<ServiceCase>([
+    {
+      title: 'saves desired count and scaling limits, parks the scaling target, then sets desired count 0',
+      service: { name: 'web', desiredCount: 3, scaling: ACTIVE_SCALING },
+      steps: [
+        { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
+        { op: 'park-scaling', resourceId: 'service/stage/web' },
+        { op: 'set-desired-count', desiredCount: 0 },
+      ],
+      detail:
+        'desiredCount 3 → 0; scaling min 2→0 max 6→0, all scaling suspended; saved in tag nightshift:stopped',
+    },
+    {
+      title: 'saves the partly suspended scaling state of a service exactly',
+      service: {
+        name: 'web',
+        desiredCount: 3,
+        scaling: { min: 1, max: 4, suspended: { in: true, out: false, scheduled: true } },
+      },
+      steps: [
+        { op: 'save-service-state', value: `desired=3 min=1 max=4 suspended=in+scheduled at=${AT}` },
+        { op: 'park-scaling', resourceId: 'service/stage/web' },
+        { op: 'set-desired-count', desiredCount: 0 },
+      ],
+      detail:
+        'desiredCount 3 → 0; scaling min 1→0 max 4→0, all scaling suspended; saved in tag nightshift:stopped',
+    },
+    {
+      title: 'saves and zeroes a plain service without a scaling target',
+      service: { name: 'worker', desiredCount: 2 },
+      steps: [
+        { op: 'save-service-state', value: `desired=2 at=${AT}` },
+        { op: 'set-desired-count', desiredCount: 0 },
+      ],
+      detail: 'desiredCount 2 → 0; saved in tag nightshift:stopped',
+    },
+    {
+      title: 'only saves a service already at 0, so that start leaves it at 0',
+      service: { name: 'batch', desiredCount: 0 },
+      steps: [{ op: 'save-service-state', value: `desired=0 at=${AT}` }],
+      detail: 'already at desiredCount 0; saved as 0 so start leaves it at 0',
+    },
+    {
+      title: 'leaves a service stopped by nightshift unchanged and says what start restores',
+      service: {
+        name: 'web',
+        desiredCount: 0,
+        scaling: PARKED_SCALING,
+        tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+      },
+      steps: [],
+      outcome: 'unchanged',
+      detail: `already stopped by nightshift at ${EARLIER}; start restores desiredCount 3, scaling min 2 max 6, scaling active`,
+    },
+    {
+      title: 'finishes an interrupted stop without overwriting the saved state',
+      service: { name: 'worker', desiredCount: 5, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
+      steps: [{ op: 'set-desired-count', desiredCount: 0 }],
+      detail: `desiredCount 5 → 0 (finishing a stop from ${EARLIER}; saved state kept, start restores desiredCount 2)`,
+    },
+    {
+      title: 'finishes an interrupted stop that saved scaling limits but did not park them yet',
+      service: {
+        name: 'web',
+        desiredCount: 3,
+        scaling: ACTIVE_SCALING,
+        tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+      },
+      steps: [
+        { op: 'park-scaling', resourceId: 'service/stage/web' },
+        { op: 'set-desired-count', desiredCount: 0 },
+      ],
+      detail:
+        'desiredCount 3 → 0; scaling min 2→0 max 6→0, all scaling suspended ' +
+        `(finishing a stop from ${EARLIER}; saved state kept, start restores desiredCount 3, scaling min 2 max 6, scaling active)`,
+    },
+    {
+      title: 'fails a service whose saved state has no valid number, and changes nothing',
+      service: { name: 'worker', desiredCount: 2, tags: { [STOPPED]: 'desired=two at=yesterday' } },
+      steps: [],
+      outcome: 'failed',
+      detail:
+        'saved state in tag nightshift:stopped is unreadable (saved state has no valid desired (got two)); ' +
+        'nothing changed — fix or delete the tag',
+    },
+    {
+      title: 'fails a service whose saved tag is not name=value fields, and changes nothing',
+      service: { name: 'worker', desiredCount: 2, tags: { [STOPPED]: 'yes' } },
+      steps: [],
+      outcome: 'failed',
+      detail:
+        'saved state in tag nightshift:stopped is unreadable (unreadable saved state "yes" (at "yes")); ' +
+        'nothing changed — fix or delete the tag',
+    },
+  ])('$title', ({ service, steps, outcome, detail }) => {
+    // Act
+    const action = only('stop', service);
+
+    // Assess
+    expect(action).toEqual(serviceRow(service.name, { steps, outcome, detail }));
+  });
+});
+
+describe('planSchedule: starting a service', () => {
+  it.each<ServiceCase>([
+    {
+      title: 'restores scaling limits, then desired count, then clears the saved state',
+      service: {
+        name: 'web',
+        desiredCount: 0,
+        scaling: PARKED_SCALING,
+        tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+      },
+      steps: [
+        { op: 'restore-scaling', resourceId: 'service/stage/web', limits: ACTIVE_SCALING },
+        { op: 'set-desired-count', desiredCount: 3 },
+        { op: 'clear-service-state' },
+      ],
+      detail: `desiredCount 0 → 3; scaling min 0→2 max 0→6, scaling active; saved state from ${EARLIER} removed`,
+    },
+    {
+      title: 'restores a partly suspended scaling state as it was saved',
+      service: {
+        name: 'web',
+        desiredCount: 0,
+        scaling: PARKED_SCALING,
+        tags: { [STOPPED]: `desired=3 min=1 max=4 suspended=out at=${EARLIER}` },
+      },
+      steps: [
+        {
+          op: 'restore-scaling',
+          resourceId: 'service/stage/web',
+          limits: { min: 1, max: 4, suspended: { in: false, out: true, scheduled: false } },
+        },
+        { op: 'set-desired-count', desiredCount: 3 },
+        { op: 'clear-service-state' },
+      ],
+      detail: `desiredCount 0 → 3; scaling min 0→1 max 0→4, suspended: out; saved state from ${EARLIER} removed`,
+    },
+    {
+      title: 'restores the desired count of a plain service and clears the saved state',
+      service: { name: 'worker', desiredCount: 0, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
+      steps: [{ op: 'set-desired-count', desiredCount: 2 }, { op: 'clear-service-state' }],
+      detail: `desiredCount 0 → 2; saved state from ${EARLIER} removed`,
+    },
+    {
+      title: 'only clears the saved state of a service already back at its saved desired count',
+      service: { name: 'worker', desiredCount: 2, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
+      steps: [{ op: 'clear-service-state' }],
+      detail: `already at desiredCount 2; saved state from ${EARLIER} removed`,
+    },
+    {
+      title: 'restores the desired count and says so when the saved scaling target no longer exists',
+      service: {
+        name: 'web',
+        desiredCount: 0,
+        tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+      },
+      steps: [{ op: 'set-desired-count', desiredCount: 3 }, { op: 'clear-service-state' }],
+      detail: `desiredCount 0 → 3; scalable target no longer registered, scaling not restored; saved state from ${EARLIER} removed`,
+    },
+    {
+      title: 'leaves a running service without saved state unchanged',
+      service: { name: 'web', desiredCount: 3 },
+      steps: [],
+      outcome: 'unchanged',
+      detail: 'running at desiredCount 3; no saved state',
+    },
+    {
+      title: 'skips a service at 0 that nightshift did not stop',
+      service: { name: 'batch', desiredCount: 0 },
+      steps: [],
+      outcome: 'skipped',
+      detail: 'desiredCount 0 and no saved state: nightshift did not stop it, so there is nothing to restore',
+    },
+    {
+      title: 'fails a service whose saved state is unreadable, and changes nothing',
+      service: { name: 'worker', desiredCount: 0, tags: { [STOPPED]: 'desired=2 min=1 at=x' } },
+      steps: [],
+      outcome: 'failed',
+      detail:
+        'saved state in tag nightshift:stopped is unreadable (saved state has no valid max (got nothing)); ' +
+        'nothing changed — fix or delete the tag',
+    },
+  ])('$title', ({ service, steps, outcome, detail }) => {
+    // Act
+    const action = only('start', service);
+
+    // Assess
+    expect(action).toEqual(serviceRow(service.name, { steps, outcome, detail }));
+  });
+});
+
+describe('planSchedule: protection', () => {
+  it.each<{ title: string; service: ServiceSpec; clusterTags?: TagMap; detail: string }>([
+    {
+      title: 'skips a service protected by its own tag',
+      service: { name: 'api', desiredCount: 4, tags: { env: 'prod' } },
+      detail: 'protected by tag env=prod on the service',
+    },
+    {
+      title: 'skips a service in a cluster protected by its tag',
+      service: { name: 'api', desiredCount: 4 },
+      clusterTags: { stage: 'live' },
+      detail: 'protected by tag stage=live on cluster stage',
+    },
+    {
+      title: 'compares protection tag keys and values without regard to case',
+      service: { name: 'api', desiredCount: 4, tags: { ENV: 'Production' } },
+      detail: 'protected by tag ENV=Production on the service',
+    },
+  ])('$title on stop and on start', ({ service, clusterTags, detail }) => {
+    for (const action of ['stop', 'start'] as const) {
+      // Act
+      const planned = only(action, service, clusterTags);
+
+      // Assess
+      expect(planned).toEqual(serviceRow(service.name, { steps: [], outcome: 'skipped', detail }));
+    }
+  });
+
+  it('uses custom protection rules instead of the default ones', () => {
+    // Prepare
+    const stage = cluster('stage', [
+      { name: 'api', desiredCount: 4, tags: { env: 'prod' } },
+      { name: 'ledger', desiredCount: 2, tags: { Tier: 'Critical' } },
+    ]);
+    const rules = [{ key: 'tier', value: 'critical' }];
+
+    // Act
+    const p = plan({ action: 'stop', clusters: ['stage'] }, estate({ clusters: [stage] }), rules);
+
+    // Assess: env=prod no longer protects, tier=critical does
+    expect(row(p, serviceArn('stage', 'api'))).toEqual(
+      serviceRow('api', {
+        steps: [
+          { op: 'save-service-state', value: `desired=4 at=${AT}` },
+          { op: 'set-desired-count', desiredCount: 0 },
+        ],
+        detail: 'desiredCount 4 → 0; saved in tag nightshift:stopped',
+      }),
+    );
+    expect(row(p, serviceArn('stage', 'ledger'))).toEqual(
+      serviceRow('ledger', {
+        steps: [],
+        outcome: 'skipped',
+        detail: 'protected by tag Tier=Critical on the service',
+      }),
+    );
+  });
+});
+
+describe('planSchedule: selection', () => {
+  it.each([
+    {
+      action: 'stop' as const,
+      detail:
+        'DAEMON service: desiredCount does not apply; its tasks stop when the cluster capacity is parked',
+    },
+    {
+      action: 'start' as const,
+      detail: 'DAEMON service: its tasks run again when the cluster capacity is back',
+    },
+  ])('skips a DAEMON service on $action', ({ action, detail }) => {
+    // Act
+    const planned = only(action, { name: 'agent', schedulingStrategy: 'DAEMON', desiredCount: 2 });
+
+    // Assess
+    expect(planned).toEqual(serviceRow('agent', { steps: [], outcome: 'skipped', detail }));
+  });
+
+  it('ignores services that are not ACTIVE', () => {
+    // Prepare
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 1 },
+      { name: 'old', status: 'DRAINING', desiredCount: 2 },
+      { name: 'gone', status: 'INACTIVE', desiredCount: 0 },
+    ]);
+
+    // Act
+    const p = plan({ action: 'stop', clusters: ['stage'] }, estate({ clusters: [stage] }));
+
+    // Assess
+    expect(rows(p).map((r) => r.name)).toEqual(['web']);
+  });
+
+  it.each([
+    { by: 'name', services: ['worker'] },
+    { by: 'ARN', services: [serviceArn('stage', 'worker')] },
+  ])('selects only the services named by $by', ({ services }) => {
+    // Prepare
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 3 },
+      { name: 'worker', desiredCount: 2 },
+    ]);
+
+    // Act
+    const p = plan({ action: 'stop', clusters: ['stage'], services }, estate({ clusters: [stage] }));
+
+    // Assess
+    expect(rows(p).map((r) => r.arn)).toEqual([serviceArn('stage', 'worker')]);
+    expect(row(p, serviceArn('stage', 'worker'))?.steps).toEqual([
+      { op: 'save-service-state', value: `desired=2 at=${AT}` },
+      { op: 'set-desired-count', desiredCount: 0 },
+    ]);
+  });
+
+  it('selects by tags with service tags merged over cluster tags', () => {
+    // Prepare: `ops` overrides the cluster's team, `worker` has another app, `other` cluster is another team
+    const stage = cluster(
+      'stage',
+      [
+        { name: 'web', desiredCount: 3, tags: { app: 'web' } },
+        { name: 'worker', desiredCount: 2, tags: { app: 'worker' } },
+        { name: 'ops', desiredCount: 1, tags: { app: 'web', team: 'platform' } },
+      ],
+      { team: 'shop' },
+    );
+    const other = cluster('other', [{ name: 'web', desiredCount: 1, tags: { app: 'web' } }], {
+      team: 'data',
+    });
+
+    // Act
+    const p = plan(
+      { action: 'stop', tags: { team: 'shop', app: 'web' } },
+      estate({ clusters: [stage, other] }),
+    );
+
+    // Assess
+    expect(rows(p).map((r) => r.arn)).toEqual([serviceArn('stage', 'web')]);
+  });
+
+  it('reports named clusters and services that do not exist as failed rows', () => {
+    // Prepare
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
+
+    // Act
+    const p = plan(
+      { action: 'stop', clusters: ['stage', 'stagee'], services: ['web', 'ghost'] },
+      estate({ clusters: [stage], missingClusters: ['stagee'] }),
+    );
+
+    // Assess
+    expect(p.phases[0]).toEqual([
+      {
+        arn: 'stagee',
+        type: 'ecs-cluster',
+        name: 'stagee',
+        steps: [],
+        outcome: 'failed',
+        detail: 'cluster not found (or not ACTIVE); nothing done for it',
+      },
+      {
+        arn: 'ghost',
+        type: 'ecs-service',
+        name: 'ghost',
+        steps: [],
+        outcome: 'failed',
+        detail: 'service not found in cluster(s) stage',
+      },
+    ]);
+    expect(p.phases[1]?.map((r) => r.name)).toEqual(['web']);
+  });
+});
+
+describe('planSchedule: capacity groups on stop', () => {
+  const NODES = group('stage-nodes', { min: 1, desired: 2, max: 4 });
+  const stop: SchedulerInput = { action: 'stop', clusters: ['stage'] };
+  const groupRow = (p: Plan) => row(p, groupArn('stage-nodes'));
+  const skipped = (detail: string) => ({
+    arn: groupArn('stage-nodes'),
+    type: 'autoscaling-group',
+    name: 'stage-nodes',
+    steps: [],
+    outcome: 'skipped',
+    detail,
+  });
+
+  it('saves and parks the group once every service of the cluster that has steps has stopped', () => {
+    // Prepare: an unchanged service and a DAEMON service have no steps, so the group does not wait on them
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 3, scaling: ACTIVE_SCALING },
+      { name: 'worker', desiredCount: 2 },
+      { name: 'batch', desiredCount: 0 },
+      { name: 'cron', desiredCount: 0, tags: { [STOPPED]: `desired=1 at=${EARLIER}` } },
+      { name: 'agent', desiredCount: 2, schedulingStrategy: 'DAEMON' },
+    ]);
+
+    // Act
+    const p = plan(stop, estate({ clusters: [stage], groups: [{ group: NODES, users: [stage] }] }));
+
+    // Assess
+    expect(groupRow(p)).toEqual({
+      arn: groupArn('stage-nodes'),
+      type: 'autoscaling-group',
+      name: 'stage-nodes',
+      steps: [{ op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` }, PARK_GROUP],
+      requires: [serviceArn('stage', 'web'), serviceArn('stage', 'worker'), serviceArn('stage', 'batch')],
+      detail: 'min 1→0, desired 2→0, max 4→0; saved in tag nightshift:stopped',
+    });
+  });
+
+  it('leaves the group running when only some services of the cluster are selected', () => {
+    // Prepare
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 3 },
+      { name: 'worker', desiredCount: 2 },
+    ]);
+
+    // Act
+    const p = plan(
+      { ...stop, services: ['worker'] },
+      estate({ clusters: [stage], groups: [{ group: NODES, users: [stage] }] }),
+    );
+
+    // Assess
+    expect(groupRow(p)).toEqual(
+      skipped('capacity left running: this run selected only some services of cluster stage'),
+    );
+  });
+
+  it('leaves the group running when a protected service uses it', () => {
+    // Prepare
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 3 },
+      { name: 'api', desiredCount: 1, tags: { env: 'prod' } },
+    ]);
+
+    // Act
+    const p = plan(stop, estate({ clusters: [stage], groups: [{ group: NODES, users: [stage] }] }));
+
+    // Assess
+    expect(groupRow(p)).toEqual(skipped('protected: cluster stage runs protected service api'));
+  });
+
+  it('leaves the group running when it carries a protection tag itself', () => {
+    // Prepare
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
+    const nodes = group('stage-nodes', { min: 1, desired: 2, max: 4 }, { Environment: 'LIVE' });
+
+    // Act
+    const p = plan(stop, estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }));
+
+    // Assess
+    expect(groupRow(p)).toEqual(skipped('protected by tag Environment=LIVE on the group'));
+  });
+
+  it('leaves the group running when a running service the tags did not select uses it', () => {
+    // Prepare: `ops` shares the group but its cluster and services do not match the tags
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }], { team: 'shop' });
+    const ops = cluster('ops', [{ name: 'metrics', desiredCount: 1 }], { team: 'platform' });
+
+    // Act
+    const p = plan(
+      { action: 'stop', tags: { team: 'shop' } },
+      estate({ clusters: [stage, ops], groups: [{ group: NODES, users: [stage, ops] }] }),
+    );
+
+    // Assess
+    expect(rows(p).map((r) => r.name)).toEqual(['web', 'stage-nodes']);
+    expect(groupRow(p)).toEqual(
+      skipped('capacity left running: service metrics in cluster ops still runs (desiredCount 1)'),
+    );
+  });
+
+  it('leaves the group running when a selected service that still runs could not be planned', () => {
+    // Prepare
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 3 },
+      { name: 'worker', desiredCount: 2, tags: { [STOPPED]: 'garbage' } },
+    ]);
+
+    // Act
+    const p = plan(stop, estate({ clusters: [stage], groups: [{ group: NODES, users: [stage] }] }));
+
+    // Assess
+    expect(row(p, serviceArn('stage', 'worker'))?.outcome).toBe('failed');
+    expect(groupRow(p)).toEqual(
+      skipped('capacity left running: service worker in cluster stage still runs (desiredCount 2)'),
+    );
+  });
+
+  it.each([
+    {
+      title: 'leaves the group running when a sharer cluster still runs a service on it',
+      sharer: cluster('shared', [
+        { name: 'idle', desiredCount: 0 },
+        { name: 'reports', desiredCount: 1 },
+      ]),
+      expected: skipped(
+        'capacity left running: service reports in cluster shared still runs (desiredCount 1)',
+      ),
+    },
+    {
+      title: 'leaves the group running when a sharer cluster is protected',
+      sharer: cluster('shared', [{ name: 'reports', desiredCount: 0 }], { env: 'production' }),
+      expected: skipped('protected: used by cluster shared (env=production)'),
+    },
+    {
+      title: 'parks the group when every service of the sharer cluster is at 0',
+      sharer: cluster('shared', [
+        { name: 'idle', desiredCount: 0 },
+        { name: 'reports', desiredCount: 0 },
+      ]),
+      expected: {
+        arn: groupArn('stage-nodes'),
+        type: 'autoscaling-group',
+        name: 'stage-nodes',
+        steps: [{ op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` }, PARK_GROUP],
+        requires: [serviceArn('stage', 'web')],
+        detail: 'min 1→0, desired 2→0, max 4→0; saved in tag nightshift:stopped',
+      },
+    },
+  ])('$title', ({ sharer, expected }) => {
+    // Prepare
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
+    const e = estate({
+      clusters: [stage],
+      sharers: [sharer],
+      groups: [{ group: NODES, users: [stage, sharer] }],
+    });
+
+    // Act
+    const p = plan(stop, e);
+
+    // Assess: the sharer's services are read, never planned
+    expect(rows(p).map((r) => r.name)).toEqual(['web', 'stage-nodes']);
+    expect(groupRow(p)).toEqual(expected);
+  });
+
+  it('leaves a group parked by nightshift unchanged and says what start restores', () => {
+    // Prepare
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 0, tags: { [STOPPED]: `desired=3 at=${EARLIER}` } },
+    ]);
+    const nodes = group(
+      'stage-nodes',
+      { min: 0, desired: 0, max: 0 },
+      { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
+    );
+
+    // Act
+    const p = plan(stop, estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }));
+
+    // Assess
+    expect(groupRow(p)).toEqual({
+      arn: groupArn('stage-nodes'),
+      type: 'autoscaling-group',
+      name: 'stage-nodes',
+      steps: [],
+      outcome: 'unchanged',
+      detail: `already parked by nightshift at ${EARLIER}; start restores min 1 desired 2 max 4`,
+    });
+  });
+
+  it('finishes parking a group whose state was saved by an interrupted stop, keeping that state', () => {
+    // Prepare
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
+    const nodes = group(
+      'stage-nodes',
+      { min: 1, desired: 1, max: 4 },
+      { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
+    );
+
+    // Act
+    const p = plan(stop, estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }));
+
+    // Assess
+    expect(groupRow(p)).toEqual({
+      arn: groupArn('stage-nodes'),
+      type: 'autoscaling-group',
+      name: 'stage-nodes',
+      steps: [PARK_GROUP],
+      requires: [serviceArn('stage', 'web')],
+      detail: `min 1→0, desired 1→0, max 4→0 (finishing a stop from ${EARLIER}; saved state kept, start restores min 1 desired 2 max 4)`,
+    });
+  });
+
+  it('leaves out groups that no cluster of this run uses', () => {
+    // Prepare
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
+    const prod = cluster('prod', [{ name: 'api', desiredCount: 4 }]);
+    const prodNodes = group('prod-nodes', { min: 2, desired: 2, max: 8 });
+
+    // Act
+    const p = plan(
+      { action: 'stop', clusters: ['stage'], services: ['web'] },
+      estate({ clusters: [stage, prod], groups: [{ group: prodNodes, users: [prod] }] }),
+    );
+
+    // Assess
+    expect(rows(p).map((r) => r.name)).toEqual(['web']);
+  });
+});
+
+describe('planSchedule: capacity groups on start', () => {
+  const start: SchedulerInput = { action: 'start', clusters: ['stage'] };
+  const stage = cluster('stage', [
+    { name: 'web', desiredCount: 0, tags: { [STOPPED]: `desired=3 at=${EARLIER}` } },
+  ]);
+
+  it.each<{
+    title: string;
+    nodes: GroupState;
+    steps: Step[];
+    outcome?: PlannedAction['outcome'];
+    detail: string;
+  }>([
+    {
+      title: 'restores a parked group, then clears its saved state',
+      nodes: group(
+        'stage-nodes',
+        { min: 0, desired: 0, max: 0 },
+        { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
+      ),
+      steps: [{ op: 'set-group-size', size: { min: 1, desired: 2, max: 4 } }, { op: 'clear-group-state' }],
+      detail: `min 0→1, desired 0→2, max 0→4; saved state from ${EARLIER} removed`,
+    },
+    {
+      title: 'only clears the saved state of a group already back at its saved size',
+      nodes: group(
+        'stage-nodes',
+        { min: 1, desired: 2, max: 4 },
+        { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
+      ),
+      steps: [{ op: 'clear-group-state' }],
+      detail: `already at min 1 desired 2 max 4; saved state from ${EARLIER} removed`,
+    },
+    {
+      title: 'leaves a group that nightshift did not park unchanged',
+      nodes: group('stage-nodes', { min: 1, desired: 2, max: 4 }),
+      steps: [],
+      outcome: 'unchanged',
+      detail: 'not parked by nightshift (min 1 desired 2 max 4)',
+    },
+    {
+      title: 'fails a group whose saved state is unreadable, and changes nothing',
+      nodes: group('stage-nodes', { min: 0, desired: 0, max: 0 }, { [STOPPED]: `min=1 max=4 at=${EARLIER}` }),
+      steps: [],
+      outcome: 'failed',
+      detail:
+        'saved state in tag nightshift:stopped is unreadable (saved state has no valid desired (got nothing)); ' +
+        'nothing changed — fix or delete the tag',
+    },
+  ])('$title', ({ nodes, steps, outcome, detail }) => {
+    // Act
+    const p = plan(start, estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }));
+
+    // Assess
+    expect(row(p, groupArn('stage-nodes'))).toEqual({
+      arn: groupArn('stage-nodes'),
+      type: 'autoscaling-group',
+      name: 'stage-nodes',
+      steps,
+      outcome,
+      detail,
+    });
+  });
+});
+
+describe('planSchedule: phase order', () => {
+  const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
+  const e = estate({
+    clusters: [stage],
+    missingClusters: ['stagee'],
+    groups: [{ group: group('stage-nodes', { min: 1, desired: 2, max: 4 }), users: [stage] }],
+  });
+  const types = (p: Plan) => p.phases.map((phase) => phase.map((r) => r.type));
+
+  it('stops services before their capacity groups', () => {
+    // Act
+    const p = plan({ action: 'stop', clusters: ['stage', 'stagee'] }, e);
+
+    // Assess
+    expect(p.action).toBe('stop');
+    expect(types(p)).toEqual([['ecs-cluster'], ['ecs-service'], ['autoscaling-group']]);
+  });
+
+  it('starts capacity groups before their services', () => {
+    // Act
+    const p = plan({ action: 'start', clusters: ['stage', 'stagee'] }, e);
+
+    // Assess
+    expect(p.action).toBe('start');
+    expect(types(p)).toEqual([['ecs-cluster'], ['autoscaling-group'], ['ecs-service']]);
+  });
+});
