@@ -57,18 +57,23 @@ export interface PlanOptions {
 const PARKED: ScalingLimits = { min: 0, max: 0, suspended: ALL_SUSPENDED };
 const PARKED_GROUP: GroupSize = { min: 0, desired: 0, max: 0 };
 
-const serviceName = (ref: string) => ref.split('/').pop() ?? ref;
 const stamp = (now: Date) => now.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 const describeLimits = (s: ScalingLimits) =>
   `scaling min ${s.min} max ${s.max}, ${describeSuspension(s.suspended)}`;
 const describeSaved = (s: SavedService) =>
   `desiredCount ${s.desired}${s.scaling ? `, ${describeLimits(s.scaling)}` : ''}`;
-const limitsChange = (from: ScalingLimits, to: ScalingLimits) =>
-  `scaling min ${from.min}→${to.min} max ${from.max}→${to.max}` +
-  (describeSuspension(from.suspended) === describeSuspension(to.suspended)
-    ? ''
-    : `, ${describeSuspension(to.suspended)}`);
+const limitsChange = (from: ScalingLimits, to: ScalingLimits) => {
+  const parts = [
+    ...(from.min !== to.min || from.max !== to.max
+      ? [`scaling min ${from.min}→${to.min} max ${from.max}→${to.max}`]
+      : []),
+    ...(describeSuspension(from.suspended) !== describeSuspension(to.suspended)
+      ? [describeSuspension(to.suspended)]
+      : []),
+  ];
+  return parts.join(', ');
+};
 const sizeText = (g: GroupSize) => `min ${g.min} desired ${g.desired} max ${g.max}`;
 const sizeChange = (from: GroupSize, to: GroupSize) =>
   `min ${from.min}→${to.min}, desired ${from.desired}→${to.desired}, max ${from.max}→${to.max}`;
@@ -79,13 +84,31 @@ const isReplica = (s: ServiceState) => s.status === 'ACTIVE' && s.schedulingStra
 
 interface Selection {
   selected: ServiceState[];
-  /** Cluster ARNs where every service (and the cluster's own tags) matched with no `services` filter. */
+  /** Cluster ARNs where every active service was selected (and the cluster's own tags match). */
   fully: Set<string>;
-  missingServices: string[];
+  /** Rows for named services that do not exist, or exist but do not match the tags. */
+  unmatched: PlannedAction[];
 }
 
+interface ServiceRef {
+  ref: string;
+  name: string;
+  /** Set when the ref is a long-format ARN, which names its cluster. */
+  cluster?: string;
+}
+
+const parseServiceRef = (ref: string): ServiceRef => {
+  const arn = ref.match(/:service\/(?:([^/]+)\/)?([^/]+)$/);
+  return arn ? { ref, name: arn[2] ?? ref, ...(arn[1] && { cluster: arn[1] }) } : { ref, name: ref };
+};
+
+const refMatches = (r: ServiceRef, s: ServiceState) =>
+  r.name === s.name && (r.cluster === undefined || r.cluster === s.clusterName);
+
 const select = (input: SchedulerInput, clusters: ClusterState[]): Selection => {
-  const wanted = input.services?.map(serviceName);
+  const wanted = input.services && [
+    ...new Map(input.services.map((ref) => [ref, parseServiceRef(ref)])).values(),
+  ];
   const tags: TagMap | undefined = input.tags;
   const selected: ServiceState[] = [];
   const fully = new Set<string>();
@@ -93,14 +116,48 @@ const select = (input: SchedulerInput, clusters: ClusterState[]): Selection => {
     const active = cluster.services.filter((s) => s.status === 'ACTIVE');
     const chosen = active.filter(
       (s) =>
-        (!wanted || wanted.includes(s.name)) && (!tags || matchesTags({ ...cluster.tags, ...s.tags }, tags)),
+        (!wanted || wanted.some((r) => refMatches(r, s))) &&
+        (!tags || matchesTags({ ...cluster.tags, ...s.tags }, tags)),
     );
     selected.push(...chosen);
-    const clusterMatches = !tags || matchesTags(cluster.tags, tags) || chosen.length > 0;
-    if (!wanted && chosen.length === active.length && clusterMatches) fully.add(cluster.arn);
+    // Naming every service of a cluster selects it whole; naming none of them does not select it at all.
+    const clusterMatches = wanted
+      ? chosen.length > 0
+      : !tags || matchesTags(cluster.tags, tags) || chosen.length > 0;
+    if (chosen.length === active.length && clusterMatches) fully.add(cluster.arn);
   }
-  const missingServices = (wanted ?? []).filter((name) => !selected.some((s) => s.name === name));
-  return { selected, fully, missingServices };
+  const unmatched: PlannedAction[] = [];
+  const active = clusters.flatMap((c) => c.services.filter((s) => s.status === 'ACTIVE'));
+  for (const r of wanted ?? []) {
+    if (selected.some((s) => refMatches(r, s))) continue;
+    const existing = active.filter((s) => refMatches(r, s));
+    if (existing.length === 0) {
+      unmatched.push({
+        arn: r.ref,
+        type: 'ecs-service',
+        name: r.name,
+        steps: [],
+        outcome: 'failed',
+        detail: `service not found in cluster(s) ${clusters.map((c) => c.name).join(', ') || '(none)'}`,
+      });
+    }
+    for (const s of existing) {
+      unmatched.push({
+        arn: s.arn,
+        type: 'ecs-service',
+        name: s.name,
+        cluster: s.clusterName,
+        steps: [],
+        outcome: 'skipped',
+        detail: `named, but its tags (merged with cluster ${s.clusterName}'s) do not match ${Object.entries(
+          tags ?? {},
+        )
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')}`,
+      });
+    }
+  }
+  return { selected, fully, unmatched };
 };
 
 const protection = (service: ServiceState, cluster: ClusterState | undefined, rules: readonly TagRule[]) => {
@@ -252,8 +309,8 @@ const groupKeepReason = (
   for (const c of users) {
     const tag = protectedBy(c.tags, rules);
     if (tag) return `protected: used by cluster ${c.name} (${tag})`;
-    const guarded = c.services.find((s) => protectedBy(s.tags, rules));
-    if (guarded) return `protected: cluster ${c.name} runs protected service ${guarded.name}`;
+    const guarded = c.services.find((s) => s.status === 'ACTIVE' && protectedBy(s.tags, rules));
+    if (guarded) return `protected: cluster ${c.name} has protected service ${guarded.name}`;
   }
   const partial = users.find((c) => planned.has(c.arn) && !selection.fully.has(c.arn));
   if (partial)
@@ -348,14 +405,7 @@ export const planSchedule = (input: SchedulerInput, estate: Estate, opts: PlanOp
       outcome: 'failed' as const,
       detail: 'cluster not found (or not ACTIVE); nothing done for it',
     })),
-    ...selection.missingServices.map((name) => ({
-      arn: name,
-      type: 'ecs-service' as const,
-      name,
-      steps: [],
-      outcome: 'failed' as const,
-      detail: `service not found in cluster(s) ${estate.clusters.map((c) => c.name).join(', ') || '(none)'}`,
-    })),
+    ...selection.unmatched,
   ];
   const services = planServices(input.action, selection.selected, clustersByArn, opts);
   const plannedByArn = new Map<string, PlannedAction>(services.map((p) => [p.arn, p]));

@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { handler } from '#functions/ecs-scheduler/handler.ts';
+import { handler, run, type Deps } from '#functions/ecs-scheduler/handler.ts';
+import { SchedulerConfig } from '#functions/ecs-scheduler/config.ts';
+import { ecsClient } from '#shared/aws/ecs.ts';
+import { applicationAutoScalingClient } from '#shared/aws/application-autoscaling.ts';
+import { autoScalingClient } from '#shared/aws/autoscaling.ts';
+import { parseEnv } from '#shared/env.ts';
 import type { Report } from '#shared/report.ts';
 import { lambdaContext } from '#test/support/context.ts';
 import { observeSample, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
@@ -7,6 +12,12 @@ import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/suppo
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 
 const invoke = (event: unknown) => handler(event, lambdaContext('ecs-scheduler')) as Promise<Report>;
+const withEnv = (env: Record<string, string>): Deps => ({
+  clients: { ecs: ecsClient(), scaling: applicationAutoScalingClient(), autoscaling: autoScalingClient() },
+  config: parseEnv(SchedulerConfig, env),
+  now: () => new Date(),
+});
+const ctx = { logger: undefined as never, hasTime: () => true };
 const row = (report: Report, suffix: string) => report.resources.find((r) => r.arn.endsWith(suffix));
 
 describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
@@ -186,6 +197,35 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     expect(after.services['stage/web']?.desired).toBe(0);
     expect(after.services['stage/worker']?.desired).toBe(2);
     expect(after.services['prod/api']?.desired).toBe(4);
+  });
+
+  it('lets PROTECTED_TAGS replace the default protection', async () => {
+    const deps = withEnv({ PROTECTED_TAGS: 'team=SHOP' });
+
+    const stage = await run({ action: 'stop', clusters: ['stage'] }, ctx, deps);
+    const prodUnderOtherRules = await run(
+      { action: 'stop', clusters: ['prod'], dryRun: true },
+      ctx,
+      withEnv({ PROTECTED_TAGS: 'tier=critical' }),
+    );
+
+    expect(stage.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 4, failed: 0 });
+    expect(row(stage, 'service/stage/web')?.detail).toBe('protected by tag team=shop on cluster stage');
+    expect((await observeSample(aws)).services['stage/web']?.desired).toBe(3);
+    expect(prodUnderOtherRules.summary).toMatchObject({ planned: 2, skipped: 0 });
+  });
+
+  it('makes every run a dry run when DRY_RUN=true, whatever the event says', async () => {
+    const before = await observeSample(aws);
+
+    const report = await run(
+      { action: 'stop', clusters: ['stage'], dryRun: false },
+      ctx,
+      withEnv({ DRY_RUN: 'true' }),
+    );
+
+    expect(report).toMatchObject({ dryRun: true, summary: { planned: 4, changed: 0 } });
+    expect(await observeSample(aws)).toEqual(before);
   });
 
   it('reports a named cluster that does not exist as failed and still acts on the others', async () => {

@@ -470,6 +470,97 @@ describe('planSchedule: selection', () => {
   });
 });
 
+describe('planSchedule: services named by ARN or by every name', () => {
+  const NODES = group('stage-nodes', { min: 1, desired: 2, max: 4 });
+
+  it('matches a service ARN in its own cluster only', () => {
+    // Prepare: both clusters have a `web`
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 2 }]);
+    const dev = cluster('dev', [{ name: 'web', desiredCount: 2 }]);
+
+    // Act
+    const p = plan(
+      { action: 'stop', clusters: ['stage', 'dev'], services: [serviceArn('stage', 'web')] },
+      estate({ clusters: [stage, dev] }),
+    );
+
+    // Assess
+    expect(rows(p).map((r) => `${r.arn} ${r.outcome ?? 'act'}`)).toEqual([
+      `${serviceArn('stage', 'web')} act`,
+    ]);
+  });
+
+  it('reports a service ARN of a cluster outside the run as not found, and stops nothing else', () => {
+    // Prepare
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 2 }]);
+
+    // Act
+    const p = plan(
+      { action: 'stop', clusters: ['stage'], services: [serviceArn('prod', 'web')] },
+      estate({ clusters: [stage] }),
+    );
+
+    // Assess
+    expect(rows(p)).toEqual([
+      {
+        arn: serviceArn('prod', 'web'),
+        type: 'ecs-service',
+        name: 'web',
+        steps: [],
+        outcome: 'failed',
+        detail: 'service not found in cluster(s) stage',
+      },
+    ]);
+  });
+
+  it('parks the capacity when every service of the cluster is named', () => {
+    // Prepare: `other` shares no group and has none of the named services
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 3 },
+      { name: 'worker', desiredCount: 2 },
+    ]);
+    const other = cluster('other', []);
+    const OTHER_NODES = group('other-nodes', { min: 1, desired: 1, max: 1 });
+
+    // Act
+    const p = plan(
+      { action: 'stop', clusters: ['stage', 'other'], services: ['web', 'worker'] },
+      estate({
+        clusters: [stage, other],
+        groups: [
+          { group: NODES, users: [stage] },
+          { group: OTHER_NODES, users: [other] },
+        ],
+      }),
+    );
+
+    // Assess
+    expect(p.phases[2]?.map((r) => `${r.name} ${r.steps.map((s) => s.op).join('+')}`)).toEqual([
+      'stage-nodes save-group-state+set-group-size',
+    ]);
+  });
+
+  it('skips a named service whose tags do not match, saying why', () => {
+    // Prepare
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3, tags: { team: 'shop' } }]);
+
+    // Act
+    const p = plan(
+      { action: 'stop', clusters: ['stage'], services: ['web'], tags: { team: 'data' } },
+      estate({ clusters: [stage] }),
+    );
+
+    // Assess
+    expect(rows(p)).toEqual([
+      serviceRow('web', {
+        steps: [],
+        outcome: 'skipped',
+        detail: "named, but its tags (merged with cluster stage's) do not match team=data",
+      }),
+    ]);
+  });
+});
+
 describe('planSchedule: capacity groups on stop', () => {
   const NODES = group('stage-nodes', { min: 1, desired: 2, max: 4 });
   const stop: SchedulerInput = { action: 'stop', clusters: ['stage'] };
@@ -537,7 +628,7 @@ describe('planSchedule: capacity groups on stop', () => {
     const p = plan(stop, estate({ clusters: [stage], groups: [{ group: NODES, users: [stage] }] }));
 
     // Assess
-    expect(groupRow(p)).toEqual(skipped('protected: cluster stage runs protected service api'));
+    expect(groupRow(p)).toEqual(skipped('protected: cluster stage has protected service api'));
   });
 
   it('leaves the group running when it carries a protection tag itself', () => {
