@@ -2,9 +2,7 @@ import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Context } from 'aws-lambda';
-import type { Infer, Schema } from './zod.ts';
 import { RunFailedError } from './errors.ts';
-import { parseInput } from './input.ts';
 import { everythingFailed, type Report } from './report.ts';
 
 /** Stop starting new work this long before the Lambda times out, to report what was left undone. */
@@ -18,18 +16,18 @@ export interface RunContext {
 
 /**
  * The thin middy chain every nightshift function uses: structured logging with the Lambda context,
- * the event validated against its contract before any AWS call, the run, and the report logged.
+ * the event validated against its contract (`parse` throws InputError) before any AWS call, the run, and the report logged.
  * It throws only when every resource failed, so async retries and the on-failure queue see real
  * failures, not one flaky resource.
  */
-export const withOps = <S extends Schema>(
+export const withOps = <I>(
   serviceName: string,
-  schema: S,
-  run: (input: Infer<S>, ctx: RunContext) => Promise<Report>,
+  parse: (event: unknown) => I,
+  run: (input: I, ctx: RunContext) => Promise<Report>,
 ) => {
   const logger = new Logger({ serviceName });
   const base = async (event: unknown, context: Context): Promise<Report> => {
-    const input = parseInput(schema, event);
+    const input = parse(event);
     const hasTime = () =>
       typeof context?.getRemainingTimeInMillis !== 'function' ||
       context.getRemainingTimeInMillis() > DEADLINE_MARGIN_MS;

@@ -5,7 +5,7 @@ import {
   DeleteTagsCommand,
   UpdateAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
-import { mapLimit } from '#shared/concurrency.ts';
+import { executeWork, resultOf, type ExecuteOptions } from '#shared/execute.ts';
 import { errorMessage } from '#shared/errors.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
 import type { Clients } from './inventory.ts';
@@ -106,17 +106,13 @@ const runStep = async (clients: Clients, action: PlannedAction, step: Step): Pro
   }
 };
 
+const asWork = (action: PlannedAction) => ({ ...action, hasWork: action.steps.length > 0 });
+
 const result = (
   action: PlannedAction,
   outcome: ResourceResult['outcome'],
   extra: Partial<ResourceResult> = {},
-) => ({
-  arn: action.arn,
-  type: action.type,
-  outcome,
-  detail: action.detail,
-  ...extra,
-});
+) => resultOf(asWork(action), outcome, extra);
 
 /** Applies one resource's steps in order; a failure stops that resource only and says what was done. */
 const apply = async (clients: Clients, action: PlannedAction): Promise<ResourceResult> => {
@@ -135,26 +131,22 @@ const apply = async (clients: Clients, action: PlannedAction): Promise<ResourceR
   return result(action, 'changed');
 };
 
-export interface ExecuteOptions {
-  dryRun: boolean;
-  /** False once the Lambda is near its timeout. */
-  hasTime: () => boolean;
-}
-
 /**
  * Carries out a plan phase by phase with bounded concurrency, or only reports it in a dry run.
  * A resource that `requires` others runs only when they all changed cleanly.
  */
-export const executePlan = async (plan: Plan, clients: Clients, options: ExecuteOptions): Promise<Report> => {
+export const executePlan = async (
+  plan: Plan,
+  clients: Clients,
+  options: Omit<ExecuteOptions, 'concurrency'>,
+): Promise<Report> => {
   const results: ResourceResult[] = [];
   const byArn = new Map<string, ResourceResult>();
   for (const phase of plan.phases) {
-    const outcomes = await mapLimit(
-      phase,
-      MUTATION_CONCURRENCY,
+    const outcomes = await executeWork(
+      phase.map(asWork),
+      { ...options, concurrency: MUTATION_CONCURRENCY },
       async (action) => {
-        if (action.steps.length === 0) return result(action, action.outcome ?? 'unchanged');
-        if (options.dryRun) return result(action, 'planned');
         const blocker = (action.requires ?? [])
           .map((arn) => byArn.get(arn))
           .find((r) => r && r.outcome !== 'changed');
@@ -164,15 +156,6 @@ export const executePlan = async (plan: Plan, clients: Clients, options: Execute
           });
         }
         return apply(clients, action);
-      },
-      {
-        shouldStart: options.hasTime,
-        notStarted: (action) =>
-          action.steps.length === 0 || options.dryRun
-            ? result(action, action.steps.length === 0 ? (action.outcome ?? 'unchanged') : 'planned')
-            : result(action, 'skipped', {
-                detail: `not started: the Lambda was about to time out; run again to finish (would have: ${action.detail})`,
-              }),
       },
     );
     for (const r of outcomes) {

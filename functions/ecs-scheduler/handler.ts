@@ -2,6 +2,7 @@ import { ecsClient } from '#shared/aws/ecs.ts';
 import { applicationAutoScalingClient } from '#shared/aws/application-autoscaling.ts';
 import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { parseEnv } from '#shared/env.ts';
+import { parseInput } from '#shared/input.ts';
 import { withOps, type RunContext } from '#shared/handler.ts';
 import type { Report } from '#shared/report.ts';
 import { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
@@ -35,4 +36,8 @@ export const run = async (
   return executePlan(plan, d.clients, { dryRun, hasTime: ctx.hasTime });
 };
 
-export const handler = withOps('ecs-scheduler', SchedulerInput, (input, ctx) => run(input, ctx));
+export const handler = withOps(
+  'ecs-scheduler',
+  (event) => parseInput(SchedulerInput, event),
+  (input, ctx) => run(input, ctx),
+);
