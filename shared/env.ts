@@ -2,6 +2,7 @@ import './zod.ts';
 import * as z from 'zod/mini';
 import type { Infer, Schema } from './zod.ts';
 import { ConfigError } from './errors.ts';
+import { parseTagRules, type TagRule } from './tags.ts';
 
 /**
  * Parses the environment once, at cold start, and names every bad variable at once, so an operator
@@ -22,3 +23,18 @@ export const booleanFlag = z.pipe(
   z.optional(z.enum(['true', 'false', ''], 'expected true or false')),
   z.transform((v) => v === 'true'),
 );
+
+/** A `key=value,…` variable; unset or empty gives `fallback`, never an empty rule set by accident. */
+export const tagRulesVar = (fallback: TagRule[]) =>
+  z.pipe(
+    z.optional(z.string()),
+    z.transform((text, ctx): TagRule[] => {
+      if (text === undefined || text.trim() === '') return fallback;
+      const parsed = parseTagRules(text);
+      if ('error' in parsed) {
+        ctx.issues.push({ code: 'custom', input: text, message: `expected key=value,…: ${parsed.error}` });
+        return [];
+      }
+      return parsed.rules;
+    }),
+  );

@@ -23,6 +23,8 @@ export interface ServiceState {
   status: string;
   schedulingStrategy: string;
   desiredCount: number;
+  /** Tasks running or pending for the service right now. */
+  tasks: number;
   tags: TagMap;
   /** The Application Auto Scaling target on ecs:service:DesiredCount, when there is one. */
   scaling?: ScalingLimits;
@@ -33,6 +35,8 @@ export interface ClusterState {
   name: string;
   tags: TagMap;
   capacityProviders: string[];
+  /** Tasks running or pending in the cluster, services' and standalone ones alike. */
+  tasks: number;
   services: ServiceState[];
 }
 
@@ -91,6 +95,7 @@ const describeClusters = async (ecs: ECSClient, ids: string[]) => {
         name: c.clusterName ?? '',
         tags: tagMap(c.tags),
         capacityProviders: (c.capacityProviders ?? []).filter((p) => !FARGATE_PROVIDERS.has(p)),
+        tasks: (c.runningTasksCount ?? 0) + (c.pendingTasksCount ?? 0),
       });
     }
     for (const f of out.failures ?? []) {
@@ -132,6 +137,7 @@ const loadServices = async (
         status: s.status ?? 'UNKNOWN',
         schedulingStrategy: s.schedulingStrategy ?? 'REPLICA',
         desiredCount: s.desiredCount ?? 0,
+        tasks: (s.runningCount ?? 0) + (s.pendingCount ?? 0),
         tags: tagMap(s.tags),
       });
     }
@@ -218,7 +224,10 @@ export const readEstate = async (
   options: { withSharers: boolean },
 ): Promise<Estate> => {
   const ids = scope.clusters ?? (await listAllClusterArns(clients.ecs));
-  const { found, missing } = await describeClusters(clients.ecs, ids);
+  const described = await describeClusters(clients.ecs, [...new Set(ids)]);
+  // The same cluster named twice (by name and by ARN) is read and acted on once.
+  const found = [...new Map(described.found.map((c) => [c.arn, c])).values()];
+  const missing = described.missing;
   const clusters = await withServices(clients.ecs, found);
 
   const groupOf = await providerGroups(

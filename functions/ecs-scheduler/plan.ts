@@ -11,6 +11,7 @@ import {
   sameScaling,
   SAVED_STATE_TAG,
   type GroupSize,
+  type SavedGroup,
   type SavedService,
   type ScalingLimits,
 } from './saved.ts';
@@ -179,12 +180,36 @@ const readSaved = <T>(tags: TagMap, decode: (text: string) => T): { saved?: T; e
   }
 };
 
+/** Nothing of the service is parked: it runs and its scaling target (if any) is live. */
+const isRunning = (s: ServiceState) => s.desiredCount > 0 && (!s.scaling || !sameScaling(s.scaling, PARKED));
+
+/** The live values are the saved ones: a stop was interrupted before it parked anything, or a start finished. */
+const matchesSaved = (s: ServiceState, saved: SavedService) =>
+  s.desiredCount === saved.desired &&
+  (saved.scaling === undefined || (s.scaling !== undefined && sameScaling(s.scaling, saved.scaling)));
+
+/**
+ * A saved-state tag on a service that runs with other values than it saved is stale — left by a
+ * start that could not remove it, or the service was changed by hand. Restoring it, or keeping it
+ * for the next start, would bring back old values: refuse and let a person decide.
+ */
+const staleTag = (s: ServiceState, saved: SavedService) =>
+  isRunning(s) && !matchesSaved(s, saved)
+    ? `saved state from ${saved.at} (${describeSaved(saved)}) does not match the running service ` +
+      `(desiredCount ${s.desiredCount}${s.scaling ? `, ${describeLimits(s.scaling)}` : ''}): it may be left over ` +
+      `from a start that could not remove it; nothing changed — delete tag ${SAVED_STATE_TAG} and run again`
+    : undefined;
+
 const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
   const base = { arn: s.arn, type: 'ecs-service' as const, name: s.name, cluster: s.clusterName };
-  const { saved, error } = readSaved(s.tags, decodeService);
-  if (error) return { ...base, steps: [], outcome: 'failed', detail: error };
+  const read = readSaved(s.tags, decodeService);
+  if (read.error) return { ...base, steps: [], outcome: 'failed', detail: read.error };
+  let saved = read.saved;
+  const stale = saved && staleTag(s, saved);
+  if (stale) return { ...base, steps: [], outcome: 'failed', detail: stale };
   const steps: Step[] = [];
   const changes: string[] = [];
+  const liveScaling = s.scaling && !sameScaling(s.scaling, PARKED) ? s.scaling : undefined;
   if (!saved) {
     const state: SavedService = {
       desired: s.desiredCount,
@@ -192,10 +217,18 @@ const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
       at: stamp(now),
     };
     steps.push({ op: 'save-service-state', value: encodeService(state) });
+  } else if (!saved.scaling && liveScaling) {
+    // A scalable target was registered after the stop saved state without one: its limits are added
+    // to the saved state (nothing saved is replaced) before it is parked, so start can restore them.
+    saved = { ...saved, scaling: liveScaling };
+    steps.push({ op: 'save-service-state', value: encodeService(saved) });
+    changes.push(
+      `scaling target registered since the stop: min ${liveScaling.min} max ${liveScaling.max} added to the saved state`,
+    );
   }
-  if (s.scaling && !sameScaling(s.scaling, PARKED)) {
+  if (liveScaling) {
     steps.push({ op: 'park-scaling', resourceId: scalingResourceId(s.clusterName, s.name) });
-    changes.push(limitsChange(s.scaling, PARKED));
+    changes.push(limitsChange(liveScaling, PARKED));
   }
   if (s.desiredCount > 0) {
     steps.push({ op: 'set-desired-count', desiredCount: 0 });
@@ -243,11 +276,21 @@ const planServiceStart = (s: ServiceState): PlannedAction => {
             'desiredCount 0 and no saved state: nightshift did not stop it, so there is nothing to restore',
         };
   }
+  const stale = staleTag(s, saved);
+  if (stale) return { ...base, steps: [], outcome: 'failed', detail: stale };
+  if (saved.scaling && !s.scaling) {
+    return {
+      ...base,
+      steps: [],
+      outcome: 'failed',
+      detail:
+        `saved scaling min ${saved.scaling.min} max ${saved.scaling.max} cannot be restored: the scalable target ` +
+        `is no longer registered; nothing changed — register the target again (or delete tag ${SAVED_STATE_TAG}) and run start`,
+    };
+  }
   const steps: Step[] = [];
   const changes: string[] = [];
-  if (saved.scaling && !s.scaling) {
-    changes.push('scalable target no longer registered, scaling not restored');
-  } else if (saved.scaling && s.scaling && !sameScaling(saved.scaling, s.scaling)) {
+  if (saved.scaling && s.scaling && !sameScaling(saved.scaling, s.scaling)) {
     steps.push({
       op: 'restore-scaling',
       resourceId: scalingResourceId(s.clusterName, s.name),
@@ -312,6 +355,12 @@ const groupKeepReason = (
     const guarded = c.services.find((s) => s.status === 'ACTIVE' && protectedBy(s.tags, rules));
     if (guarded) return `protected: cluster ${c.name} has protected service ${guarded.name}`;
   }
+  for (const c of users) {
+    const standalone = c.tasks - c.services.reduce((sum, s) => sum + s.tasks, 0);
+    if (standalone > 0) {
+      return `capacity left running: cluster ${c.name} runs ${standalone} task(s) outside services (RunTask or scheduled tasks)`;
+    }
+  }
   const partial = users.find((c) => planned.has(c.arn) && !selection.fully.has(c.arn));
   if (partial)
     return `capacity left running: this run selected only some services of cluster ${partial.name}`;
@@ -327,6 +376,13 @@ const groupKeepReason = (
   return undefined;
 };
 
+/** Same rule as for services: a group that runs with other sizes than it saved carries a stale tag. */
+const staleGroupTag = (g: GroupState, saved: SavedGroup) =>
+  !sameSize(g, PARKED_GROUP) && !sameSize(g, saved)
+    ? `saved state from ${saved.at} (${sizeText(saved)}) does not match the running group (${sizeText(g)}): ` +
+      `it may be left over from a start that could not remove it; nothing changed — delete tag ${SAVED_STATE_TAG} and run again`
+    : undefined;
+
 const planGroupStop = (
   g: GroupState,
   keep: string | undefined,
@@ -336,6 +392,8 @@ const planGroupStop = (
   if (keep) return { ...groupBase(g), steps: [], outcome: 'skipped', detail: keep };
   const { saved, error } = readSaved(g.tags, decodeGroup);
   if (error) return { ...groupBase(g), steps: [], outcome: 'failed', detail: error };
+  const stale = saved && staleGroupTag(g, saved);
+  if (stale) return { ...groupBase(g), steps: [], outcome: 'failed', detail: stale };
   if (saved) {
     if (sameSize(g, PARKED_GROUP)) {
       return {
@@ -379,6 +437,8 @@ const planGroupStart = (g: GroupState, rules: readonly TagRule[], users: Cluster
       detail: `not parked by nightshift (${sizeText(g)})`,
     };
   }
+  const stale = staleGroupTag(g, saved);
+  if (stale) return { ...groupBase(g), steps: [], outcome: 'failed', detail: stale };
   const restore = sameSize(g, saved)
     ? []
     : [{ op: 'set-group-size' as const, size: { min: saved.min, desired: saved.desired, max: saved.max } }];

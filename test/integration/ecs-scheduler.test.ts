@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { UpdateServiceCommand } from '@aws-sdk/client-ecs';
 import { handler, run, type Deps } from '#functions/ecs-scheduler/handler.ts';
 import { SchedulerConfig } from '#functions/ecs-scheduler/config.ts';
 import { ecsClient } from '#shared/aws/ecs.ts';
@@ -115,19 +116,52 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     );
   });
 
-  it('keeps the saved state when a stopped service was scaled up by hand and stopped again', async () => {
+  it('stops again a parked service scaled up by hand, keeping the state it saved', async () => {
+    // Prepare: web's scaling target stays parked, so this is still a stopped service
     await invoke({ action: 'stop', clusters: ['stage'] });
-    const saved = (await observeSample(aws)).services['stage/worker']?.tags['nightshift:stopped'];
-    const { UpdateServiceCommand } = await import('@aws-sdk/client-ecs');
-    await aws.ecs.send(new UpdateServiceCommand({ cluster: 'stage', service: 'worker', desiredCount: 5 }));
+    const saved = (await observeSample(aws)).services['stage/web']?.tags['nightshift:stopped'];
+    await aws.ecs.send(new UpdateServiceCommand({ cluster: 'stage', service: 'web', desiredCount: 5 }));
 
+    // Act
     const again = await invoke({ action: 'stop', clusters: ['stage'] });
     await invoke({ action: 'start', clusters: ['stage'] });
 
-    expect(row(again, 'service/stage/worker')).toMatchObject({ outcome: 'changed' });
-    expect(row(again, 'service/stage/worker')?.detail).toMatch(/^desiredCount 5 → 0 \(finishing a stop from/);
-    expect(saved).toMatch(/^desired=2 /);
-    expect((await observeSample(aws)).services['stage/worker']?.desired).toBe(2);
+    // Assess
+    expect(row(again, 'service/stage/web')?.outcome).toBe('changed');
+    expect(row(again, 'service/stage/web')?.detail).toMatch(/^desiredCount 5 → 0 \(finishing a stop from/);
+    expect(saved).toMatch(/^desired=3 min=2 max=6 /);
+    expect((await observeSample(aws)).services['stage/web']).toMatchObject({
+      desired: 3,
+      scaling: { min: 2, max: 6 },
+    });
+  });
+
+  it('refuses a running service whose saved state does not match it, keeping the tag for a person to judge', async () => {
+    // Prepare: a tag left behind on a running service (as by a start whose UntagResource failed)
+    const { TagResourceCommand } = await import('@aws-sdk/client-ecs');
+    const worker = 'arn:aws:ecs:eu-central-1:123456789012:service/stage/worker';
+    await aws.ecs.send(
+      new TagResourceCommand({
+        resourceArn: worker,
+        tags: [{ key: 'nightshift:stopped', value: 'desired=9 at=2026-11-20T18:00:00Z' }],
+      }),
+    );
+
+    // Act
+    const stop = await invoke({ action: 'stop', clusters: ['stage'] });
+    const after = await observeSample(aws);
+
+    // Assess
+    expect(row(stop, 'service/stage/worker')).toMatchObject({ outcome: 'failed' });
+    expect(row(stop, 'service/stage/worker')?.detail).toMatch(
+      /does not match the running service \(desiredCount 2\)/,
+    );
+    expect(after.services['stage/worker']).toMatchObject({
+      desired: 2,
+      tags: { 'nightshift:stopped': 'desired=9 at=2026-11-20T18:00:00Z' },
+    });
+    expect(row(stop, 'autoScalingGroupName/stage-ecs-nodes')?.outcome).toBe('skipped');
+    expect(after.groups['stage-ecs-nodes']).toMatchObject({ min: 1, desired: 2, max: 4 });
   });
 
   it('changes nothing on a second start and touches nothing without saved state', async () => {

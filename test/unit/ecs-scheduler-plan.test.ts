@@ -30,12 +30,13 @@ const PARKED_SCALING: ScalingLimits = { min: 0, max: 0, suspended: { in: true, o
 
 type ServiceSpec = { name: string } & Partial<Omit<ServiceState, 'arn' | 'clusterArn' | 'clusterName'>>;
 
-const cluster = (name: string, services: ServiceSpec[], tags: TagMap = {}): ClusterState => ({
-  arn: clusterArn(name),
-  name,
-  tags,
-  capacityProviders: [`${name}-provider`],
-  services: services.map((spec) => ({
+const cluster = (
+  name: string,
+  services: ServiceSpec[],
+  tags: TagMap = {},
+  standaloneTasks = 0,
+): ClusterState => {
+  const states: ServiceState[] = services.map((spec) => ({
     arn: serviceArn(name, spec.name),
     clusterArn: clusterArn(name),
     clusterName: name,
@@ -44,8 +45,17 @@ const cluster = (name: string, services: ServiceSpec[], tags: TagMap = {}): Clus
     desiredCount: 1,
     tags: {},
     ...spec,
-  })),
-});
+    tasks: spec.tasks ?? spec.desiredCount ?? 1,
+  }));
+  return {
+    arn: clusterArn(name),
+    name,
+    tags,
+    capacityProviders: [`${name}-provider`],
+    tasks: states.reduce((sum, s) => sum + s.tasks, standaloneTasks),
+    services: states,
+  };
+};
 
 const group = (name: string, size: { min: number; desired: number; max: number }, tags: TagMap = {}) => ({
   arn: groupArn(name),
@@ -161,9 +171,36 @@ describe('planSchedule: stopping a service', () => {
     },
     {
       title: 'finishes an interrupted stop without overwriting the saved state',
-      service: { name: 'worker', desiredCount: 5, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
+      service: { name: 'worker', desiredCount: 2, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
       steps: [{ op: 'set-desired-count', desiredCount: 0 }],
-      detail: `desiredCount 5 → 0 (finishing a stop from ${EARLIER}; saved state kept, start restores desiredCount 2)`,
+      detail: `desiredCount 2 → 0 (finishing a stop from ${EARLIER}; saved state kept, start restores desiredCount 2)`,
+    },
+    {
+      title: 'fails a running service whose saved state does not match it (a stale tag), and changes nothing',
+      service: { name: 'worker', desiredCount: 5, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
+      steps: [],
+      outcome: 'failed',
+      detail:
+        `saved state from ${EARLIER} (desiredCount 2) does not match the running service (desiredCount 5): ` +
+        'it may be left over from a start that could not remove it; nothing changed — delete tag nightshift:stopped and run again',
+    },
+    {
+      title:
+        'adds the limits of a scaling target registered after the stop to the saved state, then parks it',
+      service: {
+        name: 'web',
+        desiredCount: 0,
+        scaling: ACTIVE_SCALING,
+        tags: { [STOPPED]: `desired=3 at=${EARLIER}` },
+      },
+      steps: [
+        { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+        { op: 'park-scaling', resourceId: 'service/stage/web' },
+      ],
+      detail:
+        'scaling target registered since the stop: min 2 max 6 added to the saved state; ' +
+        'scaling min 2→0 max 6→0, all scaling suspended ' +
+        `(finishing a stop from ${EARLIER}; saved state kept, start restores desiredCount 3, scaling min 2 max 6, scaling active)`,
     },
     {
       title: 'finishes an interrupted stop that saved scaling limits but did not park them yet',
@@ -257,14 +294,26 @@ describe('planSchedule: starting a service', () => {
       detail: `already at desiredCount 2; saved state from ${EARLIER} removed`,
     },
     {
-      title: 'restores the desired count and says so when the saved scaling target no longer exists',
+      title: 'keeps the saved state and changes nothing when the saved scaling target no longer exists',
       service: {
         name: 'web',
         desiredCount: 0,
         tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
       },
-      steps: [{ op: 'set-desired-count', desiredCount: 3 }, { op: 'clear-service-state' }],
-      detail: `desiredCount 0 → 3; scalable target no longer registered, scaling not restored; saved state from ${EARLIER} removed`,
+      steps: [],
+      outcome: 'failed',
+      detail:
+        'saved scaling min 2 max 6 cannot be restored: the scalable target is no longer registered; nothing changed ' +
+        '— register the target again (or delete tag nightshift:stopped) and run start',
+    },
+    {
+      title: 'refuses to restore over a running service whose saved state does not match it',
+      service: { name: 'worker', desiredCount: 5, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
+      steps: [],
+      outcome: 'failed',
+      detail:
+        `saved state from ${EARLIER} (desiredCount 2) does not match the running service (desiredCount 5): ` +
+        'it may be left over from a start that could not remove it; nothing changed — delete tag nightshift:stopped and run again',
     },
     {
       title: 'leaves a running service without saved state unchanged',
@@ -756,7 +805,7 @@ describe('planSchedule: capacity groups on stop', () => {
     const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
     const nodes = group(
       'stage-nodes',
-      { min: 1, desired: 1, max: 4 },
+      { min: 1, desired: 2, max: 4 },
       { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
     );
 
@@ -770,8 +819,42 @@ describe('planSchedule: capacity groups on stop', () => {
       name: 'stage-nodes',
       steps: [PARK_GROUP],
       requires: [serviceArn('stage', 'web')],
-      detail: `min 1→0, desired 1→0, max 4→0 (finishing a stop from ${EARLIER}; saved state kept, start restores min 1 desired 2 max 4)`,
+      detail: `min 1→0, desired 2→0, max 4→0 (finishing a stop from ${EARLIER}; saved state kept, start restores min 1 desired 2 max 4)`,
     });
+  });
+
+  it('fails a running group whose saved state does not match it, and changes nothing', () => {
+    // Prepare
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
+    const nodes = group(
+      'stage-nodes',
+      { min: 2, desired: 5, max: 8 },
+      { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
+    );
+
+    // Act
+    const p = plan(stop, estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }));
+
+    // Assess
+    expect(groupRow(p)).toMatchObject({ steps: [], outcome: 'failed' });
+    expect(groupRow(p)?.detail).toMatch(
+      /^saved state from .* \(min 1 desired 2 max 4\) does not match the running group \(min 2 desired 5 max 8\)/,
+    );
+  });
+
+  it('leaves the group running when the cluster runs tasks outside services', () => {
+    // Prepare: two standalone tasks (RunTask or a scheduled task) besides the service's
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }], {}, 2);
+
+    // Act
+    const p = plan(stop, estate({ clusters: [stage], groups: [{ group: NODES, users: [stage] }] }));
+
+    // Assess
+    expect(groupRow(p)).toEqual(
+      skipped(
+        'capacity left running: cluster stage runs 2 task(s) outside services (RunTask or scheduled tasks)',
+      ),
+    );
   });
 
   it('leaves out groups that no cluster of this run uses', () => {
