@@ -30,6 +30,7 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
   beforeAll(async () => {
     moto = await startMoto();
     useEndpoint(moto.url);
+    process.env.TARGET_REGIONS = 'eu-west-1';
     aws = seedClients(moto.url);
     await seedEstate(aws);
   });
@@ -66,5 +67,16 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
     await expect(
       handler({ action: 'halt', clusters: ['stage'] }, lambdaContext('ecs-scheduler')),
     ).rejects.toThrow(/field "action"/);
+  });
+
+  it('rds-snapshot-copy bundle sweeps in a dry run', async () => {
+    const handler = await load('rds-snapshot-copy');
+
+    const report = await handler(
+      sample('rds-snapshot-copy', 'sweep-dry-run.json'),
+      lambdaContext('rds-snapshot-copy'),
+    );
+
+    expect(report).toMatchObject({ action: 'sweep', dryRun: true, summary: { failed: 0 } });
   });
 });

@@ -2,24 +2,29 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
+import { parseCopyInput } from '#events/rds-snapshot-copy/schema.ts';
 import { parseInput } from '#shared/input.ts';
-import type { Schema } from '#shared/zod.ts';
 
-const SCHEMAS: Record<string, Schema> = { 'ecs-scheduler': SchedulerInput };
+/** Each function's input contract, and the sample folders under events/ it must accept. */
+const CONTRACTS: Record<string, { parse: (event: unknown) => unknown; samples: string[] }> = {
+  'ecs-scheduler': { parse: (e) => parseInput(SchedulerInput, e), samples: ['ecs-scheduler'] },
+  'rds-snapshot-copy': { parse: parseCopyInput, samples: ['rds-snapshot-copy', 'aws.rds'] },
+};
 
-const samples = Object.keys(SCHEMAS).flatMap((fn) =>
-  readdirSync(join('events', fn, 'samples')).map((file) => ({ fn, file })),
+const cases = Object.entries(CONTRACTS).flatMap(([fn, { samples }]) =>
+  samples.flatMap((dir) => readdirSync(join('events', dir, 'samples')).map((file) => ({ fn, dir, file }))),
 );
 
 describe('event contracts', () => {
-  it('has a schema and samples for every function', () => {
+  it('has a contract and samples for every function', () => {
     const functions = readdirSync('functions').filter((f) => existsSync(join('functions', f, 'handler.ts')));
-    expect(Object.keys(SCHEMAS).sort()).toEqual(functions.sort());
-    for (const fn of functions) expect(samples.filter((s) => s.fn === fn).length).toBeGreaterThan(1);
+    expect(Object.keys(CONTRACTS).sort()).toEqual(functions.sort());
+    for (const fn of functions)
+      expect(cases.filter((c) => c.fn === fn && c.dir === fn).length).toBeGreaterThan(1);
   });
 
-  it.each(samples)('parses $fn sample $file under its schema', ({ fn, file }) => {
-    const event = JSON.parse(readFileSync(join('events', fn, 'samples', file), 'utf8'));
-    expect(() => parseInput(SCHEMAS[fn] as Schema, event)).not.toThrow();
+  it.each(cases)('$fn accepts $dir/samples/$file', ({ fn, dir, file }) => {
+    const event = JSON.parse(readFileSync(join('events', dir, 'samples', file), 'utf8'));
+    expect(() => CONTRACTS[fn]?.parse(event)).not.toThrow();
   });
 });

@@ -15,6 +15,8 @@ const SDK_PREFIX: Record<string, string> = {
   'client-ecs': 'ecs',
   'client-application-auto-scaling': 'application-autoscaling',
   'client-auto-scaling': 'autoscaling',
+  'client-rds': 'rds',
+  'client-ec2': 'ec2',
 };
 // Calls the SDK makes whose IAM action differs from the command name.
 const ACTION_ALIASES: Record<string, string> = {};

@@ -1,0 +1,60 @@
+import * as z from 'zod/mini';
+import type { Infer } from '#shared/zod.ts';
+import { booleanFlag, tagRulesVar } from '#shared/env.ts';
+import { REGION } from '#events/rds-snapshot-copy/schema.ts';
+
+const list = (text: string) =>
+  text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/** Environment of rds-snapshot-copy, parsed once per cold start. */
+export const CopyConfig = z.object({
+  /** Comma list of regions to copy into. Required. */
+  TARGET_REGIONS: z.pipe(
+    z.string('required: a comma list of regions, e.g. eu-west-1,us-east-1'),
+    z.transform((text, ctx) => {
+      const regions = list(text);
+      const bad = regions.filter((r) => !REGION.test(r));
+      if (regions.length === 0 || bad.length > 0) {
+        ctx.issues.push({
+          code: 'custom',
+          input: text,
+          message: bad.length > 0 ? `not regions: ${bad.join(', ')}` : 'name at least one region',
+        });
+      }
+      return [...new Set(regions)];
+    }),
+  ),
+  /** `region=key-id-or-arn-or-alias`, comma separated: the key each region's encrypted copies use. */
+  TARGET_KMS_KEYS: z.pipe(
+    z.optional(z.string()),
+    z.transform((text, ctx) => {
+      const keys: Record<string, string> = {};
+      for (const entry of list(text ?? '')) {
+        const eq = entry.indexOf('=');
+        const region = entry.slice(0, eq).trim();
+        const key = entry.slice(eq + 1).trim();
+        if (eq <= 0 || !REGION.test(region) || !key) {
+          ctx.issues.push({ code: 'custom', input: text, message: `"${entry}" is not region=key` });
+          continue;
+        }
+        keys[region] = key;
+      }
+      return keys;
+    }),
+  ),
+  /** Copies older than this many days are pruned, except the newest of each database. */
+  RETENTION_DAYS: z.pipe(
+    z.optional(z.string().check(z.regex(/^\d{1,5}$/, 'expected a whole number of days, 0 or more'))),
+    z.transform((text) => (text === undefined ? 7 : Number(text))),
+  ),
+  /** Only snapshots of databases and clusters carrying all these tags are copied. */
+  SOURCE_TAGS: tagRulesVar([]),
+  DRY_RUN: booleanFlag,
+  /** The function's own region: where source snapshots live. */
+  AWS_REGION: z.string().check(z.regex(REGION, 'expected the Lambda region')),
+});
+
+export type CopyConfig = Infer<typeof CopyConfig>;
