@@ -79,4 +79,15 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
 
     expect(report).toMatchObject({ action: 'sweep', dryRun: true, summary: { failed: 0 } });
   });
+
+  it('snapshot-tags bundle sweeps the region in a dry run', async () => {
+    const handler = await load('snapshot-tags');
+
+    const report = await handler(
+      sample('snapshot-tags', 'sweep-dry-run.json'),
+      lambdaContext('snapshot-tags'),
+    );
+
+    expect(report).toMatchObject({ action: 'sweep', dryRun: true, summary: { failed: 0 } });
+  });
 });

@@ -3,12 +3,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
 import { parseCopyInput } from '#events/rds-snapshot-copy/schema.ts';
+import { parseSnapshotTagsInput } from '#events/snapshot-tags/schema.ts';
 import { parseInput } from '#shared/input.ts';
 
 /** Each function's input contract, and the sample folders under events/ it must accept. */
 const CONTRACTS: Record<string, { parse: (event: unknown) => unknown; samples: string[] }> = {
   'ecs-scheduler': { parse: (e) => parseInput(SchedulerInput, e), samples: ['ecs-scheduler'] },
   'rds-snapshot-copy': { parse: parseCopyInput, samples: ['rds-snapshot-copy', 'aws.rds'] },
+  'snapshot-tags': { parse: parseSnapshotTagsInput, samples: ['snapshot-tags', 'aws.rds', 'aws.ec2'] },
 };
 
 const cases = Object.entries(CONTRACTS).flatMap(([fn, { samples }]) =>

@@ -154,6 +154,19 @@ describe('serverless.yml and infra/', () => {
     expect(dev.Resources.EcsStartSchedule?.Properties.ScheduleExpression).toBe('cron(0 7 ? * MON-FRI *)');
   });
 
+  it('keeps snapshot copies and tags running for real in prod, where ECS schedules are off and dry', () => {
+    const env = (t: Template, name: string) =>
+      (t.Resources[logicalId(name)]?.Properties.Environment as { Variables: Record<string, string> })
+        .Variables;
+    for (const id of ['RdsSnapshotCopySweepSchedule', 'SnapshotSweepSchedule']) {
+      expect(prod.Resources[id]?.Properties.State).toBe('ENABLED');
+    }
+    expect(env(prod, 'rds-snapshot-copy').DRY_RUN).toBe('false');
+    expect(env(prod, 'snapshot-tags').DRY_RUN).toBe('false');
+    expect(env(prod, 'ecs-scheduler').DRY_RUN).toBe('true');
+    expect(env(dev, 'ecs-scheduler').DRY_RUN).toBe('false');
+  });
+
   it.each(FUNCTIONS)('sends failed async invocations of %s to the on-failure queue', (name) => {
     const config = Object.values(dev.Resources).find(
       (r) =>

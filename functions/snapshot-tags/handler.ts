@@ -1,0 +1,42 @@
+import { rdsClient } from '#shared/aws/rds.ts';
+import { ec2Client } from '#shared/aws/ec2.ts';
+import { parseEnv } from '#shared/env.ts';
+import { withOps, type RunContext } from '#shared/handler.ts';
+import { buildReport, type Report } from '#shared/report.ts';
+import { parseSnapshotTagsInput, type SnapshotTagsInput } from '#events/snapshot-tags/schema.ts';
+import { SnapshotTagsConfig } from './config.ts';
+import { executePlan } from './execute.ts';
+import { readRegion, readSnapshot, type Clients, type Estate } from './inventory.ts';
+import { planTagging } from './plan.ts';
+
+export interface Deps {
+  clients: Clients;
+  config: SnapshotTagsConfig;
+}
+
+let deps: Deps | undefined;
+const defaultDeps = (): Deps =>
+  (deps ??= {
+    clients: { rds: rdsClient(), ec2: ec2Client() },
+    config: parseEnv(SnapshotTagsConfig),
+  });
+
+export const run = async (
+  input: SnapshotTagsInput,
+  ctx: RunContext,
+  d: Deps = defaultDeps(),
+): Promise<Report> => {
+  const dryRun = (input.action === 'sweep' && input.dryRun === true) || d.config.DRY_RUN;
+  let estate: Estate;
+  if (input.action === 'sweep') estate = await readRegion(d.clients);
+  // An event about anything but a created snapshot: nothing to read, nothing to report.
+  else if (!input.snapshot) return buildReport('tag', dryRun, []);
+  else estate = await readSnapshot(d.clients, input.snapshot);
+  const plan = planTagging(input.action, estate, {
+    only: d.config.TAG_KEYS,
+    exclude: d.config.EXCLUDE_TAG_KEYS,
+  });
+  return executePlan(plan, d.clients, { dryRun, hasTime: ctx.hasTime });
+};
+
+export const handler = withOps('snapshot-tags', parseSnapshotTagsInput, (input, ctx) => run(input, ctx));
