@@ -90,4 +90,15 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
 
     expect(report).toMatchObject({ action: 'sweep', dryRun: true, summary: { failed: 0 } });
   });
+
+  it('instance-rotation bundle plans a rotation in a dry run', async () => {
+    const handler = await load('instance-rotation');
+
+    const report = await handler(
+      sample('instance-rotation', 'scheduled.json'),
+      lambdaContext('instance-rotation'),
+    );
+
+    expect(report).toMatchObject({ action: 'rotate', summary: { failed: 0 } });
+  });
 });

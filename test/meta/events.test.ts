@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
+import { RotateInput } from '#events/instance-rotation/schema.ts';
 import { parseCopyInput } from '#events/rds-snapshot-copy/schema.ts';
 import { parseSnapshotTagsInput } from '#events/snapshot-tags/schema.ts';
 import { parseInput } from '#shared/input.ts';
@@ -10,6 +11,7 @@ import { parseInput } from '#shared/input.ts';
 const CONTRACTS: Record<string, { parse: (event: unknown) => unknown; samples: string[] }> = {
   'ecs-scheduler': { parse: (e) => parseInput(SchedulerInput, e), samples: ['ecs-scheduler'] },
   'rds-snapshot-copy': { parse: parseCopyInput, samples: ['rds-snapshot-copy', 'aws.rds'] },
+  'instance-rotation': { parse: (e) => parseInput(RotateInput, e), samples: ['instance-rotation'] },
   'snapshot-tags': { parse: parseSnapshotTagsInput, samples: ['snapshot-tags', 'aws.rds', 'aws.ec2'] },
 };
 

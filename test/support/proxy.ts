@@ -27,6 +27,11 @@ export interface Proxy {
   /** Requests that reached moto, i.e. without an injected fault. */
   delivered: () => RecordedRequest[];
   setFaults: (rates: FaultRates | undefined) => void;
+  /**
+   * Answers `operation` itself instead of moto, for calls moto cannot answer (a known gap), with what
+   * AWS would send. The request is still recorded.
+   */
+  stub: (operation: string, response: { status?: number; contentType: string; body: string }) => void;
   close: () => Promise<void>;
 }
 
@@ -78,6 +83,7 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
   const target = new URL(targetUrl);
   const requests: RecordedRequest[] = [];
   let faults: FaultRates | undefined;
+  const stubs = new Map<string, { status?: number; contentType: string; body: string }>();
   let random = mulberry32(1);
   const server: Server = createServer(async (req, res) => {
     const raw = await readBody(req);
@@ -85,6 +91,15 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     const { service, operation, json } = identify(req, body);
     const entry: RecordedRequest = { service, operation, body };
     requests.push(entry);
+    const stubbed = stubs.get(operation);
+    if (stubbed) {
+      res.writeHead(stubbed.status ?? 200, {
+        'content-type': stubbed.contentType,
+        'x-amzn-requestid': 'stubbed',
+      });
+      res.end(stubbed.body);
+      return;
+    }
     const roll = faults ? random() : 1;
     if (faults && roll < faults.throttle) {
       entry.fault = 'throttle';
@@ -124,6 +139,7 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     url: `http://127.0.0.1:${port}`,
     requests,
     delivered: () => requests.filter((r) => !r.fault),
+    stub: (operation, response) => stubs.set(operation, response),
     setFaults: (rates) => {
       faults = rates;
       random = mulberry32(rates?.seed ?? 1);

@@ -1,0 +1,105 @@
+import {
+  CreateOrUpdateTagsCommand,
+  DeleteTagsCommand,
+  SetDesiredCapacityCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
+} from '@aws-sdk/client-auto-scaling';
+import { UpdateContainerInstancesStateCommand } from '@aws-sdk/client-ecs';
+import { errorMessage } from '#shared/errors.ts';
+import { executeWork, resultOf, type ExecuteOptions } from '#shared/execute.ts';
+import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
+import { ROTATION_TAG, type Clients } from './inventory.ts';
+import type { RotationWork, Step } from './plan.ts';
+
+/** Groups are independent; a few at a time. */
+export const ROTATION_CONCURRENCY = 4;
+
+const STEP_NAMES: Record<Step['op'], string> = {
+  'save-rotation': 'save rotation state (CreateOrUpdateTags)',
+  'set-desired': 'set desired capacity (SetDesiredCapacity)',
+  drain: 'drain ECS container instance (UpdateContainerInstancesState)',
+  terminate: 'terminate instance (TerminateInstanceInAutoScalingGroup)',
+  'clear-rotation': 'remove rotation state (DeleteTags)',
+};
+
+const runStep = async (clients: Clients, group: string, step: Step) => {
+  switch (step.op) {
+    case 'save-rotation':
+      await clients.autoscaling.send(
+        new CreateOrUpdateTagsCommand({
+          Tags: [
+            {
+              ResourceId: group,
+              ResourceType: 'auto-scaling-group',
+              Key: ROTATION_TAG,
+              Value: step.value,
+              PropagateAtLaunch: false,
+            },
+          ],
+        }),
+      );
+      return;
+    case 'set-desired':
+      await clients.autoscaling.send(
+        new SetDesiredCapacityCommand({
+          AutoScalingGroupName: group,
+          DesiredCapacity: step.desired,
+          HonorCooldown: false,
+        }),
+      );
+      return;
+    case 'drain':
+      await clients.ecs.send(
+        new UpdateContainerInstancesStateCommand({
+          cluster: step.cluster,
+          containerInstances: [step.containerInstance],
+          status: 'DRAINING',
+        }),
+      );
+      return;
+    case 'terminate':
+      // Decrementing desired brings the group back to its size before the rotation: never creeps up.
+      await clients.autoscaling.send(
+        new TerminateInstanceInAutoScalingGroupCommand({
+          InstanceId: step.instanceId,
+          ShouldDecrementDesiredCapacity: true,
+        }),
+      );
+      return;
+    case 'clear-rotation':
+      await clients.autoscaling.send(
+        new DeleteTagsCommand({
+          Tags: [{ ResourceId: group, ResourceType: 'auto-scaling-group', Key: ROTATION_TAG }],
+        }),
+      );
+      return;
+  }
+};
+
+const apply = async (clients: Clients, w: RotationWork): Promise<ResourceResult> => {
+  const done: string[] = [];
+  for (const step of w.steps) {
+    try {
+      await runStep(clients, w.group, step);
+      done.push(STEP_NAMES[step.op]);
+    } catch (error) {
+      const progress = done.length > 0 ? `; done before it: ${done.join(', ')}` : '; nothing was changed';
+      return resultOf(w, 'failed', {
+        error: `${STEP_NAMES[step.op]} failed: ${errorMessage(error)}${progress}`,
+      });
+    }
+  }
+  return w.failure ? resultOf(w, 'failed', { error: w.failure }) : resultOf(w, 'changed');
+};
+
+/** Advances each group's rotation by one step, or only reports the steps in a dry run. */
+export const executeRotations = async (
+  items: RotationWork[],
+  clients: Clients,
+  options: Omit<ExecuteOptions, 'concurrency'>,
+): Promise<Report> => {
+  const results = await executeWork(items, { ...options, concurrency: ROTATION_CONCURRENCY }, (w) =>
+    apply(clients, w),
+  );
+  return buildReport('rotate', options.dryRun, results);
+};
