@@ -1,3 +1,4 @@
+import { errorMessage } from './errors.ts';
 import { mapLimit } from './concurrency.ts';
 import type { Outcome, ResourceResult } from './report.ts';
 
@@ -61,3 +62,26 @@ export const executeWork = <W extends PlannedWork>(
               }),
     },
   );
+
+/**
+ * Runs one resource's steps in order. On the first failure it stops and returns an error that names
+ * the failed call and what was done before it, so the report says exactly where the resource stands.
+ */
+export const runSteps = async <S extends { op: string }>(
+  steps: readonly S[],
+  names: Record<S['op'], string>,
+  run: (step: S) => Promise<void>,
+): Promise<string | undefined> => {
+  const done: string[] = [];
+  for (const step of steps) {
+    const name = names[step.op as S['op']];
+    try {
+      await run(step);
+      done.push(name);
+    } catch (error) {
+      const progress = done.length > 0 ? `; done before it: ${done.join(', ')}` : '; nothing was changed';
+      return `${name} failed: ${errorMessage(error)}${progress}`;
+    }
+  }
+  return undefined;
+};

@@ -5,8 +5,7 @@ import {
   DeleteTagsCommand,
   UpdateAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
-import { executeWork, resultOf, type ExecuteOptions } from '#shared/execute.ts';
-import { errorMessage } from '#shared/errors.ts';
+import { executeWork, resultOf, runSteps, type ExecuteOptions } from '#shared/execute.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
 import type { Clients } from './inventory.ts';
 import type { PlannedAction, Plan, Step } from './plan.ts';
@@ -116,19 +115,8 @@ const result = (
 
 /** Applies one resource's steps in order; a failure stops that resource only and says what was done. */
 const apply = async (clients: Clients, action: PlannedAction): Promise<ResourceResult> => {
-  const done: string[] = [];
-  for (const step of action.steps) {
-    try {
-      await runStep(clients, action, step);
-      done.push(STEP_NAMES[step.op]);
-    } catch (error) {
-      const progress = done.length > 0 ? `; done before it: ${done.join(', ')}` : '; nothing was changed';
-      return result(action, 'failed', {
-        error: `${STEP_NAMES[step.op]} failed: ${errorMessage(error)}${progress}`,
-      });
-    }
-  }
-  return result(action, 'changed');
+  const error = await runSteps(action.steps, STEP_NAMES, (step) => runStep(clients, action, step));
+  return error ? result(action, 'failed', { error }) : result(action, 'changed');
 };
 
 /**

@@ -5,8 +5,7 @@ import {
   TerminateInstanceInAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
 import { UpdateContainerInstancesStateCommand } from '@aws-sdk/client-ecs';
-import { errorMessage } from '#shared/errors.ts';
-import { executeWork, resultOf, type ExecuteOptions } from '#shared/execute.ts';
+import { executeWork, resultOf, runSteps, type ExecuteOptions } from '#shared/execute.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
 import { ROTATION_TAG, type Clients } from './inventory.ts';
 import type { RotationWork, Step } from './plan.ts';
@@ -77,18 +76,8 @@ const runStep = async (clients: Clients, group: string, step: Step) => {
 };
 
 const apply = async (clients: Clients, w: RotationWork): Promise<ResourceResult> => {
-  const done: string[] = [];
-  for (const step of w.steps) {
-    try {
-      await runStep(clients, w.group, step);
-      done.push(STEP_NAMES[step.op]);
-    } catch (error) {
-      const progress = done.length > 0 ? `; done before it: ${done.join(', ')}` : '; nothing was changed';
-      return resultOf(w, 'failed', {
-        error: `${STEP_NAMES[step.op]} failed: ${errorMessage(error)}${progress}`,
-      });
-    }
-  }
+  const error = await runSteps(w.steps, STEP_NAMES, (step) => runStep(clients, w.group, step));
+  if (error) return resultOf(w, 'failed', { error });
   return w.failure ? resultOf(w, 'failed', { error: w.failure }) : resultOf(w, 'changed');
 };
 

@@ -101,4 +101,18 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
 
     expect(report).toMatchObject({ action: 'rotate', summary: { failed: 0 } });
   });
+
+  it('ssm-restart bundle ignores an alarm back to OK and refuses a name that is not one', async () => {
+    const handler = await load('ssm-restart');
+
+    const report = await handler(sample('aws.cloudwatch', 'ok.json'), lambdaContext('ssm-restart'));
+
+    expect(report).toMatchObject({ action: 'restart', dryRun: false, resources: [] });
+    await expect(
+      handler(
+        { action: 'restart', targets: { instanceIds: ['i-0a1b2c3d4e5f60718'] }, container: 'web; reboot' },
+        lambdaContext('ssm-restart'),
+      ),
+    ).rejects.toThrow(/field "container"/);
+  });
 });

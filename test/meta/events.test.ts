@@ -5,6 +5,7 @@ import { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
 import { RotateInput } from '#events/instance-rotation/schema.ts';
 import { parseCopyInput } from '#events/rds-snapshot-copy/schema.ts';
 import { parseSnapshotTagsInput } from '#events/snapshot-tags/schema.ts';
+import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { parseInput } from '#shared/input.ts';
 
 /** Each function's input contract, and the sample folders under events/ it must accept. */
@@ -12,6 +13,7 @@ const CONTRACTS: Record<string, { parse: (event: unknown) => unknown; samples: s
   'ecs-scheduler': { parse: (e) => parseInput(SchedulerInput, e), samples: ['ecs-scheduler'] },
   'rds-snapshot-copy': { parse: parseCopyInput, samples: ['rds-snapshot-copy', 'aws.rds'] },
   'instance-rotation': { parse: (e) => parseInput(RotateInput, e), samples: ['instance-rotation'] },
+  'ssm-restart': { parse: parseRestartInput, samples: ['ssm-restart', 'aws.cloudwatch'] },
   'snapshot-tags': { parse: parseSnapshotTagsInput, samples: ['snapshot-tags', 'aws.rds', 'aws.ec2'] },
 };
 

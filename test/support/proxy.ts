@@ -45,6 +45,8 @@ const mulberry32 = (seed: number) => () => {
 const JSON_TARGET_SERVICES: Record<string, string> = {
   AmazonEC2ContainerServiceV20141113: 'ecs',
   AnyScaleFrontendService: 'application-autoscaling',
+  AmazonSSM: 'ssm',
+  GraniteServiceVersion20100801: 'cloudwatch',
 };
 
 const identify = (

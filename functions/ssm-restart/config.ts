@@ -1,0 +1,46 @@
+import * as z from 'zod/mini';
+import type { Infer } from '#shared/zod.ts';
+import { booleanFlag } from '#shared/env.ts';
+
+// SSM's own patterns for SendCommand's MaxConcurrency and MaxErrors: a count or a percentage.
+const MAX_CONCURRENCY = /^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$/;
+const MAX_ERRORS = /^([1-9][0-9]*|0|[1-9][0-9]%|[0-9]%|100%)$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+
+/** An optional variable matching `pattern`; unset or empty gives `fallback`. */
+const optionalVar = (pattern: RegExp, fallback: string, message: string) =>
+  z.pipe(
+    z.optional(z.string()),
+    z.transform((text, ctx): string => {
+      const value = text?.trim() ?? '';
+      if (value === '') return fallback;
+      if (!pattern.test(value)) ctx.issues.push({ code: 'custom', input: text, message });
+      return value;
+    }),
+  );
+
+/** Environment of ssm-restart, parsed once per cold start. */
+export const RestartConfig = z.object({
+  /** Alarm-triggered restarts of a target restarted less than this many minutes ago are skipped. */
+  RESTART_COOLDOWN_MINUTES: z.pipe(
+    optionalVar(/^\d{1,5}$/, '15', 'expected a whole number of minutes, 0 or more'),
+    z.transform(Number),
+  ),
+  /** SendCommand MaxConcurrency: how many instances of one send restart at once. */
+  MAX_CONCURRENCY: optionalVar(
+    MAX_CONCURRENCY,
+    '25%',
+    'expected a number of instances (1 or more) or a percentage (1% to 100%)',
+  ),
+  /** SendCommand MaxErrors: after this many failed instances SSM sends to no more of them. */
+  MAX_ERRORS: optionalVar(
+    MAX_ERRORS,
+    '1',
+    'expected a number of errors (0 or more) or a percentage (0% to 100%)',
+  ),
+  DRY_RUN: booleanFlag,
+  /** The function's own region, for instance ARNs in the report. */
+  AWS_REGION: z.string().check(z.regex(REGION, 'expected the Lambda region')),
+});
+
+export type RestartConfig = Infer<typeof RestartConfig>;

@@ -1,0 +1,194 @@
+import { paginateDescribeInstances, type EC2Client, type Filter, type Instance } from '@aws-sdk/client-ec2';
+import { DescribeAutoScalingGroupsCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { DescribeServicesCommand, type ECSClient } from '@aws-sdk/client-ecs';
+import { ListTagsForResourceCommand, type CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { chunk } from '#shared/concurrency.ts';
+import { matchesTags, tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
+
+export interface Clients {
+  ec2: EC2Client;
+  ssm: SSMClient;
+  ecs: ECSClient;
+  autoscaling: AutoScalingClient;
+  cloudwatch: CloudWatchClient;
+}
+
+/** What a request acts on, before it is resolved to running instances or active services. */
+export interface Selection {
+  instanceIds: string[];
+  /** Auto Scaling groups whose InService instances are targets. */
+  groups: string[];
+  /** Running instances carrying every one of these tags. */
+  tags?: TagMap;
+  services: { cluster: string; service: string }[];
+}
+
+export interface InstanceState {
+  id: string;
+  arn: string;
+  /** EC2 state name: pending, running, stopping, stopped, shutting-down, terminated. */
+  state: string;
+  tags: TagMap;
+}
+
+export interface ServiceState {
+  arn: string;
+  /** The cluster as asked for (name or ARN), and the service's name. */
+  cluster: string;
+  name: string;
+  tags: TagMap;
+}
+
+export interface RestartEstate {
+  /** Every instance selected, named ones in any state, each once, in the order they were selected. */
+  instances: InstanceState[];
+  /** Named instance ids (and group members) that EC2 does not know. */
+  missingInstances: string[];
+  /** InService instance ids of each selected group; undefined when the group does not exist. */
+  groups: Record<string, string[] | undefined>;
+  /** Active services found. */
+  services: ServiceState[];
+  /** Services asked for that do not exist or are not ACTIVE, as `cluster/service`. */
+  missingServices: string[];
+}
+
+/** EC2 filters take up to 200 values each. */
+const FILTER_VALUES = 200;
+
+export const partitionOf = (region: string): string =>
+  region.startsWith('cn-') ? 'aws-cn' : region.startsWith('us-gov-') ? 'aws-us-gov' : 'aws';
+
+export const instanceArn = (region: string, account: string, id: string) =>
+  `arn:${partitionOf(region)}:ec2:${region}:${account}:instance/${id}`;
+
+/** The alarm's tags, or undefined when the alarm no longer exists. */
+export const readAlarmTags = async (cloudwatch: CloudWatchClient, alarmArn: string) => {
+  try {
+    const out = await cloudwatch.send(new ListTagsForResourceCommand({ ResourceARN: alarmArn }));
+    return tagMapUpper(out.Tags);
+  } catch (error) {
+    if (/ResourceNotFound/.test((error as Error).name ?? '')) return undefined;
+    throw error;
+  }
+};
+
+const describeInstances = async (ec2: EC2Client, region: string, Filters: Filter[]) => {
+  const found: InstanceState[] = [];
+  for await (const page of paginateDescribeInstances({ client: ec2 }, { Filters })) {
+    for (const reservation of page.Reservations ?? []) {
+      for (const i of reservation.Instances ?? ([] as Instance[])) {
+        if (!i.InstanceId) continue;
+        found.push({
+          id: i.InstanceId,
+          arn: instanceArn(region, reservation.OwnerId ?? '', i.InstanceId),
+          state: i.State?.Name ?? 'unknown',
+          tags: tagMapUpper(i.Tags),
+        });
+      }
+    }
+  }
+  return found;
+};
+
+/**
+ * Named instances are read by an `instance-id` filter, not `InstanceIds`, so one unknown id does not
+ * fail the whole call, and in every state, so the report can say why one was not restarted.
+ */
+const instancesById = async (ec2: EC2Client, region: string, ids: string[]) => {
+  const found: InstanceState[] = [];
+  for (const batch of chunk(ids, FILTER_VALUES)) {
+    found.push(...(await describeInstances(ec2, region, [{ Name: 'instance-id', Values: batch }])));
+  }
+  return found;
+};
+
+/**
+ * Running instances carrying every tag. EC2 filter values treat `*` and `?` as wildcards, so what
+ * EC2 returns is checked again for exact values.
+ */
+const instancesByTags = async (ec2: EC2Client, region: string, tags: TagMap) => {
+  const filters: Filter[] = [
+    { Name: 'instance-state-name', Values: ['running'] },
+    ...Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] })),
+  ];
+  return (await describeInstances(ec2, region, filters)).filter((i) => matchesTags(i.tags, tags));
+};
+
+/** DescribeAutoScalingGroups takes 50 names a call; only InService instances are targets. */
+const groupMembers = async (autoscaling: AutoScalingClient, names: string[]) => {
+  const groups: Record<string, string[] | undefined> = Object.fromEntries(names.map((n) => [n, undefined]));
+  for (const batch of chunk(names, 50)) {
+    const out = await autoscaling.send(
+      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: batch }),
+    );
+    for (const g of out.AutoScalingGroups ?? []) {
+      if (!g.AutoScalingGroupName) continue;
+      groups[g.AutoScalingGroupName] = (g.Instances ?? [])
+        .filter((i) => i.LifecycleState === 'InService' && i.InstanceId)
+        .map((i) => i.InstanceId as string);
+    }
+  }
+  return groups;
+};
+
+/** DescribeServices takes 10 services of one cluster a call; tags come in the same call. */
+const describeServices = async (ecs: ECSClient, wanted: Selection['services']) => {
+  const services: ServiceState[] = [];
+  const missing: string[] = [];
+  const byCluster = new Map<string, string[]>();
+  for (const w of wanted) byCluster.set(w.cluster, [...(byCluster.get(w.cluster) ?? []), w.service]);
+  for (const [cluster, names] of byCluster) {
+    for (const batch of chunk([...new Set(names)], 10)) {
+      const out = await ecs
+        .send(new DescribeServicesCommand({ cluster, services: batch, include: ['TAGS'] }))
+        .catch((error: Error) => {
+          // An unknown cluster fails the whole call: every service asked for in it is missing.
+          if (/ClusterNotFound/.test(error.name)) return { services: [], failures: [] };
+          throw error;
+        });
+      for (const name of batch) {
+        const s = (out.services ?? []).find(
+          (x) => x.status === 'ACTIVE' && (x.serviceName === name || x.serviceArn === name),
+        );
+        if (s?.serviceArn) {
+          services.push({ arn: s.serviceArn, cluster, name: s.serviceName ?? name, tags: tagMap(s.tags) });
+        } else {
+          missing.push(`${cluster}/${name}`);
+        }
+      }
+    }
+  }
+  return { services, missing };
+};
+
+/** Reads every target of a selection, in batches. */
+export const readTargets = async (
+  clients: Clients,
+  selection: Selection,
+  region: string,
+): Promise<RestartEstate> => {
+  const groups = selection.groups.length > 0 ? await groupMembers(clients.autoscaling, selection.groups) : {};
+  const ids = [...new Set([...selection.instanceIds, ...Object.values(groups).flatMap((m) => m ?? [])])];
+  const named = ids.length > 0 ? await instancesById(clients.ec2, region, ids) : [];
+  const tagged = selection.tags ? await instancesByTags(clients.ec2, region, selection.tags) : [];
+  const byId = new Map(named.map((i) => [i.id, i]));
+  const instances: InstanceState[] = [];
+  const seen = new Set<string>();
+  for (const i of [...ids.map((id) => byId.get(id)), ...tagged]) {
+    if (!i || seen.has(i.id)) continue;
+    seen.add(i.id);
+    instances.push(i);
+  }
+  const { services, missing } =
+    selection.services.length > 0
+      ? await describeServices(clients.ecs, selection.services)
+      : { services: [], missing: [] };
+  return {
+    instances,
+    missingInstances: ids.filter((id) => !byId.has(id)),
+    groups,
+    services,
+    missingServices: missing,
+  };
+};

@@ -1,0 +1,351 @@
+import { chunk } from '#shared/concurrency.ts';
+import type { PlannedWork } from '#shared/execute.ts';
+import { errorMessage } from '#shared/errors.ts';
+import type { TagMap } from '#shared/tags.ts';
+import { alarmDimensions, type AlarmStateChangeEvent } from '#events/aws.cloudwatch/schema.ts';
+import {
+  INSTANCE_ID,
+  RESTART_NAME,
+  RESTART_NAME_MESSAGE,
+  type RestartAction,
+} from '#events/ssm-restart/schema.ts';
+import { decodeLastRestart, encodeLastRestart, LAST_RESTART_TAG, stamp, type Trigger } from './cooldown.ts';
+import type { InstanceState, RestartEstate, Selection, ServiceState } from './inventory.ts';
+
+/** The alarm tag that says what to restart. Public contract. */
+export const RESTART_TAG = 'nightshift:restart';
+
+/** SSM SendCommand takes at most 50 instance ids a call. */
+export const SEND_BATCH = 50;
+
+/** SendCommand's Comment is at most 100 characters. */
+const COMMENT_LENGTH = 100;
+
+export type RestartWhat =
+  { kind: 'container'; name: string } | { kind: 'unit'; name: string } | { kind: 'ecs-service' };
+
+export interface RestartRequest {
+  trigger: Trigger;
+  /** Why, for the SendCommand comment and the report: `alarm web-unhealthy` or `on-demand`. */
+  reason: string;
+  what: RestartWhat;
+  selection: Selection;
+}
+
+export interface InstanceWork extends PlannedWork {
+  type: 'ec2-instance';
+  instanceId: string;
+}
+
+export interface ServiceWork extends PlannedWork {
+  type: 'ecs-service';
+  cluster: string;
+  service: string;
+}
+
+export interface SendCommandPlan {
+  /** `docker restart web` or `systemctl restart nginx.service`, built from a validated name only. */
+  commands: string[];
+  comment: string;
+  /** Instance ids with work, at most 50 a send, in order. */
+  batches: string[][];
+}
+
+export interface RestartPlan {
+  /** Rows about the selection itself: a group with no instances, tags that matched nothing. */
+  selection: PlannedWork[];
+  instances: InstanceWork[];
+  services: ServiceWork[];
+  /** Set when instances have work. */
+  send?: SendCommandPlan;
+  /** The value of the last-restart tag written on each target before its restart. */
+  tagValue: string;
+}
+
+export interface PlanOptions {
+  cooldownMinutes: number;
+  now: Date;
+}
+
+/** The tag value, or the `container:`/`unit:` prefix, as users write it. */
+export const whatText = (what: RestartWhat): string =>
+  what.kind === 'ecs-service' ? 'ecs-service' : `${what.kind}:${what.name}`;
+
+/**
+ * The shell command for a container or unit. The name is checked again here, whatever checked it
+ * before: this is the only place text reaches a shell, and it is never quoted or escaped, only refused.
+ */
+export const shellCommand = (what: Exclude<RestartWhat, { kind: 'ecs-service' }>): string => {
+  if (!RESTART_NAME.test(what.name)) throw new Error(`refused ${what.kind} name: ${RESTART_NAME_MESSAGE}`);
+  return what.kind === 'container' ? `docker restart ${what.name}` : `systemctl restart ${what.name}`;
+};
+
+const quote = (text: string, max = 100) =>
+  JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
+
+/** Parses the alarm's `nightshift:restart` tag: `container:<name>`, `unit:<name>` or `ecs-service`. */
+export const parseRestartTag = (value: string): { what: RestartWhat } | { error: string } => {
+  const text = value.trim();
+  if (text === 'ecs-service') return { what: { kind: 'ecs-service' } };
+  const match = text.match(/^(container|unit):(.*)$/);
+  if (!match) {
+    return {
+      error: `tag ${RESTART_TAG} is ${quote(value)}: expected container:<name>, unit:<name> or ecs-service`,
+    };
+  }
+  const kind = match[1] as 'container' | 'unit';
+  const name = match[2] ?? '';
+  if (!RESTART_NAME.test(name)) {
+    return { error: `tag ${RESTART_TAG} names ${kind} ${quote(name)}: ${RESTART_NAME_MESSAGE}` };
+  }
+  return { what: { kind, name } };
+};
+
+const ALARM_TYPE = 'cloudwatch-alarm';
+const CLUSTER_OR_SERVICE = /^[A-Za-z0-9_-]{1,255}$/;
+
+/** The distinct values of one dimension across the alarm's metrics. */
+const valuesOf = (dimensions: Record<string, string>[], key: string): string[] => [
+  ...new Set(dimensions.flatMap((d) => (d[key] === undefined ? [] : [d[key]]))),
+];
+
+export type AlarmResolution = { request: RestartRequest } | { refused: PlannedWork };
+
+/**
+ * What an alarm in ALARM with a `nightshift:restart` tag asks for: the targets come from its metric
+ * dimensions. A tag or dimensions nobody can act on is refused with a failed row on the alarm, before
+ * any mutating call. Dimension values are checked too: EC2 filters read `*` as a wildcard.
+ */
+export const requestFromAlarm = (event: AlarmStateChangeEvent, tagValue: string): AlarmResolution => {
+  const arn = event.resources[0] ?? '';
+  const name = event.detail.alarmName;
+  const refuse = (detail: string): AlarmResolution => ({
+    refused: {
+      arn,
+      type: ALARM_TYPE,
+      hasWork: false,
+      outcome: 'failed',
+      detail: `${detail}; nothing restarted`,
+    },
+  });
+  const parsed = parseRestartTag(tagValue);
+  if ('error' in parsed) return refuse(`alarm ${name}: ${parsed.error}`);
+  const dimensions = alarmDimensions(event);
+  const base = { trigger: 'alarm' as const, reason: `alarm ${name}`, what: parsed.what };
+  if (parsed.what.kind === 'ecs-service') {
+    const pairs = dimensions.filter((d) => d.ClusterName !== undefined && d.ServiceName !== undefined);
+    if (pairs.length === 0) {
+      return refuse(
+        `alarm ${name} is tagged ecs-service but its metrics have no ClusterName and ServiceName dimensions`,
+      );
+    }
+    const bad = pairs.find(
+      (d) => !CLUSTER_OR_SERVICE.test(d.ClusterName ?? '') || !CLUSTER_OR_SERVICE.test(d.ServiceName ?? ''),
+    );
+    if (bad)
+      return refuse(
+        `alarm ${name} names ECS service ${quote(`${bad.ClusterName}/${bad.ServiceName}`)}, which is not a valid name`,
+      );
+    const services = [
+      ...new Map(
+        pairs.map((d) => [
+          `${d.ClusterName}/${d.ServiceName}`,
+          { cluster: d.ClusterName as string, service: d.ServiceName as string },
+        ]),
+      ).values(),
+    ];
+    return { request: { ...base, selection: { instanceIds: [], groups: [], services } } };
+  }
+  const instanceIds = valuesOf(dimensions, 'InstanceId');
+  const groups = valuesOf(dimensions, 'AutoScalingGroupName');
+  if (instanceIds.length === 0 && groups.length === 0) {
+    return refuse(
+      `alarm ${name} is tagged ${whatText(parsed.what)} but its metrics have no InstanceId or AutoScalingGroupName dimension`,
+    );
+  }
+  const badId = instanceIds.find((id) => !INSTANCE_ID.test(id));
+  if (badId) return refuse(`alarm ${name} has InstanceId ${quote(badId)}, which is not an instance id`);
+  return { request: { ...base, selection: { instanceIds, groups, services: [] } } };
+};
+
+/** An on-demand restart, already validated by its schema. */
+export const requestFromAction = (action: RestartAction): RestartRequest => {
+  const base = { trigger: 'on-demand' as const, reason: 'on-demand' };
+  if (action.ecsService) {
+    return {
+      ...base,
+      what: { kind: 'ecs-service' },
+      selection: { instanceIds: [], groups: [], services: [{ ...action.ecsService }] },
+    };
+  }
+  const what: RestartWhat =
+    action.container !== undefined
+      ? { kind: 'container', name: action.container }
+      : { kind: 'unit', name: action.unit ?? '' };
+  return {
+    ...base,
+    what,
+    selection: {
+      instanceIds: action.targets?.instanceIds ?? [],
+      groups: [],
+      ...(action.targets?.tags && { tags: action.targets.tags }),
+      services: [],
+    },
+  };
+};
+
+const MINUTE_MS = 60_000;
+
+/**
+ * Why an alarm must not restart this target now, or undefined. Every restart of the target counts,
+ * whatever it restarted: a flapping alarm, or two alarms on one instance, must not cause a restart storm.
+ */
+const cooldownReason = (tags: TagMap, request: RestartRequest, opts: PlanOptions) => {
+  const text = tags[LAST_RESTART_TAG];
+  if (text === undefined) return { note: '' };
+  let last;
+  try {
+    last = decodeLastRestart(text);
+  } catch (error) {
+    return { note: `; its ${LAST_RESTART_TAG} tag is unreadable (${errorMessage(error)}) and is replaced` };
+  }
+  const ends = new Date(last.at.getTime() + opts.cooldownMinutes * MINUTE_MS);
+  const ago = Math.max(0, Math.floor((opts.now.getTime() - last.at.getTime()) / MINUTE_MS));
+  const when = `last restarted ${ago} min ago at ${stamp(last.at)} (${last.what} via ${last.via})`;
+  if (opts.now.getTime() >= ends.getTime()) return { note: '' };
+  if (request.trigger === 'on-demand')
+    return { note: `; ${when}: an on-demand restart ignores the cooldown` };
+  return {
+    skip:
+      `${when}; alarm restarts wait for the ${opts.cooldownMinutes}-min cooldown, which ends at ${stamp(ends)}` +
+      `: not restarted for ${request.reason}`,
+  };
+};
+
+/** Rows that say a selection found nothing, or a named target is missing: failed on demand, skipped for an alarm. */
+const missing = (request: RestartRequest) =>
+  (request.trigger === 'on-demand' ? 'failed' : 'skipped') as 'failed' | 'skipped';
+
+const planInstance = (
+  i: InstanceState,
+  request: RestartRequest,
+  command: string,
+  opts: PlanOptions,
+): InstanceWork => {
+  const base = { arn: i.arn, type: 'ec2-instance' as const, instanceId: i.id };
+  if (i.state !== 'running') {
+    return { ...base, hasWork: false, outcome: 'skipped', detail: `not running (${i.state}); nothing sent` };
+  }
+  const cooldown = cooldownReason(i.tags, request, opts);
+  if (cooldown.skip) return { ...base, hasWork: false, outcome: 'skipped', detail: cooldown.skip };
+  return {
+    ...base,
+    hasWork: true,
+    detail: `${command} (${request.reason}); restart time recorded in tag ${LAST_RESTART_TAG}${cooldown.note}`,
+  };
+};
+
+const planService = (s: ServiceState, request: RestartRequest, opts: PlanOptions): ServiceWork => {
+  const base = { arn: s.arn, type: 'ecs-service' as const, cluster: s.cluster, service: s.name };
+  const cooldown = cooldownReason(s.tags, request, opts);
+  if (cooldown.skip) return { ...base, hasWork: false, outcome: 'skipped', detail: cooldown.skip };
+  return {
+    ...base,
+    hasWork: true,
+    detail:
+      `redeploy (UpdateService forceNewDeployment; ${request.reason}); ` +
+      `restart time recorded in tag ${LAST_RESTART_TAG}${cooldown.note}`,
+  };
+};
+
+/**
+ * Decides, from the observed targets, their last restarts and the time, what each target gets, with a
+ * reason for each. Pure: no I/O, no clock, no environment.
+ */
+export const planRestart = (
+  request: RestartRequest,
+  estate: RestartEstate,
+  opts: PlanOptions,
+): RestartPlan => {
+  const tagValue = encodeLastRestart({ at: opts.now, what: whatText(request.what), via: request.trigger });
+  const outcome = missing(request);
+  const selection: PlannedWork[] = [];
+  for (const [group, members] of Object.entries(estate.groups)) {
+    const arn = `autoScalingGroupName/${group}`;
+    if (members === undefined) {
+      selection.push({
+        arn,
+        type: 'autoscaling-group',
+        hasWork: false,
+        outcome,
+        detail: 'Auto Scaling group not found; nothing sent',
+      });
+    } else if (members.length === 0) {
+      selection.push({
+        arn,
+        type: 'autoscaling-group',
+        hasWork: false,
+        outcome: 'skipped',
+        detail: 'no InService instances; nothing sent',
+      });
+    }
+  }
+  if (request.selection.tags && !estate.instances.some((i) => i.state === 'running')) {
+    const tags = Object.entries(request.selection.tags)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ');
+    selection.push({
+      arn: `tags:${tags}`,
+      type: 'ec2-instance',
+      hasWork: false,
+      outcome,
+      detail: `no running instance carries tags ${tags}; nothing sent`,
+    });
+  }
+
+  const missingInstances: InstanceWork[] = estate.missingInstances.map((id) => ({
+    arn: id,
+    type: 'ec2-instance',
+    instanceId: id,
+    hasWork: false,
+    outcome,
+    detail: 'instance not found; nothing sent',
+  }));
+  const missingServices: ServiceWork[] = estate.missingServices.map((ref) => ({
+    arn: ref,
+    type: 'ecs-service',
+    cluster: ref.split('/')[0] ?? '',
+    service: ref.split('/').slice(1).join('/'),
+    hasWork: false,
+    outcome,
+    detail: 'ECS service not found (or not ACTIVE); nothing redeployed',
+  }));
+
+  if (request.what.kind === 'ecs-service') {
+    return {
+      selection,
+      instances: [],
+      services: [...missingServices, ...estate.services.map((s) => planService(s, request, opts))],
+      tagValue,
+    };
+  }
+  const command = shellCommand(request.what);
+  const instances = [
+    ...missingInstances,
+    ...estate.instances.map((i) => planInstance(i, request, command, opts)),
+  ];
+  const ids = instances.filter((w) => w.hasWork).map((w) => w.instanceId);
+  return {
+    selection,
+    instances,
+    services: [],
+    tagValue,
+    ...(ids.length > 0 && {
+      send: {
+        commands: [command],
+        comment: `nightshift ssm-restart: ${request.reason}`.slice(0, COMMENT_LENGTH),
+        batches: chunk(ids, SEND_BATCH),
+      },
+    }),
+  };
+};

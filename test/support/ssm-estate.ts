@@ -1,0 +1,214 @@
+/**
+ * Seeds moto with what ssm-restart acts on (instances, an Auto Scaling group, an ECS service, tagged
+ * CloudWatch alarms), reads back their tags, and builds alarm events from the real samples in
+ * events/aws.cloudwatch.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+  RunInstancesCommand,
+  StopInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import {
+  AutoScalingClient,
+  CreateAutoScalingGroupCommand,
+  CreateLaunchConfigurationCommand,
+  DescribeAutoScalingGroupsCommand,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  CreateClusterCommand,
+  CreateServiceCommand,
+  DescribeServicesCommand,
+  ECSClient,
+  RegisterTaskDefinitionCommand,
+} from '@aws-sdk/client-ecs';
+import { CloudWatchClient, DescribeAlarmsCommand, PutMetricAlarmCommand } from '@aws-sdk/client-cloudwatch';
+import type { RecordedRequest } from './proxy.ts';
+
+export const REGION = 'eu-central-1';
+/** moto's default account. */
+export const ACCOUNT = '123456789012';
+
+export type Tags = Record<string, string>;
+
+export interface RestartSeedClients {
+  ec2: EC2Client;
+  autoscaling: AutoScalingClient;
+  ecs: ECSClient;
+  cloudwatch: CloudWatchClient;
+}
+
+export const restartSeedClients = (endpoint: string, region = REGION): RestartSeedClients => {
+  const config = { endpoint, region, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  return {
+    ec2: new EC2Client(config),
+    autoscaling: new AutoScalingClient(config),
+    ecs: new ECSClient(config),
+    cloudwatch: new CloudWatchClient(config),
+  };
+};
+
+const toTags = (tags: Tags) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+
+export const instanceArn = (id: string) => `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${id}`;
+
+/** Running instances carrying `tags`; returns their ids. */
+export const launchInstances = async (c: RestartSeedClients, count: number, tags: Tags = {}) => {
+  const out = await c.ec2.send(
+    new RunInstancesCommand({
+      ImageId: 'ami-12c6146b',
+      InstanceType: 't3.micro',
+      MinCount: count,
+      MaxCount: count,
+      ...(Object.keys(tags).length > 0 && {
+        TagSpecifications: [{ ResourceType: 'instance', Tags: toTags(tags) }],
+      }),
+    }),
+  );
+  return (out.Instances ?? []).map((i) => i.InstanceId ?? '');
+};
+
+export const stopInstance = (c: RestartSeedClients, id: string) =>
+  c.ec2.send(new StopInstancesCommand({ InstanceIds: [id] }));
+
+export const tagInstance = (c: RestartSeedClients, id: string, tags: Tags) =>
+  c.ec2.send(new CreateTagsCommand({ Resources: [id], Tags: toTags(tags) }));
+
+export const instanceTags = async (c: RestartSeedClients, id: string): Promise<Tags> => {
+  const out = await c.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+  const tags = out.Reservations?.[0]?.Instances?.[0]?.Tags ?? [];
+  return Object.fromEntries(tags.map((t) => [t.Key ?? '', t.Value ?? '']));
+};
+
+/** An Auto Scaling group of `size` instances; returns the InService instance ids. */
+export const createGroup = async (c: RestartSeedClients, name: string, size: number) => {
+  await c.autoscaling
+    .send(
+      new CreateLaunchConfigurationCommand({
+        LaunchConfigurationName: 'web-node',
+        ImageId: 'ami-12c6146b',
+        InstanceType: 't3.small',
+      }),
+    )
+    .catch((error: Error) => {
+      if (!/AlreadyExists/.test(error.name + error.message)) throw error;
+    });
+  await c.autoscaling.send(
+    new CreateAutoScalingGroupCommand({
+      AutoScalingGroupName: name,
+      LaunchConfigurationName: 'web-node',
+      MinSize: size,
+      MaxSize: size,
+      DesiredCapacity: size,
+      AvailabilityZones: [`${REGION}a`],
+    }),
+  );
+  const out = await c.autoscaling.send(
+    new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }),
+  );
+  return (out.AutoScalingGroups?.[0]?.Instances ?? []).map((i) => i.InstanceId ?? '');
+};
+
+/** An ECS service with one task definition; returns its ARN. */
+export const createService = async (c: RestartSeedClients, cluster: string, service: string) => {
+  await c.ecs.send(new CreateClusterCommand({ clusterName: cluster }));
+  await c.ecs.send(
+    new RegisterTaskDefinitionCommand({
+      family: service,
+      containerDefinitions: [{ name: service, image: 'nginx:1.27', memory: 128 }],
+    }),
+  );
+  const out = await c.ecs.send(
+    new CreateServiceCommand({ cluster, serviceName: service, taskDefinition: service, desiredCount: 2 }),
+  );
+  return out.service?.serviceArn ?? '';
+};
+
+export const describeService = async (c: RestartSeedClients, cluster: string, service: string) => {
+  const out = await c.ecs.send(
+    new DescribeServicesCommand({ cluster, services: [service], include: ['TAGS'] }),
+  );
+  const s = out.services?.[0];
+  return {
+    deployments: (s?.deployments ?? []).map((d) => ({ id: d.id ?? '', status: d.status ?? '' })),
+    tags: Object.fromEntries((s?.tags ?? []).map((t) => [t.key ?? '', t.value ?? ''])),
+  };
+};
+
+/** A metric alarm on `dimensions`, tagged with `tags`; returns its ARN. */
+export const createAlarm = async (
+  c: RestartSeedClients,
+  name: string,
+  dimensions: Tags,
+  tags: Tags = {},
+): Promise<string> => {
+  await c.cloudwatch.send(
+    new PutMetricAlarmCommand({
+      AlarmName: name,
+      Namespace: 'Shop/Containers',
+      MetricName: 'HealthCheckFailed',
+      Statistic: 'Maximum',
+      Period: 60,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      Dimensions: Object.entries(dimensions).map(([Name, Value]) => ({ Name, Value })),
+      ...(Object.keys(tags).length > 0 && { Tags: toTags(tags) }),
+    }),
+  );
+  const out = await c.cloudwatch.send(new DescribeAlarmsCommand({ AlarmNames: [name] }));
+  return out.MetricAlarms?.[0]?.AlarmArn ?? '';
+};
+
+type Sample = Record<string, unknown> & {
+  resources: string[];
+  detail: {
+    alarmName: string;
+    state: Record<string, unknown>;
+    configuration: { metrics: { metricStat: { metric: { dimensions: Tags } } }[] };
+  };
+};
+
+const SAMPLES = {
+  ALARM: 'alarm-instance.json',
+  OK: 'ok.json',
+  INSUFFICIENT_DATA: 'insufficient-data.json',
+} as const;
+
+/** The real sample of an alarm state change, about the alarm `arn` and its metric `dimensions`. */
+export const alarmEvent = (arn: string, dimensions: Tags, state: keyof typeof SAMPLES = 'ALARM') => {
+  const event = JSON.parse(
+    readFileSync(join('events', 'aws.cloudwatch', 'samples', SAMPLES[state]), 'utf8'),
+  ) as Sample;
+  const metric = event.detail.configuration.metrics[0];
+  if (metric) metric.metricStat.metric.dimensions = dimensions;
+  return {
+    ...event,
+    resources: [arn],
+    detail: { ...event.detail, alarmName: arn.split(':alarm:')[1] ?? '' },
+  };
+};
+
+/** The JSON bodies of the SSM SendCommand requests a run sent. */
+export const sendCommands = (requests: RecordedRequest[]) =>
+  requests
+    .filter((r) => r.operation === 'SendCommand' && !r.fault)
+    .map(
+      (r) =>
+        JSON.parse(r.body) as {
+          DocumentName: string;
+          InstanceIds: string[];
+          Parameters: Record<string, string[]>;
+          MaxConcurrency: string;
+          MaxErrors: string;
+          Comment: string;
+          TimeoutSeconds: number;
+        },
+    );
+
+/** Calls that change something: everything but reads. */
+export const mutations = (requests: RecordedRequest[]) =>
+  requests.filter((r) => !r.fault && !/^(Describe|List|Get)/.test(r.operation)).map((r) => r.operation);

@@ -1,0 +1,158 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseRestartInput } from '#events/ssm-restart/schema.ts';
+import { RestartConfig } from '#functions/ssm-restart/config.ts';
+import { ConfigError, InputError } from '#shared/errors.ts';
+import { parseEnv } from '#shared/env.ts';
+
+const refusal = (event: unknown) => {
+  try {
+    parseRestartInput(event);
+  } catch (error) {
+    expect(error).toBeInstanceOf(InputError);
+    return { field: (error as InputError).field, message: (error as Error).message };
+  }
+  throw new Error('accepted');
+};
+
+const ids = { instanceIds: ['i-0a1b2c3d4e5f60718'] };
+
+describe('ssm-restart input', () => {
+  it.each([
+    ...readdirSync('events/ssm-restart/samples').map((f) => `ssm-restart/samples/${f}`),
+    ...readdirSync('events/aws.cloudwatch/samples').map((f) => `aws.cloudwatch/samples/${f}`),
+  ])('accepts events/%s', (file) => {
+    expect(() => parseRestartInput(JSON.parse(readFileSync(`events/${file}`, 'utf8')))).not.toThrow();
+  });
+
+  it.each([
+    ['container', 'web; rm -rf /'],
+    ['container', '$(reboot)'],
+    ['container', 'web && reboot'],
+    ['container', '../x'],
+    ['container', '.hidden'],
+    ['container', '-rm'],
+    ['container', 'w'.repeat(129)],
+    ['container', ''],
+    ['unit', 'nginx service'],
+    ['unit', "nginx'"],
+    ['unit', 'nginx\n'],
+  ])('refuses %s %j, naming the field', (field, name) => {
+    expect(refusal({ action: 'restart', targets: ids, [field]: name })).toEqual({
+      field,
+      message: `invalid event: field "${field}": expected 1 to 128 letters, digits, "_", ".", "@" or "-", starting with a letter or digit`,
+    });
+  });
+
+  it.each([
+    [{ action: 'restart', targets: ids }, 'container', 'give exactly one of container or unit'],
+    [
+      { action: 'restart', targets: ids, container: 'a', unit: 'b' },
+      'container',
+      'give exactly one of container or unit',
+    ],
+    [
+      { action: 'restart', container: 'web' },
+      'targets',
+      'give targets (with container or unit) or ecsService, exactly one of them',
+    ],
+    [
+      { action: 'restart', targets: { ...ids, tags: { app: 'web' } }, container: 'web' },
+      'targets.instanceIds',
+      'give exactly one of instanceIds or tags',
+    ],
+    [{ action: 'restart', targets: { tags: {} }, container: 'web' }, 'targets.tags', 'give at least one tag'],
+    [
+      { action: 'restart', targets: { instanceIds: ['web-1'] }, container: 'web' },
+      'targets.instanceIds.0',
+      'expected an EC2 instance id such as i-0a1b2c3d4e5f60718',
+    ],
+    [
+      { action: 'restart', ecsService: { cluster: 'shop', service: 'web' }, unit: 'x' },
+      'container',
+      'an ECS service is redeployed as a whole: leave container and unit out',
+    ],
+    [
+      { action: 'restart', ecsService: { cluster: 'shop', service: 'web;x' } },
+      'ecsService.service',
+      'expected an ECS service name or ARN',
+    ],
+    [{ action: 'reboot', targets: ids, container: 'web' }, 'action', 'Invalid input: expected "restart"'],
+  ])('refuses %j', (event, field, message) => {
+    expect(refusal(event)).toEqual({ field, message: `invalid event: field "${field}": ${message}` });
+  });
+
+  it('refuses unknown fields, at the top and inside targets', () => {
+    expect(refusal({ action: 'restart', targets: ids, container: 'web', command: 'reboot' })).toEqual({
+      field: 'command',
+      message: 'invalid event: unknown field(s) command',
+    });
+    expect(refusal({ action: 'restart', targets: { ...ids, all: true }, container: 'web' }).field).toBe(
+      'targets.all',
+    );
+  });
+
+  it('refuses an alarm event whose resources hold no alarm ARN', () => {
+    const event = JSON.parse(readFileSync('events/aws.cloudwatch/samples/alarm-instance.json', 'utf8'));
+    expect(refusal({ ...event, resources: ['arn:aws:ec2:eu-central-1:123456789012:instance/i-1'] })).toEqual({
+      field: 'resources.0',
+      message: 'invalid event: field "resources.0": expected the ARN of a CloudWatch alarm',
+    });
+  });
+});
+
+describe('ssm-restart configuration', () => {
+  it('defaults to a 15-minute cooldown, 25% at a time and one error', () => {
+    expect(parseEnv(RestartConfig, { AWS_REGION: 'eu-central-1' })).toEqual({
+      RESTART_COOLDOWN_MINUTES: 15,
+      MAX_CONCURRENCY: '25%',
+      MAX_ERRORS: '1',
+      DRY_RUN: false,
+      AWS_REGION: 'eu-central-1',
+    });
+  });
+
+  it('takes counts and percentages as SSM does, and empty values as unset', () => {
+    expect(
+      parseEnv(RestartConfig, {
+        AWS_REGION: 'eu-central-1',
+        RESTART_COOLDOWN_MINUTES: '0',
+        MAX_CONCURRENCY: '2',
+        MAX_ERRORS: '0',
+      }),
+    ).toMatchObject({ RESTART_COOLDOWN_MINUTES: 0, MAX_CONCURRENCY: '2', MAX_ERRORS: '0' });
+    expect(
+      parseEnv(RestartConfig, {
+        AWS_REGION: 'eu-central-1',
+        MAX_CONCURRENCY: '100%',
+        MAX_ERRORS: '',
+        DRY_RUN: '',
+      }),
+    ).toMatchObject({ MAX_CONCURRENCY: '100%', MAX_ERRORS: '1', DRY_RUN: false });
+  });
+
+  it('names every bad variable at once', () => {
+    let error: unknown;
+    try {
+      parseEnv(RestartConfig, {
+        AWS_REGION: 'eu-central-1',
+        RESTART_COOLDOWN_MINUTES: 'soon',
+        MAX_CONCURRENCY: '0',
+        MAX_ERRORS: '150%',
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variables).toEqual([
+      'RESTART_COOLDOWN_MINUTES',
+      'MAX_CONCURRENCY',
+      'MAX_ERRORS',
+    ]);
+    expect((error as ConfigError).message).toBe(
+      'invalid configuration: RESTART_COOLDOWN_MINUTES: expected a whole number of minutes, 0 or more; ' +
+        'MAX_CONCURRENCY: expected a number of instances (1 or more) or a percentage (1% to 100%); ' +
+        'MAX_ERRORS: expected a number of errors (0 or more) or a percentage (0% to 100%)',
+    );
+  });
+});

@@ -1,0 +1,441 @@
+import { describe, expect, it } from 'vitest';
+import {
+  parseRestartTag,
+  planRestart,
+  requestFromAction,
+  requestFromAlarm,
+  shellCommand,
+  type RestartRequest,
+} from '#functions/ssm-restart/plan.ts';
+import type { InstanceState, RestartEstate, ServiceState } from '#functions/ssm-restart/inventory.ts';
+import { AlarmStateChangeEvent } from '#events/aws.cloudwatch/schema.ts';
+import { parseInput } from '#shared/input.ts';
+import { readFileSync } from 'node:fs';
+
+// The planner reads no clock: every run here happens at this instant.
+const now = new Date('2026-11-23T02:15:00Z');
+const minutesAgo = (m: number, seconds = 0) =>
+  new Date(now.getTime() - m * 60_000 - seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+// The tag name is a public contract: spelled out here rather than imported.
+const LAST = 'nightshift:last-restart';
+const opts = { cooldownMinutes: 15, now };
+
+const instance = (n: number, spec: Partial<InstanceState> = {}): InstanceState => {
+  const id = `i-${n.toString(16).padStart(17, '0')}`;
+  return {
+    id,
+    arn: `arn:aws:ec2:eu-central-1:123456789012:instance/${id}`,
+    state: 'running',
+    tags: {},
+    ...spec,
+  };
+};
+
+const estate = (parts: Partial<RestartEstate> = {}): RestartEstate => ({
+  instances: [],
+  missingInstances: [],
+  groups: {},
+  services: [],
+  missingServices: [],
+  ...parts,
+});
+
+const request = (spec: Partial<RestartRequest> = {}): RestartRequest => ({
+  trigger: 'alarm',
+  reason: 'alarm web-1-unhealthy',
+  what: { kind: 'container', name: 'web' },
+  selection: { instanceIds: [], groups: [], services: [] },
+  ...spec,
+});
+
+const sample = (file: string) =>
+  parseInput(
+    AlarmStateChangeEvent,
+    JSON.parse(readFileSync(`events/aws.cloudwatch/samples/${file}`, 'utf8')) as unknown,
+  );
+const withDimensions = (dimensions: Record<string, string>[]) => {
+  const event = sample('alarm-instance.json');
+  return {
+    ...event,
+    detail: {
+      ...event.detail,
+      configuration: {
+        metrics: dimensions.map((d, i) => ({ id: `m${i}`, metricStat: { metric: { dimensions: d } } })),
+      },
+    },
+  };
+};
+
+describe('parseRestartTag', () => {
+  it.each([
+    ['container:web', { kind: 'container', name: 'web' }],
+    ['unit:nginx.service', { kind: 'unit', name: 'nginx.service' }],
+    ['unit:getty@tty1.service', { kind: 'unit', name: 'getty@tty1.service' }],
+    ['container:shop_web-1.2', { kind: 'container', name: 'shop_web-1.2' }],
+    ['ecs-service', { kind: 'ecs-service' }],
+    [' ecs-service ', { kind: 'ecs-service' }],
+  ])('reads %j', (value, what) => {
+    expect(parseRestartTag(value)).toEqual({ what });
+  });
+
+  it.each([
+    ['', 'tag nightshift:restart is "": expected container:<name>, unit:<name> or ecs-service'],
+    ['restart', 'tag nightshift:restart is "restart": expected container:<name>, unit:<name> or ecs-service'],
+    ['pod:web', 'tag nightshift:restart is "pod:web": expected container:<name>, unit:<name> or ecs-service'],
+    [
+      'ECS-Service',
+      'tag nightshift:restart is "ECS-Service": expected container:<name>, unit:<name> or ecs-service',
+    ],
+    ['container:', 'tag nightshift:restart names container "": expected 1 to 128 letters'],
+    ['container:web; rm -rf /', 'tag nightshift:restart names container "web; rm -rf /": expected'],
+    ['container:$(reboot)', 'tag nightshift:restart names container "$(reboot)": expected'],
+    ['unit:../x', 'tag nightshift:restart names unit "../x": expected'],
+    ['unit:nginx service', 'tag nightshift:restart names unit "nginx service": expected'],
+    ['container:-rm', 'tag nightshift:restart names container "-rm": expected'],
+  ])('refuses %j, naming the tag', (value, message) => {
+    const parsed = parseRestartTag(value);
+    expect('error' in parsed && parsed.error).toMatch(
+      new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+    );
+  });
+
+  it('refuses a 129-character name and cuts what it quotes', () => {
+    const parsed = parseRestartTag(`container:${'w'.repeat(200)}`);
+    expect('error' in parsed && parsed.error).toMatch(
+      /^tag nightshift:restart names container "w{100}…": expected/,
+    );
+    expect(parseRestartTag(`container:${'w'.repeat(128)}`)).toEqual({
+      what: { kind: 'container', name: 'w'.repeat(128) },
+    });
+  });
+});
+
+describe('shellCommand', () => {
+  it('builds the command from the name alone', () => {
+    expect(shellCommand({ kind: 'container', name: 'web' })).toBe('docker restart web');
+    expect(shellCommand({ kind: 'unit', name: 'nginx.service' })).toBe('systemctl restart nginx.service');
+  });
+
+  it.each(['web; reboot', '$(reboot)', 'a b', '', '-h', 'x'.repeat(129)])(
+    'refuses %j even when it got past every earlier check',
+    (name) => {
+      expect(() => shellCommand({ kind: 'container', name })).toThrow(/^refused container name/);
+    },
+  );
+});
+
+describe('requestFromAlarm', () => {
+  it('targets the InstanceId and AutoScalingGroupName dimensions of every metric, each once', () => {
+    const event = withDimensions([
+      { InstanceId: 'i-0a1b2c3d4e5f60718' },
+      { AutoScalingGroupName: 'web-fleet' },
+      { InstanceId: 'i-0a1b2c3d4e5f60718', Port: '80' },
+    ]);
+
+    expect(requestFromAlarm(event, 'container:web')).toEqual({
+      request: {
+        trigger: 'alarm',
+        reason: 'alarm web-1-container-unhealthy',
+        what: { kind: 'container', name: 'web' },
+        selection: { instanceIds: ['i-0a1b2c3d4e5f60718'], groups: ['web-fleet'], services: [] },
+      },
+    });
+  });
+
+  it('targets the ClusterName/ServiceName pairs for ecs-service', () => {
+    const event = withDimensions([{ ClusterName: 'shop', ServiceName: 'web' }, { ClusterName: 'shop' }]);
+
+    expect(requestFromAlarm(event, 'ecs-service')).toMatchObject({
+      request: {
+        what: { kind: 'ecs-service' },
+        selection: { instanceIds: [], groups: [], services: [{ cluster: 'shop', service: 'web' }] },
+      },
+    });
+  });
+
+  it.each([
+    [
+      'a garbage tag',
+      [{ InstanceId: 'i-0a1b2c3d4e5f60718' }],
+      'restart-me',
+      'alarm web-1-container-unhealthy: tag nightshift:restart is "restart-me": expected container:<name>, unit:<name> or ecs-service; nothing restarted',
+    ],
+    [
+      'a container tag without instance dimensions',
+      [{ ClusterName: 'shop', ServiceName: 'web' }],
+      'container:web',
+      'alarm web-1-container-unhealthy is tagged container:web but its metrics have no InstanceId or AutoScalingGroupName dimension; nothing restarted',
+    ],
+    [
+      'ecs-service without service dimensions',
+      [{ InstanceId: 'i-0a1b2c3d4e5f60718' }],
+      'ecs-service',
+      'alarm web-1-container-unhealthy is tagged ecs-service but its metrics have no ClusterName and ServiceName dimensions; nothing restarted',
+    ],
+    [
+      'an InstanceId that is an EC2 filter wildcard',
+      [{ InstanceId: '*' }],
+      'container:web',
+      'alarm web-1-container-unhealthy has InstanceId "*", which is not an instance id; nothing restarted',
+    ],
+    [
+      'a metric-math alarm with no dimensions at all',
+      [],
+      'unit:nginx',
+      'alarm web-1-container-unhealthy is tagged unit:nginx but its metrics have no InstanceId or AutoScalingGroupName dimension; nothing restarted',
+    ],
+  ])('refuses %s with a failed row on the alarm', (_, dimensions, tag, detail) => {
+    expect(requestFromAlarm(withDimensions(dimensions), tag)).toEqual({
+      refused: {
+        arn: 'arn:aws:cloudwatch:eu-central-1:123456789012:alarm:web-1-container-unhealthy',
+        type: 'cloudwatch-alarm',
+        hasWork: false,
+        outcome: 'failed',
+        detail,
+      },
+    });
+  });
+});
+
+describe('requestFromAction', () => {
+  it('restarts a unit on instances by tags, or redeploys a service, on demand', () => {
+    expect(
+      requestFromAction({ action: 'restart', targets: { tags: { app: 'web' } }, unit: 'nginx.service' }),
+    ).toEqual({
+      trigger: 'on-demand',
+      reason: 'on-demand',
+      what: { kind: 'unit', name: 'nginx.service' },
+      selection: { instanceIds: [], groups: [], tags: { app: 'web' }, services: [] },
+    });
+    expect(requestFromAction({ action: 'restart', ecsService: { cluster: 'shop', service: 'web' } })).toEqual(
+      {
+        trigger: 'on-demand',
+        reason: 'on-demand',
+        what: { kind: 'ecs-service' },
+        selection: { instanceIds: [], groups: [], services: [{ cluster: 'shop', service: 'web' }] },
+      },
+    );
+  });
+});
+
+describe('planRestart: cooldown', () => {
+  const last = (at: string, what = 'container:web') => ({ [LAST]: `at=${at} what=${what} via=alarm` });
+
+  it.each([
+    ['restarted 14 min 59 s ago', 'skipped', minutesAgo(14, 59)],
+    ['restarted 1 s ago', 'skipped', minutesAgo(0, 1)],
+    ['restarted in the future (clock skew, or set by hand)', 'skipped', '2026-11-23T02:20:00Z'],
+    ['restarted exactly 15 min ago', 'work', minutesAgo(15)],
+    ['restarted 16 min ago', 'work', minutesAgo(16)],
+  ])('an alarm restart of an instance %s: %s', (_, expected, at) => {
+    const plan = planRestart(request(), estate({ instances: [instance(1, { tags: last(at) })] }), opts);
+
+    expect(plan.instances[0]?.hasWork ? 'work' : plan.instances[0]?.outcome).toBe(expected);
+    expect(plan.send?.batches ?? []).toEqual(expected === 'work' ? [[instance(1).id]] : []);
+  });
+
+  it('says when the target was last restarted and when the cooldown ends', () => {
+    const plan = planRestart(
+      request(),
+      estate({ instances: [instance(1, { tags: last(minutesAgo(4), 'unit:nginx.service') })] }),
+      opts,
+    );
+
+    expect(plan.instances[0]?.detail).toBe(
+      'last restarted 4 min ago at 2026-11-23T02:11:00Z (unit:nginx.service via alarm); alarm restarts wait for ' +
+        'the 15-min cooldown, which ends at 2026-11-23T02:26:00Z: not restarted for alarm web-1-unhealthy',
+    );
+  });
+
+  it('carries out an on-demand restart within the cooldown, and says so', () => {
+    const plan = planRestart(
+      request({ trigger: 'on-demand', reason: 'on-demand' }),
+      estate({ instances: [instance(1, { tags: last(minutesAgo(2)) })] }),
+      opts,
+    );
+
+    expect(plan.instances[0]).toMatchObject({ hasWork: true });
+    expect(plan.instances[0]?.detail).toBe(
+      'docker restart web (on-demand); restart time recorded in tag nightshift:last-restart; last restarted 2 min ' +
+        'ago at 2026-11-23T02:13:00Z (container:web via alarm): an on-demand restart ignores the cooldown',
+    );
+    expect(plan.tagValue).toBe('at=2026-11-23T02:15:00Z what=container:web via=on-demand');
+  });
+
+  it('has no cooldown at RESTART_COOLDOWN_MINUTES 0', () => {
+    const plan = planRestart(
+      request(),
+      estate({ instances: [instance(1, { tags: last(minutesAgo(0, 1)) })] }),
+      { ...opts, cooldownMinutes: 0 },
+    );
+
+    expect(plan.instances[0]?.hasWork).toBe(true);
+  });
+
+  it('restarts, and replaces, an unreadable last-restart tag', () => {
+    const plan = planRestart(
+      request(),
+      estate({ instances: [instance(1, { tags: { [LAST]: 'yesterday' } })] }),
+      opts,
+    );
+
+    expect(plan.instances[0]?.hasWork).toBe(true);
+    expect(plan.instances[0]?.detail).toMatch(
+      /; its nightshift:last-restart tag is unreadable \(.*\) and is replaced$/,
+    );
+  });
+});
+
+describe('planRestart: instances', () => {
+  it('sends to more than 50 instances in batches of 50, leaving out the ones that are not running', () => {
+    const instances = Array.from({ length: 123 }, (_, n) =>
+      instance(n, n % 41 === 40 ? { state: 'stopped' } : {}),
+    );
+
+    const plan = planRestart(request(), estate({ instances }), opts);
+
+    expect(plan.send?.batches.map((b) => b.length)).toEqual([50, 50, 20]);
+    expect(plan.send?.batches.flat()).toEqual(
+      instances.filter((i) => i.state === 'running').map((i) => i.id),
+    );
+    expect(plan.send?.commands).toEqual(['docker restart web']);
+    expect(plan.instances.filter((w) => !w.hasWork).map((w) => w.detail)).toEqual([
+      'not running (stopped); nothing sent',
+      'not running (stopped); nothing sent',
+      'not running (stopped); nothing sent',
+    ]);
+  });
+
+  it('names nightshift and the reason in the comment, within its 100 characters', () => {
+    const plan = planRestart(
+      request({ reason: `alarm ${'x'.repeat(120)}`, what: { kind: 'unit', name: 'nginx.service' } }),
+      estate({ instances: [instance(1)] }),
+      opts,
+    );
+
+    expect(plan.send?.comment).toHaveLength(100);
+    expect(plan.send?.comment).toMatch(/^nightshift ssm-restart: alarm x+$/);
+    expect(plan.send?.commands).toEqual(['systemctl restart nginx.service']);
+    expect(plan.tagValue).toBe('at=2026-11-23T02:15:00Z what=unit:nginx.service via=alarm');
+  });
+
+  it('fails named instances that do not exist on demand, and skips them for an alarm', () => {
+    const missing = estate({ missingInstances: ['i-0123456789abcdef0'] });
+
+    expect(planRestart(request({ trigger: 'on-demand' }), missing, opts).instances).toEqual([
+      {
+        arn: 'i-0123456789abcdef0',
+        type: 'ec2-instance',
+        instanceId: 'i-0123456789abcdef0',
+        hasWork: false,
+        outcome: 'failed',
+        detail: 'instance not found; nothing sent',
+      },
+    ]);
+    expect(planRestart(request(), missing, opts).instances[0]?.outcome).toBe('skipped');
+    expect(planRestart(request(), missing, opts).send).toBeUndefined();
+  });
+
+  it('says when a group has no InService instance, or does not exist', () => {
+    const plan = planRestart(request(), estate({ groups: { 'web-fleet': [], gone: undefined } }), opts);
+
+    expect(plan.selection).toEqual([
+      {
+        arn: 'autoScalingGroupName/web-fleet',
+        type: 'autoscaling-group',
+        hasWork: false,
+        outcome: 'skipped',
+        detail: 'no InService instances; nothing sent',
+      },
+      {
+        arn: 'autoScalingGroupName/gone',
+        type: 'autoscaling-group',
+        hasWork: false,
+        outcome: 'skipped',
+        detail: 'Auto Scaling group not found; nothing sent',
+      },
+    ]);
+  });
+
+  it('fails an on-demand tag selection that matched no running instance', () => {
+    const plan = planRestart(
+      request({
+        trigger: 'on-demand',
+        selection: { instanceIds: [], groups: [], tags: { app: 'web', env: 'stage' }, services: [] },
+      }),
+      estate(),
+      opts,
+    );
+
+    expect(plan.selection).toEqual([
+      {
+        arn: 'tags:app=web, env=stage',
+        type: 'ec2-instance',
+        hasWork: false,
+        outcome: 'failed',
+        detail: 'no running instance carries tags app=web, env=stage; nothing sent',
+      },
+    ]);
+  });
+});
+
+describe('planRestart: ECS services', () => {
+  const service = (tags: Record<string, string> = {}): ServiceState => ({
+    arn: 'arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
+    cluster: 'shop',
+    name: 'web',
+    tags,
+  });
+  const ecs = request({ what: { kind: 'ecs-service' }, reason: 'alarm shop-web-memory-leak' });
+
+  it('redeploys the service, recording the time on it, and sends no command', () => {
+    const plan = planRestart(ecs, estate({ services: [service()] }), opts);
+
+    expect(plan).toEqual({
+      selection: [],
+      instances: [],
+      services: [
+        {
+          arn: 'arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
+          type: 'ecs-service',
+          cluster: 'shop',
+          service: 'web',
+          hasWork: true,
+          detail:
+            'redeploy (UpdateService forceNewDeployment; alarm shop-web-memory-leak); restart time recorded ' +
+            'in tag nightshift:last-restart',
+        },
+      ],
+      tagValue: 'at=2026-11-23T02:15:00Z what=ecs-service via=alarm',
+    });
+  });
+
+  it('skips a service within the cooldown for an alarm, and fails a missing one on demand', () => {
+    const cooling = planRestart(
+      ecs,
+      estate({ services: [service({ [LAST]: `at=${minutesAgo(3)} what=ecs-service via=alarm` })] }),
+      opts,
+    );
+    const missing = planRestart(
+      { ...ecs, trigger: 'on-demand' },
+      estate({ missingServices: ['shop/api'] }),
+      opts,
+    );
+
+    expect(cooling.services[0]).toMatchObject({ hasWork: false, outcome: 'skipped' });
+    expect(cooling.services[0]?.detail).toMatch(
+      /^last restarted 3 min ago .* cooldown, which ends at 2026-11-23T02:27:00Z/,
+    );
+    expect(missing.services).toEqual([
+      {
+        arn: 'shop/api',
+        type: 'ecs-service',
+        cluster: 'shop',
+        service: 'api',
+        hasWork: false,
+        outcome: 'failed',
+        detail: 'ECS service not found (or not ACTIVE); nothing redeployed',
+      },
+    ]);
+  });
+});
