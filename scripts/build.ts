@@ -3,7 +3,7 @@
  * tree-shaken ESM file exporting `handler`, for the nodejs22.x runtime on arm64.
  */
 import { build } from 'esbuild';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const functionNames = (): string[] =>
@@ -35,6 +35,25 @@ const main = async () => {
     });
     console.log(`${outfile}  ${(statSync(outfile).size / 1024).toFixed(1)} KiB`);
   }
+  // The nightshift CLI (package.json bin): every function's handler, for --local.
+  const cli = join('dist', 'cli', 'nightshift.mjs');
+  await build({
+    entryPoints: [join('scripts', 'cli', 'main.ts')],
+    outfile: cli,
+    bundle: true,
+    minify: true,
+    platform: 'node',
+    target: 'node20.19',
+    format: 'esm',
+    mainFields: ['module', 'main'],
+    legalComments: 'none',
+    banner: {
+      js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
+  chmodSync(cli, 0o755);
+  console.log(`${cli}  ${(statSync(cli).size / 1024).toFixed(1)} KiB`);
 };
 
 await main();

@@ -3,7 +3,7 @@
  * Node processes that each import the bundle once, as a Lambda cold start does. Run after a build.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -26,7 +26,9 @@ const importMs = (file: string): number => {
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
-for (const name of readdirSync('dist').sort()) {
+for (const name of readdirSync('functions')
+  .filter((f) => existsSync(join('functions', f, 'handler.ts')))
+  .sort()) {
   const file = resolve(join('dist', name, 'index.mjs'));
   const size = statSync(file).size;
   const gz = gzipSync(readFileSync(file)).length;

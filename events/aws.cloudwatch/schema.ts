@@ -20,6 +20,8 @@ const AlarmMetric = z.looseObject({
     }),
   ),
   expression: z.optional(z.string()),
+  /** False for a metric that only feeds a metric-math expression; the alarm is on what returns data. */
+  returnData: z.optional(z.boolean()),
 });
 
 const AlarmState = z.looseObject({
@@ -64,8 +66,33 @@ export const AlarmStateChangeEvent = z
 
 export type AlarmStateChangeEvent = Infer<typeof AlarmStateChangeEvent>;
 
-/** Every metric dimension of the alarm, one map per metric that names one (metric math names none). */
-export const alarmDimensions = (event: AlarmStateChangeEvent): Record<string, string>[] =>
-  (event.detail.configuration?.metrics ?? [])
+type AlarmMetric = NonNullable<
+  NonNullable<AlarmStateChangeEvent['detail']['configuration']>['metrics']
+>[number];
+
+const dimensionsOf = (metrics: AlarmMetric[]): Record<string, string>[] =>
+  metrics
     .map((m) => m.metricStat?.metric.dimensions)
     .filter((d): d is Record<string, string> => d !== undefined && Object.keys(d).length > 0);
+
+/** Metric math: more than one metric, and they say which of them return data (CloudWatch sets it). */
+const isMetricMath = (metrics: AlarmMetric[]) =>
+  metrics.length > 1 && metrics.some((m) => m.returnData !== undefined);
+
+/**
+ * The dimensions of the metrics the alarm is on, one map per metric that names one. When the metrics
+ * say which return data, only those count: a metric-math alarm is on its expression, and the metrics
+ * with `returnData: false` only feed it (a fleet average, a baseline instance): they name inputs, not
+ * what is alarming. A simple alarm's single metric always counts, and so does every metric of an
+ * event that says nothing about returnData.
+ */
+export const alarmDimensions = (event: AlarmStateChangeEvent): Record<string, string>[] => {
+  const metrics = event.detail.configuration?.metrics ?? [];
+  return dimensionsOf(isMetricMath(metrics) ? metrics.filter((m) => m.returnData !== false) : metrics);
+};
+
+/** The dimensions of the metrics that only feed a metric-math expression (`returnData: false`). */
+export const inputOnlyDimensions = (event: AlarmStateChangeEvent): Record<string, string>[] => {
+  const metrics = event.detail.configuration?.metrics ?? [];
+  return isMetricMath(metrics) ? dimensionsOf(metrics.filter((m) => m.returnData === false)) : [];
+};

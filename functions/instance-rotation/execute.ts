@@ -1,7 +1,9 @@
 import {
   CreateOrUpdateTagsCommand,
   DeleteTagsCommand,
+  ResumeProcessesCommand,
   SetDesiredCapacityCommand,
+  SuspendProcessesCommand,
   TerminateInstanceInAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
 import { UpdateContainerInstancesStateCommand } from '@aws-sdk/client-ecs';
@@ -17,6 +19,9 @@ const STEP_NAMES: Record<Step['op'], string> = {
   'save-rotation': 'save rotation state (CreateOrUpdateTags)',
   'set-desired': 'set desired capacity (SetDesiredCapacity)',
   drain: 'drain ECS container instance (UpdateContainerInstancesState)',
+  undrain: 'set ECS container instance back to ACTIVE (UpdateContainerInstancesState)',
+  suspend: 'hold scaling processes (SuspendProcesses)',
+  resume: 'resume scaling processes (ResumeProcesses)',
   terminate: 'terminate instance (TerminateInstanceInAutoScalingGroup)',
   'clear-rotation': 'remove rotation state (DeleteTags)',
 };
@@ -48,12 +53,23 @@ const runStep = async (clients: Clients, group: string, step: Step) => {
       );
       return;
     case 'drain':
+    case 'undrain':
       await clients.ecs.send(
         new UpdateContainerInstancesStateCommand({
           cluster: step.cluster,
           containerInstances: [step.containerInstance],
-          status: 'DRAINING',
+          status: step.op === 'drain' ? 'DRAINING' : 'ACTIVE',
         }),
+      );
+      return;
+    case 'suspend':
+      await clients.autoscaling.send(
+        new SuspendProcessesCommand({ AutoScalingGroupName: group, ScalingProcesses: step.processes }),
+      );
+      return;
+    case 'resume':
+      await clients.autoscaling.send(
+        new ResumeProcessesCommand({ AutoScalingGroupName: group, ScalingProcesses: step.processes }),
       );
       return;
     case 'terminate':

@@ -4,7 +4,7 @@ import {
   paginateDescribeAutoScalingGroups,
   type AutoScalingClient,
 } from '@aws-sdk/client-auto-scaling';
-import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { paginateDescribeInstances, type EC2Client } from '@aws-sdk/client-ec2';
 import {
   DescribeContainerInstancesCommand,
   ListContainerInstancesCommand,
@@ -54,6 +54,12 @@ export interface GroupState {
   refresh?: string;
   /** The ECS container instance on the EC2 instance being rotated, if it is one. */
   container?: ContainerInstanceState;
+  /** The group has a warm pool (its instances keep their age when reused). */
+  warmPool?: boolean;
+  /** Desired capacity counts units (vCPU, memory or weights), not instances. */
+  weighted?: boolean;
+  /** What kept the group's state from being read; the planner reports it and changes nothing. */
+  readError?: string;
 }
 
 export interface Clients {
@@ -62,14 +68,23 @@ export interface Clients {
   ecs: ECSClient;
 }
 
-/** Attach time of the primary network interface (device 0), falling back to LaunchTime. */
+/**
+ * Attach time of the primary network interface (device 0), falling back to LaunchTime. Read with an
+ * instance-id filter: a just-launched instance is not yet visible to InstanceIds everywhere (EC2 is
+ * eventually consistent), which would fail the whole call.
+ */
 const runningSince = async (ec2: EC2Client, ids: string[]): Promise<Map<string, Date | undefined>> => {
   const since = new Map<string, Date | undefined>();
-  for (const batch of chunk(ids, 1000)) {
-    const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: batch }));
-    for (const instance of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-      const primary = instance.NetworkInterfaces?.find((n) => n.Attachment?.DeviceIndex === 0);
-      since.set(instance.InstanceId ?? '', primary?.Attachment?.AttachTime ?? instance.LaunchTime);
+  for (const batch of chunk(ids, 200)) {
+    const pages = paginateDescribeInstances(
+      { client: ec2 },
+      { Filters: [{ Name: 'instance-id', Values: batch }] },
+    );
+    for await (const page of pages) {
+      for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+        const primary = instance.NetworkInterfaces?.find((n) => n.Attachment?.DeviceIndex === 0);
+        since.set(instance.InstanceId ?? '', primary?.Attachment?.AttachTime ?? instance.LaunchTime);
+      }
     }
   }
   return since;
@@ -137,27 +152,27 @@ export const readGroups = async (
   rotatingInstance: (tags: TagMap) => string | undefined,
 ): Promise<GroupState[]> => {
   const raw = [];
-  for await (const page of paginateDescribeAutoScalingGroups(
-    { client: clients.autoscaling },
-    names ? { AutoScalingGroupNames: names } : {},
-  )) {
-    raw.push(...(page.AutoScalingGroups ?? []));
+  // DescribeAutoScalingGroups takes at most 50 names a call.
+  for (const batch of names ? chunk(names, 50) : [undefined]) {
+    for await (const page of paginateDescribeAutoScalingGroups(
+      { client: clients.autoscaling },
+      batch ? { AutoScalingGroupNames: batch } : {},
+    )) {
+      raw.push(...(page.AutoScalingGroups ?? []));
+    }
   }
-  const chosen = raw.filter((g) => names !== undefined || tagMapUpper(g.Tags)[ROTATE_TAG] !== undefined);
+  const chosen = raw.filter((g) => {
+    const tags = tagMapUpper(g.Tags);
+    return names !== undefined || tags[ROTATE_TAG] !== undefined || tags[ROTATION_TAG] !== undefined;
+  });
   const since = await runningSince(
     clients.ec2,
     chosen.flatMap((g) => (g.Instances ?? []).map((i) => i.InstanceId ?? '')).filter(Boolean),
   );
-  return mapLimit(chosen, READ_CONCURRENCY, async (g) => {
+  return mapLimit(chosen, READ_CONCURRENCY, async (g): Promise<GroupState> => {
     const name = g.AutoScalingGroupName ?? '';
     const tags = tagMapUpper(g.Tags);
-    const [activities, refresh] = await Promise.all([
-      activitiesInProgress(clients.autoscaling, name),
-      refreshInProgress(clients.autoscaling, name),
-    ]);
-    const rotating = rotatingInstance(tags);
-    const container = rotating ? await findContainerInstance(clients.ecs, rotating) : undefined;
-    return {
+    const base: GroupState = {
       name,
       arn: g.AutoScalingGroupARN ?? '',
       min: g.MinSize ?? 0,
@@ -171,9 +186,24 @@ export const readGroups = async (
         health: i.HealthStatus ?? 'Unknown',
         since: since.get(i.InstanceId ?? ''),
       })),
-      activities,
-      ...(refresh && { refresh }),
-      ...(container && { container }),
+      activities: [],
+      ...(g.WarmPoolConfiguration && { warmPool: true }),
+      ...(((g.DesiredCapacityType && g.DesiredCapacityType !== 'units') ||
+        (g.Instances ?? []).some((i) => i.WeightedCapacity && i.WeightedCapacity !== '1')) && {
+        weighted: true,
+      }),
     };
+    // One group's failed read is that group's failed row, not the run's.
+    try {
+      const [activities, refresh] = await Promise.all([
+        activitiesInProgress(clients.autoscaling, name),
+        refreshInProgress(clients.autoscaling, name),
+      ]);
+      const rotating = rotatingInstance(tags);
+      const container = rotating ? await findContainerInstance(clients.ecs, rotating) : undefined;
+      return { ...base, activities, ...(refresh && { refresh }), ...(container && { container }) };
+    } catch (error) {
+      return { ...base, readError: errorMessage(error) };
+    }
   });
 };

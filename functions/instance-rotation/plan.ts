@@ -7,11 +7,21 @@ import { ROTATE_TAG, ROTATION_TAG, type GroupState, type InstanceState } from '.
 /** Processes whose suspension makes a group unsafe to rotate: nothing could replace what is removed. */
 export const BLOCKING_PROCESSES = ['Launch', 'Terminate', 'HealthCheck', 'ReplaceUnhealthy'];
 
+/**
+ * Processes suspended while a rotation is in flight, and resumed after: scaling policies
+ * (AlarmNotification), scheduled actions and AZ rebalancing would otherwise scale in the extra
+ * instance or move desired under the rotation's feet.
+ */
+export const HELD_PROCESSES = ['AlarmNotification', 'ScheduledActions', 'AZRebalance'];
+
 export type Step =
   | { op: 'save-rotation'; value: string }
+  | { op: 'suspend'; processes: string[] }
   | { op: 'set-desired'; desired: number }
   | { op: 'drain'; cluster: string; containerInstance: string }
+  | { op: 'undrain'; cluster: string; containerInstance: string }
   | { op: 'terminate'; instanceId: string }
+  | { op: 'resume'; processes: string[] }
   | { op: 'clear-rotation' };
 
 export interface RotationWork extends PlannedWork {
@@ -26,6 +36,8 @@ export interface Rotation {
   instance: string;
   phase: 'launching' | 'draining';
   at: string;
+  /** Processes this rotation suspended (not those that were suspended already): resumed at the end. */
+  suspended: string[];
 }
 
 export interface RotationOptions {
@@ -38,32 +50,43 @@ export interface RotationOptions {
 const stamp = (now: Date) => now.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export const encodeRotation = (r: Rotation) =>
-  encodeSavedState({ desired: r.desired, instance: r.instance, phase: r.phase, at: r.at });
+  encodeSavedState({
+    desired: r.desired,
+    instance: r.instance,
+    phase: r.phase,
+    at: r.at,
+    suspended: r.suspended.length > 0 ? r.suspended.join('+') : 'none',
+  });
 
 export const decodeRotation = (text: string): Rotation => {
   const f = decodeSavedState(text);
   if (!/^i-[0-9a-f]{8,17}$/.test(f.instance ?? '')) throw new Error(`no valid instance in "${text}"`);
   if (f.phase !== 'launching' && f.phase !== 'draining') throw new Error(`no valid phase in "${text}"`);
+  const suspended = !f.suspended || f.suspended === 'none' ? [] : f.suspended.split('+');
+  if (suspended.some((p) => !HELD_PROCESSES.includes(p)))
+    throw new Error(`no valid suspended list in "${text}"`);
   return {
     desired: countField(f, 'desired'),
     instance: f.instance as string,
     phase: f.phase,
     at: f.at ?? '',
+    suspended,
   };
 };
 
 const inService = (i: InstanceState) => i.lifecycle === 'InService' && i.health === 'Healthy';
 
-/** The max age that applies to a group, or an error naming the bad tag. */
+/** The max age that applies to a group, `false` when it opted out, or an error naming the bad tag. */
 const maxAgeFor = (
   g: GroupState,
   opts: RotationOptions,
-): { text: string; ms: number } | { error: string } => {
+): { text: string; ms: number } | { error: string } | false => {
   const tag = (g.tags[ROTATE_TAG] ?? '').trim();
   if (tag.toLowerCase() === 'true') return opts.maxAge;
+  if (tag.toLowerCase() === 'false') return false;
   const ms = parseDuration(tag);
   if (ms === undefined)
-    return { error: `tag ${ROTATE_TAG}=${tag} is neither true nor a duration such as 7d` };
+    return { error: `tag ${ROTATE_TAG}=${tag} is neither true, false nor a duration such as 7d` };
   return { text: tag, ms };
 };
 
@@ -73,6 +96,10 @@ const instability = (g: GroupState): string | undefined => {
   if (blocked.length > 0) return `processes suspended: ${blocked.join(', ')}`;
   if (g.activities.length > 0) return `scaling activity in progress: ${g.activities[0]}`;
   if (g.refresh) return g.refresh;
+  if (g.warmPool)
+    return 'the group has a warm pool: its instances keep their age across reuse, so rotation is not supported';
+  if (g.weighted)
+    return 'desired capacity is in units (vCPU, memory or instance weights), not instances: rotation is not supported';
   const healthy = g.instances.filter(inService).length;
   if (healthy !== g.desired) return `not stable: ${healthy} of ${g.desired} desired instances in service`;
   return undefined;
@@ -87,14 +114,24 @@ const work = (g: GroupState, fields: Omit<RotationWork, 'arn' | 'type' | 'group'
 const idle = (g: GroupState, outcome: 'unchanged' | 'skipped' | 'failed', detail: string) =>
   work(g, { hasWork: false, outcome, detail, steps: [] });
 
+/** Steps that end a rotation: resume what it suspended and remove its state. */
+const finish = (r: Rotation): Step[] => [
+  ...(r.suspended.length > 0 ? [{ op: 'resume' as const, processes: r.suspended }] : []),
+  { op: 'clear-rotation' },
+];
+
+/** Our +1 is still in desired: the only case where desired is put back to the saved value. */
+const restoreDesired = (g: GroupState, r: Rotation): Step[] =>
+  g.desired === r.desired + 1 ? [{ op: 'set-desired', desired: r.desired }] : [];
+
 /** A rotation in flight: wait for the replacement, drain, terminate, or give up and restore. */
 const continueRotation = (g: GroupState, r: Rotation, opts: RotationOptions): RotationWork => {
   const old = g.instances.find((i) => i.id === r.instance);
-  const restore = g.desired !== r.desired ? [{ op: 'set-desired' as const, desired: r.desired }] : [];
   if (!old || old.lifecycle.startsWith('Terminat')) {
+    const restore = restoreDesired(g, r);
     return work(g, {
       hasWork: true,
-      steps: [...restore, { op: 'clear-rotation' }],
+      steps: [...restore, ...finish(r)],
       detail:
         `${r.instance} left the group` +
         (restore.length > 0 ? `; desired ${g.desired} → ${r.desired} restored` : '') +
@@ -102,20 +139,52 @@ const continueRotation = (g: GroupState, r: Rotation, opts: RotationOptions): Ro
     });
   }
   const healthy = g.instances.filter(inService).length;
+  const others = g.instances.filter((i) => i.id !== r.instance && inService(i)).length;
+  // After terminating the old instance with a decrement, in service must still cover both the saved
+  // desired and the new desired, and desired must stay within min.
+  const canTerminate =
+    others >= Math.max(r.desired, g.desired - 1) && g.desired - 1 >= g.min && g.activities.length === 0;
+  const tasksLeft =
+    g.container !== undefined && g.container.status !== 'INACTIVE' && g.container.runningTasks > 0;
+  const progressing =
+    r.phase === 'launching' ? canTerminate && healthy >= r.desired + 1 : canTerminate && !tasksLeft;
+  const raiseMissed = r.phase === 'launching' && g.desired === r.desired && g.activities.length === 0;
+  const waited = opts.now.getTime() - Date.parse(r.at);
+  const timedOut = Number.isFinite(waited) && waited > opts.replacementTimeoutMinutes * 60_000;
+
+  if (timedOut && !progressing && !raiseMissed) {
+    const undrain =
+      r.phase === 'draining' && g.container?.status === 'DRAINING'
+        ? [{ op: 'undrain' as const, cluster: g.container.cluster, containerInstance: g.container.arn }]
+        : [];
+    const restore = restoreDesired(g, r);
+    return work(g, {
+      hasWork: true,
+      steps: [...undrain, ...restore, ...finish(r)],
+      detail:
+        (restore.length > 0
+          ? `desired ${g.desired} → ${r.desired}`
+          : `desired left at ${g.desired} (changed by someone else)`) +
+        (undrain.length > 0 ? `; ECS container instance on ${r.instance} set back to ACTIVE` : ''),
+      failure:
+        r.phase === 'launching'
+          ? `the replacement for ${r.instance} did not come into service within ${opts.replacementTimeoutMinutes} min ` +
+            `(${healthy} of ${r.desired + 1} in service); rotation abandoned, desired restored to ${r.desired}`
+          : `${r.instance} did not finish draining within ${opts.replacementTimeoutMinutes} min ` +
+            `(${g.container?.runningTasks ?? 0} ECS task(s) left; standalone tasks do not drain); rotation abandoned`,
+    });
+  }
+
   if (r.phase === 'launching') {
-    const ready = healthy >= r.desired + 1 && g.activities.length === 0;
-    if (!ready) {
-      const waited = opts.now.getTime() - Date.parse(r.at);
-      if (Number.isFinite(waited) && waited > opts.replacementTimeoutMinutes * 60_000) {
-        return work(g, {
-          hasWork: true,
-          steps: [...restore, { op: 'clear-rotation' }],
-          detail: `desired ${g.desired} → ${r.desired}`,
-          failure:
-            `the replacement for ${r.instance} did not come into service within ${opts.replacementTimeoutMinutes} min ` +
-            `(${healthy} of ${r.desired + 1} in service); rotation abandoned, desired restored to ${r.desired}`,
-        });
-      }
+    if (raiseMissed) {
+      // The state was saved but desired was never raised (the run stopped between the two): raise it now.
+      return work(g, {
+        hasWork: true,
+        steps: [{ op: 'set-desired', desired: r.desired + 1 }],
+        detail: `launch the replacement for ${r.instance} saved at ${r.at}: desired ${g.desired} → ${r.desired + 1}`,
+      });
+    }
+    if (!canTerminate || healthy < r.desired + 1) {
       return idle(
         g,
         'unchanged',
@@ -134,25 +203,32 @@ const continueRotation = (g: GroupState, r: Rotation, opts: RotationOptions): Ro
       });
     }
   }
-  if (g.container && g.container.status !== 'INACTIVE' && g.container.runningTasks > 0) {
+  if (tasksLeft) {
     return idle(
       g,
       'unchanged',
-      `draining ${r.instance}: ${g.container.runningTasks} ECS task(s) still on it`,
+      `draining ${r.instance}: ${g.container?.runningTasks} ECS task(s) still on it`,
+    );
+  }
+  if (!canTerminate) {
+    return idle(
+      g,
+      'unchanged',
+      `waiting before terminating ${r.instance}: ${others} other instance(s) in service, desired ${g.desired}, min ${g.min}`,
     );
   }
   return work(g, {
     hasWork: true,
-    steps: [{ op: 'terminate', instanceId: r.instance }, { op: 'clear-rotation' }],
-    detail: `terminate ${r.instance} now that its replacement is in service (${healthy} in service): desired ${g.desired} → ${g.desired - 1}`,
+    steps: [{ op: 'terminate', instanceId: r.instance }, ...finish(r)],
+    detail:
+      `terminate ${r.instance} now that its replacement is in service (${healthy} in service): desired ${g.desired} → ${g.desired - 1}` +
+      (r.suspended.length > 0 ? `; resume ${r.suspended.join(', ')}` : ''),
   });
 };
 
 const planGroup = (g: GroupState, opts: RotationOptions): RotationWork => {
-  if (g.tags[ROTATE_TAG] === undefined)
-    return idle(g, 'skipped', `not opted in: the group has no ${ROTATE_TAG} tag`);
-  const maxAge = maxAgeFor(g, opts);
-  if ('error' in maxAge) return idle(g, 'failed', maxAge.error);
+  if (g.readError) return idle(g, 'failed', `could not read the group's state: ${g.readError}`);
+  // A rotation in flight is finished even if the group opted out meanwhile: never leave it half done.
   const saved = g.tags[ROTATION_TAG];
   if (saved !== undefined) {
     try {
@@ -165,6 +241,11 @@ const planGroup = (g: GroupState, opts: RotationOptions): RotationWork => {
       );
     }
   }
+  if (g.tags[ROTATE_TAG] === undefined)
+    return idle(g, 'skipped', `not opted in: the group has no ${ROTATE_TAG} tag`);
+  const maxAge = maxAgeFor(g, opts);
+  if (maxAge === false) return idle(g, 'skipped', `opted out: ${ROTATE_TAG}=false`);
+  if ('error' in maxAge) return idle(g, 'failed', maxAge.error);
   const unstable = instability(g);
   if (unstable) return idle(g, 'skipped', unstable);
   const ageOf = (i: InstanceState) => (i.since ? opts.now.getTime() - i.since.getTime() : 0);
@@ -186,20 +267,24 @@ const planGroup = (g: GroupState, opts: RotationOptions): RotationWork => {
       `no headroom: desired ${g.desired} = max ${g.max}, and capacity never drops below desired; raise max by one to rotate`,
     );
   }
+  const hold = HELD_PROCESSES.filter((p) => !g.suspended.includes(p));
   const rotation: Rotation = {
     desired: g.desired,
     instance: oldest.id,
     phase: 'launching',
     at: stamp(opts.now),
+    suspended: hold,
   };
   return work(g, {
     hasWork: true,
     steps: [
       { op: 'save-rotation', value: encodeRotation(rotation) },
+      ...(hold.length > 0 ? [{ op: 'suspend' as const, processes: hold }] : []),
       { op: 'set-desired', desired: g.desired + 1 },
     ],
     detail:
       `launch a replacement for ${oldest.id} (${formatAge(ageOf(oldest))} old, max ${maxAge.text}): desired ${g.desired} → ${g.desired + 1}` +
+      (hold.length > 0 ? `; ${hold.join(', ')} suspended until it is done` : '') +
       (due.length > 1 ? `; ${due.length - 1} more due after it` : ''),
   });
 };

@@ -26,13 +26,19 @@ export const RestartConfig = z.object({
     optionalVar(/^\d{1,5}$/, '15', 'expected a whole number of minutes, 0 or more'),
     z.transform(Number),
   ),
-  /** SendCommand MaxConcurrency: how many instances of one send restart at once. */
+  /**
+   * SendCommand MaxConcurrency: how many instances of one send (up to 50) restart at once. Every send
+   * goes out together, so a count applies per send, a percentage across the fleet.
+   */
   MAX_CONCURRENCY: optionalVar(
     MAX_CONCURRENCY,
     '25%',
     'expected a number of instances (1 or more) or a percentage (1% to 100%)',
   ),
-  /** SendCommand MaxErrors: after this many failed instances SSM sends to no more of them. */
+  /**
+   * SendCommand MaxErrors: after this many failed invocations SSM sends to no more instances of that
+   * send (up to 50): a count applies per send, a percentage across the fleet.
+   */
   MAX_ERRORS: optionalVar(
     MAX_ERRORS,
     '1',

@@ -9,7 +9,7 @@ import { withOps, type RunContext } from '#shared/handler.ts';
 import { buildReport, type Report } from '#shared/report.ts';
 import { parseRestartInput, type RestartInput } from '#events/ssm-restart/schema.ts';
 import { RestartConfig } from './config.ts';
-import { executeRestart } from './execute.ts';
+import { executeRestart, pollDelayMs } from './execute.ts';
 import { readAlarmTags, readTargets, type Clients } from './inventory.ts';
 import {
   planRestart,
@@ -23,12 +23,10 @@ export interface Deps {
   clients: Clients;
   config: RestartConfig;
   now: () => Date;
-  /** Between GetCommandInvocation rounds; tests make it short. */
-  pollIntervalMs: number;
+  /** The wait before each GetCommandInvocation round; tests make it short. */
+  pollDelayMs: (round: number) => number;
   sleep: (ms: number) => Promise<void>;
 }
-
-const POLL_INTERVAL_MS = 3_000;
 
 let deps: Deps | undefined;
 const defaultDeps = (): Deps =>
@@ -42,7 +40,7 @@ const defaultDeps = (): Deps =>
     },
     config: parseEnv(RestartConfig),
     now: () => new Date(),
-    pollIntervalMs: POLL_INTERVAL_MS,
+    pollDelayMs,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   });
 
@@ -78,7 +76,7 @@ export const run = async (input: RestartInput, ctx: RunContext, d: Deps = defaul
     hasTime: ctx.hasTime,
     maxConcurrency: d.config.MAX_CONCURRENCY,
     maxErrors: d.config.MAX_ERRORS,
-    pollIntervalMs: d.pollIntervalMs,
+    pollDelayMs: d.pollDelayMs,
     sleep: d.sleep,
   });
 };

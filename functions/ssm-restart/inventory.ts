@@ -2,8 +2,8 @@ import { paginateDescribeInstances, type EC2Client, type Filter, type Instance }
 import { DescribeAutoScalingGroupsCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { DescribeServicesCommand, type ECSClient } from '@aws-sdk/client-ecs';
 import { ListTagsForResourceCommand, type CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import type { SSMClient } from '@aws-sdk/client-ssm';
-import { chunk } from '#shared/concurrency.ts';
+import { paginateDescribeInstanceInformation, type SSMClient } from '@aws-sdk/client-ssm';
+import { chunk, mapLimit } from '#shared/concurrency.ts';
 import { matchesTags, tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
 
 export interface Clients {
@@ -30,6 +30,11 @@ export interface InstanceState {
   /** EC2 state name: pending, running, stopping, stopped, shutting-down, terminated. */
   state: string;
   tags: TagMap;
+  /**
+   * The SSM agent's PingStatus (Online, ConnectionLost, Inactive); undefined when SSM does not list the
+   * instance as a managed node, or it was not asked because the instance is not running.
+   */
+  pingStatus?: string;
 }
 
 export interface ServiceState {
@@ -55,6 +60,8 @@ export interface RestartEstate {
 
 /** EC2 filters take up to 200 values each. */
 const FILTER_VALUES = 200;
+/** Instance ids per DescribeInstanceInformation call, and results per page (its MaxResults is 5 to 50). */
+const SSM_IDS = 50;
 
 export const partitionOf = (region: string): string =>
   region.startsWith('cn-') ? 'aws-cn' : region.startsWith('us-gov-') ? 'aws-us-gov' : 'aws';
@@ -113,6 +120,45 @@ const instancesByTags = async (ec2: EC2Client, region: string, tags: TagMap) => 
     ...Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] })),
   ];
   return (await describeInstances(ec2, region, filters)).filter((i) => matchesTags(i.tags, tags));
+};
+
+const isInvalidInstanceId = (error: unknown) => /InvalidInstanceId/.test((error as Error)?.name ?? '');
+
+/** The PingStatus of each of `ids` that SSM lists as a managed node; the others are absent. */
+const pingStatusesOf = async (ssm: SSMClient, ids: string[]) => {
+  const found = new Map<string, string>();
+  const asked = new Set(ids);
+  const pages = paginateDescribeInstanceInformation(
+    { client: ssm, pageSize: SSM_IDS },
+    { Filters: [{ Key: 'InstanceIds', Values: ids }] },
+  );
+  for await (const page of pages) {
+    for (const info of page.InstanceInformationList ?? []) {
+      if (info.InstanceId && asked.has(info.InstanceId))
+        found.set(info.InstanceId, info.PingStatus ?? 'unknown');
+    }
+  }
+  return found;
+};
+
+/**
+ * Asks SSM which instances are managed nodes and whether their agent is online, 50 ids a call.
+ * Unlisted instances are simply left out of the answer; AWS also documents InvalidInstanceId for this
+ * call, so a batch refused that way is asked again one id at a time, and an id refused alone is
+ * treated as not managed rather than taking its batch down with it.
+ */
+const pingStatuses = async (ssm: SSMClient, ids: string[]) => {
+  const found = new Map<string, string>();
+  const ask = async (batch: string[]): Promise<void> => {
+    try {
+      for (const [id, status] of await pingStatusesOf(ssm, batch)) found.set(id, status);
+    } catch (error) {
+      if (!isInvalidInstanceId(error)) throw error;
+      if (batch.length > 1) await mapLimit(batch, 5, (id) => ask([id]));
+    }
+  };
+  for (const batch of chunk(ids, SSM_IDS)) await ask(batch);
+  return found;
 };
 
 /** DescribeAutoScalingGroups takes 50 names a call; only InService instances are targets. */
@@ -180,12 +226,18 @@ export const readTargets = async (
     seen.add(i.id);
     instances.push(i);
   }
+  // Only running instances can take a command; SSM is not asked about the others.
+  const running = instances.filter((i) => i.state === 'running').map((i) => i.id);
+  const statuses = running.length > 0 ? await pingStatuses(clients.ssm, running) : new Map<string, string>();
   const { services, missing } =
     selection.services.length > 0
       ? await describeServices(clients.ecs, selection.services)
       : { services: [], missing: [] };
   return {
-    instances,
+    instances: instances.map((i) => {
+      const pingStatus = statuses.get(i.id);
+      return pingStatus === undefined ? i : { ...i, pingStatus };
+    }),
     missingInstances: ids.filter((id) => !byId.has(id)),
     groups,
     services,

@@ -2,7 +2,11 @@ import { chunk } from '#shared/concurrency.ts';
 import type { PlannedWork } from '#shared/execute.ts';
 import { errorMessage } from '#shared/errors.ts';
 import type { TagMap } from '#shared/tags.ts';
-import { alarmDimensions, type AlarmStateChangeEvent } from '#events/aws.cloudwatch/schema.ts';
+import {
+  alarmDimensions,
+  inputOnlyDimensions,
+  type AlarmStateChangeEvent,
+} from '#events/aws.cloudwatch/schema.ts';
 import {
   INSTANCE_ID,
   RESTART_NAME,
@@ -14,6 +18,16 @@ import type { InstanceState, RestartEstate, Selection, ServiceState } from './in
 
 /** The alarm tag that says what to restart. Public contract. */
 export const RESTART_TAG = 'nightshift:restart';
+
+/**
+ * The tag instances and ECS services must carry, with value `true`, to be restarted: the planner skips
+ * every other target, and the role may send commands to, redeploy and tag no other (infra/ssm-restart.yml).
+ * Public contract; fixed because IAM condition keys cannot be parameters.
+ */
+export const RESTARTABLE_TAG = 'nightshift:restartable';
+
+/** The only SSM PingStatus whose agent takes commands now (others: ConnectionLost, Inactive). */
+const ONLINE = 'Online';
 
 /** SSM SendCommand takes at most 50 instance ids a call. */
 export const SEND_BATCH = 50;
@@ -131,12 +145,20 @@ export const requestFromAlarm = (event: AlarmStateChangeEvent, tagValue: string)
   const parsed = parseRestartTag(tagValue);
   if ('error' in parsed) return refuse(`alarm ${name}: ${parsed.error}`);
   const dimensions = alarmDimensions(event);
+  // Metric math: the metrics that only feed the expression name inputs, never what to restart.
+  const inputs = inputOnlyDimensions(event);
+  const mathNote = (keys: string[]) =>
+    inputs.some((d) => keys.some((k) => d[k] !== undefined))
+      ? ` (it alarms on a metric-math expression: the ${keys.join(' and ')} dimensions of metrics that ` +
+        'only feed it, with returnData false, are not restarted)'
+      : '';
   const base = { trigger: 'alarm' as const, reason: `alarm ${name}`, what: parsed.what };
   if (parsed.what.kind === 'ecs-service') {
     const pairs = dimensions.filter((d) => d.ClusterName !== undefined && d.ServiceName !== undefined);
     if (pairs.length === 0) {
       return refuse(
-        `alarm ${name} is tagged ecs-service but its metrics have no ClusterName and ServiceName dimensions`,
+        `alarm ${name} is tagged ecs-service but its metrics have no ClusterName and ServiceName dimensions` +
+          mathNote(['ClusterName', 'ServiceName']),
       );
     }
     const bad = pairs.find(
@@ -160,7 +182,8 @@ export const requestFromAlarm = (event: AlarmStateChangeEvent, tagValue: string)
   const groups = valuesOf(dimensions, 'AutoScalingGroupName');
   if (instanceIds.length === 0 && groups.length === 0) {
     return refuse(
-      `alarm ${name} is tagged ${whatText(parsed.what)} but its metrics have no InstanceId or AutoScalingGroupName dimension`,
+      `alarm ${name} is tagged ${whatText(parsed.what)} but its metrics have no InstanceId or AutoScalingGroupName dimension` +
+        mathNote(['InstanceId', 'AutoScalingGroupName']),
     );
   }
   const badId = instanceIds.find((id) => !INSTANCE_ID.test(id));
@@ -195,10 +218,17 @@ export const requestFromAction = (action: RestartAction): RestartRequest => {
 };
 
 const MINUTE_MS = 60_000;
+/** Clock skew between writers of the tag: AWS itself accepts requests signed up to 5 minutes off. */
+export const FUTURE_SKEW_MINUTES = 5;
 
 /**
  * Why an alarm must not restart this target now, or undefined. Every restart of the target counts,
  * whatever it restarted: a flapping alarm, or two alarms on one instance, must not cause a restart storm.
+ * A restart time a little in the future (clock skew, up to FUTURE_SKEW_MINUTES) counts as now, so it
+ * holds off alarm restarts no longer than one cooldown after the time it names. A time further ahead is
+ * no restart nightshift wrote (a tag set by hand, in local time or the wrong year): capped at now anew on
+ * every run, it would hold them off until the day it names, so it holds off nothing and is replaced,
+ * like an unreadable one.
  */
 const cooldownReason = (tags: TagMap, request: RestartRequest, opts: PlanOptions) => {
   const text = tags[LAST_RESTART_TAG];
@@ -209,9 +239,22 @@ const cooldownReason = (tags: TagMap, request: RestartRequest, opts: PlanOptions
   } catch (error) {
     return { note: `; its ${LAST_RESTART_TAG} tag is unreadable (${errorMessage(error)}) and is replaced` };
   }
-  const ends = new Date(last.at.getTime() + opts.cooldownMinutes * MINUTE_MS);
-  const ago = Math.max(0, Math.floor((opts.now.getTime() - last.at.getTime()) / MINUTE_MS));
-  const when = `last restarted ${ago} min ago at ${stamp(last.at)} (${last.what} via ${last.via})`;
+  const ahead = last.at.getTime() - opts.now.getTime();
+  if (ahead > FUTURE_SKEW_MINUTES * MINUTE_MS) {
+    return {
+      note:
+        `; its ${LAST_RESTART_TAG} tag says ${stamp(last.at)}, more than ${FUTURE_SKEW_MINUTES} min in the ` +
+        'future, which no restart can be: it holds off nothing and is replaced',
+    };
+  }
+  const future = ahead > 0;
+  const at = future ? opts.now : last.at;
+  const ends = new Date(at.getTime() + opts.cooldownMinutes * MINUTE_MS);
+  const ago = Math.floor((opts.now.getTime() - at.getTime()) / MINUTE_MS);
+  const when = future
+    ? `last restart recorded at ${stamp(last.at)}, in the future (clock skew), so counted as now, ` +
+      `${stamp(at)} (${last.what} via ${last.via})`
+    : `last restarted ${ago} min ago at ${stamp(at)} (${last.what} via ${last.via})`;
   if (opts.now.getTime() >= ends.getTime()) return { note: '' };
   if (request.trigger === 'on-demand')
     return { note: `; ${when}: an on-demand restart ignores the cooldown` };
@@ -226,6 +269,15 @@ const cooldownReason = (tags: TagMap, request: RestartRequest, opts: PlanOptions
 const missing = (request: RestartRequest) =>
   (request.trigger === 'on-demand' ? 'failed' : 'skipped') as 'failed' | 'skipped';
 
+/** Why a target without `nightshift:restartable=true` is left alone, naming the value it has instead. */
+const notOptedIn = (kind: 'instance' | 'service', tags: TagMap) => {
+  const value = tags[RESTARTABLE_TAG];
+  return (
+    `not opted in: the ${kind} has no ${RESTARTABLE_TAG}=true tag` +
+    (value === undefined ? '' : ` (it is ${quote(value)})`)
+  );
+};
+
 const planInstance = (
   i: InstanceState,
   request: RestartRequest,
@@ -235,6 +287,27 @@ const planInstance = (
   const base = { arn: i.arn, type: 'ec2-instance' as const, instanceId: i.id };
   if (i.state !== 'running') {
     return { ...base, hasWork: false, outcome: 'skipped', detail: `not running (${i.state}); nothing sent` };
+  }
+  if (i.tags[RESTARTABLE_TAG] !== 'true') {
+    return {
+      ...base,
+      hasWork: false,
+      outcome: 'skipped',
+      detail: `${notOptedIn('instance', i.tags)}; nothing sent`,
+    };
+  }
+  // SendCommand refuses the whole call (InvalidInstanceId) when one of its instances cannot take it.
+  if (i.pingStatus !== ONLINE) {
+    const status =
+      i.pingStatus === undefined
+        ? 'SSM DescribeInstanceInformation does not list it'
+        : `PingStatus ${i.pingStatus}`;
+    return {
+      ...base,
+      hasWork: false,
+      outcome: 'skipped',
+      detail: `not an SSM managed instance, or its agent is offline (${status}); nothing sent`,
+    };
   }
   const cooldown = cooldownReason(i.tags, request, opts);
   if (cooldown.skip) return { ...base, hasWork: false, outcome: 'skipped', detail: cooldown.skip };
@@ -247,6 +320,14 @@ const planInstance = (
 
 const planService = (s: ServiceState, request: RestartRequest, opts: PlanOptions): ServiceWork => {
   const base = { arn: s.arn, type: 'ecs-service' as const, cluster: s.cluster, service: s.name };
+  if (s.tags[RESTARTABLE_TAG] !== 'true') {
+    return {
+      ...base,
+      hasWork: false,
+      outcome: 'skipped',
+      detail: `${notOptedIn('service', s.tags)}; nothing redeployed`,
+    };
+  }
   const cooldown = cooldownReason(s.tags, request, opts);
   if (cooldown.skip) return { ...base, hasWork: false, outcome: 'skipped', detail: cooldown.skip };
   return {
@@ -260,7 +341,11 @@ const planService = (s: ServiceState, request: RestartRequest, opts: PlanOptions
 
 /**
  * Decides, from the observed targets, their last restarts and the time, what each target gets, with a
- * reason for each. Pure: no I/O, no clock, no environment.
+ * reason for each. An instance gets the command only when it is running, opted in with
+ * `nightshift:restartable=true`, online in SSM and out of its cooldown (alarms only); a service only when
+ * it is opted in and out of its cooldown. Every other target is `skipped` here, never tagged or sent to,
+ * so only the outcomes of commands SSM ran count towards MAX_ERRORS. Pure: no I/O, no clock, no
+ * environment.
  */
 export const planRestart = (
   request: RestartRequest,

@@ -75,7 +75,8 @@ describe('instance-rotation with simulated Auto Scaling', () => {
     const report = await run({ action: 'rotate', dryRun: true }, ctx, deps());
 
     expect(report.resources[0]?.detail).toBe(
-      'launch a replacement for i-0000000a (40d old, max 14d): desired 2 → 3; 1 more due after it',
+      'launch a replacement for i-0000000a (40d old, max 14d): desired 2 → 3; ' +
+        'AlarmNotification, ScheduledActions, AZRebalance suspended until it is done; 1 more due after it',
     );
   });
 

@@ -1,12 +1,14 @@
 /**
- * What moto cannot show: commands still running when the Lambda must stop, commands that fail with
- * output, SSM not knowing an invocation yet, refused calls, and MaxErrors across batches. AWS is
- * simulated with aws-sdk-client-mock.
+ * What moto cannot show: SSM agents that are offline or not managed (moto has no
+ * DescribeInstanceInformation), commands still running or not yet delivered when the Lambda must stop,
+ * commands that fail with output, SSM not knowing an invocation yet, refused calls, and how batches
+ * are sent and polled. AWS is simulated with aws-sdk-client-mock.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import { CreateTagsCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import {
+  DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
   SendCommandCommand,
   SSMClient,
@@ -18,9 +20,10 @@ import {
   TagResourceCommand,
   UpdateServiceCommand,
 } from '@aws-sdk/client-ecs';
-import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { CloudWatchClient, ListTagsForResourceCommand } from '@aws-sdk/client-cloudwatch';
 import { run, type Deps } from '#functions/ssm-restart/handler.ts';
+import { pollDelayMs, shareLimit } from '#functions/ssm-restart/execute.ts';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { readFileSync } from 'node:fs';
 
@@ -28,6 +31,7 @@ const ec2 = mockClient(EC2Client);
 const ssm = mockClient(SSMClient);
 const ecs = mockClient(ECSClient);
 const cloudwatch = mockClient(CloudWatchClient);
+const autoscaling = mockClient(AutoScalingClient);
 
 const id = (n: number) => `i-${n.toString(16).padStart(17, '0')}`;
 const arn = (n: number) => `arn:aws:ec2:eu-central-1:123456789012:instance/${id(n)}`;
@@ -50,7 +54,7 @@ const deps = (config: Partial<Deps['config']> = {}): Deps => ({
     ...config,
   },
   now: () => new Date('2026-11-23T02:15:00Z'),
-  pollIntervalMs: 0,
+  pollDelayMs: () => 0,
   sleep: async () => undefined,
 });
 const ctx = (hasTime: () => boolean = () => true) => ({ logger: undefined as never, hasTime });
@@ -62,8 +66,13 @@ const restart = (count: number, extra: Record<string, unknown> = {}) =>
     ...extra,
   });
 
-/** `count` running instances i-…0, i-…1, … */
-const running = (count: number) =>
+const RESTARTABLE = { Key: 'nightshift:restartable', Value: 'true' };
+
+/** `count` running instances i-…0, i-…1, …, opted in, their SSM agents online. */
+const running = (
+  count: number,
+  tags: (n: number) => { Key: string; Value: string }[] = () => [RESTARTABLE],
+) => {
   ec2.on(DescribeInstancesCommand).resolves({
     Reservations: [
       {
@@ -71,9 +80,23 @@ const running = (count: number) =>
         Instances: Array.from({ length: count }, (_, n) => ({
           InstanceId: id(n),
           State: { Name: 'running' },
+          Tags: tags(n),
         })),
       },
     ],
+  });
+  agents(Array.from({ length: count }, (_, n) => [id(n), 'Online']));
+};
+
+/** What SSM DescribeInstanceInformation says of each instance it is asked about; unlisted ones are not managed. */
+const agents = (statuses: [string, string][]) =>
+  ssm.on(DescribeInstanceInformationCommand).callsFake((input: { Filters?: { Values?: string[] }[] }) => {
+    const asked = new Set(input.Filters?.[0]?.Values ?? []);
+    return {
+      InstanceInformationList: statuses
+        .filter(([instanceId]) => asked.has(instanceId))
+        .map(([InstanceId, PingStatus]) => ({ InstanceId, PingStatus, ResourceType: 'EC2Instance' })),
+    };
   });
 
 const invocation = (
@@ -87,6 +110,7 @@ describe('ssm-restart with simulated AWS', () => {
     ssm.reset();
     ecs.reset();
     cloudwatch.reset();
+    autoscaling.reset();
     ec2.on(CreateTagsCommand).resolves({});
     ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1', Status: 'Pending' } });
   });
@@ -98,14 +122,11 @@ describe('ssm-restart with simulated AWS', () => {
     ssm
       .on(GetCommandInvocationCommand, { InstanceId: id(0) })
       .resolves(invocation('Success', { ResponseCode: 0, StandardOutputContent: 'web\n' }));
-    let budget = 4;
+    // Time runs out after the first round of polls
+    const hasTime = () => ssm.commandCalls(GetCommandInvocationCommand).length < 2;
 
     // Act
-    const report = await run(
-      restart(2),
-      ctx(() => budget-- > 0),
-      deps(),
-    );
+    const report = await run(restart(2), ctx(hasTime), deps());
 
     // Assess
     expect(report.summary).toEqual({ changed: 2, planned: 0, unchanged: 0, skipped: 0, failed: 0 });
@@ -220,8 +241,12 @@ describe('ssm-restart with simulated AWS', () => {
     );
   });
 
-  it('sends the next batch only while failures stay within MAX_ERRORS', async () => {
+  it('sends every batch before waiting for any, sharing MAX_CONCURRENCY and MAX_ERRORS out among them', async () => {
+    // Prepare: 60 instances; two fail, in the first batch
     running(60);
+    ssm.on(SendCommandCommand).callsFake((input: { InstanceIds: string[] }) => ({
+      Command: { CommandId: input.InstanceIds.includes(id(0)) ? 'cmd-1' : 'cmd-2', Status: 'Pending' },
+    }));
     ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
     for (const n of [3, 7]) {
       ssm
@@ -229,17 +254,265 @@ describe('ssm-restart with simulated AWS', () => {
         .resolves(invocation('Failed', { ResponseCode: 1 }));
     }
 
+    // Act
     const report = await run(restart(60), ctx(), deps({ MAX_ERRORS: '1', MAX_CONCURRENCY: '5' }));
 
+    // Assess: both sends went out before the first poll, together allowed 5 at once and 1 error
+    const order = ssm.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
+    expect(order.filter((name) => name !== 'DescribeInstanceInformationCommand').slice(0, 2)).toEqual([
+      'SendCommandCommand',
+      'SendCommandCommand',
+    ]);
     const sends = ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
-    expect(sends).toHaveLength(1);
-    expect(sends[0]).toMatchObject({ MaxConcurrency: '5', MaxErrors: '1' });
-    expect(sends[0]?.InstanceIds).toHaveLength(50);
-    expect(report.summary).toEqual({ changed: 48, planned: 0, unchanged: 0, skipped: 10, failed: 2 });
-    expect(report.resources[55]?.detail).toMatch(
-      /^not sent: 2 instance\(s\) already failed, over MAX_ERRORS 1; run again to finish \(would have: docker restart web/,
+    expect(sends.map((x) => x.InstanceIds?.length)).toEqual([50, 10]);
+    expect(sends.map((x) => [x.MaxConcurrency, x.MaxErrors])).toEqual([
+      ['4', '1'],
+      ['1', '0'],
+    ]);
+    expect(report.summary).toEqual({ changed: 58, planned: 0, unchanged: 0, skipped: 0, failed: 2 });
+    expect(report.resources[3]?.error).toBe('command cmd-1 Failed; exit code 1');
+    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(60);
+  });
+
+  it.each([
+    ['25%', [50, 50, 20], 1, ['25%', '25%', '25%']],
+    ['5', [50, 50, 20], 1, ['2', '2', '1']],
+    ['1', [50, 50, 20], 1, ['1', '1', '1']],
+    ['1', [50, 50, 20], 0, ['1', '0', '0']],
+    ['10', [50, 10], 0, ['8', '2']],
+    ['0', [50, 10], 0, ['0', '0']],
+    ['3', [50], 1, ['3']],
+  ])('shares the limit %s among sends of %j (SSM minimum %i) as %j', (limit, sizes, min, shares) => {
+    expect(shareLimit(limit, sizes, min)).toEqual(shares);
+  });
+
+  it('sets a short delivery timeout and a 5-minute execution timeout on the command', async () => {
+    running(1);
+    ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+
+    await run(restart(1), ctx(), deps());
+
+    expect(ssm.commandCalls(SendCommandCommand)[0]?.args[0].input).toEqual({
+      DocumentName: 'AWS-RunShellScript',
+      InstanceIds: [id(0)],
+      Parameters: { commands: ['docker restart web'], executionTimeout: ['300'] },
+      MaxConcurrency: '25%',
+      MaxErrors: '1',
+      Comment: 'nightshift ssm-restart: on-demand',
+      TimeoutSeconds: 120,
+    });
+  });
+
+  it('tells a command not yet delivered apart from one still running when the Lambda must stop', async () => {
+    // Prepare: one agent has not picked the command up, one is delayed, one is running it
+    running(3);
+    ssm.on(GetCommandInvocationCommand, { InstanceId: id(0) }).resolves(invocation('Pending'));
+    ssm.on(GetCommandInvocationCommand, { InstanceId: id(1) }).resolves(invocation('Delayed'));
+    ssm.on(GetCommandInvocationCommand, { InstanceId: id(2) }).resolves(invocation('InProgress'));
+    const hasTime = () => ssm.commandCalls(GetCommandInvocationCommand).length < 3;
+
+    // Act
+    const report = await run(restart(3), ctx(hasTime), deps());
+
+    // Assess: none of them failed
+    expect(report.summary).toEqual({ changed: 3, planned: 0, unchanged: 0, skipped: 0, failed: 0 });
+    const follow = (n: number) =>
+      `follow it with aws ssm get-command-invocation --command-id cmd-1 --instance-id ${id(n)}`;
+    const what = '(docker restart web (on-demand); restart time recorded in tag nightshift:last-restart)';
+    expect(report.resources.map((r) => r.detail)).toEqual([
+      `not yet delivered to the instance when the Lambda had to stop: command cmd-1 is Pending on ${id(0)} ${what}; ` +
+        `it runs only if the agent picks it up in time (delivery timeout 120 s), else SSM ends it Delivery Timed Out; ${follow(0)}`,
+      `not yet delivered to the instance when the Lambda had to stop: command cmd-1 is Delayed on ${id(1)} ${what}; ` +
+        `it runs only if the agent picks it up in time (delivery timeout 120 s), else SSM ends it Delivery Timed Out; ${follow(1)}`,
+      `still running when the Lambda had to stop: command cmd-1 is InProgress on ${id(2)} ${what}; ${follow(2)}`,
+    ]);
+  });
+
+  it('polls with a growing wait, and only the invocations that have not ended', async () => {
+    // Prepare: the first instance ends at the first poll, the second at the fourth
+    running(2);
+    ssm
+      .on(GetCommandInvocationCommand, { InstanceId: id(0) })
+      .resolves(invocation('Success', { ResponseCode: 0 }));
+    ssm
+      .on(GetCommandInvocationCommand, { InstanceId: id(1) })
+      .resolvesOnce(invocation('Pending'))
+      .resolvesOnce(invocation('InProgress'))
+      .resolvesOnce(invocation('InProgress'))
+      .resolves(invocation('Success', { ResponseCode: 0 }));
+    const slept: number[] = [];
+    const d = { ...deps(), pollDelayMs, sleep: async (ms: number) => void slept.push(ms) };
+
+    // Act
+    const report = await run(restart(2), ctx(), d);
+
+    // Assess: 2 s, 4 s, 8 s and 10 s, slept in 1-second slices; 2 + 1 + 1 + 1 polls
+    expect([0, 1, 2, 3, 4, 20].map(pollDelayMs)).toEqual([2_000, 4_000, 8_000, 10_000, 10_000, 10_000]);
+    expect(report.summary.changed).toBe(2);
+    expect(slept.reduce((sum, ms) => sum + ms, 0)).toBe(24_000);
+    expect(Math.max(...slept)).toBe(1_000);
+    expect(ssm.commandCalls(GetCommandInvocationCommand).map((c) => c.args[0].input.InstanceId)).toEqual([
+      id(0),
+      id(1),
+      id(1),
+      id(1),
+      id(1),
+    ]);
+  });
+
+  it('stops waiting between polls as soon as the Lambda runs short of time', async () => {
+    running(1);
+    ssm.on(GetCommandInvocationCommand).resolves(invocation('InProgress'));
+    let slept = 0;
+    const d = { ...deps(), pollDelayMs, sleep: async (ms: number) => void (slept += ms) };
+
+    const report = await run(
+      restart(1),
+      ctx(() => slept < 3_000),
+      d,
     );
-    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(50);
+
+    expect(slept).toBe(3_000);
+    expect(ssm.commandCalls(GetCommandInvocationCommand)).toHaveLength(1);
+    expect(report.resources[0]?.detail).toMatch(
+      /^still running when the Lambda had to stop: command cmd-1 is InProgress/,
+    );
+  });
+
+  it('asks SSM which instances it manages, 50 ids a call, following every page', async () => {
+    // Prepare: 120 instances; SSM answers the first call in two pages
+    running(120);
+    type Input = { Filters: { Key: string; Values: string[] }[]; MaxResults?: number; NextToken?: string };
+    const asked: Input[] = [];
+    ssm.on(DescribeInstanceInformationCommand).callsFake((input: Input) => {
+      // A copy: the paginator reuses its input object for the next page.
+      asked.push(structuredClone(input));
+      const ids = input.Filters[0]?.Values ?? [];
+      const first = ids.includes(id(0));
+      const listed = !first ? ids : input.NextToken === 'page-2' ? ids.slice(25) : ids.slice(0, 25);
+      return {
+        InstanceInformationList: listed.map((InstanceId) => ({ InstanceId, PingStatus: 'Online' })),
+        ...(first && input.NextToken === undefined && { NextToken: 'page-2' }),
+      };
+    });
+
+    // Act
+    const report = await run(restart(120, { dryRun: true }), ctx(), deps());
+
+    // Assess
+    expect(
+      asked.map((a) => [a.Filters[0]?.Key, a.Filters[0]?.Values.length, a.MaxResults, a.NextToken]),
+    ).toEqual([
+      ['InstanceIds', 50, 50, undefined],
+      ['InstanceIds', 50, 50, 'page-2'],
+      ['InstanceIds', 50, 50, undefined],
+      ['InstanceIds', 20, 50, undefined],
+    ]);
+    expect(asked.flatMap((a) => (a.NextToken ? [] : a.Filters[0]?.Values))).toEqual(
+      Array.from({ length: 120 }, (_, n) => id(n)),
+    );
+    expect(report.summary).toMatchObject({ planned: 120, skipped: 0 });
+  });
+
+  it('skips instances SSM does not manage or whose agent is offline: never tagged, never sent', async () => {
+    // Prepare: i-…0 online, i-…1 lost its connection, i-…2 is not a managed node at all
+    running(3);
+    agents([
+      [id(0), 'Online'],
+      [id(1), 'ConnectionLost'],
+    ]);
+    ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+
+    // Act
+    const report = await run(restart(3), ctx(), deps({ MAX_ERRORS: '0' }));
+
+    // Assess
+    expect(ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([[id(0)]]);
+    expect(ec2.commandCalls(CreateTagsCommand).map((c) => c.args[0].input.Resources)).toEqual([[id(0)]]);
+    expect(report.summary).toEqual({ changed: 1, planned: 0, unchanged: 0, skipped: 2, failed: 0 });
+    expect(report.resources.slice(1)).toEqual([
+      {
+        arn: arn(1),
+        type: 'ec2-instance',
+        outcome: 'skipped',
+        detail:
+          'not an SSM managed instance, or its agent is offline (PingStatus ConnectionLost); nothing sent',
+      },
+      {
+        arn: arn(2),
+        type: 'ec2-instance',
+        outcome: 'skipped',
+        detail:
+          'not an SSM managed instance, or its agent is offline (SSM DescribeInstanceInformation does not list it); nothing sent',
+      },
+    ]);
+  });
+
+  it('skips them for an alarm too', async () => {
+    running(2);
+    agents([[id(0), 'Inactive']]);
+    cloudwatch
+      .on(ListTagsForResourceCommand)
+      .resolves({ Tags: [{ Key: 'nightshift:restart', Value: 'container:web' }] });
+    autoscaling.on(DescribeAutoScalingGroupsCommand, { AutoScalingGroupNames: ['web-fleet'] }).resolves({
+      AutoScalingGroups: [
+        {
+          AutoScalingGroupName: 'web-fleet',
+          Instances: [0, 1].map((n) => ({ InstanceId: id(n), LifecycleState: 'InService' })),
+        } as never,
+      ],
+    });
+    const event = JSON.parse(
+      readFileSync('events/aws.cloudwatch/samples/alarm-autoscaling-group.json', 'utf8'),
+    );
+
+    const report = await run(parseRestartInput(event), ctx(), deps());
+
+    expect(report.resources.map((r) => [r.outcome, r.detail.split(';')[0]])).toEqual([
+      ['skipped', 'not an SSM managed instance, or its agent is offline (PingStatus Inactive)'],
+      [
+        'skipped',
+        'not an SSM managed instance, or its agent is offline (SSM DescribeInstanceInformation does not list it)',
+      ],
+    ]);
+    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+  });
+
+  it('asks again one id at a time when SSM refuses a batch with InvalidInstanceId', async () => {
+    running(3);
+    ssm
+      .on(DescribeInstanceInformationCommand)
+      .rejects(awsError('InvalidInstanceId', 'Instances [[i-00000000000000001]] not in a valid state'));
+    for (const n of [0, 2]) {
+      ssm
+        .on(DescribeInstanceInformationCommand, { Filters: [{ Key: 'InstanceIds', Values: [id(n)] }] })
+        .resolves({ InstanceInformationList: [{ InstanceId: id(n), PingStatus: 'Online' }] });
+    }
+
+    const report = await run(restart(3, { dryRun: true }), ctx(), deps());
+
+    expect(ssm.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(4);
+    expect(report.resources.map((r) => r.outcome)).toEqual(['planned', 'skipped', 'planned']);
+  });
+
+  it('skips instances without nightshift:restartable=true: never tagged, never sent, never an error', async () => {
+    running(3, (n) => (n === 1 ? [{ Key: 'app', Value: 'web' }] : [RESTARTABLE]));
+    ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+
+    const report = await run(restart(3), ctx(), deps({ MAX_ERRORS: '0' }));
+
+    expect(report.summary).toEqual({ changed: 2, planned: 0, unchanged: 0, skipped: 1, failed: 0 });
+    expect(report.resources[1]?.detail).toBe(
+      'not opted in: the instance has no nightshift:restartable=true tag; nothing sent',
+    );
+    expect(ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([
+      [id(0), id(2)],
+    ]);
+    expect(ec2.commandCalls(CreateTagsCommand).flatMap((c) => c.args[0].input.Resources)).toEqual([
+      id(0),
+      id(2),
+    ]);
   });
 
   it('sends and tags nothing when the Lambda is already about to time out', async () => {
@@ -264,7 +537,7 @@ describe('ssm-restart with simulated AWS', () => {
           serviceArn: 'arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
           serviceName: 'web',
           status: 'ACTIVE',
-          tags: [],
+          tags: [{ key: 'nightshift:restartable', value: 'true' }],
         },
       ],
     });
@@ -287,6 +560,42 @@ describe('ssm-restart with simulated AWS', () => {
       service: 'web',
       forceNewDeployment: true,
     });
+  });
+
+  it('redeploys and tags no service without nightshift:restartable=true, and explains a refusal by IAM', async () => {
+    // Prepare: shop/web is not opted in; shop/api is, but the role refuses (the tag was just removed)
+    ecs.on(DescribeServicesCommand).resolves({
+      services: ['web', 'api'].map((name) => ({
+        serviceArn: `arn:aws:ecs:eu-central-1:123456789012:service/shop/${name}`,
+        serviceName: name,
+        status: 'ACTIVE',
+        tags: name === 'api' ? [{ key: 'nightshift:restartable', value: 'true' }] : [],
+      })),
+    });
+    ecs
+      .on(TagResourceCommand)
+      .rejects(awsError('AccessDeniedException', 'User is not authorized to perform: ecs:TagResource'));
+    const redeploy = (service: string) =>
+      run(parseRestartInput({ action: 'restart', ecsService: { cluster: 'shop', service } }), ctx(), deps());
+
+    // Act
+    const web = await redeploy('web');
+    const api = await redeploy('api');
+
+    // Assess
+    expect(web.resources[0]).toMatchObject({
+      outcome: 'skipped',
+      detail: 'not opted in: the service has no nightshift:restartable=true tag; nothing redeployed',
+    });
+    expect(api.resources[0]?.error).toBe(
+      'recording the restart time (TagResource nightshift:last-restart) failed: AccessDeniedException: User is not ' +
+        'authorized to perform: ecs:TagResource (the role tags and redeploys only services tagged ' +
+        'nightshift:restartable=true: tag the service, or check the role); nothing redeployed',
+    );
+    expect(ecs.commandCalls(TagResourceCommand).map((c) => c.args[0].input.resourceArn)).toEqual([
+      'arn:aws:ecs:eu-central-1:123456789012:service/shop/api',
+    ]);
+    expect(ecs.commandCalls(UpdateServiceCommand)).toHaveLength(0);
   });
 
   it('does nothing for an alarm deleted before its event was handled', async () => {

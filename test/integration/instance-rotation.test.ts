@@ -132,13 +132,14 @@ describe.runIf(motoTestsEnabled())('instance-rotation against moto', () => {
       'no',
     ]);
     expect(reports[0]?.resources[0]?.detail).toMatch(
-      /^launch a replacement for i-\w+ \(1m old, max 1m\): desired 3 → 4; 2 more due after it$/,
+      /^launch a replacement for i-\w+ \(1m old, max 1m\): desired 3 → 4; AlarmNotification, ScheduledActions, AZRebalance suspended until it is done; 2 more due after it$/,
     );
     expect(sizes.map((s) => s.desired)).toEqual([4, 3, 4, 3, 4, 3, 3]);
     expect(sizes.every((s) => s.inService >= 3)).toBe(true);
     expect(after?.DesiredCapacity).toBe(3);
     expect(after?.Instances?.map((i) => i.InstanceId).filter((id) => original.includes(id))).toEqual([]);
     expect(after?.Tags?.map((t) => t.Key)).toEqual(['nightshift:rotate']);
+    expect(after?.SuspendedProcesses).toEqual([]);
   });
 
   it('saves the original desired on the group before raising it', async () => {
@@ -146,12 +147,19 @@ describe.runIf(motoTestsEnabled())('instance-rotation against moto', () => {
 
     const g = await group('web');
     const saved = g?.Tags?.find((t) => t.Key === 'nightshift:rotation')?.Value;
-    expect(saved).toMatch(/^desired=3 instance=i-\w+ phase=launching at=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(saved).toMatch(
+      /^desired=3 instance=i-\w+ phase=launching at=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ suspended=AlarmNotification\+ScheduledActions\+AZRebalance$/,
+    );
+    expect(g?.SuspendedProcesses?.map((p) => p.ProcessName).sort()).toEqual([
+      'AZRebalance',
+      'AlarmNotification',
+      'ScheduledActions',
+    ]);
     const mutations = proxy
       .delivered()
       .map((r) => r.operation)
       .filter((op) => !/^Describe|^List/.test(op));
-    expect(mutations).toEqual(['CreateOrUpdateTags', 'SetDesiredCapacity']);
+    expect(mutations).toEqual(['CreateOrUpdateTags', 'SuspendProcesses', 'SetDesiredCapacity']);
   });
 
   it('leaves opted-out, suspended and no-headroom groups untouched, saying why', async () => {

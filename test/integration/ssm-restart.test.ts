@@ -1,6 +1,8 @@
 /**
  * ssm-restart against moto, through the whole middy chain. moto 5.2.1 records every instance in the
  * region as a command's InstanceIds, so what was sent is asserted on the recorded SendCommand requests.
+ * It has no DescribeInstanceInformation either: the recording proxy answers it as SSM would for the
+ * agents each test declares online (stubSsmAgents).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { handler as realHandler, run, type Deps } from '#functions/ssm-restart/handler.ts';
@@ -13,6 +15,8 @@ import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
 import { parseEnv } from '#shared/env.ts';
 import { withOps } from '#shared/handler.ts';
 import type { Report } from '#shared/report.ts';
+import { readFileSync } from 'node:fs';
+import { DeleteTagsCommand } from '@aws-sdk/client-ec2';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { lambdaContext } from '#test/support/context.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
@@ -28,8 +32,11 @@ import {
   launchInstances,
   mutations,
   restartSeedClients,
+  RESTARTABLE,
   sendCommands,
   stopInstance,
+  stubSsmAgents,
+  tagInstance,
   type RestartSeedClients,
 } from '#test/support/ssm-estate.ts';
 
@@ -49,7 +56,7 @@ const deps = (env: Record<string, string> = {}): Deps => ({
   },
   config: parseEnv(RestartConfig, { AWS_REGION: 'eu-central-1', ...env }),
   now: () => clock,
-  pollIntervalMs: 20,
+  pollDelayMs: () => 20,
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
 });
 /** The handler's own chain (parsing, withOps) around test dependencies: a fixed clock, fast polling. */
@@ -64,6 +71,18 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   let moto: Moto;
   let proxy: Proxy;
   let aws: RestartSeedClients;
+  let agents: Parameters<typeof stubSsmAgents>[1] = {};
+  /** These instances' SSM agents are online from now on. */
+  const online = (...ids: (string | undefined)[]) => {
+    for (const id of ids) agents[id ?? ''] = 'Online';
+    stubSsmAgents(proxy, agents);
+  };
+  /** Opted-in instances whose SSM agents are online. */
+  const launch = async (count: number, tags: Record<string, string> = {}) => {
+    const ids = await launchInstances(aws, count, { ...RESTARTABLE, ...tags });
+    online(...ids);
+    return ids;
+  };
 
   beforeAll(async () => {
     moto = await startMoto();
@@ -79,11 +98,13 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     await moto.reset();
     clock = new Date('2026-11-23T02:14:41Z');
     proxy.requests.length = 0;
+    agents = {};
+    stubSsmAgents(proxy, agents);
   });
 
   it('restarts the container an alarm names on the instance in its InstanceId dimension', async () => {
     // Prepare
-    const [web, other] = await launchInstances(aws, 2);
+    const [web, other] = await launch(2);
     const arn = await createAlarm(
       aws,
       'web-1-unhealthy',
@@ -105,7 +126,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       MaxConcurrency: '25%',
       MaxErrors: '1',
       Comment: 'nightshift ssm-restart: alarm web-1-unhealthy',
-      TimeoutSeconds: 600,
+      TimeoutSeconds: 120,
     });
     expect(report.summary).toEqual({ changed: 1, planned: 0, unchanged: 0, skipped: 0, failed: 0 });
     expect(report.resources[0]).toMatchObject({
@@ -122,11 +143,13 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     );
     expect((await instanceTags(aws, other!))[LAST_RESTART]).toBeUndefined();
     expect(mutations(proxy.requests)).toEqual(['CreateTags', 'SendCommand']);
+    const asked = proxy.requests.find((r) => r.operation === 'DescribeInstanceInformation')?.body ?? '{}';
+    expect(JSON.parse(asked)).toEqual({ Filters: [{ Key: 'InstanceIds', Values: [web] }], MaxResults: 50 });
   });
 
   it('holds the cooldown across invocations: a second alarm within 15 minutes is skipped with the reason', async () => {
     // Prepare
-    const [web] = await launchInstances(aws, 1);
+    const [web] = await launch(1);
     const arn = await createAlarm(
       aws,
       'web-1-unhealthy',
@@ -163,8 +186,9 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   });
 
   it('restarts a unit on the InService instances of the Auto Scaling group in the dimensions', async () => {
-    const members = await createGroup(aws, 'web-fleet', 3);
-    await launchInstances(aws, 1);
+    const members = await createGroup(aws, 'web-fleet', 3, RESTARTABLE);
+    online(...members);
+    await launch(1);
     const arn = await createAlarm(
       aws,
       'web-fleet-nginx-5xx',
@@ -187,7 +211,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   it.each(['OK', 'INSUFFICIENT_DATA'] as const)(
     'does nothing, quietly, when the alarm goes to %s',
     async (state) => {
-      const [web] = await launchInstances(aws, 1);
+      const [web] = await launch(1);
       const arn = await createAlarm(
         aws,
         'web-1-unhealthy',
@@ -212,7 +236,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   );
 
   it('does nothing, quietly, for an alarm without the nightshift:restart tag', async () => {
-    const [web] = await launchInstances(aws, 1);
+    const [web] = await launch(1);
     const arn = await createAlarm(aws, 'cpu-high', { InstanceId: web! }, { team: 'shop' });
     proxy.requests.length = 0;
 
@@ -223,7 +247,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   });
 
   it('refuses an alarm tag that would inject shell, naming the tag, before any mutating call', async () => {
-    const [web] = await launchInstances(aws, 1);
+    const [web] = await launch(1);
     const arn = await createAlarm(
       aws,
       'web-1-unhealthy',
@@ -252,7 +276,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
 
   it('redeploys the ECS service in the dimensions of an alarm tagged ecs-service', async () => {
     // Prepare
-    const serviceArn = await createService(aws, 'shop', 'web');
+    const serviceArn = await createService(aws, 'shop', 'web', RESTARTABLE);
     const before = await describeService(aws, 'shop', 'web');
     const dimensions = { ClusterName: 'shop', ServiceName: 'web' };
     const arn = await createAlarm(aws, 'shop-web-memory-leak', dimensions, { [RESTART]: 'ecs-service' });
@@ -290,10 +314,31 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     expect(mutations(proxy.requests)).toEqual([]);
   });
 
+  it('leaves alone an ECS service without nightshift:restartable=true', async () => {
+    const serviceArn = await createService(aws, 'shop', 'web', { team: 'shop' });
+    const before = await describeService(aws, 'shop', 'web');
+    const dimensions = { ClusterName: 'shop', ServiceName: 'web' };
+    const arn = await createAlarm(aws, 'shop-web-memory-leak', dimensions, { [RESTART]: 'ecs-service' });
+    proxy.requests.length = 0;
+
+    const report = await invoke(alarmEvent(arn, dimensions));
+
+    expect(report.resources).toEqual([
+      {
+        arn: serviceArn,
+        type: 'ecs-service',
+        outcome: 'skipped',
+        detail: 'not opted in: the service has no nightshift:restartable=true tag; nothing redeployed',
+      },
+    ]);
+    expect(mutations(proxy.requests)).toEqual([]);
+    expect(await describeService(aws, 'shop', 'web')).toEqual(before);
+  });
+
   it('restarts on demand on the running instances carrying every tag, whatever the cooldown', async () => {
     // Prepare: two running web instances (one restarted a minute ago), a stopped one, an api one
-    const [a, b, stopped] = await launchInstances(aws, 3, { app: 'web', env: 'stage' });
-    await launchInstances(aws, 1, { app: 'api', env: 'stage' });
+    const [a, b, stopped] = await launch(3, { app: 'web', env: 'stage' });
+    await launch(1, { app: 'api', env: 'stage' });
     await stopInstance(aws, stopped!);
     const { CreateTagsCommand } = await import('@aws-sdk/client-ec2');
     await aws.ec2.send(
@@ -330,7 +375,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   });
 
   it('sends to more than 50 instances in batches of 50', async () => {
-    await launchInstances(aws, 60, { app: 'batch' });
+    await launch(60, { app: 'batch' });
     proxy.requests.length = 0;
 
     const report = await invoke({
@@ -339,8 +384,128 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       container: 'worker',
     });
 
-    expect(sendCommands(proxy.requests).map((s) => s.InstanceIds.length)).toEqual([50, 10]);
+    const sends = sendCommands(proxy.requests);
+    expect(sends.map((s) => s.InstanceIds.length)).toEqual([50, 10]);
+    // The sends run at the same time: a percentage holds in each, MAX_ERRORS 1 is shared out among them
+    expect(sends.map((s) => [s.MaxConcurrency, s.MaxErrors])).toEqual([
+      ['25%', '1'],
+      ['25%', '0'],
+    ]);
     expect(report.summary).toMatchObject({ changed: 60, failed: 0 });
+    // Both batches went out before the first poll: a slow instance in one holds up no other
+    const ops = proxy.requests.map((r) => r.operation);
+    expect(ops.lastIndexOf('SendCommand')).toBeLessThan(ops.indexOf('GetCommandInvocation'));
+    // SSM was asked about the agents 50 ids a call
+    expect(
+      proxy.requests
+        .filter((r) => r.operation === 'DescribeInstanceInformation')
+        .map((r) => (JSON.parse(r.body) as { Filters: { Values: string[] }[] }).Filters[0]?.Values.length),
+    ).toEqual([50, 10]);
+  });
+
+  it('restarts only opted-in instances whose SSM agent is online, tagging no other', async () => {
+    // Prepare: one good instance, one whose agent lost its connection, one SSM does not manage, one not opted in
+    const [good, lost, unmanaged] = await launch(3, { app: 'web' });
+    const [notOptedIn] = await launchInstances(aws, 1, { app: 'web' });
+    online(notOptedIn);
+    agents[lost!] = 'ConnectionLost';
+    delete agents[unmanaged!];
+    stubSsmAgents(proxy, agents);
+    proxy.requests.length = 0;
+
+    // Act
+    const report = await invoke(
+      { action: 'restart', targets: { tags: { app: 'web' } }, container: 'web' },
+      { MAX_ERRORS: '0' },
+    );
+
+    // Assess: one send, to the good instance; the others are skipped, not failed, and carry no restart time
+    expect(sendCommands(proxy.requests).map((s) => s.InstanceIds)).toEqual([[good]]);
+    expect(report.summary).toEqual({ changed: 1, planned: 0, unchanged: 0, skipped: 3, failed: 0 });
+    expect(row(report, lost!)?.detail).toBe(
+      'not an SSM managed instance, or its agent is offline (PingStatus ConnectionLost); nothing sent',
+    );
+    expect(row(report, unmanaged!)?.detail).toBe(
+      'not an SSM managed instance, or its agent is offline (SSM DescribeInstanceInformation does not list it); nothing sent',
+    );
+    expect(row(report, notOptedIn!)?.detail).toBe(
+      'not opted in: the instance has no nightshift:restartable=true tag; nothing sent',
+    );
+    expect((await instanceTags(aws, good!))[LAST_RESTART]).toMatch(/^at=2026-11-23T02:14:41Z /);
+    for (const id of [lost, unmanaged, notOptedIn]) {
+      expect((await instanceTags(aws, id!))[LAST_RESTART]).toBeUndefined();
+    }
+  });
+
+  it('skips, for an alarm, a group member that is not opted in or not online', async () => {
+    const members = await createGroup(aws, 'web-fleet', 3, RESTARTABLE);
+    const [plain, offline, good] = members;
+    await aws.ec2.send(
+      new DeleteTagsCommand({ Resources: [plain!], Tags: [{ Key: 'nightshift:restartable' }] }),
+    );
+    online(plain, good);
+    const arn = await createAlarm(
+      aws,
+      'web-fleet-nginx-5xx',
+      { AutoScalingGroupName: 'web-fleet' },
+      { [RESTART]: 'unit:nginx.service' },
+    );
+    proxy.requests.length = 0;
+
+    const report = await invoke(alarmEvent(arn, { AutoScalingGroupName: 'web-fleet' }));
+
+    expect(sendCommands(proxy.requests).map((s) => s.InstanceIds)).toEqual([[good]]);
+    expect(row(report, plain!)).toMatchObject({ outcome: 'skipped' });
+    expect(row(report, plain!)?.detail).toMatch(/^not opted in/);
+    expect(row(report, offline!)).toMatchObject({ outcome: 'skipped' });
+    expect(row(report, offline!)?.detail).toMatch(/^not an SSM managed instance, or its agent is offline/);
+    expect((await instanceTags(aws, plain!))[LAST_RESTART]).toBeUndefined();
+    expect((await instanceTags(aws, offline!))[LAST_RESTART]).toBeUndefined();
+  });
+
+  it('restarts on an alarm, and replaces, a last restart far in the future', async () => {
+    const [web] = await launch(1);
+    await tagInstance(aws, web!, {
+      [LAST_RESTART]: 'at=2031-11-23T02:14:41Z what=container:web via=on-demand',
+    });
+    const arn = await createAlarm(
+      aws,
+      'web-1-unhealthy',
+      { InstanceId: web! },
+      { [RESTART]: 'container:web' },
+    );
+
+    const report = await invoke(alarmEvent(arn, { InstanceId: web! }));
+
+    expect(report.summary.changed).toBe(1);
+    expect(report.resources[0]?.detail).toMatch(
+      /its nightshift:last-restart tag says 2031-11-23T02:14:41Z, more than 5 min in the future, which no restart can be/,
+    );
+    expect((await instanceTags(aws, web!))[LAST_RESTART]).toBe(
+      'at=2026-11-23T02:14:41Z what=container:web via=alarm',
+    );
+  });
+
+  it('refuses a metric-math alarm whose instance only feeds its expression', async () => {
+    const [web] = await launch(1);
+    const arn = await createAlarm(
+      aws,
+      'web-1-slower-than-fleet',
+      { InstanceId: web! },
+      { [RESTART]: 'container:web' },
+    );
+    const event = JSON.parse(readFileSync('events/aws.cloudwatch/samples/alarm-metric-math.json', 'utf8'));
+    event.resources = [arn];
+    event.detail.configuration.metrics[1].metricStat.metric.dimensions = { InstanceId: web };
+    proxy.requests.length = 0;
+
+    const ctx = { logger: undefined as never, hasTime: () => true };
+    const report = await run(parseRestartInput(event), ctx, deps());
+
+    expect(report.resources).toMatchObject([{ arn, type: 'cloudwatch-alarm', outcome: 'failed' }]);
+    expect(report.resources[0]?.detail).toMatch(/it alarms on a metric-math expression/);
+    expect(mutations(proxy.requests)).toEqual([]);
+    expect((await instanceTags(aws, web!))[LAST_RESTART]).toBeUndefined();
   });
 
   it.each([
@@ -353,7 +518,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     ['unit', 'nginx service'],
     ['unit', 'nginx\nreboot'],
   ])('refuses %s %j before any AWS call', async (field, name) => {
-    const [web] = await launchInstances(aws, 1);
+    const [web] = await launch(1);
     proxy.requests.length = 0;
 
     await expect(
@@ -367,7 +532,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   });
 
   it('sends nothing and writes no tag in a dry run, from the event or from DRY_RUN', async () => {
-    const [web] = await launchInstances(aws, 1);
+    const [web] = await launch(1);
     const arn = await createAlarm(
       aws,
       'web-1-unhealthy',
@@ -396,7 +561,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   });
 
   it('reports named instances that are stopped or unknown instead of sending to them', async () => {
-    const [running, stopped] = await launchInstances(aws, 2);
+    const [running, stopped] = await launch(2);
     await stopInstance(aws, stopped!);
     proxy.requests.length = 0;
 

@@ -1,12 +1,18 @@
 /**
  * Invariants of the packaged template: every function is bundled, has its own role, and that role
- * allows exactly what its code sends, with mutations scoped to resources or guarded by conditions.
- * The template is built offline by `osls package` and must pass cfn-lint with no errors.
+ * allows exactly what its code sends, with mutations scoped to resources or guarded by conditions;
+ * the kill switch and the per-function rule and schedule switches work; the alarms and the dashboard
+ * read the metrics withOps really writes. The template is built offline by `osls package` and must
+ * pass cfn-lint with no errors.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { withOps } from '#shared/handler.ts';
+import { FUNCTION_DIMENSIONS, METRICS_NAMESPACE, OUTCOME_METRICS, RUNS_METRIC } from '#shared/metrics.ts';
+import { buildReport } from '#shared/report.ts';
+import { lambdaContext } from '#test/support/context.ts';
 
 const FUNCTIONS = readdirSync('functions').filter((name) =>
   existsSync(join('functions', name, 'handler.ts')),
@@ -22,11 +28,43 @@ const SDK_PREFIX: Record<string, string> = {
 };
 // Alarm restarts record their time before sending, so a retry would only meet the cooldown.
 const NO_RETRIES = ['ssm-restart'];
+// Must run one at a time: reserved concurrency 1 (0 with the kill switch on).
+const SERIAL = ['ecs-scheduler', 'instance-rotation'];
+// The stage params that turn each function's schedules and event rules on and off, and what they switch.
+const SWITCHES: Record<string, { fn: string; resources: string[] }> = {
+  ecsSchedulesState: { fn: 'ecs-scheduler', resources: ['EcsStopSchedule', 'EcsStartSchedule'] },
+  copySchedulesState: { fn: 'rds-snapshot-copy', resources: ['RdsSnapshotCopySweepSchedule'] },
+  copyRulesState: { fn: 'rds-snapshot-copy', resources: ['RdsSnapshotCreatedRule'] },
+  snapshotSchedulesState: { fn: 'snapshot-tags', resources: ['SnapshotSweepSchedule'] },
+  snapshotRulesState: {
+    fn: 'snapshot-tags',
+    resources: [
+      'SnapshotTagsRdsSnapshotRule',
+      'SnapshotTagsRdsClusterSnapshotRule',
+      'SnapshotTagsEbsSnapshotRule',
+    ],
+  },
+  rotationSchedulesState: { fn: 'instance-rotation', resources: ['InstanceRotationSchedule'] },
+  restartRulesState: { fn: 'ssm-restart', resources: ['SsmRestartAlarmRule'] },
+};
+const TOPIC = { Ref: 'OpsTopic' };
 // Calls the SDK makes whose IAM action differs from the command name.
 const ACTION_ALIASES: Record<string, string> = {};
 
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
-type Template = { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+type Resource = { Type: string; Condition?: string; Properties: Record<string, unknown> };
+type Template = { Resources: Record<string, Resource> };
+type EmfRecord = Record<string, unknown> & {
+  _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] };
+};
+type Alarm = {
+  AlarmName: string;
+  Namespace: string;
+  MetricName: string;
+  Dimensions: { Name: string; Value: unknown }[];
+  TreatMissingData: string;
+  AlarmActions: unknown[];
+};
 
 const cfnLintAvailable = () => spawnSync('cfn-lint', ['--version'], { stdio: 'ignore' }).status === 0;
 const logicalId = (name: string) =>
@@ -52,10 +90,12 @@ const actionsSentBy = (name: string): string[] => {
   return [...actions].sort();
 };
 
-const packageStage = (stage: string): Template => {
-  const dir = `.serverless-test/${stage}`;
+/** Packages `stage` with `--param` overrides into .serverless-test/<name>. */
+const packageStage = (stage: string, params: Record<string, string> = {}, name = stage): Template => {
+  const dir = `.serverless-test/${name}`;
   rmSync(dir, { recursive: true, force: true });
-  const run = spawnSync('npx', ['osls', 'package', '--stage', stage, '--package', dir], {
+  const paramArgs = Object.entries(params).map(([key, value]) => `--param=${key}=${value}`);
+  const run = spawnSync('npx', ['osls', 'package', '--stage', stage, '--package', dir, ...paramArgs], {
     encoding: 'utf8',
     env: { ...process.env, SLS_TELEMETRY_DISABLED: '1' },
   });
@@ -63,9 +103,29 @@ const packageStage = (stage: string): Template => {
   return JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
 };
 
+const rolePolicyStatements = (template: Template, name: string): Statement[] => {
+  const fn = template.Resources[logicalId(name)]?.Properties as { Role: { 'Fn::GetAtt': [string, string] } };
+  const role = template.Resources[fn.Role['Fn::GetAtt'][0]]?.Properties;
+  // Statements under Fn::If (optional KMS grants) have no Action at this level.
+  return (role?.Policies as { PolicyDocument: { Statement: Statement[] } }[])
+    .flatMap((p) => p.PolicyDocument.Statement)
+    .filter((s) => s.Action !== undefined);
+};
+const resourcesOfType = (template: Template, type: string) =>
+  Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+const alarms = (template: Template) =>
+  resourcesOfType(template, 'AWS::CloudWatch::Alarm').map(([id, r]) => ({ id, ...(r.Properties as Alarm) }));
+const functionEnv = (template: Template, name: string) =>
+  (template.Resources[logicalId(name)]?.Properties.Environment as { Variables: Record<string, unknown> })
+    .Variables;
+
 describe('serverless.yml and infra/', () => {
   let dev: Template;
   let prod: Template;
+  // prod with the kill switch on and an alert address: what `--param="killSwitch=true"` deploys.
+  let killed: Template;
+  // Every schedule and rule switch set to its own name, so each State shows the param it reads.
+  let switches: Template;
 
   beforeAll(() => {
     expect(
@@ -74,9 +134,19 @@ describe('serverless.yml and infra/', () => {
     ).toBe(true);
     dev = packageStage('dev');
     prod = packageStage('prod');
+    killed = packageStage('prod', { killSwitch: 'true', alertEmail: 'ops@example.com' }, 'prod-killed');
+    switches = packageStage(
+      'dev',
+      Object.fromEntries(Object.keys(SWITCHES).map((param) => [param, param])),
+      'dev-switches',
+    );
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.unstubAllEnvs();
   });
 
-  it.each(['dev', 'prod'])(
+  it.each(['dev', 'prod', 'prod-killed'])(
     'packages the %s stage into a template cfn-lint accepts with no errors',
     (stage) => {
       if (!cfnLintAvailable() && process.env.CI !== 'true') {
@@ -181,5 +251,222 @@ describe('serverless.yml and infra/', () => {
       MaximumRetryAttempts: NO_RETRIES.includes(name) ? 0 : 2,
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['OnFailureQueue', 'Arn'] } } },
     });
+  });
+  it.each(FUNCTIONS)(
+    'reserves concurrency for %s: 1 for serial functions, a cap of 10 at most for the others',
+    (name) => {
+      const reserved = dev.Resources[logicalId(name)]?.Properties.ReservedConcurrentExecutions as number;
+      if (SERIAL.includes(name)) expect(reserved).toBe(1);
+      else expect(reserved >= 1 && reserved <= 10, `${name}: ${reserved}`).toBe(true);
+    },
+  );
+
+  it('reserves no concurrency at all for any function with the kill switch on', () => {
+    const reserved = FUNCTIONS.map(
+      (name) => killed.Resources[logicalId(name)]?.Properties.ReservedConcurrentExecutions,
+    );
+    expect(reserved).toEqual(FUNCTIONS.map(() => 0));
+  });
+
+  it('refuses a kill switch that is neither true nor false', () => {
+    expect(() => packageStage('dev', { killSwitch: 'yes' }, 'dev-bad-switch')).toThrow(
+      /Cannot resolve variable at "functions\.[a-z-]+\.reservedConcurrency"/,
+    );
+  });
+
+  it('turns every schedule and rule of every function off with its own stage param', () => {
+    const targetOf = (r: Resource) => {
+      const target = (r.Properties.Target ?? (r.Properties.Targets as unknown[])[0]) as {
+        Arn: { 'Fn::GetAtt': [string, string] };
+      };
+      return target.Arn['Fn::GetAtt'][0];
+    };
+    const switched = [
+      ...resourcesOfType(switches, 'AWS::Events::Rule'),
+      ...resourcesOfType(switches, 'AWS::Scheduler::Schedule'),
+    ];
+    expect(switched.map(([id]) => id).sort()).toEqual(
+      Object.values(SWITCHES)
+        .flatMap((s) => s.resources)
+        .sort(),
+    );
+    for (const [id, resource] of switched) {
+      const param = resource.Properties.State as string;
+      expect(SWITCHES[param]?.resources, `${id} State`).toContain(id);
+      expect(targetOf(resource), `${id} targets the function ${param} is for`).toBe(
+        logicalId(SWITCHES[param]?.fn ?? ''),
+      );
+    }
+    for (const [, resource] of [
+      ...resourcesOfType(dev, 'AWS::Events::Rule'),
+      ...resourcesOfType(dev, 'AWS::Scheduler::Schedule'),
+    ])
+      expect(['ENABLED', 'DISABLED']).toContain(resource.Properties.State);
+  });
+
+  it.each(FUNCTIONS)('lets %s publish run summaries to the ops topic and to nothing else in SNS', (name) => {
+    const sns = rolePolicyStatements(dev, name).filter((s) =>
+      list(s.Action).some((a) => a.startsWith('sns:')),
+    );
+    expect(sns).toEqual([
+      expect.objectContaining({ Effect: 'Allow', Action: 'sns:Publish', Resource: TOPIC }),
+    ]);
+    expect(functionEnv(dev, name).SUMMARY_TOPIC_ARN).toEqual(TOPIC);
+    expect(functionEnv(dev, name).NIGHTSHIFT_STAGE).toBe('dev');
+    expect(functionEnv(prod, name).NIGHTSHIFT_STAGE).toBe('prod');
+  });
+
+  it('subscribes the alert address to the ops topic only when one is given', () => {
+    const subscriptions = (t: Template) => resourcesOfType(t, 'AWS::SNS::Subscription').map(([, r]) => r);
+    const parameter = (t: Template) =>
+      (t as unknown as { Parameters: Record<string, { Default: string }> }).Parameters.AlertEmail?.Default;
+    expect(subscriptions(killed)).toEqual([
+      {
+        Type: 'AWS::SNS::Subscription',
+        Condition: 'HasAlertEmail',
+        Properties: { TopicArn: TOPIC, Protocol: 'email', Endpoint: { Ref: 'AlertEmail' } },
+      },
+    ]);
+    expect(parameter(killed)).toBe('ops@example.com');
+    expect(parameter(dev)).toBe('');
+  });
+
+  it.each(FUNCTIONS)('alarms on the errors of %s, notifying the ops topic', (name) => {
+    const alarm = alarms(dev).find(
+      (a) => a.Namespace === 'AWS/Lambda' && JSON.stringify(a.Dimensions).includes(`"${logicalId(name)}"`),
+    );
+    expect(alarm).toMatchObject({
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(name) } }],
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [TOPIC],
+    });
+  });
+
+  it('alarms when anything waits in the on-failure queue, notifying the ops topic', () => {
+    expect(alarms(dev).filter((a) => a.Namespace === 'AWS/SQS')).toEqual([
+      expect.objectContaining({
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['OnFailureQueue', 'QueueName'] } }],
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 0,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [TOPIC],
+      }),
+    ]);
+  });
+
+  it.each(['dev', 'prod'])(
+    'alarms on failed resources of every function in %s, on the metric withOps really writes',
+    async (stage) => {
+      // Prepare: metrics on, as deployed in this stage; stdout captured
+      const template = stage === 'dev' ? dev : prod;
+      vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+      vi.stubEnv('NIGHTSHIFT_STAGE', String(functionEnv(template, FUNCTIONS[0] ?? '').NIGHTSHIFT_STAGE));
+      const out: string[] = [];
+      vi.spyOn(process.stdout, 'write').mockImplementation(((chunk: unknown) => {
+        out.push(String(chunk));
+        return true;
+      }) as typeof process.stdout.write);
+      const failing = buildReport('stop', false, [
+        {
+          arn: 'arn:aws:ecs:eu-central-1:123456789012:service/stage/web',
+          type: 'ecs-service',
+          outcome: 'failed',
+          detail: '',
+        },
+        {
+          arn: 'arn:aws:ecs:eu-central-1:123456789012:service/stage/api',
+          type: 'ecs-service',
+          outcome: 'changed',
+          detail: '',
+        },
+      ]);
+
+      for (const name of FUNCTIONS) {
+        // Act: one run of a function built like this one, with a failed resource
+        out.length = 0;
+        const handler = withOps(
+          name,
+          (event) => event,
+          async () => failing,
+        );
+        await handler({}, lambdaContext(name));
+        const [record] = out
+          .join('')
+          .split('\n')
+          .filter((l) => l.includes('"_aws"'))
+          .map((l) => JSON.parse(l) as EmfRecord);
+
+        // Assess: the alarm reads a metric in that record, under one of its dimension sets, with these values
+        const failed = alarms(template).filter(
+          (a) => a.Namespace === METRICS_NAMESPACE && a.Dimensions.some((d) => d.Value === name),
+        );
+        expect(failed, `${name}: one failed-resources alarm`).toHaveLength(1);
+        const alarm = failed[0] as Alarm;
+        expect(alarm).toMatchObject({
+          MetricName: 'failed',
+          TreatMissingData: 'notBreaching',
+          AlarmActions: [TOPIC],
+        });
+        const directive = record?._aws.CloudWatchMetrics.find((d) => d.Namespace === alarm.Namespace);
+        expect(directive?.Metrics.map((m) => m.Name)).toContain(alarm.MetricName);
+        expect(directive?.Dimensions).toContainEqual(alarm.Dimensions.map((d) => d.Name));
+        expect(alarm.Dimensions.map((d) => d.Name)).toEqual([...FUNCTION_DIMENSIONS]);
+        for (const d of alarm.Dimensions) expect(record?.[d.Name], `${name} ${d.Name}`).toBe(d.Value);
+        expect(record?.[alarm.MetricName]).toBe(1);
+      }
+    },
+  );
+
+  it('draws runs, changes and failures of every function, the queue depth and every alarm on a dashboard', () => {
+    // Prepare: the body as CloudFormation substitutes it
+    const dashboards = resourcesOfType(dev, 'AWS::CloudWatch::Dashboard');
+    expect(dashboards).toHaveLength(1);
+    const props = dashboards[0]?.[1].Properties as {
+      DashboardName: string;
+      DashboardBody: { 'Fn::Sub': string };
+    };
+    const text = props.DashboardBody['Fn::Sub'].replace(
+      /\$\{AWS::(\w+)\}/g,
+      (_, name: string) =>
+        ({ Region: 'eu-central-1', Partition: 'aws', AccountId: '123456789012' })[name] ?? '',
+    );
+
+    // Act
+    const body = JSON.parse(text) as {
+      widgets: { type: string; properties: { title: string; metrics?: unknown[][]; alarms?: string[] } }[];
+    };
+
+    // Assess
+    expect(props.DashboardName).toBe('nightshift-dev');
+    expect(text).not.toContain('${');
+    const lines = body.widgets.flatMap((w) => w.properties.metrics ?? []);
+    const nightshift = lines.filter((l) => l[0] === METRICS_NAMESPACE);
+    for (const metric of [RUNS_METRIC, 'changed', 'failed']) {
+      for (const name of FUNCTIONS)
+        expect(nightshift, `${metric} of ${name}`).toContainEqual([
+          METRICS_NAMESPACE,
+          metric,
+          'service',
+          name,
+          'stage',
+          'dev',
+        ]);
+    }
+    for (const line of nightshift) {
+      expect([RUNS_METRIC, ...OUTCOME_METRICS]).toContain(line[1]);
+      expect([line[2], line[4]]).toEqual([...FUNCTION_DIMENSIONS]);
+    }
+    const queueName = dev.Resources.OnFailureQueue?.Properties.QueueName;
+    expect(lines).toContainEqual(['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', queueName]);
+    const alarmArns = body.widgets.flatMap((w) => w.properties.alarms ?? []);
+    expect(alarmArns.sort()).toEqual(
+      alarms(dev)
+        .map((a) => `arn:aws:cloudwatch:eu-central-1:123456789012:alarm:${a.AlarmName}`)
+        .sort(),
+    );
   });
 });

@@ -26,13 +26,16 @@ import {
   RegisterTaskDefinitionCommand,
 } from '@aws-sdk/client-ecs';
 import { CloudWatchClient, DescribeAlarmsCommand, PutMetricAlarmCommand } from '@aws-sdk/client-cloudwatch';
-import type { RecordedRequest } from './proxy.ts';
+import type { Proxy, RecordedRequest } from './proxy.ts';
 
 export const REGION = 'eu-central-1';
 /** moto's default account. */
 export const ACCOUNT = '123456789012';
 
 export type Tags = Record<string, string>;
+
+/** The opt-in ssm-restart requires on instances and ECS services (a public contract, spelled out). */
+export const RESTARTABLE: Tags = { 'nightshift:restartable': 'true' };
 
 export interface RestartSeedClients {
   ec2: EC2Client;
@@ -83,8 +86,8 @@ export const instanceTags = async (c: RestartSeedClients, id: string): Promise<T
   return Object.fromEntries(tags.map((t) => [t.Key ?? '', t.Value ?? '']));
 };
 
-/** An Auto Scaling group of `size` instances; returns the InService instance ids. */
-export const createGroup = async (c: RestartSeedClients, name: string, size: number) => {
+/** An Auto Scaling group of `size` instances, `tags` propagated to them; returns the InService instance ids. */
+export const createGroup = async (c: RestartSeedClients, name: string, size: number, tags: Tags = {}) => {
   await c.autoscaling
     .send(
       new CreateLaunchConfigurationCommand({
@@ -104,6 +107,13 @@ export const createGroup = async (c: RestartSeedClients, name: string, size: num
       MaxSize: size,
       DesiredCapacity: size,
       AvailabilityZones: [`${REGION}a`],
+      Tags: Object.entries(tags).map(([Key, Value]) => ({
+        Key,
+        Value,
+        PropagateAtLaunch: true,
+        ResourceId: name,
+        ResourceType: 'auto-scaling-group',
+      })),
     }),
   );
   const out = await c.autoscaling.send(
@@ -112,8 +122,13 @@ export const createGroup = async (c: RestartSeedClients, name: string, size: num
   return (out.AutoScalingGroups?.[0]?.Instances ?? []).map((i) => i.InstanceId ?? '');
 };
 
-/** An ECS service with one task definition; returns its ARN. */
-export const createService = async (c: RestartSeedClients, cluster: string, service: string) => {
+/** An ECS service with one task definition, tagged with `tags`; returns its ARN. */
+export const createService = async (
+  c: RestartSeedClients,
+  cluster: string,
+  service: string,
+  tags: Tags = {},
+) => {
   await c.ecs.send(new CreateClusterCommand({ clusterName: cluster }));
   await c.ecs.send(
     new RegisterTaskDefinitionCommand({
@@ -122,7 +137,15 @@ export const createService = async (c: RestartSeedClients, cluster: string, serv
     }),
   );
   const out = await c.ecs.send(
-    new CreateServiceCommand({ cluster, serviceName: service, taskDefinition: service, desiredCount: 2 }),
+    new CreateServiceCommand({
+      cluster,
+      serviceName: service,
+      taskDefinition: service,
+      desiredCount: 2,
+      ...(Object.keys(tags).length > 0 && {
+        tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
+      }),
+    }),
   );
   return out.service?.serviceArn ?? '';
 };
@@ -191,6 +214,35 @@ export const alarmEvent = (arn: string, dimensions: Tags, state: keyof typeof SA
     detail: { ...event.detail, alarmName: arn.split(':alarm:')[1] ?? '' },
   };
 };
+
+/**
+ * What SSM knows of the instances' agents: moto 5.2.1 has no DescribeInstanceInformation (it answers
+ * 500), so the proxy answers it as SSM would, listing these instances as managed nodes with their
+ * PingStatus. The stub does not read the request: it lists them whatever ids were asked about, and the
+ * function keeps only those it asked about. Any other instance is not a managed node.
+ */
+export const stubSsmAgents = (
+  proxy: Proxy,
+  agents: Record<string, 'Online' | 'ConnectionLost' | 'Inactive'>,
+) =>
+  proxy.stub('DescribeInstanceInformation', {
+    contentType: 'application/x-amz-json-1.1',
+    body: JSON.stringify({
+      InstanceInformationList: Object.entries(agents).map(([InstanceId, PingStatus]) => ({
+        InstanceId,
+        PingStatus,
+        LastPingDateTime: Date.parse('2026-11-23T02:14:00Z') / 1000,
+        AgentVersion: '3.3.1142.0',
+        IsLatestVersion: true,
+        PlatformType: 'Linux',
+        PlatformName: 'Amazon Linux',
+        PlatformVersion: '2023',
+        ResourceType: 'EC2Instance',
+        IPAddress: '10.0.1.17',
+        ComputerName: `ip-10-0-1-17.${REGION}.compute.internal`,
+      })),
+    }),
+  });
 
 /** The JSON bodies of the SSM SendCommand requests a run sent. */
 export const sendCommands = (requests: RecordedRequest[]) =>

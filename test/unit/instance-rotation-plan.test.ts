@@ -40,11 +40,15 @@ describe('planRotations: starting a rotation', () => {
       steps: [
         {
           op: 'save-rotation',
-          value: 'desired=3 instance=i-0000000b phase=launching at=2026-11-23T03:00:00Z',
+          value:
+            'desired=3 instance=i-0000000b phase=launching at=2026-11-23T03:00:00Z suspended=AlarmNotification+ScheduledActions+AZRebalance',
         },
+        { op: 'suspend', processes: ['AlarmNotification', 'ScheduledActions', 'AZRebalance'] },
         { op: 'set-desired', desired: 4 },
       ],
-      detail: 'launch a replacement for i-0000000b (30d old, max 14d): desired 3 → 4; 1 more due after it',
+      detail:
+        'launch a replacement for i-0000000b (30d old, max 14d): desired 3 → 4; ' +
+        'AlarmNotification, ScheduledActions, AZRebalance suspended until it is done; 1 more due after it',
     });
   });
 
@@ -70,8 +74,45 @@ describe('planRotations: starting a rotation', () => {
   it('fails a group whose opt-in tag is neither true nor a duration', () => {
     expect(plan(group({ tags: { 'nightshift:rotate': 'yes please' } }))).toMatchObject({
       outcome: 'failed',
-      detail: 'tag nightshift:rotate=yes please is neither true nor a duration such as 7d',
+      detail: 'tag nightshift:rotate=yes please is neither true, false nor a duration such as 7d',
     });
+  });
+
+  it('treats nightshift:rotate=false as opted out, not as an error', () => {
+    expect(plan(group({ tags: { 'nightshift:rotate': 'false' } }))).toMatchObject({
+      outcome: 'skipped',
+      detail: 'opted out: nightshift:rotate=false',
+    });
+  });
+
+  it('holds only the processes that were not suspended already, and saves which', () => {
+    const g = group({ suspended: ['AZRebalance'] });
+
+    expect(plan(g)?.steps.slice(0, 2)).toEqual([
+      {
+        op: 'save-rotation',
+        value:
+          'desired=3 instance=i-0000000b phase=launching at=2026-11-23T03:00:00Z suspended=AlarmNotification+ScheduledActions',
+      },
+      { op: 'suspend', processes: ['AlarmNotification', 'ScheduledActions'] },
+    ]);
+  });
+
+  it.each([
+    [
+      { warmPool: true },
+      'the group has a warm pool: its instances keep their age across reuse, so rotation is not supported',
+    ],
+    [
+      { weighted: true },
+      'desired capacity is in units (vCPU, memory or instance weights), not instances: rotation is not supported',
+    ],
+    [
+      { readError: 'ThrottlingException: Rate exceeded' },
+      "could not read the group's state: ThrottlingException: Rate exceeded",
+    ],
+  ])('does not rotate groups it cannot reason about: %o', (extra, detail) => {
+    expect(plan(group(extra))).toMatchObject({ hasWork: false, detail });
   });
 
   it.each([
@@ -118,8 +159,9 @@ describe('planRotations: starting a rotation', () => {
 describe('planRotations: a rotation in flight', () => {
   const rotating = (phase: 'launching' | 'draining', at = '2026-11-23T02:50:00Z') => ({
     'nightshift:rotate': 'true',
-    'nightshift:rotation': `desired=3 instance=i-0000000b phase=${phase} at=${at}`,
+    'nightshift:rotation': `desired=3 instance=i-0000000b phase=${phase} at=${at} suspended=AlarmNotification+ScheduledActions`,
   });
+  const RESUME = { op: 'resume', processes: ['AlarmNotification', 'ScheduledActions'] };
   const withReplacement = [...group().instances, instance('i-0000000d', 0)];
 
   it('waits while the replacement is not in service, never starting a second one', () => {
@@ -136,8 +178,9 @@ describe('planRotations: a rotation in flight', () => {
     const g = group({ tags: rotating('launching'), desired: 4, instances: withReplacement });
 
     expect(plan(g)).toMatchObject({
-      steps: [{ op: 'terminate', instanceId: 'i-0000000b' }, { op: 'clear-rotation' }],
-      detail: 'terminate i-0000000b now that its replacement is in service (4 in service): desired 4 → 3',
+      steps: [{ op: 'terminate', instanceId: 'i-0000000b' }, RESUME, { op: 'clear-rotation' }],
+      detail:
+        'terminate i-0000000b now that its replacement is in service (4 in service): desired 4 → 3; resume AlarmNotification, ScheduledActions',
     });
   });
 
@@ -164,20 +207,24 @@ describe('planRotations: a rotation in flight', () => {
 
     expect(plan(launching)?.steps).toEqual([
       { op: 'drain', cluster: 'stage', containerInstance: 'arn:ci' },
-      { op: 'save-rotation', value: 'desired=3 instance=i-0000000b phase=draining at=2026-11-23T03:00:00Z' },
+      {
+        op: 'save-rotation',
+        value:
+          'desired=3 instance=i-0000000b phase=draining at=2026-11-23T03:00:00Z suspended=AlarmNotification+ScheduledActions',
+      },
     ]);
     expect(plan(draining)).toMatchObject({
       hasWork: false,
       detail: 'draining i-0000000b: 2 ECS task(s) still on it',
     });
-    expect(plan(drained)?.steps.map((s) => s.op)).toEqual(['terminate', 'clear-rotation']);
+    expect(plan(drained)?.steps.map((s) => s.op)).toEqual(['terminate', 'resume', 'clear-rotation']);
   });
 
   it('abandons a rotation whose replacement never came, restoring the saved desired', () => {
     const g = group({ tags: rotating('launching', '2026-11-23T01:30:00Z'), desired: 4 });
 
     expect(plan(g)).toMatchObject({
-      steps: [{ op: 'set-desired', desired: 3 }, { op: 'clear-rotation' }],
+      steps: [{ op: 'set-desired', desired: 3 }, RESUME, { op: 'clear-rotation' }],
       failure:
         'the replacement for i-0000000b did not come into service within 60 min (3 of 4 in service); rotation abandoned, desired restored to 3',
     });
@@ -191,9 +238,60 @@ describe('planRotations: a rotation in flight', () => {
     });
 
     expect(plan(g)).toMatchObject({
-      steps: [{ op: 'set-desired', desired: 3 }, { op: 'clear-rotation' }],
+      steps: [{ op: 'set-desired', desired: 3 }, RESUME, { op: 'clear-rotation' }],
       detail: 'i-0000000b left the group; desired 4 → 3 restored; rotation finished',
     });
+  });
+
+  it('never terminates while the others in service would not cover desired, nor below min', () => {
+    // The replacement was scaled in (or replaced): only 3 in service, one of them the old instance
+    const short = group({ tags: rotating('draining'), desired: 4 });
+    const atMin = group({ tags: rotating('launching'), desired: 4, min: 4, instances: withReplacement });
+
+    expect(plan(short)).toMatchObject({
+      hasWork: false,
+      detail: 'waiting before terminating i-0000000b: 2 other instance(s) in service, desired 4, min 2',
+    });
+    expect(plan(atMin)).toMatchObject({ hasWork: false, outcome: 'unchanged' });
+  });
+
+  it('abandons a drain that does not finish in time, setting the container instance back to ACTIVE', () => {
+    const container = { cluster: 'stage', arn: 'arn:ci', status: 'DRAINING', runningTasks: 1 };
+    const g = group({
+      tags: rotating('draining', '2026-11-23T01:00:00Z'),
+      desired: 4,
+      instances: withReplacement,
+      container,
+    });
+
+    expect(plan(g)).toMatchObject({
+      steps: [
+        { op: 'undrain', cluster: 'stage', containerInstance: 'arn:ci' },
+        { op: 'set-desired', desired: 3 },
+        RESUME,
+        { op: 'clear-rotation' },
+      ],
+      failure: expect.stringMatching(
+        /^i-0000000b did not finish draining within 60 min \(1 ECS task\(s\) left/,
+      ),
+    });
+  });
+
+  it('raises desired when the state was saved but the raise never happened', () => {
+    expect(plan(group({ tags: rotating('launching') }))).toMatchObject({
+      steps: [{ op: 'set-desired', desired: 4 }],
+      detail: 'launch the replacement for i-0000000b saved at 2026-11-23T02:50:00Z: desired 3 → 4',
+    });
+  });
+
+  it('finishes a rotation in flight even after the group opted out', () => {
+    const g = group({
+      tags: { 'nightshift:rotation': rotating('launching')['nightshift:rotation'] },
+      desired: 4,
+      instances: withReplacement,
+    });
+
+    expect(plan(g)?.steps.map((s) => s.op)).toEqual(['terminate', 'resume', 'clear-rotation']);
   });
 
   it('fails, changing nothing, on an unreadable rotation tag', () => {

@@ -16,18 +16,21 @@ import { readFileSync } from 'node:fs';
 const now = new Date('2026-11-23T02:15:00Z');
 const minutesAgo = (m: number, seconds = 0) =>
   new Date(now.getTime() - m * 60_000 - seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-// The tag name is a public contract: spelled out here rather than imported.
+// The tag names are a public contract: spelled out here rather than imported.
 const LAST = 'nightshift:last-restart';
+const RESTARTABLE = { 'nightshift:restartable': 'true' };
 const opts = { cooldownMinutes: 15, now };
 
+/** A running, opted-in instance whose SSM agent is online, unless `spec` says otherwise. */
 const instance = (n: number, spec: Partial<InstanceState> = {}): InstanceState => {
   const id = `i-${n.toString(16).padStart(17, '0')}`;
   return {
     id,
     arn: `arn:aws:ec2:eu-central-1:123456789012:instance/${id}`,
     state: 'running',
-    tags: {},
+    pingStatus: 'Online',
     ...spec,
+    tags: { ...RESTARTABLE, ...spec.tags },
   };
 };
 
@@ -142,6 +145,69 @@ describe('requestFromAlarm', () => {
     });
   });
 
+  it('targets only the metric a metric-math alarm returns, not the metrics that only feed it', () => {
+    const event = withDimensions([]);
+    event.detail.configuration.metrics = [
+      {
+        id: 'm1',
+        metricStat: { metric: { dimensions: { InstanceId: 'i-0a1b2c3d4e5f60718' } } },
+        returnData: true,
+      },
+      {
+        id: 'm2',
+        metricStat: { metric: { dimensions: { AutoScalingGroupName: 'web-fleet' } } },
+        returnData: false,
+      },
+      {
+        id: 'm3',
+        metricStat: { metric: { dimensions: { InstanceId: 'i-0fedcba9876543210' } } },
+        returnData: false,
+      },
+    ] as never;
+
+    expect(requestFromAlarm(event, 'container:web')).toMatchObject({
+      request: { selection: { instanceIds: ['i-0a1b2c3d4e5f60718'], groups: [], services: [] } },
+    });
+  });
+
+  it('refuses a metric-math alarm whose instances only feed its expression, saying why', () => {
+    // Prepare: web-1's latency minus the fleet's average, as CloudWatch sends it
+    const event = sample('alarm-metric-math.json');
+
+    // Act
+    const resolved = requestFromAlarm(event, 'container:web');
+
+    // Assess: neither web-1 nor the fleet is restarted
+    expect(resolved).toEqual({
+      refused: {
+        arn: 'arn:aws:cloudwatch:eu-central-1:123456789012:alarm:web-1-slower-than-fleet',
+        type: 'cloudwatch-alarm',
+        hasWork: false,
+        outcome: 'failed',
+        detail:
+          'alarm web-1-slower-than-fleet is tagged container:web but its metrics have no InstanceId or ' +
+          'AutoScalingGroupName dimension (it alarms on a metric-math expression: the InstanceId and ' +
+          'AutoScalingGroupName dimensions of metrics that only feed it, with returnData false, are not ' +
+          'restarted); nothing restarted',
+      },
+    });
+  });
+
+  it('reads the single metric of a simple alarm, and every metric of an event without returnData', () => {
+    const simple = sample('alarm-instance.json');
+    const legacy = withDimensions([
+      { InstanceId: 'i-0a1b2c3d4e5f60718' },
+      { InstanceId: 'i-0fedcba9876543210' },
+    ]);
+
+    expect(requestFromAlarm(simple, 'container:web')).toMatchObject({
+      request: { selection: { instanceIds: ['i-0a1b2c3d4e5f60718'] } },
+    });
+    expect(requestFromAlarm(legacy, 'container:web')).toMatchObject({
+      request: { selection: { instanceIds: ['i-0a1b2c3d4e5f60718', 'i-0fedcba9876543210'] } },
+    });
+  });
+
   it('targets the ClusterName/ServiceName pairs for ecs-service', () => {
     const event = withDimensions([{ ClusterName: 'shop', ServiceName: 'web' }, { ClusterName: 'shop' }]);
 
@@ -224,7 +290,8 @@ describe('planRestart: cooldown', () => {
   it.each([
     ['restarted 14 min 59 s ago', 'skipped', minutesAgo(14, 59)],
     ['restarted 1 s ago', 'skipped', minutesAgo(0, 1)],
-    ['restarted in the future (clock skew, or set by hand)', 'skipped', '2026-11-23T02:20:00Z'],
+    ['restarted 5 min in the future (clock skew)', 'skipped', '2026-11-23T02:20:00Z'],
+    ['restarted 5 min 1 s in the future (not a time nightshift wrote)', 'work', '2026-11-23T02:20:01Z'],
     ['restarted exactly 15 min ago', 'work', minutesAgo(15)],
     ['restarted 16 min ago', 'work', minutesAgo(16)],
   ])('an alarm restart of an instance %s: %s', (_, expected, at) => {
@@ -232,6 +299,50 @@ describe('planRestart: cooldown', () => {
 
     expect(plan.instances[0]?.hasWork ? 'work' : plan.instances[0]?.outcome).toBe(expected);
     expect(plan.send?.batches ?? []).toEqual(expected === 'work' ? [[instance(1).id]] : []);
+  });
+
+  it('counts a last restart a little in the future (clock skew) as now, and says so', () => {
+    const plan = planRestart(
+      request(),
+      estate({ instances: [instance(1, { tags: last('2026-11-23T02:18:00Z') })] }),
+      opts,
+    );
+
+    expect(plan.instances[0]?.outcome).toBe('skipped');
+    expect(plan.instances[0]?.detail).toBe(
+      'last restart recorded at 2026-11-23T02:18:00Z, in the future (clock skew), so counted as now, ' +
+        '2026-11-23T02:15:00Z (container:web via alarm); alarm restarts wait for the 15-min cooldown, which ' +
+        'ends at 2026-11-23T02:30:00Z: not restarted for alarm web-1-unhealthy',
+    );
+  });
+
+  it('holds off alarm restarts no longer than one cooldown after a skewed time', () => {
+    const skewed = estate({ instances: [instance(1, { tags: last('2026-11-23T02:20:00Z') })] });
+    const at = (iso: string) => ({ ...opts, now: new Date(iso) });
+
+    expect(planRestart(request(), skewed, at('2026-11-23T02:19:59Z')).instances[0]?.outcome).toBe('skipped');
+    expect(planRestart(request(), skewed, at('2026-11-23T02:34:59Z')).instances[0]?.outcome).toBe('skipped');
+    expect(planRestart(request(), skewed, at('2026-11-23T02:35:00Z')).instances[0]?.hasWork).toBe(true);
+  });
+
+  it.each(['2026-11-23T02:20:01Z', '2027-11-23T02:15:00Z'])(
+    'restarts, and replaces, a last restart further in the future than clock skew (%s)',
+    (at) => {
+      const plan = planRestart(request(), estate({ instances: [instance(1, { tags: last(at) })] }), opts);
+
+      expect(plan.instances[0]?.hasWork).toBe(true);
+      expect(plan.instances[0]?.detail).toBe(
+        'docker restart web (alarm web-1-unhealthy); restart time recorded in tag nightshift:last-restart; its ' +
+          `nightshift:last-restart tag says ${at}, more than 5 min in the future, which no restart can be: it ` +
+          'holds off nothing and is replaced',
+      );
+    },
+  );
+
+  it('has no cooldown from a skewed time at RESTART_COOLDOWN_MINUTES 0', () => {
+    const skewed = estate({ instances: [instance(1, { tags: last('2026-11-23T02:16:00Z') })] });
+
+    expect(planRestart(request(), skewed, { ...opts, cooldownMinutes: 0 }).instances[0]?.hasWork).toBe(true);
   });
 
   it('says when the target was last restarted and when the cooldown ends', () => {
@@ -304,6 +415,77 @@ describe('planRestart: instances', () => {
       'not running (stopped); nothing sent',
       'not running (stopped); nothing sent',
     ]);
+  });
+
+  it.each([
+    [
+      'without the tag',
+      {},
+      'not opted in: the instance has no nightshift:restartable=true tag; nothing sent',
+    ],
+    [
+      'with the tag set to another value',
+      { 'nightshift:restartable': 'True' },
+      'not opted in: the instance has no nightshift:restartable=true tag (it is "True"); nothing sent',
+    ],
+  ])('skips an instance %s, for an alarm or on demand, and sends it nothing', (_, tags, detail) => {
+    const notOptedIn = { ...instance(1), tags };
+
+    for (const trigger of ['alarm', 'on-demand'] as const) {
+      const plan = planRestart(request({ trigger }), estate({ instances: [notOptedIn, instance(2)] }), opts);
+
+      expect(plan.instances[0]).toEqual({
+        arn: notOptedIn.arn,
+        type: 'ec2-instance',
+        instanceId: notOptedIn.id,
+        hasWork: false,
+        outcome: 'skipped',
+        detail,
+      });
+      expect(plan.send?.batches).toEqual([[instance(2).id]]);
+    }
+  });
+
+  it.each([
+    ['SSM does not list it', undefined, 'SSM DescribeInstanceInformation does not list it'],
+    ['its agent lost its connection', 'ConnectionLost', 'PingStatus ConnectionLost'],
+    ['its agent is inactive', 'Inactive', 'PingStatus Inactive'],
+  ])(
+    'skips an instance when %s, for an alarm or on demand, and sends it nothing',
+    (_, pingStatus, status) => {
+      const offline = { ...instance(1), pingStatus };
+
+      for (const trigger of ['alarm', 'on-demand'] as const) {
+        const plan = planRestart(request({ trigger }), estate({ instances: [offline] }), opts);
+
+        expect(plan.instances[0]).toMatchObject({
+          hasWork: false,
+          outcome: 'skipped',
+          detail: `not an SSM managed instance, or its agent is offline (${status}); nothing sent`,
+        });
+        expect(plan.send).toBeUndefined();
+      }
+    },
+  );
+
+  it('gives the first reason that applies: not running, not opted in, agent offline, cooldown', () => {
+    const cooling = { [LAST]: `at=${minutesAgo(1)} what=container:web via=alarm` };
+    const instances = [
+      { ...instance(1, { state: 'stopped', pingStatus: undefined }), tags: { ...cooling } },
+      { ...instance(2, { pingStatus: 'ConnectionLost' }), tags: { ...cooling } },
+      instance(3, { pingStatus: 'ConnectionLost', tags: cooling }),
+      instance(4, { tags: cooling }),
+    ];
+
+    const plan = planRestart(request(), estate({ instances }), opts);
+
+    expect(plan.instances.map((w) => w.detail.split(/[;(]/)[0]?.trim())).toEqual([
+      'not running',
+      'not opted in: the instance has no nightshift:restartable=true tag',
+      'not an SSM managed instance, or its agent is offline',
+      'last restarted 1 min ago at 2026-11-23T02:14:00Z',
+    ]);
+    expect(plan.send).toBeUndefined();
   });
 
   it('names nightshift and the reason in the comment, within its 100 characters', () => {
@@ -384,7 +566,7 @@ describe('planRestart: ECS services', () => {
     arn: 'arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
     cluster: 'shop',
     name: 'web',
-    tags,
+    tags: { ...RESTARTABLE, ...tags },
   });
   const ecs = request({ what: { kind: 'ecs-service' }, reason: 'alarm shop-web-memory-leak' });
 
@@ -408,6 +590,28 @@ describe('planRestart: ECS services', () => {
       ],
       tagValue: 'at=2026-11-23T02:15:00Z what=ecs-service via=alarm',
     });
+  });
+
+  it('skips a service without nightshift:restartable=true, for an alarm or on demand', () => {
+    for (const trigger of ['alarm', 'on-demand'] as const) {
+      const plan = planRestart(
+        { ...ecs, trigger },
+        estate({ services: [{ ...service(), tags: { team: 'shop' } }] }),
+        opts,
+      );
+
+      expect(plan.services).toEqual([
+        {
+          arn: 'arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
+          type: 'ecs-service',
+          cluster: 'shop',
+          service: 'web',
+          hasWork: false,
+          outcome: 'skipped',
+          detail: 'not opted in: the service has no nightshift:restartable=true tag; nothing redeployed',
+        },
+      ]);
+    }
   });
 
   it('skips a service within the cooldown for an alarm, and fails a missing one on demand', () => {

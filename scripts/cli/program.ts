@@ -1,0 +1,330 @@
+import { Command, CommanderError, Option } from 'commander';
+import type { Report } from '#shared/report.ts';
+import { InputError } from '#shared/errors.ts';
+import { checkPayload, type FunctionName } from './functions.ts';
+import { deployedName, FunctionFailedError, invoke, type Target } from './invoke.ts';
+import { renderReport } from './output.ts';
+import { readStatus, renderStatus } from './status.ts';
+
+/** Everything the CLI touches outside itself, so tests can drive it like a person or a pipeline. */
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  /** Attached to a terminal: prompts and progress are allowed. */
+  interactive: boolean;
+  confirm: (question: string) => Promise<boolean>;
+  /** Shows progress during a long wait; returns a function that ends it. */
+  progress: (text: string) => () => void;
+  width: number;
+  env: NodeJS.ProcessEnv;
+}
+
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+interface Globals {
+  stage: string;
+  region?: string;
+  serviceName: string;
+  local?: boolean;
+  json?: boolean;
+  dryRun?: boolean;
+  yes?: boolean;
+}
+
+const COMMON = { stage: 1, serviceName: 1, local: 1, json: 1, dryRun: 1, yes: 1, region: 1 };
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const keyValues = (pairs: string[] | undefined, flag: string): Record<string, string> | undefined => {
+  if (!pairs) return undefined;
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new InputError(`${flag} expects key=value, got "${pair}"`, flag);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+};
+const compact = <T extends Record<string, unknown>>(o: T) =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+
+/** Runs one function command: check, (dry run, confirm,) run, report. Returns the exit code. */
+const runFunction = async (
+  io: Io,
+  g: Globals,
+  fn: FunctionName,
+  payload: Record<string, unknown>,
+  options: { mutates: boolean; region?: string },
+): Promise<number> => {
+  const target: Target = {
+    service: g.serviceName,
+    stage: g.stage,
+    local: g.local === true,
+    ...((options.region ?? g.region) && { region: options.region ?? g.region }),
+  };
+  const dryRun = g.dryRun === true;
+  const request = compact({ ...payload, ...(dryRun && { dryRun: true }) });
+  checkPayload(fn, request);
+  const where = target.local ? `${fn} (local)` : deployedName(target, fn);
+  const call = async (body: Record<string, unknown>, label: string): Promise<Report> => {
+    const done = io.interactive ? io.progress(`${label} ${where}…`) : () => undefined;
+    try {
+      return await invoke(target, fn, body);
+    } finally {
+      done();
+    }
+  };
+  const show = (report: Report) =>
+    io.out(g.json ? JSON.stringify(report, null, 2) : renderReport(fn, report, io.width));
+
+  if (options.mutates && !dryRun && g.yes !== true) {
+    if (!io.interactive) {
+      io.err(
+        `refusing to run ${fn} without --yes: not attached to a terminal, so nobody can confirm. Add --dry-run to see the plan.`,
+      );
+      return EXIT.usage;
+    }
+    // Show what would happen first, then ask: the same plan a person would get from --dry-run.
+    const plan = await call({ ...request, dryRun: true }, 'planning with');
+    show(plan);
+    if (plan.summary.planned === 0) {
+      io.err('nothing to change.');
+      return plan.summary.failed > 0 ? EXIT.failed : EXIT.ok;
+    }
+    const label = target.local ? 'with your credentials' : `in stage ${g.stage}`;
+    if (!(await io.confirm(`Apply ${plan.summary.planned} planned change(s) ${label}?`))) {
+      io.err('nothing changed.');
+      return EXIT.ok;
+    }
+  }
+  const report = await call(request, dryRun ? 'planning with' : 'running');
+  show(report);
+  return report.summary.failed > 0 ? EXIT.failed : EXIT.ok;
+};
+
+/** Options every command takes, before or after its name; `--region` is left out where it means something else. */
+const withCommon = (cmd: Command, options: { region: boolean } = { region: true }) => {
+  cmd
+    .option('--stage <stage>', 'stage of the deployed functions (default: dev)')
+    .option(
+      '--service-name <name>',
+      'serverless service the functions were deployed under (default: nightshift)',
+    )
+    .option('--local', 'run the handler in this process with your credentials')
+    .option('--json', 'print the report as JSON')
+    .option('--dry-run', 'change nothing; report what would change')
+    .option('-y, --yes', 'do not ask for confirmation (required when not attached to a terminal)');
+  if (options.region) cmd.option('--region <region>', 'AWS region of the deployed functions');
+  return cmd;
+};
+
+export const buildProgram = (io: Io, result: { code: number }) => {
+  const program = new Command('nightshift')
+    .description('Drive nightshift: see what it would do (--dry-run), do it, and see what it holds (status).')
+    .option('--stage <stage>', 'stage of the deployed functions (default: $NIGHTSHIFT_STAGE or dev)')
+    .option('--region <region>', 'AWS region of the deployed functions (default: your AWS configuration)')
+    .option(
+      '--service-name <name>',
+      'serverless service the functions were deployed under (default: nightshift)',
+    )
+    .option(
+      '--local',
+      'run the handler in this process with your credentials instead of invoking the deployed function',
+    )
+    .option('--json', 'print the report as JSON')
+    .option('--dry-run', 'change nothing; report what would change')
+    .option('-y, --yes', 'do not ask for confirmation (required when not attached to a terminal)')
+    .enablePositionalOptions()
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+
+  /** Program options, overridden by the same options given after the command name. */
+  let command: Command | undefined;
+  program.hook('preAction', (_root, actionCommand) => {
+    command = actionCommand;
+  });
+  const globals = (): Globals => {
+    const own = Object.fromEntries(
+      Object.entries(command?.opts() ?? {}).filter(
+        // copy-snapshot's own --region names target regions, not where the function runs.
+        ([k, v]) =>
+          v !== undefined && k in COMMON && !(k === 'region' && command?.name() === 'copy-snapshot'),
+      ),
+    );
+    const merged = { ...program.opts<Globals>(), ...own } as Globals;
+    return {
+      ...merged,
+      stage: merged.stage ?? io.env.NIGHTSHIFT_STAGE ?? 'dev',
+      serviceName: merged.serviceName ?? 'nightshift',
+    };
+  };
+  const act = (fn: () => Promise<number>) => async () => {
+    result.code = await fn();
+  };
+
+  for (const action of ['stop', 'start'] as const) {
+    withCommon(program.command(action))
+      .description(`${action} ECS services, their autoscaling and capacity (ecs-scheduler)`)
+      .option('--cluster <name>', 'cluster name or ARN (repeatable)', collect)
+      .option('--service <name>', 'only these services (repeatable)', collect)
+      .option(
+        '--tag <key=value>',
+        'only services whose tags (merged with their cluster tags) match (repeatable)',
+        collect,
+      )
+      .action(function (this: Command) {
+        const o = this.opts<{ cluster?: string[]; service?: string[]; tag?: string[] }>();
+        return act(() =>
+          runFunction(
+            io,
+            globals(),
+            'ecs-scheduler',
+            compact({ action, clusters: o.cluster, services: o.service, tags: keyValues(o.tag, '--tag') }),
+            { mutates: true },
+          ),
+        )();
+      });
+  }
+
+  withCommon(program.command('copy-snapshot'), { region: false })
+    .description('copy an RDS snapshot to other regions (rds-snapshot-copy), e.g. before a risky change')
+    .argument('<arn>', 'snapshot or cluster snapshot ARN')
+    .option(
+      '--region <region>',
+      'target region (repeatable; default: the function’s TARGET_REGIONS)',
+      collect,
+    )
+    .action(function (this: Command, arn: string) {
+      const o = this.opts<{ region?: string[] }>();
+      // The function runs where the snapshot is: the ARN names the source region.
+      const sourceRegion = globals().region ?? arn.split(':')[3];
+      return act(() =>
+        runFunction(
+          io,
+          globals(),
+          'rds-snapshot-copy',
+          compact({ action: 'copy', snapshot: arn, regions: o.region }),
+          {
+            mutates: true,
+            ...(sourceRegion && { region: sourceRegion }),
+          },
+        ),
+      )();
+    });
+
+  withCommon(program.command('tag-snapshots'))
+    .description('copy database, cluster and volume tags onto their snapshots (snapshot-tags)')
+    .option('--sweep', 'backfill every RDS and EBS snapshot in the region (the only mode, and the default)')
+    .action(act(() => runFunction(io, globals(), 'snapshot-tags', { action: 'sweep' }, { mutates: true })));
+
+  withCommon(program.command('rotate'))
+    .description('advance instance rotation in opted-in Auto Scaling groups by one step (instance-rotation)')
+    .option('--max-age <duration>', 'instances older than this are due, e.g. 7d, 12h, 0h')
+    .option('--group <name>', 'only these groups (repeatable)', collect)
+    .action(function (this: Command) {
+      const o = this.opts<{ maxAge?: string; group?: string[] }>();
+      return act(() =>
+        runFunction(
+          io,
+          globals(),
+          'instance-rotation',
+          compact({ action: 'rotate', maxAge: o.maxAge, groups: o.group }),
+          {
+            mutates: true,
+          },
+        ),
+      )();
+    });
+
+  withCommon(program.command('restart'))
+    .description('restart a container or systemd unit through SSM, or redeploy an ECS service (ssm-restart)')
+    .option('--instance <id>', 'instance id (repeatable)', collect)
+    .option('--tag <key=value>', 'instances with these tags (repeatable)', collect)
+    .addOption(
+      new Option('--container <name>', 'docker container to restart').conflicts(['unit', 'ecsService']),
+    )
+    .addOption(new Option('--unit <name>', 'systemd unit to restart').conflicts(['ecsService']))
+    .addOption(
+      new Option('--ecs-service <cluster/service>', 'ECS service to redeploy').conflicts(['instance', 'tag']),
+    )
+    .action(function (this: Command) {
+      const o = this.opts<{
+        instance?: string[];
+        tag?: string[];
+        container?: string;
+        unit?: string;
+        ecsService?: string;
+      }>();
+      return act(async () => {
+        let payload: Record<string, unknown>;
+        if (o.ecsService !== undefined) {
+          const [cluster, service, ...rest] = o.ecsService.split('/');
+          if (!cluster || !service || rest.length > 0) {
+            throw new InputError(
+              `--ecs-service expects cluster/service, got "${o.ecsService}"`,
+              '--ecs-service',
+            );
+          }
+          payload = { action: 'restart', ecsService: { cluster, service } };
+        } else {
+          if ((o.instance === undefined) === (o.tag === undefined)) {
+            throw new InputError('give --instance or --tag (one of them), or --ecs-service', '--instance');
+          }
+          const targets = o.instance ? { instanceIds: o.instance } : { tags: keyValues(o.tag, '--tag') };
+          payload = compact({ action: 'restart', targets, container: o.container, unit: o.unit });
+        }
+        return runFunction(io, globals(), 'ssm-restart', payload, { mutates: true });
+      })();
+    });
+
+  withCommon(program.command('status'))
+    .description(
+      'what nightshift holds now: parked services and groups, rotations, recent restarts, copies in flight',
+    )
+    .option(
+      '--copy-region <region>',
+      'target region of snapshot copies (repeatable; default TARGET_REGIONS)',
+      collect,
+    )
+    .action(function (this: Command) {
+      const o = this.opts<{ copyRegion?: string[] }>();
+      return act(async () => {
+        const regions =
+          o.copyRegion ??
+          (io.env.TARGET_REGIONS ?? '')
+            .split(',')
+            .map((r) => r.trim())
+            .filter(Boolean);
+        const done = io.interactive ? io.progress('reading what nightshift holds…') : () => undefined;
+        const status = await readStatus(regions).finally(done);
+        io.out(globals().json ? JSON.stringify(status, null, 2) : renderStatus(status));
+        return status.notes.some((n) => n.startsWith('could not read')) ? EXIT.failed : EXIT.ok;
+      })();
+    });
+
+  return program;
+};
+
+/** Parses and runs one command line; never throws, returns the exit code. */
+export const runCli = async (argv: string[], io: Io): Promise<number> => {
+  const result = { code: EXIT.ok as number };
+  const program = buildProgram(io, result);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return result.code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (error instanceof InputError) {
+      io.err(error.message);
+      return EXIT.usage;
+    }
+    if (error instanceof FunctionFailedError) {
+      io.err(error.message);
+      return EXIT.failed;
+    }
+    io.err(`nightshift: ${(error as Error).name}: ${(error as Error).message}`);
+    return EXIT.failed;
+  }
+};

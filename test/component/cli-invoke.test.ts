@@ -1,0 +1,121 @@
+/**
+ * The CLI's default path: Lambda Invoke of the deployed function, request-response, simulated with
+ * aws-sdk-client-mock (there is no Lambda to invoke in moto without Docker).
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { mockClient } from 'aws-sdk-client-mock';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { cli } from '#test/support/cli.ts';
+
+const lambda = mockClient(LambdaClient);
+const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value)) as never;
+const REPORT = {
+  action: 'stop',
+  dryRun: false,
+  summary: { changed: 1, planned: 0, unchanged: 0, skipped: 0, failed: 0 },
+  resources: [
+    {
+      arn: 'arn:aws:ecs:eu-central-1:123456789012:service/stage/web',
+      type: 'ecs-service',
+      outcome: 'changed',
+      detail: 'desiredCount 3 → 0; saved in tag nightshift:stopped',
+    },
+  ],
+};
+
+describe('nightshift CLI invoking deployed functions', () => {
+  beforeEach(() => lambda.reset());
+
+  it('invokes nightshift-<stage>-<function> request-response with the contract payload', async () => {
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: encode(REPORT) });
+
+    const run = await cli(['stop', '--cluster', 'stage', '--tag', 'team=shop', '--stage', 'prod', '--yes']);
+
+    const input = lambda.commandCalls(InvokeCommand)[0]?.args[0].input;
+    expect(input).toMatchObject({
+      FunctionName: 'nightshift-prod-ecs-scheduler',
+      InvocationType: 'RequestResponse',
+    });
+    expect(JSON.parse(new TextDecoder().decode(input?.Payload as Uint8Array))).toEqual({
+      action: 'stop',
+      clusters: ['stage'],
+      tags: { team: 'shop' },
+    });
+    expect(run.code).toBe(0);
+    expect(run.out).toContain('ecs-scheduler stop: 1 changed');
+  });
+
+  it('asks at a terminal only after showing the deployed function’s dry run', async () => {
+    lambda
+      .on(InvokeCommand)
+      .resolvesOnce({
+        StatusCode: 200,
+        Payload: encode({ ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } }),
+      })
+      .resolves({ StatusCode: 200, Payload: encode(REPORT) });
+
+    const run = await cli(['rotate', '--group', 'web', '--stage', 'stage'], {
+      interactive: true,
+      answer: true,
+    });
+
+    const payloads = lambda
+      .commandCalls(InvokeCommand)
+      .map((c) => JSON.parse(new TextDecoder().decode(c.args[0].input.Payload as Uint8Array)));
+    expect(payloads).toEqual([
+      { action: 'rotate', groups: ['web'], dryRun: true },
+      { action: 'rotate', groups: ['web'] },
+    ]);
+    expect(run.questions).toEqual(['Apply 1 planned change(s) in stage stage?']);
+  });
+
+  it('invokes copy-snapshot in the snapshot’s own region and passes target regions through', async () => {
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: encode({ ...REPORT, action: 'copy' }) });
+
+    await cli([
+      'copy-snapshot',
+      'arn:aws:rds:us-east-1:123456789012:snapshot:orders-a',
+      '--region',
+      'eu-west-1',
+      '--yes',
+    ]);
+
+    const call = lambda.commandCalls(InvokeCommand)[0];
+    expect(await call?.thisValue.config.region()).toBe('us-east-1');
+    expect(JSON.parse(new TextDecoder().decode(call?.args[0].input.Payload as Uint8Array))).toEqual({
+      action: 'copy',
+      snapshot: 'arn:aws:rds:us-east-1:123456789012:snapshot:orders-a',
+      regions: ['eu-west-1'],
+    });
+  });
+
+  it('reports a function error with its type and exits 1', async () => {
+    lambda.on(InvokeCommand).resolves({
+      StatusCode: 200,
+      FunctionError: 'Unhandled',
+      Payload: encode({
+        errorType: 'RunFailedError',
+        errorMessage: 'all 1 resource(s) failed; first error: x',
+      }),
+    });
+
+    const run = await cli(['restart', '--ecs-service', 'shop/web', '--yes']);
+
+    expect(run.code).toBe(1);
+    expect(run.err).toBe(
+      'nightshift-dev-ssm-restart failed: RunFailedError: all 1 resource(s) failed; first error: x',
+    );
+  });
+
+  it('exits 1 when the report has failed rows, and prints JSON for machines', async () => {
+    lambda.on(InvokeCommand).resolves({
+      StatusCode: 200,
+      Payload: encode({ ...REPORT, summary: { ...REPORT.summary, failed: 1 } }),
+    });
+
+    const run = await cli(['tag-snapshots', '--json', '--yes']);
+
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.out)).toMatchObject({ summary: { failed: 1 } });
+  });
+});
