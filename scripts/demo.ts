@@ -12,8 +12,10 @@ import { startMoto, useEndpoint } from '#test/support/moto.ts';
 
 type Handler = (event: unknown, context: unknown) => Promise<Report>;
 
-// The reports are the show; keep the function's own structured logs to warnings.
+// The reports are the show; keep the function's own structured logs to warnings, and its EMF metric
+// lines (for CloudWatch) out of the terminal.
 process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 
 const estateTable = async (aws: SeedClients): Promise<string> => {
   const { services, groups } = await observeSample(aws);
