@@ -238,7 +238,7 @@ export const buildProgram = (io: Io, result: { code: number }) => {
 
   withCommon(program.command('restart'))
     .description('restart a container or systemd unit through SSM, or redeploy an ECS service (ssm-restart)')
-    .option('--instance <id>', 'instance id (repeatable)', collect)
+    .option('--instance <id...>', 'instance ids (several after one flag, or the flag repeated)')
     .option('--tag <key=value>', 'instances with these tags (repeatable)', collect)
     .addOption(
       new Option('--container <name>', 'docker container to restart').conflicts(['unit', 'ecsService']),

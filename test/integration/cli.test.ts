@@ -176,6 +176,26 @@ describe.runIf(motoTestsEnabled())('nightshift CLI --local against moto', () => 
     expect(restart.code).toBe(0);
   });
 
+  it('takes several instance ids after one --instance, as in the contract', async () => {
+    const run = await cli([
+      'restart',
+      '--instance',
+      'i-0a1b2c3d4e5f60718',
+      'i-0a1b2c3d4e5f60719',
+      '--container',
+      'web',
+      '--local',
+      '--dry-run',
+      '--json',
+    ]);
+
+    const report = JSON.parse(run.out) as { resources: { arn: string }[] };
+    expect(report.resources.map((r) => r.arn.split('/').pop())).toEqual([
+      'i-0a1b2c3d4e5f60718',
+      'i-0a1b2c3d4e5f60719',
+    ]);
+  });
+
   it('runs as the built bin, a separate process reading AWS_* from its environment', () => {
     const run = spawnSync(
       process.execPath,
