@@ -31,6 +31,12 @@ interface Globals {
   yes?: boolean;
 }
 
+/** Points in-process handlers and reads at a region: they read it from the environment, as in Lambda. */
+const useRegion = (io: Io, region: string) => {
+  io.env.AWS_REGION = region;
+  io.env.AWS_DEFAULT_REGION = region;
+};
+
 const COMMON = { stage: 1, serviceName: 1, local: 1, json: 1, dryRun: 1, yes: 1, region: 1 };
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -61,6 +67,8 @@ const runFunction = async (
     local: g.local === true,
     ...((options.region ?? g.region) && { region: options.region ?? g.region }),
   };
+  // In-process handlers and their clients run in the region asked for, like the deployed function.
+  if (target.local && target.region) useRegion(io, target.region);
   const dryRun = g.dryRun === true;
   const request = compact({ ...payload, ...(dryRun && { dryRun: true }) });
   checkPayload(fn, request);
@@ -295,6 +303,8 @@ export const buildProgram = (io: Io, result: { code: number }) => {
             .split(',')
             .map((r) => r.trim())
             .filter(Boolean);
+        const region = globals().region;
+        if (region) useRegion(io, region);
         const done = io.interactive ? io.progress('reading what nightshift holds…') : () => undefined;
         const status = await readStatus(regions).finally(done);
         io.out(globals().json ? JSON.stringify(status, null, 2) : renderStatus(status));

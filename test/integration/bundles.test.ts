@@ -108,6 +108,18 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
     const report = await handler(sample('aws.cloudwatch', 'ok.json'), lambdaContext('ssm-restart'));
 
     expect(report).toMatchObject({ action: 'restart', dryRun: false, resources: [] });
+    // Reaches moto: the seeded stage/web service has not opted in, so a redeploy is planned as skipped.
+    const redeploy = await handler(
+      { action: 'restart', ecsService: { cluster: 'stage', service: 'web' }, dryRun: true },
+      lambdaContext('ssm-restart'),
+    );
+    expect(redeploy.resources).toEqual([
+      expect.objectContaining({
+        arn: 'arn:aws:ecs:eu-central-1:123456789012:service/stage/web',
+        outcome: 'skipped',
+        detail: expect.stringContaining('nightshift:restartable=true'),
+      }),
+    ]);
     await expect(
       handler(
         { action: 'restart', targets: { instanceIds: ['i-0a1b2c3d4e5f60718'] }, container: 'web; reboot' },

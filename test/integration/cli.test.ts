@@ -4,6 +4,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { TagResourceCommand } from '@aws-sdk/client-ecs';
+import { CreateOrUpdateTagsCommand } from '@aws-sdk/client-auto-scaling';
+import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cli } from '#test/support/cli.ts';
 import { observeSample, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
@@ -193,6 +195,77 @@ describe.runIf(motoTestsEnabled())('nightshift CLI --local against moto', () => 
     expect(report.resources.map((r) => r.arn.split('/').pop())).toEqual([
       'i-0a1b2c3d4e5f60718',
       'i-0a1b2c3d4e5f60719',
+    ]);
+  });
+
+  it('reads and runs in the region given by --region, also with --local and for status', async () => {
+    await cli(['stop', '--cluster', 'stage', '--local', '--yes']);
+    const env: NodeJS.ProcessEnv = { ...process.env, AWS_ENDPOINT_URL: moto.url };
+    delete env.AWS_REGION;
+    delete env.AWS_DEFAULT_REGION;
+    const status = (region: string) =>
+      spawnSync(process.execPath, ['dist/cli/nightshift.mjs', 'status', '--region', region, '--json'], {
+        encoding: 'utf8',
+        env,
+      });
+
+    const home = status('eu-central-1');
+    const elsewhere = status('eu-west-1');
+
+    expect(JSON.parse(home.stdout).parked).toHaveLength(4);
+    expect(JSON.parse(elsewhere.stdout).parked).toEqual([]);
+  });
+
+  it('shows rotations in progress and recent restarts in status', async () => {
+    // Prepare: a rotation in flight on the capacity group, and an instance restarted an hour ago
+    await aws.autoscaling.send(
+      new CreateOrUpdateTagsCommand({
+        Tags: [
+          {
+            ResourceId: 'stage-ecs-nodes',
+            ResourceType: 'auto-scaling-group',
+            Key: 'nightshift:rotation',
+            Value:
+              'desired=2 instance=i-0123456789abcdef0 phase=launching at=2026-11-23T02:00:00Z suspended=none',
+            PropagateAtLaunch: false,
+          },
+        ],
+      }),
+    );
+    const at = new Date(Date.now() - 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const ec2 = new EC2Client({
+      endpoint: moto.url,
+      region: 'eu-central-1',
+      credentials: { accessKeyId: 't', secretAccessKey: 't' },
+    });
+    const launched = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: 'ami-12c6146b',
+        MinCount: 1,
+        MaxCount: 1,
+        TagSpecifications: [
+          {
+            ResourceType: 'instance',
+            Tags: [{ Key: 'nightshift:last-restart', Value: `at=${at} what=container:web via=alarm` }],
+          },
+        ],
+      }),
+    );
+    const id = launched.Instances?.[0]?.InstanceId;
+
+    // Act
+    const status = JSON.parse((await cli(['status', '--local', '--json'])).out);
+
+    // Assess
+    expect(status.rotations).toEqual([
+      {
+        resource: 'group stage-ecs-nodes',
+        detail:
+          'replacing i-0123456789abcdef0 (launching since 2026-11-23T02:00:00Z); 2 in service, min 1 desired 2 max 4; desired returns to 2',
+      },
+    ]);
+    expect(status.restarts).toEqual([
+      { resource: `instance ${id}`, detail: `container:web at ${at.replace('Z', '.000Z')} (alarm)` },
     ]);
   });
 
