@@ -15,6 +15,17 @@ import { tagMapUpper, type TagMap } from '#shared/tags.ts';
 
 /** The tag every nightshift copy carries, naming its source. Public contract. */
 export const SOURCE_ARN_TAG = 'nightshift:source-arn';
+/**
+ * When the source was taken, on every copy. Cluster snapshots have no OriginalSnapshotCreateTime, and
+ * a copy's own time would let a late copy of an old source pass for the newest one when pruning.
+ */
+export const SOURCE_TIME_TAG = 'nightshift:source-time';
+
+/** The time a snapshot's data was taken: the source time a nightshift copy carries, else AWS's own. */
+const takenAt = (tags: TagMap, fallback: Date | undefined): Date | undefined => {
+  const recorded = tags[SOURCE_TIME_TAG] ? new Date(tags[SOURCE_TIME_TAG]) : undefined;
+  return recorded && !Number.isNaN(recorded.getTime()) ? recorded : fallback;
+};
 
 export type SnapshotKind = 'instance' | 'cluster';
 
@@ -63,8 +74,8 @@ const fromInstanceSnapshot = (s: DBSnapshot): Snapshot => {
     status: s.Status ?? 'unknown',
     encrypted: s.Encrypted ?? false,
     ...(s.KmsKeyId && { kmsKeyId: s.KmsKeyId }),
-    ...((s.OriginalSnapshotCreateTime ?? s.SnapshotCreateTime) && {
-      created: s.OriginalSnapshotCreateTime ?? s.SnapshotCreateTime,
+    ...(takenAt(tags, s.OriginalSnapshotCreateTime ?? s.SnapshotCreateTime) && {
+      created: takenAt(tags, s.OriginalSnapshotCreateTime ?? s.SnapshotCreateTime),
     }),
     dbId: s.DBInstanceIdentifier ?? '',
     tags,
@@ -82,7 +93,7 @@ const fromClusterSnapshot = (s: DBClusterSnapshot): Snapshot => {
     status: s.Status ?? 'unknown',
     encrypted: s.StorageEncrypted ?? false,
     ...(s.KmsKeyId && { kmsKeyId: s.KmsKeyId }),
-    ...(s.SnapshotCreateTime && { created: s.SnapshotCreateTime }),
+    ...(takenAt(tags, s.SnapshotCreateTime) && { created: takenAt(tags, s.SnapshotCreateTime) }),
     dbId: s.DBClusterIdentifier ?? '',
     tags,
     ...(tags[SOURCE_ARN_TAG] && { sourceArn: tags[SOURCE_ARN_TAG] }),

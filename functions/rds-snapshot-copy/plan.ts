@@ -1,6 +1,12 @@
 import type { PlannedWork } from '#shared/execute.ts';
 import { matchesTags, type TagMap, type TagRule } from '#shared/tags.ts';
-import { parseSnapshotArn, SOURCE_ARN_TAG, type Snapshot, type SnapshotKind } from './inventory.ts';
+import {
+  parseSnapshotArn,
+  SOURCE_ARN_TAG,
+  SOURCE_TIME_TAG,
+  type Snapshot,
+  type SnapshotKind,
+} from './inventory.ts';
 
 /** AWS's in-flight copy limits per destination region: 20 instance-snapshot copies, 5 cluster-snapshot copies. */
 export const IN_FLIGHT_LIMIT: Record<SnapshotKind, number> = { instance: 20, cluster: 5 };
@@ -80,18 +86,21 @@ const newer = (a: Snapshot, b: Snapshot | undefined) =>
   !b || (a.created?.getTime() ?? 0) > (b.created?.getTime() ?? 0);
 const dayOf = (d: Date | undefined) => d?.toISOString().slice(0, 10) ?? 'unknown date';
 
-/** The source's tags minus AWS-reserved keys, plus nightshift's, within the 50-tag limit (key order). */
+/** The source's tags minus AWS-reserved keys, plus nightshift's two, within the 50-tag limit (key order). */
 const copyTags = (source: Snapshot) => {
   const keys = Object.keys(source.tags)
-    .filter((k) => !k.startsWith('aws:') && k !== SOURCE_ARN_TAG)
+    .filter((k) => !k.startsWith('aws:') && k !== SOURCE_ARN_TAG && k !== SOURCE_TIME_TAG)
     .sort();
-  const kept = keys.slice(0, MAX_TAGS - 1);
+  const ours = [
+    { Key: SOURCE_ARN_TAG, Value: source.arn },
+    ...(source.created
+      ? [{ Key: SOURCE_TIME_TAG, Value: source.created.toISOString().replace(/\.\d{3}Z$/, 'Z') }]
+      : []),
+  ];
+  const room = MAX_TAGS - ours.length;
   return {
-    tags: [
-      ...kept.map((Key) => ({ Key, Value: source.tags[Key] ?? '' })),
-      { Key: SOURCE_ARN_TAG, Value: source.arn },
-    ],
-    leftOut: keys.slice(MAX_TAGS - 1),
+    tags: [...keys.slice(0, room).map((Key) => ({ Key, Value: source.tags[Key] ?? '' })), ...ours],
+    leftOut: keys.slice(room),
   };
 };
 

@@ -84,6 +84,7 @@ describe('rds-snapshot-copy with simulated RDS', () => {
         Tags: [
           { Key: 'team', Value: 'shop' },
           { Key: 'nightshift:source-arn', Value: automated.DBSnapshotArn },
+          { Key: 'nightshift:source-time', Value: '2026-11-23T03:24:00Z' },
         ],
       },
     ]);

@@ -133,7 +133,7 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
       type: 'rds-snapshot',
       outcome: 'changed',
       detail:
-        'copy orders-before-migration to eu-west-1 as orders-before-migration with 2 tags (copy started)',
+        'copy orders-before-migration to eu-west-1 as orders-before-migration with 3 tags (copy started)',
     });
     expect(await copiesIn()).toEqual([
       {
@@ -143,6 +143,10 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
         tags: [
           { Key: 'purpose', Value: 'before-migration' },
           { Key: 'nightshift:source-arn', Value: arn },
+          {
+            Key: 'nightshift:source-time',
+            Value: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+          },
         ],
       },
     ]);
@@ -195,6 +199,7 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
         tags: [
           { Key: 'owner', Value: 'finance' },
           { Key: 'nightshift:source-arn', Value: arn },
+          { Key: 'nightshift:source-time', Value: expect.stringMatching(/Z$/) },
         ],
       },
     ]);

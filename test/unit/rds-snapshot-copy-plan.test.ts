@@ -88,8 +88,9 @@ describe('planCopies: what to copy', () => {
       tags: [
         { Key: 'team', Value: 'shop' },
         { Key: 'nightshift:source-arn', Value: srcArn('orders-a') },
+        { Key: 'nightshift:source-time', Value: '2026-11-23T04:00:00Z' },
       ],
-      detail: 'copy orders-a to eu-west-1 as orders-a with 2 tags, encrypted with KMS key alias/copies',
+      detail: 'copy orders-a to eu-west-1 as orders-a with 3 tags, encrypted with KMS key alias/copies',
     });
   });
 
@@ -101,8 +102,8 @@ describe('planCopies: what to copy', () => {
     const work = plan({ sources: [source('orders-a', { tags })] }).copies[0];
 
     expect(work?.tags).toHaveLength(50);
-    expect(work?.tags.at(-2)).toEqual({ Key: 'k48', Value: 'v' });
-    expect(work?.detail).toMatch(/tags left out \(50-tag limit\): k49, k50, k51$/);
+    expect(work?.tags.at(-3)).toEqual({ Key: 'k47', Value: 'v' });
+    expect(work?.detail).toMatch(/tags left out \(50-tag limit\): k48, k49, k50, k51$/);
   });
 
   it('passes by copies, foreign snapshot types and the source region quietly in a sweep', () => {
@@ -213,6 +214,31 @@ describe('planCopies: pruning', () => {
     );
 
     expect(p.prunes.map((w) => w.id)).toEqual(['a1']);
+  });
+
+  it('ages and orders copies by the source time they carry, not by when they were copied', () => {
+    // tue's copy was made late (e.g. left for a later sweep at the in-flight limit): by copy time it
+    // would look newer than wed's and wed's copy would be pruned.
+    const p = plan({
+      destinations: {
+        [DST]: [
+          copyOf('tue', 1, {
+            tags: {
+              'nightshift:source-arn': srcArn('tue'),
+              'nightshift:source-time': '2026-11-13T04:00:00Z',
+            },
+          }),
+          copyOf('wed', 2, {
+            tags: {
+              'nightshift:source-arn': srcArn('wed'),
+              'nightshift:source-time': '2026-11-14T04:00:00Z',
+            },
+          }),
+        ].map((c) => ({ ...c, created: new Date(c.tags['nightshift:source-time'] ?? '') })),
+      },
+    });
+
+    expect(p.prunes.map((w) => w.id)).toEqual(['tue']);
   });
 
   it('prunes nothing outside a sweep', () => {
