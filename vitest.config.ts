@@ -9,7 +9,8 @@ const env = {
 
 export default defineConfig({
   test: {
-    reporters: ['default'],
+    // The JSON report lets .ci/run print a plain 'N passed, N failed' line.
+    reporters: ['default', ['json', { outputFile: 'coverage/vitest-results.json' }]],
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], env } },
       { test: { name: 'component', include: ['test/component/**/*.test.ts'], env, testTimeout: 60_000 } },
