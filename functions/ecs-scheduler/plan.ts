@@ -106,6 +106,17 @@ const parseServiceRef = (ref: string): ServiceRef => {
 const refMatches = (r: ServiceRef, s: ServiceState) =>
   r.name === s.name && (r.cluster === undefined || r.cluster === s.clusterName);
 
+/** A service row with nothing to do, and the reason. */
+const skipService = (s: ServiceState, reason: string): PlannedAction => ({
+  arn: s.arn,
+  type: 'ecs-service',
+  name: s.name,
+  cluster: s.clusterName,
+  steps: [],
+  outcome: 'skipped',
+  detail: reason,
+});
+
 const select = (input: SchedulerInput, clusters: ClusterState[]): Selection => {
   const wanted = input.services && [
     ...new Map(input.services.map((ref) => [ref, parseServiceRef(ref)])).values(),
@@ -142,20 +153,16 @@ const select = (input: SchedulerInput, clusters: ClusterState[]): Selection => {
         detail: `service not found in cluster(s) ${clusters.map((c) => c.name).join(', ') || '(none)'}`,
       });
     }
+    const wantedTags = Object.entries(tags ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ');
     for (const s of existing) {
-      unmatched.push({
-        arn: s.arn,
-        type: 'ecs-service',
-        name: s.name,
-        cluster: s.clusterName,
-        steps: [],
-        outcome: 'skipped',
-        detail: `named, but its tags (merged with cluster ${s.clusterName}'s) do not match ${Object.entries(
-          tags ?? {},
-        )
-          .map(([k, v]) => `${k}=${v}`)
-          .join(', ')}`,
-      });
+      unmatched.push(
+        skipService(
+          s,
+          `named, but its tags (merged with cluster ${s.clusterName}'s) do not match ${wantedTags}`,
+        ),
+      );
     }
   }
   return { selected, fully, unmatched };
@@ -307,16 +314,6 @@ const planServiceStart = (s: ServiceState): PlannedAction => {
   return { ...base, steps, detail: `${what}; saved state from ${saved.at} removed` };
 };
 
-const protectedSkip = (s: ServiceState, reason: string): PlannedAction => ({
-  arn: s.arn,
-  type: 'ecs-service',
-  name: s.name,
-  cluster: s.clusterName,
-  steps: [],
-  outcome: 'skipped',
-  detail: reason,
-});
-
 const planServices = (
   action: SchedulerInput['action'],
   selected: ServiceState[],
@@ -325,9 +322,9 @@ const planServices = (
 ) =>
   selected.map((s) => {
     const reason = protection(s, clusters.get(s.clusterArn), opts.protectedTags);
-    if (reason) return protectedSkip(s, reason);
+    if (reason) return skipService(s, reason);
     if (s.schedulingStrategy === 'DAEMON') {
-      return protectedSkip(
+      return skipService(
         s,
         action === 'stop'
           ? 'DAEMON service: desiredCount does not apply; its tasks stop when the cluster capacity is parked'
