@@ -22,12 +22,17 @@ export class ConfigError extends Error {
   }
 }
 
-/** Every resource in the run failed; the report is attached so nothing is lost from the logs. */
+/**
+ * Every resource in the run failed; the report is attached so nothing is lost from the logs. The
+ * message carries the first failure's reason (its error, or its detail when the planner refused it
+ * before any call), because the message is what an on-failure queue and an operator see.
+ */
 export class RunFailedError extends Error {
   override name = 'RunFailedError';
   constructor(public readonly report: Report) {
-    const first = report.resources.find((r) => r.error)?.error ?? 'unknown error';
-    super(`all ${report.resources.length} resource(s) failed; first error: ${first}`);
+    const first = report.resources.find((r) => r.outcome === 'failed');
+    const reason = first?.error || first?.detail || 'no reason was recorded';
+    super(`all ${report.summary.failed} resource(s) failed; first error: ${reason}`);
   }
 }
 

@@ -11,6 +11,11 @@ export interface PlannedWork {
   /** False: nothing to do, and `outcome` says why. */
   hasWork: boolean;
   outcome?: Extract<Outcome, 'unchanged' | 'skipped' | 'failed'>;
+  /**
+   * What the work changes, in words that stay the same between a dry run and the apply minutes later
+   * (no ages, no clock): the plan digest is made of it. Defaults to `detail`.
+   */
+  digestKey?: string;
 }
 
 export interface ExecuteOptions {
@@ -18,7 +23,24 @@ export interface ExecuteOptions {
   /** False once the Lambda is near its timeout: start nothing new. */
   hasTime: () => boolean;
   concurrency: number;
+  /**
+   * ARNs the previous run left undone at its deadline (RunContext.carriedOver): they go first, so a
+   * run that is cut short every day does not cut the same tail every day.
+   */
+  first?: ReadonlySet<string>;
 }
+
+/** The text of a row the deadline left unstarted. Public wording: the runbook quotes it. */
+export const NOT_STARTED = 'not started: the Lambda was about to time out; the next run starts with it';
+
+/** `items` with those named in `first` moved to the front, each part in its own order. */
+export const carriedFirst = <T extends { arn: string }>(
+  items: readonly T[],
+  first: ReadonlySet<string> | undefined,
+): T[] =>
+  !first || first.size === 0
+    ? [...items]
+    : [...items.filter((w) => first.has(w.arn)), ...items.filter((w) => !first.has(w.arn))];
 
 export const resultOf = (
   work: PlannedWork,
@@ -34,34 +56,41 @@ export const resultOf = (
 
 /**
  * Runs planned work with bounded concurrency: nothing in a dry run (`planned`), the planner's own
- * outcome where there is no work, and `skipped` for what the deadline left unstarted. `apply` must
- * turn its own errors into a `failed` result: one resource failing never stops the others.
+ * outcome where there is no work, and `undone` for what the deadline left unstarted. `apply` must
+ * turn its own errors into a `failed` result: one resource failing never stops the others. Work the
+ * previous run left undone (`options.first`) starts first; the results keep the order of `items`.
  */
-export const executeWork = <W extends PlannedWork>(
+export const executeWork = async <W extends PlannedWork>(
   items: readonly W[],
   options: ExecuteOptions,
   apply: (work: W) => Promise<ResourceResult>,
-): Promise<ResourceResult[]> =>
-  mapLimit(
-    items,
+): Promise<ResourceResult[]> => {
+  const order = carriedFirst(
+    items.map((work, index) => ({ arn: work.arn, work, index })),
+    options.first,
+  );
+  const done = await mapLimit(
+    order,
     options.concurrency,
-    async (work) => {
+    async ({ work }) => {
       if (!work.hasWork) return resultOf(work, work.outcome ?? 'unchanged');
       if (options.dryRun) return resultOf(work, 'planned');
       return apply(work);
     },
     {
       shouldStart: options.hasTime,
-      notStarted: (work) =>
+      notStarted: ({ work }) =>
         !work.hasWork
           ? resultOf(work, work.outcome ?? 'unchanged')
           : options.dryRun
             ? resultOf(work, 'planned')
-            : resultOf(work, 'skipped', {
-                detail: `not started: the Lambda was about to time out; run again to finish (would have: ${work.detail})`,
-              }),
+            : resultOf(work, 'undone', { detail: `${NOT_STARTED} (would have: ${work.detail})` }),
     },
   );
+  const results = new Array<ResourceResult>(items.length);
+  order.forEach(({ index }, i) => (results[index] = done[i] as ResourceResult));
+  return results;
+};
 
 /**
  * Runs one resource's steps in order. On the first failure it stops and returns an error that names

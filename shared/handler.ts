@@ -3,8 +3,15 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Context } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
+import './zod.ts';
+import * as z from 'zod/mini';
+import { dynamoDbClient } from './aws/dynamodb.ts';
+import { dynamoCarryOver, type CarryOver } from './carryover.ts';
+import { OutOfTimeError } from './deadline.ts';
 import { parseEnv } from './env.ts';
-import { InputError, RunFailedError } from './errors.ts';
+import { errorMessage, InputError, RunFailedError } from './errors.ts';
+import { dynamoLeaseStore, RunLeases } from './lease.ts';
 import {
   CRASHED_ACTION,
   INVALID_EVENT_ACTION,
@@ -12,7 +19,7 @@ import {
   countSummaryPublishFailed,
   runMetrics,
 } from './metrics.ts';
-import { everythingFailed, summarize, type Report } from './report.ts';
+import { buildReport, compactReport, everythingFailed, summarize, type Report } from './report.ts';
 import {
   SummaryConfig,
   crashSummary,
@@ -26,11 +33,43 @@ import {
 /** Stop starting new work this long before the Lambda times out, to report what was left undone. */
 export const DEADLINE_MARGIN_MS = 10_000;
 
+/** A lease lasts the time the run has left plus this much: a run that ends early releases it sooner. */
+export const LEASE_MARGIN_MS = 60_000;
+
 export interface RunContext {
   logger: Logger;
-  /** False once the Lambda is close to its timeout: start nothing new, report the rest as skipped. */
+  /** False once the Lambda is close to its timeout: start nothing new, report the rest as undone. */
   hasTime: () => boolean;
+  /** Milliseconds the run has left before the Lambda times out. */
+  remainingMs: () => number;
+  /** This run's leases in the stage's lease table; released by withOps when the run ends. */
+  leases: RunLeases;
+  /** ARNs the previous run of `action` left undone: executors start with them (ExecuteOptions.first). */
+  carriedOver: (action: string) => Promise<ReadonlySet<string>>;
 }
+
+/** The state table every function may use: leases, and what a run left undone. Unset: none. */
+export const StateConfig = z.object({
+  LEASE_TABLE: z.pipe(
+    z.optional(z.string()),
+    z.transform((text, ctx): string | undefined => {
+      const name = text?.trim();
+      if (!name) return undefined;
+      if (!/^[A-Za-z0-9_.-]{3,255}$/.test(name))
+        ctx.issues.push({ code: 'custom', input: text, message: 'expected a DynamoDB table name' });
+      return name;
+    }),
+  ),
+});
+
+/** Lambda's own limit, for runs without a Lambda context (tests, scripts). */
+const MAX_LAMBDA_MS = 900_000;
+
+/** The action of an event, for the report of a run that could not finish reading. */
+const actionOf = (input: unknown, fallback: string): string => {
+  const action = (input as { action?: unknown } | null)?.action;
+  return typeof action === 'string' ? action : fallback;
+};
 
 /** The EventBridge event's `id` when there is one (rules, alarms), else the Lambda request id. */
 export const correlationIdOf = (event: unknown, context: Context | undefined): string => {
@@ -59,6 +98,7 @@ export const withOps = <I>(
   const metrics = runMetrics(serviceName);
   // Parsed on the first invocation of a cold start, like each function's own configuration.
   let summaryConfig: SummaryConfig | undefined;
+  let stateConfig: { LEASE_TABLE?: string | undefined } | undefined;
 
   const notify = async (topicArn: string | undefined, summary: () => RunSummary) => {
     if (!topicArn) return;
@@ -82,14 +122,56 @@ export const withOps = <I>(
 
     let report: Report;
     let topicArn: string | undefined;
+    let leases: RunLeases | undefined;
+    let carryOver: CarryOver | undefined;
+    const loaded = new Map<string, ReadonlySet<string>>();
     try {
       summaryConfig ??= parseEnv(SummaryConfig);
+      stateConfig ??= parseEnv(StateConfig);
       topicArn = summaryConfig.SUMMARY_TOPIC_ARN;
       const input = parse(event);
-      const hasTime = () =>
-        typeof context?.getRemainingTimeInMillis !== 'function' ||
-        context.getRemainingTimeInMillis() > DEADLINE_MARGIN_MS;
-      report = await run(input, { logger, hasTime });
+      const remainingMs = () =>
+        typeof context?.getRemainingTimeInMillis === 'function'
+          ? context.getRemainingTimeInMillis()
+          : MAX_LAMBDA_MS;
+      const hasTime = () => remainingMs() > DEADLINE_MARGIN_MS;
+      const table = stateConfig.LEASE_TABLE;
+      const now = () => new Date();
+      leases = new RunLeases(
+        table ? dynamoLeaseStore(dynamoDbClient(), table) : undefined,
+        {
+          holder: `${serviceName} run ${origin.correlationId} (${origin.functionName ?? 'no function name'})`,
+          token: randomUUID(),
+        },
+        now,
+        () => remainingMs() + LEASE_MARGIN_MS,
+      );
+      carryOver = table ? dynamoCarryOver(dynamoDbClient(), table, now) : undefined;
+      const carriedOver = async (action: string): Promise<ReadonlySet<string>> => {
+        let arns: ReadonlySet<string> = new Set();
+        try {
+          if (carryOver) arns = await carryOver.load(serviceName, action);
+        } catch (error) {
+          // Only the order of work depends on it: never a reason to fail a run.
+          logger.warn('could not read what the previous run left undone', { error: error as Error });
+        }
+        loaded.set(action, arns);
+        return arns;
+      };
+      try {
+        report = await run(input, { logger, hasTime, remainingMs, leases, carriedOver });
+      } catch (error) {
+        if (!(error instanceof OutOfTimeError)) throw error;
+        // A read that could not finish in time: nothing was planned from half a picture.
+        report = buildReport(actionOf(input, serviceName), false, [
+          {
+            arn: '',
+            type: 'run',
+            outcome: 'undone',
+            detail: `${errorMessage(error)}; nothing was changed after that point — the next run starts over`,
+          },
+        ]);
+      }
     } catch (error) {
       if (error instanceof InputError) {
         // Refused before any AWS call: the caller sees the error; no summary for a mistyped event.
@@ -101,6 +183,20 @@ export const withOps = <I>(
         await notify(topicArn, () => crashSummary(error, origin));
       }
       throw error;
+    } finally {
+      const problems = (await leases?.releaseAll()) ?? [];
+      if (problems.length > 0) logger.warn('leases not released; they expire on their own', { problems });
+    }
+
+    if (carryOver && !report.dryRun) {
+      const undone = report.resources.filter((r) => r.outcome === 'undone' && r.arn).map((r) => r.arn);
+      try {
+        if (undone.length > 0) await carryOver.save(serviceName, report.action, undone);
+        else if ((loaded.get(report.action)?.size ?? 0) > 0)
+          await carryOver.clear(serviceName, report.action);
+      } catch (error) {
+        logger.warn('could not record what this run left undone', { error: error as Error });
+      }
     }
 
     logger.info('run finished', { action: report.action, dryRun: report.dryRun, summary: report.summary });
@@ -110,7 +206,7 @@ export const withOps = <I>(
     countRun(metrics, report.action, report.summary);
     if (shouldPublish(report)) await notify(topicArn, () => reportSummary(report, origin));
     if (everythingFailed(report)) throw new RunFailedError(report);
-    return report;
+    return compactReport(report);
   };
 
   return middy(base)

@@ -29,3 +29,33 @@ export const parseInput = <S extends Schema>(schema: S, event: unknown): Infer<S
     .join('; ');
   throw new InputError(`invalid event: ${text}`, fieldOf(issues[0] as Issue));
 };
+
+/**
+ * True when a schedule passed no input: EventBridge rules and EventBridge Scheduler then send their
+ * own "Scheduled Event" (Scheduler's `detail` is the string "{}"), and some tools send `{}`.
+ */
+export const isMissingInput = (event: unknown): boolean => {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) return false;
+  if (Object.keys(event).length === 0) return true;
+  const e = event as Record<string, unknown>;
+  return (
+    e['detail-type'] === 'Scheduled Event' && (e.source === 'aws.events' || e.source === 'aws.scheduler')
+  );
+};
+
+/**
+ * Refuses an invocation without input, saying so and showing a valid one, instead of complaining
+ * about the fields of an event nobody meant to send.
+ */
+export const refuseMissingInput = (event: unknown, example: Record<string, unknown>): void => {
+  if (!isMissingInput(event)) return;
+  const what =
+    Object.keys(event as object).length === 0
+      ? 'an empty object'
+      : `an EventBridge "Scheduled Event" from ${(event as { source: string }).source}`;
+  throw new InputError(
+    `invalid event: the input is missing: this function got ${what}, which is what a schedule sends when ` +
+      `its target has no input; set the schedule's input to, for example, ${JSON.stringify(example)}`,
+    '(event)',
+  );
+};

@@ -10,6 +10,23 @@ export const shortName = (r: Pick<ResourceResult, 'arn' | 'type'>): string => {
   return slash >= 0 ? resource.slice(slash + 1) : resource;
 };
 
+/** `3 changed, 0 planned, …, 0 failed`; `undone` only when there is some, as in older reports. */
+export const summaryCounts = (report: Report): string => {
+  const s = report.summary;
+  return (
+    `${s.changed} changed, ${s.planned} planned, ${s.unchanged} unchanged, ${s.skipped} skipped, ` +
+    `${s.undone ? `${s.undone} undone, ` : ''}${s.failed} failed`
+  );
+};
+
+/** Rows the report counts but does not list (compactReport), or undefined when it lists them all. */
+export const omittedLine = (report: Report): string | undefined => {
+  const parts = Object.entries(report.omitted ?? {})
+    .filter(([, n]) => (n ?? 0) > 0)
+    .map(([outcome, n]) => `${n} ${outcome}`);
+  return parts.length > 0 ? `not listed: ${parts.join(', ')} (counted in the summary)` : undefined;
+};
+
 const pad = (text: string, width: number) => text + ' '.repeat(Math.max(0, width - text.length));
 
 /** The report as a table (resource, type, outcome, detail) and a one-line summary, for a terminal. */
@@ -27,9 +44,7 @@ export const formatReport = (report: Report): string => {
       .map((c, i) => (i === cells.length - 1 ? c : pad(c, widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
-  const s = report.summary;
-  const summary =
-    `${report.action}${report.dryRun ? ' (dry run)' : ''}: ${s.changed} changed, ${s.planned} planned, ` +
-    `${s.unchanged} unchanged, ${s.skipped} skipped, ${s.failed} failed`;
-  return [line(header), ...rows.map(line), '', summary].join('\n');
+  const summary = `${report.action}${report.dryRun ? ' (dry run)' : ''}: ${summaryCounts(report)}`;
+  const omitted = omittedLine(report);
+  return [line(header), ...rows.map(line), '', ...(omitted ? [omitted] : []), summary].join('\n');
 };

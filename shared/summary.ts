@@ -46,11 +46,12 @@ export interface RunOrigin {
 }
 
 /**
- * Something changed or failed: worth a message. A dry run changes nothing, so it is sent only when
- * something failed; a run that found nothing to do is never sent.
+ * Something changed, failed or was left undone at the deadline: worth a message. A dry run changes
+ * nothing, so it is sent only when something failed or was left undone; a run that found nothing to
+ * do is never sent.
  */
 export const shouldPublish = (report: Report): boolean =>
-  report.summary.failed > 0 || (!report.dryRun && report.summary.changed > 0);
+  report.summary.failed > 0 || report.summary.undone > 0 || (!report.dryRun && report.summary.changed > 0);
 
 const subjectLine = (text: string): string =>
   // SNS refuses line breaks and control characters in a subject; e-mail clients mangle the rest.
@@ -62,7 +63,14 @@ const footer = (origin: RunOrigin): string =>
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 
 // When the table must be cut, the rows an operator acts on come first.
-const PRIORITY: Record<Outcome, number> = { failed: 0, changed: 1, planned: 2, skipped: 3, unchanged: 4 };
+const PRIORITY: Record<Outcome, number> = {
+  failed: 0,
+  undone: 1,
+  changed: 2,
+  planned: 3,
+  skipped: 4,
+  unchanged: 5,
+};
 
 /** The report table ops see in the CLI, cut to fit an SNS message: failed and changed rows first. */
 export const summaryMessage = (report: Report, origin: RunOrigin): string => {
@@ -86,7 +94,8 @@ export const summaryMessage = (report: Report, origin: RunOrigin): string => {
 export const reportSummary = (report: Report, origin: RunOrigin): RunSummary => ({
   subject: subjectLine(
     `nightshift ${origin.service} ${report.action}${report.dryRun ? ' (dry run)' : ''}: ` +
-      `${report.summary.changed} changed, ${report.summary.failed} failed`,
+      `${report.summary.changed} changed, ${report.summary.failed} failed` +
+      (report.summary.undone > 0 ? `, ${report.summary.undone} undone` : ''),
   ),
   message: summaryMessage(report, origin),
 });

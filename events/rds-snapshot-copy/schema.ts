@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import type { Infer } from '#shared/zod.ts';
-import { parseInput } from '#shared/input.ts';
+import { parseInput, refuseMissingInput } from '#shared/input.ts';
 import { isEventBridgeEvent, RDS_SNAPSHOT_ARN, RdsSnapshotEvent } from '#events/aws.rds/schema.ts';
 
 export const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
@@ -26,8 +26,10 @@ export const CopyAction = z.discriminatedUnion('action', [Sweep, Copy]);
 export type CopyAction = Infer<typeof CopyAction>;
 export type CopyInput = CopyAction | ({ action: 'event' } & { event: RdsSnapshotEvent });
 
-/** An RDS snapshot event from EventBridge, or an on-demand action. */
-export const parseCopyInput = (event: unknown): CopyInput =>
-  isEventBridgeEvent(event)
+/** An RDS snapshot event from EventBridge, or an on-demand action; a schedule without input is refused. */
+export const parseCopyInput = (event: unknown): CopyInput => {
+  refuseMissingInput(event, { action: 'sweep' });
+  return isEventBridgeEvent(event)
     ? { action: 'event', event: parseInput(RdsSnapshotEvent, event) }
     : parseInput(CopyAction, event);
+};

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import type { Infer } from '#shared/zod.ts';
-import { parseInput } from '#shared/input.ts';
+import { parseInput, refuseMissingInput } from '#shared/input.ts';
 import { isEventBridgeEvent, RdsSnapshotEvent, SNAPSHOT_CREATED_EVENTS } from '#events/aws.rds/schema.ts';
 import { createdSnapshot, EbsSnapshotNotification } from '#events/aws.ec2/schema.ts';
 
@@ -43,6 +43,7 @@ const rdsSnapshotRef = (arn: string): SnapshotRef => {
  * strict on-demand action. Throws InputError naming the field.
  */
 export const parseSnapshotTagsInput = (event: unknown): SnapshotTagsInput => {
+  refuseMissingInput(event, { action: 'sweep' });
   if (!isEventBridgeEvent(event)) return parseInput(SnapshotTagsAction, event);
   const { source } = parseInput(EventSource, event);
   if (source === 'aws.ec2') {

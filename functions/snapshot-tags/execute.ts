@@ -65,9 +65,9 @@ const rowResult = (row: SnapshotTagging, unit: Unit, result: ResourceResult): Re
       return resultOf(row, 'changed', { detail: row.doneDetail });
     case 'failed':
       return resultOf(row, 'failed', result.error ? { error: result.error } : {});
-    case 'skipped':
+    case 'undone':
       // Left unstarted at the deadline: the shared executor's reason, told with this snapshot's own plan.
-      return resultOf(row, 'skipped', { detail: result.detail.replace(unit.detail, row.detail) });
+      return resultOf(row, 'undone', { detail: result.detail.replace(unit.detail, row.detail) });
     default:
       return resultOf(row, result.outcome);
   }

@@ -1,12 +1,12 @@
 import Table from 'cli-table3';
 import type { Report } from '#shared/report.ts';
-import { shortName } from '#shared/report-text.ts';
+import { omittedLine, shortName, summaryCounts } from '#shared/report-text.ts';
 
 export const summaryLine = (fn: string, report: Report) => {
-  const s = report.summary;
+  const omitted = omittedLine(report);
   return (
-    `${fn} ${report.action}${report.dryRun ? ' (dry run)' : ''}: ${s.changed} changed, ${s.planned} planned, ` +
-    `${s.unchanged} unchanged, ${s.skipped} skipped, ${s.failed} failed`
+    (omitted ? `${omitted}\n` : '') +
+    `${fn} ${report.action}${report.dryRun ? ' (dry run)' : ''}: ${summaryCounts(report)}`
   );
 };
 

@@ -12,7 +12,7 @@ const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value
 const REPORT = {
   action: 'stop',
   dryRun: false,
-  summary: { changed: 1, planned: 0, unchanged: 0, skipped: 0, failed: 0 },
+  summary: { changed: 1, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
   resources: [
     {
       arn: 'arn:aws:ecs:eu-central-1:123456789012:service/stage/web',

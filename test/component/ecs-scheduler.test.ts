@@ -28,6 +28,7 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import { run, type Deps } from '#functions/ecs-scheduler/handler.ts';
 import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
+import { runContext } from '#test/support/context.ts';
 
 const ecs = mockClient(ECSClient);
 const scaling = mockClient(ApplicationAutoScalingClient);
@@ -47,7 +48,7 @@ const deps = (): Deps => ({
   config: { PROTECTED_TAGS: DEFAULT_PROTECTED_TAGS, DRY_RUN: false },
   now: () => new Date('2026-11-23T18:00:00Z'),
 });
-const ctx = (hasTime: () => boolean = () => true) => ({ logger: undefined as never, hasTime });
+const ctx = (hasTime: () => boolean = () => true) => runContext({ hasTime });
 
 /** A stage cluster with `names.length` plain services at desiredCount 2 on one capacity group. */
 const stageCluster = (names: string[], savedTags: Record<string, string> = {}) => {
@@ -228,10 +229,19 @@ describe('ecs-scheduler with simulated AWS failures', () => {
       deps(),
     );
 
-    expect(report.summary).toEqual({ changed: 2, planned: 0, unchanged: 0, skipped: 6, failed: 0 });
-    const notStarted = report.resources.filter((r) => r.detail.startsWith('not started'));
+    expect(report.summary).toEqual({
+      changed: 2,
+      planned: 0,
+      unchanged: 0,
+      skipped: 0,
+      undone: 6,
+      failed: 0,
+    });
+    const notStarted = report.resources.filter((r) => r.outcome === 'undone');
     expect(notStarted).toHaveLength(6);
-    expect(notStarted[0]?.detail).toMatch(/run again to finish \(would have: desiredCount 2 → 0;/);
+    expect(notStarted[0]?.detail).toMatch(
+      /^not started: the Lambda was about to time out; the next run starts with it \(would have: desiredCount 2 → 0;/,
+    );
     expect(ecs.commandCalls(UpdateServiceCommand)).toHaveLength(2);
     expect(autoscaling.commandCalls(UpdateAutoScalingGroupCommand)).toHaveLength(0);
   });

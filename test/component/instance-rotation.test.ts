@@ -15,10 +15,11 @@ import {
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { ECSClient } from '@aws-sdk/client-ecs';
 import { run, type Deps } from '#functions/instance-rotation/handler.ts';
+import { runContext } from '#test/support/context.ts';
 
 const NOW = new Date('2026-11-23T03:00:00Z');
 const DAY = 86_400_000;
-const ctx = { logger: undefined as never, hasTime: () => true };
+const ctx = runContext();
 const autoscaling = mockClient(AutoScalingClient);
 const ec2 = mockClient(EC2Client);
 mockClient(ECSClient);

@@ -15,11 +15,12 @@ import {
 import { run, type Deps } from '#functions/rds-snapshot-copy/handler.ts';
 import { CopyConfig } from '#functions/rds-snapshot-copy/config.ts';
 import { parseEnv } from '#shared/env.ts';
+import { runContext } from '#test/support/context.ts';
 
 const SOURCE = 'eu-central-1';
 const TARGET = 'eu-west-1';
 const NOW = new Date('2026-11-23T04:00:00Z');
-const ctx = { logger: undefined as never, hasTime: () => true };
+const ctx = runContext();
 
 const source = new RDSClient({ region: SOURCE });
 const target = new RDSClient({ region: TARGET });

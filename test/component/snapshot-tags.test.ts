@@ -20,7 +20,7 @@ import {
   EC2Client,
 } from '@aws-sdk/client-ec2';
 import { handler, run, type Deps } from '#functions/snapshot-tags/handler.ts';
-import { lambdaContext } from '#test/support/context.ts';
+import { lambdaContext, runContext } from '#test/support/context.ts';
 import type { Report } from '#shared/report.ts';
 
 const rds = mockClient(RDSClient);
@@ -34,7 +34,7 @@ const deps = (): Deps => ({
   clients: { rds: new RDSClient({ region: REGION }), ec2: new EC2Client({ region: REGION }) },
   config: { TAG_KEYS: [], EXCLUDE_TAG_KEYS: [], DRY_RUN: false },
 });
-const ctx = (hasTime: () => boolean = () => true) => ({ logger: undefined as never, hasTime });
+const ctx = (hasTime: () => boolean = () => true) => runContext({ hasTime });
 const throttled = () => Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
 
 /** DB `orders` (team=shop) with these manual snapshots, untagged; no clusters. */
@@ -180,11 +180,11 @@ describe('snapshot-tags with simulated AWS failures', () => {
     expect(outcomes(report)).toEqual([
       'snap-a1 changed',
       'snap-a2 changed',
-      'snap-b1 skipped',
-      'snap-b2 skipped',
+      'snap-b1 undone',
+      'snap-b2 undone',
     ]);
     expect(report.resources[2]?.detail).toBe(
-      'not started: the Lambda was about to time out; run again to finish (would have: add 1 tag from volume vol-b: team)',
+      'not started: the Lambda was about to time out; the next run starts with it (would have: add 1 tag from volume vol-b: team)',
     );
     expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(1);
   });
@@ -214,7 +214,14 @@ describe('snapshot-tags with simulated AWS failures', () => {
     expect(ec2.commandCalls(DescribeSnapshotsCommand)[0]?.args[0].input).toMatchObject({
       OwnerIds: ['self'],
     });
-    expect(report.summary).toEqual({ changed: 0, planned: 249, unchanged: 0, skipped: 1, failed: 0 });
+    expect(report.summary).toEqual({
+      changed: 0,
+      planned: 249,
+      unchanged: 0,
+      skipped: 1,
+      undone: 0,
+      failed: 0,
+    });
     expect(report.resources[7]).toMatchObject({
       outcome: 'skipped',
       detail: expect.stringMatching(/^volume vol-0007 not found/),

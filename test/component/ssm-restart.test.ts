@@ -26,6 +26,7 @@ import { run, type Deps } from '#functions/ssm-restart/handler.ts';
 import { pollDelayMs, shareLimit } from '#functions/ssm-restart/execute.ts';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { readFileSync } from 'node:fs';
+import { runContext } from '#test/support/context.ts';
 
 const ec2 = mockClient(EC2Client);
 const ssm = mockClient(SSMClient);
@@ -57,7 +58,7 @@ const deps = (config: Partial<Deps['config']> = {}): Deps => ({
   pollDelayMs: () => 0,
   sleep: async () => undefined,
 });
-const ctx = (hasTime: () => boolean = () => true) => ({ logger: undefined as never, hasTime });
+const ctx = (hasTime: () => boolean = () => true) => runContext({ hasTime });
 const restart = (count: number, extra: Record<string, unknown> = {}) =>
   parseRestartInput({
     action: 'restart',
@@ -129,7 +130,14 @@ describe('ssm-restart with simulated AWS', () => {
     const report = await run(restart(2), ctx(hasTime), deps());
 
     // Assess
-    expect(report.summary).toEqual({ changed: 2, planned: 0, unchanged: 0, skipped: 0, failed: 0 });
+    expect(report.summary).toEqual({
+      changed: 2,
+      planned: 0,
+      unchanged: 0,
+      skipped: 0,
+      undone: 0,
+      failed: 0,
+    });
     expect(report.resources[0]?.detail).toBe(
       'docker restart web (on-demand); restart time recorded in tag nightshift:last-restart; Success, exit code 0; stdout: "web"',
     );
@@ -269,7 +277,14 @@ describe('ssm-restart with simulated AWS', () => {
       ['4', '1'],
       ['1', '0'],
     ]);
-    expect(report.summary).toEqual({ changed: 58, planned: 0, unchanged: 0, skipped: 0, failed: 2 });
+    expect(report.summary).toEqual({
+      changed: 58,
+      planned: 0,
+      unchanged: 0,
+      skipped: 0,
+      undone: 0,
+      failed: 2,
+    });
     expect(report.resources[3]?.error).toBe('command cmd-1 Failed; exit code 1');
     expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(60);
   });
@@ -315,7 +330,14 @@ describe('ssm-restart with simulated AWS', () => {
     const report = await run(restart(3), ctx(hasTime), deps());
 
     // Assess: none of them failed
-    expect(report.summary).toEqual({ changed: 3, planned: 0, unchanged: 0, skipped: 0, failed: 0 });
+    expect(report.summary).toEqual({
+      changed: 3,
+      planned: 0,
+      unchanged: 0,
+      skipped: 0,
+      undone: 0,
+      failed: 0,
+    });
     const follow = (n: number) =>
       `follow it with aws ssm get-command-invocation --command-id cmd-1 --instance-id ${id(n)}`;
     const what = '(docker restart web (on-demand); restart time recorded in tag nightshift:last-restart)';
@@ -429,7 +451,14 @@ describe('ssm-restart with simulated AWS', () => {
     // Assess
     expect(ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([[id(0)]]);
     expect(ec2.commandCalls(CreateTagsCommand).map((c) => c.args[0].input.Resources)).toEqual([[id(0)]]);
-    expect(report.summary).toEqual({ changed: 1, planned: 0, unchanged: 0, skipped: 2, failed: 0 });
+    expect(report.summary).toEqual({
+      changed: 1,
+      planned: 0,
+      unchanged: 0,
+      skipped: 2,
+      undone: 0,
+      failed: 0,
+    });
     expect(report.resources.slice(1)).toEqual([
       {
         arn: arn(1),
@@ -502,7 +531,14 @@ describe('ssm-restart with simulated AWS', () => {
 
     const report = await run(restart(3), ctx(), deps({ MAX_ERRORS: '0' }));
 
-    expect(report.summary).toEqual({ changed: 2, planned: 0, unchanged: 0, skipped: 1, failed: 0 });
+    expect(report.summary).toEqual({
+      changed: 2,
+      planned: 0,
+      unchanged: 0,
+      skipped: 1,
+      undone: 0,
+      failed: 0,
+    });
     expect(report.resources[1]?.detail).toBe(
       'not opted in: the instance has no nightshift:restartable=true tag; nothing sent',
     );

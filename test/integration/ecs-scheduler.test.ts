@@ -7,7 +7,7 @@ import { applicationAutoScalingClient } from '#shared/aws/application-autoscalin
 import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { parseEnv } from '#shared/env.ts';
 import type { Report } from '#shared/report.ts';
-import { lambdaContext } from '#test/support/context.ts';
+import { lambdaContext, runContext } from '#test/support/context.ts';
 import { observeSample, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
@@ -18,7 +18,7 @@ const withEnv = (env: Record<string, string>): Deps => ({
   config: parseEnv(SchedulerConfig, env),
   now: () => new Date(),
 });
-const ctx = { logger: undefined as never, hasTime: () => true };
+const ctx = runContext();
 const row = (report: Report, suffix: string) => report.resources.find((r) => r.arn.endsWith(suffix));
 
 describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
@@ -52,7 +52,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     const stopped = await observeSample(aws);
 
     // Assess: everything in stage parked, state saved on the resources themselves
-    expect(stop.summary).toEqual({ changed: 4, planned: 0, unchanged: 0, skipped: 0, failed: 0 });
+    expect(stop.summary).toEqual({ changed: 4, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 });
     expect(stopped.services['stage/web']).toMatchObject({
       desired: 0,
       scaling: { min: 0, max: 0, suspended: [true, true, true] },
@@ -78,7 +78,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     const start = await invoke({ action: 'start', clusters: ['stage'] });
 
     // Assess: exact restore, saved state gone
-    expect(start.summary).toEqual({ changed: 4, planned: 0, unchanged: 0, skipped: 0, failed: 0 });
+    expect(start.summary).toEqual({ changed: 4, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 });
     expect(await observeSample(aws)).toEqual(before);
     expect(row(start, 'service/stage/web')?.detail).toMatch(
       /^desiredCount 0 → 3; scaling min 0→2 max 0→6, scaling active; saved state from .* removed$/,
@@ -109,7 +109,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
 
     const again = await invoke({ action: 'stop', clusters: ['stage'] });
 
-    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 4, skipped: 0, failed: 0 });
+    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 4, skipped: 0, undone: 0, failed: 0 });
     expect(await observeSample(aws)).toEqual(once);
     expect(row(again, 'service/stage/web')?.detail).toMatch(
       /^already stopped by nightshift at .*; start restores desiredCount 3, scaling min 2 max 6, scaling active$/,
@@ -185,7 +185,14 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     const report = await invoke({ action: 'stop', clusters: ['stage'], dryRun: true });
 
     expect(report.dryRun).toBe(true);
-    expect(report.summary).toEqual({ changed: 0, planned: 4, unchanged: 0, skipped: 0, failed: 0 });
+    expect(report.summary).toEqual({
+      changed: 0,
+      planned: 4,
+      unchanged: 0,
+      skipped: 0,
+      undone: 0,
+      failed: 0,
+    });
     expect(row(report, 'service/stage/web')?.detail).toBe(
       'desiredCount 3 → 0; scaling min 2→0 max 6→0, all scaling suspended; saved in tag nightshift:stopped',
     );
@@ -199,7 +206,14 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     const report = await invoke({ action: 'stop', clusters: ['prod'] });
 
     expect(await observeSample(aws)).toEqual(before);
-    expect(report.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 2, failed: 0 });
+    expect(report.summary).toEqual({
+      changed: 0,
+      planned: 0,
+      unchanged: 0,
+      skipped: 2,
+      undone: 0,
+      failed: 0,
+    });
     expect(row(report, 'service/prod/api')?.detail).toBe('protected by tag env=prod on cluster prod');
     expect(row(report, 'autoScalingGroupName/prod-ecs-nodes')?.detail).toBe(
       'protected: used by cluster prod (env=prod)',
@@ -243,7 +257,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
       withEnv({ PROTECTED_TAGS: 'tier=critical' }),
     );
 
-    expect(stage.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 4, failed: 0 });
+    expect(stage.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 4, undone: 0, failed: 0 });
     expect(row(stage, 'service/stage/web')?.detail).toBe('protected by tag team=shop on cluster stage');
     expect((await observeSample(aws)).services['stage/web']?.desired).toBe(3);
     expect(prodUnderOtherRules.summary).toMatchObject({ planned: 2, skipped: 0 });
@@ -269,9 +283,9 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     expect(report.summary.changed).toBe(4);
   });
 
-  it('throws when every resource failed, naming the first error', async () => {
+  it('throws when every resource failed, naming the first reason', async () => {
     await expect(invoke({ action: 'stop', clusters: ['nope'] })).rejects.toThrow(
-      /all 1 resource\(s\) failed/,
+      'all 1 resource(s) failed; first error: cluster not found (or not ACTIVE); nothing done for it',
     );
   });
 

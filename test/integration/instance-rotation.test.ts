@@ -20,11 +20,11 @@ import { ec2Client } from '#shared/aws/ec2.ts';
 import { ecsClient } from '#shared/aws/ecs.ts';
 import { parseEnv } from '#shared/env.ts';
 import type { Report } from '#shared/report.ts';
-import { lambdaContext } from '#test/support/context.ts';
+import { lambdaContext, runContext } from '#test/support/context.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 
-const ctx = { logger: undefined as never, hasTime: () => true };
+const ctx = runContext();
 // moto 5.2.1 answers DescribeInstanceRefreshes with a 500 whatever the group: answer as AWS does for a
 // group without refreshes. (The "refresh in progress" path is covered with client-mock.)
 const NO_REFRESHES =

@@ -17,7 +17,7 @@ import { CopyConfig } from '#functions/rds-snapshot-copy/config.ts';
 import { rdsClient } from '#shared/aws/rds.ts';
 import { parseEnv } from '#shared/env.ts';
 import type { Report } from '#shared/report.ts';
-import { lambdaContext } from '#test/support/context.ts';
+import { lambdaContext, runContext } from '#test/support/context.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 
@@ -25,7 +25,7 @@ const SOURCE = 'eu-central-1';
 const TARGET = 'eu-west-1';
 const ARN = `arn:aws:rds:${SOURCE}:123456789012`;
 const DAY = 86_400_000;
-const ctx = { logger: undefined as never, hasTime: () => true };
+const ctx = runContext();
 
 const sampleEvent = (file: string, sourceArn: string) => {
   const event = JSON.parse(readFileSync(`events/aws.rds/samples/${file}`, 'utf8'));
@@ -160,7 +160,7 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
 
     const again = await copy({ action: 'event', event });
 
-    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 1, skipped: 0, failed: 0 });
+    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 1, skipped: 0, undone: 0, failed: 0 });
     expect(again.resources[0]?.detail).toBe('already copied to eu-west-1 as orders-nightly (available)');
     expect((await copiesIn()).map((c) => c.id)).toEqual(['orders-nightly']);
   });
@@ -214,7 +214,7 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     expect(report).toEqual({
       action: 'copy',
       dryRun: false,
-      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, failed: 0 },
+      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
       resources: [],
     });
     expect(proxy.requests).toEqual([]);

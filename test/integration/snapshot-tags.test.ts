@@ -6,7 +6,7 @@ import { rdsClient } from '#shared/aws/rds.ts';
 import { ec2Client } from '#shared/aws/ec2.ts';
 import { parseEnv } from '#shared/env.ts';
 import type { Report } from '#shared/report.ts';
-import { lambdaContext } from '#test/support/context.ts';
+import { lambdaContext, runContext } from '#test/support/context.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 import {
@@ -36,7 +36,7 @@ const withEnv = (env: Record<string, string>): Deps => ({
   clients: { rds: rdsClient(), ec2: ec2Client() },
   config: parseEnv(SnapshotTagsConfig, env),
 });
-const ctx = { logger: undefined as never, hasTime: () => true };
+const ctx = runContext();
 const row = (report: Report, arn: string) => report.resources.find((r) => r.arn === arn);
 
 const ORDERS = { team: 'shop', owner: 'ann', 'cost-center': '42' };
@@ -229,7 +229,7 @@ describe.runIf(motoTestsEnabled())('snapshot-tags against moto', () => {
 
     const again = await invoke(event);
 
-    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 1, skipped: 0, failed: 0 });
+    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 1, skipped: 0, undone: 0, failed: 0 });
     expect(again.resources[0]?.detail).toMatch(/^already carries all \d tags of (db orders|cluster billing)/);
     expect(mutations()).toEqual([]);
     expect(await observe()).toEqual(once);
@@ -349,7 +349,7 @@ describe.runIf(motoTestsEnabled())('snapshot-tags against moto', () => {
     expect(report).toEqual({
       action: 'tag',
       dryRun: false,
-      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, failed: 0 },
+      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
       resources: [],
     });
     expect(proxy.requests).toEqual([]);
@@ -461,7 +461,7 @@ describe.runIf(motoTestsEnabled())('snapshot-tags against moto', () => {
   it.each([
     { event: null, field: '(event)' },
     { event: 'sweep', field: '(event)' },
-    { event: {}, field: 'action' },
+    { event: {}, field: '(event)' },
     { event: { action: 'tag' }, field: 'action' },
     { event: { action: 'sweep', dryRun: 'yes' }, field: 'dryRun' },
     { event: { action: 'sweep', force: true }, field: 'force' },

@@ -18,7 +18,7 @@ import type { Report } from '#shared/report.ts';
 import { readFileSync } from 'node:fs';
 import { DeleteTagsCommand } from '@aws-sdk/client-ec2';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
-import { lambdaContext } from '#test/support/context.ts';
+import { lambdaContext, runContext } from '#test/support/context.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 import {
@@ -128,7 +128,14 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       Comment: 'nightshift ssm-restart: alarm web-1-unhealthy',
       TimeoutSeconds: 120,
     });
-    expect(report.summary).toEqual({ changed: 1, planned: 0, unchanged: 0, skipped: 0, failed: 0 });
+    expect(report.summary).toEqual({
+      changed: 1,
+      planned: 0,
+      unchanged: 0,
+      skipped: 0,
+      undone: 0,
+      failed: 0,
+    });
     expect(report.resources[0]).toMatchObject({
       arn: instanceArn(web!),
       type: 'ec2-instance',
@@ -165,7 +172,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     const again = await invoke(alarmEvent(arn, { InstanceId: web! }));
 
     // Assess
-    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 1, failed: 0 });
+    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, failed: 0 });
     expect(again.resources[0]?.detail).toBe(
       'last restarted 5 min ago at 2026-11-23T02:14:41Z (container:web via alarm); alarm restarts wait for the ' +
         '15-min cooldown, which ends at 2026-11-23T02:29:41Z: not restarted for alarm web-1-unhealthy',
@@ -228,7 +235,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       expect(report).toEqual({
         action: 'restart',
         dryRun: false,
-        summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, failed: 0 },
+        summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
         resources: [],
       });
       expect(proxy.requests).toEqual([]);
@@ -256,7 +263,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     );
     proxy.requests.length = 0;
 
-    const ctx = { logger: undefined as never, hasTime: () => true };
+    const ctx = runContext();
     const report = await run(parseRestartInput(alarmEvent(arn, { InstanceId: web! })), ctx, deps());
     await expect(invoke(alarmEvent(arn, { InstanceId: web! }))).rejects.toThrow(/all 1 resource\(s\) failed/);
 
@@ -421,7 +428,14 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
 
     // Assess: one send, to the good instance; the others are skipped, not failed, and carry no restart time
     expect(sendCommands(proxy.requests).map((s) => s.InstanceIds)).toEqual([[good]]);
-    expect(report.summary).toEqual({ changed: 1, planned: 0, unchanged: 0, skipped: 3, failed: 0 });
+    expect(report.summary).toEqual({
+      changed: 1,
+      planned: 0,
+      unchanged: 0,
+      skipped: 3,
+      undone: 0,
+      failed: 0,
+    });
     expect(row(report, lost!)?.detail).toBe(
       'not an SSM managed instance, or its agent is offline (PingStatus ConnectionLost); nothing sent',
     );
@@ -499,7 +513,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     event.detail.configuration.metrics[1].metricStat.metric.dimensions = { InstanceId: web };
     proxy.requests.length = 0;
 
-    const ctx = { logger: undefined as never, hasTime: () => true };
+    const ctx = runContext();
     const report = await run(parseRestartInput(event), ctx, deps());
 
     expect(report.resources).toMatchObject([{ arn, type: 'cloudwatch-alarm', outcome: 'failed' }]);
@@ -551,7 +565,14 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
 
     for (const report of [onDemand, alarm]) {
       expect(report.dryRun).toBe(true);
-      expect(report.summary).toEqual({ changed: 0, planned: 1, unchanged: 0, skipped: 0, failed: 0 });
+      expect(report.summary).toEqual({
+        changed: 0,
+        planned: 1,
+        unchanged: 0,
+        skipped: 0,
+        undone: 0,
+        failed: 0,
+      });
     }
     expect(onDemand.resources[0]?.detail).toBe(
       'docker restart web (on-demand); restart time recorded in tag nightshift:last-restart',

@@ -34,3 +34,28 @@ describe('event contracts', () => {
     expect(() => CONTRACTS[fn]?.parse(event)).not.toThrow();
   });
 });
+
+describe('a schedule that passes no input', () => {
+  // Real shapes: test/fixtures/aws-events/aws.events (schedule rules) and aws.scheduler (Scheduler, whose
+  // detail is the string "{}"); see test/fixtures/aws-events/PROVENANCE.md.
+  const fixtures = ['aws.events', 'aws.scheduler'].flatMap((dir) =>
+    readdirSync(join('test/fixtures/aws-events', dir)).map((file) => ({ dir, file })),
+  );
+  const parsers = { 'rds-snapshot-copy': parseCopyInput, 'snapshot-tags': parseSnapshotTagsInput };
+
+  it.each(
+    Object.entries(parsers).flatMap(([fn, parse]) => [
+      ...fixtures.map((f) => ({
+        fn,
+        parse,
+        name: `${f.dir}/${f.file}`,
+        event: JSON.parse(readFileSync(join('test/fixtures/aws-events', f.dir, f.file), 'utf8')) as unknown,
+      })),
+      { fn, parse, name: '{}', event: {} },
+    ]),
+  )('is refused by $fn ($name), saying the input is missing and showing a valid one', ({ parse, event }) => {
+    expect(() => parse(event)).toThrow(
+      /^invalid event: the input is missing: .*set the schedule's input to, for example, \{"action":"sweep"\}$/,
+    );
+  });
+});

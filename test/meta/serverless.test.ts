@@ -25,7 +25,10 @@ const SDK_PREFIX: Record<string, string> = {
   'client-ec2': 'ec2',
   'client-ssm': 'ssm',
   'client-cloudwatch': 'cloudwatch',
+  'client-dynamodb': 'dynamodb',
 };
+// Shared modules every function runs through withOps: their calls are every function's calls.
+const SHARED_CALLERS = ['shared/lease.ts', 'shared/carryover.ts'];
 // Alarm restarts record their time before sending, so a retry would only meet the cooldown.
 const NO_RETRIES = ['ssm-restart'];
 // Must run one at a time: reserved concurrency 1 (0 with the kill switch on).
@@ -75,8 +78,14 @@ const list = (value: string | string[]) => (Array.isArray(value) ? value : [valu
 const actionsSentBy = (name: string): string[] => {
   const dir = join('functions', name);
   const actions = new Set<string>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
-    const source = readFileSync(join(dir, file), 'utf8');
+  const files = [
+    ...readdirSync(dir)
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => join(dir, f)),
+    ...SHARED_CALLERS,
+  ];
+  for (const file of files) {
+    const source = readFileSync(file, 'utf8');
     for (const match of source.matchAll(/import\s*{([^}]*)}\s*from\s*'@aws-sdk\/([a-z0-9-]+)'/g)) {
       const prefix = SDK_PREFIX[match[2] ?? ''];
       if (!prefix) continue;
@@ -358,9 +367,14 @@ describe('serverless.yml and infra/', () => {
     ]);
   });
 
-  it.each(['dev', 'prod'])(
-    'alarms on failed resources of every function in %s, on the metric withOps really writes',
-    async (stage) => {
+  it.each([
+    { stage: 'dev', outcome: 'failed' },
+    { stage: 'prod', outcome: 'failed' },
+    { stage: 'dev', outcome: 'undone' },
+    { stage: 'prod', outcome: 'undone' },
+  ] as const)(
+    'alarms on $outcome resources of every function in $stage, on the metric withOps really writes',
+    async ({ stage, outcome }) => {
       // Prepare: metrics on, as deployed in this stage; stdout captured
       const template = stage === 'dev' ? dev : prod;
       vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
@@ -374,7 +388,7 @@ describe('serverless.yml and infra/', () => {
         {
           arn: 'arn:aws:ecs:eu-central-1:123456789012:service/stage/web',
           type: 'ecs-service',
-          outcome: 'failed',
+          outcome,
           detail: '',
         },
         {
@@ -386,7 +400,7 @@ describe('serverless.yml and infra/', () => {
       ]);
 
       for (const name of FUNCTIONS) {
-        // Act: one run of a function built like this one, with a failed resource
+        // Act: one run of a function built like this one, with a failed (or undone) resource
         out.length = 0;
         const handler = withOps(
           name,
@@ -401,13 +415,16 @@ describe('serverless.yml and infra/', () => {
           .map((l) => JSON.parse(l) as EmfRecord);
 
         // Assess: the alarm reads a metric in that record, under one of its dimension sets, with these values
-        const failed = alarms(template).filter(
-          (a) => a.Namespace === METRICS_NAMESPACE && a.Dimensions.some((d) => d.Value === name),
+        const matching = alarms(template).filter(
+          (a) =>
+            a.Namespace === METRICS_NAMESPACE &&
+            a.MetricName === outcome &&
+            a.Dimensions.some((d) => d.Value === name),
         );
-        expect(failed, `${name}: one failed-resources alarm`).toHaveLength(1);
-        const alarm = failed[0] as Alarm;
+        expect(matching, `${name}: one ${outcome}-resources alarm`).toHaveLength(1);
+        const alarm = matching[0] as Alarm;
         expect(alarm).toMatchObject({
-          MetricName: 'failed',
+          AlarmName: `nightshift-${stage}-${name}-${outcome}`,
           TreatMissingData: 'notBreaching',
           AlarmActions: [TOPIC],
         });
@@ -420,6 +437,28 @@ describe('serverless.yml and infra/', () => {
       }
     },
   );
+
+  it('creates the stage lease table on demand, with TTL, and gives every function it and only it', () => {
+    const table = dev.Resources.LeaseTable?.Properties;
+    expect(dev.Resources.LeaseTable?.Type).toBe('AWS::DynamoDB::Table');
+    expect(table).toMatchObject({
+      TableName: 'nightshift-dev-leases',
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [{ AttributeName: 'scope', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true },
+    });
+    for (const name of FUNCTIONS) {
+      expect(functionEnv(dev, name).LEASE_TABLE, name).toEqual({ Ref: 'LeaseTable' });
+      const onTable = rolePolicyStatements(dev, name).filter((s) =>
+        list(s.Action).some((a) => a.startsWith('dynamodb:')),
+      );
+      expect(onTable, name).toHaveLength(1);
+      expect(onTable[0]).toMatchObject({
+        Effect: 'Allow',
+        Resource: { 'Fn::GetAtt': ['LeaseTable', 'Arn'] },
+      });
+    }
+  });
 
   it('draws runs, changes and failures of every function, the queue depth and every alarm on a dashboard', () => {
     // Prepare: the body as CloudFormation substitutes it

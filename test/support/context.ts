@@ -1,4 +1,6 @@
 import type { Context } from 'aws-lambda';
+import type { RunContext } from '#shared/handler.ts';
+import { RunLeases } from '#shared/lease.ts';
 
 /** A Lambda context with a clock: `remainingMs` is what getRemainingTimeInMillis answers. */
 export const lambdaContext = (name: string, remainingMs: () => number = () => 900_000): Context => ({
@@ -14,4 +16,31 @@ export const lambdaContext = (name: string, remainingMs: () => number = () => 90
   done: () => undefined,
   fail: () => undefined,
   succeed: () => undefined,
+});
+
+/**
+ * The RunContext withOps gives a run, for tests that call `run` directly: all the time in the world,
+ * no lease table (so every claim fails, as for a run that cannot reach it) unless `leases` is given,
+ * and nothing carried over from a previous run unless `carried` says so.
+ */
+export const runContext = (
+  overrides: {
+    hasTime?: () => boolean;
+    remainingMs?: () => number;
+    leases?: RunLeases;
+    carried?: Record<string, string[]>;
+  } = {},
+): RunContext => ({
+  logger: undefined as never,
+  hasTime: overrides.hasTime ?? (() => true),
+  remainingMs: overrides.remainingMs ?? (() => 900_000),
+  leases:
+    overrides.leases ??
+    new RunLeases(
+      undefined,
+      { holder: 'test run', token: 'test' },
+      () => new Date(),
+      () => 900_000,
+    ),
+  carriedOver: async (action) => new Set(overrides.carried?.[action] ?? []),
 });

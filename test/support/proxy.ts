@@ -32,6 +32,16 @@ export interface Proxy {
    * AWS would send. The request is still recorded.
    */
   stub: (operation: string, response: { status?: number; contentType: string; body: string }) => void;
+  /**
+   * Passes `operation` to moto and rewrites moto's answer body before the client sees it: for a field
+   * moto leaves out (say so in the test), or a state AWS would report. The request is still recorded.
+   */
+  rewrite: (operation: string, transform: ((body: string) => string) | undefined) => void;
+  /**
+   * Runs `hook` when `operation` arrives, before it is forwarded: a test can hold a call there (await a
+   * promise it resolves later) to interleave two runs step by step.
+   */
+  before: (operation: string, hook: ((request: RecordedRequest) => Promise<void>) | undefined) => void;
   close: () => Promise<void>;
 }
 
@@ -86,6 +96,8 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
   const requests: RecordedRequest[] = [];
   let faults: FaultRates | undefined;
   const stubs = new Map<string, { status?: number; contentType: string; body: string }>();
+  const rewrites = new Map<string, (body: string) => string>();
+  const hooks = new Map<string, (request: RecordedRequest) => Promise<void>>();
   let random = mulberry32(1);
   const server: Server = createServer(async (req, res) => {
     const raw = await readBody(req);
@@ -93,6 +105,8 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     const { service, operation, json } = identify(req, body);
     const entry: RecordedRequest = { service, operation, body };
     requests.push(entry);
+    const hook = hooks.get(operation);
+    if (hook) await hook(entry);
     const stubbed = stubs.get(operation);
     if (stubbed) {
       res.writeHead(stubbed.status ?? 200, {
@@ -125,8 +139,21 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     const upstream = httpRequest(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
+        const transform = rewrites.get(operation);
+        if (!transform) {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        up.on('data', (c: Buffer) => chunks.push(c));
+        up.on('end', () => {
+          const body = transform(Buffer.concat(chunks).toString());
+          const headers = { ...up.headers, 'content-length': String(Buffer.byteLength(body)) };
+          delete headers['transfer-encoding'];
+          res.writeHead(up.statusCode ?? 502, headers);
+          res.end(body);
+        });
       },
     );
     upstream.on('error', (error) => {
@@ -142,6 +169,14 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     requests,
     delivered: () => requests.filter((r) => !r.fault),
     stub: (operation, response) => stubs.set(operation, response),
+    rewrite: (operation, transform) => {
+      if (transform) rewrites.set(operation, transform);
+      else rewrites.delete(operation);
+    },
+    before: (operation, hook) => {
+      if (hook) hooks.set(operation, hook);
+      else hooks.delete(operation);
+    },
     setFaults: (rates) => {
       faults = rates;
       random = mulberry32(rates?.seed ?? 1);

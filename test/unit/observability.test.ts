@@ -128,6 +128,7 @@ describe('run metrics (EMF)', () => {
       planned: 0,
       unchanged: 1,
       skipped: 1,
+      undone: 0,
       failed: 0,
     });
   });

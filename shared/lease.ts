@@ -1,0 +1,278 @@
+import {
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  type AttributeValue,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import { formatAge } from './duration.ts';
+import { errorMessage } from './errors.ts';
+
+/**
+ * Leases: one item per scope (a cluster, an Auto Scaling group, a restart target, by ARN) in the stage's
+ * lease table, `nightshift-<stage>-leases`, taken with a conditional write before a run reads the scope's
+ * state and released when it is done. Two runs never act on one scope at once, whoever started them
+ * (schedules, the CLI with --local, a retried event). A lease expires on its own (`expiresAt`, checked
+ * in the condition; DynamoDB's TTL on `ttl` only tidies up, days later), so a crashed run never blocks
+ * a scope for ever. Nothing waits for a lease: a run that cannot take one skips that scope and says who
+ * holds it and since when.
+ */
+
+/** The attribute DynamoDB's TTL deletes items by (epoch seconds). serverless.yml enables it. */
+export const TTL_ATTRIBUTE = 'ttl';
+/** Items linger this long past their expiry before TTL removes them: who held what, for a post-mortem. */
+const LINGER_SECONDS = 86_400;
+
+/** Who takes leases: one per run. */
+export interface LeaseOwner {
+  /** Readable, for whoever loses: `ecs-scheduler run 2f8e6c1a (nightshift-dev-ecs-scheduler)`. */
+  holder: string;
+  /** Unique per run: only the run that took a lease may release or renew it. */
+  token: string;
+}
+
+export interface Lease {
+  scope: string;
+  holder: string;
+  token: string;
+  acquiredAt: Date;
+  expiresAt: Date;
+  /** Bumped by every write; compareAndSet writes only over the version it read. */
+  version: number;
+  /** Small state kept with the lease (ssm-restart keeps its recent restarts here). */
+  data: Record<string, string>;
+}
+
+export type Claim = { ok: true } | { ok: false; heldBy: Lease } | { ok: false; error: string };
+
+export interface LeaseStore {
+  /** The table's name, for messages. */
+  readonly table: string;
+  /** The item of a scope, read consistently, or undefined. */
+  read(scope: string): Promise<Lease | undefined>;
+  /** One conditional write: taken when the scope is free, expired, or already ours. */
+  acquire(scope: string, owner: LeaseOwner, now: Date, ttlMs: number): Promise<Claim>;
+  /** Releases a lease this owner holds; one taken over by another run (after expiry) is left alone. */
+  release(scope: string, owner: LeaseOwner): Promise<void>;
+  /**
+   * Writes `next` only when the item is still at `expectedVersion` (undefined: when there is none).
+   * False when another run wrote first: read again and decide again.
+   */
+  compareAndSet(next: Omit<Lease, 'version'>, expectedVersion: number | undefined): Promise<boolean>;
+  /** Deletes the item of a scope whatever it holds (carry-over lists, not leases). */
+  remove(scope: string): Promise<void>;
+}
+
+const isConditionFailed = (error: unknown) =>
+  (error as Error | undefined)?.name === 'ConditionalCheckFailedException';
+
+const num = (v: AttributeValue | undefined) => Number(v?.N ?? '0');
+const str = (v: AttributeValue | undefined) => v?.S ?? '';
+
+const fromItem = (item: Record<string, AttributeValue>): Lease => ({
+  scope: str(item.scope),
+  holder: str(item.holder),
+  token: str(item.token),
+  acquiredAt: new Date(num(item.acquiredAt)),
+  expiresAt: new Date(num(item.expiresAt)),
+  version: num(item.version),
+  data: Object.fromEntries(Object.entries(item.data?.M ?? {}).map(([k, v]) => [k, v.S ?? ''])),
+});
+
+const toItem = (lease: Lease): Record<string, AttributeValue> => ({
+  scope: { S: lease.scope },
+  holder: { S: lease.holder },
+  token: { S: lease.token },
+  acquiredAt: { N: String(lease.acquiredAt.getTime()) },
+  expiresAt: { N: String(lease.expiresAt.getTime()) },
+  [TTL_ATTRIBUTE]: { N: String(Math.ceil(lease.expiresAt.getTime() / 1000) + LINGER_SECONDS) },
+  version: { N: String(lease.version) },
+  ...(Object.keys(lease.data).length > 0 && {
+    data: { M: Object.fromEntries(Object.entries(lease.data).map(([k, v]) => [k, { S: v }])) },
+  }),
+});
+
+/** The lease table in DynamoDB. */
+export const dynamoLeaseStore = (client: DynamoDBClient, table: string): LeaseStore => ({
+  table,
+  read: async (scope) => {
+    const out = await client.send(
+      new GetItemCommand({ TableName: table, Key: { scope: { S: scope } }, ConsistentRead: true }),
+    );
+    return out.Item ? fromItem(out.Item) : undefined;
+  },
+  acquire: async (scope, owner, now, ttlMs) => {
+    const lease: Lease = {
+      scope,
+      holder: owner.holder,
+      token: owner.token,
+      acquiredAt: now,
+      expiresAt: new Date(now.getTime() + ttlMs),
+      version: 1,
+      data: {},
+    };
+    try {
+      await client.send(
+        new PutItemCommand({
+          TableName: table,
+          Item: toItem(lease),
+          // Free, expired, or ours already (a second take in one run).
+          ConditionExpression: 'attribute_not_exists(#scope) OR #expiresAt <= :now OR #token = :token',
+          ExpressionAttributeNames: { '#scope': 'scope', '#expiresAt': 'expiresAt', '#token': 'token' },
+          ExpressionAttributeValues: { ':now': { N: String(now.getTime()) }, ':token': { S: owner.token } },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return { ok: true };
+    } catch (error) {
+      if (!isConditionFailed(error)) return { ok: false, error: errorMessage(error) };
+      const item = (error as { Item?: Record<string, AttributeValue> }).Item;
+      const heldBy = item
+        ? fromItem(item)
+        : await client
+            .send(
+              new GetItemCommand({ TableName: table, Key: { scope: { S: scope } }, ConsistentRead: true }),
+            )
+            .then((out) => (out.Item ? fromItem(out.Item) : undefined));
+      // Released between the write and the read: try once more rather than report a holder that is gone.
+      if (!heldBy) return dynamoLeaseStore(client, table).acquire(scope, owner, now, ttlMs);
+      return { ok: false, heldBy };
+    }
+  },
+  release: async (scope, owner) => {
+    try {
+      await client.send(
+        new DeleteItemCommand({
+          TableName: table,
+          Key: { scope: { S: scope } },
+          ConditionExpression: '#token = :token',
+          ExpressionAttributeNames: { '#token': 'token' },
+          ExpressionAttributeValues: { ':token': { S: owner.token } },
+        }),
+      );
+    } catch (error) {
+      // Taken over after it expired: it is someone else's now.
+      if (!isConditionFailed(error)) throw error;
+    }
+  },
+  compareAndSet: async (next, expectedVersion) => {
+    try {
+      await client.send(
+        new PutItemCommand({
+          TableName: table,
+          Item: toItem({ ...next, version: (expectedVersion ?? 0) + 1 }),
+          ...(expectedVersion === undefined
+            ? {
+                ConditionExpression: 'attribute_not_exists(#scope)',
+                ExpressionAttributeNames: { '#scope': 'scope' },
+              }
+            : {
+                ConditionExpression: '#version = :version',
+                ExpressionAttributeNames: { '#version': 'version' },
+                ExpressionAttributeValues: { ':version': { N: String(expectedVersion) } },
+              }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailed(error)) return false;
+      throw error;
+    }
+  },
+  remove: async (scope) => {
+    await client.send(new DeleteItemCommand({ TableName: table, Key: { scope: { S: scope } } }));
+  },
+});
+
+/** Why a scope was left alone: who holds it, since when, and when it expires at the latest. */
+export const heldReason = (heldBy: Lease, now: Date): string =>
+  `another run holds the lease on it: ${heldBy.holder || 'unknown holder'}, for ${formatAge(
+    now.getTime() - heldBy.acquiredAt.getTime(),
+  )} (since ${stamp(heldBy.acquiredAt)}, expires ${stamp(heldBy.expiresAt)}); nothing changed — run again once it is done`;
+
+/** Why a scope was left alone when the lease table could not be used at all. */
+export const leaseErrorReason = (table: string, error: string): string =>
+  `could not take a lease in ${table} (${error}); nothing changed: without a lease another run could act on it at the same time`;
+
+const stamp = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** The reason a failed claim gives, for the row of the scope it could not take. */
+export const claimReason = (claim: Exclude<Claim, { ok: true }>, table: string, now: Date): string =>
+  'heldBy' in claim ? heldReason(claim.heldBy, now) : leaseErrorReason(table, claim.error);
+
+/**
+ * The leases of one run: taken one scope at a time, released together when the run ends. Without a
+ * table (LEASE_TABLE unset) every claim fails with a reason, so a mutating run changes nothing.
+ */
+export class RunLeases {
+  private readonly taken = new Set<string>();
+
+  constructor(
+    private readonly store: LeaseStore | undefined,
+    private readonly owner: LeaseOwner,
+    private readonly now: () => Date,
+    /** How long a lease lasts: the time the run has left, plus a margin (RunContext.remainingMs). */
+    private readonly ttlMs: () => number,
+  ) {}
+
+  get table(): string {
+    return this.store?.table ?? '(no lease table: LEASE_TABLE is not set)';
+  }
+
+  get holder(): string {
+    return this.owner.holder;
+  }
+
+  /** Who this run is, for claims a function keeps past the run (ssm-restart's cooldown). */
+  get runOwner(): LeaseOwner {
+    return this.owner;
+  }
+
+  /**
+   * The table itself, for claims that outlive the run (a restart's cooldown is its lease's lifetime)
+   * or hold state (compareAndSet); undefined without LEASE_TABLE.
+   */
+  get leaseStore(): LeaseStore | undefined {
+    return this.store;
+  }
+
+  /** Takes the lease on `scope` for this run, or says why not. */
+  async take(scope: string): Promise<Claim> {
+    if (!this.store) return { ok: false, error: 'LEASE_TABLE is not set' };
+    const claim = await this.store.acquire(scope, this.owner, this.now(), this.ttlMs());
+    if (claim.ok) this.taken.add(scope);
+    return claim;
+  }
+
+  /** Takes several scopes, a few at a time; the map holds each failed claim's reason. */
+  async takeAll(scopes: readonly string[], concurrency = 10): Promise<Map<string, string>> {
+    const refused = new Map<string, string>();
+    const queue = [...new Set(scopes)];
+    const worker = async () => {
+      for (let scope = queue.shift(); scope !== undefined; scope = queue.shift()) {
+        const claim = await this.take(scope);
+        if (!claim.ok) refused.set(scope, claimReason(claim, this.table, this.now()));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+    return refused;
+  }
+
+  /** Releases every lease this run took; one that cannot be released simply expires. */
+  async releaseAll(): Promise<string[]> {
+    const problems: string[] = [];
+    const scopes = [...this.taken];
+    this.taken.clear();
+    await Promise.all(
+      scopes.map((scope) =>
+        this.store
+          ?.release(scope, this.owner)
+          .catch((error: unknown) => problems.push(`${scope}: ${errorMessage(error)}`)),
+      ),
+    );
+    return problems;
+  }
+}
+
+/** The lease table of a stage. Public contract: serverless.yml creates it under this name. */
+export const leaseTableName = (stage: string, service = 'nightshift'): string => `${service}-${stage}-leases`;
