@@ -9,7 +9,7 @@ import {
 import { UpdateContainerInstancesStateCommand } from '@aws-sdk/client-ecs';
 import { executeWork, resultOf, runSteps, type ExecuteOptions } from '#shared/execute.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
-import { ROTATION_TAG, type Clients } from './inventory.ts';
+import { ABANDONED_TAG, ROTATION_TAG, type Clients } from './inventory.ts';
 import type { RotationWork, Step } from './plan.ts';
 
 /** Groups are independent; a few at a time. */
@@ -23,24 +23,29 @@ const STEP_NAMES: Record<Step['op'], string> = {
   suspend: 'hold scaling processes (SuspendProcesses)',
   resume: 'resume scaling processes (ResumeProcesses)',
   terminate: 'terminate instance (TerminateInstanceInAutoScalingGroup)',
+  'terminate-replacement': 'terminate the replacement (TerminateInstanceInAutoScalingGroup)',
+  'save-abandoned': 'record the abandonment (CreateOrUpdateTags)',
   'clear-rotation': 'remove rotation state (DeleteTags)',
 };
+
+const tag = (group: string, key: string, value: string) => ({
+  ResourceId: group,
+  ResourceType: 'auto-scaling-group',
+  Key: key,
+  Value: value,
+  PropagateAtLaunch: false,
+});
 
 const runStep = async (clients: Clients, group: string, step: Step) => {
   switch (step.op) {
     case 'save-rotation':
       await clients.autoscaling.send(
-        new CreateOrUpdateTagsCommand({
-          Tags: [
-            {
-              ResourceId: group,
-              ResourceType: 'auto-scaling-group',
-              Key: ROTATION_TAG,
-              Value: step.value,
-              PropagateAtLaunch: false,
-            },
-          ],
-        }),
+        new CreateOrUpdateTagsCommand({ Tags: [tag(group, ROTATION_TAG, step.value)] }),
+      );
+      return;
+    case 'save-abandoned':
+      await clients.autoscaling.send(
+        new CreateOrUpdateTagsCommand({ Tags: [tag(group, ABANDONED_TAG, step.value)] }),
       );
       return;
     case 'set-desired':
@@ -73,7 +78,10 @@ const runStep = async (clients: Clients, group: string, step: Step) => {
       );
       return;
     case 'terminate':
-      // Decrementing desired brings the group back to its size before the rotation: never creeps up.
+    case 'terminate-replacement':
+      // By id, decrementing desired: the group goes back to its size before the rotation, and never
+      // picks a victim itself (which could be an instance with tasks, or none at all when its
+      // instances are protected from scale in, leaving desired lowered and the extra instance running).
       await clients.autoscaling.send(
         new TerminateInstanceInAutoScalingGroupCommand({
           InstanceId: step.instanceId,
@@ -84,7 +92,7 @@ const runStep = async (clients: Clients, group: string, step: Step) => {
     case 'clear-rotation':
       await clients.autoscaling.send(
         new DeleteTagsCommand({
-          Tags: [{ ResourceId: group, ResourceType: 'auto-scaling-group', Key: ROTATION_TAG }],
+          Tags: step.keys.map((Key) => ({ ResourceId: group, ResourceType: 'auto-scaling-group', Key })),
         }),
       );
       return;
@@ -93,7 +101,13 @@ const runStep = async (clients: Clients, group: string, step: Step) => {
 
 const apply = async (clients: Clients, w: RotationWork): Promise<ResourceResult> => {
   const error = await runSteps(w.steps, STEP_NAMES, (step) => runStep(clients, w.group, step));
-  if (error) return resultOf(w, 'failed', { error });
+  if (error) {
+    const left = w.closing
+      ? '; the rotation is still in flight, and its processes may stay suspended outside the window: ' +
+        `the next run ends it, or run \`nightshift rotate --group ${w.group}\``
+      : '';
+    return resultOf(w, 'failed', { error: `${error}${left}` });
+  }
   return w.failure ? resultOf(w, 'failed', { error: w.failure }) : resultOf(w, 'changed');
 };
 
@@ -102,9 +116,11 @@ export const executeRotations = async (
   items: RotationWork[],
   clients: Clients,
   options: Omit<ExecuteOptions, 'concurrency'>,
+  /** Rows decided before planning (a lease held elsewhere, a read the deadline cut): reported as they are. */
+  extra: ResourceResult[] = [],
 ): Promise<Report> => {
   const results = await executeWork(items, { ...options, concurrency: ROTATION_CONCURRENCY }, (w) =>
     apply(clients, w),
   );
-  return buildReport('rotate', options.dryRun, results);
+  return buildReport('rotate', options.dryRun, [...results, ...extra]);
 };
