@@ -7,6 +7,7 @@ import {
   TerminateInstanceInAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
 import { UpdateContainerInstancesStateCommand } from '@aws-sdk/client-ecs';
+import { errorMessage } from '#shared/errors.ts';
 import { executeWork, resultOf, runSteps, type ExecuteOptions } from '#shared/execute.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
 import { ABANDONED_TAG, ROTATION_TAG, type Clients } from './inventory.ts';
@@ -99,13 +100,46 @@ const runStep = async (clients: Clients, group: string, step: Step) => {
   }
 };
 
+/**
+ * When a rotation must end (its window closes) and a step before the resume fails, the processes it
+ * suspended are resumed anyway: nothing stays suspended outside the window. Its state stays on the
+ * group, so the next run finishes undoing the rest.
+ */
+const resumeAnyway = async (clients: Clients, w: RotationWork, failedAt: number): Promise<string> => {
+  const index = w.steps.findIndex((s) => s.op === 'resume');
+  const resume = w.steps[index];
+  const rerun = `run \`nightshift rotate --group ${w.group}\``;
+  const stuck = (processes: string[]) =>
+    `; ${processes.join(', ')} stay suspended outside the window until a run ends the rotation: ${rerun}, or resume them by hand`;
+  if (resume?.op !== 'resume') return `; the rotation is still in flight: the next run ends it, or ${rerun}`;
+  if (index < failedAt)
+    return `; ${resume.processes.join(', ')} were resumed; the rotation is still in flight: the next run ends it, or ${rerun}`;
+  if (index === failedAt) return stuck(resume.processes);
+  try {
+    await runStep(clients, w.group, resume);
+    return (
+      `; ${resume.processes.join(', ')} resumed anyway, so nothing stays suspended outside the window; ` +
+      `the rotation's state is kept for the next run to finish undoing it (or ${rerun})`
+    );
+  } catch (error) {
+    return `; resuming failed too (${errorMessage(error)})${stuck(resume.processes)}`;
+  }
+};
+
 const apply = async (clients: Clients, w: RotationWork): Promise<ResourceResult> => {
-  const error = await runSteps(w.steps, STEP_NAMES, (step) => runStep(clients, w.group, step));
+  let next = 0;
+  let failedAt = -1;
+  const error = await runSteps(w.steps, STEP_NAMES, async (step) => {
+    const index = next++;
+    try {
+      await runStep(clients, w.group, step);
+    } catch (e) {
+      failedAt = index;
+      throw e;
+    }
+  });
   if (error) {
-    const left = w.closing
-      ? '; the rotation is still in flight, and its processes may stay suspended outside the window: ' +
-        `the next run ends it, or run \`nightshift rotate --group ${w.group}\``
-      : '';
+    const left = w.closing ? await resumeAnyway(clients, w, failedAt) : '';
     return resultOf(w, 'failed', { error: `${error}${left}` });
   }
   return w.failure ? resultOf(w, 'failed', { error: w.failure }) : resultOf(w, 'changed');

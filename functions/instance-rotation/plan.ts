@@ -298,10 +298,16 @@ const closeRotation = (
   r: Rotation,
   why: { reason: string; parked?: boolean; late?: string },
 ): RotationWork => {
+  // What is still suspended of what the rotation suspended (a failed roll-back may have resumed them).
+  const still = r.suspended.filter((p) => g.suspended.includes(p));
   const end = (steps: Step[], text: string, extra?: string): RotationWork => {
     const failure = [
       why.late &&
-        `${why.late}: processes (${r.suspended.join(', ') || 'none held'}) stayed suspended outside the window until now; rotation of ${r.instance} ${text}`,
+        `${why.late}: ` +
+          (still.length > 0
+            ? `processes (${still.join(', ')}) stayed suspended outside the window until now`
+            : 'its processes were resumed, but its extra capacity and state stayed') +
+          `; rotation of ${r.instance} ${text}`,
       extra,
     ]
       .filter(Boolean)
@@ -445,7 +451,7 @@ const inFlight = (g: GroupState, r: Rotation, opts: RotationOptions): RotationWo
     });
   if (late || !opts.window.open)
     return closeRotation(g, r, {
-      reason: opts.window.reason ?? 'the window ends',
+      reason: opts.window.reason ?? 'it belongs to an earlier window',
       ...(late && { late }),
     });
   return continueRotation(g, r, opts);

@@ -484,7 +484,7 @@ describe('instance-rotation with simulated AWS', () => {
       expect(autoscaling.commandCalls(SuspendProcessesCommand)).toHaveLength(0);
     });
 
-    it('fails the row, saying processes may stay suspended, when a roll-back call fails half-way', async () => {
+    it('fails the row, saying processes stay suspended, when resuming them fails at the last run', async () => {
       autoscaling
         .on(ResumeProcessesCommand)
         .rejects(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
@@ -495,7 +495,28 @@ describe('instance-rotation with simulated AWS', () => {
         outcome: 'failed',
         error:
           'resume scaling processes (ResumeProcesses) failed: Throttling: Rate exceeded; done before it: terminate the replacement (TerminateInstanceInAutoScalingGroup); ' +
-          'the rotation is still in flight, and its processes may stay suspended outside the window: the next run ends it, or run `nightshift rotate --group web`',
+          'AlarmNotification, ScheduledActions stay suspended outside the window until a run ends the rotation: run `nightshift rotate --group web`, or resume them by hand',
+      });
+      expect(autoscaling.commandCalls(DeleteTagsCommand)).toHaveLength(0);
+    });
+
+    it('resumes the processes anyway when an earlier roll-back call fails at the last run, keeping the state for the next run', async () => {
+      autoscaling
+        .on(TerminateInstanceInAutoScalingGroupCommand)
+        .rejects(Object.assign(new Error('instance is in Pending state'), { name: 'ValidationError' }));
+
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'failed',
+        error:
+          'terminate the replacement (TerminateInstanceInAutoScalingGroup) failed: ValidationError: instance is in Pending state; nothing was changed; ' +
+          'AlarmNotification, ScheduledActions resumed anyway, so nothing stays suspended outside the window; ' +
+          "the rotation's state is kept for the next run to finish undoing it (or run `nightshift rotate --group web`)",
+      });
+      expect(autoscaling.commandCalls(ResumeProcessesCommand)[0]?.args[0].input).toEqual({
+        AutoScalingGroupName: 'web',
+        ScalingProcesses: ['AlarmNotification', 'ScheduledActions'],
       });
       expect(autoscaling.commandCalls(DeleteTagsCommand)).toHaveLength(0);
     });

@@ -574,7 +574,11 @@ describe('planRotations: nothing left suspended outside the window (item 2)', ()
       ),
     });
     // A rotation the last run could not end (it failed half-way): an on-demand run ends it, and says it was overdue
-    const g = group({ tags: rotatingSince('2026-11-23T04:30:00Z'), desired: 4 });
+    const g = group({
+      tags: rotatingSince('2026-11-23T04:30:00Z'),
+      desired: 4,
+      suspended: ['AlarmNotification', 'ScheduledActions'],
+    });
     const later = planAt(g, '2026-11-23T11:00:00Z');
     expect(later?.steps).toEqual([{ op: 'set-desired', desired: 3 }, RESUME, CLEAR]);
     expect(later?.failure).toMatch(
@@ -584,7 +588,11 @@ describe('planRotations: nothing left suspended outside the window (item 2)', ()
 
   it('rolls back first when the last run of a window did not happen, even in the next window, and fails the row', () => {
     // Started Friday 05:30; Friday's 05:50 run never came; Monday 01:00 is the next run
-    const g = group({ tags: rotatingSince('2026-11-27T04:30:00Z'), desired: 4 });
+    const g = group({
+      tags: rotatingSince('2026-11-27T04:30:00Z'),
+      desired: 4,
+      suspended: ['AlarmNotification', 'ScheduledActions'],
+    });
 
     const monday = planAt(g, '2026-11-30T00:00:30Z');
     expect(monday).toMatchObject({
@@ -594,6 +602,14 @@ describe('planRotations: nothing left suspended outside the window (item 2)', ()
         /^the rotation began at 2026-11-27T04:30:00Z, before this window began \(Mon 2026-11-30 01:00 Europe\/Berlin\): the last run of its window did not finish it: processes \(AlarmNotification, ScheduledActions\) stayed suspended outside the window until now/,
       ),
     });
+  });
+
+  it('says so when an overdue rotation had its processes resumed already (a roll-back that failed half-way)', () => {
+    const g = group({ tags: rotatingSince('2026-11-27T04:30:00Z'), desired: 4, suspended: [] });
+
+    expect(planAt(g, '2026-11-30T00:00:30Z')?.failure).toMatch(
+      /did not finish it: its processes were resumed, but its extra capacity and state stayed; rotation of i-0000000b rolled back/,
+    );
   });
 
   it('keeps a rotation going across the hour clocks skip (last Sunday of March)', () => {
