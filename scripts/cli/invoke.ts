@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Report } from '#shared/report.ts';
 import { RunFailedError } from '#shared/errors.ts';
 import { localHandler, type FunctionName } from './functions.ts';
+import { localFunctionName } from './local.ts';
 
 export interface Target {
   service: string;
@@ -46,7 +47,8 @@ export const invoke = async (t: Target, fn: FunctionName, payload: unknown): Pro
     const handler = await localHandler(fn);
     const started = Date.now();
     const context = {
-      functionName: fn,
+      // Who holds the leases this run takes: `ecs-scheduler run … (local:ops@laptop)`.
+      functionName: localFunctionName(),
       awsRequestId: randomUUID(),
       invokedFunctionArn: `local:${fn}`,
       // As much time as the deployed function gets at most.

@@ -1,9 +1,14 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { Report } from '#shared/report.ts';
 import { InputError } from '#shared/errors.ts';
+import { leaseTableName } from '#shared/lease.ts';
+import { isLocalEndpoint } from '#shared/lease-table.ts';
+import { PLAN_DIGEST } from '#shared/plan-digest.ts';
 import { checkPayload, type FunctionName } from './functions.ts';
 import { deployedName, FunctionFailedError, invoke, type Target } from './invoke.ts';
-import { renderReport } from './output.ts';
+import { EXIT, renderReport, verdict } from './output.ts';
+import { applyLocalEnvironment, checkLeaseTable, deployedConfiguration } from './local.ts';
+import { describeEnvironment, localEnvironment } from './stage-config.ts';
 import { readStatus, renderStatus } from './status.ts';
 
 /** Everything the CLI touches outside itself, so tests can drive it like a person or a pipeline. */
@@ -19,7 +24,7 @@ export interface Io {
   env: NodeJS.ProcessEnv;
 }
 
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+export { EXIT };
 
 interface Globals {
   stage: string;
@@ -53,6 +58,52 @@ const keyValues = (pairs: string[] | undefined, flag: string): Record<string, st
 const compact = <T extends Record<string, unknown>>(o: T) =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
+/**
+ * Prepares a `--local` run: the deployed function's configuration in the stage, said on stderr and
+ * applied to this process; the stage's lease table, created in a local emulator or proven reachable
+ * before a run that changes things. Returns an exit code when the run must not go ahead.
+ */
+const prepareLocal = async (
+  io: Io,
+  g: Globals,
+  fn: FunctionName,
+  mutates: boolean,
+): Promise<number | undefined> => {
+  const { config, origin } = await deployedConfiguration(fn, g.stage, g.serviceName);
+  const local = localEnvironment(config, io.env);
+  io.err(
+    `--local: ${fn} runs with stage ${g.stage}'s configuration from ${origin}: ${describeEnvironment(local.env)}` +
+      (config.ownParams ? '' : ` (no params for stage ${g.stage} there: the defaults apply)`) +
+      (config.unresolved.length > 0
+        ? `; not known locally, left as they are: ${config.unresolved.join(', ')}`
+        : ''),
+  );
+  for (const note of local.notes) io.err(`--local: ${note}`);
+  if (mutates && config.killSwitch) {
+    io.err(
+      `refusing to run ${fn} with --local: stage ${g.stage}'s kill switch is on (killSwitch 'true' in ${origin}), so its functions change nothing, and neither does a local run. Add --dry-run to see the plan.`,
+    );
+    return EXIT.usage;
+  }
+  applyLocalEnvironment(fn, local.env);
+  const table = local.env.LEASE_TABLE ?? leaseTableName(g.stage, g.serviceName);
+  // Dry runs take no leases; a lease table in a local emulator is created either way (carry-over reads it).
+  if (!mutates && !isLocalEndpoint(process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL))
+    return undefined;
+  const check = await checkLeaseTable(table);
+  if (check.ok) {
+    if (check.created) io.err(`--local: created the lease table ${table} in the local emulator`);
+    return undefined;
+  }
+  if (!mutates) return undefined;
+  io.err(
+    `refusing to run ${fn} with --local: cannot use the lease table ${table} (${check.reason}). ` +
+      'Without its leases another run could act on the same resources at the same time. ' +
+      'Add --dry-run to see the plan, or run the deployed function (without --local).',
+  );
+  return EXIT.failed;
+};
+
 /** Runs one function command: check, (dry run, confirm,) run, report. Returns the exit code. */
 const runFunction = async (
   io: Io,
@@ -72,6 +123,17 @@ const runFunction = async (
   const dryRun = g.dryRun === true;
   const request = compact({ ...payload, ...(dryRun && { dryRun: true }) });
   checkPayload(fn, request);
+  const mutates = options.mutates && !dryRun;
+  if (mutates && g.yes !== true && !io.interactive) {
+    io.err(
+      `refusing to run ${fn} without --yes: not attached to a terminal, so nobody can confirm. Add --dry-run to see the plan.`,
+    );
+    return EXIT.usage;
+  }
+  if (target.local) {
+    const refused = await prepareLocal(io, g, fn, mutates);
+    if (refused !== undefined) return refused;
+  }
   const where = target.local ? `${fn} (local)` : deployedName(target, fn);
   const call = async (body: Record<string, unknown>, label: string): Promise<Report> => {
     const done = io.interactive ? io.progress(`${label} ${where}…`) : () => undefined;
@@ -81,32 +143,40 @@ const runFunction = async (
       done();
     }
   };
-  const show = (report: Report) =>
-    io.out(g.json ? JSON.stringify(report, null, 2) : renderReport(fn, report, io.width));
+  // With --json, stdout carries exactly one document: the report of the last call, as the function
+  // returned it. The plan shown for confirmation is for the person, on stderr.
+  const table = (report: Report) => renderReport(fn, report, io.width);
+  const show = (report: Report) => io.out(g.json ? JSON.stringify(report, null, 2) : table(report));
 
-  if (options.mutates && !dryRun && g.yes !== true) {
-    if (!io.interactive) {
-      io.err(
-        `refusing to run ${fn} without --yes: not attached to a terminal, so nobody can confirm. Add --dry-run to see the plan.`,
-      );
-      return EXIT.usage;
-    }
+  let apply: Record<string, unknown> = request;
+  if (mutates && g.yes !== true) {
     // Show what would happen first, then ask: the same plan a person would get from --dry-run.
     const plan = await call({ ...request, dryRun: true }, 'planning with');
-    show(plan);
     if (plan.summary.planned === 0) {
+      show(plan);
       io.err('nothing to change.');
-      return plan.summary.failed > 0 ? EXIT.failed : EXIT.ok;
+      const result = verdict(plan, { dryRun: true });
+      for (const line of result.lines) io.err(line);
+      return result.code;
     }
+    (g.json ? io.err : io.out)(table(plan));
     const label = target.local ? 'with your credentials' : `in stage ${g.stage}`;
     if (!(await io.confirm(`Apply ${plan.summary.planned} planned change(s) ${label}?`))) {
+      if (g.json) show(plan);
       io.err('nothing changed.');
       return EXIT.ok;
     }
+    // The apply plans afresh; with the digest of the plan confirmed, the function refuses a different
+    // one. Added after checkPayload: a function that returns a digest accepts it back, and one that does
+    // not (deployed before digests) is sent none.
+    if (typeof plan.planDigest === 'string' && PLAN_DIGEST.test(plan.planDigest))
+      apply = { ...request, planDigest: plan.planDigest };
   }
-  const report = await call(request, dryRun ? 'planning with' : 'running');
+  const report = await call(apply, dryRun ? 'planning with' : 'running');
   show(report);
-  return report.summary.failed > 0 ? EXIT.failed : EXIT.ok;
+  const result = verdict(report, { dryRun });
+  for (const line of result.lines) io.err(line);
+  return result.code;
 };
 
 /** Options every command takes, before or after its name; `--region` is left out where it means something else. */
