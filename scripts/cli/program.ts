@@ -357,27 +357,33 @@ export const buildProgram = (io: Io, result: { code: number }) => {
 
   withCommon(program.command('status'))
     .description(
-      'what nightshift holds now: parked services and groups, rotations, recent restarts, copies in flight',
+      'what nightshift holds now: parked services and groups, rotations, recent restarts, copies in flight, leases',
     )
     .option(
       '--copy-region <region>',
-      'target region of snapshot copies (repeatable; default TARGET_REGIONS)',
+      "target region of snapshot copies (repeatable; default: the stage's TARGET_REGIONS in serverless.yml)",
       collect,
     )
     .action(function (this: Command) {
       const o = this.opts<{ copyRegion?: string[] }>();
       return act(async () => {
-        const regions =
-          o.copyRegion ??
-          (io.env.TARGET_REGIONS ?? '')
+        const g = globals();
+        const list = (text: string | undefined) =>
+          (text ?? '')
             .split(',')
             .map((r) => r.trim())
             .filter(Boolean);
-        const region = globals().region;
-        if (region) useRegion(io, region);
+        const { config } = await deployedConfiguration('rds-snapshot-copy', g.stage, g.serviceName);
+        const stageRegions = list(config.env.TARGET_REGIONS);
+        const regions =
+          o.copyRegion ?? (stageRegions.length > 0 ? stageRegions : list(io.env.TARGET_REGIONS));
+        if (g.region) useRegion(io, g.region);
         const done = io.interactive ? io.progress('reading what nightshift holds…') : () => undefined;
-        const status = await readStatus(regions).finally(done);
-        io.out(globals().json ? JSON.stringify(status, null, 2) : renderStatus(status));
+        const status = await readStatus(
+          { copyRegions: regions, leaseTable: leaseTableName(g.stage, g.serviceName) },
+          new Date(),
+        ).finally(done);
+        io.out(g.json ? JSON.stringify(status, null, 2) : renderStatus(status));
         return status.notes.some((n) => n.startsWith('could not read')) ? EXIT.failed : EXIT.ok;
       })();
     });
