@@ -5,7 +5,7 @@ import { leaseTableName } from '#shared/lease.ts';
 import { isLocalEndpoint } from '#shared/lease-table.ts';
 import { PLAN_DIGEST } from '#shared/plan-digest.ts';
 import { checkPayload, type FunctionName } from './functions.ts';
-import { deployedName, FunctionFailedError, invoke, type Target } from './invoke.ts';
+import { deployedName, deployedSwitchedOff, FunctionFailedError, invoke, type Target } from './invoke.ts';
 import { EXIT, renderReport, verdict } from './output.ts';
 import { applyLocalEnvironment, checkLeaseTable, deployedConfiguration } from './local.ts';
 import { describeEnvironment, localEnvironment } from './stage-config.ts';
@@ -66,6 +66,7 @@ const compact = <T extends Record<string, unknown>>(o: T) =>
 const prepareLocal = async (
   io: Io,
   g: Globals,
+  target: Target,
   fn: FunctionName,
   mutates: boolean,
 ): Promise<number | undefined> => {
@@ -84,6 +85,21 @@ const prepareLocal = async (
       `refusing to run ${fn} with --local: stage ${g.stage}'s kill switch is on (killSwitch 'true' in ${origin}), so its functions change nothing, and neither does a local run. Add --dry-run to see the plan.`,
     );
     return EXIT.usage;
+  }
+  // The kill switch flipped at run time (reserved concurrency 0) is not in serverless.yml: ask Lambda.
+  if (mutates && !isLocalEndpoint(process.env.AWS_ENDPOINT_URL_LAMBDA ?? process.env.AWS_ENDPOINT_URL)) {
+    const name = deployedName(target, fn);
+    const switched = await deployedSwitchedOff(target, fn);
+    if ('off' in switched && switched.off) {
+      io.err(
+        `refusing to run ${fn} with --local: ${name} is switched off (reserved concurrency 0: the kill switch), and a local run is no exception. Add --dry-run to see the plan.`,
+      );
+      return EXIT.usage;
+    }
+    if ('unknown' in switched)
+      io.err(
+        `--local: could not check whether ${name} is switched off (${switched.unknown}); if the kill switch is on, change nothing.`,
+      );
   }
   applyLocalEnvironment(fn, local.env);
   const table = local.env.LEASE_TABLE ?? leaseTableName(g.stage, g.serviceName);
@@ -131,7 +147,7 @@ const runFunction = async (
     return EXIT.usage;
   }
   if (target.local) {
-    const refused = await prepareLocal(io, g, fn, mutates);
+    const refused = await prepareLocal(io, g, target, fn, mutates);
     if (refused !== undefined) return refused;
   }
   const where = target.local ? `${fn} (local)` : deployedName(target, fn);

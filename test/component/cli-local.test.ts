@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetFunctionConcurrencyCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { RunContext } from '#shared/handler.ts';
 import { NOT_STARTED, resultOf, type PlannedWork } from '#shared/execute.ts';
 import { claimReason } from '#shared/lease.ts';
@@ -90,6 +91,7 @@ vi.mock('#scripts/cli/serverless-source.ts', async (importOriginal) => {
 });
 
 const dynamo = mockClient(DynamoDBClient);
+const lambda = mockClient(LambdaClient);
 
 describe('nightshift --local with the stage’s configuration and lease table', () => {
   const saved = { ...process.env };
@@ -105,6 +107,9 @@ describe('nightshift --local with the stage’s configuration and lease table', 
   });
   beforeEach(() => {
     dynamo.reset();
+    lambda.reset();
+    // The deployed function runs normally: no reserved concurrency set.
+    lambda.on(GetFunctionConcurrencyCommand).resolves({});
     dynamo.on(GetItemCommand).resolves({});
     dynamo.on(PutItemCommand).resolves({});
     dynamo.on(DeleteItemCommand).resolves({});
@@ -205,6 +210,41 @@ describe('nightshift --local with the stage’s configuration and lease table', 
     expect(apply.err).toContain("stage stage's kill switch is on (killSwitch 'true' in serverless.yml)");
     expect(stub.inputs).toEqual([{ action: 'stop', clusters: ['stage'], dryRun: true }]);
     expect(dry.code).toBe(0);
+  });
+
+  it('refuses to change anything while the deployed function is switched off at run time (reserved concurrency 0)', async () => {
+    // Prepare: the README's kill-switch loop ran; serverless.yml still says killSwitch 'false'
+    lambda.on(GetFunctionConcurrencyCommand).resolves({ ReservedConcurrentExecutions: 0 });
+
+    // Act
+    const apply = await cli(['--stage', 'stage', 'stop', '--cluster', 'stage', '--local', '--yes']);
+
+    // Assess
+    expect(apply.code).toBe(2);
+    expect(apply.err).toContain(
+      'refusing to run ecs-scheduler with --local: nightshift-stage-ecs-scheduler is switched off (reserved concurrency 0: the kill switch)',
+    );
+    expect(lambda.commandCalls(GetFunctionConcurrencyCommand)[0]?.args[0].input).toEqual({
+      FunctionName: 'nightshift-stage-ecs-scheduler',
+    });
+    expect(stub.inputs).toEqual([]);
+    expect(dynamo.commandCalls(PutItemCommand)).toHaveLength(0);
+  });
+
+  it('says so when it cannot check the run-time kill switch, before anything is confirmed', async () => {
+    lambda
+      .on(GetFunctionConcurrencyCommand)
+      .rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+
+    const run = await cli(['--stage', 'stage', 'stop', '--cluster', 'stage', '--local'], {
+      interactive: true,
+      answer: false,
+    });
+
+    expect(run.err).toContain(
+      '--local: could not check whether nightshift-stage-ecs-scheduler is switched off (AccessDeniedException: not authorized); if the kill switch is on, change nothing.',
+    );
+    expect(run.questions).toHaveLength(1);
   });
 
   it('sends the confirmed plan’s digest with the apply, and applies a plan that did not change', async () => {
