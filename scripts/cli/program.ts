@@ -61,15 +61,16 @@ const compact = <T extends Record<string, unknown>>(o: T) =>
 /**
  * Prepares a `--local` run: the deployed function's configuration in the stage, said on stderr and
  * applied to this process; the stage's lease table, created in a local emulator or proven reachable
- * before a run that changes things. Returns an exit code when the run must not go ahead.
+ * before a run that changes things. Returns an exit code when the run must not go ahead, and whether
+ * the stage's DRY_RUN (or the operator's) makes it a dry run whatever was asked.
  */
 const prepareLocal = async (
   io: Io,
   g: Globals,
   target: Target,
   fn: FunctionName,
-  mutates: boolean,
-): Promise<number | undefined> => {
+  asked: { mutates: boolean },
+): Promise<{ code: number } | { dryRun: boolean }> => {
   const { config, origin } = await deployedConfiguration(fn, g.stage, g.serviceName);
   const local = localEnvironment(config, io.env);
   io.err(
@@ -80,11 +81,19 @@ const prepareLocal = async (
         : ''),
   );
   for (const note of local.notes) io.err(`--local: ${note}`);
+  // Nothing will change whatever the person answers: say so, and do not ask.
+  const forcedDryRun = asked.mutates && local.env.DRY_RUN === 'true';
+  if (forcedDryRun)
+    io.err(
+      `--local: DRY_RUN=true for ${fn} in stage ${g.stage}: this run is a dry run, and nothing will change.`,
+    );
+  const mutates = asked.mutates && !forcedDryRun;
+  const go = { dryRun: forcedDryRun };
   if (mutates && config.killSwitch) {
     io.err(
       `refusing to run ${fn} with --local: stage ${g.stage}'s kill switch is on (killSwitch 'true' in ${origin}), so its functions change nothing, and neither does a local run. Add --dry-run to see the plan.`,
     );
-    return EXIT.usage;
+    return { code: EXIT.usage };
   }
   // The kill switch flipped at run time (reserved concurrency 0) is not in serverless.yml: ask Lambda.
   if (mutates && !isLocalEndpoint(process.env.AWS_ENDPOINT_URL_LAMBDA ?? process.env.AWS_ENDPOINT_URL)) {
@@ -94,7 +103,7 @@ const prepareLocal = async (
       io.err(
         `refusing to run ${fn} with --local: ${name} is switched off (reserved concurrency 0: the kill switch), and a local run is no exception. Add --dry-run to see the plan.`,
       );
-      return EXIT.usage;
+      return { code: EXIT.usage };
     }
     if ('unknown' in switched)
       io.err(
@@ -105,19 +114,19 @@ const prepareLocal = async (
   const table = local.env.LEASE_TABLE ?? leaseTableName(g.stage, g.serviceName);
   // Dry runs take no leases; a lease table in a local emulator is created either way (carry-over reads it).
   if (!mutates && !isLocalEndpoint(process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL))
-    return undefined;
+    return go;
   const check = await checkLeaseTable(table);
   if (check.ok) {
     if (check.created) io.err(`--local: created the lease table ${table} in the local emulator`);
-    return undefined;
+    return go;
   }
-  if (!mutates) return undefined;
+  if (!mutates) return go;
   io.err(
     `refusing to run ${fn} with --local: cannot use the lease table ${table} (${check.reason}). ` +
       'Without its leases another run could act on the same resources at the same time. ' +
       'Add --dry-run to see the plan, or run the deployed function (without --local).',
   );
-  return EXIT.failed;
+  return { code: EXIT.failed };
 };
 
 /** Runs one function command: check, (dry run, confirm,) run, report. Returns the exit code. */
@@ -137,18 +146,26 @@ const runFunction = async (
   // In-process handlers and their clients run in the region asked for, like the deployed function.
   if (target.local && target.region) useRegion(io, target.region);
   const dryRun = g.dryRun === true;
-  const request = compact({ ...payload, ...(dryRun && { dryRun: true }) });
+  let request = compact({ ...payload, ...(dryRun && { dryRun: true }) });
   checkPayload(fn, request);
-  const mutates = options.mutates && !dryRun;
+  let mutates = options.mutates && !dryRun;
   if (mutates && g.yes !== true && !io.interactive) {
     io.err(
       `refusing to run ${fn} without --yes: not attached to a terminal, so nobody can confirm. Add --dry-run to see the plan.`,
     );
     return EXIT.usage;
   }
+  let forcedDryRun = false;
   if (target.local) {
-    const refused = await prepareLocal(io, g, target, fn, mutates);
-    if (refused !== undefined) return refused;
+    const ready = await prepareLocal(io, g, target, fn, { mutates });
+    if ('code' in ready) return ready.code;
+    if (ready.dryRun) {
+      // The function's DRY_RUN makes it a dry run anyway; the input says so too.
+      forcedDryRun = true;
+      mutates = false;
+      request = { ...request, dryRun: true };
+      checkPayload(fn, request);
+    }
   }
   const where = target.local ? `${fn} (local)` : deployedName(target, fn);
   const call = async (body: Record<string, unknown>, label: string): Promise<Report> => {
@@ -188,9 +205,9 @@ const runFunction = async (
     if (typeof plan.planDigest === 'string' && PLAN_DIGEST.test(plan.planDigest))
       apply = { ...request, planDigest: plan.planDigest };
   }
-  const report = await call(apply, dryRun ? 'planning with' : 'running');
+  const report = await call(apply, dryRun || forcedDryRun ? 'planning with' : 'running');
   show(report);
-  const result = verdict(report, { dryRun });
+  const result = verdict(report, { dryRun: dryRun || forcedDryRun });
   for (const line of result.lines) io.err(line);
   return result.code;
 };

@@ -56,10 +56,24 @@ describe.runIf(motoTestsEnabled())('nightshift --local with the stage’s config
         'LEASE_TABLE=nightshift-prod-leases, PROTECTED_TAGS="" (the built-in prod/production/live rules), ' +
         'DRY_RUN=true; not known locally, left as they are: SUMMARY_TOPIC_ARN',
       '--local: your DRY_RUN=false is ignored: stage prod has DRY_RUN=true, and a local run is never less guarded than its stage',
+      '--local: DRY_RUN=true for ecs-scheduler in stage prod: this run is a dry run, and nothing will change.',
       '--local: created the lease table nightshift-prod-leases in the local emulator',
-      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed.',
     ]);
     expect(run.code).toBe(0);
+  });
+
+  it('does not ask a person to confirm changes the stage’s DRY_RUN=true will not make', async () => {
+    const before = await observeSample(aws);
+
+    const run = await cli(['--stage', 'prod', 'stop', '--cluster', 'stage', '--local'], {
+      interactive: true,
+      answer: true,
+    });
+
+    expect(run.questions).toEqual([]);
+    expect(run.out).toContain('ecs-scheduler stop (dry run): 0 changed, 4 planned');
+    expect(run.code).toBe(0);
+    expect(await observeSample(aws)).toEqual(before);
   });
 
   it('applies it as the built bin too, from the params built into it', async () => {
