@@ -14,6 +14,7 @@ const HOUR = 3_600_000;
 const SRC = 'eu-central-1';
 const DST = 'eu-west-1';
 const daysAgo = (n: number) => new Date(NOW.getTime() - n * DAY);
+const sevenDays23Hours = new Date(NOW.getTime() - 7 * DAY - 23 * HOUR);
 const srcArn = (id: string) => `arn:aws:rds:${SRC}:123456789012:snapshot:${id}`;
 const dstArn = (id: string) => `arn:aws:rds:${DST}:123456789012:snapshot:${id}`;
 const srcClusterArn = (id: string) => `arn:aws:rds:${SRC}:123456789012:cluster-snapshot:${id}`;
@@ -277,7 +278,7 @@ describe('planCopies: what to copy', () => {
   it('counts RETENTION_DAYS in 24-hour days: a source 7 days 23 hours old is past 7', () => {
     const p = plan({
       mode: 'event',
-      sources: [source('old', { originalCreated: new Date(daysAgo(7).getTime() - 23 * HOUR) })],
+      sources: [source('old', { created: sevenDays23Hours, originalCreated: sevenDays23Hours })],
       siblings: [source('new', { originalCreated: daysAgo(1) })],
     });
 
@@ -453,9 +454,13 @@ describe('planCopies: pruning', () => {
   });
 
   it('counts RETENTION_DAYS in 24-hour days: a copy 7 days 23 hours old is pruned at 7', () => {
-    const old = new Date(daysAgo(7).getTime() - 23 * HOUR);
     const p = plan({
-      destinations: { [DST]: [copyOf('mon', 0, { originalCreated: old }), copyOf('tue', 1)] },
+      destinations: {
+        [DST]: [
+          copyOf('mon', 0, { created: sevenDays23Hours, originalCreated: sevenDays23Hours }),
+          copyOf('tue', 1),
+        ],
+      },
     });
 
     expect(p.prunes.map((w) => w.id)).toEqual(['mon']);
