@@ -2,14 +2,38 @@
  * Bundles every function in functions/<name>/handler.ts to dist/<name>/index.mjs: one minified,
  * tree-shaken ESM file exporting `handler`, for the nodejs22.x runtime on arm64.
  */
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { chmodSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { readServerless } from './cli/serverless-source.ts';
 
 export const functionNames = (): string[] =>
   readdirSync('functions')
     .filter((name) => existsSync(join('functions', name, 'handler.ts')))
     .sort();
+
+/**
+ * Replaces scripts/cli/serverless-source.ts in the CLI bundle with the stage params and environment
+ * blocks of serverless.yml as they are now: the bin applies, with --local, the configuration of the
+ * template built beside it, wherever it runs from, without a YAML parser or the project at run time.
+ */
+const embedServerless = (): Plugin => ({
+  name: 'embed-serverless',
+  setup(b) {
+    b.onResolve({ filter: /[/\\]serverless-source\.ts$/ }, (args) => ({
+      path: args.path,
+      namespace: 'embedded-serverless',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'embedded-serverless' }, async () => {
+      const { file } = await readServerless();
+      const source = { file, origin: 'serverless.yml (as built into this CLI)' };
+      return {
+        contents: `export const readServerless = async () => (${JSON.stringify(source)});`,
+        loader: 'js',
+      };
+    });
+  },
+});
 
 const main = async () => {
   rmSync('dist', { recursive: true, force: true });
@@ -47,6 +71,7 @@ const main = async () => {
     format: 'esm',
     mainFields: ['module', 'main'],
     legalComments: 'none',
+    plugins: [embedServerless()],
     banner: {
       js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
     },

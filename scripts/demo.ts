@@ -1,9 +1,13 @@
 /**
- * The main job on an embedded local AWS: starts a private moto server, seeds a sample estate, runs the
- * built ecs-scheduler bundle to stop and then start the stage estate, prints every report, stops moto.
+ * The main job on an embedded local AWS: starts a private moto server, seeds a sample estate, creates
+ * the lease table, runs the built ecs-scheduler bundle to stop and then start the stage estate, prints
+ * every report, stops moto.
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { leaseTableName } from '#shared/lease.ts';
+import { ensureLocalLeaseTable } from '#shared/lease-table.ts';
 import type { Report } from '#shared/report.ts';
 import { formatReport } from '#shared/report-text.ts';
 import { lambdaContext } from '#test/support/context.ts';
@@ -48,6 +52,14 @@ const main = async () => {
     await seedEstate(aws);
     const before = await estateTable(aws);
     console.log(`moto on ${moto.url}\n${before}`);
+
+    // The bundle takes its leases in the stage's table, as deployed (LEASE_TABLE is set by the stack);
+    // here the table is created in moto, as `nightshift --local` does against an emulator.
+    const table = leaseTableName('demo');
+    const dynamo = new DynamoDBClient({});
+    await ensureLocalLeaseTable(dynamo, table);
+    process.env.LEASE_TABLE = table;
+    console.log(`lease table ${table}`);
 
     const bundle = pathToFileURL(resolve('dist/ecs-scheduler/index.mjs')).href;
     const { handler } = (await import(bundle)) as { handler: Handler };

@@ -1,11 +1,21 @@
 import * as z from 'zod/mini';
 import type { Infer } from '#shared/zod.ts';
 import { parseInput, refuseMissingInput } from '#shared/input.ts';
+import { PLAN_DIGEST } from '#shared/plan-digest.ts';
 import { isEventBridgeEvent, RDS_SNAPSHOT_ARN, RdsSnapshotEvent } from '#events/aws.rds/schema.ts';
 
 export const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
 
-const Sweep = z.strictObject({ action: z.literal('sweep'), dryRun: z.optional(z.boolean()) });
+/** The digest of the dry run a person confirmed (its report's planDigest): the apply refuses a changed plan. */
+const PlanDigest = z.optional(
+  z.string().check(z.regex(PLAN_DIGEST, 'expected the planDigest of a dry run: 64 hex characters')),
+);
+
+const Sweep = z.strictObject({
+  action: z.literal('sweep'),
+  dryRun: z.optional(z.boolean()),
+  planDigest: PlanDigest,
+});
 
 const Copy = z.strictObject({
   action: z.literal('copy'),
@@ -18,6 +28,7 @@ const Copy = z.strictObject({
       .check(z.minLength(1)),
   ),
   dryRun: z.optional(z.boolean()),
+  planDigest: PlanDigest,
 });
 
 /** On-demand actions: `sweep` (copy everything missing, then prune) and `copy` (one snapshot). */

@@ -9,6 +9,26 @@ const list = (text: string) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
+/** `region=value,…`: one value per destination region. */
+const regionMap = (what: string) =>
+  z.pipe(
+    z.optional(z.string()),
+    z.transform((text, ctx) => {
+      const values: Record<string, string> = {};
+      for (const entry of list(text ?? '')) {
+        const eq = entry.indexOf('=');
+        const region = entry.slice(0, eq).trim();
+        const value = entry.slice(eq + 1).trim();
+        if (eq <= 0 || !REGION.test(region) || !value) {
+          ctx.issues.push({ code: 'custom', input: text, message: `"${entry}" is not region=${what}` });
+          continue;
+        }
+        values[region] = value;
+      }
+      return values;
+    }),
+  );
+
 /** Environment of rds-snapshot-copy, parsed once per cold start. */
 export const CopyConfig = z.object({
   /** Comma list of regions to copy into. Required. */
@@ -28,24 +48,17 @@ export const CopyConfig = z.object({
     }),
   ),
   /** `region=key-id-or-arn-or-alias`, comma separated: the key each region's encrypted copies use. */
-  TARGET_KMS_KEYS: z.pipe(
-    z.optional(z.string()),
-    z.transform((text, ctx) => {
-      const keys: Record<string, string> = {};
-      for (const entry of list(text ?? '')) {
-        const eq = entry.indexOf('=');
-        const region = entry.slice(0, eq).trim();
-        const key = entry.slice(eq + 1).trim();
-        if (eq <= 0 || !REGION.test(region) || !key) {
-          ctx.issues.push({ code: 'custom', input: text, message: `"${entry}" is not region=key` });
-          continue;
-        }
-        keys[region] = key;
-      }
-      return keys;
-    }),
-  ),
-  /** Copies older than this many days are pruned, except the newest of each database. */
+  TARGET_KMS_KEYS: regionMap('key'),
+  /**
+   * `region=option-group-name`, comma separated: the option group a copy of an instance snapshot with a
+   * non-default option group gets in that region (CopyDBSnapshot OptionGroupName: required across
+   * Regions for Oracle and SQL Server TDE, whose options are permanent).
+   */
+  TARGET_OPTION_GROUPS: regionMap('option group'),
+  /**
+   * Copies older than this many days (N × 24 hours, to the millisecond) are pruned, except the newest of
+   * each database; 0 keeps only the newest.
+   */
   RETENTION_DAYS: z.pipe(
     z.optional(z.string().check(z.regex(/^\d{1,5}$/, 'expected a whole number of days, 0 or more'))),
     z.transform((text) => (text === undefined ? 7 : Number(text))),

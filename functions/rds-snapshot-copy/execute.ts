@@ -1,4 +1,5 @@
 import {
+  AddTagsToResourceCommand,
   CopyDBClusterSnapshotCommand,
   CopyDBSnapshotCommand,
   DeleteDBClusterSnapshotCommand,
@@ -8,19 +9,76 @@ import {
 import { errorMessage } from '#shared/errors.ts';
 import { executeWork, resultOf, type ExecuteOptions } from '#shared/execute.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
-import { findSnapshot } from './inventory.ts';
-import type { CopyPlan, CopyWork, PruneWork } from './plan.ts';
+import { accountQuotas, findSnapshot, type Quota, type SnapshotKind } from './inventory.ts';
+import { nightshiftCopy, type CopyPlan, type CopyWork, type PruneWork } from './plan.ts';
 
 /** Copies are started, not awaited: a few at a time keeps RDS's API rate limits comfortable. */
 export const COPY_CONCURRENCY = 4;
 
+/** The account quota a copy counts toward, as DescribeAccountAttributes names it. */
+export const QUOTA_NAME: Record<SnapshotKind, string> = {
+  instance: 'ManualSnapshots',
+  cluster: 'ManualClusterSnapshots',
+};
+
 export type ClientFor = (region: string) => RDSClient;
 
 const errorName = (error: unknown) => (error as Error)?.name ?? '';
+const messageOf = (error: unknown) => (error as Error)?.message ?? '';
+
+/**
+ * RDS answers SnapshotQuotaExceeded for two different limits: the manual snapshot quota of the region
+ * ("Cannot create more than 100 manual snapshots") and the copies in flight into it ("Cannot copy more
+ * than 5 snapshots across regions"), as reported by users of CopyDBClusterSnapshot and CopyDBSnapshot
+ * (github.com/pbudzon/aws-maintenance issues 12 and 19). The message tells them apart; when it does
+ * not, the region's quota usage decides.
+ */
+export const quotaKind = (message: string): 'quota' | 'in-flight' | undefined => {
+  if (/more than \d+ manual/i.test(message)) return 'quota';
+  if (/copy more than|across regions|in progress/i.test(message)) return 'in-flight';
+  return undefined;
+};
+
+interface RunState {
+  clientFor: ClientFor;
+  sourceRegion: string;
+  /** One AddTagsToResource per source, shared by its copies to every region: undefined, or why it failed. */
+  stamps: Map<string, Promise<string | undefined>>;
+  /** One DescribeAccountAttributes per destination region, when a copy met SnapshotQuotaExceeded. */
+  quotas: Map<string, Promise<Record<string, Quota> | string>>;
+}
+
+const once = <T>(memo: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> => {
+  let held = memo.get(key);
+  if (!held) {
+    held = make();
+    memo.set(key, held);
+  }
+  return held;
+};
+
+const stampSource = (state: RunState, w: CopyWork): Promise<string | undefined> =>
+  w.stamp.length === 0
+    ? Promise.resolve(undefined)
+    : once(state.stamps, w.sourceArn, () =>
+        state
+          .clientFor(state.sourceRegion)
+          .send(new AddTagsToResourceCommand({ ResourceName: w.sourceArn, Tags: w.stamp }))
+          .then(
+            () => undefined,
+            (error: unknown) => errorMessage(error),
+          ),
+      );
 
 const startCopy = async (client: RDSClient, w: CopyWork) => {
-  const common = { SourceRegion: w.sourceRegion, Tags: w.tags, ...(w.kmsKeyId && { KmsKeyId: w.kmsKeyId }) };
-  // Passing Tags makes RDS ignore CopyTags, so the merged list (source tags + nightshift's) is sent.
+  // No Tags: with Tags, RDS would not copy the source's tags, and the role would need to write tags in
+  // the destination region. CopyTags makes the copy inherit every tag of the source, nightshift's two
+  // included (stamped on the source first).
+  const common = {
+    SourceRegion: w.sourceRegion,
+    CopyTags: true,
+    ...(w.kmsKeyId && { KmsKeyId: w.kmsKeyId }),
+  };
   if (w.kind === 'cluster') {
     await client.send(
       new CopyDBClusterSnapshotCommand({
@@ -34,33 +92,77 @@ const startCopy = async (client: RDSClient, w: CopyWork) => {
       new CopyDBSnapshotCommand({
         SourceDBSnapshotIdentifier: w.sourceArn,
         TargetDBSnapshotIdentifier: w.targetId,
+        ...(w.optionGroup && { OptionGroupName: w.optionGroup }),
         ...common,
       }),
     );
   }
 };
 
-const applyCopy = async (clientFor: ClientFor, w: CopyWork): Promise<ResourceResult> => {
-  const client = clientFor(w.region);
+const usage = async (state: RunState, w: CopyWork): Promise<string> => {
+  const quotas = await once(state.quotas, w.region, () =>
+    accountQuotas(state.clientFor(w.region)).catch(
+      (error: unknown) => `DescribeAccountAttributes failed: ${errorMessage(error)}`,
+    ),
+  );
+  if (typeof quotas === 'string') return `${QUOTA_NAME[w.kind]}: usage unknown, ${quotas}`;
+  const q = quotas[QUOTA_NAME[w.kind]];
+  return q ? `${QUOTA_NAME[w.kind]}: ${q.used} of ${q.max} used` : `${QUOTA_NAME[w.kind]}: not reported`;
+};
+
+const quotaFull = async (state: RunState, w: CopyWork, message: string): Promise<boolean> => {
+  const kind = quotaKind(message);
+  if (kind) return kind === 'quota';
+  const quotas = await once(state.quotas, w.region, () =>
+    accountQuotas(state.clientFor(w.region)).catch(
+      (error: unknown) => `DescribeAccountAttributes failed: ${errorMessage(error)}`,
+    ),
+  );
+  const q = typeof quotas === 'string' ? undefined : quotas[QUOTA_NAME[w.kind]];
+  // Unknown usage: failed (someone looks) rather than quietly skipped for ever.
+  return !q || q.used >= q.max;
+};
+
+const applyCopy = async (state: RunState, w: CopyWork): Promise<ResourceResult> => {
+  const stampError = await stampSource(state, w);
+  if (stampError)
+    return resultOf(w, 'failed', {
+      error: `marking the source with ${w.stamp.map((t) => t.Key).join(' and ')} failed: ${stampError}; nothing copied`,
+    });
+  const client = state.clientFor(w.region);
   try {
     await startCopy(client, w);
     return resultOf(w, 'changed', { detail: `${w.detail} (copy started)` });
   } catch (error) {
     if (/AlreadyExists/.test(errorName(error))) {
-      // A re-delivered event, or a concurrent run, started this copy already: done, if it is ours.
+      // A re-delivered event, or a concurrent run, started this copy already: done, if RDS says it is ours.
       const existing = await findSnapshot(client, w.arn).catch(() => undefined);
-      if (existing?.sourceArn === w.sourceArn) {
+      const claim = existing && nightshiftCopy(existing);
+      if (existing && claim?.ours && claim.source === w.sourceArn) {
         return resultOf(w, 'unchanged', {
-          detail: `already copied to ${w.region} as ${w.targetId} (${existing.status})`,
+          detail: `already copied to ${w.region} as ${existing.id} (${existing.status})`,
         });
       }
+      const why = !existing
+        ? 'it could not be read back'
+        : claim && !claim.ours
+          ? claim.reason
+          : `it copies ${claim?.ours ? claim.source : 'another snapshot'}`;
       return resultOf(w, 'failed', {
-        error: `${w.targetId} already exists in ${w.region} and is not a nightshift copy of ${w.sourceArn}: ${errorMessage(error)}`,
+        error: `${w.targetId} already exists in ${w.region} and is not nightshift's copy of ${w.sourceArn} (${why}): ${errorMessage(error)}`,
       });
     }
     if (/SnapshotQuotaExceeded/.test(errorName(error))) {
+      if (await quotaFull(state, w, messageOf(error))) {
+        return resultOf(w, 'failed', {
+          error:
+            `the manual ${w.kind === 'cluster' ? 'cluster ' : ''}snapshot quota in ${w.region} is full (${await usage(state, w)}); ` +
+            `copies count toward it: raise the quota (Service Quotas, Amazon RDS) or delete snapshots there; ` +
+            `RDS said: ${errorMessage(error)}`,
+        });
+      }
       return resultOf(w, 'skipped', {
-        detail: `AWS refused the copy for now (snapshot quota or in-flight copy limit in ${w.region}); left for the next sweep`,
+        detail: `AWS's in-flight copy limit in ${w.region} is reached; left for the next sweep (would have: ${w.detail})`,
         error: errorMessage(error),
       });
     }
@@ -82,15 +184,20 @@ const applyPrune = async (clientFor: ClientFor, w: PruneWork): Promise<ResourceR
   }
 };
 
-/** Starts the planned copies, then the prunes, or only reports them in a dry run. */
+/**
+ * Starts the planned copies (each source first marked with nightshift's tags its copies inherit),
+ * then the prunes, or only reports them in a dry run.
+ */
 export const executeCopyPlan = async (
   action: string,
-  plan: CopyPlan,
+  plan: Pick<CopyPlan, 'copies' | 'prunes'>,
   clientFor: ClientFor,
-  options: Omit<ExecuteOptions, 'concurrency'>,
+  options: Omit<ExecuteOptions, 'concurrency'> & { sourceRegion: string },
 ): Promise<Report> => {
-  const opts = { ...options, concurrency: COPY_CONCURRENCY };
-  const copies = await executeWork(plan.copies, opts, (w) => applyCopy(clientFor, w));
+  const { sourceRegion, ...rest } = options;
+  const opts = { ...rest, concurrency: COPY_CONCURRENCY };
+  const state: RunState = { clientFor, sourceRegion, stamps: new Map(), quotas: new Map() };
+  const copies = await executeWork(plan.copies, opts, (w) => applyCopy(state, w));
   const prunes = await executeWork(plan.prunes, opts, (w) => applyPrune(clientFor, w));
   return buildReport(action, options.dryRun, [...copies, ...prunes]);
 };

@@ -1,4 +1,5 @@
 import {
+  DescribeAccountAttributesCommand,
   DescribeDBClusterSnapshotsCommand,
   DescribeDBClustersCommand,
   DescribeDBInstancesCommand,
@@ -11,6 +12,7 @@ import {
   type DBSnapshot,
   type RDSClient,
 } from '@aws-sdk/client-rds';
+import { pagesWithin } from '#shared/deadline.ts';
 import { tagMapUpper, type TagMap } from '#shared/tags.ts';
 
 /** The tag every nightshift copy carries, naming its source. Public contract. */
@@ -21,11 +23,12 @@ export const SOURCE_ARN_TAG = 'nightshift:source-arn';
  */
 export const SOURCE_TIME_TAG = 'nightshift:source-time';
 
-/** The time a snapshot's data was taken: the source time a nightshift copy carries, else AWS's own. */
-const takenAt = (tags: TagMap, fallback: Date | undefined): Date | undefined => {
-  const recorded = tags[SOURCE_TIME_TAG] ? new Date(tags[SOURCE_TIME_TAG]) : undefined;
-  return recorded && !Number.isNaN(recorded.getTime()) ? recorded : fallback;
-};
+/**
+ * Every Describe call that pages asks for RDS's largest page: DescribeDBSnapshots,
+ * DescribeDBClusterSnapshots, DescribeDBInstances and DescribeDBClusters take MaxRecords 20 to 100
+ * (default 100) and return a Marker while more records follow (RDS API reference, MaxRecords).
+ */
+export const PAGE_SIZE = 100;
 
 export type SnapshotKind = 'instance' | 'cluster';
 
@@ -38,30 +41,31 @@ export interface Snapshot {
   status: string;
   encrypted: boolean;
   kmsKeyId?: string;
-  /** When the data was taken: a copy keeps its source's time. */
+  /** SnapshotCreateTime: when this snapshot itself was made (a copy: when the copy was made). */
   created?: Date;
+  /**
+   * OriginalSnapshotCreateTime of an instance snapshot: when its data was taken. RDS keeps it on copies
+   * ("doesn't change when the snapshot is copied"); cluster snapshots have no such field.
+   */
+  originalCreated?: Date;
   /** The DB instance or cluster identifier. */
   dbId: string;
   tags: TagMap;
-  /** Set on snapshots that are themselves nightshift copies. */
+  /**
+   * The `nightshift:source-arn` tag. A claim, never proof: tags are copied by people (a copy with
+   * "copy tags") and by AWS (CopyTagsToSnapshot on a database restored from a copy).
+   */
   sourceArn?: string;
-}
-
-export interface RegionState {
-  region: string;
-  /** Snapshots in the region that are nightshift copies, or that hold an identifier a copy would use. */
-  snapshots: Snapshot[];
-}
-
-export interface CopyEstate {
-  sources: Snapshot[];
-  /** Every snapshot of the source databases that were read, to tell which is each database's newest. */
-  siblings: Snapshot[];
-  /** Snapshot ARNs that were asked for but do not exist. */
-  missing: string[];
-  /** Tags of source databases and clusters, keyed `kind:dbId`; only read when SOURCE_TAGS is set. */
-  databaseTags: Record<string, TagMap>;
-  regions: RegionState[];
+  /**
+   * What RDS itself records this snapshot was copied from: `SourceDBSnapshotIdentifier` on instance
+   * snapshots ("the DB snapshot ARN that the DB snapshot was copied from; it only has a value in the
+   * case of a cross-account or cross-Region copy") and `SourceDBClusterSnapshotArn` on cluster
+   * snapshots (the source's ARN for any copy, else null). RDS API reference, DBSnapshot and
+   * DBClusterSnapshot.
+   */
+  copiedFrom?: string;
+  /** The option group of an instance snapshot (`default:<engine>-<version>` unless someone chose one). */
+  optionGroup?: string;
 }
 
 const fromInstanceSnapshot = (s: DBSnapshot): Snapshot => {
@@ -74,12 +78,14 @@ const fromInstanceSnapshot = (s: DBSnapshot): Snapshot => {
     status: s.Status ?? 'unknown',
     encrypted: s.Encrypted ?? false,
     ...(s.KmsKeyId && { kmsKeyId: s.KmsKeyId }),
-    ...(takenAt(tags, s.OriginalSnapshotCreateTime ?? s.SnapshotCreateTime) && {
-      created: takenAt(tags, s.OriginalSnapshotCreateTime ?? s.SnapshotCreateTime),
-    }),
+    ...(s.SnapshotCreateTime && { created: s.SnapshotCreateTime }),
+    ...(s.OriginalSnapshotCreateTime && { originalCreated: s.OriginalSnapshotCreateTime }),
     dbId: s.DBInstanceIdentifier ?? '',
     tags,
     ...(tags[SOURCE_ARN_TAG] && { sourceArn: tags[SOURCE_ARN_TAG] }),
+    // A same-Region copy may name its source by identifier; only an ARN says where the data came from.
+    ...(s.SourceDBSnapshotIdentifier?.startsWith('arn:') && { copiedFrom: s.SourceDBSnapshotIdentifier }),
+    ...(s.OptionGroupName && { optionGroup: s.OptionGroupName }),
   };
 };
 
@@ -93,25 +99,42 @@ const fromClusterSnapshot = (s: DBClusterSnapshot): Snapshot => {
     status: s.Status ?? 'unknown',
     encrypted: s.StorageEncrypted ?? false,
     ...(s.KmsKeyId && { kmsKeyId: s.KmsKeyId }),
-    ...(takenAt(tags, s.SnapshotCreateTime) && { created: takenAt(tags, s.SnapshotCreateTime) }),
+    ...(s.SnapshotCreateTime && { created: s.SnapshotCreateTime }),
     dbId: s.DBClusterIdentifier ?? '',
     tags,
     ...(tags[SOURCE_ARN_TAG] && { sourceArn: tags[SOURCE_ARN_TAG] }),
+    ...(s.SourceDBClusterSnapshotArn && { copiedFrom: s.SourceDBClusterSnapshotArn }),
   };
 };
 
-/** Every instance and cluster snapshot of the account in a client's region (not shared or public ones). */
-export const listSnapshots = async (rds: RDSClient, filter: { dbId?: string; kind?: SnapshotKind } = {}) => {
+export interface ListOptions {
+  /** Only the snapshots of this DB instance or cluster. */
+  dbId?: string;
+  kind?: SnapshotKind;
+  /** The run's deadline: a read still paging when it passes throws OutOfTimeError. */
+  hasTime?: () => boolean;
+  /** Where, for the OutOfTimeError: `eu-west-1`. */
+  where?: string;
+}
+
+/**
+ * Every instance and cluster snapshot of the account in a client's region (not shared or public ones),
+ * every page of them. A read cut by the deadline throws, so nothing is ever planned from half a picture.
+ */
+export const listSnapshots = async (rds: RDSClient, options: ListOptions = {}): Promise<Snapshot[]> => {
+  const { dbId, kind, hasTime = () => true, where = 'the region' } = options;
   const out: Snapshot[] = [];
-  if (filter.kind !== 'cluster') {
-    const input = filter.dbId ? { DBInstanceIdentifier: filter.dbId } : {};
-    for await (const page of paginateDescribeDBSnapshots({ client: rds }, input)) {
+  if (kind !== 'cluster') {
+    const input = dbId ? { DBInstanceIdentifier: dbId } : {};
+    const pages = paginateDescribeDBSnapshots({ client: rds, pageSize: PAGE_SIZE }, input);
+    for await (const page of pagesWithin(pages, hasTime, `the DB snapshots in ${where}`)) {
       out.push(...(page.DBSnapshots ?? []).map(fromInstanceSnapshot));
     }
   }
-  if (filter.kind !== 'instance') {
-    const input = filter.dbId ? { DBClusterIdentifier: filter.dbId } : {};
-    for await (const page of paginateDescribeDBClusterSnapshots({ client: rds }, input)) {
+  if (kind !== 'instance') {
+    const input = dbId ? { DBClusterIdentifier: dbId } : {};
+    const pages = paginateDescribeDBClusterSnapshots({ client: rds, pageSize: PAGE_SIZE }, input);
+    for await (const page of pagesWithin(pages, hasTime, `the DB cluster snapshots in ${where}`)) {
       out.push(...(page.DBClusterSnapshots ?? []).map(fromClusterSnapshot));
     }
   }
@@ -150,31 +173,36 @@ export const findSnapshot = async (rds: RDSClient, arn: string): Promise<Snapsho
   }
 };
 
-/** Tags of every DB instance and cluster in the region, keyed `kind:id`. */
-export const listDatabaseTags = async (rds: RDSClient, only?: { kind: SnapshotKind; dbId: string }) => {
+/** Tags of every DB instance and cluster in the region (or of one), keyed `kind:id`. */
+export const listDatabaseTags = async (
+  rds: RDSClient,
+  only?: { kind: SnapshotKind; dbId: string },
+  hasTime: () => boolean = () => true,
+) => {
   const tags: Record<string, TagMap> = {};
   try {
     if (!only || only.kind === 'instance') {
-      const input = only ? { DBInstanceIdentifier: only.dbId } : {};
       if (only) {
-        const out = await rds.send(new DescribeDBInstancesCommand(input));
+        // One identifier: one record, no Marker.
+        const out = await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: only.dbId }));
         for (const db of out.DBInstances ?? [])
           tags[`instance:${db.DBInstanceIdentifier}`] = tagMapUpper(db.TagList);
       } else {
-        for await (const page of paginateDescribeDBInstances({ client: rds }, input)) {
+        const pages = paginateDescribeDBInstances({ client: rds, pageSize: PAGE_SIZE }, {});
+        for await (const page of pagesWithin(pages, hasTime, 'the DB instances')) {
           for (const db of page.DBInstances ?? [])
             tags[`instance:${db.DBInstanceIdentifier}`] = tagMapUpper(db.TagList);
         }
       }
     }
     if (!only || only.kind === 'cluster') {
-      const input = only ? { DBClusterIdentifier: only.dbId } : {};
       if (only) {
-        const out = await rds.send(new DescribeDBClustersCommand(input));
+        const out = await rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: only.dbId }));
         for (const db of out.DBClusters ?? [])
           tags[`cluster:${db.DBClusterIdentifier}`] = tagMapUpper(db.TagList);
       } else {
-        for await (const page of paginateDescribeDBClusters({ client: rds }, input)) {
+        const pages = paginateDescribeDBClusters({ client: rds, pageSize: PAGE_SIZE }, {});
+        for await (const page of pagesWithin(pages, hasTime, 'the DB clusters')) {
           for (const db of page.DBClusters ?? [])
             tags[`cluster:${db.DBClusterIdentifier}`] = tagMapUpper(db.TagList);
         }
@@ -185,4 +213,20 @@ export const listDatabaseTags = async (rds: RDSClient, only?: { kind: SnapshotKi
     if (!notFound(error)) throw error;
   }
   return tags;
+};
+
+export interface Quota {
+  used: number;
+  max: number;
+}
+
+/**
+ * RDS's account quotas in a client's region, by name (`ManualSnapshots`, `ManualClusterSnapshots`…).
+ * DescribeAccountAttributes takes no parameters and returns every quota in one response: no pages.
+ */
+export const accountQuotas = async (rds: RDSClient): Promise<Record<string, Quota>> => {
+  const out = await rds.send(new DescribeAccountAttributesCommand({}));
+  return Object.fromEntries(
+    (out.AccountQuotas ?? []).map((q) => [q.AccountQuotaName ?? '', { used: q.Used ?? 0, max: q.Max ?? 0 }]),
+  );
 };

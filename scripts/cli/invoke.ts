@@ -1,8 +1,9 @@
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { GetFunctionConcurrencyCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { randomUUID } from 'node:crypto';
 import type { Report } from '#shared/report.ts';
-import { RunFailedError } from '#shared/errors.ts';
+import { errorMessage, RunFailedError } from '#shared/errors.ts';
 import { localHandler, type FunctionName } from './functions.ts';
+import { localFunctionName } from './local.ts';
 
 export interface Target {
   service: string;
@@ -46,7 +47,8 @@ export const invoke = async (t: Target, fn: FunctionName, payload: unknown): Pro
     const handler = await localHandler(fn);
     const started = Date.now();
     const context = {
-      functionName: fn,
+      // Who holds the leases this run takes: `ecs-scheduler run … (local:ops@laptop)`.
+      functionName: localFunctionName(),
       awsRequestId: randomUUID(),
       invokedFunctionArn: `local:${fn}`,
       // As much time as the deployed function gets at most.
@@ -84,4 +86,24 @@ export const invoke = async (t: Target, fn: FunctionName, payload: unknown): Pro
     );
   }
   return JSON.parse(text) as Report;
+};
+
+/**
+ * Whether the deployed function is switched off: reserved concurrency 0 is the kill switch, whether
+ * flipped by the README's one-line loop or made to stick with the killSwitch param. A function that is
+ * not deployed in the region has no switch; any other answer is unknown, with the reason.
+ */
+export const deployedSwitchedOff = async (
+  t: Target,
+  fn: FunctionName,
+): Promise<{ off: boolean } | { unknown: string }> => {
+  try {
+    const out = await lambdaClient(t.region).send(
+      new GetFunctionConcurrencyCommand({ FunctionName: deployedName(t, fn) }),
+    );
+    return { off: out.ReservedConcurrentExecutions === 0 };
+  } catch (error) {
+    if ((error as Error).name === 'ResourceNotFoundException') return { off: false };
+    return { unknown: errorMessage(error) };
+  }
 };

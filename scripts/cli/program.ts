@@ -1,9 +1,14 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { Report } from '#shared/report.ts';
 import { InputError } from '#shared/errors.ts';
+import { leaseTableName } from '#shared/lease.ts';
+import { isLocalEndpoint } from '#shared/lease-table.ts';
+import { PLAN_DIGEST } from '#shared/plan-digest.ts';
 import { checkPayload, type FunctionName } from './functions.ts';
-import { deployedName, FunctionFailedError, invoke, type Target } from './invoke.ts';
-import { renderReport } from './output.ts';
+import { deployedName, deployedSwitchedOff, FunctionFailedError, invoke, type Target } from './invoke.ts';
+import { EXIT, renderReport, verdict } from './output.ts';
+import { applyLocalEnvironment, checkLeaseTable, deployedConfiguration } from './local.ts';
+import { describeEnvironment, localEnvironment } from './stage-config.ts';
 import { readStatus, renderStatus } from './status.ts';
 
 /** Everything the CLI touches outside itself, so tests can drive it like a person or a pipeline. */
@@ -19,7 +24,7 @@ export interface Io {
   env: NodeJS.ProcessEnv;
 }
 
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+export { EXIT };
 
 interface Globals {
   stage: string;
@@ -53,6 +58,77 @@ const keyValues = (pairs: string[] | undefined, flag: string): Record<string, st
 const compact = <T extends Record<string, unknown>>(o: T) =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
+/**
+ * Prepares a `--local` run: the deployed function's configuration in the stage, said on stderr and
+ * applied to this process; the stage's lease table, created in a local emulator or proven reachable
+ * before a run that changes things. Returns an exit code when the run must not go ahead, and whether
+ * the stage's DRY_RUN (or the operator's) makes it a dry run whatever was asked.
+ */
+const prepareLocal = async (
+  io: Io,
+  g: Globals,
+  target: Target,
+  fn: FunctionName,
+  asked: { mutates: boolean },
+): Promise<{ code: number } | { dryRun: boolean }> => {
+  const { config, origin } = await deployedConfiguration(fn, g.stage, g.serviceName);
+  const local = localEnvironment(config, io.env);
+  io.err(
+    `--local: ${fn} runs with stage ${g.stage}'s configuration from ${origin}: ${describeEnvironment(local.env)}` +
+      (config.ownParams ? '' : ` (no params for stage ${g.stage} there: the defaults apply)`) +
+      (config.unresolved.length > 0
+        ? `; not known locally, left as they are: ${config.unresolved.join(', ')}`
+        : ''),
+  );
+  for (const note of local.notes) io.err(`--local: ${note}`);
+  // Nothing will change whatever the person answers: say so, and do not ask.
+  const forcedDryRun = asked.mutates && local.env.DRY_RUN === 'true';
+  if (forcedDryRun)
+    io.err(
+      `--local: DRY_RUN=true for ${fn} in stage ${g.stage}: this run is a dry run, and nothing will change.`,
+    );
+  const mutates = asked.mutates && !forcedDryRun;
+  const go = { dryRun: forcedDryRun };
+  if (mutates && config.killSwitch) {
+    io.err(
+      `refusing to run ${fn} with --local: stage ${g.stage}'s kill switch is on (killSwitch 'true' in ${origin}), so its functions change nothing, and neither does a local run. Add --dry-run to see the plan.`,
+    );
+    return { code: EXIT.usage };
+  }
+  // The kill switch flipped at run time (reserved concurrency 0) is not in serverless.yml: ask Lambda.
+  if (mutates && !isLocalEndpoint(process.env.AWS_ENDPOINT_URL_LAMBDA ?? process.env.AWS_ENDPOINT_URL)) {
+    const name = deployedName(target, fn);
+    const switched = await deployedSwitchedOff(target, fn);
+    if ('off' in switched && switched.off) {
+      io.err(
+        `refusing to run ${fn} with --local: ${name} is switched off (reserved concurrency 0: the kill switch), and a local run is no exception. Add --dry-run to see the plan.`,
+      );
+      return { code: EXIT.usage };
+    }
+    if ('unknown' in switched)
+      io.err(
+        `--local: could not check whether ${name} is switched off (${switched.unknown}); if the kill switch is on, change nothing.`,
+      );
+  }
+  applyLocalEnvironment(fn, local.env);
+  const table = local.env.LEASE_TABLE ?? leaseTableName(g.stage, g.serviceName);
+  // Dry runs take no leases; a lease table in a local emulator is created either way (carry-over reads it).
+  if (!mutates && !isLocalEndpoint(process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL))
+    return go;
+  const check = await checkLeaseTable(table);
+  if (check.ok) {
+    if (check.created) io.err(`--local: created the lease table ${table} in the local emulator`);
+    return go;
+  }
+  if (!mutates) return go;
+  io.err(
+    `refusing to run ${fn} with --local: cannot use the lease table ${table} (${check.reason}). ` +
+      'Without its leases another run could act on the same resources at the same time. ' +
+      'Add --dry-run to see the plan, or run the deployed function (without --local).',
+  );
+  return { code: EXIT.failed };
+};
+
 /** Runs one function command: check, (dry run, confirm,) run, report. Returns the exit code. */
 const runFunction = async (
   io: Io,
@@ -70,8 +146,27 @@ const runFunction = async (
   // In-process handlers and their clients run in the region asked for, like the deployed function.
   if (target.local && target.region) useRegion(io, target.region);
   const dryRun = g.dryRun === true;
-  const request = compact({ ...payload, ...(dryRun && { dryRun: true }) });
+  let request = compact({ ...payload, ...(dryRun && { dryRun: true }) });
   checkPayload(fn, request);
+  let mutates = options.mutates && !dryRun;
+  if (mutates && g.yes !== true && !io.interactive) {
+    io.err(
+      `refusing to run ${fn} without --yes: not attached to a terminal, so nobody can confirm. Add --dry-run to see the plan.`,
+    );
+    return EXIT.usage;
+  }
+  let forcedDryRun = false;
+  if (target.local) {
+    const ready = await prepareLocal(io, g, target, fn, { mutates });
+    if ('code' in ready) return ready.code;
+    if (ready.dryRun) {
+      // The function's DRY_RUN makes it a dry run anyway; the input says so too.
+      forcedDryRun = true;
+      mutates = false;
+      request = { ...request, dryRun: true };
+      checkPayload(fn, request);
+    }
+  }
   const where = target.local ? `${fn} (local)` : deployedName(target, fn);
   const call = async (body: Record<string, unknown>, label: string): Promise<Report> => {
     const done = io.interactive ? io.progress(`${label} ${where}…`) : () => undefined;
@@ -81,32 +176,40 @@ const runFunction = async (
       done();
     }
   };
-  const show = (report: Report) =>
-    io.out(g.json ? JSON.stringify(report, null, 2) : renderReport(fn, report, io.width));
+  // With --json, stdout carries exactly one document: the report of the last call, as the function
+  // returned it. The plan shown for confirmation is for the person, on stderr.
+  const table = (report: Report) => renderReport(fn, report, io.width);
+  const show = (report: Report) => io.out(g.json ? JSON.stringify(report, null, 2) : table(report));
 
-  if (options.mutates && !dryRun && g.yes !== true) {
-    if (!io.interactive) {
-      io.err(
-        `refusing to run ${fn} without --yes: not attached to a terminal, so nobody can confirm. Add --dry-run to see the plan.`,
-      );
-      return EXIT.usage;
-    }
+  let apply: Record<string, unknown> = request;
+  if (mutates && g.yes !== true) {
     // Show what would happen first, then ask: the same plan a person would get from --dry-run.
     const plan = await call({ ...request, dryRun: true }, 'planning with');
-    show(plan);
     if (plan.summary.planned === 0) {
+      show(plan);
       io.err('nothing to change.');
-      return plan.summary.failed > 0 ? EXIT.failed : EXIT.ok;
+      const result = verdict(plan, { dryRun: true });
+      for (const line of result.lines) io.err(line);
+      return result.code;
     }
+    (g.json ? io.err : io.out)(table(plan));
     const label = target.local ? 'with your credentials' : `in stage ${g.stage}`;
     if (!(await io.confirm(`Apply ${plan.summary.planned} planned change(s) ${label}?`))) {
+      if (g.json) show(plan);
       io.err('nothing changed.');
       return EXIT.ok;
     }
+    // The apply plans afresh; with the digest of the plan confirmed, the function refuses a different
+    // one. Added after checkPayload: a function that returns a digest accepts it back, and one that does
+    // not (deployed before digests) is sent none.
+    if (typeof plan.planDigest === 'string' && PLAN_DIGEST.test(plan.planDigest))
+      apply = { ...request, planDigest: plan.planDigest };
   }
-  const report = await call(request, dryRun ? 'planning with' : 'running');
+  const report = await call(apply, dryRun || forcedDryRun ? 'planning with' : 'running');
   show(report);
-  return report.summary.failed > 0 ? EXIT.failed : EXIT.ok;
+  const result = verdict(report, { dryRun: dryRun || forcedDryRun });
+  for (const line of result.lines) io.err(line);
+  return result.code;
 };
 
 /** Options every command takes, before or after its name; `--region` is left out where it means something else. */
@@ -287,27 +390,33 @@ export const buildProgram = (io: Io, result: { code: number }) => {
 
   withCommon(program.command('status'))
     .description(
-      'what nightshift holds now: parked services and groups, rotations, recent restarts, copies in flight',
+      'what nightshift holds now: parked services and groups, rotations, recent restarts, copies in flight, leases',
     )
     .option(
       '--copy-region <region>',
-      'target region of snapshot copies (repeatable; default TARGET_REGIONS)',
+      "target region of snapshot copies (repeatable; default: the stage's TARGET_REGIONS in serverless.yml)",
       collect,
     )
     .action(function (this: Command) {
       const o = this.opts<{ copyRegion?: string[] }>();
       return act(async () => {
-        const regions =
-          o.copyRegion ??
-          (io.env.TARGET_REGIONS ?? '')
+        const g = globals();
+        const list = (text: string | undefined) =>
+          (text ?? '')
             .split(',')
             .map((r) => r.trim())
             .filter(Boolean);
-        const region = globals().region;
-        if (region) useRegion(io, region);
+        const { config } = await deployedConfiguration('rds-snapshot-copy', g.stage, g.serviceName);
+        const stageRegions = list(config.env.TARGET_REGIONS);
+        const regions =
+          o.copyRegion ?? (stageRegions.length > 0 ? stageRegions : list(io.env.TARGET_REGIONS));
+        if (g.region) useRegion(io, g.region);
         const done = io.interactive ? io.progress('reading what nightshift holds…') : () => undefined;
-        const status = await readStatus(regions).finally(done);
-        io.out(globals().json ? JSON.stringify(status, null, 2) : renderStatus(status));
+        const status = await readStatus(
+          { copyRegions: regions, leaseTable: leaseTableName(g.stage, g.serviceName) },
+          new Date(),
+        ).finally(done);
+        io.out(g.json ? JSON.stringify(status, null, 2) : renderStatus(status));
         return status.notes.some((n) => n.startsWith('could not read')) ? EXIT.failed : EXIT.ok;
       })();
     });

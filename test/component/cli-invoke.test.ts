@@ -23,6 +23,11 @@ const REPORT = {
   ],
 };
 
+const payloads = () =>
+  lambda
+    .commandCalls(InvokeCommand)
+    .map((c) => JSON.parse(new TextDecoder().decode(c.args[0].input.Payload as Uint8Array)));
+
 describe('nightshift CLI invoking deployed functions', () => {
   beforeEach(() => lambda.reset());
 
@@ -117,5 +122,101 @@ describe('nightshift CLI invoking deployed functions', () => {
 
     expect(run.code).toBe(1);
     expect(JSON.parse(run.out)).toMatchObject({ summary: { failed: 1 } });
+  });
+
+  it('sends the confirmed dry run’s planDigest with the apply, and only when the dry run returned one', async () => {
+    const digest = 'a'.repeat(64);
+    const planned = { ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } };
+    lambda
+      .on(InvokeCommand)
+      .resolvesOnce({ StatusCode: 200, Payload: encode({ ...planned, planDigest: digest }) })
+      .resolvesOnce({ StatusCode: 200, Payload: encode(REPORT) })
+      .resolvesOnce({ StatusCode: 200, Payload: encode(planned) })
+      .resolves({ StatusCode: 200, Payload: encode(REPORT) });
+
+    const withDigest = await cli(['stop', '--cluster', 'stage'], { interactive: true, answer: true });
+    const without = await cli(['stop', '--cluster', 'stage'], { interactive: true, answer: true });
+
+    expect(payloads()).toEqual([
+      { action: 'stop', clusters: ['stage'], dryRun: true },
+      { action: 'stop', clusters: ['stage'], planDigest: digest },
+      { action: 'stop', clusters: ['stage'], dryRun: true },
+      { action: 'stop', clusters: ['stage'] },
+    ]);
+    expect([withDigest.code, without.code]).toEqual([0, 0]);
+  });
+
+  it('says plainly when the function refused an apply whose plan changed, and exits 3', async () => {
+    const refused = {
+      action: 'stop',
+      dryRun: false,
+      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, failed: 0 },
+      resources: [
+        {
+          arn: 'arn:aws:ecs:eu-central-1:123456789012:service/stage/web',
+          type: 'ecs-service',
+          outcome: 'skipped',
+          detail:
+            'the plan changed since it was confirmed (another run, a person or AWS changed something in between); ' +
+            'nothing changed — look at the new plan and confirm again (the new plan: desiredCount 5 → 0)',
+        },
+      ],
+    };
+    lambda
+      .on(InvokeCommand)
+      .resolvesOnce({
+        StatusCode: 200,
+        Payload: encode({
+          ...REPORT,
+          dryRun: true,
+          summary: { ...REPORT.summary, changed: 0, planned: 1 },
+          planDigest: 'b'.repeat(64),
+        }),
+      })
+      .resolves({ StatusCode: 200, Payload: encode(refused) });
+
+    const run = await cli(['stop', '--cluster', 'stage', '--stage', 'stage'], {
+      interactive: true,
+      answer: true,
+    });
+
+    expect(run.code).toBe(3);
+    expect(run.err).toContain('the plan changed since you confirmed it');
+    expect(run.err).toContain('nothing was changed. Run the command again to see the new plan');
+  });
+
+  it('prints one JSON document with --json, the report as the function returned it, also after confirming', async () => {
+    const returned = {
+      ...REPORT,
+      summary: { ...REPORT.summary, unchanged: 1200 },
+      omitted: { unchanged: 1200 },
+    };
+    lambda
+      .on(InvokeCommand)
+      .resolvesOnce({
+        StatusCode: 200,
+        Payload: encode({ ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } }),
+      })
+      .resolves({ StatusCode: 200, Payload: encode(returned) });
+
+    const run = await cli(['stop', '--cluster', 'stage', '--json'], { interactive: true, answer: true });
+
+    expect(JSON.parse(run.out)).toEqual(returned);
+    // The plan the person confirmed is on stderr, as a table.
+    expect(run.err).toContain('ecs-scheduler stop (dry run): 0 changed, 1 planned');
+  });
+
+  it('says so when the stage made the apply a dry run (DRY_RUN), and changed nothing', async () => {
+    lambda.on(InvokeCommand).resolves({
+      StatusCode: 200,
+      Payload: encode({ ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } }),
+    });
+
+    const run = await cli(['stop', '--cluster', 'stage', '--stage', 'prod', '--yes']);
+
+    expect(run.code).toBe(0);
+    expect(run.err).toBe(
+      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed.',
+    );
   });
 });

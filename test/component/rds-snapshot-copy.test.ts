@@ -1,25 +1,39 @@
 /**
  * What moto 5.2.1 cannot show: copying an automated snapshot by its ARN (moto mis-parses the `rds:`
- * in the name), the in-flight copy limits (moto enforces none), and AWS refusing a copy mid-run.
+ * in the name), the in-flight copy limits and the snapshot quota (moto enforces neither, and has no
+ * DescribeAccountAttributes), RDS's real SnapshotQuotaExceeded messages, pages of 100 with a Marker
+ * (moto answers every Describe in one page), option groups on snapshots, and AWS refusing mid-run.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
+  AddTagsToResourceCommand,
   CopyDBClusterSnapshotCommand,
   CopyDBSnapshotCommand,
+  DeleteDBSnapshotCommand,
+  DescribeAccountAttributesCommand,
   DescribeDBClusterSnapshotsCommand,
   DescribeDBSnapshotsCommand,
   RDSClient,
+  type DBClusterSnapshot,
   type DBSnapshot,
 } from '@aws-sdk/client-rds';
 import { run, type Deps } from '#functions/rds-snapshot-copy/handler.ts';
 import { CopyConfig } from '#functions/rds-snapshot-copy/config.ts';
+import { SERVICE } from '#functions/rds-snapshot-copy/metrics.ts';
+import { parseCopyInput } from '#events/rds-snapshot-copy/schema.ts';
 import { parseEnv } from '#shared/env.ts';
-import { runContext } from '#test/support/context.ts';
+import { OutOfTimeError } from '#shared/deadline.ts';
+import { NOT_STARTED } from '#shared/execute.ts';
+import { withOps } from '#shared/handler.ts';
+import { MAX_REPORT_BYTES, UNCHANGED_LISTED } from '#shared/report.ts';
+import { lambdaContext, runContext } from '#test/support/context.ts';
 
 const SOURCE = 'eu-central-1';
 const TARGET = 'eu-west-1';
+const ACCOUNT = '123456789012';
 const NOW = new Date('2026-11-23T04:00:00Z');
+const HOUR = 3_600_000;
 const ctx = runContext();
 
 const source = new RDSClient({ region: SOURCE });
@@ -27,23 +41,59 @@ const target = new RDSClient({ region: TARGET });
 const src = mockClient(source);
 const dst = mockClient(target);
 
-const deps = (env: Record<string, string> = {}): Deps => ({
+const deps = (env: Record<string, string> = {}, recorded: unknown[] = []): Deps => ({
   clientFor: (region) => (region === TARGET ? target : source),
   config: parseEnv(CopyConfig, { AWS_REGION: SOURCE, TARGET_REGIONS: TARGET, ...env }),
   now: () => NOW,
+  recordUncopied: (u) => recorded.push(u),
 });
+const deployed = (d: Deps) => withOps(SERVICE, parseCopyInput, (input, c) => run(input, c, d));
 
+const srcArn = (id: string) => `arn:aws:rds:${SOURCE}:${ACCOUNT}:snapshot:${id}`;
+const dstArn = (id: string) => `arn:aws:rds:${TARGET}:${ACCOUNT}:snapshot:${id}`;
 const snap = (id: string, extra: Partial<DBSnapshot> = {}): DBSnapshot => ({
   DBSnapshotIdentifier: id,
-  DBSnapshotArn: `arn:aws:rds:${SOURCE}:123456789012:snapshot:${id}`,
+  DBSnapshotArn: srcArn(id),
   DBInstanceIdentifier: 'orders',
   SnapshotType: 'manual',
   Status: 'available',
   Encrypted: false,
   SnapshotCreateTime: new Date('2026-11-23T03:24:00Z'),
+  OriginalSnapshotCreateTime: new Date('2026-11-23T03:24:00Z'),
   TagList: [{ Key: 'team', Value: 'shop' }],
   ...extra,
 });
+/** nightshift's copy of `id` as RDS describes it in the target region. */
+const copyOf = (id: string, extra: Partial<DBSnapshot> = {}): DBSnapshot =>
+  snap(id, {
+    DBSnapshotArn: dstArn(id),
+    SourceDBSnapshotIdentifier: srcArn(id),
+    TagList: [{ Key: 'nightshift:source-arn', Value: srcArn(id) }],
+    ...extra,
+  });
+const clusterSnap = (id: string, extra: Partial<DBClusterSnapshot> = {}): DBClusterSnapshot => ({
+  DBClusterSnapshotIdentifier: id,
+  DBClusterSnapshotArn: `arn:aws:rds:${SOURCE}:${ACCOUNT}:cluster-snapshot:${id}`,
+  DBClusterIdentifier: id,
+  SnapshotType: 'manual',
+  Status: 'available',
+  SnapshotCreateTime: NOW,
+  ...extra,
+});
+const awsError = (name: string, message: string) => Object.assign(new Error(message), { name });
+const rows = (report: { resources: { arn: string; outcome: string }[] }) =>
+  report.resources.map((r) => `${r.arn.split(':').pop()} ${r.outcome}`);
+
+/** Serves `items` in pages of at most MaxRecords (RDS: 20 to 100) with a Marker, as RDS does. */
+const paged =
+  <T>(items: T[], key: 'DBSnapshots' | 'DBClusterSnapshots', served: { pages: number }) =>
+  (input: { MaxRecords?: number; Marker?: string }) => {
+    const size = input.MaxRecords ?? 100;
+    const start = Number(input.Marker ?? 0);
+    served.pages += 1;
+    const next = start + size;
+    return { [key]: items.slice(start, next), ...(next < items.length && { Marker: String(next) }) };
+  };
 
 const automatedEvent = {
   version: '0',
@@ -52,7 +102,7 @@ const automatedEvent = {
   source: 'aws.rds',
   region: SOURCE,
   detail: {
-    SourceArn: `arn:aws:rds:${SOURCE}:123456789012:snapshot:rds:orders-2026-11-23-03-24`,
+    SourceArn: srcArn('rds:orders-2026-11-23-03-24'),
     SourceIdentifier: 'rds:orders-2026-11-23-03-24',
     EventID: 'RDS-EVENT-0091',
   },
@@ -63,11 +113,12 @@ describe('rds-snapshot-copy with simulated RDS', () => {
     src.reset();
     dst.reset();
     src.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [] });
+    src.on(AddTagsToResourceCommand).resolves({});
     dst.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [] });
     dst.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [] });
   });
 
-  it('copies an automated snapshot by its ARN, naming the copy without the rds: prefix', async () => {
+  it('marks an automated snapshot and copies it by its ARN with CopyTags, naming the copy without the rds: prefix', async () => {
     // Prepare
     const automated = snap('rds:orders-2026-11-23-03-24', { SnapshotType: 'automated' });
     src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [automated] });
@@ -77,43 +128,38 @@ describe('rds-snapshot-copy with simulated RDS', () => {
     const report = await run({ action: 'event', event: automatedEvent as never }, ctx, deps());
 
     // Assess
-    expect(dst.commandCalls(CopyDBSnapshotCommand).map((c) => c.args[0].input)).toEqual([
+    expect(src.commandCalls(AddTagsToResourceCommand).map((c) => c.args[0].input)).toEqual([
       {
-        SourceDBSnapshotIdentifier: automated.DBSnapshotArn,
-        TargetDBSnapshotIdentifier: 'orders-2026-11-23-03-24',
-        SourceRegion: SOURCE,
+        ResourceName: automated.DBSnapshotArn,
         Tags: [
-          { Key: 'team', Value: 'shop' },
           { Key: 'nightshift:source-arn', Value: automated.DBSnapshotArn },
           { Key: 'nightshift:source-time', Value: '2026-11-23T03:24:00Z' },
         ],
       },
     ]);
+    expect(dst.commandCalls(CopyDBSnapshotCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        SourceDBSnapshotIdentifier: automated.DBSnapshotArn,
+        TargetDBSnapshotIdentifier: 'orders-2026-11-23-03-24',
+        SourceRegion: SOURCE,
+        CopyTags: true,
+      },
+    ]);
+    expect(dst.commandCalls(AddTagsToResourceCommand)).toEqual([]);
     expect(src.commandCalls(DescribeDBSnapshotsCommand)[0]?.args[0].input).toEqual({
       DBSnapshotIdentifier: 'rds:orders-2026-11-23-03-24',
     });
-    expect(report.resources[0]).toMatchObject({
-      arn: `arn:aws:rds:${TARGET}:123456789012:snapshot:orders-2026-11-23-03-24`,
-      outcome: 'changed',
-    });
+    expect(report.resources[0]).toMatchObject({ arn: dstArn('orders-2026-11-23-03-24'), outcome: 'changed' });
   });
 
   it('never sleeps at the in-flight limit: starts what fits and leaves the rest for the next sweep', async () => {
     // Prepare: 18 instance-snapshot copies already in flight in the target region, 4 new snapshots
     dst.on(DescribeDBSnapshotsCommand).resolves({
-      DBSnapshots: Array.from({ length: 18 }, (_, i) =>
-        snap(`other-${i}`, {
-          DBSnapshotArn: `arn:aws:rds:${TARGET}:123456789012:snapshot:other-${i}`,
-          Status: 'copying',
-          TagList: [
-            { Key: 'nightshift:source-arn', Value: `arn:aws:rds:${SOURCE}:123456789012:snapshot:o-${i}` },
-          ],
-        }),
-      ),
+      DBSnapshots: Array.from({ length: 18 }, (_, i) => copyOf(`other-${i}`, { Status: 'copying' })),
     });
     src.on(DescribeDBSnapshotsCommand).resolves({
       DBSnapshots: ['a', 'b', 'c', 'd'].map((id, i) =>
-        snap(`orders-${id}`, { SnapshotCreateTime: new Date(NOW.getTime() - (i + 1) * 3_600_000) }),
+        snap(`orders-${id}`, { OriginalSnapshotCreateTime: new Date(NOW.getTime() - (i + 1) * HOUR) }),
       ),
     });
     dst.on(CopyDBSnapshotCommand).resolves({});
@@ -127,7 +173,7 @@ describe('rds-snapshot-copy with simulated RDS', () => {
     expect(
       dst.commandCalls(CopyDBSnapshotCommand).map((c) => c.args[0].input.TargetDBSnapshotIdentifier),
     ).toEqual(['orders-a', 'orders-b']);
-    expect(report.resources.map((r) => `${r.arn.split(':').pop()} ${r.outcome}`)).toEqual([
+    expect(rows(report)).toEqual([
       'orders-a changed',
       'orders-b changed',
       'orders-c skipped',
@@ -141,64 +187,366 @@ describe('rds-snapshot-copy with simulated RDS', () => {
   it('holds cluster-snapshot copies to 5 in flight', async () => {
     src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [] });
     src.on(DescribeDBClusterSnapshotsCommand).resolves({
-      DBClusterSnapshots: Array.from({ length: 7 }, (_, i) => ({
-        DBClusterSnapshotIdentifier: `billing-${i}`,
-        DBClusterSnapshotArn: `arn:aws:rds:${SOURCE}:123456789012:cluster-snapshot:billing-${i}`,
-        DBClusterIdentifier: `billing-${i}`,
-        SnapshotType: 'manual',
-        Status: 'available',
-        SnapshotCreateTime: NOW,
-      })),
+      DBClusterSnapshots: Array.from({ length: 7 }, (_, i) => clusterSnap(`billing-${i}`)),
     });
     dst.on(CopyDBClusterSnapshotCommand).resolves({});
 
     const report = await run({ action: 'sweep' }, ctx, deps());
 
     expect(dst.commandCalls(CopyDBClusterSnapshotCommand)).toHaveLength(5);
+    expect(dst.commandCalls(CopyDBClusterSnapshotCommand)[0]?.args[0].input).toMatchObject({
+      CopyTags: true,
+    });
     expect(report.summary).toMatchObject({ changed: 5, skipped: 2 });
   });
 
-  it('counts "already exists" as done when the existing copy is ours, and as failed when it is not', async () => {
-    // Prepare: both copies raced with another run; only the first target is a nightshift copy of its source
+  it('counts "already exists" as done only when RDS says the existing snapshot is a copy of this source, not by its tag', async () => {
+    // Prepare: both copies raced with another run; both targets carry the tag, only orders-a is a copy RDS made of its source
     src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snap('orders-a'), snap('orders-b')] });
     dst
       .on(CopyDBSnapshotCommand)
-      .rejects(Object.assign(new Error('exists'), { name: 'DBSnapshotAlreadyExistsFault' }));
+      .rejects(
+        awsError(
+          'DBSnapshotAlreadyExistsFault',
+          'Cannot create the snapshot because a snapshot with the identifier orders-a already exists.',
+        ),
+      );
     dst
       .on(DescribeDBSnapshotsCommand, { DBSnapshotIdentifier: 'orders-a' })
-      .resolves({
-        DBSnapshots: [
-          snap('orders-a', {
-            Status: 'copying',
-            TagList: [{ Key: 'nightshift:source-arn', Value: snap('orders-a').DBSnapshotArn ?? '' }],
-          }),
-        ],
-      })
+      .resolves({ DBSnapshots: [copyOf('orders-a', { Status: 'copying' })] })
       .on(DescribeDBSnapshotsCommand, { DBSnapshotIdentifier: 'orders-b' })
-      .resolves({ DBSnapshots: [snap('orders-b', { TagList: [] })] });
+      .resolves({ DBSnapshots: [copyOf('orders-b', { SourceDBSnapshotIdentifier: undefined })] });
 
+    // Act
     const report = await run({ action: 'sweep' }, ctx, deps());
 
-    expect(report.resources.map((r) => `${r.arn.split(':').pop()} ${r.outcome}`)).toEqual([
-      'orders-a unchanged',
-      'orders-b failed',
-    ]);
-    expect(report.resources[1]?.error).toMatch(
-      /^orders-b already exists in eu-west-1 and is not a nightshift copy/,
+    // Assess
+    expect(rows(report)).toEqual(['orders-a unchanged', 'orders-b failed']);
+    expect(report.resources[1]?.error).toBe(
+      "orders-b already exists in eu-west-1 and is not nightshift's copy of arn:aws:rds:eu-central-1:123456789012:snapshot:orders-b " +
+        '(RDS records no source for it (no SourceDBSnapshotIdentifier): it was not copied across Regions): ' +
+        'DBSnapshotAlreadyExistsFault: Cannot create the snapshot because a snapshot with the identifier orders-a already exists.',
     );
   });
 
-  it('leaves a copy AWS refuses for quota for the next sweep instead of failing the run', async () => {
-    src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snap('orders-a')] });
-    dst.on(CopyDBSnapshotCommand).rejects(
-      Object.assign(new Error('too many snapshot copies in progress'), {
-        name: 'SnapshotQuotaExceededFault',
-      }),
+  describe('SnapshotQuotaExceeded: the in-flight limit or the manual snapshot quota', () => {
+    const quotas = (used: number, max = 100) => ({
+      AccountQuotas: [
+        { AccountQuotaName: 'DBInstances', Used: 3, Max: 40 },
+        { AccountQuotaName: 'ManualSnapshots', Used: used, Max: max },
+        { AccountQuotaName: 'ManualClusterSnapshots', Used: 7, Max: 100 },
+      ],
+    });
+
+    beforeEach(() => {
+      src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snap('orders-a')] });
+    });
+
+    it('leaves a copy refused at the in-flight limit for the next sweep, without looking at quotas', async () => {
+      dst
+        .on(CopyDBSnapshotCommand)
+        .rejects(awsError('SnapshotQuotaExceeded', 'Cannot copy more than 20 snapshots across regions'));
+
+      const report = await run({ action: 'sweep' }, ctx, deps());
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'skipped',
+        detail:
+          "AWS's in-flight copy limit in eu-west-1 is reached; left for the next sweep (would have: copy orders-a to eu-west-1 as orders-a with its tags; first marks the source with nightshift:source-arn and nightshift:source-time, which the copy inherits)",
+        error: 'SnapshotQuotaExceeded: Cannot copy more than 20 snapshots across regions',
+      });
+      expect(dst.commandCalls(DescribeAccountAttributesCommand)).toEqual([]);
+    });
+
+    it('fails a copy refused by the full manual snapshot quota, naming the quota and its usage in the destination region', async () => {
+      dst
+        .on(CopyDBSnapshotCommand)
+        .rejects(awsError('SnapshotQuotaExceeded', 'Cannot create more than 100 manual snapshots'));
+      dst.on(DescribeAccountAttributesCommand).resolves(quotas(100));
+
+      const report = await run({ action: 'sweep' }, ctx, deps());
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'failed',
+        error:
+          'the manual snapshot quota in eu-west-1 is full (ManualSnapshots: 100 of 100 used); copies count toward it: raise the quota (Service Quotas, Amazon RDS) or delete snapshots there; RDS said: SnapshotQuotaExceeded: Cannot create more than 100 manual snapshots',
+      });
+      expect(src.commandCalls(DescribeAccountAttributesCommand)).toEqual([]);
+    });
+
+    it('names ManualClusterSnapshots for a cluster snapshot copy', async () => {
+      src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [] });
+      src.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [clusterSnap('billing-a')] });
+      dst
+        .on(CopyDBClusterSnapshotCommand)
+        .rejects(awsError('SnapshotQuotaExceeded', 'Cannot create more than 100 manual snapshots'));
+      dst.on(DescribeAccountAttributesCommand).resolves({
+        AccountQuotas: [{ AccountQuotaName: 'ManualClusterSnapshots', Used: 100, Max: 100 }],
+      });
+
+      const report = await run({ action: 'sweep' }, ctx, deps());
+
+      expect(report.resources[0]?.error).toMatch(
+        /^the manual cluster snapshot quota in eu-west-1 is full \(ManualClusterSnapshots: 100 of 100 used\)/,
+      );
+    });
+
+    it.each([
+      { used: 42, outcome: 'skipped' },
+      { used: 100, outcome: 'failed' },
+    ])(
+      'asks the quota usage when the message does not say which ($used of 100 used: $outcome)',
+      async ({ used, outcome }) => {
+        dst
+          .on(CopyDBSnapshotCommand)
+          .rejects(
+            awsError(
+              'SnapshotQuotaExceeded',
+              'The request cannot be processed because it would exceed the maximum number of snapshots.',
+            ),
+          );
+        dst.on(DescribeAccountAttributesCommand).resolves(quotas(used));
+
+        const report = await run({ action: 'sweep' }, ctx, deps());
+
+        expect(report.resources[0]?.outcome).toBe(outcome);
+        expect(dst.commandCalls(DescribeAccountAttributesCommand).length).toBeGreaterThan(0);
+      },
     );
+
+    it('fails, saying the usage is unknown, when the quotas cannot be read', async () => {
+      dst
+        .on(CopyDBSnapshotCommand)
+        .rejects(awsError('SnapshotQuotaExceeded', 'Cannot create more than 100 manual snapshots'));
+      dst.on(DescribeAccountAttributesCommand).rejects(awsError('AccessDenied', 'not allowed'));
+
+      const report = await run({ action: 'sweep' }, ctx, deps());
+
+      expect(report.resources[0]?.error).toMatch(
+        /is full \(ManualSnapshots: usage unknown, DescribeAccountAttributes failed: AccessDenied: not allowed\)/,
+      );
+    });
+  });
+
+  it('copies an instance snapshot with a non-default option group into the configured option group', async () => {
+    src.on(DescribeDBSnapshotsCommand).resolves({
+      DBSnapshots: [
+        snap('ledger-nightly', { OptionGroupName: 'oracle-ee-19-tde', DBInstanceIdentifier: 'ledger' }),
+      ],
+    });
+    dst.on(CopyDBSnapshotCommand).resolves({});
+
+    const without = await run({ action: 'sweep' }, ctx, deps());
+    const withGroup = await run(
+      { action: 'sweep' },
+      ctx,
+      deps({ TARGET_OPTION_GROUPS: `${TARGET}=oracle-tde-dr` }),
+    );
+
+    expect(without.resources[0]).toMatchObject({ outcome: 'failed' });
+    expect(withGroup.resources[0]).toMatchObject({ outcome: 'changed' });
+    expect(dst.commandCalls(CopyDBSnapshotCommand).map((c) => c.args[0].input)).toEqual([
+      expect.objectContaining({
+        OptionGroupName: 'oracle-tde-dr',
+        TargetDBSnapshotIdentifier: 'ledger-nightly',
+      }),
+    ]);
+  });
+
+  it('never copies a snapshot of this region that only shares its identifier with the one asked for', async () => {
+    // Prepare: the operator names a snapshot in eu-west-2; eu-central-1 has one with the same identifier
+    src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snap('orders-before-migration')] });
+    const elsewhere = `arn:aws:rds:eu-west-2:${ACCOUNT}:snapshot:orders-before-migration`;
+
+    // Act
+    const report = await run({ action: 'copy', snapshot: elsewhere }, ctx, deps());
+
+    // Assess
+    expect(report.resources).toEqual([
+      expect.objectContaining({
+        arn: elsewhere,
+        outcome: 'failed',
+        detail: 'snapshot not found (deleted, or not in this account and region); nothing copied',
+      }),
+    ]);
+    expect(
+      [...src.calls(), ...dst.calls()].filter((c) => !/^Describe/.test(c.args[0].constructor.name)),
+    ).toEqual([]);
+  });
+
+  it('copies nothing when the source cannot be marked, and says so', async () => {
+    src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snap('orders-a')] });
+    src
+      .on(AddTagsToResourceCommand)
+      .rejects(awsError('AccessDenied', 'not authorized to perform rds:AddTagsToResource'));
 
     const report = await run({ action: 'sweep' }, ctx, deps());
 
-    expect(report.resources[0]).toMatchObject({ outcome: 'skipped' });
-    expect(report.resources[0]?.detail).toMatch(/left for the next sweep$/);
+    expect(report.resources[0]).toMatchObject({
+      outcome: 'failed',
+      error:
+        'marking the source with nightshift:source-arn and nightshift:source-time failed: AccessDenied: not authorized to perform rds:AddTagsToResource; nothing copied',
+    });
+    expect(dst.commandCalls(CopyDBSnapshotCommand)).toEqual([]);
+  });
+
+  it('reads every page of every Describe (MaxRecords 100, Marker) and plans from all of them', async () => {
+    // Prepare: 250 sources, 230 of them copied; 120 cluster snapshots, all copied; an old copy on the last page
+    const served = { pages: 0 };
+    const sources = Array.from({ length: 250 }, (_, i) =>
+      snap(`orders-${String(i).padStart(3, '0')}`, { DBInstanceIdentifier: `db-${i}` }),
+    );
+    const copies = sources
+      .slice(0, 230)
+      .map((s) => copyOf(s.DBSnapshotIdentifier ?? '', { DBInstanceIdentifier: s.DBInstanceIdentifier }));
+    const old = copyOf('orders-old', {
+      DBInstanceIdentifier: 'db-0',
+      OriginalSnapshotCreateTime: new Date(NOW.getTime() - 30 * 24 * HOUR),
+    });
+    const clusters = Array.from({ length: 120 }, (_, i) => clusterSnap(`billing-${i}`));
+    const clusterCopies = clusters.map((c) => ({
+      ...c,
+      DBClusterSnapshotArn: c.DBClusterSnapshotArn?.replace(SOURCE, TARGET),
+      SourceDBClusterSnapshotArn: c.DBClusterSnapshotArn,
+      TagList: [{ Key: 'nightshift:source-arn', Value: c.DBClusterSnapshotArn }],
+    }));
+    src.on(DescribeDBSnapshotsCommand).callsFake(paged(sources, 'DBSnapshots', served));
+    dst.on(DescribeDBSnapshotsCommand).callsFake(paged([...copies, old], 'DBSnapshots', served));
+    src.on(DescribeDBClusterSnapshotsCommand).callsFake(paged(clusters, 'DBClusterSnapshots', served));
+    dst.on(DescribeDBClusterSnapshotsCommand).callsFake(paged(clusterCopies, 'DBClusterSnapshots', served));
+    dst.on(CopyDBSnapshotCommand).resolves({});
+    dst.on(DeleteDBSnapshotCommand).resolves({});
+    const recorded: unknown[] = [];
+
+    // Act
+    const report = await run({ action: 'sweep' }, ctx, deps({}, recorded));
+
+    // Assess
+    expect(served.pages).toBe(3 + 3 + 2 + 2);
+    for (const call of [
+      ...src.commandCalls(DescribeDBSnapshotsCommand),
+      ...dst.commandCalls(DescribeDBSnapshotsCommand),
+      ...src.commandCalls(DescribeDBClusterSnapshotsCommand),
+      ...dst.commandCalls(DescribeDBClusterSnapshotsCommand),
+    ])
+      expect(call.args[0].input.MaxRecords).toBe(100);
+    expect(report.summary).toMatchObject({ unchanged: 230 + 120, changed: 20 + 1, failed: 0 });
+    expect(
+      dst.commandCalls(DeleteDBSnapshotCommand).map((c) => c.args[0].input.DBSnapshotIdentifier),
+    ).toEqual(['orders-old']);
+    expect(recorded).toEqual([{ [TARGET]: { arn: srcArn('orders-230'), ageHours: 0.6 } }]);
+  });
+
+  it('changes nothing when the deadline cuts a read, and reports the run undone', async () => {
+    // Prepare: the Lambda runs out of time after the first page of the target region's copies
+    const served = { pages: 0 };
+    const sources = Array.from({ length: 150 }, (_, i) =>
+      snap(`orders-${i}`, { DBInstanceIdentifier: `db-${i}` }),
+    );
+    const copies = sources.map((s) =>
+      copyOf(s.DBSnapshotIdentifier ?? '', {
+        DBInstanceIdentifier: s.DBInstanceIdentifier,
+        OriginalSnapshotCreateTime: new Date(NOW.getTime() - 30 * 24 * HOUR),
+      }),
+    );
+    src.on(DescribeDBSnapshotsCommand).callsFake(paged(sources, 'DBSnapshots', { pages: 0 }));
+    dst.on(DescribeDBSnapshotsCommand).callsFake(paged(copies, 'DBSnapshots', served));
+    const recorded: unknown[] = [];
+    const handler = deployed(deps({}, recorded));
+
+    // Act
+    const report = await handler(
+      { action: 'sweep' },
+      lambdaContext('rds-snapshot-copy', () => (served.pages >= 1 ? 5_000 : 900_000)),
+    );
+    const direct = await run(
+      { action: 'sweep' },
+      runContext({ hasTime: () => served.pages < 1 }),
+      deps(),
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(report.resources).toEqual([
+      {
+        arn: '',
+        type: 'run',
+        outcome: 'undone',
+        detail:
+          'OutOfTimeError: the Lambda was about to time out while reading the DB snapshots in eu-west-1; nothing was changed after that point — the next run starts over',
+      },
+    ]);
+    expect(direct).toBeInstanceOf(OutOfTimeError);
+    const mutations = [...src.calls(), ...dst.calls()].filter((c) =>
+      /^(Copy|Delete|AddTags)/.test(c.args[0].constructor.name),
+    );
+    expect(mutations).toEqual([]);
+    expect(recorded).toEqual([]);
+  });
+
+  it('reports the copies the deadline left unstarted as undone, and the next sweep starts with them', async () => {
+    // Prepare: 6 new snapshots; time runs out after two copies
+    src.on(DescribeDBSnapshotsCommand).resolves({
+      DBSnapshots: ['a', 'b', 'c', 'd', 'e', 'f'].map((id, i) =>
+        snap(`orders-${id}`, {
+          DBInstanceIdentifier: `db-${id}`,
+          OriginalSnapshotCreateTime: new Date(NOW.getTime() - (i + 1) * HOUR),
+        }),
+      ),
+    });
+    let started = 0;
+    dst.on(CopyDBSnapshotCommand).callsFake(() => {
+      started += 1;
+      return {};
+    });
+
+    // Act
+    const cut = await run({ action: 'sweep' }, runContext({ hasTime: () => started < 2 }), deps());
+    const undone = cut.resources.filter((r) => r.outcome === 'undone').map((r) => r.arn);
+    dst.reset();
+    dst.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [] });
+    // Meanwhile 19 copies are in flight: one slot left, and it goes to a carried-over copy
+    dst.on(DescribeDBSnapshotsCommand).resolves({
+      DBSnapshots: Array.from({ length: 19 }, (_, i) => copyOf(`busy-${i}`, { Status: 'copying' })),
+    });
+    dst.on(CopyDBSnapshotCommand).resolves({});
+    const next = await run({ action: 'sweep' }, runContext({ carried: { sweep: undone } }), deps());
+
+    // Assess
+    expect(rows(cut).filter((r) => r.endsWith('undone'))).toHaveLength(undone.length);
+    expect(undone.length).toBeGreaterThan(0);
+    expect(cut.resources.find((r) => r.outcome === 'undone')?.detail).toMatch(new RegExp(`^${NOT_STARTED}`));
+    expect(
+      dst
+        .commandCalls(CopyDBSnapshotCommand)
+        .map((c) => dstArn(c.args[0].input.TargetDBSnapshotIdentifier ?? '')),
+    ).toEqual([undone[0]]);
+    expect(rows(next).filter((r) => r.endsWith('changed'))).toEqual([
+      `${undone[0]?.split(':').pop()} changed`,
+    ]);
+  });
+
+  it('returns a report that fits a synchronous invoke for a sweep over thousands of snapshots', async () => {
+    // Prepare: 2,500 sources, every one copied already, in pages of 100
+    const sources = Array.from({ length: 2500 }, (_, i) =>
+      snap(`orders-${String(i).padStart(4, '0')}`, { DBInstanceIdentifier: `db-${i}` }),
+    );
+    const copies = sources.map((s) =>
+      copyOf(s.DBSnapshotIdentifier ?? '', { DBInstanceIdentifier: s.DBInstanceIdentifier }),
+    );
+    src.on(DescribeDBSnapshotsCommand).callsFake(paged(sources, 'DBSnapshots', { pages: 0 }));
+    dst.on(DescribeDBSnapshotsCommand).callsFake(paged(copies, 'DBSnapshots', { pages: 0 }));
+
+    // Act
+    const report = await deployed(deps())({ action: 'sweep' }, lambdaContext('rds-snapshot-copy'));
+
+    // Assess
+    expect(report.summary).toMatchObject({ unchanged: 2500, changed: 0, failed: 0 });
+    expect(report.summary.unchanged).toBeGreaterThan(UNCHANGED_LISTED);
+    expect(report.omitted).toEqual({ unchanged: 2500 });
+    expect(report.resources).toEqual([]);
+    expect(Buffer.byteLength(JSON.stringify(report))).toBeLessThan(MAX_REPORT_BYTES);
   });
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  AddTagsToResourceCommand,
+  CopyDBSnapshotCommand,
   CreateDBClusterCommand,
   CreateDBClusterSnapshotCommand,
   CreateDBInstanceCommand,
@@ -9,17 +9,24 @@ import {
   DeleteDBSnapshotCommand,
   DescribeDBClusterSnapshotsCommand,
   DescribeDBSnapshotsCommand,
+  ListTagsForResourceCommand,
+  RestoreDBInstanceFromDBSnapshotCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { handler, run, type Deps } from '#functions/rds-snapshot-copy/handler.ts';
 import { CopyConfig } from '#functions/rds-snapshot-copy/config.ts';
+import { SERVICE } from '#functions/rds-snapshot-copy/metrics.ts';
+import { parseCopyInput } from '#events/rds-snapshot-copy/schema.ts';
 import { rdsClient } from '#shared/aws/rds.ts';
 import { parseEnv } from '#shared/env.ts';
+import { RunFailedError } from '#shared/errors.ts';
+import { withOps } from '#shared/handler.ts';
 import type { Report } from '#shared/report.ts';
 import { lambdaContext, runContext } from '#test/support/context.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { emulateCopySources } from '#test/support/rds-estate.ts';
 
 const SOURCE = 'eu-central-1';
 const TARGET = 'eu-west-1';
@@ -33,6 +40,7 @@ const sampleEvent = (file: string, sourceArn: string) => {
   event.resources = [sourceArn];
   return event;
 };
+const rows = (report: Report) => report.resources.map((r) => `${r.arn.split(':').pop()} ${r.outcome}`);
 
 describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
   let moto: Moto;
@@ -40,6 +48,7 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
   let src: RDSClient;
   let dst: RDSClient;
   let clock: Date;
+  let emulation: ReturnType<typeof emulateCopySources>;
 
   const deps = (env: Record<string, string> = {}): Deps => ({
     clientFor: (region) => rdsClient(region),
@@ -47,6 +56,8 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     now: () => clock,
   });
   const copy = (input: unknown, env?: Record<string, string>) => run(input as never, ctx, deps(env));
+  const tagsOf = async (client: RDSClient, arn: string) =>
+    (await client.send(new ListTagsForResourceCommand({ ResourceName: arn }))).TagList ?? [];
   const copiesIn = async (client = dst) => {
     const instances = (await client.send(new DescribeDBSnapshotsCommand({}))).DBSnapshots ?? [];
     const clusters = (await client.send(new DescribeDBClusterSnapshotsCommand({}))).DBClusterSnapshots ?? [];
@@ -65,10 +76,16 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
       })),
     ].sort((a, b) => String(a.id).localeCompare(String(b.id)));
   };
+  const ids = async (client = dst) =>
+    (await copiesIn(client)).map((c) => c.id).filter((id) => !id?.startsWith('rds:'));
 
-  /** A database `orders` (tagged) with no automated snapshots: moto 5.2.1 cannot copy those by ARN. */
-  const seedDatabase = async (id = 'orders', tags = [{ Key: 'team', Value: 'shop' }], encrypted = false) => {
-    await src.send(
+  const createDb = (
+    client: RDSClient,
+    id: string,
+    tags: { Key: string; Value: string }[],
+    encrypted = false,
+  ) =>
+    client.send(
       new CreateDBInstanceCommand({
         DBInstanceIdentifier: id,
         DBInstanceClass: 'db.t3.micro',
@@ -81,6 +98,9 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
         ...(encrypted && { KmsKeyId: 'alias/aws/rds' }),
       }),
     );
+  /** A database `orders` (tagged) with no automated snapshots: moto 5.2.1 cannot copy those by ARN. */
+  const seedDatabase = async (id = 'orders', tags = [{ Key: 'team', Value: 'shop' }], encrypted = false) => {
+    await createDb(src, id, tags, encrypted);
     const automated =
       (await src.send(new DescribeDBSnapshotsCommand({ SnapshotType: 'automated' }))).DBSnapshots ?? [];
     for (const s of automated)
@@ -92,6 +112,11 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
         new CreateDBSnapshotCommand({ DBInstanceIdentifier: db, DBSnapshotIdentifier: id, Tags: tags }),
       )
     ).DBSnapshot?.DBSnapshotArn ?? '';
+  const sent = (operation: string) =>
+    proxy
+      .delivered()
+      .filter((r) => r.operation === operation)
+      .map((r) => Object.fromEntries(new URLSearchParams(r.body)));
 
   beforeAll(async () => {
     moto = await startMoto();
@@ -113,9 +138,13 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     await moto.reset();
     clock = new Date();
     proxy.requests.length = 0;
+    // moto 5.2.1 leaves SourceDBSnapshotIdentifier / SourceDBClusterSnapshotArn out of copies: the proxy
+    // adds them as AWS does (test/support/rds-estate.ts), for the copies that pass through it.
+    emulation = emulateCopySources(proxy);
   });
+  afterEach(() => emulation.stop());
 
-  it('copies a new manual snapshot into the target region with its tags and the source ARN', async () => {
+  it('marks a new manual snapshot and copies it into the target region, where the copy inherits every tag', async () => {
     // Prepare
     await seedDatabase();
     const arn = await snapshot('orders', 'orders-before-migration');
@@ -133,23 +162,23 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
       type: 'rds-snapshot',
       outcome: 'changed',
       detail:
-        'copy orders-before-migration to eu-west-1 as orders-before-migration with 3 tags (copy started)',
+        'copy orders-before-migration to eu-west-1 as orders-before-migration with its tags; first marks the source with nightshift:source-arn and nightshift:source-time, which the copy inherits (copy started)',
     });
+    const ours = [
+      { Key: 'purpose', Value: 'before-migration' },
+      { Key: 'nightshift:source-arn', Value: arn },
+      { Key: 'nightshift:source-time', Value: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) },
+    ];
+    expect(await tagsOf(src, arn)).toEqual(ours);
     expect(await copiesIn()).toEqual([
-      {
-        id: 'orders-before-migration',
-        db: 'orders',
-        kms: undefined,
-        tags: [
-          { Key: 'purpose', Value: 'before-migration' },
-          { Key: 'nightshift:source-arn', Value: arn },
-          {
-            Key: 'nightshift:source-time',
-            Value: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
-          },
-        ],
-      },
+      { id: 'orders-before-migration', db: 'orders', kms: undefined, tags: ours },
     ]);
+    // The role writes no tag in the destination region: the copy inherits them (CopyTags, no Tags).
+    expect(sent('CopyDBSnapshot')).toEqual([
+      expect.objectContaining({ CopyTags: 'true', SourceDBSnapshotIdentifier: arn }),
+    ]);
+    expect(Object.keys(sent('CopyDBSnapshot')[0] ?? {}).filter((k) => k.startsWith('Tags'))).toEqual([]);
+    expect(sent('AddTagsToResource').map((r) => r.ResourceName)).toEqual([arn]);
   });
 
   it('counts a re-delivered event as done, not failed, and copies nothing twice', async () => {
@@ -162,7 +191,7 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
 
     expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 1, skipped: 0, undone: 0, failed: 0 });
     expect(again.resources[0]?.detail).toBe('already copied to eu-west-1 as orders-nightly (available)');
-    expect((await copiesIn()).map((c) => c.id)).toEqual(['orders-nightly']);
+    expect(await ids()).toEqual(['orders-nightly']);
   });
 
   it('copies a cluster snapshot from its event', async () => {
@@ -189,8 +218,13 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
       action: 'event',
       event: sampleEvent('cluster-snapshot-manual-created.json', arn),
     });
+    const again = await copy({
+      action: 'event',
+      event: sampleEvent('cluster-snapshot-manual-created.json', arn),
+    });
 
     expect(report.resources[0]).toMatchObject({ type: 'rds-cluster-snapshot', outcome: 'changed' });
+    expect(again.resources[0]).toMatchObject({ outcome: 'unchanged' });
     expect(await copiesIn()).toEqual([
       {
         id: 'billing-before-upgrade',
@@ -235,7 +269,7 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     // Act
     const without = await copy({ action: 'copy', snapshot: arn });
     const afterWithout = await copiesIn();
-    const attemptsWithout = proxy.requests.filter((r) => r.operation === 'CopyDBSnapshot').length;
+    const attemptsWithout = proxy.requests.filter((r) => /^(Copy|AddTags)/.test(r.operation)).length;
     const withKey = await copy({ action: 'copy', snapshot: arn }, { TARGET_KMS_KEYS: `${TARGET}=${keyArn}` });
 
     // Assess
@@ -249,33 +283,78 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     expect(withKey.resources[0]).toMatchObject({ outcome: 'changed' });
     expect(withKey.resources[0]?.detail).toContain(`encrypted with KMS key ${keyArn}`);
     expect(await copiesIn()).toMatchObject([{ id: 'secure-nightly', kms: keyArn }]);
-    const sent = new URLSearchParams(proxy.delivered().find((r) => r.operation === 'CopyDBSnapshot')?.body);
-    expect(sent.get('KmsKeyId')).toBe(keyArn);
-    expect(sent.get('SourceDBSnapshotIdentifier')).toBe(arn);
+    expect(sent('CopyDBSnapshot')).toEqual([
+      expect.objectContaining({ KmsKeyId: keyArn, SourceDBSnapshotIdentifier: arn }),
+    ]);
   });
 
-  it('sweeps: copies what has no copy, never copies a copy, and respects SOURCE_TAGS', async () => {
-    // Prepare: orders (team=shop) and scratch (team=lab) each with a snapshot; a copy from elsewhere in the source region
+  it('fails a run whose every row is "encrypted, no key" with a RunFailedError that carries the reason', async () => {
+    // Prepare: withOps around the run, as deployed, with no TARGET_KMS_KEYS
+    await seedDatabase('secure', [], true);
+    await snapshot('secure', 'secure-a');
+    await snapshot('secure', 'secure-b');
+    const deployed = withOps(SERVICE, parseCopyInput, (input, c) => run(input, c, deps()));
+
+    // Act
+    const error = await deployed({ action: 'sweep' }, lambdaContext('rds-snapshot-copy')).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(RunFailedError);
+    expect((error as Error).message).toBe(
+      'all 2 resource(s) failed; first error: encrypted snapshot, and no KMS key is configured for eu-west-1 in TARGET_KMS_KEYS; nothing attempted',
+    );
+    expect(await copiesIn()).toEqual([]);
+  });
+
+  it('sweeps: copies what has no copy, never copies a real copy, copies a snapshot that only carries the tag, and respects SOURCE_TAGS', async () => {
+    // Prepare: orders (team=shop) and scratch (team=lab) each with a snapshot; a copy another deployment
+    // made from us-east-1 (RDS records its source); a snapshot that only carries a nightshift tag
     await seedDatabase('orders', [{ Key: 'team', Value: 'shop' }]);
     await seedDatabase('scratch', [{ Key: 'team', Value: 'lab' }]);
     await snapshot('orders', 'orders-a');
     await snapshot('scratch', 'scratch-a');
-    await snapshot('orders', 'imported', [
+    await snapshot('orders', 'tagged', [
       { Key: 'nightshift:source-arn', Value: 'arn:aws:rds:us-east-1:123456789012:snapshot:x' },
     ]);
+    const virginia = new RDSClient({
+      region: 'us-east-1',
+      endpoint: proxy.url,
+      credentials: { accessKeyId: 't', secretAccessKey: 't' },
+    });
+    await createDb(virginia, 'orders', []);
+    const remote =
+      (
+        await virginia.send(
+          new CreateDBSnapshotCommand({ DBInstanceIdentifier: 'orders', DBSnapshotIdentifier: 'imported' }),
+        )
+      ).DBSnapshot?.DBSnapshotArn ?? '';
+    await new RDSClient({
+      region: SOURCE,
+      endpoint: proxy.url,
+      credentials: { accessKeyId: 't', secretAccessKey: 't' },
+    }).send(
+      new CopyDBSnapshotCommand({
+        SourceDBSnapshotIdentifier: remote,
+        TargetDBSnapshotIdentifier: 'imported',
+        Tags: [{ Key: 'nightshift:source-arn', Value: remote }],
+      }),
+    );
 
     // Act
     const report = await copy({ action: 'sweep' }, { SOURCE_TAGS: 'team=shop' });
     const again = await copy({ action: 'sweep' }, { SOURCE_TAGS: 'team=shop' });
 
     // Assess
-    expect(report.resources.map((r) => `${r.arn.split(':').pop()} ${r.outcome}`)).toEqual([
-      'orders-a changed',
-    ]);
-    expect((await copiesIn()).map((c) => c.id)).toEqual(['orders-a']);
-    expect(again.resources.map((r) => `${r.arn.split(':').pop()} ${r.outcome}`)).toEqual([
-      'orders-a unchanged',
-    ]);
+    expect(rows(report).sort()).toEqual(['orders-a changed', 'tagged changed']);
+    expect(await ids()).toEqual(['orders-a', 'tagged']);
+    expect(rows(again).sort()).toEqual(['orders-a unchanged', 'tagged unchanged']);
+    expect(await tagsOf(src, `${ARN}:snapshot:tagged`)).toContainEqual({
+      Key: 'nightshift:source-arn',
+      Value: `${ARN}:snapshot:tagged`,
+    });
   });
 
   it('prunes copies past RETENTION_DAYS but keeps the newest of each database, and never re-copies old sources', async () => {
@@ -285,28 +364,8 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     await new Promise((r) => setTimeout(r, 1100));
     await snapshot('orders', 'orders-tuesday');
     await copy({ action: 'sweep' });
+    await createDb(dst, 'reports', []);
     await dst.send(
-      new AddTagsToResourceCommand({
-        ResourceName: `arn:aws:rds:${TARGET}:123456789012:snapshot:orders-monday`,
-        Tags: [{ Key: 'note', Value: 'copied' }],
-      }),
-    );
-    const foreign = new RDSClient({
-      region: TARGET,
-      endpoint: moto.url,
-      credentials: { accessKeyId: 't', secretAccessKey: 't' },
-    });
-    await foreign.send(
-      new CreateDBInstanceCommand({
-        DBInstanceIdentifier: 'reports',
-        DBInstanceClass: 'db.t3.micro',
-        Engine: 'postgres',
-        MasterUsername: 'app',
-        MasterUserPassword: 'correct-horse-battery',
-        AllocatedStorage: 20,
-      }),
-    );
-    await foreign.send(
       new CreateDBSnapshotCommand({ DBInstanceIdentifier: 'reports', DBSnapshotIdentifier: 'reports-keep' }),
     );
 
@@ -317,29 +376,144 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
 
     // Assess
     // orders-monday's source is past retention and not the newest: a sweep passes it by quietly
-    expect(sweep.resources.map((r) => `${r.arn.split(':').pop()} ${r.outcome}`)).toEqual([
-      'orders-tuesday unchanged',
-      'orders-monday changed',
-    ]);
+    expect(rows(sweep)).toEqual(['orders-tuesday unchanged', 'orders-monday changed']);
     expect(sweep.resources[1]?.detail).toMatch(
-      /^delete copy orders-monday in eu-west-1 \(of arn:aws:rds:eu-central-1:123456789012:snapshot:orders-monday, taken .*\): 10 days old, past RETENTION_DAYS 7; newest copy orders-tuesday kept$/,
+      /^delete copy orders-monday in eu-west-1 \(of arn:aws:rds:eu-central-1:123456789012:snapshot:orders-monday, taken .*\): 10d old, past RETENTION_DAYS 7; newest copy orders-tuesday kept$/,
     );
-    expect((await copiesIn()).map((c) => c.id).filter((id) => !id?.startsWith('rds:'))).toEqual([
-      'orders-tuesday',
-      'reports-keep',
-    ]);
+    expect(await ids()).toEqual(['orders-tuesday', 'reports-keep']);
     expect(next.summary).toMatchObject({ changed: 0, failed: 0 });
   });
 
-  it('plans without changing anything in a dry run', async () => {
+  it('never prunes an audit copy an operator made of a nightshift copy inside the DR region with its tags, and says why', async () => {
+    // Prepare: monday and tuesday copied; an operator keeps monday's copy for an audit, copy-tags on
+    await seedDatabase();
+    await snapshot('orders', 'orders-monday');
+    await new Promise((r) => setTimeout(r, 1100));
+    await snapshot('orders', 'orders-tuesday');
+    await copy({ action: 'sweep' });
+    await dst.send(
+      new CopyDBSnapshotCommand({
+        SourceDBSnapshotIdentifier: 'orders-monday',
+        TargetDBSnapshotIdentifier: 'orders-monday-audit',
+        CopyTags: true,
+      }),
+    );
+    expect(
+      (await tagsOf(dst, `arn:aws:rds:${TARGET}:123456789012:snapshot:orders-monday-audit`)).map(
+        (t) => t.Key,
+      ),
+    ).toContain('nightshift:source-arn');
+
+    // Act: ten days later
+    clock = new Date(Date.now() + 10 * DAY);
+    const sweep = await copy({ action: 'sweep' });
+
+    // Assess
+    expect(rows(sweep)).toEqual([
+      'orders-tuesday unchanged',
+      'orders-monday changed',
+      'orders-monday-audit skipped',
+    ]);
+    expect(sweep.resources[2]?.detail).toBe(
+      'carries nightshift:source-arn but is not a copy this deployment made: RDS records no source for it (no SourceDBSnapshotIdentifier): it was not copied across Regions; never pruned',
+    );
+    expect(await ids()).toEqual(['orders-monday-audit', 'orders-tuesday']);
+  });
+
+  it('never prunes the snapshots of a database restored from a copy with CopyTagsToSnapshot', async () => {
+    // Prepare: a DR test restored orders-monday's copy in eu-west-1; the database carries the copy's
+    // tags and copies them onto every snapshot it takes
+    await seedDatabase();
+    await snapshot('orders', 'orders-monday');
+    await copy({ action: 'sweep' });
+    const copyTags = (await tagsOf(dst, `arn:aws:rds:${TARGET}:123456789012:snapshot:orders-monday`)).map(
+      ({ Key, Value }) => ({ Key: Key ?? '', Value: Value ?? '' }),
+    );
+    await dst.send(
+      new RestoreDBInstanceFromDBSnapshotCommand({
+        DBInstanceIdentifier: 'orders-drill',
+        DBSnapshotIdentifier: 'orders-monday',
+        CopyTagsToSnapshot: true,
+        Tags: copyTags,
+      }),
+    );
+    for (const id of ['orders-drill-1', 'orders-drill-2'])
+      await dst.send(
+        new CreateDBSnapshotCommand({ DBInstanceIdentifier: 'orders-drill', DBSnapshotIdentifier: id }),
+      );
+    expect(
+      (await tagsOf(dst, `arn:aws:rds:${TARGET}:123456789012:snapshot:orders-drill-1`)).map((t) => t.Key),
+    ).toEqual(expect.arrayContaining(['nightshift:source-arn', 'nightshift:source-time']));
+
+    // Act: ten days later
+    clock = new Date(Date.now() + 10 * DAY);
+    const sweep = await copy({ action: 'sweep' });
+
+    // Assess
+    expect(sweep.resources.filter((r) => r.outcome === 'changed')).toEqual([]);
+    // …including the automated snapshot RDS took of the restored database
+    expect(rows(sweep).filter((r) => r.includes('drill'))).toEqual([
+      expect.stringMatching(/^orders-drill-\d{4}(-\d\d){4} skipped$/),
+      'orders-drill-1 skipped',
+      'orders-drill-2 skipped',
+    ]);
+    expect(await ids()).toEqual(['orders-drill-1', 'orders-drill-2', 'orders-monday']);
+  });
+
+  it('plans without changing anything in a dry run, and applies only the plan that was confirmed', async () => {
+    // Prepare
+    await seedDatabase();
+    const arn = await snapshot('orders', 'orders-a');
+
+    // Act
+    const dry = await copy({ action: 'sweep', dryRun: true });
+    const untouched = await copiesIn();
+    const sourceTags = await tagsOf(src, arn);
+    const mutations = proxy.delivered().filter((r) => /^(Copy|Delete|AddTags)/.test(r.operation)).length;
+    await snapshot('orders', 'orders-b');
+    const stale = await copy({ action: 'sweep', planDigest: dry.planDigest });
+    const afterStale = await copiesIn();
+    const fresh = await copy({ action: 'sweep', dryRun: true });
+    const applied = await copy({ action: 'sweep', planDigest: fresh.planDigest });
+
+    // Assess
+    expect(dry).toMatchObject({ dryRun: true, summary: { planned: 1, changed: 0 } });
+    expect(dry.planDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(untouched).toEqual([]);
+    expect(mutations).toBe(0);
+    expect(sourceTags).toEqual([{ Key: 'purpose', Value: 'before-migration' }]);
+    expect(stale.summary).toMatchObject({ changed: 0, skipped: 2 });
+    expect(stale.resources[0]?.detail).toMatch(/^the plan changed since it was confirmed/);
+    expect(afterStale).toEqual([]);
+    expect(applied.summary).toMatchObject({ changed: 2 });
+  });
+
+  it('two sweeps at once copy each snapshot once, and the one that loses the race counts the copy as done', async () => {
+    // Prepare: hold the first sweep's copy until the second sweep has made it
     await seedDatabase();
     await snapshot('orders', 'orders-a');
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let first = true;
+    proxy.before('CopyDBSnapshot', async () => {
+      if (!first) return;
+      first = false;
+      await held;
+    });
 
-    const report = await copy({ action: 'sweep', dryRun: true });
+    // Act
+    const a = copy({ action: 'sweep' });
+    await new Promise((r) => setTimeout(r, 300));
+    const b = await copy({ action: 'sweep' });
+    release();
+    const aReport = await a;
+    proxy.before('CopyDBSnapshot', undefined);
 
-    expect(report).toMatchObject({ dryRun: true, summary: { planned: 1, changed: 0 } });
-    expect(await copiesIn()).toEqual([]);
-    expect(proxy.delivered().filter((r) => /^(Copy|Delete)/.test(r.operation))).toEqual([]);
+    // Assess
+    expect(rows(b)).toEqual(['orders-a changed']);
+    expect(rows(aReport)).toEqual(['orders-a unchanged']);
+    expect(aReport.resources[0]?.detail).toBe('already copied to eu-west-1 as orders-a (available)');
+    expect(await ids()).toEqual(['orders-a']);
   });
 
   it.each([
@@ -347,6 +521,7 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     { event: { action: 'copy', snapshot: 'orders-a' }, field: 'snapshot' },
     { event: { action: 'copy', snapshot: `${ARN}:snapshot:a`, regions: ['mars-1'] }, field: 'regions.0' },
     { event: { action: 'sweep', force: true }, field: 'force' },
+    { event: { action: 'sweep', planDigest: 'abc' }, field: 'planDigest' },
     { event: { action: 'prune' }, field: 'action' },
     {
       event: {
@@ -370,18 +545,24 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
 describe('rds-snapshot-copy configuration', () => {
   it('names every bad variable at once', () => {
     expect(() =>
-      parseEnv(CopyConfig, { AWS_REGION: SOURCE, TARGET_KMS_KEYS: 'eu-west-1', RETENTION_DAYS: '-1' }),
+      parseEnv(CopyConfig, {
+        AWS_REGION: SOURCE,
+        TARGET_KMS_KEYS: 'eu-west-1',
+        TARGET_OPTION_GROUPS: 'tde',
+        RETENTION_DAYS: '-1',
+      }),
     ).toThrow(
-      'invalid configuration: TARGET_REGIONS: required: a comma list of regions, e.g. eu-west-1,us-east-1; TARGET_KMS_KEYS: "eu-west-1" is not region=key; RETENTION_DAYS: expected a whole number of days, 0 or more',
+      'invalid configuration: TARGET_REGIONS: required: a comma list of regions, e.g. eu-west-1,us-east-1; TARGET_KMS_KEYS: "eu-west-1" is not region=key; TARGET_OPTION_GROUPS: "tde" is not region=option group; RETENTION_DAYS: expected a whole number of days, 0 or more',
     );
   });
 
-  it('defaults RETENTION_DAYS to 7 and reads region=key pairs', () => {
+  it('defaults RETENTION_DAYS to 7 and reads region=key and region=option-group pairs', () => {
     expect(
       parseEnv(CopyConfig, {
         AWS_REGION: SOURCE,
         TARGET_REGIONS: 'eu-west-1, us-east-1',
         TARGET_KMS_KEYS: 'eu-west-1=alias/backup,us-east-1=arn:aws:kms:us-east-1:123456789012:key/abc',
+        TARGET_OPTION_GROUPS: 'eu-west-1=oracle-ee-19-tde',
       }),
     ).toMatchObject({
       TARGET_REGIONS: ['eu-west-1', 'us-east-1'],
@@ -389,11 +570,10 @@ describe('rds-snapshot-copy configuration', () => {
         'eu-west-1': 'alias/backup',
         'us-east-1': 'arn:aws:kms:us-east-1:123456789012:key/abc',
       },
+      TARGET_OPTION_GROUPS: { 'eu-west-1': 'oracle-ee-19-tde' },
       RETENTION_DAYS: 7,
       SOURCE_TAGS: [],
       DRY_RUN: false,
     });
   });
 });
-
-export type { Report };

@@ -15,6 +15,8 @@ import { RotationConfig } from '#functions/instance-rotation/config.ts';
 import { FUNCTION_DIMENSIONS, METRICS_NAMESPACE, OUTCOME_METRICS, RUNS_METRIC } from '#shared/metrics.ts';
 import { buildReport } from '#shared/report.ts';
 import { lambdaContext } from '#test/support/context.ts';
+import { evaluate, type IamRequest, type IamStatement } from '#test/support/iam-eval.ts';
+import { recordUncopied, UNCOPIED_METRIC } from '#functions/rds-snapshot-copy/metrics.ts';
 
 const FUNCTIONS = readdirSync('functions').filter((name) =>
   existsSync(join('functions', name, 'handler.ts')),
@@ -537,5 +539,174 @@ describe('serverless.yml and infra/', () => {
         .map((a) => `arn:aws:cloudwatch:eu-central-1:123456789012:alarm:${a.AlarmName}`)
         .sort(),
     );
+  });
+
+  describe('rds-snapshot-copy: the role can never make a snapshot it did not create deletable', () => {
+    // The stack in eu-central-1 (the source region) copying into eu-west-1.
+    const pseudo = { partition: 'aws', region: 'eu-central-1', account: '123456789012' };
+    const foreign = 'arn:aws:rds:eu-west-1:123456789012:snapshot:reports-keep';
+    const foreignCluster = 'arn:aws:rds:eu-west-1:123456789012:cluster-snapshot:ledger-keep';
+    const source = 'arn:aws:rds:eu-central-1:123456789012:snapshot:orders-a';
+    const copy = 'arn:aws:rds:eu-west-1:123456789012:snapshot:orders-a';
+    const statements = () => rolePolicyStatements(dev, 'rds-snapshot-copy') as IamStatement[];
+    const decide = (request: IamRequest) => evaluate(statements(), request, pseudo);
+    // The request context RDS builds for rds:AddTagsToResource (Service Authorization Reference: aws:RequestTag,
+    // aws:TagKeys, rds:req-tag, rds:TagsFromRequest), and aws:RequestedRegion, which every request has.
+    const tagging = (
+      resource: string,
+      region: string,
+      tags: Record<string, string>,
+      fromRequest?: boolean,
+    ) => ({
+      action: 'rds:AddTagsToResource',
+      resource,
+      context: {
+        'aws:RequestedRegion': region,
+        'aws:TagKeys': Object.keys(tags),
+        ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:RequestTag/${k}`, v])),
+        ...(fromRequest !== undefined && { 'rds:TagsFromRequest': String(fromRequest) }),
+      },
+    });
+    const marker = { 'nightshift:source-arn': source };
+    const deletion = (resource: string, region: string, tags: Record<string, string>) => ({
+      action: resource.includes(':cluster-snapshot:')
+        ? 'rds:DeleteDBClusterSnapshot'
+        : 'rds:DeleteDBSnapshot',
+      resource,
+      context: {
+        'aws:RequestedRegion': region,
+        ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:ResourceTag/${k}`, v])),
+      },
+    });
+
+    it.each([
+      ['AddTagsToResource of the marker', tagging(foreign, 'eu-west-1', marker, true)],
+      ['the same on a cluster snapshot', tagging(foreignCluster, 'eu-west-1', marker, true)],
+      ['the same if RDS sent no rds:TagsFromRequest', tagging(foreign, 'eu-west-1', marker)],
+      ['a copy with explicit Tags (tag-on-create)', tagging(copy, 'eu-west-1', marker, true)],
+      ['any other tag', tagging(foreign, 'eu-west-1', { team: 'shop' }, true)],
+    ])('denies tagging in a destination region: %s', (_, request) => {
+      expect(decide(request)).toEqual({ allowed: false, by: 'DenyExplicitTagsOutsideSourceRegion' });
+    });
+
+    it('denies deleting anything in its own region, where it may mark sources', () => {
+      expect(decide(tagging(source, 'eu-central-1', marker, true))).toEqual({
+        allowed: true,
+        by: 'MarkSources',
+      });
+      expect(decide(deletion(source, 'eu-central-1', marker))).toEqual({
+        allowed: false,
+        by: 'DenyDeleteInSourceRegion',
+      });
+    });
+
+    it('marks sources in its own region with nightshift tags pointing there, and nothing else', () => {
+      expect(decide(tagging(source, 'eu-central-1', { team: 'shop' }, true)).allowed).toBe(false);
+      expect(
+        decide(tagging(source, 'eu-central-1', { 'nightshift:source-arn': foreign }, true)).allowed,
+      ).toBe(false);
+      expect(
+        decide(tagging(source, 'eu-central-1', { 'nightshift:source-time': '2026-11-23T03:24:00Z' }, true)),
+      ).toEqual({ allowed: true, by: 'MarkSources' });
+    });
+
+    it('copies with CopyTags into a destination region, and deletes there only what carries the marker', () => {
+      const copying = {
+        action: 'rds:CopyDBSnapshot',
+        resource: copy,
+        context: { 'aws:RequestedRegion': 'eu-west-1' },
+      };
+      expect(decide(copying)).toEqual({ allowed: true, by: 'CopySnapshots' });
+      expect(decide(tagging(copy, 'eu-west-1', marker, false))).toEqual({
+        allowed: true,
+        by: 'InheritTagsOnCopies',
+      });
+      expect(decide(deletion(copy, 'eu-west-1', marker))).toEqual({ allowed: true, by: 'PruneOwnCopies' });
+      expect(decide(deletion(foreign, 'eu-west-1', {})).allowed).toBe(false);
+    });
+
+    it('has no statement that lets it add tags of its own choosing outside its region, or delete without the marker', () => {
+      for (const s of statements().filter((st) => st.Effect === 'Allow')) {
+        const actions = list(s.Action);
+        if (actions.includes('rds:AddTagsToResource')) {
+          const inOwnRegion = list(s.Resource as string).every((r) =>
+            JSON.stringify(r).includes(':rds:${AWS::Region}:'),
+          );
+          const inheritedOnly =
+            (s.Condition as Record<string, Record<string, string>> | undefined)?.Bool?.[
+              'rds:TagsFromRequest'
+            ] === 'false';
+          expect(inOwnRegion || inheritedOnly, JSON.stringify(s)).toBe(true);
+        }
+        if (actions.some((a) => /^rds:Delete/.test(a)))
+          expect(s.Condition).toEqual({ StringLike: { 'aws:ResourceTag/nightshift:source-arn': 'arn:*' } });
+      }
+    });
+  });
+
+  it('alarms when a destination region stops receiving copies, on the metric the sweep really writes', () => {
+    // Prepare: metrics on, as deployed in dev; stdout captured
+    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+    vi.stubEnv('NIGHTSHIFT_STAGE', 'dev');
+    const out: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation(((chunk: unknown) => {
+      out.push(String(chunk));
+      return true;
+    }) as typeof process.stdout.write);
+
+    // Act
+    recordUncopied({
+      'eu-west-1': { arn: 'arn:aws:rds:eu-central-1:123456789012:snapshot:orders-a', ageHours: 40 },
+      'us-east-1': null,
+    });
+
+    // Assess
+    const records = out
+      .join('')
+      .split('\n')
+      .filter((l) => l.includes('"_aws"'))
+      .map((l) => JSON.parse(l) as EmfRecord);
+    const alarm = alarms(dev).find((a) => a.MetricName === UNCOPIED_METRIC) as Alarm &
+      Record<string, unknown>;
+    expect(alarm).toMatchObject({
+      AlarmName: 'nightshift-dev-rds-snapshot-copy-uncopied',
+      Namespace: METRICS_NAMESPACE,
+      Dimensions: [
+        { Name: 'service', Value: 'rds-snapshot-copy' },
+        { Name: 'stage', Value: 'dev' },
+      ],
+      Statistic: 'Maximum',
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: '36',
+      // No data is what a sweep that stopped running looks like: it must page too.
+      TreatMissingData: 'breaching',
+      AlarmActions: [TOPIC],
+      ActionsEnabled: { 'Fn::If': ['CopySweepScheduled', true, false] },
+    });
+    // Every window of the alarm holds a daily sweep: 26 hourly periods, all of them breaching to alarm.
+    expect(alarm.Period).toBe(3600);
+    expect(alarm.EvaluationPeriods).toBe(26);
+    expect(alarm.DatapointsToAlarm).toBe(26);
+    expect(records.map((r) => [r.region, r[UNCOPIED_METRIC]])).toEqual([
+      ['eu-west-1', 40],
+      ['us-east-1', 0],
+    ]);
+    for (const record of records) {
+      const directive = record._aws.CloudWatchMetrics.find((d) => d.Namespace === alarm.Namespace);
+      expect(directive?.Metrics.map((m) => m.Name)).toContain(alarm.MetricName);
+      expect(directive?.Dimensions).toContainEqual(alarm.Dimensions.map((d) => d.Name));
+      expect(directive?.Dimensions).toContainEqual(['service', 'stage', 'region']);
+      for (const d of alarm.Dimensions) expect(record[d.Name]).toBe(d.Value);
+    }
+    const parameter = (t: Template) =>
+      (t as unknown as { Parameters: Record<string, { Default: string }> }).Parameters.CopySchedulesState
+        ?.Default;
+    expect((dev as unknown as { Conditions: Record<string, unknown> }).Conditions.CopySweepScheduled).toEqual(
+      {
+        'Fn::Equals': [{ Ref: 'CopySchedulesState' }, 'ENABLED'],
+      },
+    );
+    expect(parameter(dev)).toBe('ENABLED');
+    expect(parameter(switches)).toBe('copySchedulesState');
   });
 });

@@ -206,3 +206,99 @@ export const ebsSnapshotEvent = (snapshotId: string, volumeId: string, result: '
     detail: { ...event.detail, snapshot_id: snapshot, source: `arn:aws:ec2::${REGION}:volume/${volumeId}` },
   };
 };
+
+/** The parts of a `Proxy` (test/support/proxy.ts) the copy-source emulation needs. */
+interface RecordingProxy {
+  requests: { operation: string; body: string }[];
+  rewrite: (operation: string, transform: ((body: string) => string) | undefined) => void;
+}
+
+const xmlValue = (xml: string, tag: string) => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml)?.[1];
+const regionOf = (arn: string) => arn.split(':')[3] ?? '';
+const accountOf = (arn: string) => arn.split(':')[4] ?? '';
+
+/**
+ * moto 5.2.1 leaves out what RDS records about a copy's origin. This adds it to moto's answers the way
+ * AWS fills it in (RDS API reference): `SourceDBSnapshotIdentifier` on a DB snapshot copied across
+ * Regions or accounts ("it only has a value in the case of a cross-account or cross-Region copy"), and
+ * `SourceDBClusterSnapshotArn` on any cluster snapshot copy. Copies are learnt from the CopyDBSnapshot
+ * and CopyDBClusterSnapshot requests that pass through the proxy, matched to moto's answer by the
+ * identifier of the new snapshot; snapshots created any other way get nothing, as in AWS.
+ */
+export const emulateCopySources = (proxy: RecordingProxy) => {
+  const sources = new Map<string, string>();
+  const learn = (
+    operation: string,
+    element: string,
+    arnTag: string,
+    sourceParam: string,
+    targetParam: string,
+    field: string,
+    crossOnly: boolean,
+  ) =>
+    proxy.rewrite(operation, (body) => {
+      const copy = new RegExp(`<${element}>[\\s\\S]*?</${element}>`).exec(body)?.[0];
+      const arn = copy && xmlValue(copy, arnTag);
+      const id =
+        copy &&
+        xmlValue(copy, element === 'DBSnapshot' ? 'DBSnapshotIdentifier' : 'DBClusterSnapshotIdentifier');
+      if (!arn || !id) return body;
+      const request = [...proxy.requests]
+        .reverse()
+        .map((r) => new URLSearchParams(r.body))
+        .find((p) => p.get('Action') === operation && p.get(targetParam)?.toLowerCase() === id.toLowerCase());
+      const given = request?.get(sourceParam) ?? '';
+      const source = given.startsWith('arn:')
+        ? given
+        : `arn:aws:rds:${regionOf(arn)}:${accountOf(arn)}:${element === 'DBSnapshot' ? 'snapshot' : 'cluster-snapshot'}:${given}`;
+      if (!given || (crossOnly && regionOf(source) === regionOf(arn) && accountOf(source) === accountOf(arn)))
+        return body;
+      sources.set(arn, source);
+      return addField(body, element, arnTag, field);
+    });
+  const addField = (body: string, element: string, arnTag: string, field: string) =>
+    body.replace(new RegExp(`<${element}>([\\s\\S]*?)</${element}>`, 'g'), (whole, inner: string) => {
+      const source = sources.get(xmlValue(inner, arnTag) ?? '');
+      return source && !inner.includes(`<${field}>`)
+        ? `<${element}>${inner}<${field}>${source}</${field}></${element}>`
+        : whole;
+    });
+  learn(
+    'CopyDBSnapshot',
+    'DBSnapshot',
+    'DBSnapshotArn',
+    'SourceDBSnapshotIdentifier',
+    'TargetDBSnapshotIdentifier',
+    'SourceDBSnapshotIdentifier',
+    true,
+  );
+  learn(
+    'CopyDBClusterSnapshot',
+    'DBClusterSnapshot',
+    'DBClusterSnapshotArn',
+    'SourceDBClusterSnapshotIdentifier',
+    'TargetDBClusterSnapshotIdentifier',
+    'SourceDBClusterSnapshotArn',
+    false,
+  );
+  proxy.rewrite('DescribeDBSnapshots', (body) =>
+    addField(body, 'DBSnapshot', 'DBSnapshotArn', 'SourceDBSnapshotIdentifier'),
+  );
+  proxy.rewrite('DescribeDBClusterSnapshots', (body) =>
+    addField(body, 'DBClusterSnapshot', 'DBClusterSnapshotArn', 'SourceDBClusterSnapshotArn'),
+  );
+  return {
+    /** Copy ARN → the source ARN RDS records for it. */
+    sources,
+    /** Stops the emulation (the proxy answers as moto does again). */
+    stop: () => {
+      for (const op of [
+        'CopyDBSnapshot',
+        'CopyDBClusterSnapshot',
+        'DescribeDBSnapshots',
+        'DescribeDBClusterSnapshots',
+      ])
+        proxy.rewrite(op, undefined);
+    },
+  };
+};

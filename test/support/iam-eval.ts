@@ -1,0 +1,114 @@
+/**
+ * A small evaluator of identity-policy statements from the packaged template, for the meta tests that
+ * prove what a role can and cannot do (test/meta). It follows IAM's documented evaluation logic for
+ * one principal in one account: an explicit Deny wins, then any Allow, else the request is denied.
+ * It knows only the condition operators the templates use, and throws on any other, so a new operator
+ * can never be passed over silently.
+ */
+
+export interface IamStatement {
+  Sid?: string;
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+}
+
+/** One authorisation as AWS evaluates it: an action, on a resource, with its request context. */
+export interface IamRequest {
+  action: string;
+  resource: string;
+  /** Condition keys present in the request context; a key left out is absent. */
+  context: Record<string, string | string[]>;
+}
+
+/** What CloudFormation substitutes in the template, for a stack in this account and region. */
+export interface Pseudo {
+  partition: string;
+  region: string;
+  account: string;
+}
+
+const list = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+/** Resolves `{ "Fn::Sub": "…${AWS::Region}…" }` and `{ "Ref": "AWS::Region" }` as CloudFormation would. */
+const resolve = (value: unknown, p: Pseudo): string => {
+  if (typeof value === 'string') return value;
+  const pseudo: Record<string, string> = {
+    'AWS::Partition': p.partition,
+    'AWS::Region': p.region,
+    'AWS::AccountId': p.account,
+  };
+  const v = value as { 'Fn::Sub'?: string; Ref?: string };
+  if (typeof v['Fn::Sub'] === 'string')
+    return v['Fn::Sub'].replace(/\$\{(AWS::\w+)\}/g, (whole, name: string) => {
+      const resolved = pseudo[name];
+      if (resolved === undefined) throw new Error(`cannot resolve ${whole}`);
+      return resolved;
+    });
+  if (v.Ref && pseudo[v.Ref]) return pseudo[v.Ref] as string;
+  throw new Error(`cannot resolve ${JSON.stringify(value)}`);
+};
+
+/** IAM's wildcard match: `*` any run of characters, `?` one character; case-sensitive. */
+const glob = (pattern: string, text: string) =>
+  new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  ).test(text);
+
+const actionMatches = (pattern: string, action: string) => glob(pattern.toLowerCase(), action.toLowerCase());
+
+const conditionHolds = (operator: string, key: string, wanted: string[], request: IamRequest): boolean => {
+  const present = key in request.context;
+  const values = present ? list(request.context[key] as string | string[]) : [];
+  const [base, ifExists] = operator.endsWith('IfExists')
+    ? [operator.slice(0, -'IfExists'.length), true]
+    : [operator, false];
+  if (!present && ifExists) return true;
+  switch (base) {
+    case 'StringEquals':
+      return present && values.some((v) => wanted.includes(v));
+    case 'StringNotEquals':
+      // A negated operator on an absent key matches (IAM: "the condition returns true").
+      return !present || values.every((v) => !wanted.includes(v));
+    case 'StringLike':
+      return present && values.some((v) => wanted.some((w) => glob(w, v)));
+    case 'Bool':
+      return present && values.some((v) => wanted.includes(v.toLowerCase()));
+    case 'ForAllValues:StringEquals':
+      // Vacuously true for an absent or empty key, as IAM documents.
+      return values.every((v) => wanted.includes(v));
+    case 'Null':
+      return wanted.includes(present ? 'false' : 'true');
+    default:
+      throw new Error(`iam-eval does not know the condition operator ${operator}`);
+  }
+};
+
+const statementApplies = (s: IamStatement, request: IamRequest, p: Pseudo): boolean => {
+  if (!list(s.Action).some((a) => actionMatches(a, request.action))) return false;
+  if (!list(s.Resource).some((r) => glob(resolve(r, p), request.resource))) return false;
+  return Object.entries(s.Condition ?? {}).every(([operator, keys]) =>
+    Object.entries(keys).every(([key, wanted]) =>
+      conditionHolds(
+        operator,
+        key,
+        list(wanted as unknown).map((w) => (typeof w === 'boolean' ? String(w) : resolve(w, p))),
+        request,
+      ),
+    ),
+  );
+};
+
+export type Decision = { allowed: true; by: string } | { allowed: false; by: string };
+
+/** Whether `statements` allow `request`, and which statement decided (or "implicit deny"). */
+export const evaluate = (statements: IamStatement[], request: IamRequest, p: Pseudo): Decision => {
+  const deny = statements.find((s) => s.Effect === 'Deny' && statementApplies(s, request, p));
+  if (deny) return { allowed: false, by: deny.Sid ?? 'a Deny' };
+  const allow = statements.find((s) => s.Effect === 'Allow' && statementApplies(s, request, p));
+  return allow ? { allowed: true, by: allow.Sid ?? 'an Allow' } : { allowed: false, by: 'implicit deny' };
+};

@@ -1,0 +1,82 @@
+/** What the CLI says about a report beyond its table, and its exit code. */
+import { describe, expect, it } from 'vitest';
+import { heldReason, leaseErrorReason } from '#shared/lease.ts';
+import { refuseChangedPlan } from '#shared/plan-digest.ts';
+import { NOT_STARTED } from '#shared/execute.ts';
+import { buildReport, type ResourceResult } from '#shared/report.ts';
+import { EXIT, renderReport, verdict } from '#scripts/cli/output.ts';
+
+const row = (outcome: ResourceResult['outcome'], detail: string, name = 'web'): ResourceResult => ({
+  arn: `arn:aws:ecs:eu-central-1:123456789012:service/stage/${name}`,
+  type: 'ecs-service',
+  outcome,
+  detail,
+});
+const now = new Date('2026-11-23T03:00:00Z');
+const held = heldReason(
+  {
+    scope: 'arn:aws:ecs:eu-central-1:123456789012:cluster/stage',
+    holder: 'ecs-scheduler run 7c1d (local:ops@laptop)',
+    token: 't',
+    acquiredAt: new Date('2026-11-23T02:58:00Z'),
+    expiresAt: new Date('2026-11-23T03:05:00Z'),
+    version: 1,
+    data: {},
+  },
+  now,
+);
+
+describe('the verdict on a report', () => {
+  it('is 0 for a run that did its work, and for skipped rows of other kinds', () => {
+    const report = buildReport('copy', false, [
+      row('changed', 'copied'),
+      row('skipped', 'in-flight copy limit: 20 copies already in flight', 'b'),
+    ]);
+
+    expect(verdict(report, { dryRun: false })).toEqual({ code: EXIT.ok, lines: [] });
+  });
+
+  it('is 3, not finished, for rows another run holds, with what to do', () => {
+    const result = verdict(buildReport('stop', false, [row('skipped', held)]), { dryRun: false });
+
+    expect(result.code).toBe(3);
+    expect(result.lines).toEqual([
+      '1 skipped: another run holds their lease (the row says who, since when, and when it expires); nothing changed there. Run the same command again once that run is done.',
+    ]);
+  });
+
+  it('is 3 for undone work and for a plan that changed since it was confirmed', () => {
+    const changed = refuseChangedPlan('0'.repeat(64), [
+      { arn: row('planned', '').arn, type: 'ecs-service', detail: 'desiredCount 5 → 0', hasWork: true },
+    ]);
+
+    expect(verdict(buildReport('stop', false, [row('undone', NOT_STARTED)]), { dryRun: false }).code).toBe(3);
+    expect(verdict(buildReport('stop', false, changed ?? []), { dryRun: false }).code).toBe(3);
+  });
+
+  it('is 1 when a row failed or the lease table could not be used, whatever else', () => {
+    const noTable = row('skipped', leaseErrorReason('nightshift-dev-leases', 'AccessDeniedException: no'));
+
+    expect(
+      verdict(buildReport('stop', false, [row('failed', 'x'), row('undone', NOT_STARTED, 'b')]), {
+        dryRun: false,
+      }).code,
+    ).toBe(1);
+    expect(verdict(buildReport('stop', false, [noTable]), { dryRun: false }).code).toBe(1);
+  });
+});
+
+describe('the report table', () => {
+  it('prints the counts of rows it does not list instead of "nothing to do"', () => {
+    const report = { ...buildReport('sweep', false, []), omitted: { unchanged: 40_000 } };
+    report.summary.unchanged = 40_000;
+
+    expect(renderReport('snapshot-tags', report)).toBe(
+      'not listed: 40000 unchanged (counted in the summary)\n' +
+        'snapshot-tags sweep: 0 changed, 0 planned, 40000 unchanged, 0 skipped, 0 failed',
+    );
+    expect(renderReport('snapshot-tags', buildReport('sweep', false, []))).toBe(
+      'nothing to do\nsnapshot-tags sweep: 0 changed, 0 planned, 0 unchanged, 0 skipped, 0 failed',
+    );
+  });
+});
