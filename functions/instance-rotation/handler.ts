@@ -1,16 +1,27 @@
+import type { AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
 import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { ec2Client } from '#shared/aws/ec2.ts';
 import { ecsClient } from '#shared/aws/ecs.ts';
+import { OutOfTimeError } from '#shared/deadline.ts';
 import { parseDuration } from '#shared/duration.ts';
 import { parseEnv } from '#shared/env.ts';
+import { groupLeaseScope } from '#shared/group-tags.ts';
 import { withOps, type RunContext } from '#shared/handler.ts';
-import { parseInput } from '#shared/input.ts';
-import type { Report } from '#shared/report.ts';
-import { RotateInput } from '#events/instance-rotation/schema.ts';
+import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
+import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
+import { tagMapUpper } from '#shared/tags.ts';
+import { parseRotateInput, type RotateInput } from '#events/instance-rotation/schema.ts';
 import { RotationConfig } from './config.ts';
 import { executeRotations } from './execute.ts';
-import { readGroups, ROTATION_TAG, type Clients } from './inventory.ts';
-import { decodeRotation, planRotations } from './plan.ts';
+import {
+  describeGroups,
+  readGroupStates,
+  ROTATION_TAG,
+  type Clients,
+  type UnreadGroup,
+} from './inventory.ts';
+import { decodeRotation, leftSuspended, planRotations, type RotationOptions } from './plan.ts';
+import { windowAt, type WindowFacts } from './window.ts';
 
 export interface Deps {
   clients: Clients;
@@ -35,22 +46,118 @@ const rotatingInstance = (tags: Record<string, string>) => {
   }
 };
 
-export const run = async (input: RotateInput, ctx: RunContext, d: Deps = defaultDeps()): Promise<Report> => {
-  const groups = await readGroups(d.clients, input.groups, rotatingInstance);
-  const maxAge = input.maxAge
-    ? { text: input.maxAge, ms: parseDuration(input.maxAge) ?? 0 }
-    : d.config.MAX_AGE;
-  const plan = planRotations(groups, input.groups, {
-    maxAge,
-    replacementTimeoutMinutes: d.config.REPLACEMENT_TIMEOUT_MINUTES,
-    now: d.now(),
-  });
-  const dryRun = input.dryRun === true || d.config.DRY_RUN;
-  return executeRotations(plan, d.clients, { dryRun, hasTime: ctx.hasTime });
+const inFlightNote = (g: { tags: Record<string, string>; suspended: string[] }, window: WindowFacts) =>
+  g.tags[ROTATION_TAG] !== undefined ? leftSuspended(g, window) : '';
+
+/** Another run holds the group: skipped; failed when that leaves a rotation suspended outside its window. */
+const leaseRow = (g: AutoScalingGroup, reason: string, window: WindowFacts): ResourceResult => {
+  const brief = {
+    tags: tagMapUpper(g.Tags),
+    suspended: (g.SuspendedProcesses ?? []).map((p) => p.ProcessName ?? ''),
+  };
+  const note = inFlightNote(brief, window);
+  return {
+    arn: g.AutoScalingGroupARN ?? '',
+    type: 'autoscaling-group',
+    outcome: note ? 'failed' : 'skipped',
+    detail: `${reason}${note}`,
+  };
 };
 
-export const handler = withOps(
-  'instance-rotation',
-  (event) => parseInput(RotateInput, event),
-  (input, ctx) => run(input, ctx),
-);
+/** A group the deadline kept from being read: undone, so the next run starts with it. */
+const unreadRow = (u: UnreadGroup, window: WindowFacts): ResourceResult => ({
+  arn: u.arn,
+  type: 'autoscaling-group',
+  outcome: 'undone',
+  detail:
+    `not read: the Lambda was about to time out while reading ${u.what}; nothing changed — the next run starts with it` +
+    inFlightNote(u, window),
+});
+
+const asUnread = (g: AutoScalingGroup, what: string): UnreadGroup => ({
+  name: g.AutoScalingGroupName ?? '',
+  arn: g.AutoScalingGroupARN ?? '',
+  tags: tagMapUpper(g.Tags),
+  suspended: (g.SuspendedProcesses ?? []).map((p) => p.ProcessName ?? ''),
+  what,
+});
+
+export const run = async (input: RotateInput, ctx: RunContext, d: Deps = defaultDeps()): Promise<Report> => {
+  const now = d.now();
+  const dryRun = input.dryRun === true || d.config.DRY_RUN;
+  const window = windowAt(d.config.schedule, now, d.config.scheduleEnabled);
+  const opts: RotationOptions = {
+    maxAge: input.maxAge ? { text: input.maxAge, ms: parseDuration(input.maxAge) ?? 0 } : d.config.MAX_AGE,
+    replacementTimeoutMinutes: d.config.REPLACEMENT_TIMEOUT_MINUTES,
+    abandonBackoff: d.config.ABANDON_BACKOFF,
+    now,
+    window,
+  };
+
+  let listed: AutoScalingGroup[];
+  try {
+    listed = await describeGroups(d.clients, input.groups, ctx.hasTime);
+  } catch (error) {
+    if (!(error instanceof OutOfTimeError)) throw error;
+    const note = window.open
+      ? ''
+      : `; rotations in flight stay as they are, with their processes suspended, outside the window (${window.reason}): the next run, or \`nightshift rotate\`, ends them`;
+    return buildReport('rotate', dryRun, [
+      { arn: '', type: 'run', outcome: 'undone', detail: `${error.message}; nothing changed${note}` },
+    ]);
+  }
+
+  // Each group is claimed before the state the plan is made from is read (dry runs take no leases):
+  // ecs-scheduler takes the same lease, so neither parks nor rotates a group the other is changing.
+  const extra: ResourceResult[] = [];
+  const setAside = new Set<string>();
+  let toRead = listed;
+  if (!dryRun) {
+    const scopeOf = (g: AutoScalingGroup) => groupLeaseScope(g.AutoScalingGroupARN ?? '');
+    const refused = await ctx.leases.takeAll(listed.map(scopeOf));
+    const leased: AutoScalingGroup[] = [];
+    for (const g of listed) {
+      const reason = refused.get(scopeOf(g));
+      if (reason === undefined) leased.push(g);
+      else {
+        extra.push(leaseRow(g, reason, window));
+        setAside.add(g.AutoScalingGroupName ?? '');
+      }
+    }
+    try {
+      toRead =
+        leased.length > 0
+          ? await describeGroups(
+              d.clients,
+              leased.map((g) => g.AutoScalingGroupName ?? ''),
+              ctx.hasTime,
+            )
+          : [];
+    } catch (error) {
+      if (!(error instanceof OutOfTimeError)) throw error;
+      toRead = [];
+      extra.push(...leased.map((g) => unreadRow(asUnread(g, error.what), window)));
+      for (const g of leased) setAside.add(g.AutoScalingGroupName ?? '');
+    }
+  }
+
+  const { states, unread } = await readGroupStates(d.clients, toRead, rotatingInstance, ctx.hasTime, now);
+  extra.push(...unread.map((u) => unreadRow(u, window)));
+  for (const u of unread) setAside.add(u.name);
+  const plan = planRotations(
+    states,
+    input.groups?.filter((name) => !setAside.has(name)),
+    opts,
+  );
+
+  if (dryRun) {
+    const report = await executeRotations(plan, d.clients, { dryRun, hasTime: ctx.hasTime }, extra);
+    return { ...report, planDigest: planDigest(plan) };
+  }
+  const changed = refuseChangedPlan(input.planDigest, plan);
+  if (changed) return buildReport('rotate', false, [...changed, ...extra]);
+  const first = await ctx.carriedOver('rotate');
+  return executeRotations(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first }, extra);
+};
+
+export const handler = withOps('instance-rotation', parseRotateInput, (input, ctx) => run(input, ctx));

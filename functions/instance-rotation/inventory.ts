@@ -1,28 +1,56 @@
 import {
   DescribeInstanceRefreshesCommand,
-  DescribeScalingActivitiesCommand,
   paginateDescribeAutoScalingGroups,
+  paginateDescribeScalingActivities,
   type AutoScalingClient,
+  type AutoScalingGroup,
 } from '@aws-sdk/client-auto-scaling';
 import { paginateDescribeInstances, type EC2Client } from '@aws-sdk/client-ec2';
 import {
   DescribeContainerInstancesCommand,
-  ListContainerInstancesCommand,
   paginateListClusters,
+  paginateListContainerInstances,
   type ECSClient,
 } from '@aws-sdk/client-ecs';
 import { chunk, mapLimit } from '#shared/concurrency.ts';
+import { assertTime, OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
+import { isParked, ROTATION_TAG } from '#shared/group-tags.ts';
 import { tagMapUpper, type TagMap } from '#shared/tags.ts';
 
 /** Opt-in tag on a group: `true`, or a duration overriding maxAge. Public contract. */
 export const ROTATE_TAG = 'nightshift:rotate';
-/** The rotation in flight, saved on the group. */
-export const ROTATION_TAG = 'nightshift:rotation';
+/** The rotation in flight, saved on the group (shared with ecs-scheduler through shared/group-tags.ts). */
+export { ROTATION_TAG };
+/** A rotation was abandoned at this time: no new one starts before ABANDON_BACKOFF has passed. */
+export const ABANDONED_TAG = 'nightshift:rotation-abandoned';
 
 const READ_CONCURRENCY = 4;
 const ACTIVITY_DONE = new Set(['Successful', 'Failed', 'Cancelled']);
 const REFRESH_ACTIVE = new Set(['Pending', 'InProgress', 'Cancelling', 'RollbackInProgress', 'Baking']);
+
+// Page sizes, each the API's maximum (Auto Scaling and ECS API references):
+// DescribeAutoScalingGroups MaxRecords 100, at most 50 names a call by default;
+// DescribeScalingActivities MaxRecords 100; DescribeInstanceRefreshes MaxRecords 100;
+// EC2 DescribeInstances MaxResults 1000, at most 200 values in one filter;
+// ECS ListClusters, ListContainerInstances maxResults 100; DescribeContainerInstances 100 ARNs a call.
+const GROUPS_PAGE = 100;
+const GROUP_NAMES_PER_CALL = 50;
+const ACTIVITIES_PAGE = 100;
+const INSTANCES_PAGE = 1000;
+const FILTER_VALUES = 200;
+const ECS_PAGE = 100;
+const DESCRIBE_CONTAINER_INSTANCES = 100;
+/** EC2 instance ids per cluster-query filter (`ec2InstanceId in [...]`), keeping the expression short. */
+const IDS_PER_FILTER = 20;
+
+/**
+ * Scaling activities come newest first. An activity cannot stay in progress longer than a lifecycle
+ * hook can hold an instance (48 hours at most, Auto Scaling user guide), so older pages are not read;
+ * a group with more than ACTIVITY_PAGES pages in that time is treated as "cannot tell".
+ */
+const ACTIVITY_LOOKBACK_MS = 48 * 3_600_000;
+const ACTIVITY_PAGES = 10;
 
 export interface InstanceState {
   id: string;
@@ -48,12 +76,15 @@ export interface GroupState {
   tags: TagMap;
   suspended: string[];
   instances: InstanceState[];
-  /** Descriptions of scaling activities still in progress. */
+  /** Descriptions of scaling activities still in progress (or why that could not be told). */
   activities: string[];
   /** Status of an instance refresh in progress, or the error that kept us from knowing. */
   refresh?: string;
-  /** The ECS container instance on the EC2 instance being rotated, if it is one. */
-  container?: ContainerInstanceState;
+  /**
+   * ECS container instances on the instances that matter, by EC2 instance id: the one being rotated,
+   * or the oldest in service (the next to rotate, which would be drained first).
+   */
+  containers: Record<string, ContainerInstanceState>;
   /** The group has a warm pool (its instances keep their age when reused). */
   warmPool?: boolean;
   /** Desired capacity counts units (vCPU, memory or weights), not instances. */
@@ -62,25 +93,74 @@ export interface GroupState {
   readError?: string;
 }
 
+/** A group the Lambda's deadline kept from being read: reported `undone`, first in the next run. */
+export interface UnreadGroup {
+  name: string;
+  arn: string;
+  tags: TagMap;
+  suspended: string[];
+  /** What was being read: `scaling activities of web`. */
+  what: string;
+}
+
 export interface Clients {
   autoscaling: AutoScalingClient;
   ec2: EC2Client;
   ecs: ECSClient;
 }
 
+/** Instances, the longest-running first; those whose start is unknown (just launched) last. */
+export const oldestFirst = <I extends { since?: Date }>(instances: readonly I[]): I[] =>
+  [...instances].sort(
+    (a, b) =>
+      (a.since?.getTime() ?? Number.MAX_SAFE_INTEGER) - (b.since?.getTime() ?? Number.MAX_SAFE_INTEGER),
+  );
+
+/**
+ * The groups to look at: those named (all of them, opted in or not, so the report can say why one is
+ * left alone), or every group carrying the opt-in tag or a rotation in flight (tag-key filter, values
+ * OR-ed). Every page, within the deadline.
+ */
+export const describeGroups = async (
+  clients: Clients,
+  names: readonly string[] | undefined,
+  hasTime: () => boolean,
+): Promise<AutoScalingGroup[]> => {
+  const out: AutoScalingGroup[] = [];
+  const requests = names
+    ? chunk(names, GROUP_NAMES_PER_CALL).map((batch) => ({ AutoScalingGroupNames: batch }))
+    : [{ Filters: [{ Name: 'tag-key', Values: [ROTATE_TAG, ROTATION_TAG] }] }];
+  for (const request of requests) {
+    assertTime(hasTime, 'Auto Scaling groups');
+    const pages = paginateDescribeAutoScalingGroups(
+      { client: clients.autoscaling, pageSize: GROUPS_PAGE },
+      request,
+    );
+    for await (const page of pagesWithin(pages, hasTime, 'Auto Scaling groups')) {
+      out.push(...(page.AutoScalingGroups ?? []));
+    }
+  }
+  return out;
+};
+
 /**
  * Attach time of the primary network interface (device 0), falling back to LaunchTime. Read with an
  * instance-id filter: a just-launched instance is not yet visible to InstanceIds everywhere (EC2 is
  * eventually consistent), which would fail the whole call.
  */
-const runningSince = async (ec2: EC2Client, ids: string[]): Promise<Map<string, Date | undefined>> => {
+const runningSince = async (
+  ec2: EC2Client,
+  ids: string[],
+  hasTime: () => boolean,
+): Promise<Map<string, Date | undefined>> => {
   const since = new Map<string, Date | undefined>();
-  for (const batch of chunk(ids, 200)) {
+  for (const batch of chunk(ids, FILTER_VALUES)) {
+    assertTime(hasTime, 'EC2 instances');
     const pages = paginateDescribeInstances(
-      { client: ec2 },
+      { client: ec2, pageSize: INSTANCES_PAGE },
       { Filters: [{ Name: 'instance-id', Values: batch }] },
     );
-    for await (const page of pages) {
+    for await (const page of pagesWithin(pages, hasTime, 'EC2 instances')) {
       for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
         const primary = instance.NetworkInterfaces?.find((n) => n.Attachment?.DeviceIndex === 0);
         since.set(instance.InstanceId ?? '', primary?.Attachment?.AttachTime ?? instance.LaunchTime);
@@ -90,19 +170,45 @@ const runningSince = async (ec2: EC2Client, ids: string[]): Promise<Map<string, 
   return since;
 };
 
-const activitiesInProgress = async (client: AutoScalingClient, group: string) => {
-  const out = await client.send(
-    new DescribeScalingActivitiesCommand({ AutoScalingGroupName: group, MaxRecords: 20 }),
+const activitiesInProgress = async (
+  client: AutoScalingClient,
+  group: string,
+  hasTime: () => boolean,
+  now: Date,
+): Promise<string[]> => {
+  const inProgress: string[] = [];
+  let pages = 0;
+  const all = paginateDescribeScalingActivities(
+    { client, pageSize: ACTIVITIES_PAGE },
+    { AutoScalingGroupName: group },
   );
-  return (out.Activities ?? [])
-    .filter((a) => !ACTIVITY_DONE.has(a.StatusCode ?? ''))
-    .map((a) => `${a.Description ?? 'activity'} (${a.StatusCode})`);
+  for await (const page of pagesWithin(all, hasTime, `scaling activities of ${group}`)) {
+    pages += 1;
+    const activities = page.Activities ?? [];
+    inProgress.push(
+      ...activities
+        .filter((a) => !ACTIVITY_DONE.has(a.StatusCode ?? ''))
+        .map((a) => `${a.Description ?? 'activity'} (${a.StatusCode})`),
+    );
+    if (!page.NextToken) break;
+    const oldest = Math.min(...activities.map((a) => a.StartTime?.getTime() ?? now.getTime()));
+    if (now.getTime() - oldest > ACTIVITY_LOOKBACK_MS) break;
+    if (pages >= ACTIVITY_PAGES) {
+      inProgress.push(
+        `more than ${ACTIVITY_PAGES * ACTIVITIES_PAGE} scaling activities in the last 48 h: cannot tell whether one is still in progress`,
+      );
+      break;
+    }
+  }
+  return inProgress;
 };
 
 const refreshInProgress = async (client: AutoScalingClient, group: string): Promise<string | undefined> => {
   try {
+    // Newest first ("sorted by creation timestamp in descending order"), and a group has at most one
+    // refresh in progress (StartInstanceRefresh refuses a second): an active one is on the first page.
     const out = await client.send(
-      new DescribeInstanceRefreshesCommand({ AutoScalingGroupName: group, MaxRecords: 5 }),
+      new DescribeInstanceRefreshesCommand({ AutoScalingGroupName: group, MaxRecords: 10 }),
     );
     const active = (out.InstanceRefreshes ?? []).find((r) => REFRESH_ACTIVE.has(r.Status ?? ''));
     return active && `instance refresh ${active.InstanceRefreshId} is ${active.Status}`;
@@ -112,98 +218,163 @@ const refreshInProgress = async (client: AutoScalingClient, group: string): Prom
   }
 };
 
-/** Finds the ECS container instance running on an EC2 instance, in any cluster of the account. */
-export const findContainerInstance = async (
+/**
+ * Finds the ECS container instances running on these EC2 instances, in every cluster of the account:
+ * one filtered listing per cluster and batch of ids, every page, described 100 at a time.
+ */
+export const findContainerInstances = async (
   ecs: ECSClient,
-  ec2InstanceId: string,
-): Promise<ContainerInstanceState | undefined> => {
-  for await (const page of paginateListClusters({ client: ecs }, {})) {
+  ec2InstanceIds: readonly string[],
+  hasTime: () => boolean,
+): Promise<Map<string, ContainerInstanceState>> => {
+  const wanted = new Set(ec2InstanceIds);
+  const found = new Map<string, ContainerInstanceState>();
+  if (wanted.size === 0) return found;
+  const clusters = paginateListClusters({ client: ecs, pageSize: ECS_PAGE }, {});
+  for await (const page of pagesWithin(clusters, hasTime, 'ECS clusters')) {
     for (const cluster of page.clusterArns ?? []) {
-      const listed = await ecs.send(
-        new ListContainerInstancesCommand({ cluster, filter: `ec2InstanceId == ${ec2InstanceId}` }),
-      );
-      const arns = listed.containerInstanceArns ?? [];
-      if (arns.length === 0) continue;
-      const out = await ecs.send(
-        new DescribeContainerInstancesCommand({ cluster, containerInstances: arns }),
-      );
-      const found = (out.containerInstances ?? []).find((c) => c.ec2InstanceId === ec2InstanceId);
-      if (found) {
-        return {
-          cluster,
-          arn: found.containerInstanceArn ?? '',
-          status: found.status ?? 'UNKNOWN',
-          runningTasks: (found.runningTasksCount ?? 0) + (found.pendingTasksCount ?? 0),
-        };
+      const remaining = [...wanted].filter((id) => !found.has(id));
+      if (remaining.length === 0) return found;
+      for (const batch of chunk(remaining, IDS_PER_FILTER)) {
+        assertTime(hasTime, `ECS container instances of ${cluster}`);
+        const arns: string[] = [];
+        const listed = paginateListContainerInstances(
+          { client: ecs, pageSize: ECS_PAGE },
+          { cluster, filter: `ec2InstanceId in [${batch.map((id) => `'${id}'`).join(', ')}]` },
+        );
+        for await (const list of pagesWithin(listed, hasTime, `ECS container instances of ${cluster}`)) {
+          arns.push(...(list.containerInstanceArns ?? []));
+        }
+        for (const described of chunk(arns, DESCRIBE_CONTAINER_INSTANCES)) {
+          assertTime(hasTime, `ECS container instances of ${cluster}`);
+          const out = await ecs.send(
+            new DescribeContainerInstancesCommand({ cluster, containerInstances: described }),
+          );
+          for (const c of out.containerInstances ?? []) {
+            if (!c.ec2InstanceId || !wanted.has(c.ec2InstanceId)) continue;
+            found.set(c.ec2InstanceId, {
+              cluster,
+              arn: c.containerInstanceArn ?? '',
+              status: c.status ?? 'UNKNOWN',
+              runningTasks: (c.runningTasksCount ?? 0) + (c.pendingTasksCount ?? 0),
+            });
+          }
+        }
       }
     }
   }
-  return undefined;
+  return found;
 };
 
+const baseState = (g: AutoScalingGroup, since: Map<string, Date | undefined>): GroupState => ({
+  name: g.AutoScalingGroupName ?? '',
+  arn: g.AutoScalingGroupARN ?? '',
+  min: g.MinSize ?? 0,
+  max: g.MaxSize ?? 0,
+  desired: g.DesiredCapacity ?? 0,
+  tags: tagMapUpper(g.Tags),
+  suspended: (g.SuspendedProcesses ?? []).map((p) => p.ProcessName ?? ''),
+  instances: (g.Instances ?? []).map((i) => ({
+    id: i.InstanceId ?? '',
+    lifecycle: i.LifecycleState ?? 'Unknown',
+    health: i.HealthStatus ?? 'Unknown',
+    since: since.get(i.InstanceId ?? ''),
+  })),
+  activities: [],
+  containers: {},
+  ...(g.WarmPoolConfiguration && { warmPool: true }),
+  ...(((g.DesiredCapacityType && g.DesiredCapacityType !== 'units') ||
+    (g.Instances ?? []).some((i) => i.WeightedCapacity && i.WeightedCapacity !== '1')) && {
+    weighted: true,
+  }),
+});
+
+const unread = (g: GroupState | AutoScalingGroup, what: string): UnreadGroup =>
+  'AutoScalingGroupName' in g
+    ? {
+        name: g.AutoScalingGroupName ?? '',
+        arn: g.AutoScalingGroupARN ?? '',
+        tags: tagMapUpper(g.Tags),
+        suspended: (g.SuspendedProcesses ?? []).map((p) => p.ProcessName ?? ''),
+        what,
+      }
+    : { name: g.name, arn: g.arn, tags: g.tags, suspended: g.suspended, what };
+
 /**
- * Reads the groups that opted in (or were named), their instances' ages and whether anything is
- * changing them. `rotatingInstance` says which instance of a group is being rotated, if any, so its
- * ECS container instance is looked up only then.
+ * Reads everything the planner needs about these groups: their instances' ages, whether anything is
+ * changing them, and the ECS container instance on the instance being rotated (`rotatingInstance`
+ * reads it from the group's tags) or, without a rotation, on the oldest instance in service. One
+ * group's failed read is that group's failed row; the deadline leaves the rest `unread`.
  */
-export const readGroups = async (
+export const readGroupStates = async (
   clients: Clients,
-  names: string[] | undefined,
+  groups: readonly AutoScalingGroup[],
   rotatingInstance: (tags: TagMap) => string | undefined,
-): Promise<GroupState[]> => {
-  const raw = [];
-  // DescribeAutoScalingGroups takes at most 50 names a call.
-  for (const batch of names ? chunk(names, 50) : [undefined]) {
-    for await (const page of paginateDescribeAutoScalingGroups(
-      { client: clients.autoscaling },
-      batch ? { AutoScalingGroupNames: batch } : {},
-    )) {
-      raw.push(...(page.AutoScalingGroups ?? []));
-    }
+  hasTime: () => boolean,
+  now: Date,
+): Promise<{ states: GroupState[]; unread: UnreadGroup[] }> => {
+  let since: Map<string, Date | undefined>;
+  try {
+    since = await runningSince(
+      clients.ec2,
+      groups.flatMap((g) => (g.Instances ?? []).map((i) => i.InstanceId ?? '')).filter(Boolean),
+      hasTime,
+    );
+  } catch (error) {
+    if (error instanceof OutOfTimeError)
+      return { states: [], unread: groups.map((g) => unread(g, error.what)) };
+    const readError = `EC2 DescribeInstances failed: ${errorMessage(error)}`;
+    return { states: groups.map((g) => ({ ...baseState(g, new Map()), readError })), unread: [] };
   }
-  const chosen = raw.filter((g) => {
-    const tags = tagMapUpper(g.Tags);
-    return names !== undefined || tags[ROTATE_TAG] !== undefined || tags[ROTATION_TAG] !== undefined;
-  });
-  const since = await runningSince(
-    clients.ec2,
-    chosen.flatMap((g) => (g.Instances ?? []).map((i) => i.InstanceId ?? '')).filter(Boolean),
+
+  type Read = { state: GroupState } | { unread: UnreadGroup };
+  const reads = await mapLimit<AutoScalingGroup, Read>(
+    groups,
+    READ_CONCURRENCY,
+    async (g) => {
+      const base = baseState(g, since);
+      try {
+        const [activities, refresh] = await Promise.all([
+          activitiesInProgress(clients.autoscaling, base.name, hasTime, now),
+          refreshInProgress(clients.autoscaling, base.name),
+        ]);
+        return { state: { ...base, activities, ...(refresh && { refresh }) } };
+      } catch (error) {
+        if (error instanceof OutOfTimeError) return { unread: unread(base, error.what) };
+        return { state: { ...base, readError: errorMessage(error) } };
+      }
+    },
+    { shouldStart: hasTime, notStarted: (g) => ({ unread: unread(g, 'Auto Scaling groups') }) },
   );
-  return mapLimit(chosen, READ_CONCURRENCY, async (g): Promise<GroupState> => {
-    const name = g.AutoScalingGroupName ?? '';
-    const tags = tagMapUpper(g.Tags);
-    const base: GroupState = {
-      name,
-      arn: g.AutoScalingGroupARN ?? '',
-      min: g.MinSize ?? 0,
-      max: g.MaxSize ?? 0,
-      desired: g.DesiredCapacity ?? 0,
-      tags,
-      suspended: (g.SuspendedProcesses ?? []).map((p) => p.ProcessName ?? ''),
-      instances: (g.Instances ?? []).map((i) => ({
-        id: i.InstanceId ?? '',
-        lifecycle: i.LifecycleState ?? 'Unknown',
-        health: i.HealthStatus ?? 'Unknown',
-        since: since.get(i.InstanceId ?? ''),
-      })),
-      activities: [],
-      ...(g.WarmPoolConfiguration && { warmPool: true }),
-      ...(((g.DesiredCapacityType && g.DesiredCapacityType !== 'units') ||
-        (g.Instances ?? []).some((i) => i.WeightedCapacity && i.WeightedCapacity !== '1')) && {
-        weighted: true,
-      }),
-    };
-    // One group's failed read is that group's failed row, not the run's.
-    try {
-      const [activities, refresh] = await Promise.all([
-        activitiesInProgress(clients.autoscaling, name),
-        refreshInProgress(clients.autoscaling, name),
-      ]);
-      const rotating = rotatingInstance(tags);
-      const container = rotating ? await findContainerInstance(clients.ecs, rotating) : undefined;
-      return { ...base, activities, ...(refresh && { refresh }), ...(container && { container }) };
-    } catch (error) {
-      return { ...base, readError: errorMessage(error) };
+  const states = reads.flatMap((r) => ('state' in r ? [r.state] : []));
+  const missed = reads.flatMap((r) => ('unread' in r ? [r.unread] : []));
+
+  // The container instance that decides the next step: the one being rotated, or the next to rotate.
+  const lookup = new Map<GroupState, string>();
+  for (const s of states) {
+    if (s.readError) continue;
+    const candidate =
+      s.tags[ROTATE_TAG] !== undefined && !isParked(s.tags)
+        ? oldestFirst(s.instances.filter((i) => i.lifecycle === 'InService' && i.health === 'Healthy'))[0]?.id
+        : undefined;
+    const id = rotatingInstance(s.tags) ?? candidate;
+    if (id) lookup.set(s, id);
+  }
+  try {
+    const containers = await findContainerInstances(clients.ecs, [...new Set(lookup.values())], hasTime);
+    for (const [s, id] of lookup) {
+      const c = containers.get(id);
+      if (c) s.containers[id] = c;
     }
-  });
+    return { states, unread: missed };
+  } catch (error) {
+    if (error instanceof OutOfTimeError) {
+      return {
+        states: states.filter((s) => !lookup.has(s)),
+        unread: [...missed, ...states.filter((s) => lookup.has(s)).map((s) => unread(s, error.what))],
+      };
+    }
+    const readError = `ECS container instances could not be read: ${errorMessage(error)}`;
+    return { states: states.map((s) => (lookup.has(s) ? { ...s, readError } : s)), unread: missed };
+  }
 };

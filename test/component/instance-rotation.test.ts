@@ -1,39 +1,96 @@
 /**
  * What moto cannot show: instance refreshes (moto 5.2.1 answers DescribeInstanceRefreshes with a 500),
- * scaling activities in progress, and an instance stopped and started (its LaunchTime resets).
+ * scaling activities (moto always answers none, on one page), pages past the first one of every read
+ * (moto ignores ListContainerInstances' filter and never pages it), an instance stopped and started
+ * (its LaunchTime resets), the deadline mid-read, and a call failing half-way through a roll-back.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   AutoScalingClient,
+  CreateOrUpdateTagsCommand,
+  DeleteTagsCommand,
   DescribeAutoScalingGroupsCommand,
   DescribeInstanceRefreshesCommand,
   DescribeScalingActivitiesCommand,
+  ResumeProcessesCommand,
   SetDesiredCapacityCommand,
+  SuspendProcessesCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
+  type Activity,
   type AutoScalingGroup,
 } from '@aws-sdk/client-auto-scaling';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { ECSClient } from '@aws-sdk/client-ecs';
+import {
+  DescribeContainerInstancesCommand,
+  ECSClient,
+  ListClustersCommand,
+  ListContainerInstancesCommand,
+  UpdateContainerInstancesStateCommand,
+} from '@aws-sdk/client-ecs';
 import { run, type Deps } from '#functions/instance-rotation/handler.ts';
+import { RotationConfig } from '#functions/instance-rotation/config.ts';
+import { parseEnv } from '#shared/env.ts';
+import { RunLeases, type Lease, type LeaseStore } from '#shared/lease.ts';
 import { runContext } from '#test/support/context.ts';
 
+// Monday 2026-11-23 04:00 CET, inside the default window (weekdays 01:00-05:50 Europe/Berlin)
 const NOW = new Date('2026-11-23T03:00:00Z');
+// Monday 05:50 CET: the last run of the window
+const LAST_RUN = new Date('2026-11-23T04:50:20Z');
 const DAY = 86_400_000;
-const ctx = runContext();
+const ARN = 'arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:1:autoScalingGroupName/web';
 const autoscaling = mockClient(AutoScalingClient);
 const ec2 = mockClient(EC2Client);
-mockClient(ECSClient);
+const ecs = mockClient(ECSClient);
 
-const deps = (): Deps => ({
+/** The lease table, in memory: conditional writes as DynamoDB does them, for one process. */
+const memoryLeases = (): LeaseStore => {
+  const items = new Map<string, Lease>();
+  return {
+    table: 'nightshift-test-leases',
+    read: async (scope) => items.get(scope),
+    acquire: async (scope, owner, now, ttlMs) => {
+      const held = items.get(scope);
+      if (held && held.expiresAt > now && held.token !== owner.token) return { ok: false, heldBy: held };
+      items.set(scope, {
+        scope,
+        ...owner,
+        acquiredAt: now,
+        expiresAt: new Date(now.getTime() + ttlMs),
+        version: 1,
+        data: {},
+      });
+      return { ok: true };
+    },
+    release: async (scope, owner) => {
+      if (items.get(scope)?.token === owner.token) items.delete(scope);
+    },
+    compareAndSet: async () => false,
+    remove: async (scope) => void items.delete(scope),
+  };
+};
+
+let store: LeaseStore;
+const leasesOf = (holder: string, now: Date) =>
+  new RunLeases(
+    store,
+    { holder, token: holder },
+    () => now,
+    () => 900_000,
+  );
+const ctxAt = (now: Date, extra: Parameters<typeof runContext>[0] = {}) =>
+  runContext({ leases: leasesOf('instance-rotation run', now), ...extra });
+
+const deps = (now = NOW, env: Record<string, string> = {}): Deps => ({
   clients: { autoscaling: new AutoScalingClient({}), ec2: new EC2Client({}), ecs: new ECSClient({}) },
-  config: { MAX_AGE: { text: '14d', ms: 14 * DAY }, REPLACEMENT_TIMEOUT_MINUTES: 60, DRY_RUN: false },
-  now: () => NOW,
+  config: parseEnv(RotationConfig, env),
+  now: () => now,
 });
 
 const GROUP: AutoScalingGroup = {
   AutoScalingGroupName: 'web',
-  AutoScalingGroupARN:
-    'arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:1:autoScalingGroupName/web',
+  AutoScalingGroupARN: ARN,
   MinSize: 1,
   MaxSize: 3,
   DesiredCapacity: 2,
@@ -44,16 +101,51 @@ const GROUP: AutoScalingGroup = {
   ],
 } as AutoScalingGroup;
 
-describe('instance-rotation with simulated Auto Scaling', () => {
+/** `web` with a rotation of i-0000000b in flight since `started`, desired raised to 3. */
+const rotating = (started: string, extra: Partial<AutoScalingGroup> = {}): AutoScalingGroup =>
+  ({
+    ...GROUP,
+    DesiredCapacity: 3,
+    SuspendedProcesses: [{ ProcessName: 'AlarmNotification' }, { ProcessName: 'ScheduledActions' }],
+    Tags: [
+      { Key: 'nightshift:rotate', Value: 'true' },
+      {
+        Key: 'nightshift:rotation',
+        Value: `desired=2 instance=i-0000000b phase=launching at=${started} started=${started} suspended=AlarmNotification+ScheduledActions`,
+      },
+    ],
+    Instances: [
+      ...(GROUP.Instances ?? []),
+      { InstanceId: 'i-0000000d', LifecycleState: 'Pending', HealthStatus: 'Healthy' },
+    ] as AutoScalingGroup['Instances'],
+    ...extra,
+  }) as AutoScalingGroup;
+
+const activity = (i: number, status: string, start: Date): Activity =>
+  ({
+    ActivityId: `a-${i}`,
+    AutoScalingGroupName: 'web',
+    Description: `activity ${i}`,
+    Cause: '',
+    StartTime: start,
+    StatusCode: status,
+  }) as Activity;
+
+const mutations = () =>
+  autoscaling.calls().filter((c) => !/^Describe/.test((c.args[0] as object).constructor.name));
+
+describe('instance-rotation with simulated AWS', () => {
   beforeEach(() => {
+    store = memoryLeases();
     autoscaling.reset();
     ec2.reset();
+    ecs.reset();
     autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [GROUP] });
     autoscaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [] });
     autoscaling.on(DescribeInstanceRefreshesCommand).resolves({ InstanceRefreshes: [] });
-    autoscaling.on(SetDesiredCapacityCommand).resolves({});
+    ecs.on(ListClustersCommand).resolves({ clusterArns: [] });
     // i-…a was launched 40 days ago but stopped and started yesterday: its primary interface says so.
-    // i-…b has been running 20 days.
+    // i-…b has been running 20 days. i-…d was launched at 05:35 CET.
     ec2.on(DescribeInstancesCommand).resolves({
       Reservations: [
         {
@@ -66,6 +158,7 @@ describe('instance-rotation with simulated Auto Scaling', () => {
               ],
             },
             { InstanceId: 'i-0000000b', LaunchTime: new Date(NOW.getTime() - 20 * DAY) },
+            { InstanceId: 'i-0000000d', LaunchTime: new Date('2026-11-23T04:36:00Z') },
           ],
         },
       ],
@@ -73,7 +166,7 @@ describe('instance-rotation with simulated Auto Scaling', () => {
   });
 
   it('ages instances by their primary network interface, falling back to LaunchTime', async () => {
-    const report = await run({ action: 'rotate', dryRun: true }, ctx, deps());
+    const report = await run({ action: 'rotate', dryRun: true }, runContext(), deps());
 
     expect(report.resources[0]?.detail).toBe(
       'launch a replacement for i-0000000a (40d old, max 14d): desired 2 → 3; ' +
@@ -86,7 +179,7 @@ describe('instance-rotation with simulated Auto Scaling', () => {
       .on(DescribeInstanceRefreshesCommand)
       .resolves({ InstanceRefreshes: [{ InstanceRefreshId: 'r-1', Status: 'InProgress' }] });
 
-    const report = await run({ action: 'rotate' }, ctx, deps());
+    const report = await run({ action: 'rotate' }, ctxAt(NOW), deps());
 
     expect(report.resources[0]).toMatchObject({
       outcome: 'skipped',
@@ -100,7 +193,7 @@ describe('instance-rotation with simulated Auto Scaling', () => {
       .on(DescribeInstanceRefreshesCommand)
       .rejects(Object.assign(new Error('boom'), { name: 'InternalFailure' }));
 
-    const report = await run({ action: 'rotate' }, ctx, deps());
+    const report = await run({ action: 'rotate' }, ctxAt(NOW), deps());
 
     expect(report.resources[0]).toMatchObject({ outcome: 'skipped' });
     expect(report.resources[0]?.detail).toBe(
@@ -112,21 +205,375 @@ describe('instance-rotation with simulated Auto Scaling', () => {
   it('waits for scaling activities to finish before starting', async () => {
     autoscaling.on(DescribeScalingActivitiesCommand).resolves({
       Activities: [
-        {
-          Description: 'Terminating EC2 instance: i-0000000c',
-          StatusCode: 'InProgress',
-          ActivityId: '1',
-          AutoScalingGroupName: 'web',
-          Cause: '',
-          StartTime: NOW,
-        },
+        { ...activity(1, 'InProgress', NOW), Description: 'Terminating EC2 instance: i-0000000c' },
       ],
     });
 
-    const report = await run({ action: 'rotate' }, ctx, deps());
+    const report = await run({ action: 'rotate' }, ctxAt(NOW), deps());
 
     expect(report.resources[0]?.detail).toBe(
       'scaling activity in progress: Terminating EC2 instance: i-0000000c (InProgress)',
     );
+  });
+
+  describe('reads past the first page', () => {
+    it('lists opted-in groups 100 a page, by tag key, following NextToken', async () => {
+      const other = {
+        ...GROUP,
+        AutoScalingGroupName: 'api',
+        AutoScalingGroupARN: ARN.replace('/web', '/api'),
+      };
+      autoscaling
+        .on(DescribeAutoScalingGroupsCommand)
+        .resolves({ AutoScalingGroups: [GROUP], NextToken: 'page-2' })
+        .on(DescribeAutoScalingGroupsCommand, { NextToken: 'page-2' })
+        .resolves({ AutoScalingGroups: [other] });
+
+      const report = await run({ action: 'rotate', dryRun: true }, runContext(), deps());
+
+      expect(report.resources.map((r) => r.arn)).toEqual([ARN, other.AutoScalingGroupARN]);
+      expect(autoscaling.commandCalls(DescribeAutoScalingGroupsCommand)[0]?.args[0].input).toMatchObject({
+        Filters: [{ Name: 'tag-key', Values: ['nightshift:rotate', 'nightshift:rotation'] }],
+        MaxRecords: 100,
+      });
+    });
+
+    it('names at most 50 groups a call', async () => {
+      const names = Array.from({ length: 60 }, (_, i) => `g${i}`);
+
+      await run({ action: 'rotate', groups: names, dryRun: true }, runContext(), deps());
+
+      expect(
+        autoscaling
+          .commandCalls(DescribeAutoScalingGroupsCommand)
+          .map((c) => c.args[0].input.AutoScalingGroupNames?.length),
+      ).toEqual([50, 10]);
+    });
+
+    it('finds an activity in progress on the second page of scaling activities (100 a page)', async () => {
+      // 100 finished activities of the last hour (a group relaunching failed instances), then one in progress
+      const recent = Array.from({ length: 100 }, (_, i) =>
+        activity(i, 'Failed', new Date(NOW.getTime() - i * 30_000)),
+      );
+      autoscaling
+        .on(DescribeScalingActivitiesCommand)
+        .resolves({ Activities: recent, NextToken: 'page-2' })
+        .on(DescribeScalingActivitiesCommand, { NextToken: 'page-2' })
+        .resolves({
+          Activities: [
+            {
+              ...activity(100, 'WaitingForELBConnectionDraining', new Date(NOW.getTime() - 3_600_000)),
+              Description: 'Terminating EC2 instance: i-0000000c',
+            },
+          ],
+        });
+
+      const report = await run({ action: 'rotate' }, ctxAt(NOW), deps());
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'skipped',
+        detail:
+          'scaling activity in progress: Terminating EC2 instance: i-0000000c (WaitingForELBConnectionDraining)',
+      });
+      expect(
+        autoscaling.commandCalls(DescribeScalingActivitiesCommand).map((c) => c.args[0].input.MaxRecords),
+      ).toEqual([100, 100]);
+      expect(autoscaling.commandCalls(SetDesiredCapacityCommand)).toHaveLength(0);
+    });
+
+    it('stops reading activities older than 48 hours, which can no longer be in progress', async () => {
+      const old = Array.from({ length: 100 }, (_, i) =>
+        activity(i, 'Successful', new Date(NOW.getTime() - 3 * DAY - i * 60_000)),
+      );
+      autoscaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: old, NextToken: 'more' });
+
+      const report = await run({ action: 'rotate', dryRun: true }, runContext(), deps());
+
+      expect(autoscaling.commandCalls(DescribeScalingActivitiesCommand)).toHaveLength(1);
+      expect(report.resources[0]?.outcome).toBe('planned');
+    });
+
+    it('reads the age of instances from the second page of EC2 DescribeInstances', async () => {
+      ec2
+        .on(DescribeInstancesCommand)
+        .resolves({
+          Reservations: [
+            { Instances: [{ InstanceId: 'i-0000000a', LaunchTime: new Date(NOW.getTime() - DAY) }] },
+          ],
+          NextToken: 'page-2',
+        })
+        .on(DescribeInstancesCommand, { NextToken: 'page-2' })
+        .resolves({
+          Reservations: [
+            { Instances: [{ InstanceId: 'i-0000000b', LaunchTime: new Date(NOW.getTime() - 30 * DAY) }] },
+          ],
+        });
+
+      const report = await run({ action: 'rotate', dryRun: true }, runContext(), deps());
+
+      expect(report.resources[0]?.detail).toMatch(/^launch a replacement for i-0000000b \(30d old/);
+      expect(ec2.commandCalls(DescribeInstancesCommand)[0]?.args[0].input.MaxResults).toBe(1000);
+    });
+
+    it('finds the container instance in the second page of clusters and of container instances, described 100 at a time', async () => {
+      const group = rotating('2026-11-23T02:00:00Z', {
+        Instances: [
+          ...(GROUP.Instances ?? []),
+          { InstanceId: 'i-0000000d', LifecycleState: 'InService', HealthStatus: 'Healthy' },
+        ] as AutoScalingGroup['Instances'],
+      });
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [group] });
+      const cluster = 'arn:aws:ecs:eu-central-1:123456789012:cluster/stage';
+      const arns = Array.from(
+        { length: 150 },
+        (_, i) => `${cluster.replace(':cluster/', ':container-instance/')}/ci-${i}`,
+      );
+      ecs
+        .on(ListClustersCommand)
+        .resolves({ clusterArns: ['arn:aws:ecs:eu-central-1:123456789012:cluster/other'], nextToken: 'c2' })
+        .on(ListClustersCommand, { nextToken: 'c2' })
+        .resolves({ clusterArns: [cluster] })
+        .on(ListContainerInstancesCommand)
+        .resolves({ containerInstanceArns: [] })
+        .on(ListContainerInstancesCommand, { cluster })
+        .resolves({ containerInstanceArns: arns.slice(0, 100), nextToken: 'ci2' })
+        .on(ListContainerInstancesCommand, { cluster, nextToken: 'ci2' })
+        .resolves({ containerInstanceArns: arns.slice(100) })
+        .on(DescribeContainerInstancesCommand)
+        .callsFake((input: { containerInstances: string[] }) => ({
+          containerInstances: input.containerInstances.map((arn) => ({
+            containerInstanceArn: arn,
+            ec2InstanceId: arn.endsWith('/ci-149') ? 'i-0000000b' : `i-${arn.split('-').pop()}`,
+            status: 'ACTIVE',
+            runningTasksCount: 2,
+            pendingTasksCount: 0,
+          })),
+        }));
+      ecs.on(UpdateContainerInstancesStateCommand).resolves({});
+      autoscaling.on(CreateOrUpdateTagsCommand).resolves({});
+
+      const report = await run({ action: 'rotate' }, ctxAt(NOW), deps());
+
+      expect(report.resources[0]?.detail).toBe(
+        'replacement in service (3 of 3); ECS container instance on i-0000000b set to DRAINING before it is terminated',
+      );
+      expect(ecs.commandCalls(UpdateContainerInstancesStateCommand)[0]?.args[0].input).toEqual({
+        cluster,
+        containerInstances: [arns[149]],
+        status: 'DRAINING',
+      });
+      expect(ecs.commandCalls(ListContainerInstancesCommand)[1]?.args[0].input).toMatchObject({
+        cluster,
+        filter: "ec2InstanceId in ['i-0000000b']",
+        maxResults: 100,
+      });
+      expect(
+        ecs
+          .commandCalls(DescribeContainerInstancesCommand)
+          .map((c) => c.args[0].input.containerInstances?.length),
+      ).toEqual([100, 50]);
+    });
+  });
+
+  describe('the deadline during reads (item 12)', () => {
+    it('reports the run undone when the deadline comes while groups are listed, and changes nothing', async () => {
+      autoscaling
+        .on(DescribeAutoScalingGroupsCommand)
+        .resolves({ AutoScalingGroups: [rotating('2026-11-23T04:00:00Z')], NextToken: 'p2' });
+
+      const report = await run(
+        { action: 'rotate' },
+        ctxAt(LAST_RUN, { hasTime: () => false }),
+        deps(LAST_RUN),
+      );
+
+      expect(report.resources).toEqual([
+        {
+          arn: '',
+          type: 'run',
+          outcome: 'undone',
+          detail: expect.stringMatching(
+            /^the Lambda was about to time out while reading Auto Scaling groups; nothing changed; rotations in flight stay as they are, with their processes suspended, outside the window \(this is the last run of its window/,
+          ),
+        },
+      ]);
+      expect(mutations()).toEqual([]);
+    });
+
+    it('reports a group undone, with what stays suspended, when the deadline comes while reading it', async () => {
+      let time = true;
+      autoscaling
+        .on(DescribeAutoScalingGroupsCommand)
+        .resolves({ AutoScalingGroups: [rotating('2026-11-23T04:00:00Z')] });
+      autoscaling.on(DescribeScalingActivitiesCommand).callsFake(() => {
+        time = false;
+        return { Activities: [activity(1, 'Successful', LAST_RUN)], NextToken: 'more' };
+      });
+
+      const report = await run(
+        { action: 'rotate' },
+        ctxAt(LAST_RUN, { hasTime: () => time }),
+        deps(LAST_RUN),
+      );
+
+      expect(report.resources).toEqual([
+        {
+          arn: ARN,
+          type: 'autoscaling-group',
+          outcome: 'undone',
+          detail:
+            'not read: the Lambda was about to time out while reading scaling activities of web; nothing changed — the next run starts with it; ' +
+            'the rotation in flight stays as it is, with AlarmNotification, ScheduledActions suspended, outside its window ' +
+            '(this is the last run of its window (Mon 2026-11-23 01:00 Europe/Berlin to Mon 2026-11-23 05:50 Europe/Berlin); ' +
+            'the next run is Tue 2026-11-24 01:00 Europe/Berlin, 19h 9m away): run `nightshift rotate` for the group to finish or roll it back',
+        },
+      ]);
+      expect(mutations()).toEqual([]);
+    });
+
+    it('starts with the groups the previous run left undone', async () => {
+      const api = { ...GROUP, AutoScalingGroupName: 'api', AutoScalingGroupARN: ARN.replace('/web', '/api') };
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [GROUP, api] });
+      let time = true;
+      autoscaling.on(CreateOrUpdateTagsCommand).callsFake(() => {
+        time = false;
+        return {};
+      });
+
+      const report = await run(
+        { action: 'rotate' },
+        ctxAt(NOW, { hasTime: () => time, carried: { rotate: [api.AutoScalingGroupARN as string] } }),
+        deps(),
+      );
+
+      expect(report.resources.map((r) => [r.arn.split('/').pop(), r.outcome])).toEqual([
+        ['web', 'undone'],
+        ['api', 'changed'],
+      ]);
+    });
+  });
+
+  describe('the last run of the window (item 2)', () => {
+    beforeEach(() => {
+      autoscaling
+        .on(DescribeAutoScalingGroupsCommand)
+        .resolves({ AutoScalingGroups: [rotating('2026-11-23T04:35:00Z')] });
+      autoscaling.on(TerminateInstanceInAutoScalingGroupCommand).resolves({});
+      autoscaling.on(ResumeProcessesCommand).resolves({});
+      autoscaling.on(DeleteTagsCommand).resolves({});
+    });
+
+    it('terminates the replacement by id, decrementing desired, then resumes what it suspended and clears its state', async () => {
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(mutations().map((c) => [(c.args[0] as object).constructor.name, c.args[0].input])).toEqual([
+        [
+          'TerminateInstanceInAutoScalingGroupCommand',
+          { InstanceId: 'i-0000000d', ShouldDecrementDesiredCapacity: true },
+        ],
+        [
+          'ResumeProcessesCommand',
+          { AutoScalingGroupName: 'web', ScalingProcesses: ['AlarmNotification', 'ScheduledActions'] },
+        ],
+        [
+          'DeleteTagsCommand',
+          { Tags: [{ ResourceId: 'web', ResourceType: 'auto-scaling-group', Key: 'nightshift:rotation' }] },
+        ],
+      ]);
+      expect(autoscaling.commandCalls(SuspendProcessesCommand)).toHaveLength(0);
+    });
+
+    it('fails the row, saying processes stay suspended, when resuming them fails at the last run', async () => {
+      autoscaling
+        .on(ResumeProcessesCommand)
+        .rejects(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
+
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'failed',
+        error:
+          'resume scaling processes (ResumeProcesses) failed: Throttling: Rate exceeded; done before it: terminate the replacement (TerminateInstanceInAutoScalingGroup); ' +
+          'AlarmNotification, ScheduledActions stay suspended outside the window until a run ends the rotation: run `nightshift rotate --group web`, or resume them by hand',
+      });
+      expect(autoscaling.commandCalls(DeleteTagsCommand)).toHaveLength(0);
+    });
+
+    it('resumes the processes anyway when an earlier roll-back call fails at the last run, keeping the state for the next run', async () => {
+      autoscaling
+        .on(TerminateInstanceInAutoScalingGroupCommand)
+        .rejects(Object.assign(new Error('instance is in Pending state'), { name: 'ValidationError' }));
+
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'failed',
+        error:
+          'terminate the replacement (TerminateInstanceInAutoScalingGroup) failed: ValidationError: instance is in Pending state; nothing was changed; ' +
+          'AlarmNotification, ScheduledActions resumed anyway, so nothing stays suspended outside the window; ' +
+          "the rotation's state is kept for the next run to finish undoing it (or run `nightshift rotate --group web`)",
+      });
+      expect(autoscaling.commandCalls(ResumeProcessesCommand)[0]?.args[0].input).toEqual({
+        AutoScalingGroupName: 'web',
+        ScalingProcesses: ['AlarmNotification', 'ScheduledActions'],
+      });
+      expect(autoscaling.commandCalls(DeleteTagsCommand)).toHaveLength(0);
+    });
+
+    it('fails the row when another run holds the lease at the last run, since the rotation cannot be ended', async () => {
+      await leasesOf('ecs-scheduler run 7c1d (nightshift-dev-ecs-scheduler)', LAST_RUN).take(ARN);
+
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'failed',
+        detail: expect.stringMatching(
+          /^another run holds the lease on it: ecs-scheduler run 7c1d \(nightshift-dev-ecs-scheduler\), for 0m .*; the rotation in flight stays as it is, with AlarmNotification, ScheduledActions suspended, outside its window/,
+        ),
+      });
+      expect(mutations()).toEqual([]);
+    });
+
+    it('skips a group whose lease another run holds inside the window, changing nothing', async () => {
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [GROUP] });
+      await leasesOf('ecs-scheduler run 7c1d (nightshift-dev-ecs-scheduler)', NOW).take(ARN);
+
+      const report = await run({ action: 'rotate' }, ctxAt(NOW), deps());
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'skipped',
+        detail: expect.stringMatching(/^another run holds the lease on it: ecs-scheduler run 7c1d/),
+      });
+      expect(mutations()).toEqual([]);
+      // The lease is taken before the state is read, and the group read again under it
+      expect(autoscaling.commandCalls(DescribeScalingActivitiesCommand)).toHaveLength(0);
+    });
+  });
+
+  describe('the plan digest', () => {
+    it('returns the digest of a dry run, applies the same plan, and refuses a plan that changed', async () => {
+      autoscaling.on(CreateOrUpdateTagsCommand).resolves({});
+      autoscaling.on(SuspendProcessesCommand).resolves({});
+      autoscaling.on(SetDesiredCapacityCommand).resolves({});
+      const dry = await run({ action: 'rotate', dryRun: true }, runContext(), deps());
+
+      // The person confirms three minutes later, while the group was changed in between
+      autoscaling
+        .on(DescribeAutoScalingGroupsCommand)
+        .resolves({ AutoScalingGroups: [{ ...GROUP, DesiredCapacity: 1, MinSize: 1 }] });
+      const later = new Date(NOW.getTime() + 3 * 60_000);
+      const refused = await run({ action: 'rotate', planDigest: dry.planDigest }, ctxAt(later), deps(later));
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [GROUP] });
+      const applied = await run({ action: 'rotate', planDigest: dry.planDigest }, ctxAt(later), deps(later));
+
+      expect(dry.planDigest).toMatch(/^[0-9a-f]{64}$/);
+      expect(refused.resources[0]).toMatchObject({
+        outcome: 'skipped',
+        detail: expect.stringMatching(/^the plan changed since it was confirmed/),
+      });
+      expect(applied.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(autoscaling.commandCalls(SetDesiredCapacityCommand)).toHaveLength(1);
+    });
   });
 });

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
-import { RotateInput } from '#events/instance-rotation/schema.ts';
+import { parseRotateInput } from '#events/instance-rotation/schema.ts';
 import { parseCopyInput } from '#events/rds-snapshot-copy/schema.ts';
 import { parseSnapshotTagsInput } from '#events/snapshot-tags/schema.ts';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
@@ -12,7 +12,7 @@ import { parseInput } from '#shared/input.ts';
 const CONTRACTS: Record<string, { parse: (event: unknown) => unknown; samples: string[] }> = {
   'ecs-scheduler': { parse: (e) => parseInput(SchedulerInput, e), samples: ['ecs-scheduler'] },
   'rds-snapshot-copy': { parse: parseCopyInput, samples: ['rds-snapshot-copy', 'aws.rds'] },
-  'instance-rotation': { parse: (e) => parseInput(RotateInput, e), samples: ['instance-rotation'] },
+  'instance-rotation': { parse: parseRotateInput, samples: ['instance-rotation'] },
   'ssm-restart': { parse: parseRestartInput, samples: ['ssm-restart', 'aws.cloudwatch'] },
   'snapshot-tags': { parse: parseSnapshotTagsInput, samples: ['snapshot-tags', 'aws.rds', 'aws.ec2'] },
 };
@@ -56,6 +56,22 @@ describe('a schedule that passes no input', () => {
   )('is refused by $fn ($name), saying the input is missing and showing a valid one', ({ parse, event }) => {
     expect(() => parse(event)).toThrow(
       /^invalid event: the input is missing: .*set the schedule's input to, for example, \{"action":"sweep"\}$/,
+    );
+  });
+});
+
+describe('instance-rotation with no input', () => {
+  it.each([
+    ...['aws.events', 'aws.scheduler'].flatMap((dir) =>
+      readdirSync(join('test/fixtures/aws-events', dir)).map((file) => ({
+        name: `${dir}/${file}`,
+        event: JSON.parse(readFileSync(join('test/fixtures/aws-events', dir, file), 'utf8')) as unknown,
+      })),
+    ),
+    { name: '{}', event: {} },
+  ])('is refused ($name), saying the input is missing and showing {"action":"rotate"}', ({ event }) => {
+    expect(() => parseRotateInput(event)).toThrow(
+      /^invalid event: the input is missing: .*set the schedule's input to, for example, \{"action":"rotate"\}$/,
     );
   });
 });

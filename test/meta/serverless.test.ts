@@ -10,6 +10,8 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { withOps } from '#shared/handler.ts';
+import { parseEnv } from '#shared/env.ts';
+import { RotationConfig } from '#functions/instance-rotation/config.ts';
 import { FUNCTION_DIMENSIONS, METRICS_NAMESPACE, OUTCOME_METRICS, RUNS_METRIC } from '#shared/metrics.ts';
 import { buildReport } from '#shared/report.ts';
 import { lambdaContext } from '#test/support/context.ts';
@@ -237,6 +239,34 @@ describe('serverless.yml and infra/', () => {
     }
     expect(dev.Resources.EcsStopSchedule?.Properties.ScheduleExpression).toBe('cron(0 19 ? * MON-FRI *)');
     expect(dev.Resources.EcsStartSchedule?.Properties.ScheduleExpression).toBe('cron(0 7 ? * MON-FRI *)');
+  });
+
+  it('gives instance-rotation the schedule it runs on, so it knows its windows, and a config it accepts', () => {
+    for (const template of [dev, prod, switches]) {
+      const schedule = template.Resources.InstanceRotationSchedule?.Properties as Record<string, unknown>;
+      const env = functionEnv(template, 'instance-rotation');
+      expect(env.ROTATION_SCHEDULE).toBe(schedule.ScheduleExpression);
+      expect(env.SCHEDULE_TIMEZONE).toBe(schedule.ScheduleExpressionTimezone);
+      expect(env.ROTATION_SCHEDULE_STATE).toBe(schedule.State);
+    }
+    const env = functionEnv(dev, 'instance-rotation');
+    expect(env).toMatchObject({
+      ROTATION_SCHEDULE: 'cron(0/10 1-5 ? * MON-FRI *)',
+      SCHEDULE_TIMEZONE: 'Europe/Berlin',
+      ABANDON_BACKOFF: '24h',
+    });
+    const config = parseEnv(RotationConfig, env as Record<string, string>);
+    expect(config.schedule.expression).toBe('cron(0/10 1-5 ? * MON-FRI *)');
+    // The role may write and remove only its own two tags
+    const tagging = rolePolicyStatements(dev, 'instance-rotation').filter((st) =>
+      list(st.Action).some((a) => /Tags$/.test(a)),
+    );
+    for (const st of tagging)
+      expect(st.Condition).toMatchObject({
+        'ForAllValues:StringEquals': {
+          'aws:TagKeys': ['nightshift:rotation', 'nightshift:rotation-abandoned'],
+        },
+      });
   });
 
   it('keeps snapshot copies and tags running for real in prod, where ECS schedules are off and dry', () => {

@@ -1,15 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { planRotations, type RotationOptions } from '#functions/instance-rotation/plan.ts';
 import type { GroupState, InstanceState } from '#functions/instance-rotation/inventory.ts';
+import { windowAt } from '#functions/instance-rotation/window.ts';
+import { parseCron } from '#shared/cron.ts';
 
+// Monday 2026-11-23 04:00 CET: inside the default window (weekdays 01:00-05:50 Europe/Berlin).
 const NOW = new Date('2026-11-23T03:00:00Z');
 const DAY = 86_400_000;
 const daysAgo = (n: number) => new Date(NOW.getTime() - n * DAY);
-const OPTS: RotationOptions = {
+const WEEKDAYS = parseCron('cron(0/10 1-5 ? * MON-FRI *)', 'Europe/Berlin');
+/** The options of a run at `now` under `schedule` (a fake clock: nothing reads the real one). */
+const optsAt = (now: Date, schedule = WEEKDAYS): RotationOptions => ({
   maxAge: { text: '14d', ms: 14 * DAY },
   replacementTimeoutMinutes: 60,
-  now: NOW,
-};
+  abandonBackoff: { text: '24h', ms: DAY },
+  now,
+  window: windowAt(schedule, now),
+});
+const OPTS = optsAt(NOW);
 
 const instance = (id: string, days: number, extra: Partial<InstanceState> = {}): InstanceState => ({
   id,
@@ -28,6 +36,7 @@ const group = (extra: Partial<GroupState> = {}): GroupState => ({
   suspended: [],
   instances: [instance('i-0000000a', 20), instance('i-0000000b', 30), instance('i-0000000c', 2)],
   activities: [],
+  containers: {},
   ...extra,
 });
 const plan = (g: GroupState, opts: Partial<RotationOptions> = {}) =>
@@ -41,7 +50,7 @@ describe('planRotations: starting a rotation', () => {
         {
           op: 'save-rotation',
           value:
-            'desired=3 instance=i-0000000b phase=launching at=2026-11-23T03:00:00Z suspended=AlarmNotification+ScheduledActions+AZRebalance',
+            'desired=3 instance=i-0000000b phase=launching at=2026-11-23T03:00:00Z started=2026-11-23T03:00:00Z suspended=AlarmNotification+ScheduledActions+AZRebalance',
         },
         { op: 'suspend', processes: ['AlarmNotification', 'ScheduledActions', 'AZRebalance'] },
         { op: 'set-desired', desired: 4 },
@@ -92,7 +101,7 @@ describe('planRotations: starting a rotation', () => {
       {
         op: 'save-rotation',
         value:
-          'desired=3 instance=i-0000000b phase=launching at=2026-11-23T03:00:00Z suspended=AlarmNotification+ScheduledActions',
+          'desired=3 instance=i-0000000b phase=launching at=2026-11-23T03:00:00Z started=2026-11-23T03:00:00Z suspended=AlarmNotification+ScheduledActions',
       },
       { op: 'suspend', processes: ['AlarmNotification', 'ScheduledActions'] },
     ]);
@@ -157,12 +166,20 @@ describe('planRotations: starting a rotation', () => {
 });
 
 describe('planRotations: a rotation in flight', () => {
-  const rotating = (phase: 'launching' | 'draining', at = '2026-11-23T02:50:00Z') => ({
+  // Saved at 03:50 CET by a run of this window, before desired was raised
+  const rotating = (
+    phase: 'launching' | 'draining',
+    at = '2026-11-23T02:50:00Z',
+    started = '2026-11-23T02:50:00Z',
+  ) => ({
     'nightshift:rotate': 'true',
-    'nightshift:rotation': `desired=3 instance=i-0000000b phase=${phase} at=${at} suspended=AlarmNotification+ScheduledActions`,
+    'nightshift:rotation': `desired=3 instance=i-0000000b phase=${phase} at=${at} started=${started} suspended=AlarmNotification+ScheduledActions`,
   });
   const RESUME = { op: 'resume', processes: ['AlarmNotification', 'ScheduledActions'] };
-  const withReplacement = [...group().instances, instance('i-0000000d', 0)];
+  const CLEAR = { op: 'clear-rotation', keys: ['nightshift:rotation'] };
+  // i-…d launched 5 minutes ago, after the rotation began: the replacement
+  const replacement = instance('i-0000000d', 0, { since: new Date(NOW.getTime() - 5 * 60_000) });
+  const withReplacement = [...group().instances, replacement];
 
   it('waits while the replacement is not in service, never starting a second one', () => {
     const g = group({ tags: rotating('launching'), desired: 4, activities: ['Launching (InProgress)'] });
@@ -178,7 +195,7 @@ describe('planRotations: a rotation in flight', () => {
     const g = group({ tags: rotating('launching'), desired: 4, instances: withReplacement });
 
     expect(plan(g)).toMatchObject({
-      steps: [{ op: 'terminate', instanceId: 'i-0000000b' }, RESUME, { op: 'clear-rotation' }],
+      steps: [{ op: 'terminate', instanceId: 'i-0000000b' }, RESUME, CLEAR],
       detail:
         'terminate i-0000000b now that its replacement is in service (4 in service): desired 4 → 3; resume AlarmNotification, ScheduledActions',
     });
@@ -190,19 +207,19 @@ describe('planRotations: a rotation in flight', () => {
       tags: rotating('launching'),
       desired: 4,
       instances: withReplacement,
-      container,
+      containers: { 'i-0000000b': container },
     });
     const draining = group({
       tags: rotating('draining'),
       desired: 4,
       instances: withReplacement,
-      container: { ...container, status: 'DRAINING' },
+      containers: { 'i-0000000b': { ...container, status: 'DRAINING' } },
     });
     const drained = group({
       tags: rotating('draining'),
       desired: 4,
       instances: withReplacement,
-      container: { ...container, status: 'DRAINING', runningTasks: 0 },
+      containers: { 'i-0000000b': { ...container, status: 'DRAINING', runningTasks: 0 } },
     });
 
     expect(plan(launching)?.steps).toEqual([
@@ -210,7 +227,7 @@ describe('planRotations: a rotation in flight', () => {
       {
         op: 'save-rotation',
         value:
-          'desired=3 instance=i-0000000b phase=draining at=2026-11-23T03:00:00Z suspended=AlarmNotification+ScheduledActions',
+          'desired=3 instance=i-0000000b phase=draining at=2026-11-23T03:00:00Z started=2026-11-23T02:50:00Z suspended=AlarmNotification+ScheduledActions',
       },
     ]);
     expect(plan(draining)).toMatchObject({
@@ -220,25 +237,15 @@ describe('planRotations: a rotation in flight', () => {
     expect(plan(drained)?.steps.map((s) => s.op)).toEqual(['terminate', 'resume', 'clear-rotation']);
   });
 
-  it('abandons a rotation whose replacement never came, restoring the saved desired', () => {
-    const g = group({ tags: rotating('launching', '2026-11-23T01:30:00Z'), desired: 4 });
-
-    expect(plan(g)).toMatchObject({
-      steps: [{ op: 'set-desired', desired: 3 }, RESUME, { op: 'clear-rotation' }],
-      failure:
-        'the replacement for i-0000000b did not come into service within 60 min (3 of 4 in service); rotation abandoned, desired restored to 3',
-    });
-  });
-
   it('finishes when the old instance left the group, restoring desired if it was not decremented', () => {
     const g = group({
       tags: rotating('launching'),
       desired: 4,
-      instances: [instance('i-0000000a', 20), instance('i-0000000c', 2), instance('i-0000000d', 0)],
+      instances: [instance('i-0000000a', 20), instance('i-0000000c', 2), replacement],
     });
 
     expect(plan(g)).toMatchObject({
-      steps: [{ op: 'set-desired', desired: 3 }, RESUME, { op: 'clear-rotation' }],
+      steps: [{ op: 'set-desired', desired: 3 }, RESUME, CLEAR],
       detail: 'i-0000000b left the group; desired 4 → 3 restored; rotation finished',
     });
   });
@@ -253,28 +260,6 @@ describe('planRotations: a rotation in flight', () => {
       detail: 'waiting before terminating i-0000000b: 2 other instance(s) in service, desired 4, min 2',
     });
     expect(plan(atMin)).toMatchObject({ hasWork: false, outcome: 'unchanged' });
-  });
-
-  it('abandons a drain that does not finish in time, setting the container instance back to ACTIVE', () => {
-    const container = { cluster: 'stage', arn: 'arn:ci', status: 'DRAINING', runningTasks: 1 };
-    const g = group({
-      tags: rotating('draining', '2026-11-23T01:00:00Z'),
-      desired: 4,
-      instances: withReplacement,
-      container,
-    });
-
-    expect(plan(g)).toMatchObject({
-      steps: [
-        { op: 'undrain', cluster: 'stage', containerInstance: 'arn:ci' },
-        { op: 'set-desired', desired: 3 },
-        RESUME,
-        { op: 'clear-rotation' },
-      ],
-      failure: expect.stringMatching(
-        /^i-0000000b did not finish draining within 60 min \(1 ECS task\(s\) left/,
-      ),
-    });
   });
 
   it('raises desired when the state was saved but the raise never happened', () => {
@@ -299,5 +284,462 @@ describe('planRotations: a rotation in flight', () => {
 
     expect(plan(g)).toMatchObject({ hasWork: false, outcome: 'failed' });
     expect(plan(g)?.detail).toMatch(/^tag nightshift:rotation is unreadable/);
+  });
+
+  it('reads a rotation saved before `started` existed, taking `at` as its start', () => {
+    const legacy = {
+      'nightshift:rotate': 'true',
+      'nightshift:rotation':
+        'desired=3 instance=i-0000000b phase=launching at=2026-11-23T02:50:00Z suspended=AlarmNotification+ScheduledActions',
+    };
+
+    expect(plan(group({ tags: legacy, desired: 4, instances: withReplacement }))?.steps[0]).toEqual({
+      op: 'terminate',
+      instanceId: 'i-0000000b',
+    });
+  });
+});
+
+describe('planRotations: an abandoned rotation (item 10)', () => {
+  const rotating = (phase: 'launching' | 'draining', at: string, tags: Record<string, string> = {}) => ({
+    'nightshift:rotate': 'true',
+    'nightshift:rotation': `desired=3 instance=i-0000000b phase=${phase} at=${at} started=2026-11-23T01:00:00Z suspended=AlarmNotification+ScheduledActions`,
+    ...tags,
+  });
+  const RESUME = { op: 'resume', processes: ['AlarmNotification', 'ScheduledActions'] };
+  const ABANDONED = { op: 'save-abandoned', value: 'at=2026-11-23T03:00:00Z instance=i-0000000b' };
+  const CLEAR = { op: 'clear-rotation', keys: ['nightshift:rotation'] };
+  // Launched at 01:20Z for the rotation that began at 01:00Z, and never healthy
+  const unhealthy = instance('i-0000000d', 0, {
+    since: new Date('2026-11-23T01:20:00Z'),
+    health: 'Unhealthy',
+  });
+
+  it('gives up after the timeout: terminates the replacement by id, resumes, and records the abandonment', () => {
+    const g = group({
+      tags: rotating('launching', '2026-11-23T01:00:00Z'),
+      desired: 4,
+      instances: [...group().instances, unhealthy],
+    });
+
+    expect(plan(g)).toMatchObject({
+      steps: [{ op: 'terminate-replacement', instanceId: 'i-0000000d' }, RESUME, ABANDONED, CLEAR],
+      detail:
+        'rotation of i-0000000b abandoned: replacement i-0000000d terminated, desired 4 → 3; AlarmNotification, ScheduledActions resumed',
+      failure:
+        'the replacement for i-0000000b did not come into service within 60 min (3 of 4 in service); rotation abandoned: ' +
+        'replacement i-0000000d terminated, desired 4 → 3; AlarmNotification, ScheduledActions resumed; ' +
+        'no new rotation in this group before 2026-11-24T03:00:00Z (ABANDON_BACKOFF 24h, tag nightshift:rotation-abandoned)',
+    });
+  });
+
+  it('puts desired back itself when nothing was launched for the rotation yet', () => {
+    const g = group({ tags: rotating('launching', '2026-11-23T01:00:00Z'), desired: 4 });
+
+    expect(plan(g)?.steps).toEqual([{ op: 'set-desired', desired: 3 }, RESUME, ABANDONED, CLEAR]);
+  });
+
+  it('never takes the old instance, or one that was there before the rotation, for the replacement', () => {
+    // i-…a, i-…c were there before; i-…b is the old one; nothing new: no instance is terminated by id
+    const before = group({
+      tags: rotating('launching', '2026-11-23T01:00:00Z'),
+      desired: 4,
+      instances: [
+        ...group().instances,
+        instance('i-0000000e', 0, { since: new Date('2026-11-23T00:59:00Z'), health: 'Unhealthy' }),
+      ],
+    });
+    // Two instances launched since the rotation began (the group replaced an unhealthy one too)
+    const two = group({
+      tags: rotating('launching', '2026-11-23T01:00:00Z'),
+      desired: 4,
+      instances: [...group().instances, unhealthy, instance('i-0000000f', 0, { health: 'Unhealthy' })],
+    });
+
+    expect(plan(before)?.steps[0]).toEqual({ op: 'set-desired', desired: 3 });
+    expect(plan(two)?.steps[0]).toEqual({ op: 'set-desired', desired: 3 });
+    expect(plan(two)?.detail).toContain('more than one instance launched since the rotation began');
+  });
+
+  it('abandons a drain that does not finish in time, setting the container instance back to ACTIVE', () => {
+    const container = { cluster: 'stage', arn: 'arn:ci', status: 'DRAINING', runningTasks: 1 };
+    const g = group({
+      tags: rotating('draining', '2026-11-23T01:30:00Z'),
+      desired: 4,
+      instances: [
+        ...group().instances,
+        instance('i-0000000d', 0, { since: new Date('2026-11-23T01:20:00Z') }),
+      ],
+      containers: { 'i-0000000b': container },
+    });
+
+    expect(plan(g)).toMatchObject({
+      steps: [
+        { op: 'undrain', cluster: 'stage', containerInstance: 'arn:ci' },
+        { op: 'terminate-replacement', instanceId: 'i-0000000d' },
+        RESUME,
+        ABANDONED,
+        CLEAR,
+      ],
+      failure: expect.stringMatching(
+        /^i-0000000b did not finish draining within 60 min \(1 ECS task\(s\) left/,
+      ),
+    });
+  });
+
+  it('records no abandonment on a group that opted out meanwhile (the role may not tag it)', () => {
+    const tags = rotating('launching', '2026-11-23T01:00:00Z');
+    const g = group({ tags: { 'nightshift:rotation': tags['nightshift:rotation'] }, desired: 4 });
+
+    expect(plan(g)?.steps.map((s) => s.op)).toEqual(['set-desired', 'resume', 'clear-rotation']);
+  });
+
+  it('starts no new rotation in the group until the back-off has passed', () => {
+    const abandoned = {
+      'nightshift:rotate': 'true',
+      'nightshift:rotation-abandoned': 'at=2026-11-22T04:00:00Z instance=i-0000000b',
+    };
+
+    expect(plan(group({ tags: abandoned }))).toMatchObject({
+      outcome: 'skipped',
+      detail:
+        'a rotation of i-0000000b was abandoned at 2026-11-22T04:00:00Z: no new rotation before 2026-11-23T04:00:00Z ' +
+        '(ABANDON_BACKOFF 24h); delete tag nightshift:rotation-abandoned to retry sooner',
+    });
+    expect(plan(group({ tags: abandoned }), { abandonBackoff: { text: '12h', ms: DAY / 2 } })).toMatchObject({
+      hasWork: true,
+    });
+    expect(plan(group({ tags: { ...abandoned, 'nightshift:rotation-abandoned': 'soon' } }))).toMatchObject({
+      outcome: 'skipped',
+      detail: expect.stringMatching(/^tag nightshift:rotation-abandoned is unreadable/),
+    });
+  });
+
+  it('removes an old abandonment when the next rotation finishes', () => {
+    const g = group({
+      tags: {
+        ...rotating('launching', '2026-11-23T02:50:00Z'),
+        'nightshift:rotation-abandoned': 'at=2026-11-20T04:00:00Z instance=i-0000000a',
+      },
+      desired: 4,
+      instances: [...group().instances, instance('i-0000000d', 0)],
+    });
+
+    expect(plan(g)?.steps.at(-1)).toEqual({
+      op: 'clear-rotation',
+      keys: ['nightshift:rotation', 'nightshift:rotation-abandoned'],
+    });
+  });
+});
+
+describe('planRotations: nothing left suspended outside the window (item 2)', () => {
+  const EVERY_NIGHT = parseCron('cron(0/10 1-5 * * ? *)', 'Europe/Berlin');
+  const RESUME = { op: 'resume', processes: ['AlarmNotification', 'ScheduledActions'] };
+  const CLEAR = { op: 'clear-rotation', keys: ['nightshift:rotation'] };
+  const rotatingSince = (started: string, phase: 'launching' | 'draining' = 'launching') => ({
+    'nightshift:rotate': 'true',
+    'nightshift:rotation': `desired=3 instance=i-0000000b phase=${phase} at=${started} started=${started} suspended=AlarmNotification+ScheduledActions`,
+  });
+  const launchedAt = (iso: string, extra: Partial<InstanceState> = {}) =>
+    instance('i-0000000d', 0, { since: new Date(iso), ...extra });
+  const planAt = (g: GroupState, iso: string, schedule = WEEKDAYS) =>
+    planRotations([g], undefined, optsAt(new Date(iso), schedule))[0];
+
+  it('starts a rotation when the window has room for it, up to REPLACEMENT_TIMEOUT_MINUTES before its last run', () => {
+    // 04:50 CET: the last run is at 05:50, an hour away
+    expect(planAt(group(), '2026-11-23T03:50:10Z')?.hasWork).toBe(false);
+    expect(planAt(group(), '2026-11-23T03:50:00Z')).toMatchObject({ hasWork: true });
+  });
+
+  it('does not start a rotation that cannot finish before the window ends', () => {
+    // 05:00 CET, 50 minutes before the last run
+    expect(planAt(group(), '2026-11-23T04:00:20Z')).toMatchObject({
+      hasWork: false,
+      outcome: 'skipped',
+      detail:
+        'i-0000000b is due, but too little of the window is left: its last run is Mon 2026-11-23 05:50 Europe/Berlin, ' +
+        'in 49m, and a rotation may take 1h (REPLACEMENT_TIMEOUT_MINUTES to launch)',
+    });
+  });
+
+  it('counts the drain of an ECS container instance in the time a rotation needs', () => {
+    const ecs = group({
+      containers: { 'i-0000000b': { cluster: 'stage', arn: 'arn:ci', status: 'ACTIVE', runningTasks: 3 } },
+    });
+
+    // 04:00 CET: 1h 50m left, two hours needed
+    expect(planAt(ecs, '2026-11-23T03:00:00Z')).toMatchObject({
+      outcome: 'skipped',
+      detail: expect.stringContaining(
+        'a rotation may take 2h (REPLACEMENT_TIMEOUT_MINUTES to launch, and as long again to drain its ECS container instance)',
+      ),
+    });
+    expect(planAt(ecs, '2026-11-23T02:50:00Z')?.hasWork).toBe(true);
+  });
+
+  it('starts nothing at the last run of the window, saying why', () => {
+    expect(planAt(group(), '2026-11-23T04:50:20Z')).toMatchObject({
+      hasWork: false,
+      outcome: 'skipped',
+      detail:
+        'i-0000000b is due, but no rotation starts: this is the last run of its window (Mon 2026-11-23 01:00 Europe/Berlin to ' +
+        'Mon 2026-11-23 05:50 Europe/Berlin); the next run is Tue 2026-11-24 01:00 Europe/Berlin, 19h 9m away',
+    });
+  });
+
+  it('continues a rotation in flight at the run just before the last one', () => {
+    const g = group({
+      tags: rotatingSince('2026-11-23T04:10:00Z'),
+      desired: 4,
+      activities: ['Launching (InProgress)'],
+    });
+
+    // 05:40 CET
+    expect(planAt(g, '2026-11-23T04:40:20Z')).toMatchObject({ hasWork: false, outcome: 'unchanged' });
+  });
+
+  it('finishes, at the last run, a rotation whose replacement is in service', () => {
+    const g = group({
+      tags: rotatingSince('2026-11-23T04:00:00Z'),
+      desired: 4,
+      instances: [...group().instances, launchedAt('2026-11-23T04:01:00Z')],
+    });
+
+    const last = planAt(g, '2026-11-23T04:50:20Z');
+    expect(last).toMatchObject({
+      closing: true,
+      steps: [{ op: 'terminate', instanceId: 'i-0000000b' }, RESUME, CLEAR],
+      detail: expect.stringMatching(
+        /^rotation of i-0000000b finished: i-0000000b terminated now that its replacement is in service \(4 in service\), desired 4 → 3; AlarmNotification, ScheduledActions resumed — this is the last run of its window/,
+      ),
+    });
+    expect(last?.failure).toBeUndefined();
+  });
+
+  it('rolls back, at the last run, a rotation whose replacement is not in service yet', () => {
+    // A rotation started near the end by an older version: launched at 05:35 CET, still pending at 05:50
+    const g = group({
+      tags: rotatingSince('2026-11-23T04:35:00Z'),
+      desired: 4,
+      instances: [
+        ...group().instances,
+        launchedAt('2026-11-23T04:36:00Z', { lifecycle: 'Pending', health: 'Healthy' }),
+      ],
+    });
+
+    expect(planAt(g, '2026-11-23T04:50:20Z')).toMatchObject({
+      closing: true,
+      steps: [{ op: 'terminate-replacement', instanceId: 'i-0000000d' }, RESUME, CLEAR],
+      detail: expect.stringMatching(
+        /^rotation of i-0000000b rolled back \(i-0000000b stays\): replacement i-0000000d terminated, desired 4 → 3; AlarmNotification, ScheduledActions resumed — this is the last run/,
+      ),
+    });
+  });
+
+  it('rolls back a drain in progress at the last run: the container instance goes back to ACTIVE', () => {
+    const g = group({
+      tags: rotatingSince('2026-11-23T04:00:00Z', 'draining'),
+      desired: 4,
+      instances: [...group().instances, launchedAt('2026-11-23T04:01:00Z')],
+      containers: { 'i-0000000b': { cluster: 'stage', arn: 'arn:ci', status: 'DRAINING', runningTasks: 2 } },
+    });
+
+    expect(planAt(g, '2026-11-23T04:50:20Z')?.steps).toEqual([
+      { op: 'undrain', cluster: 'stage', containerInstance: 'arn:ci' },
+      { op: 'terminate-replacement', instanceId: 'i-0000000d' },
+      RESUME,
+      CLEAR,
+    ]);
+  });
+
+  it('only resumes and clears when the state was saved but desired never raised', () => {
+    const g = group({ tags: rotatingSince('2026-11-23T04:40:00Z') });
+
+    expect(planAt(g, '2026-11-23T04:50:20Z')?.steps).toEqual([RESUME, CLEAR]);
+  });
+
+  it("rolls back at Friday's last run, which the weekend follows", () => {
+    const g = group({ tags: rotatingSince('2026-11-27T04:30:00Z'), desired: 4 });
+
+    const friday = planAt(g, '2026-11-27T04:50:30Z');
+    expect(friday?.steps).toEqual([{ op: 'set-desired', desired: 3 }, RESUME, CLEAR]);
+    expect(friday?.detail).toMatch(/the next run is Mon 2026-11-30 01:00 Europe\/Berlin, 2d 19h away$/);
+  });
+
+  it('starts nothing and rolls back on demand outside the window', () => {
+    expect(planAt(group(), '2026-11-23T11:00:00Z')).toMatchObject({
+      outcome: 'skipped',
+      detail: expect.stringMatching(
+        /^i-0000000b is due, but no rotation starts: outside the rotation window/,
+      ),
+    });
+    // A rotation the last run could not end (it failed half-way): an on-demand run ends it, and says it was overdue
+    const g = group({
+      tags: rotatingSince('2026-11-23T04:30:00Z'),
+      desired: 4,
+      suspended: ['AlarmNotification', 'ScheduledActions'],
+    });
+    const later = planAt(g, '2026-11-23T11:00:00Z');
+    expect(later?.steps).toEqual([{ op: 'set-desired', desired: 3 }, RESUME, CLEAR]);
+    expect(later?.failure).toMatch(
+      /^the window's last run \(Mon 2026-11-23 05:50 Europe\/Berlin\) did not finish it: processes \(AlarmNotification, ScheduledActions\) stayed suspended outside the window until now; rotation of i-0000000b rolled back/,
+    );
+  });
+
+  it('rolls back first when the last run of a window did not happen, even in the next window, and fails the row', () => {
+    // Started Friday 05:30; Friday's 05:50 run never came; Monday 01:00 is the next run
+    const g = group({
+      tags: rotatingSince('2026-11-27T04:30:00Z'),
+      desired: 4,
+      suspended: ['AlarmNotification', 'ScheduledActions'],
+    });
+
+    const monday = planAt(g, '2026-11-30T00:00:30Z');
+    expect(monday).toMatchObject({
+      closing: true,
+      steps: [{ op: 'set-desired', desired: 3 }, RESUME, CLEAR],
+      failure: expect.stringMatching(
+        /^the rotation began at 2026-11-27T04:30:00Z, before this window began \(Mon 2026-11-30 01:00 Europe\/Berlin\): the last run of its window did not finish it: processes \(AlarmNotification, ScheduledActions\) stayed suspended outside the window until now/,
+      ),
+    });
+  });
+
+  it('says so when an overdue rotation had its processes resumed already (a roll-back that failed half-way)', () => {
+    const g = group({ tags: rotatingSince('2026-11-27T04:30:00Z'), desired: 4, suspended: [] });
+
+    expect(planAt(g, '2026-11-30T00:00:30Z')?.failure).toMatch(
+      /did not finish it: its processes were resumed, but its extra capacity and state stayed; rotation of i-0000000b rolled back/,
+    );
+  });
+
+  it('keeps a rotation going across the hour clocks skip (last Sunday of March)', () => {
+    // Started 01:20 CET; 01:50 CET is followed by 03:00 CEST ten minutes later
+    const g = group({
+      tags: rotatingSince('2026-03-29T00:20:00Z'),
+      desired: 4,
+      activities: ['Launching (InProgress)'],
+    });
+
+    expect(planAt(g, '2026-03-29T00:50:10Z', EVERY_NIGHT)).toMatchObject({
+      hasWork: false,
+      outcome: 'unchanged',
+    });
+  });
+
+  it('ends a rotation before the hour clocks repeat (last Sunday of October), when 70 minutes pass without a run', () => {
+    // Started 01:30 CEST; the 02:50 CEST run is followed by 03:00 CET, 70 minutes later
+    const g = group({ tags: rotatingSince('2026-10-24T23:30:00Z'), desired: 4 });
+
+    const before = planAt(g, '2026-10-25T00:50:10Z', EVERY_NIGHT);
+    expect(before?.steps).toEqual([{ op: 'set-desired', desired: 3 }, RESUME, CLEAR]);
+    expect(before?.failure).toBeUndefined();
+    // 02:00 CEST: fifty minutes are left before 02:50 CEST, too few to start
+    const october = group({
+      instances: ['i-0000000a', 'i-0000000b', 'i-0000000c'].map((id) =>
+        instance(id, 0, { since: new Date('2026-09-01T00:00:00Z') }),
+      ),
+    });
+    expect(planAt(october, '2026-10-25T00:00:10Z', EVERY_NIGHT)?.detail).toMatch(
+      /too little of the window is left: its last run is Sun 2026-10-25 02:50 Europe\/Berlin, in 49m/,
+    );
+  });
+
+  it('keeps a window that crosses midnight whole', () => {
+    const lateShift = parseCron('cron(0/10 22-23,0-1 ? * MON-FRI *)', 'Europe/Berlin');
+    const g = group({
+      tags: rotatingSince('2026-11-23T22:30:00Z'),
+      desired: 4,
+      activities: ['Launching (InProgress)'],
+    });
+
+    // Monday 23:50 CET: continued; the window ends Tuesday 01:50, so a rotation may still start
+    expect(planAt(g, '2026-11-23T22:50:05Z', lateShift)).toMatchObject({ outcome: 'unchanged' });
+    expect(planAt(group(), '2026-11-23T22:50:05Z', lateShift)?.hasWork).toBe(true);
+    // Friday 23:50 CET: the last run before the weekend
+    expect(planAt(g, '2026-11-27T22:50:05Z', lateShift)?.closing).toBe(true);
+  });
+
+  it('says which processes stay suspended when a group cannot be read at the last run', () => {
+    const g = group({
+      tags: rotatingSince('2026-11-23T04:30:00Z'),
+      suspended: ['AlarmNotification', 'ScheduledActions'],
+      readError: 'Throttling: Rate exceeded',
+    });
+
+    expect(planAt(g, '2026-11-23T04:50:20Z')).toMatchObject({
+      outcome: 'failed',
+      detail: expect.stringMatching(
+        /^could not read the group's state: Throttling: Rate exceeded; the rotation in flight stays as it is, with AlarmNotification, ScheduledActions suspended, outside its window \(this is the last run/,
+      ),
+    });
+  });
+});
+
+describe('planRotations: groups ecs-scheduler parked (item 11)', () => {
+  const PARKED = { 'nightshift:stopped': 'min=2 desired=3 max=4 at=2026-11-22T18:00:00Z' };
+
+  it('never rotates a parked group', () => {
+    expect(plan(group({ tags: { 'nightshift:rotate': 'true', ...PARKED } }))).toMatchObject({
+      hasWork: false,
+      outcome: 'skipped',
+      detail: 'parked by ecs-scheduler (nightshift:stopped): a parked group is never rotated',
+    });
+  });
+
+  it('rolls back a rotation in flight on a group parked meanwhile, leaving its size to ecs-scheduler', () => {
+    const g = group({
+      tags: {
+        'nightshift:rotate': 'true',
+        'nightshift:rotation':
+          'desired=3 instance=i-0000000b phase=launching at=2026-11-23T02:50:00Z started=2026-11-23T02:50:00Z suspended=AlarmNotification',
+        ...PARKED,
+      },
+      min: 0,
+      max: 0,
+      desired: 0,
+      instances: [...group().instances, instance('i-0000000d', 0)],
+    });
+
+    const parked = plan(g);
+    expect(parked?.steps).toEqual([
+      { op: 'resume', processes: ['AlarmNotification'] },
+      { op: 'clear-rotation', keys: ['nightshift:rotation'] },
+    ]);
+    expect(parked?.detail).toMatch(
+      /^rotation of i-0000000b rolled back \(i-0000000b stays\): size left to ecs-scheduler \(now desired 0\); AlarmNotification resumed — the group was parked by ecs-scheduler/,
+    );
+    expect(parked?.failure).toBeUndefined();
+  });
+
+  it('fails the row when the size ecs-scheduler saved includes the rotation’s +1, saying how to fix it', () => {
+    const g = group({
+      tags: {
+        'nightshift:rotate': 'true',
+        'nightshift:rotation':
+          'desired=3 instance=i-0000000b phase=launching at=2026-11-23T02:50:00Z started=2026-11-23T02:50:00Z suspended=none',
+        'nightshift:stopped': 'min=2 desired=4 max=4 at=2026-11-23T02:55:00Z',
+      },
+      desired: 0,
+    });
+
+    expect(plan(g)?.failure).toBe(
+      "ecs-scheduler saved desired=4 in nightshift:stopped, which includes this rotation's +1: a start would bring the group back one instance larger; change it to desired=3 in that tag",
+    );
+  });
+});
+
+describe('planRotations: the plan digest', () => {
+  it('describes a start without ages or clocks, so a dry run and its apply minutes later agree', () => {
+    const first = plan(group());
+    const later = planRotations([group()], undefined, optsAt(new Date(NOW.getTime() + 3 * 60_000)))[0];
+
+    expect(first?.detail).not.toBe(
+      planRotations([group()], undefined, optsAt(new Date(NOW.getTime() + 3 * 3_600_000 * 24)))[0]?.detail,
+    );
+    expect(first?.digestKey).toBe(later?.digestKey);
+    expect(first?.digestKey).toBe(
+      'save-rotation desired=3 instance=i-0000000b phase=launching suspended=AlarmNotification+ScheduledActions+AZRebalance; ' +
+        '{"op":"suspend","processes":["AlarmNotification","ScheduledActions","AZRebalance"]}; {"op":"set-desired","desired":4}',
+    );
   });
 });
