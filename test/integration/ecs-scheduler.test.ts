@@ -7,8 +7,10 @@ import { applicationAutoScalingClient } from '#shared/aws/application-autoscalin
 import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { parseEnv } from '#shared/env.ts';
 import type { Report } from '#shared/report.ts';
+import type { LeaseStore } from '#shared/lease.ts';
 import { lambdaContext, runContext } from '#test/support/context.ts';
 import { observeSample, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
+import { leaseTable, runLeases, TEST_LEASE_TABLE } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 
@@ -18,18 +20,24 @@ const withEnv = (env: Record<string, string>): Deps => ({
   config: parseEnv(SchedulerConfig, env),
   now: () => new Date(),
 });
-const ctx = runContext();
 const row = (report: Report, suffix: string) => report.resources.find((r) => r.arn.endsWith(suffix));
 
 describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
   let moto: Moto;
   let proxy: Proxy;
   let aws: SeedClients;
+  let store: LeaseStore;
+  /** A run context with this stage's lease table, as withOps gives a deployed run. */
+  const ctx = () => runContext({ leases: runLeases(store, 'ecs-scheduler test run') });
+  /** The AWS calls a run made, without its lease-table calls. */
+  const awsCalls = () => proxy.delivered().filter((r) => !r.service.startsWith('DynamoDB'));
+  const mutations = () => awsCalls().filter((r) => !/^(Describe|List)/.test(r.operation));
 
   beforeAll(async () => {
     moto = await startMoto();
     proxy = await startProxy(moto.url);
     useEndpoint(proxy.url);
+    process.env.LEASE_TABLE = TEST_LEASE_TABLE;
     aws = seedClients(moto.url);
   });
   afterAll(async () => {
@@ -39,6 +47,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
   beforeEach(async () => {
     proxy.setFaults(undefined);
     await moto.reset();
+    store = await leaseTable(moto.url);
     await seedEstate(aws);
     proxy.requests.length = 0;
   });
@@ -91,16 +100,13 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
 
     await invoke({ action: 'start', clusters: ['stage'] });
 
-    const mutations = proxy
-      .delivered()
-      .map((r) => r.operation)
-      .filter((op) => !/^(Describe|List)/.test(op));
+    const ops = mutations().map((r) => r.operation);
     const groupOps = ['UpdateAutoScalingGroup', 'DeleteTags'];
-    const lastGroupOp = Math.max(...groupOps.map((op) => mutations.lastIndexOf(op)));
-    const firstServiceOp = mutations.findIndex((op) => !groupOps.includes(op));
-    expect(mutations.filter((op) => groupOps.includes(op))).toEqual(groupOps);
+    const lastGroupOp = Math.max(...groupOps.map((op) => ops.lastIndexOf(op)));
+    const firstServiceOp = ops.findIndex((op) => !groupOps.includes(op));
+    expect(ops.filter((op) => groupOps.includes(op))).toEqual(groupOps);
     expect(lastGroupOp).toBeLessThan(firstServiceOp);
-    expect(mutations.indexOf('RegisterScalableTarget')).toBeLessThan(mutations.indexOf('UpdateService'));
+    expect(ops.indexOf('RegisterScalableTarget')).toBeLessThan(ops.indexOf('UpdateService'));
   });
 
   it('changes nothing on a second stop and never overwrites the saved state', async () => {
@@ -176,7 +182,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
       detail: 'running at desiredCount 3; no saved state',
     });
     expect(row(start, 'service/stage/batch')).toMatchObject({ outcome: 'skipped' });
-    expect(proxy.delivered().filter((r) => !/^(Describe|List)/.test(r.operation))).toEqual([]);
+    expect(mutations()).toEqual([]);
   });
 
   it('plans without changing anything in a dry run', async () => {
@@ -197,7 +203,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
       'desiredCount 3 → 0; scaling min 2→0 max 6→0, all scaling suspended; saved in tag nightshift:stopped',
     );
     expect(await observeSample(aws)).toEqual(before);
-    expect(proxy.delivered().filter((r) => !/^(Describe|List)/.test(r.operation))).toEqual([]);
+    expect(mutations()).toEqual([]);
   });
 
   it('never touches a protected cluster, even when named', async () => {
@@ -250,10 +256,10 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
   it('lets PROTECTED_TAGS replace the default protection', async () => {
     const deps = withEnv({ PROTECTED_TAGS: 'team=SHOP' });
 
-    const stage = await run({ action: 'stop', clusters: ['stage'] }, ctx, deps);
+    const stage = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps);
     const prodUnderOtherRules = await run(
       { action: 'stop', clusters: ['prod'], dryRun: true },
-      ctx,
+      ctx(),
       withEnv({ PROTECTED_TAGS: 'tier=critical' }),
     );
 
@@ -268,7 +274,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
 
     const report = await run(
       { action: 'stop', clusters: ['stage'], dryRun: false },
-      ctx,
+      ctx(),
       withEnv({ DRY_RUN: 'true' }),
     );
 

@@ -170,9 +170,13 @@ describe('planSchedule: stopping a service', () => {
       detail: `already stopped by nightshift at ${EARLIER}; start restores desiredCount 3, scaling min 2 max 6, scaling active`,
     },
     {
-      title: 'finishes an interrupted stop without overwriting the saved state',
+      title:
+        'finishes an interrupted stop, saving the same values again with its own time before it parks anything',
       service: { name: 'worker', desiredCount: 2, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
-      steps: [{ op: 'set-desired-count', desiredCount: 0 }],
+      steps: [
+        { op: 'save-service-state', value: `desired=2 at=${AT}` },
+        { op: 'set-desired-count', desiredCount: 0 },
+      ],
       detail: `desiredCount 2 → 0 (finishing a stop from ${EARLIER}; saved state kept, start restores desiredCount 2)`,
     },
     {
@@ -194,7 +198,7 @@ describe('planSchedule: stopping a service', () => {
         tags: { [STOPPED]: `desired=3 at=${EARLIER}` },
       },
       steps: [
-        { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+        { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
         { op: 'park-scaling', resourceId: 'service/stage/web' },
       ],
       detail:
@@ -211,6 +215,7 @@ describe('planSchedule: stopping a service', () => {
         tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
       },
       steps: [
+        { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
         { op: 'park-scaling', resourceId: 'service/stage/web' },
         { op: 'set-desired-count', desiredCount: 0 },
       ],
@@ -258,7 +263,7 @@ describe('planSchedule: starting a service', () => {
       steps: [
         { op: 'restore-scaling', resourceId: 'service/stage/web', limits: ACTIVE_SCALING },
         { op: 'set-desired-count', desiredCount: 3 },
-        { op: 'clear-service-state' },
+        { op: 'clear-service-state', expected: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
       ],
       detail: `desiredCount 0 → 3; scaling min 0→2 max 0→6, scaling active; saved state from ${EARLIER} removed`,
     },
@@ -277,20 +282,23 @@ describe('planSchedule: starting a service', () => {
           limits: { min: 1, max: 4, suspended: { in: false, out: true, scheduled: false } },
         },
         { op: 'set-desired-count', desiredCount: 3 },
-        { op: 'clear-service-state' },
+        { op: 'clear-service-state', expected: `desired=3 min=1 max=4 suspended=out at=${EARLIER}` },
       ],
       detail: `desiredCount 0 → 3; scaling min 0→1 max 0→4, suspended: out; saved state from ${EARLIER} removed`,
     },
     {
       title: 'restores the desired count of a plain service and clears the saved state',
       service: { name: 'worker', desiredCount: 0, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
-      steps: [{ op: 'set-desired-count', desiredCount: 2 }, { op: 'clear-service-state' }],
+      steps: [
+        { op: 'set-desired-count', desiredCount: 2 },
+        { op: 'clear-service-state', expected: `desired=2 at=${EARLIER}` },
+      ],
       detail: `desiredCount 0 → 2; saved state from ${EARLIER} removed`,
     },
     {
       title: 'only clears the saved state of a service already back at its saved desired count',
       service: { name: 'worker', desiredCount: 2, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
-      steps: [{ op: 'clear-service-state' }],
+      steps: [{ op: 'clear-service-state', expected: `desired=2 at=${EARLIER}` }],
       detail: `already at desiredCount 2; saved state from ${EARLIER} removed`,
     },
     {
@@ -800,7 +808,7 @@ describe('planSchedule: capacity groups on stop', () => {
     });
   });
 
-  it('finishes parking a group whose state was saved by an interrupted stop, keeping that state', () => {
+  it('finishes parking a group whose state was saved by an interrupted stop, saving the same values again first', () => {
     // Prepare
     const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
     const nodes = group(
@@ -817,7 +825,7 @@ describe('planSchedule: capacity groups on stop', () => {
       arn: groupArn('stage-nodes'),
       type: 'autoscaling-group',
       name: 'stage-nodes',
-      steps: [PARK_GROUP],
+      steps: [{ op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` }, PARK_GROUP],
       requires: [serviceArn('stage', 'web')],
       detail: `min 1→0, desired 2→0, max 4→0 (finishing a stop from ${EARLIER}; saved state kept, start restores min 1 desired 2 max 4)`,
     });
@@ -894,7 +902,10 @@ describe('planSchedule: capacity groups on start', () => {
         { min: 0, desired: 0, max: 0 },
         { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
       ),
-      steps: [{ op: 'set-group-size', size: { min: 1, desired: 2, max: 4 } }, { op: 'clear-group-state' }],
+      steps: [
+        { op: 'set-group-size', size: { min: 1, desired: 2, max: 4 } },
+        { op: 'clear-group-state', expected: `min=1 desired=2 max=4 at=${EARLIER}` },
+      ],
       detail: `min 0→1, desired 0→2, max 0→4; saved state from ${EARLIER} removed`,
     },
     {
@@ -904,7 +915,7 @@ describe('planSchedule: capacity groups on start', () => {
         { min: 1, desired: 2, max: 4 },
         { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
       ),
-      steps: [{ op: 'clear-group-state' }],
+      steps: [{ op: 'clear-group-state', expected: `min=1 desired=2 max=4 at=${EARLIER}` }],
       detail: `already at min 1 desired 2 max 4; saved state from ${EARLIER} removed`,
     },
     {
