@@ -48,6 +48,8 @@ export interface PlannedAction {
    * are at 0, and a service starts only once its capacity group is back.
    */
   requires?: string[];
+  /** On a start's group row: the group cannot come back in this run, so its services wait too. */
+  capacityWithheld?: boolean;
 }
 
 export interface Plan {
@@ -524,6 +526,7 @@ const planGroupStart = (
       steps: [],
       outcome: 'skipped',
       detail: stopInFlightReason('group', saved.at, now),
+      capacityWithheld: true,
     };
   }
   const stale = staleGroupTag(g, saved);
@@ -595,12 +598,16 @@ export const planSchedule = (input: SchedulerInput, estate: Estate, opts: PlanOp
   const held = (estate.heldGroups ?? []).filter((h) => touched(h.name));
 
   if (input.action === 'start') {
-    // A service starts only on capacity that is back: never while another run holds its group (it may
-    // be parking it), and only after this run's restore of the group succeeded.
+    // A service starts only on capacity that is back: never while another run holds its group or a
+    // stop may still be parking it, and only after this run's restore of the group succeeded.
+    const withheld = [
+      ...held,
+      ...groups.filter((g) => g.capacityWithheld).map((g) => ({ ...g, reason: g.detail })),
+    ];
     services = services.map((p) => {
       if (p.steps.length === 0) return p;
       const mine = (g: { name: string }) => usersOf(g.name).some((c) => c.name === p.cluster);
-      const blocked = held.find(mine);
+      const blocked = withheld.find(mine);
       if (blocked) {
         return {
           ...p,

@@ -1060,7 +1060,7 @@ describe('planSchedule: a start never removes state a stop may still be writing'
     ]);
   });
 
-  it('leaves alone a young tag on a group that is not parked yet', () => {
+  it('leaves alone a young tag on a group that is not parked yet, and starts none of its services', () => {
     // Prepare
     const stage = cluster('stage', [
       { name: 'web', desiredCount: 0, tags: { [STOPPED]: `desired=3 at=${EARLIER}` } },
@@ -1081,6 +1081,10 @@ describe('planSchedule: a start never removes state a stop may still be writing'
     expect(row(p, groupArn('stage-nodes'))).toMatchObject({ steps: [], outcome: 'skipped' });
     expect(row(p, groupArn('stage-nodes'))?.detail).toMatch(
       /^saved state from .* is 2m old and the group is not parked yet/,
+    );
+    expect(row(p, serviceArn('stage', 'web'))).toMatchObject({ steps: [], outcome: 'skipped' });
+    expect(row(p, serviceArn('stage', 'web'))?.detail).toMatch(
+      /^not started: its capacity group stage-nodes is not this run's to restore \(saved state from .* is 2m old/,
     );
   });
 });
