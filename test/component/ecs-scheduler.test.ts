@@ -6,7 +6,7 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { UntagResourceCommand, UpdateServiceCommand } from '@aws-sdk/client-ecs';
-import { UpdateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
+import { DeleteTagsCommand, UpdateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import { run, type Deps } from '#functions/ecs-scheduler/handler.ts';
 import { OutOfTimeError } from '#shared/deadline.ts';
 import { RunLeases, type LeaseStore } from '#shared/lease.ts';
@@ -314,6 +314,43 @@ describe('ecs-scheduler with simulated AWS', () => {
       expect(aws.ecs.commandCalls(UntagResourceCommand)).toHaveLength(0);
       expect(aws.service('stage', 'worker')?.tags).toEqual({
         [STOPPED]: 'desired=2 at=2026-11-23T18:00:05Z',
+      });
+    });
+
+    it('reads the group tag again right before DeleteTags and leaves it when a stop saved it meanwhile', async () => {
+      // Prepare
+      const aws = fakeAws({
+        clusters: [{ name: 'stage', providers: ['stage-cp'], services: [] }],
+        providers: { 'stage-cp': 'stage-nodes' },
+        groups: [
+          {
+            name: 'stage-nodes',
+            min: 0,
+            desired: 0,
+            max: 0,
+            tags: { [STOPPED]: `min=1 desired=2 max=3 at=${EARLIER}` },
+          },
+        ],
+      });
+      aws.hooks.before = (op) => {
+        if (op === 'UpdateAutoScalingGroup') {
+          aws.groups.get('stage-nodes')!.tags = {
+            [STOPPED]: 'min=1 desired=2 max=3 at=2026-11-23T18:00:05Z',
+          };
+        }
+      };
+
+      // Act
+      const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources[0]).toMatchObject({ outcome: 'failed' });
+      expect(report.resources[0]?.error).toMatch(
+        /^remove saved state \(DeleteTags\) failed: SavedStateChangedError: the saved state changed since this start read it/,
+      );
+      expect(aws.autoscaling.commandCalls(DeleteTagsCommand)).toHaveLength(0);
+      expect(aws.groups.get('stage-nodes')?.tags).toEqual({
+        [STOPPED]: 'min=1 desired=2 max=3 at=2026-11-23T18:00:05Z',
       });
     });
 
