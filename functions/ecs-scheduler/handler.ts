@@ -52,7 +52,8 @@ export const run = async (
       );
     }
   }
-  const first = dryRun ? undefined : await ctx.carriedOver(input.action);
+  // Read (and so, once this run leaves nothing undone, cleared) only by a run that has work to order.
+  const first = dryRun || !works.some((w) => w.hasWork) ? undefined : await ctx.carriedOver(input.action);
   const report = await executePlan(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first });
   return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };

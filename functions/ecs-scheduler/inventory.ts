@@ -103,9 +103,11 @@ const LIST_SERVICES_PAGE = 100;
 const DESCRIBE_SERVICES_BATCH = 10;
 /** DescribeScalableTargets: MaxResults 1–50 (default 50), and we name up to 50 resource ids a call. */
 const SCALABLE_TARGETS_PAGE = 50;
-/** DescribeCapacityProviders: up to 100 names a call, but at most 10 results a page (maxResults 1–10). */
+/**
+ * DescribeCapacityProviders: up to 100 names a call, but at most 10 results a page (maxResults 1–10,
+ * default 10, the page size it is left at here), the rest behind nextToken.
+ */
 const CAPACITY_PROVIDERS_BATCH = 100;
-const CAPACITY_PROVIDERS_PAGE = 10;
 /** DescribeAutoScalingGroups: MaxRecords up to 100 (default 50), which also caps the names a call. */
 const GROUPS_PAGE = 100;
 
@@ -266,11 +268,7 @@ export const providerGroups = async (
     do {
       if (nextToken) assertTime(hasTime, what);
       const out = await clients.ecs.send(
-        new DescribeCapacityProvidersCommand({
-          capacityProviders: batch,
-          maxResults: CAPACITY_PROVIDERS_PAGE,
-          nextToken,
-        }),
+        new DescribeCapacityProvidersCommand({ capacityProviders: batch, nextToken }),
       );
       for (const p of out.capacityProviders ?? []) {
         const arn = p.autoScalingGroupProvider?.autoScalingGroupArn;

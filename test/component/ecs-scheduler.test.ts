@@ -645,10 +645,10 @@ describe('ecs-scheduler with simulated AWS', () => {
       expect(
         providers.map((i) => [(i.capacityProviders as string[]).length, i.maxResults, i.nextToken]),
       ).toEqual([
-        ...Array.from({ length: 10 }, (_, p) => [100, 10, p === 0 ? undefined : String(p * 10)]),
-        [30, 10, undefined],
-        [30, 10, '10'],
-        [30, 10, '20'],
+        ...Array.from({ length: 10 }, (_, p) => [100, undefined, p === 0 ? undefined : String(p * 10)]),
+        [30, undefined, undefined],
+        [30, undefined, '10'],
+        [30, undefined, '20'],
       ]);
       expect(
         inputs(log, 'DescribeAutoScalingGroups').map((i) => [
