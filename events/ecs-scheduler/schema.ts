@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import type { Infer } from '#shared/zod.ts';
+import { PLAN_DIGEST } from '#shared/plan-digest.ts';
 
 // Cluster and service names: up to 255 letters, digits, hyphens and underscores, or a full ARN.
 const CLUSTER = /^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster\/)?[A-Za-z0-9_-]{1,255}$/;
@@ -35,6 +36,13 @@ export const SchedulerInput = z
         .check(z.refine((tags) => Object.keys(tags).length > 0, 'give at least one tag, or leave tags out')),
     ),
     dryRun: z.optional(z.boolean()),
+    /**
+     * The `planDigest` of the dry run a person confirmed (the CLI sends it with the apply): the run
+     * changes nothing when its own plan differs.
+     */
+    planDigest: z.optional(
+      z.string().check(z.regex(PLAN_DIGEST, 'expected the hex sha256 planDigest of a dry run')),
+    ),
   })
   .check(
     z.refine((input) => input.clusters !== undefined || input.tags !== undefined, {

@@ -4,10 +4,12 @@ import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { parseEnv } from '#shared/env.ts';
 import { parseInput } from '#shared/input.ts';
 import { withOps, type RunContext } from '#shared/handler.ts';
-import type { Report } from '#shared/report.ts';
+import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
+import { buildReport, type Report } from '#shared/report.ts';
 import { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
+import { readClaimedEstate } from './claim.ts';
 import { SchedulerConfig } from './config.ts';
-import { executePlan } from './execute.ts';
+import { executePlan, plannedWork } from './execute.ts';
 import { readEstate, type Clients } from './inventory.ts';
 import { planSchedule } from './plan.ts';
 
@@ -30,10 +32,30 @@ export const run = async (
   ctx: RunContext,
   d: Deps = defaultDeps(),
 ): Promise<Report> => {
-  const estate = await readEstate(d.clients, input, { withSharers: input.action === 'stop' });
-  const plan = planSchedule(input, estate, { protectedTags: d.config.PROTECTED_TAGS, now: d.now() });
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
-  return executePlan(plan, d.clients, { dryRun, hasTime: ctx.hasTime });
+  const reader = { clients: d.clients, hasTime: ctx.hasTime };
+  // A dry run takes no leases; a mutating run reads the state it plans from only under its leases.
+  const estate = dryRun
+    ? await readEstate(reader, input, { withSharers: input.action === 'stop' })
+    : await readClaimedEstate(reader, input, ctx.leases);
+  const plan = planSchedule(input, estate, { protectedTags: d.config.PROTECTED_TAGS, now: d.now() });
+  const works = plan.phases.flat().map(plannedWork);
+  if (!dryRun) {
+    const refused = refuseChangedPlan(input.planDigest, works);
+    if (refused) {
+      // Rows without work keep their own reason too (another run holds the lease, say): often the why.
+      const idle = new Map(works.filter((w) => !w.hasWork).map((w) => [w.arn, w.detail]));
+      return buildReport(
+        plan.action,
+        false,
+        refused.map((r) => (idle.has(r.arn) ? { ...r, detail: `${r.detail} (now: ${idle.get(r.arn)})` } : r)),
+      );
+    }
+  }
+  // Read (and so, once this run leaves nothing undone, cleared) only by a run that has work to order.
+  const first = dryRun || !works.some((w) => w.hasWork) ? undefined : await ctx.carriedOver(input.action);
+  const report = await executePlan(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first });
+  return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };
 
 export const handler = withOps(

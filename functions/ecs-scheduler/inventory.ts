@@ -10,8 +10,9 @@ import {
   DescribeScalableTargetsCommand,
   type ApplicationAutoScalingClient,
 } from '@aws-sdk/client-application-auto-scaling';
-import { DescribeAutoScalingGroupsCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { paginateDescribeAutoScalingGroups, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { chunk, mapLimit } from '#shared/concurrency.ts';
+import { assertTime, pagesWithin } from '#shared/deadline.ts';
 import { tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
 import type { ScalingLimits } from './saved.ts';
 
@@ -40,6 +41,8 @@ export interface ClusterState {
   services: ServiceState[];
 }
 
+export type ClusterInfo = Omit<ClusterState, 'services'>;
+
 export interface GroupState {
   arn: string;
   name: string;
@@ -49,6 +52,14 @@ export interface GroupState {
   tags: TagMap;
 }
 
+/** A cluster or group this run may not act on: another run holds its lease, or there is no lease table. */
+export interface Held {
+  arn: string;
+  name: string;
+  /** Who holds it and since when, or why the lease could not be taken (claimReason). */
+  reason: string;
+}
+
 export interface Estate {
   /** Clusters the run may act on: the named ones, or every cluster when scoped by tags alone. */
   clusters: ClusterState[];
@@ -56,10 +67,14 @@ export interface Estate {
   missingClusters: string[];
   /** Other clusters that share a capacity group with `clusters` (read for stop only). */
   sharers: ClusterState[];
-  /** Capacity-provider groups of `clusters`, by group name. */
+  /** Capacity-provider groups of `clusters` this run may act on, with their state. */
   groups: GroupState[];
   /** Which clusters (by ARN) use each group, by group name, across `clusters` and `sharers`. */
   groupUsers: Record<string, string[]>;
+  /** Clusters in scope whose lease this run could not take: nothing of them was read or changed. */
+  heldClusters?: Held[];
+  /** Groups of `clusters` whose lease this run could not take: never changed, their state not used. */
+  heldGroups?: Held[];
 }
 
 export interface Clients {
@@ -68,26 +83,64 @@ export interface Clients {
   autoscaling: AutoScalingClient;
 }
 
+/** What every read needs: the clients, and whether the Lambda still has time to read on. */
+export interface Reader {
+  clients: Clients;
+  hasTime: () => boolean;
+}
+
 const READ_CONCURRENCY = 4;
 const FARGATE_PROVIDERS = new Set(['FARGATE', 'FARGATE_SPOT']);
+
+// The most each API returns or accepts in one call (AWS API references):
+/** ListClusters: maxResults 1–100 (default 100). */
+const LIST_CLUSTERS_PAGE = 100;
+/** DescribeClusters: up to 100 clusters a call. */
+const DESCRIBE_CLUSTERS_BATCH = 100;
+/** ListServices: maxResults 1–100 (default 10). */
+const LIST_SERVICES_PAGE = 100;
+/** DescribeServices: up to 10 services a call. */
+const DESCRIBE_SERVICES_BATCH = 10;
+/** DescribeScalableTargets: MaxResults 1–50 (default 50), and we name up to 50 resource ids a call. */
+const SCALABLE_TARGETS_PAGE = 50;
+/**
+ * DescribeCapacityProviders: up to 100 names a call, but at most 10 results a page (maxResults 1–10,
+ * default 10, the page size it is left at here), the rest behind nextToken.
+ */
+const CAPACITY_PROVIDERS_BATCH = 100;
+/** DescribeAutoScalingGroups: MaxRecords up to 100 (default 50), which also caps the names a call. */
+const GROUPS_PAGE = 100;
 
 export const scalingResourceId = (clusterName: string, serviceName: string) =>
   `service/${clusterName}/${serviceName}`;
 
 const groupNameFromArn = (arn: string) => arn.split(':autoScalingGroupName/')[1] ?? arn;
 
-const listAllClusterArns = async (ecs: ECSClient): Promise<string[]> => {
+/** `items` in batches of `size`, checking the deadline before every batch after the first. */
+function* batchesWithin<T>(items: readonly T[], size: number, hasTime: () => boolean, what: string) {
+  let first = true;
+  for (const batch of chunk(items, size)) {
+    if (!first) assertTime(hasTime, what);
+    first = false;
+    yield batch;
+  }
+}
+
+const listAllClusterArns = async ({ clients, hasTime }: Reader): Promise<string[]> => {
   const arns: string[] = [];
-  for await (const page of paginateListClusters({ client: ecs }, {})) arns.push(...(page.clusterArns ?? []));
+  const pages = paginateListClusters({ client: clients.ecs }, { maxResults: LIST_CLUSTERS_PAGE });
+  for await (const page of pagesWithin(pages, hasTime, 'the list of ECS clusters')) {
+    arns.push(...(page.clusterArns ?? []));
+  }
   return arns;
 };
 
-/** DescribeClusters takes 100 at a time; tags come in the same call. */
-const describeClusters = async (ecs: ECSClient, ids: string[]) => {
-  const found: Omit<ClusterState, 'services'>[] = [];
+/** DescribeClusters with tags included, 100 at a time. */
+const describeClusters = async ({ clients, hasTime }: Reader, ids: string[]) => {
+  const found: ClusterInfo[] = [];
   const missing: string[] = [];
-  for (const batch of chunk(ids, 100)) {
-    const out = await ecs.send(new DescribeClustersCommand({ clusters: batch, include: ['TAGS'] }));
+  for (const batch of batchesWithin(ids, DESCRIBE_CLUSTERS_BATCH, hasTime, 'ECS clusters')) {
+    const out = await clients.ecs.send(new DescribeClustersCommand({ clusters: batch, include: ['TAGS'] }));
     for (const c of out.clusters ?? []) {
       if (c.status !== 'ACTIVE' && c.status !== 'PROVISIONING') continue;
       found.push({
@@ -110,30 +163,37 @@ const describeClusters = async (ecs: ECSClient, ids: string[]) => {
       );
     }
   }
-  return { found, missing };
+  // The same cluster named twice (by name and by ARN) is read and acted on once.
+  return { found: [...new Map(found.map((c) => [c.arn, c])).values()], missing };
 };
 
-/** ListServices pages of 100, then DescribeServices 10 at a time with tags included. */
-const loadServices = async (
-  ecs: ECSClient,
-  clusterArn: string,
-  clusterName: string,
-): Promise<ServiceState[]> => {
+/** The named clusters, or every cluster of the account and region when none is named. */
+export const readClusters = async (reader: Reader, named: string[] | undefined) => ({
+  ...(await describeClusters(reader, [...new Set(named ?? (await listAllClusterArns(reader)))])),
+  /** Every cluster of the account was read: there are no others to share a group with. */
+  everyCluster: named === undefined,
+});
+
+/** ListServices in pages of 100, then DescribeServices 10 at a time with tags included. */
+const loadServices = async ({ clients, hasTime }: Reader, cluster: ClusterInfo): Promise<ServiceState[]> => {
+  const what = `ECS services of cluster ${cluster.name}`;
   const arns: string[] = [];
-  for await (const page of paginateListServices({ client: ecs }, { cluster: clusterArn, maxResults: 100 })) {
-    arns.push(...(page.serviceArns ?? []));
-  }
+  const pages = paginateListServices(
+    { client: clients.ecs },
+    { cluster: cluster.arn, maxResults: LIST_SERVICES_PAGE },
+  );
+  for await (const page of pagesWithin(pages, hasTime, what)) arns.push(...(page.serviceArns ?? []));
   const services: ServiceState[] = [];
-  for (const batch of chunk(arns, 10)) {
-    const out = await ecs.send(
-      new DescribeServicesCommand({ cluster: clusterArn, services: batch, include: ['TAGS'] }),
+  for (const batch of batchesWithin(arns, DESCRIBE_SERVICES_BATCH, hasTime, what)) {
+    const out = await clients.ecs.send(
+      new DescribeServicesCommand({ cluster: cluster.arn, services: batch, include: ['TAGS'] }),
     );
     for (const s of out.services ?? []) {
       services.push({
         arn: s.serviceArn ?? '',
         name: s.serviceName ?? '',
-        clusterArn,
-        clusterName,
+        clusterArn: cluster.arn,
+        clusterName: cluster.name,
         status: s.status ?? 'UNKNOWN',
         schedulingStrategy: s.schedulingStrategy ?? 'REPLICA',
         desiredCount: s.desiredCount ?? 0,
@@ -145,17 +205,31 @@ const loadServices = async (
   return services;
 };
 
-/** DescribeScalableTargets takes up to 50 resource ids a call. */
-const attachScaling = async (client: ApplicationAutoScalingClient, services: ServiceState[]) => {
+/** Every service of each cluster, a few clusters at a time; the deadline is checked before each cluster. */
+export const withServices = (reader: Reader, clusters: readonly ClusterInfo[]): Promise<ClusterState[]> =>
+  mapLimit(
+    clusters.map((c, index) => ({ c, index })),
+    READ_CONCURRENCY,
+    async ({ c, index }) => {
+      if (index > 0) assertTime(reader.hasTime, `ECS services of cluster ${c.name}`);
+      return { ...c, services: await loadServices(reader, c) };
+    },
+  );
+
+/** DescribeScalableTargets for up to 50 resource ids a call, following NextToken. */
+const attachScaling = async ({ clients, hasTime }: Reader, services: ServiceState[]) => {
+  const what = 'Application Auto Scaling targets';
   const byId = new Map(services.map((s) => [scalingResourceId(s.clusterName, s.name), s]));
-  for (const batch of chunk([...byId.keys()], 50)) {
+  for (const batch of batchesWithin([...byId.keys()], SCALABLE_TARGETS_PAGE, hasTime, what)) {
     let NextToken: string | undefined;
     do {
-      const out = await client.send(
+      if (NextToken) assertTime(hasTime, what);
+      const out = await clients.scaling.send(
         new DescribeScalableTargetsCommand({
           ServiceNamespace: 'ecs',
           ScalableDimension: 'ecs:service:DesiredCount',
           ResourceIds: batch,
+          MaxResults: SCALABLE_TARGETS_PAGE,
           NextToken,
         }),
       );
@@ -172,102 +246,161 @@ const attachScaling = async (client: ApplicationAutoScalingClient, services: Ser
           },
         };
       }
-      NextToken = out.NextToken;
+      NextToken = out.NextToken || undefined;
     } while (NextToken);
   }
 };
 
-/** Maps capacity provider names to the names of their Auto Scaling groups. */
-const providerGroups = async (ecs: ECSClient, providers: string[]): Promise<Map<string, string>> => {
+/**
+ * Maps capacity provider names to the names of their Auto Scaling groups. DescribeCapacityProviders
+ * takes up to 100 names but answers at most 10 a page: every page is followed by its nextToken, or a
+ * cluster's 11th provider (and the group behind it) would go unseen.
+ */
+export const providerGroups = async (
+  { clients, hasTime }: Reader,
+  providers: string[],
+): Promise<Map<string, string>> => {
+  const what = 'ECS capacity providers';
   const map = new Map<string, string>();
-  for (const batch of chunk([...new Set(providers)], 100)) {
-    const out = await ecs.send(new DescribeCapacityProvidersCommand({ capacityProviders: batch }));
-    for (const p of out.capacityProviders ?? []) {
-      const arn = p.autoScalingGroupProvider?.autoScalingGroupArn;
-      if (p.name && arn) map.set(p.name, groupNameFromArn(arn));
-    }
+  const names = [...new Set(providers)];
+  for (const batch of batchesWithin(names, CAPACITY_PROVIDERS_BATCH, hasTime, what)) {
+    let nextToken: string | undefined;
+    do {
+      if (nextToken) assertTime(hasTime, what);
+      const out = await clients.ecs.send(
+        new DescribeCapacityProvidersCommand({ capacityProviders: batch, nextToken }),
+      );
+      for (const p of out.capacityProviders ?? []) {
+        const arn = p.autoScalingGroupProvider?.autoScalingGroupArn;
+        if (p.name && arn) map.set(p.name, groupNameFromArn(arn));
+      }
+      nextToken = out.nextToken || undefined;
+    } while (nextToken);
   }
   return map;
 };
 
-const describeGroups = async (client: AutoScalingClient, names: string[]): Promise<GroupState[]> => {
+/** DescribeAutoScalingGroups for up to 100 names a call (with MaxRecords 100), following NextToken. */
+export const describeGroups = async (
+  { clients, hasTime }: Reader,
+  names: string[],
+): Promise<GroupState[]> => {
+  const what = 'Auto Scaling groups';
   const groups: GroupState[] = [];
-  for (const batch of chunk(names, 50)) {
-    const out = await client.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: batch }));
-    for (const g of out.AutoScalingGroups ?? []) {
-      groups.push({
-        arn: g.AutoScalingGroupARN ?? '',
-        name: g.AutoScalingGroupName ?? '',
-        min: g.MinSize ?? 0,
-        max: g.MaxSize ?? 0,
-        desired: g.DesiredCapacity ?? 0,
-        tags: tagMapUpper(g.Tags),
-      });
+  for (const batch of batchesWithin([...new Set(names)], GROUPS_PAGE, hasTime, what)) {
+    const pages = paginateDescribeAutoScalingGroups(
+      { client: clients.autoscaling },
+      { AutoScalingGroupNames: batch, MaxRecords: GROUPS_PAGE },
+    );
+    for await (const page of pagesWithin(pages, hasTime, what)) {
+      for (const g of page.AutoScalingGroups ?? []) {
+        groups.push({
+          arn: g.AutoScalingGroupARN ?? '',
+          name: g.AutoScalingGroupName ?? '',
+          min: g.MinSize ?? 0,
+          max: g.MaxSize ?? 0,
+          desired: g.DesiredCapacity ?? 0,
+          tags: tagMapUpper(g.Tags),
+        });
+      }
     }
   }
   return groups;
 };
 
-const withServices = (ecs: ECSClient, clusters: Omit<ClusterState, 'services'>[]) =>
-  mapLimit(clusters, READ_CONCURRENCY, async (c) => ({
-    ...c,
-    services: await loadServices(ecs, c.arn, c.name),
-  }));
-
-/**
- * Reads everything the planner needs, in batches. `withSharers` also reads the other clusters of the
- * account that use the same capacity groups, so a stop never parks a group another cluster runs on.
- */
-export const readEstate = async (
-  clients: Clients,
-  scope: { clusters?: string[] },
-  options: { withSharers: boolean },
-): Promise<Estate> => {
-  const ids = scope.clusters ?? (await listAllClusterArns(clients.ecs));
-  const described = await describeClusters(clients.ecs, [...new Set(ids)]);
-  // The same cluster named twice (by name and by ARN) is read and acted on once.
-  const found = [...new Map(described.found.map((c) => [c.arn, c])).values()];
-  const missing = described.missing;
-  const clusters = await withServices(clients.ecs, found);
-
+/** The capacity-provider groups of `clusters`: their names by provider, and the clusters using each. */
+const groupsOf = async (reader: Reader, clusters: readonly ClusterInfo[]) => {
   const groupOf = await providerGroups(
-    clients.ecs,
+    reader,
     clusters.flatMap((c) => c.capacityProviders),
   );
-  const groupUsers: Record<string, string[]> = {};
-  const addUser = (group: string, clusterArn: string) => {
-    const users = (groupUsers[group] ??= []);
-    if (!users.includes(clusterArn)) users.push(clusterArn);
-  };
-  for (const c of clusters)
-    for (const p of c.capacityProviders) if (groupOf.has(p)) addUser(groupOf.get(p)!, c.arn);
+  const users: Record<string, string[]> = {};
+  for (const c of clusters) {
+    for (const p of c.capacityProviders) {
+      const group = groupOf.get(p);
+      if (!group) continue;
+      const list = (users[group] ??= []);
+      if (!list.includes(c.arn)) list.push(c.arn);
+    }
+  }
+  return users;
+};
+
+/**
+ * The capacity-provider groups `clusters` run on, with their ARNs (the lease scope instance-rotation
+ * uses too). Read before the leases are taken, to know which to take; their state is read again after.
+ */
+export const readGroupRefs = async (reader: Reader, clusters: readonly ClusterInfo[]) => {
+  const users = await groupsOf(reader, clusters);
+  const names = Object.keys(users);
+  const groups = names.length > 0 ? await describeGroups(reader, names) : [];
+  return groups.map((g) => ({ arn: g.arn, name: g.name }));
+};
+
+/**
+ * Reads everything the planner needs, in batches, within the deadline (a read cut short throws
+ * OutOfTimeError: nothing is planned from half a picture). `withSharers` also reads the other clusters
+ * of the account that use the same capacity groups, so a stop never parks a group another cluster runs
+ * on. `leasedGroups`, for a mutating run, names the group ARNs this run holds: any other group of
+ * these clusters is reported in `heldGroups` (with `refused`'s reason) and its state left unused.
+ */
+export const readEstate = async (
+  reader: Reader,
+  scope: { clusters?: string[] },
+  options: {
+    withSharers: boolean;
+    leasedGroups?: ReadonlySet<string>;
+    refused?: ReadonlyMap<string, string>;
+  },
+): Promise<Estate> => {
+  const empty = scope.clusters !== undefined && scope.clusters.length === 0;
+  const described = empty
+    ? { found: [], missing: [], everyCluster: false }
+    : await readClusters(reader, scope.clusters);
+  const clusters = await withServices(reader, described.found);
+  const groupUsers = await groupsOf(reader, clusters);
 
   let sharers: ClusterState[] = [];
   const groupNames = Object.keys(groupUsers);
-  if (options.withSharers && groupNames.length > 0) {
+  if (options.withSharers && groupNames.length > 0 && !described.everyCluster) {
     const known = new Set(clusters.map((c) => c.arn));
-    const others = (await listAllClusterArns(clients.ecs)).filter((arn) => !known.has(arn));
-    const described = others.length > 0 ? (await describeClusters(clients.ecs, others)).found : [];
-    const otherGroups = await providerGroups(
-      clients.ecs,
-      described.flatMap((c) => c.capacityProviders),
+    const others = (await listAllClusterArns(reader)).filter((arn) => !known.has(arn));
+    const candidates = others.length > 0 ? (await describeClusters(reader, others)).found : [];
+    const otherUsers = await groupsOf(reader, candidates);
+    const sharing = new Set(groupNames.flatMap((g) => otherUsers[g] ?? []));
+    sharers = await withServices(
+      reader,
+      candidates.filter((c) => sharing.has(c.arn)),
     );
-    const sharing = described.filter((c) =>
-      c.capacityProviders.some((p) => groupNames.includes(otherGroups.get(p) ?? '')),
-    );
-    sharers = await withServices(clients.ecs, sharing);
-    for (const c of sharers) {
-      for (const p of c.capacityProviders) {
-        const g = otherGroups.get(p);
-        if (g && groupNames.includes(g)) addUser(g, c.arn);
-      }
+    for (const g of groupNames) {
+      for (const arn of otherUsers[g] ?? []) if (!groupUsers[g]?.includes(arn)) groupUsers[g]?.push(arn);
     }
   }
 
   await attachScaling(
-    clients.scaling,
+    reader,
     clusters.flatMap((c) => c.services),
   );
-  const groups = groupNames.length > 0 ? await describeGroups(clients.autoscaling, groupNames) : [];
-  return { clusters, missingClusters: missing, sharers, groups, groupUsers };
+  const all = groupNames.length > 0 ? await describeGroups(reader, groupNames) : [];
+  const leased = options.leasedGroups;
+  const groups = leased ? all.filter((g) => leased.has(g.arn)) : all;
+  const heldGroups = leased
+    ? all
+        .filter((g) => !leased.has(g.arn))
+        .map((g) => ({
+          arn: g.arn,
+          name: g.name,
+          reason:
+            options.refused?.get(g.arn) ??
+            'not leased by this run: it became a capacity provider of the cluster while this run started; nothing changed — run again',
+        }))
+    : [];
+  return {
+    clusters,
+    missingClusters: described.missing,
+    sharers,
+    groups,
+    groupUsers,
+    ...(leased && { heldGroups }),
+  };
 };

@@ -1,6 +1,8 @@
+import { formatAge } from '#shared/duration.ts';
+import { PARKED_TAG, ROTATION_TAG, rotationInFlight } from '#shared/group-tags.ts';
 import { matchesTags, protectedBy, type TagMap, type TagRule } from '#shared/tags.ts';
 import type { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
-import type { ClusterState, Estate, GroupState, ServiceState } from './inventory.ts';
+import type { ClusterState, Estate, GroupState, Held, ServiceState } from './inventory.ts';
 import {
   ALL_SUSPENDED,
   decodeGroup,
@@ -22,10 +24,11 @@ export type Step =
   | { op: 'park-scaling'; resourceId: string }
   | { op: 'restore-scaling'; resourceId: string; limits: ScalingLimits }
   | { op: 'set-desired-count'; desiredCount: number }
-  | { op: 'clear-service-state' }
+  /** Removes the saved state only if the tag still holds `expected`, the value this run planned from. */
+  | { op: 'clear-service-state'; expected: string }
   | { op: 'save-group-state'; value: string }
   | { op: 'set-group-size'; size: GroupSize }
-  | { op: 'clear-group-state' };
+  | { op: 'clear-group-state'; expected: string };
 
 export type ResourceType = 'ecs-service' | 'autoscaling-group' | 'ecs-cluster';
 
@@ -40,8 +43,13 @@ export interface PlannedAction {
   outcome?: 'unchanged' | 'skipped' | 'failed';
   /** What the steps do, or why there are none, for a person at 3 a.m. */
   detail: string;
-  /** Services whose change must succeed before this one runs (a group parks only once they are at 0). */
+  /**
+   * Resources whose change must succeed before this one runs: a group parks only once its services
+   * are at 0, and a service starts only once its capacity group is back.
+   */
   requires?: string[];
+  /** On a start's group row: the group cannot come back in this run, so its services wait too. */
+  capacityWithheld?: boolean;
 }
 
 export interface Plan {
@@ -58,7 +66,33 @@ export interface PlanOptions {
 const PARKED: ScalingLimits = { min: 0, max: 0, suspended: ALL_SUSPENDED };
 const PARKED_GROUP: GroupSize = { min: 0, desired: 0, max: 0 };
 
+/**
+ * How long a stop may still be working on a resource after it saved its state: the longest a run can
+ * last (Lambda's 15-minute maximum timeout, which `--local` keeps to as well) plus a minute for clocks
+ * that disagree. A start leaves alone a tag younger than this on a resource that is not parked yet.
+ */
+export const STOP_IN_FLIGHT_MS = 16 * 60_000;
+
 const stamp = (now: Date) => now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/**
+ * True when state saved at `at` may belong to a stop that is still running. A start that read a
+ * resource between that stop's tag write and its parking would see the resource running at the saved
+ * values and remove the tag; the stop would then park it with nothing saved.
+ */
+const mayBeStopping = (at: string, now: Date): boolean => {
+  const saved = Date.parse(at);
+  return !Number.isNaN(saved) && now.getTime() - saved < STOP_IN_FLIGHT_MS;
+};
+
+const stopInFlightReason = (what: string, at: string, now: Date) => {
+  const saved = Date.parse(at);
+  return (
+    `saved state from ${at} is ${formatAge(now.getTime() - saved)} old and the ${what} is not parked yet: ` +
+    'a stop may still be running on it (a stop saves its state before it parks); nothing changed — ' +
+    `if no stop is running, run start again after ${stamp(new Date(saved + STOP_IN_FLIGHT_MS))}`
+  );
+};
 
 const describeLimits = (s: ScalingLimits) =>
   `scaling min ${s.min} max ${s.max}, ${describeSuspension(s.suspended)}`;
@@ -175,14 +209,18 @@ const protection = (service: ServiceState, cluster: ClusterState | undefined, ru
   return inherited ? `protected by tag ${inherited} on cluster ${cluster.name}` : undefined;
 };
 
-const readSaved = <T>(tags: TagMap, decode: (text: string) => T): { saved?: T; error?: string } => {
-  const text = tags[SAVED_STATE_TAG];
+const readSaved = <T>(
+  tags: TagMap,
+  decode: (text: string) => T,
+  key: string = SAVED_STATE_TAG,
+): { saved?: T; text?: string; error?: string } => {
+  const text = tags[key];
   if (text === undefined) return {};
   try {
-    return { saved: decode(text) };
+    return { saved: decode(text), text };
   } catch (error) {
     return {
-      error: `saved state in tag ${SAVED_STATE_TAG} is unreadable (${(error as Error).message}); nothing changed — fix or delete the tag`,
+      error: `saved state in tag ${key} is unreadable (${(error as Error).message}); nothing changed — fix or delete the tag`,
     };
   }
 };
@@ -190,10 +228,26 @@ const readSaved = <T>(tags: TagMap, decode: (text: string) => T): { saved?: T; e
 /** Nothing of the service is parked: it runs and its scaling target (if any) is live. */
 const isRunning = (s: ServiceState) => s.desiredCount > 0 && (!s.scaling || !sameScaling(s.scaling, PARKED));
 
+/** Everything of the service is parked: desiredCount 0, and its scaling target (if any) at 0/0, suspended. */
+const isParked = (s: ServiceState) => s.desiredCount === 0 && (!s.scaling || sameScaling(s.scaling, PARKED));
+
 /** The live values are the saved ones: a stop was interrupted before it parked anything, or a start finished. */
 const matchesSaved = (s: ServiceState, saved: SavedService) =>
   s.desiredCount === saved.desired &&
   (saved.scaling === undefined || (s.scaling !== undefined && sameScaling(s.scaling, saved.scaling)));
+
+/**
+ * A start restored the scaling target, which moved desiredCount into [min, max] (Application Auto
+ * Scaling scales a service at 0 out to a new min), and then could not set the saved desiredCount. The
+ * tag is still the state to come back to: the next start finishes the job, and a stop keeps it.
+ */
+const interruptedStart = (s: ServiceState, saved: SavedService) =>
+  saved.scaling !== undefined &&
+  s.scaling !== undefined &&
+  sameScaling(s.scaling, saved.scaling) &&
+  s.desiredCount !== saved.desired &&
+  s.desiredCount >= saved.scaling.min &&
+  s.desiredCount <= saved.scaling.max;
 
 /**
  * A saved-state tag on a service that runs with other values than it saved is stale — left by a
@@ -201,7 +255,7 @@ const matchesSaved = (s: ServiceState, saved: SavedService) =>
  * for the next start, would bring back old values: refuse and let a person decide.
  */
 const staleTag = (s: ServiceState, saved: SavedService) =>
-  isRunning(s) && !matchesSaved(s, saved)
+  isRunning(s) && !matchesSaved(s, saved) && !interruptedStart(s, saved)
     ? `saved state from ${saved.at} (${describeSaved(saved)}) does not match the running service ` +
       `(desiredCount ${s.desiredCount}${s.scaling ? `, ${describeLimits(s.scaling)}` : ''}): it may be left over ` +
       `from a start that could not remove it; nothing changed — delete tag ${SAVED_STATE_TAG} and run again`
@@ -228,7 +282,6 @@ const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
     // A scalable target was registered after the stop saved state without one: its limits are added
     // to the saved state (nothing saved is replaced) before it is parked, so start can restore them.
     saved = { ...saved, scaling: liveScaling };
-    steps.push({ op: 'save-service-state', value: encodeService(saved) });
     changes.push(
       `scaling target registered since the stop: min ${liveScaling.min} max ${liveScaling.max} added to the saved state`,
     );
@@ -243,7 +296,7 @@ const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
   }
   if (saved) {
     const restores = `start restores ${describeSaved(saved)}`;
-    if (changes.length === 0) {
+    if (steps.length === 0) {
       return {
         ...base,
         steps,
@@ -251,11 +304,15 @@ const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
         detail: `already stopped by nightshift at ${saved.at}; ${restores}`,
       };
     }
-    return {
-      ...base,
-      steps,
-      detail: `${changes.join('; ')} (finishing a stop from ${saved.at}; saved state kept, ${restores})`,
-    };
+    // The saved values are written again, with this run's time, before anything is parked: a start
+    // that read the old tag and is about to remove it then finds another value and leaves it, and a
+    // start that removed it already sees it come back. The values themselves are never replaced.
+    steps.unshift({ op: 'save-service-state', value: encodeService({ ...saved, at: stamp(now) }) });
+    const why =
+      read.saved && interruptedStart(s, read.saved)
+        ? `a start from before restored its scaling but not its desiredCount; saved state from ${saved.at} kept`
+        : `finishing a stop from ${saved.at}; saved state kept`;
+    return { ...base, steps, detail: `${changes.join('; ')} (${why}, ${restores})` };
   }
   if (changes.length === 0) {
     return { ...base, steps, detail: `already at desiredCount 0; saved as 0 so start leaves it at 0` };
@@ -263,11 +320,11 @@ const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
   return { ...base, steps, detail: `${changes.join('; ')}; saved in tag ${SAVED_STATE_TAG}` };
 };
 
-const planServiceStart = (s: ServiceState): PlannedAction => {
+const planServiceStart = (s: ServiceState, now: Date): PlannedAction => {
   const base = { arn: s.arn, type: 'ecs-service' as const, name: s.name, cluster: s.clusterName };
-  const { saved, error } = readSaved(s.tags, decodeService);
+  const { saved, text, error } = readSaved(s.tags, decodeService);
   if (error) return { ...base, steps: [], outcome: 'failed', detail: error };
-  if (!saved) {
+  if (!saved || text === undefined) {
     return s.desiredCount > 0
       ? {
           ...base,
@@ -282,6 +339,9 @@ const planServiceStart = (s: ServiceState): PlannedAction => {
           detail:
             'desiredCount 0 and no saved state: nightshift did not stop it, so there is nothing to restore',
         };
+  }
+  if (!isParked(s) && mayBeStopping(saved.at, now)) {
+    return { ...base, steps: [], outcome: 'skipped', detail: stopInFlightReason('service', saved.at, now) };
   }
   const stale = staleTag(s, saved);
   if (stale) return { ...base, steps: [], outcome: 'failed', detail: stale };
@@ -307,9 +367,13 @@ const planServiceStart = (s: ServiceState): PlannedAction => {
   }
   if (s.desiredCount !== saved.desired) {
     steps.push({ op: 'set-desired-count', desiredCount: saved.desired });
-    changes.unshift(`desiredCount ${s.desiredCount} → ${saved.desired}`);
+    changes.unshift(
+      interruptedStart(s, saved)
+        ? `desiredCount ${s.desiredCount} → ${saved.desired} (finishing a start that restored the scaling target but not desiredCount)`
+        : `desiredCount ${s.desiredCount} → ${saved.desired}`,
+    );
   }
-  steps.push({ op: 'clear-service-state' });
+  steps.push({ op: 'clear-service-state', expected: text });
   const what = changes.length > 0 ? changes.join('; ') : `already at ${describeSaved(saved)}`;
   return { ...base, steps, detail: `${what}; saved state from ${saved.at} removed` };
 };
@@ -331,10 +395,14 @@ const planServices = (
           : 'DAEMON service: its tasks run again when the cluster capacity is back',
       );
     }
-    return action === 'stop' ? planServiceStop(s, opts.now) : planServiceStart(s);
+    return action === 'stop' ? planServiceStop(s, opts.now) : planServiceStart(s, opts.now);
   });
 
-const groupBase = (g: GroupState) => ({ arn: g.arn, type: 'autoscaling-group' as const, name: g.name });
+const groupBase = (g: { arn: string; name: string }) => ({
+  arn: g.arn,
+  type: 'autoscaling-group' as const,
+  name: g.name,
+});
 
 /** Why a group must keep running after this stop, or undefined when it may be parked. */
 const groupKeepReason = (
@@ -351,6 +419,14 @@ const groupKeepReason = (
     if (tag) return `protected: used by cluster ${c.name} (${tag})`;
     const guarded = c.services.find((s) => s.status === 'ACTIVE' && protectedBy(s.tags, rules));
     if (guarded) return `protected: cluster ${c.name} has protected service ${guarded.name}`;
+  }
+  // Parking a group mid-rotation would leave instance-rotation's raised desired count in the saved
+  // state (desired creeps up night after night) and its new instance unaccounted for.
+  if (rotationInFlight(g.tags)) {
+    return (
+      `rotation in flight (tag ${ROTATION_TAG}=${g.tags[ROTATION_TAG]}): the group is parked by the next stop ` +
+      'after instance-rotation finishes or rolls it back; its services stop now'
+    );
   }
   for (const c of users) {
     const standalone = c.tasks - c.services.reduce((sum, s) => sum + s.tasks, 0);
@@ -377,7 +453,7 @@ const groupKeepReason = (
 const staleGroupTag = (g: GroupState, saved: SavedGroup) =>
   !sameSize(g, PARKED_GROUP) && !sameSize(g, saved)
     ? `saved state from ${saved.at} (${sizeText(saved)}) does not match the running group (${sizeText(g)}): ` +
-      `it may be left over from a start that could not remove it; nothing changed — delete tag ${SAVED_STATE_TAG} and run again`
+      `it may be left over from a start that could not remove it; nothing changed — delete tag ${PARKED_TAG} and run again`
     : undefined;
 
 const planGroupStop = (
@@ -387,7 +463,7 @@ const planGroupStop = (
   now: Date,
 ): PlannedAction => {
   if (keep) return { ...groupBase(g), steps: [], outcome: 'skipped', detail: keep };
-  const { saved, error } = readSaved(g.tags, decodeGroup);
+  const { saved, error } = readSaved(g.tags, decodeGroup, PARKED_TAG);
   if (error) return { ...groupBase(g), steps: [], outcome: 'failed', detail: error };
   const stale = saved && staleGroupTag(g, saved);
   if (stale) return { ...groupBase(g), steps: [], outcome: 'failed', detail: stale };
@@ -400,9 +476,14 @@ const planGroupStop = (
         detail: `already parked by nightshift at ${saved.at}; start restores ${sizeText(saved)}`,
       };
     }
+    // Saved again with this run's time before parking, as for services: a start about to remove the
+    // old tag leaves the new one alone.
     return {
       ...groupBase(g),
-      steps: [{ op: 'set-group-size', size: PARKED_GROUP }],
+      steps: [
+        { op: 'save-group-state', value: encodeGroup({ ...saved, at: stamp(now) }) },
+        { op: 'set-group-size', size: PARKED_GROUP },
+      ],
       requires,
       detail: `${sizeChange(g, PARKED_GROUP)} (finishing a stop from ${saved.at}; saved state kept, start restores ${sizeText(saved)})`,
     };
@@ -417,21 +498,35 @@ const planGroupStop = (
     requires,
     detail: sameSize(g, PARKED_GROUP)
       ? 'already at min 0 desired 0 max 0; saved as 0 so start leaves it at 0'
-      : `${sizeChange(g, PARKED_GROUP)}; saved in tag ${SAVED_STATE_TAG}`,
+      : `${sizeChange(g, PARKED_GROUP)}; saved in tag ${PARKED_TAG}`,
   };
 };
 
-const planGroupStart = (g: GroupState, rules: readonly TagRule[], users: ClusterState[]): PlannedAction => {
+const planGroupStart = (
+  g: GroupState,
+  rules: readonly TagRule[],
+  users: ClusterState[],
+  now: Date,
+): PlannedAction => {
   const own = protectedBy(g.tags, rules) ?? users.map((c) => protectedBy(c.tags, rules)).find(Boolean);
   if (own) return { ...groupBase(g), steps: [], outcome: 'skipped', detail: `protected by tag ${own}` };
-  const { saved, error } = readSaved(g.tags, decodeGroup);
+  const { saved, text, error } = readSaved(g.tags, decodeGroup, PARKED_TAG);
   if (error) return { ...groupBase(g), steps: [], outcome: 'failed', detail: error };
-  if (!saved) {
+  if (!saved || text === undefined) {
     return {
       ...groupBase(g),
       steps: [],
       outcome: 'unchanged',
       detail: `not parked by nightshift (${sizeText(g)})`,
+    };
+  }
+  if (!sameSize(g, PARKED_GROUP) && mayBeStopping(saved.at, now)) {
+    return {
+      ...groupBase(g),
+      steps: [],
+      outcome: 'skipped',
+      detail: stopInFlightReason('group', saved.at, now),
+      capacityWithheld: true,
     };
   }
   const stale = staleGroupTag(g, saved);
@@ -441,10 +536,20 @@ const planGroupStart = (g: GroupState, rules: readonly TagRule[], users: Cluster
     : [{ op: 'set-group-size' as const, size: { min: saved.min, desired: saved.desired, max: saved.max } }];
   return {
     ...groupBase(g),
-    steps: [...restore, { op: 'clear-group-state' }],
+    steps: [...restore, { op: 'clear-group-state', expected: text }],
     detail: `${restore.length > 0 ? sizeChange(g, saved) : `already at ${sizeText(saved)}`}; saved state from ${saved.at} removed`,
   };
 };
+
+/** The row of a cluster or group this run holds no lease on: nothing of it changes. */
+const heldRow = (h: Held, type: 'ecs-cluster' | 'autoscaling-group'): PlannedAction => ({
+  arn: h.arn,
+  type,
+  name: h.name,
+  steps: [],
+  outcome: 'skipped',
+  detail: h.reason,
+});
 
 /**
  * Decides, from what was observed and the time, what a stop or start does to each service and
@@ -462,9 +567,10 @@ export const planSchedule = (input: SchedulerInput, estate: Estate, opts: PlanOp
       outcome: 'failed' as const,
       detail: 'cluster not found (or not ACTIVE); nothing done for it',
     })),
+    ...(estate.heldClusters ?? []).map((h) => heldRow(h, 'ecs-cluster')),
     ...selection.unmatched,
   ];
-  const services = planServices(input.action, selection.selected, clustersByArn, opts);
+  let services = planServices(input.action, selection.selected, clustersByArn, opts);
   const plannedByArn = new Map<string, PlannedAction>(services.map((p) => [p.arn, p]));
   // Clusters in play are marked in the same map by ARN, so group rules can tell them from sharers.
   const inPlay = estate.clusters.filter(
@@ -472,26 +578,80 @@ export const planSchedule = (input: SchedulerInput, estate: Estate, opts: PlanOp
   );
   for (const c of inPlay)
     plannedByArn.set(c.arn, { arn: c.arn, type: 'ecs-cluster', name: c.name, steps: [], detail: '' });
+  const usersOf = (name: string) =>
+    (estate.groupUsers[name] ?? [])
+      .map((arn) => clustersByArn.get(arn))
+      .filter((c): c is ClusterState => !!c);
+  const touched = (name: string) => usersOf(name).some((c) => plannedByArn.has(c.arn));
 
   const groups = estate.groups
-    .map((g) => ({
-      g,
-      users: (estate.groupUsers[g.name] ?? [])
-        .map((arn) => clustersByArn.get(arn))
-        .filter((c): c is ClusterState => !!c),
-    }))
-    .filter(({ users }) => users.some((c) => plannedByArn.has(c.arn)))
-    .map(({ g, users }) => {
-      if (input.action === 'start') return planGroupStart(g, opts.protectedTags, users);
+    .filter((g) => touched(g.name))
+    .map((g) => {
+      const users = usersOf(g.name);
+      if (input.action === 'start') return planGroupStart(g, opts.protectedTags, users, opts.now);
       const keep = groupKeepReason(g, users, selection, plannedByArn, opts.protectedTags);
       const requires = services
         .filter((p) => p.steps.length > 0 && users.some((c) => c.name === p.cluster))
         .map((p) => p.arn);
       return planGroupStop(g, keep, requires, opts.now);
     });
+  const held = (estate.heldGroups ?? []).filter((h) => touched(h.name));
+
+  if (input.action === 'start') {
+    // A service starts only on capacity that is back: never while another run holds its group or a
+    // stop may still be parking it, and only after this run's restore of the group succeeded.
+    const withheld = [
+      ...held,
+      ...groups.filter((g) => g.capacityWithheld).map((g) => ({ ...g, reason: g.detail })),
+    ];
+    services = services.map((p) => {
+      if (p.steps.length === 0) return p;
+      const mine = (g: { name: string }) => usersOf(g.name).some((c) => c.name === p.cluster);
+      const blocked = withheld.find(mine);
+      if (blocked) {
+        return {
+          ...p,
+          steps: [],
+          outcome: 'skipped' as const,
+          detail: `not started: its capacity group ${blocked.name} is not this run's to restore (${blocked.reason})`,
+        };
+      }
+      const restores = groups.filter((g) => g.steps.length > 0 && mine(g)).map((g) => g.arn);
+      return restores.length > 0 ? { ...p, requires: restores } : p;
+    });
+  }
+  const capacity = [...groups, ...held.map((h) => heldRow(h, 'autoscaling-group'))];
 
   return {
     action: input.action,
-    phases: input.action === 'stop' ? [notFound, services, groups] : [notFound, groups, services],
+    phases: input.action === 'stop' ? [notFound, services, capacity] : [notFound, capacity, services],
   };
 };
+
+/**
+ * The clusters a run acts on, from the clusters and services it read: those the selection takes whole
+ * or in part, and those holding a service named in the input (to report it). A mutating run leases
+ * these, and only these, before it reads their state again.
+ */
+export const clustersInPlay = (input: SchedulerInput, clusters: ClusterState[]): Set<string> => {
+  const selection = select(input, clusters);
+  const wanted = input.services?.map(parseServiceRef);
+  return new Set([
+    ...selection.fully,
+    ...selection.selected.map((s) => s.clusterArn),
+    ...clusters
+      .filter((c) => wanted?.some((r) => c.services.some((s) => s.status === 'ACTIVE' && refMatches(r, s))))
+      .map((c) => c.arn),
+  ]);
+};
+
+/**
+ * What a planned change does, in words that stay the same between a dry run and the apply minutes
+ * later: its steps, without the time a saved state is stamped with.
+ */
+export const digestKeyOf = (action: PlannedAction): string =>
+  JSON.stringify(
+    action.steps.map((step) =>
+      'value' in step ? { ...step, value: step.value.replace(/(^| )at=\S+/, '') } : step,
+    ),
+  );

@@ -1,264 +1,823 @@
 /**
- * What moto cannot show: a call failing for one resource mid-run, a run resuming after it, and a
- * Lambda running out of time. AWS is simulated with aws-sdk-client-mock.
+ * What moto cannot show: AWS's real page sizes and batch limits on every read, a call failing for one
+ * resource mid-run, a run resuming after it, a Lambda running out of time mid-read and mid-write, and
+ * leases held by another run. AWS is simulated with aws-sdk-client-mock (test/support/ecs-fake-aws.ts),
+ * the lease table in memory with DynamoDB's conditional-write semantics.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { mockClient } from 'aws-sdk-client-mock';
-import {
-  DescribeCapacityProvidersCommand,
-  DescribeClustersCommand,
-  DescribeServicesCommand,
-  ECSClient,
-  ListClustersCommand,
-  ListServicesCommand,
-  TagResourceCommand,
-  UntagResourceCommand,
-  UpdateServiceCommand,
-} from '@aws-sdk/client-ecs';
-import {
-  ApplicationAutoScalingClient,
-  DescribeScalableTargetsCommand,
-  RegisterScalableTargetCommand,
-} from '@aws-sdk/client-application-auto-scaling';
-import {
-  AutoScalingClient,
-  CreateOrUpdateTagsCommand,
-  DescribeAutoScalingGroupsCommand,
-  UpdateAutoScalingGroupCommand,
-} from '@aws-sdk/client-auto-scaling';
+import { UntagResourceCommand, UpdateServiceCommand } from '@aws-sdk/client-ecs';
+import { DeleteTagsCommand, UpdateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import { run, type Deps } from '#functions/ecs-scheduler/handler.ts';
+import { OutOfTimeError } from '#shared/deadline.ts';
+import { RunLeases, type LeaseStore } from '#shared/lease.ts';
+import type { Report } from '#shared/report.ts';
 import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
 import { runContext } from '#test/support/context.ts';
+import {
+  clusterArn,
+  fakeAws,
+  fakeClients,
+  groupArn,
+  memoryLeaseStore,
+  serviceArn,
+  type FakeAws,
+  type FakeCluster,
+  type FakeEstate,
+} from '#test/support/ecs-fake-aws.ts';
 
-const ecs = mockClient(ECSClient);
-const scaling = mockClient(ApplicationAutoScalingClient);
-const autoscaling = mockClient(AutoScalingClient);
+const NOW = new Date('2026-11-23T18:00:00Z');
+const EARLIER = '2026-11-22T18:00:00Z';
+const STOPPED = 'nightshift:stopped';
+const WRITES = [
+  'TagResource',
+  'UntagResource',
+  'UpdateService',
+  'RegisterScalableTarget',
+  'CreateOrUpdateTags',
+  'DeleteTags',
+  'UpdateAutoScalingGroup',
+];
 
-const ACCOUNT = 'arn:aws:ecs:eu-central-1:123456789012';
-const GROUP_ARN =
-  'arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:1111:autoScalingGroupName/stage-nodes';
-const serviceArn = (name: string) => `${ACCOUNT}:service/stage/${name}`;
-
-const deps = (): Deps => ({
-  clients: {
-    ecs: new ECSClient({}),
-    scaling: new ApplicationAutoScalingClient({}),
-    autoscaling: new AutoScalingClient({}),
-  },
+const deps = (now: Date = NOW): Deps => ({
+  clients: fakeClients(),
   config: { PROTECTED_TAGS: DEFAULT_PROTECTED_TAGS, DRY_RUN: false },
-  now: () => new Date('2026-11-23T18:00:00Z'),
+  now: () => now,
 });
-const ctx = (hasTime: () => boolean = () => true) => runContext({ hasTime });
+let store: LeaseStore & { items: Map<string, unknown> };
+const leases = (holder = 'ecs-scheduler test run', now: Date = NOW) =>
+  new RunLeases(
+    store,
+    { holder, token: `${holder}-token` },
+    () => now,
+    () => 900_000,
+  );
+const ctx = (options: { hasTime?: () => boolean; carried?: Record<string, string[]> } = {}) =>
+  runContext({ leases: leases(), ...options });
 
-/** A stage cluster with `names.length` plain services at desiredCount 2 on one capacity group. */
-const stageCluster = (names: string[], savedTags: Record<string, string> = {}) => {
-  ecs.on(DescribeClustersCommand).resolves({
-    clusters: [
-      {
-        clusterArn: `${ACCOUNT}:cluster/stage`,
-        clusterName: 'stage',
-        status: 'ACTIVE',
-        tags: [{ key: 'env', value: 'stage' }],
-        capacityProviders: ['stage-cp'],
-      },
-    ],
-    failures: [],
-  });
-  ecs.on(ListClustersCommand).resolves({ clusterArns: [`${ACCOUNT}:cluster/stage`] });
-  ecs.on(ListServicesCommand).resolves({ serviceArns: names.map(serviceArn) });
-  ecs.on(DescribeServicesCommand).callsFake((input: { services: string[] }) => ({
-    services: input.services.map((arn) => {
-      const name = arn.split('/').pop() ?? '';
-      const saved = savedTags[name];
-      return {
-        serviceArn: arn,
-        serviceName: name,
-        status: 'ACTIVE',
-        schedulingStrategy: 'REPLICA',
-        desiredCount: saved ? 0 : 2,
-        tags: saved ? [{ key: 'nightshift:stopped', value: saved }] : [],
-      };
-    }),
-  }));
-  ecs.on(DescribeCapacityProvidersCommand).resolves({
-    capacityProviders: [{ name: 'stage-cp', autoScalingGroupProvider: { autoScalingGroupArn: GROUP_ARN } }],
-  });
-  scaling.on(DescribeScalableTargetsCommand).resolves({ ScalableTargets: [] });
-  autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({
-    AutoScalingGroups: [
-      {
-        AutoScalingGroupName: 'stage-nodes',
-        AutoScalingGroupARN: GROUP_ARN,
-        MinSize: 1,
-        MaxSize: 3,
-        DesiredCapacity: 2,
-        Tags: [],
-      } as never,
-    ],
-  });
+/**
+ * Every call the fake answered, in order, with its input as sent (the SDK's paginators reuse one
+ * input object, so aws-sdk-client-mock's own records show every page with the last token).
+ */
+const calls = (aws: FakeAws) => {
+  const log: { op: string; input: Record<string, unknown> }[] = [];
+  aws.hooks.before = (op, input) => {
+    log.push({ op, input: { ...input } });
+  };
+  return log;
 };
+const inputs = (log: { op: string; input: Record<string, unknown> }[], op: string) =>
+  log.filter((c) => c.op === op).map((c) => c.input);
+const writes = <C extends { op: string }>(log: C[]) => log.filter((c) => WRITES.includes(c.op));
+const outcomes = (report: Report) => report.resources.map((r) => `${r.arn.split('/').pop()} ${r.outcome}`);
 
-describe('ecs-scheduler with simulated AWS failures', () => {
+/** A stage cluster of plain services at desiredCount 2 on one capacity group. */
+const stage = (names: string[], extra: Partial<FakeCluster> = {}): FakeEstate => ({
+  clusters: [
+    {
+      name: 'stage',
+      tags: { env: 'stage' },
+      providers: ['stage-cp'],
+      services: names.map((name) => ({ name, desired: 2 })),
+      ...extra,
+    },
+  ],
+  providers: { 'stage-cp': 'stage-nodes' },
+  groups: [{ name: 'stage-nodes', min: 1, desired: 2, max: 3 }],
+});
+
+describe('ecs-scheduler with simulated AWS', () => {
   beforeEach(() => {
-    ecs.reset();
-    scaling.reset();
-    autoscaling.reset();
+    store = memoryLeaseStore();
   });
 
-  it('stops the other services when one fails, and leaves their shared capacity running', async () => {
-    // Prepare
-    stageCluster(['a', 'b', 'c']);
-    ecs.on(TagResourceCommand).resolves({});
-    ecs.on(UpdateServiceCommand).resolves({});
-    ecs
-      .on(UpdateServiceCommand, { service: 'b' })
-      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+  describe('partial failure', () => {
+    it('stops the other services when one fails, and leaves their shared capacity running', async () => {
+      // Prepare
+      const aws = fakeAws(stage(['a', 'b', 'c']));
+      aws.ecs
+        .on(UpdateServiceCommand, { service: 'b' })
+        .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
 
-    // Act
-    const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
 
-    // Assess
-    expect(report.resources.map((r) => `${r.arn.split('/').pop()} ${r.outcome}`)).toEqual([
-      'a changed',
-      'b failed',
-      'c changed',
-      'stage-nodes skipped',
-    ]);
-    expect(report.resources[1]?.error).toBe(
-      'set desiredCount (UpdateService) failed: ThrottlingException: Rate exceeded; done before it: save state (TagResource)',
-    );
-    expect(report.resources[3]?.detail).toBe(
-      `capacity left running: ${serviceArn('b')} did not stop (failed); nothing changed`,
-    );
-    expect(autoscaling.commandCalls(UpdateAutoScalingGroupCommand)).toHaveLength(0);
-    expect(autoscaling.commandCalls(CreateOrUpdateTagsCommand)).toHaveLength(0);
-  });
-
-  it('finishes an interrupted stop without saving the state again', async () => {
-    // Prepare: b was saved (desired=2) but its UpdateService never happened; it still runs 2.
-    stageCluster(['b']);
-    ecs.on(DescribeServicesCommand).resolves({
-      services: [
-        {
-          serviceArn: serviceArn('b'),
-          serviceName: 'b',
-          status: 'ACTIVE',
-          desiredCount: 2,
-          tags: [{ key: 'nightshift:stopped', value: 'desired=2 at=2026-11-23T17:00:00Z' }],
-        },
-      ],
+      // Assess
+      expect(outcomes(report)).toEqual(['a changed', 'b failed', 'c changed', 'stage-nodes skipped']);
+      expect(report.resources[1]?.error).toBe(
+        'set desiredCount (UpdateService) failed: ThrottlingException: Rate exceeded; done before it: save state (TagResource)',
+      );
+      expect(report.resources[3]?.detail).toBe(
+        `capacity left running: ${serviceArn('stage', 'b')} did not stop (failed); nothing changed`,
+      );
+      expect(aws.groups.get('stage-nodes')).toEqual({ name: 'stage-nodes', min: 1, desired: 2, max: 3 });
     });
-    ecs.on(UpdateServiceCommand).resolves({});
-    autoscaling.on(CreateOrUpdateTagsCommand).resolves({});
-    autoscaling.on(UpdateAutoScalingGroupCommand).resolves({});
 
-    // Act
-    const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+    it('finishes an interrupted stop, writing the same saved values again before it parks anything', async () => {
+      // Prepare: b was saved (desired=2) but its UpdateService never happened; it still runs 2.
+      const estate = stage(['b']);
+      estate.clusters[0]!.services[0]!.tags = { [STOPPED]: 'desired=2 at=2026-11-23T17:00:00Z' };
+      const aws = fakeAws(estate);
+      const log = calls(aws);
 
-    // Assess
-    expect(ecs.commandCalls(TagResourceCommand)).toHaveLength(0);
-    expect(ecs.commandCalls(UpdateServiceCommand)[0]?.args[0].input).toEqual({
-      cluster: 'stage',
-      service: 'b',
-      desiredCount: 0,
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(writes(log).map((c) => c.op)).toEqual([
+        'TagResource',
+        'UpdateService',
+        'CreateOrUpdateTags',
+        'UpdateAutoScalingGroup',
+      ]);
+      expect(aws.service('stage', 'b')).toMatchObject({
+        desired: 0,
+        tags: { [STOPPED]: 'desired=2 at=2026-11-23T18:00:00Z' },
+      });
+      expect(report.summary).toMatchObject({ changed: 2, failed: 0 });
+      expect(aws.groups.get('stage-nodes')).toMatchObject({ min: 0, desired: 0, max: 0 });
     });
-    expect(report.summary).toMatchObject({ changed: 2, failed: 0 });
-    expect(autoscaling.commandCalls(UpdateAutoScalingGroupCommand)[0]?.args[0].input).toEqual({
-      AutoScalingGroupName: 'stage-nodes',
-      MinSize: 0,
-      MaxSize: 0,
-      DesiredCapacity: 0,
-    });
-  });
 
-  it('keeps the saved state when a restore fails, so the next start can finish', async () => {
-    stageCluster(['a'], { a: 'desired=2 min=1 max=4 suspended=none at=2026-11-23T17:00:00Z' });
-    scaling.on(DescribeScalableTargetsCommand).resolves({
-      ScalableTargets: [
-        {
-          ResourceId: 'service/stage/a',
-          ServiceNamespace: 'ecs',
-          ScalableDimension: 'ecs:service:DesiredCount',
-          MinCapacity: 0,
-          MaxCapacity: 0,
-          SuspendedState: {
-            DynamicScalingInSuspended: true,
-            DynamicScalingOutSuspended: true,
-            ScheduledScalingSuspended: true,
+    it('keeps the saved state when a restore fails, so the next start can finish', async () => {
+      // Prepare
+      const aws = fakeAws({
+        ...stage([]),
+        clusters: [
+          {
+            name: 'stage',
+            services: [
+              {
+                name: 'a',
+                desired: 0,
+                scaling: { min: 0, max: 0, suspended: [true, true, true] },
+                tags: { [STOPPED]: `desired=2 min=1 max=4 suspended=none at=${EARLIER}` },
+              },
+            ],
           },
-          CreationTime: new Date(),
-          RoleARN:
-            'arn:aws:iam::123456789012:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService',
+        ],
+      });
+      aws.ecs
+        .on(UpdateServiceCommand)
+        .rejects(Object.assign(new Error('service is draining'), { name: 'InvalidParameterException' }));
+
+      // Act
+      const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      const row = report.resources.find((r) => r.type === 'ecs-service');
+      expect(row).toMatchObject({ outcome: 'failed' });
+      expect(row?.error).toMatch(
+        /^set desiredCount \(UpdateService\) failed: InvalidParameterException: service is draining; done before it: restore scaling/,
+      );
+      expect(aws.ecs.commandCalls(UntagResourceCommand)).toHaveLength(0);
+      expect(aws.service('stage', 'a')).toMatchObject({
+        scaling: { min: 1, max: 4, suspended: [false, false, false] },
+        tags: { [STOPPED]: `desired=2 min=1 max=4 suspended=none at=${EARLIER}` },
+      });
+    });
+
+    it('starts no service whose capacity group could not be restored', async () => {
+      // Prepare
+      const estate = stage(['a']);
+      estate.clusters[0]!.services[0] = {
+        name: 'a',
+        desired: 0,
+        tags: { [STOPPED]: `desired=2 at=${EARLIER}` },
+      };
+      estate.groups![0] = {
+        name: 'stage-nodes',
+        min: 0,
+        desired: 0,
+        max: 0,
+        tags: { [STOPPED]: `min=1 desired=2 max=3 at=${EARLIER}` },
+      };
+      const aws = fakeAws(estate);
+      aws.autoscaling
+        .on(UpdateAutoScalingGroupCommand)
+        .rejects(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
+
+      // Act
+      const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(outcomes(report)).toEqual(['stage-nodes failed', 'a skipped']);
+      expect(report.resources[1]?.detail).toBe(
+        `not started: its capacity group ${groupArn('stage-nodes')} is not back (failed), so its tasks would have nowhere to run; nothing changed — run start again`,
+      );
+      expect(aws.service('stage', 'a')?.desired).toBe(0);
+    });
+  });
+
+  describe('an interrupted start (item 7)', () => {
+    /** web after a start restored its scaling (min 2 moved desiredCount 0 → 2) and then failed. */
+    const interrupted = (): FakeEstate => ({
+      clusters: [
+        {
+          name: 'stage',
+          services: [
+            {
+              name: 'web',
+              desired: 2,
+              scaling: { min: 2, max: 6 },
+              tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+            },
+          ],
         },
       ],
     });
-    scaling.on(RegisterScalableTargetCommand).resolves({});
-    ecs
-      .on(UpdateServiceCommand)
-      .rejects(Object.assign(new Error('service is draining'), { name: 'InvalidParameterException' }));
 
-    const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+    it('is finished by the next start, not reported as stale', async () => {
+      // Prepare
+      const aws = fakeAws(interrupted());
 
-    const row = report.resources.find((r) => r.type === 'ecs-service');
-    expect(row).toMatchObject({ outcome: 'failed' });
-    expect(row?.error).toMatch(
-      /^set desiredCount \(UpdateService\) failed: InvalidParameterException: service is draining; done before it: restore scaling/,
-    );
-    expect(ecs.commandCalls(UntagResourceCommand)).toHaveLength(0);
-    expect(scaling.commandCalls(RegisterScalableTargetCommand)[0]?.args[0].input).toMatchObject({
-      ResourceId: 'service/stage/a',
-      MinCapacity: 1,
-      MaxCapacity: 4,
-      SuspendedState: {
-        DynamicScalingInSuspended: false,
-        DynamicScalingOutSuspended: false,
-        ScheduledScalingSuspended: false,
-      },
+      // Act
+      const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources).toEqual([
+        {
+          arn: serviceArn('stage', 'web'),
+          type: 'ecs-service',
+          outcome: 'changed',
+          detail: `desiredCount 2 → 3 (finishing a start that restored the scaling target but not desiredCount); saved state from ${EARLIER} removed`,
+        },
+      ]);
+      expect(aws.service('stage', 'web')).toEqual({
+        name: 'web',
+        desired: 3,
+        scaling: { min: 2, max: 6 },
+        tags: {},
+      });
+    });
+
+    it('is stopped by a stop that keeps the tag as the saved state, which the next start restores', async () => {
+      // Prepare
+      const aws = fakeAws(interrupted());
+
+      // Act
+      const stop = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+      const stopped = structuredClone(aws.service('stage', 'web'));
+      const start = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(stop.resources[0]).toMatchObject({
+        outcome: 'changed',
+        detail:
+          'desiredCount 2 → 0; scaling min 2→0 max 6→0, all scaling suspended (a start from before restored ' +
+          `its scaling but not its desiredCount; saved state from ${EARLIER} kept, start restores desiredCount 3, ` +
+          'scaling min 2 max 6, scaling active)',
+      });
+      expect(stopped).toMatchObject({
+        desired: 0,
+        scaling: { min: 0, max: 0, suspended: [true, true, true] },
+        tags: { [STOPPED]: 'desired=3 min=2 max=6 suspended=none at=2026-11-23T18:00:00Z' },
+      });
+      expect(start.summary).toMatchObject({ changed: 1, failed: 0 });
+      expect(aws.service('stage', 'web')).toEqual({
+        name: 'web',
+        desired: 3,
+        scaling: { min: 2, max: 6, suspended: [false, false, false] },
+        tags: {},
+      });
     });
   });
 
-  it('stops starting new work when the Lambda is about to time out, and reports what is left', async () => {
-    stageCluster(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
-    ecs.on(TagResourceCommand).resolves({});
-    ecs.on(UpdateServiceCommand).resolves({});
-    let budget = 2;
-
-    const report = await run(
-      { action: 'stop', clusters: ['stage'] },
-      ctx(() => budget-- > 0),
-      deps(),
-    );
-
-    expect(report.summary).toEqual({
-      changed: 2,
-      planned: 0,
-      unchanged: 0,
-      skipped: 0,
-      undone: 6,
-      failed: 0,
+  describe('a start never removes saved state written after it read', () => {
+    const parked = (): FakeEstate => ({
+      clusters: [
+        {
+          name: 'stage',
+          services: [{ name: 'worker', desired: 0, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } }],
+        },
+      ],
     });
-    const notStarted = report.resources.filter((r) => r.outcome === 'undone');
-    expect(notStarted).toHaveLength(6);
-    expect(notStarted[0]?.detail).toMatch(
-      /^not started: the Lambda was about to time out; the next run starts with it \(would have: desiredCount 2 → 0;/,
-    );
-    expect(ecs.commandCalls(UpdateServiceCommand)).toHaveLength(2);
-    expect(autoscaling.commandCalls(UpdateAutoScalingGroupCommand)).toHaveLength(0);
+
+    it('reads the tag again right before UntagResource and leaves it when a stop saved it meanwhile', async () => {
+      // Prepare: a stop (of another stage, or an older version) saves again while this start runs
+      const aws = fakeAws(parked());
+      aws.hooks.before = (op) => {
+        if (op === 'UpdateService') {
+          aws.service('stage', 'worker')!.tags = { [STOPPED]: 'desired=2 at=2026-11-23T18:00:05Z' };
+        }
+      };
+
+      // Act
+      const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'failed',
+        error:
+          'remove saved state (UntagResource) failed: SavedStateChangedError: the saved state changed since this ' +
+          `start read it (read "desired=2 at=${EARLIER}", now "desired=2 at=2026-11-23T18:00:05Z"): a stop saved it ` +
+          'while this start ran, so it stays for the next start; done before it: set desiredCount (UpdateService)',
+      });
+      expect(aws.ecs.commandCalls(UntagResourceCommand)).toHaveLength(0);
+      expect(aws.service('stage', 'worker')?.tags).toEqual({
+        [STOPPED]: 'desired=2 at=2026-11-23T18:00:05Z',
+      });
+    });
+
+    it('reads the group tag again right before DeleteTags and leaves it when a stop saved it meanwhile', async () => {
+      // Prepare
+      const aws = fakeAws({
+        clusters: [{ name: 'stage', providers: ['stage-cp'], services: [] }],
+        providers: { 'stage-cp': 'stage-nodes' },
+        groups: [
+          {
+            name: 'stage-nodes',
+            min: 0,
+            desired: 0,
+            max: 0,
+            tags: { [STOPPED]: `min=1 desired=2 max=3 at=${EARLIER}` },
+          },
+        ],
+      });
+      aws.hooks.before = (op) => {
+        if (op === 'UpdateAutoScalingGroup') {
+          aws.groups.get('stage-nodes')!.tags = {
+            [STOPPED]: 'min=1 desired=2 max=3 at=2026-11-23T18:00:05Z',
+          };
+        }
+      };
+
+      // Act
+      const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources[0]).toMatchObject({ outcome: 'failed' });
+      expect(report.resources[0]?.error).toMatch(
+        /^remove saved state \(DeleteTags\) failed: SavedStateChangedError: the saved state changed since this start read it/,
+      );
+      expect(aws.autoscaling.commandCalls(DeleteTagsCommand)).toHaveLength(0);
+      expect(aws.groups.get('stage-nodes')?.tags).toEqual({
+        [STOPPED]: 'min=1 desired=2 max=3 at=2026-11-23T18:00:05Z',
+      });
+    });
+
+    it('leaves a young tag on a service that is not parked yet: a stop may be between its save and its park', async () => {
+      // Prepare: the state a start sees between a stop's TagResource and its UpdateService
+      const aws = fakeAws({
+        clusters: [
+          {
+            name: 'stage',
+            services: [
+              { name: 'worker', desired: 2, tags: { [STOPPED]: 'desired=2 at=2026-11-23T17:55:00Z' } },
+            ],
+          },
+        ],
+      });
+      const log = calls(aws);
+
+      // Act
+      const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'skipped',
+        detail:
+          'saved state from 2026-11-23T17:55:00Z is 5m old and the service is not parked yet: a stop may still be ' +
+          'running on it (a stop saves its state before it parks); nothing changed — if no stop is running, run ' +
+          'start again after 2026-11-23T18:11:00Z',
+      });
+      expect(writes(log)).toEqual([]);
+    });
+
+    it('removes the tag once it is older than the longest a stop can run', async () => {
+      // Prepare
+      const aws = fakeAws({
+        clusters: [
+          {
+            name: 'stage',
+            services: [
+              { name: 'worker', desired: 2, tags: { [STOPPED]: 'desired=2 at=2026-11-23T17:44:00Z' } },
+            ],
+          },
+        ],
+      });
+
+      // Act
+      const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'changed',
+        detail: 'already at desiredCount 2; saved state from 2026-11-23T17:44:00Z removed',
+      });
+      expect(aws.service('stage', 'worker')?.tags).toEqual({});
+    });
   });
 
-  it('reads services 10 at a time with their tags, and scalable targets 50 at a time', async () => {
-    const names = Array.from({ length: 57 }, (_, i) => `svc-${i}`);
-    stageCluster(names);
+  describe('leases', () => {
+    it('changes nothing without a lease table, and says so for each cluster', async () => {
+      // Prepare
+      const aws = fakeAws(stage(['a']));
+      const log = calls(aws);
 
-    await run({ action: 'stop', clusters: ['stage'], dryRun: true }, ctx(), deps());
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, runContext(), deps());
 
-    const describes = ecs.commandCalls(DescribeServicesCommand).map((c) => c.args[0].input);
-    expect(describes.map((d) => d.services?.length)).toEqual([10, 10, 10, 10, 10, 7]);
-    expect(describes.every((d) => d.include?.includes('TAGS'))).toBe(true);
-    const targets = scaling
-      .commandCalls(DescribeScalableTargetsCommand)
-      .map((c) => c.args[0].input.ResourceIds?.length);
-    expect(targets).toEqual([50, 7]);
-    expect(ecs.commandCalls(UpdateServiceCommand)).toHaveLength(0);
+      // Assess
+      expect(report.resources).toEqual([
+        {
+          arn: clusterArn('stage'),
+          type: 'ecs-cluster',
+          outcome: 'skipped',
+          detail:
+            'could not take a lease in (no lease table: LEASE_TABLE is not set) (LEASE_TABLE is not set); nothing ' +
+            'changed: without a lease another run could act on it at the same time',
+        },
+      ]);
+      expect(writes(log)).toEqual([]);
+    });
+
+    it('takes the cluster and group leases before it reads the state it plans from', async () => {
+      // Prepare
+      const aws = fakeAws(stage(['a']));
+      const log = calls(aws);
+      const acquire = store.acquire.bind(store);
+      store.acquire = async (scope, ...rest) => {
+        log.push({ op: `lease ${scope}`, input: {} });
+        return acquire(scope, ...rest);
+      };
+
+      // Act
+      await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess: discovery (clusters, providers, group ARNs), the leases, then every read again
+      expect(log.map((c) => c.op).slice(0, 11)).toEqual([
+        'DescribeClusters',
+        'DescribeCapacityProviders',
+        'DescribeAutoScalingGroups',
+        `lease ${clusterArn('stage')}`,
+        `lease ${groupArn('stage-nodes')}`,
+        'DescribeClusters',
+        'ListServices',
+        'DescribeServices',
+        'DescribeCapacityProviders',
+        'ListClusters',
+        'DescribeScalableTargets',
+      ]);
+    });
+
+    it('stops the services but leaves a group whose lease another run holds, naming the holder', async () => {
+      // Prepare: instance-rotation holds the group for a rotation step
+      const aws = fakeAws(stage(['a']));
+      await leases(
+        'instance-rotation run 9c1d (nightshift-dev-instance-rotation)',
+        new Date('2026-11-23T17:58:00Z'),
+      ).take(groupArn('stage-nodes'));
+
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(outcomes(report)).toEqual(['a changed', 'stage-nodes skipped']);
+      expect(report.resources[1]?.detail).toBe(
+        'another run holds the lease on it: instance-rotation run 9c1d (nightshift-dev-instance-rotation), for 2m ' +
+          '(since 2026-11-23T17:58:00Z, expires 2026-11-23T18:13:00Z); nothing changed — run again once it is done',
+      );
+      expect(aws.service('stage', 'a')?.desired).toBe(0);
+      expect(aws.groups.get('stage-nodes')).toEqual({ name: 'stage-nodes', min: 1, desired: 2, max: 3 });
+    });
+
+    it('starts no service of a cluster whose capacity group another run holds', async () => {
+      // Prepare: everything parked; a stop of another cluster sharing the group holds it
+      const estate = stage(['a', 'b']);
+      estate.clusters[0]!.services = [
+        { name: 'a', desired: 0, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
+        { name: 'b', desired: 1 },
+      ];
+      estate.groups![0] = {
+        name: 'stage-nodes',
+        min: 0,
+        desired: 0,
+        max: 0,
+        tags: { [STOPPED]: `min=1 desired=2 max=3 at=${EARLIER}` },
+      };
+      const aws = fakeAws(estate);
+      const log = calls(aws);
+      await leases('ecs-scheduler run 4e2a (nightshift-stage-ecs-scheduler)').take(groupArn('stage-nodes'));
+
+      // Act
+      const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(outcomes(report)).toEqual(['stage-nodes skipped', 'a skipped', 'b unchanged']);
+      expect(report.resources[1]?.detail).toMatch(
+        /^not started: its capacity group stage-nodes is not this run's to restore \(another run holds the lease on it: ecs-scheduler run 4e2a/,
+      );
+      expect(writes(log)).toEqual([]);
+    });
+
+    it('reads nothing more of a cluster another run holds, and reports the holder', async () => {
+      // Prepare
+      const aws = fakeAws(stage(['a']));
+      const log = calls(aws);
+      await leases('ecs-scheduler run 77aa (nightshift-dev-ecs-scheduler)').take(clusterArn('stage'));
+
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(outcomes(report)).toEqual(['stage skipped']);
+      expect(report.resources[0]?.detail).toMatch(
+        /^another run holds the lease on it: ecs-scheduler run 77aa/,
+      );
+      expect(log.map((c) => c.op)).not.toContain('ListServices');
+      expect(writes(log)).toEqual([]);
+    });
+
+    it('holds its leases until the run ends (withOps releases them)', async () => {
+      // Prepare
+      fakeAws(stage(['a']));
+      const mine = leases();
+
+      // Act
+      await run({ action: 'stop', clusters: ['stage'] }, runContext({ leases: mine }), deps());
+
+      // Assess
+      expect([...store.items.keys()].sort()).toEqual([clusterArn('stage'), groupArn('stage-nodes')].sort());
+      await mine.releaseAll();
+      expect(store.items.size).toBe(0);
+    });
+  });
+
+  describe('capacity groups with a rotation in flight (item 11)', () => {
+    it('stops the services and leaves the group running until the rotation is done', async () => {
+      // Prepare
+      const estate = stage(['a']);
+      estate.groups![0]!.tags = {
+        'nightshift:rotation': 'desired=2 instance=i-0a1b2c3d4e5f60718 phase=launching',
+      };
+      const aws = fakeAws(estate);
+
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(outcomes(report)).toEqual(['a changed', 'stage-nodes skipped']);
+      expect(report.resources[1]?.detail).toBe(
+        'rotation in flight (tag nightshift:rotation=desired=2 instance=i-0a1b2c3d4e5f60718 phase=launching): the ' +
+          'group is parked by the next stop after instance-rotation finishes or rolls it back; its services stop now',
+      );
+      expect(aws.groups.get('stage-nodes')).toMatchObject({ min: 1, desired: 2, max: 3 });
+      expect(aws.service('stage', 'a')?.desired).toBe(0);
+    });
+  });
+
+  describe('pagination at AWS page sizes (item 4)', () => {
+    /** `n` clusters tagged team=shop, each on its own capacity provider and group. */
+    const fleet = (n: number): FakeEstate => {
+      const names = Array.from({ length: n }, (_, i) => `c${String(i).padStart(3, '0')}`);
+      return {
+        clusters: names.map((name) => ({
+          name,
+          tags: { team: 'shop' },
+          providers: [`${name}-cp`],
+          services: [{ name: 'web', desired: 1 }],
+        })),
+        providers: Object.fromEntries(names.map((name) => [`${name}-cp`, `${name}-nodes`])),
+        groups: names.map((name) => ({ name: `${name}-nodes`, min: 1, desired: 1, max: 2 })),
+      };
+    };
+
+    it('parks all 12 groups of 12 clusters: DescribeCapacityProviders is followed past its 10-result page', async () => {
+      // Prepare
+      const aws = fakeAws(fleet(12));
+      const log = calls(aws);
+
+      // Act
+      const report = await run({ action: 'stop', tags: { team: 'shop' } }, ctx(), deps());
+
+      // Assess
+      expect(report.summary).toMatchObject({ changed: 24, skipped: 0, failed: 0 });
+      expect([...aws.groups.values()].every((g) => g.min === 0 && g.desired === 0 && g.max === 0)).toBe(true);
+      // Read twice (which groups to lease, then under the leases), each time in two pages.
+      expect(inputs(log, 'DescribeCapacityProviders').map((i) => i.nextToken)).toEqual([
+        undefined,
+        '10',
+        undefined,
+        '10',
+      ]);
+    });
+
+    it("never parks a group that a cluster reached only through the sharers' 11th capacity provider still runs on", async () => {
+      // Prepare: stage stops; 11 other clusters each have a provider; the last shares stage's group
+      const estate = fleet(11);
+      for (const c of estate.clusters) c.tags = { team: 'other' };
+      estate.clusters.push({
+        name: 'stage',
+        providers: ['stage-cp'],
+        services: [{ name: 'web', desired: 2 }],
+      });
+      estate.clusters[10]!.providers = ['c010-cp', 'shared-cp'];
+      estate.providers = { ...estate.providers, 'stage-cp': 'stage-nodes', 'shared-cp': 'stage-nodes' };
+      estate.groups!.push({ name: 'stage-nodes', min: 1, desired: 2, max: 3 });
+      const aws = fakeAws(estate);
+
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(outcomes(report)).toEqual(['web changed', 'stage-nodes skipped']);
+      expect(report.resources[1]?.detail).toBe(
+        'capacity left running: service web in cluster c010 still runs (desiredCount 1)',
+      );
+      expect(aws.groups.get('stage-nodes')).toMatchObject({ min: 1, desired: 2, max: 3 });
+    });
+
+    it('reads 130 clusters and their groups in pages of 100, and acts on those past the first page', async () => {
+      // Prepare
+      const aws = fakeAws(fleet(130));
+      const log = calls(aws);
+
+      // Act
+      const report = await run({ action: 'stop', tags: { team: 'shop' }, dryRun: true }, ctx(), deps());
+
+      // Assess
+      expect(report.summary).toMatchObject({ planned: 260, failed: 0 });
+      expect(inputs(log, 'ListClusters').map((i) => [i.maxResults, i.nextToken])).toEqual([
+        [100, undefined],
+        [100, '100'],
+      ]);
+      expect(inputs(log, 'DescribeClusters').map((i) => (i.clusters as string[]).length)).toEqual([100, 30]);
+      const providers = inputs(log, 'DescribeCapacityProviders');
+      expect(
+        providers.map((i) => [(i.capacityProviders as string[]).length, i.maxResults, i.nextToken]),
+      ).toEqual([
+        ...Array.from({ length: 10 }, (_, p) => [100, undefined, p === 0 ? undefined : String(p * 10)]),
+        [30, undefined, undefined],
+        [30, undefined, '10'],
+        [30, undefined, '20'],
+      ]);
+      expect(
+        inputs(log, 'DescribeAutoScalingGroups').map((i) => [
+          (i.AutoScalingGroupNames as string[]).length,
+          i.MaxRecords,
+        ]),
+      ).toEqual([
+        [100, 100],
+        [30, 100],
+      ]);
+    });
+
+    it('reads 120 services in ListServices pages of 100, DescribeServices batches of 10 and scalable targets 50 at a time', async () => {
+      // Prepare
+      const names = Array.from({ length: 120 }, (_, i) => `svc-${String(i).padStart(3, '0')}`);
+      const aws = fakeAws({
+        clusters: [
+          {
+            name: 'stage',
+            services: names.map((name) => ({ name, desired: 2, scaling: { min: 1, max: 4 } })),
+          },
+        ],
+      });
+
+      const log = calls(aws);
+
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.summary).toMatchObject({ changed: 120, failed: 0 });
+      expect(aws.service('stage', 'svc-119')).toMatchObject({
+        desired: 0,
+        tags: { [STOPPED]: 'desired=2 min=1 max=4 suspended=none at=2026-11-23T18:00:00Z' },
+      });
+      expect(inputs(log, 'ListServices').map((i) => [i.maxResults, i.nextToken])).toEqual([
+        [100, undefined],
+        [100, '100'],
+      ]);
+      const batches = inputs(log, 'DescribeServices').map((i) => (i.services as string[]).length);
+      expect(batches.slice(0, 12)).toEqual([10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10]);
+      const targets = inputs(log, 'DescribeScalableTargets').map((i) => [
+        (i.ResourceIds as string[]).length,
+        i.MaxResults,
+      ]);
+      expect(targets).toEqual([
+        [50, 50],
+        [50, 50],
+        [20, 50],
+      ]);
+    });
+  });
+
+  describe('the deadline (item 12)', () => {
+    it('stops at a deadline hit mid-read with nothing planned from half a picture and nothing changed', async () => {
+      // Prepare: stage shares its group with ops, whose 15 services (all at 0) are still being read
+      const aws = fakeAws({
+        clusters: [
+          { name: 'stage', providers: ['stage-cp'], services: [{ name: 'web', desired: 2 }] },
+          {
+            name: 'ops',
+            providers: ['stage-cp'],
+            services: Array.from({ length: 15 }, (_, i) => ({ name: `job-${i}`, desired: 0 })),
+          },
+        ],
+        providers: { 'stage-cp': 'stage-nodes' },
+        groups: [{ name: 'stage-nodes', min: 1, desired: 2, max: 3 }],
+      });
+      const log: string[] = [];
+      let sharerRead = false;
+      aws.hooks.before = (op, input) => {
+        log.push(op);
+        if (op === 'DescribeServices' && input.cluster === clusterArn('ops')) sharerRead = true;
+      };
+
+      // Act
+      const error = await run(
+        { action: 'stop', clusters: ['stage'] },
+        ctx({ hasTime: () => !sharerRead }),
+        deps(),
+      ).catch((e: unknown) => e);
+
+      // Assess: the first 10 of ops' services were read, the rest were not: no plan, no change
+      expect(error).toBeInstanceOf(OutOfTimeError);
+      expect((error as Error).message).toBe(
+        'the Lambda was about to time out while reading ECS services of cluster ops',
+      );
+      expect(log.filter((op) => WRITES.includes(op))).toEqual([]);
+      expect(aws.groups.get('stage-nodes')).toMatchObject({ min: 1, desired: 2, max: 3 });
+    });
+
+    it('starts with what the previous run left undone, and reports what the deadline leaves undone', async () => {
+      // Prepare: the previous stop was cut short before f and g; time for two services this time
+      const aws = fakeAws(stage(['a', 'b', 'c', 'd', 'e', 'f', 'g']));
+      const log = calls(aws);
+      let budget = 2;
+      const carried = { stop: [serviceArn('stage', 'f'), serviceArn('stage', 'g')] };
+
+      // Act
+      const report = await run(
+        { action: 'stop', clusters: ['stage'] },
+        ctx({ hasTime: () => budget-- > 0, carried }),
+        deps(),
+      );
+
+      // Assess
+      expect(
+        writes(log)
+          .filter((c) => c.op === 'UpdateService')
+          .map((c) => c.input.service),
+      ).toEqual(['f', 'g']);
+      expect(report.summary).toEqual({
+        changed: 2,
+        planned: 0,
+        unchanged: 0,
+        skipped: 0,
+        undone: 6,
+        failed: 0,
+      });
+      expect(outcomes(report)).toEqual([
+        'a undone',
+        'b undone',
+        'c undone',
+        'd undone',
+        'e undone',
+        'f changed',
+        'g changed',
+        'stage-nodes undone',
+      ]);
+      expect(report.resources[0]?.detail).toMatch(
+        /^not started: the Lambda was about to time out; the next run starts with it \(would have: desiredCount 2 → 0;/,
+      );
+      expect(aws.groups.get('stage-nodes')).toMatchObject({ min: 1, desired: 2, max: 3 });
+    });
+  });
+
+  describe('the plan digest', () => {
+    it('returns a digest with a dry run, applies the same plan minutes later, and refuses a changed one', async () => {
+      // Prepare
+      const aws = fakeAws(stage(['a', 'b']));
+      const dry = await run({ action: 'stop', clusters: ['stage'], dryRun: true }, ctx(), deps());
+
+      // Act: someone scales b by hand before the apply
+      aws.service('stage', 'b')!.desired = 5;
+      const changed = await run(
+        { action: 'stop', clusters: ['stage'], planDigest: dry.planDigest },
+        ctx(),
+        deps(new Date('2026-11-23T18:03:00Z')),
+      );
+      const again = await run({ action: 'stop', clusters: ['stage'], dryRun: true }, ctx(), deps());
+      const applied = await run(
+        { action: 'stop', clusters: ['stage'], planDigest: again.planDigest },
+        ctx(),
+        deps(new Date('2026-11-23T18:04:00Z')),
+      );
+
+      // Assess
+      expect(dry.planDigest).toMatch(/^[0-9a-f]{64}$/);
+      expect(changed.summary).toMatchObject({ changed: 0, skipped: 3 });
+      expect(changed.resources[1]?.detail).toBe(
+        'the plan changed since it was confirmed (another run, a person or AWS changed something in between); ' +
+          'nothing changed — look at the new plan and confirm again (the new plan: desiredCount 5 → 0; saved in tag nightshift:stopped)',
+      );
+      expect(applied.summary).toMatchObject({ changed: 3, failed: 0 });
+      expect(aws.service('stage', 'b')).toMatchObject({
+        desired: 0,
+        tags: { [STOPPED]: 'desired=5 at=2026-11-23T18:04:00Z' },
+      });
+      expect(applied.planDigest).toBeUndefined();
+    });
   });
 });

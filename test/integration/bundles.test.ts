@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '#shared/report.ts';
 import { lambdaContext } from '#test/support/context.ts';
 import { observeSample, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
+import { leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 
 type Handler = (event: unknown, context: unknown) => Promise<Report>;
@@ -31,6 +32,9 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
     moto = await startMoto();
     useEndpoint(moto.url);
     process.env.TARGET_REGIONS = 'eu-west-1';
+    // Mutating runs take leases in the stage's table, as deployed (the stack sets LEASE_TABLE).
+    process.env.LEASE_TABLE = TEST_LEASE_TABLE;
+    await leaseTable(moto.url);
     aws = seedClients(moto.url);
     await seedEstate(aws);
   });

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { UpdateServiceCommand } from '@aws-sdk/client-ecs';
+import { CreateOrUpdateTagsCommand } from '@aws-sdk/client-auto-scaling';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { handler, run, type Deps } from '#functions/ecs-scheduler/handler.ts';
 import { SchedulerConfig } from '#functions/ecs-scheduler/config.ts';
 import { ecsClient } from '#shared/aws/ecs.ts';
@@ -7,8 +9,17 @@ import { applicationAutoScalingClient } from '#shared/aws/application-autoscalin
 import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { parseEnv } from '#shared/env.ts';
 import type { Report } from '#shared/report.ts';
+import type { LeaseStore } from '#shared/lease.ts';
 import { lambdaContext, runContext } from '#test/support/context.ts';
-import { observeSample, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
+import {
+  createCluster,
+  observe,
+  observeSample,
+  seedClients,
+  seedEstate,
+  type SeedClients,
+} from '#test/support/ecs-estate.ts';
+import { dynamoClient, leaseTable, runLeases, TEST_LEASE_TABLE } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 
@@ -18,18 +29,24 @@ const withEnv = (env: Record<string, string>): Deps => ({
   config: parseEnv(SchedulerConfig, env),
   now: () => new Date(),
 });
-const ctx = runContext();
 const row = (report: Report, suffix: string) => report.resources.find((r) => r.arn.endsWith(suffix));
 
 describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
   let moto: Moto;
   let proxy: Proxy;
   let aws: SeedClients;
+  let store: LeaseStore;
+  /** A run context with this stage's lease table, as withOps gives a deployed run. */
+  const ctx = () => runContext({ leases: runLeases(store, 'ecs-scheduler test run') });
+  /** The AWS calls a run made, without its lease-table calls. */
+  const awsCalls = () => proxy.delivered().filter((r) => !r.service.startsWith('DynamoDB'));
+  const mutations = () => awsCalls().filter((r) => !/^(Describe|List)/.test(r.operation));
 
   beforeAll(async () => {
     moto = await startMoto();
     proxy = await startProxy(moto.url);
     useEndpoint(proxy.url);
+    process.env.LEASE_TABLE = TEST_LEASE_TABLE;
     aws = seedClients(moto.url);
   });
   afterAll(async () => {
@@ -38,7 +55,10 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
   });
   beforeEach(async () => {
     proxy.setFaults(undefined);
+    proxy.before('DescribeServices', undefined);
+    proxy.before('UpdateService', undefined);
     await moto.reset();
+    store = await leaseTable(moto.url);
     await seedEstate(aws);
     proxy.requests.length = 0;
   });
@@ -91,16 +111,13 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
 
     await invoke({ action: 'start', clusters: ['stage'] });
 
-    const mutations = proxy
-      .delivered()
-      .map((r) => r.operation)
-      .filter((op) => !/^(Describe|List)/.test(op));
+    const ops = mutations().map((r) => r.operation);
     const groupOps = ['UpdateAutoScalingGroup', 'DeleteTags'];
-    const lastGroupOp = Math.max(...groupOps.map((op) => mutations.lastIndexOf(op)));
-    const firstServiceOp = mutations.findIndex((op) => !groupOps.includes(op));
-    expect(mutations.filter((op) => groupOps.includes(op))).toEqual(groupOps);
+    const lastGroupOp = Math.max(...groupOps.map((op) => ops.lastIndexOf(op)));
+    const firstServiceOp = ops.findIndex((op) => !groupOps.includes(op));
+    expect(ops.filter((op) => groupOps.includes(op))).toEqual(groupOps);
     expect(lastGroupOp).toBeLessThan(firstServiceOp);
-    expect(mutations.indexOf('RegisterScalableTarget')).toBeLessThan(mutations.indexOf('UpdateService'));
+    expect(ops.indexOf('RegisterScalableTarget')).toBeLessThan(ops.indexOf('UpdateService'));
   });
 
   it('changes nothing on a second stop and never overwrites the saved state', async () => {
@@ -176,7 +193,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
       detail: 'running at desiredCount 3; no saved state',
     });
     expect(row(start, 'service/stage/batch')).toMatchObject({ outcome: 'skipped' });
-    expect(proxy.delivered().filter((r) => !/^(Describe|List)/.test(r.operation))).toEqual([]);
+    expect(mutations()).toEqual([]);
   });
 
   it('plans without changing anything in a dry run', async () => {
@@ -197,7 +214,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
       'desiredCount 3 → 0; scaling min 2→0 max 6→0, all scaling suspended; saved in tag nightshift:stopped',
     );
     expect(await observeSample(aws)).toEqual(before);
-    expect(proxy.delivered().filter((r) => !/^(Describe|List)/.test(r.operation))).toEqual([]);
+    expect(mutations()).toEqual([]);
   });
 
   it('never touches a protected cluster, even when named', async () => {
@@ -250,10 +267,10 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
   it('lets PROTECTED_TAGS replace the default protection', async () => {
     const deps = withEnv({ PROTECTED_TAGS: 'team=SHOP' });
 
-    const stage = await run({ action: 'stop', clusters: ['stage'] }, ctx, deps);
+    const stage = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps);
     const prodUnderOtherRules = await run(
       { action: 'stop', clusters: ['prod'], dryRun: true },
-      ctx,
+      ctx(),
       withEnv({ PROTECTED_TAGS: 'tier=critical' }),
     );
 
@@ -268,7 +285,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
 
     const report = await run(
       { action: 'stop', clusters: ['stage'], dryRun: false },
-      ctx,
+      ctx(),
       withEnv({ DRY_RUN: 'true' }),
     );
 
@@ -334,5 +351,146 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     expect(stopped.services['stage/web']?.desired).toBe(0);
     expect(start.summary).toMatchObject({ changed: 4, failed: 0 });
     expect(await observeSample(aws)).toEqual(before);
+  });
+
+  it('leaves a group with a rotation in flight running and still stops its services', async () => {
+    // Prepare: instance-rotation is mid-way through replacing an instance of the group
+    await aws.autoscaling.send(
+      new CreateOrUpdateTagsCommand({
+        Tags: [
+          {
+            ResourceId: 'stage-ecs-nodes',
+            ResourceType: 'auto-scaling-group',
+            Key: 'nightshift:rotation',
+            Value: 'desired=2 instance=i-0a1b2c3d4e5f60718 phase=launching',
+            PropagateAtLaunch: false,
+          },
+        ],
+      }),
+    );
+
+    // Act
+    const stop = await invoke({ action: 'stop', clusters: ['stage'] });
+    const after = await observeSample(aws);
+
+    // Assess
+    expect(row(stop, 'autoScalingGroupName/stage-ecs-nodes')).toMatchObject({
+      outcome: 'skipped',
+      detail: expect.stringMatching(
+        /^rotation in flight \(tag nightshift:rotation=desired=2 instance=i-0a1b2c3d4e5f60718/,
+      ),
+    });
+    expect(after.groups['stage-ecs-nodes']).toMatchObject({ min: 1, desired: 2, max: 4 });
+    expect(after.groups['stage-ecs-nodes']?.tags['nightshift:stopped']).toBeUndefined();
+    expect(after.services['stage/web']?.desired).toBe(0);
+  });
+
+  it('reports a deadline hit mid-read as undone, changes nothing and releases its leases', async () => {
+    // Prepare: a cluster of 15 services, read 10 at a time; time runs out after the first 10
+    await createCluster(aws, {
+      name: 'big',
+      services: Array.from({ length: 15 }, (_, i) => ({ name: `svc-${i}`, desired: 1 })),
+    });
+    const before = await observe(aws, ['big'], []);
+    let read = false;
+    proxy.before('DescribeServices', async (request) => {
+      if (request.body.includes('cluster/big')) read = true;
+    });
+
+    // Act
+    const report = (await handler(
+      { action: 'stop', clusters: ['big'] },
+      lambdaContext('ecs-scheduler', () => (read ? 5_000 : 900_000)),
+    )) as Report;
+
+    // Assess
+    expect(report.resources).toEqual([
+      {
+        arn: '',
+        type: 'run',
+        outcome: 'undone',
+        detail:
+          'OutOfTimeError: the Lambda was about to time out while reading ECS services of cluster big; nothing was ' +
+          'changed after that point — the next run starts over',
+      },
+    ]);
+    expect(await observe(aws, ['big'], [])).toEqual(before);
+    expect(mutations()).toEqual([]);
+    expect(await store.read('arn:aws:ecs:eu-central-1:123456789012:cluster/big')).toBeUndefined();
+  });
+
+  it('reports work a deadline mid-write left as undone, and the next run finishes it first', async () => {
+    // Prepare: time runs out once the services are being stopped, before the group
+    let writing = false;
+    proxy.before('UpdateService', async () => {
+      writing = true;
+    });
+    const carryOver = () =>
+      dynamoClient(moto.url).send(
+        new GetItemCommand({
+          TableName: TEST_LEASE_TABLE,
+          Key: { scope: { S: 'carryover#ecs-scheduler#stop' } },
+        }),
+      );
+
+    // Act
+    const cut = (await handler(
+      { action: 'stop', clusters: ['stage'] },
+      lambdaContext('ecs-scheduler', () => (writing ? 5_000 : 900_000)),
+    )) as Report;
+    const carried = await carryOver();
+    const next = await invoke({ action: 'stop', clusters: ['stage'] });
+
+    // Assess
+    expect(cut.summary).toMatchObject({ changed: 3, undone: 1, failed: 0 });
+    expect(row(cut, 'autoScalingGroupName/stage-ecs-nodes')?.detail).toMatch(
+      /^not started: the Lambda was about to time out; the next run starts with it \(would have: min 1→0/,
+    );
+    expect(carried.Item?.arns?.L?.map((v) => v.S)).toEqual([
+      expect.stringMatching(/autoScalingGroupName\/stage-ecs-nodes$/),
+    ]);
+    expect(next.summary).toMatchObject({ changed: 1, unchanged: 3, failed: 0 });
+    expect((await observeSample(aws)).groups['stage-ecs-nodes']).toMatchObject({
+      min: 0,
+      desired: 0,
+      max: 0,
+    });
+    expect((await carryOver()).Item).toBeUndefined();
+  });
+
+  it('applies the plan a dry run showed, and refuses a plan that changed since, changing nothing', async () => {
+    // Prepare
+    const first = await invoke({ action: 'stop', clusters: ['stage'], services: ['worker'], dryRun: true });
+    await aws.ecs.send(new UpdateServiceCommand({ cluster: 'stage', service: 'worker', desiredCount: 5 }));
+    const before = await observeSample(aws);
+
+    // Act
+    const refused = await invoke({
+      action: 'stop',
+      clusters: ['stage'],
+      services: ['worker'],
+      planDigest: first.planDigest,
+    });
+    const unchanged = await observeSample(aws);
+    const second = await invoke({ action: 'stop', clusters: ['stage'], services: ['worker'], dryRun: true });
+    const applied = await invoke({
+      action: 'stop',
+      clusters: ['stage'],
+      services: ['worker'],
+      planDigest: second.planDigest,
+    });
+
+    // Assess
+    expect(first.planDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(second.planDigest).not.toBe(first.planDigest);
+    expect(row(refused, 'service/stage/worker')).toMatchObject({
+      outcome: 'skipped',
+      detail: expect.stringMatching(
+        /^the plan changed since it was confirmed .*\(the new plan: desiredCount 5 → 0;/,
+      ),
+    });
+    expect(unchanged).toEqual(before);
+    expect(row(applied, 'service/stage/worker')).toMatchObject({ outcome: 'changed' });
+    expect((await observeSample(aws)).services['stage/worker']?.desired).toBe(0);
   });
 });

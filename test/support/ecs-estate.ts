@@ -195,48 +195,83 @@ export interface ObservedGroup {
   tags: Record<string, string>;
 }
 
-/** Everything the scheduler may change, keyed `cluster/service` and by group name. */
+/**
+ * Everything the scheduler may change, keyed `cluster/service` and by group name. Reads every page at
+ * AWS's sizes (ListServices 100, DescribeServices 10, DescribeScalableTargets 50, DescribeAutoScalingGroups
+ * 100), so estates larger than one page are observed whole.
+ */
 export const observe = async (c: SeedClients, clusters: string[], groups: string[]) => {
   const services: Record<string, ObservedService> = {};
   for (const cluster of clusters) {
-    const arns = (await c.ecs.send(new ListServicesCommand({ cluster }))).serviceArns ?? [];
-    if (arns.length === 0) continue;
-    const out = await c.ecs.send(new DescribeServicesCommand({ cluster, services: arns, include: ['TAGS'] }));
-    for (const s of out.services ?? []) {
-      services[`${cluster}/${s.serviceName}`] = {
-        desired: s.desiredCount ?? -1,
-        tags: Object.fromEntries((s.tags ?? []).map((t) => [t.key, t.value])),
-      };
+    const arns: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const out = await c.ecs.send(new ListServicesCommand({ cluster, maxResults: 100, nextToken }));
+      arns.push(...(out.serviceArns ?? []));
+      nextToken = out.nextToken || undefined;
+    } while (nextToken);
+    for (let i = 0; i < arns.length; i += 10) {
+      const out = await c.ecs.send(
+        new DescribeServicesCommand({ cluster, services: arns.slice(i, i + 10), include: ['TAGS'] }),
+      );
+      for (const s of out.services ?? []) {
+        services[`${cluster}/${s.serviceName}`] = {
+          desired: s.desiredCount ?? -1,
+          tags: Object.fromEntries((s.tags ?? []).map((t) => [t.key, t.value])),
+        };
+      }
     }
-    const targets = await c.scaling.send(new DescribeScalableTargetsCommand({ ServiceNamespace: 'ecs' }));
-    for (const t of targets.ScalableTargets ?? []) {
-      const key = (t.ResourceId ?? '').replace(/^service\//, '');
-      const service = services[key];
-      if (!service) continue;
-      service.scaling = {
-        min: t.MinCapacity ?? -1,
-        max: t.MaxCapacity ?? -1,
-        suspended: [
-          t.SuspendedState?.DynamicScalingInSuspended ?? false,
-          t.SuspendedState?.DynamicScalingOutSuspended ?? false,
-          t.SuspendedState?.ScheduledScalingSuspended ?? false,
-        ],
-      };
+    const ids = arns.map((arn) => `service/${cluster}/${arn.split('/').pop()}`);
+    for (let i = 0; i < ids.length; i += 50) {
+      let NextToken: string | undefined;
+      do {
+        const targets = await c.scaling.send(
+          new DescribeScalableTargetsCommand({
+            ServiceNamespace: 'ecs',
+            ResourceIds: ids.slice(i, i + 50),
+            MaxResults: 50,
+            NextToken,
+          }),
+        );
+        for (const t of targets.ScalableTargets ?? []) {
+          const key = (t.ResourceId ?? '').replace(/^service\//, '');
+          const service = services[key];
+          if (!service) continue;
+          service.scaling = {
+            min: t.MinCapacity ?? -1,
+            max: t.MaxCapacity ?? -1,
+            suspended: [
+              t.SuspendedState?.DynamicScalingInSuspended ?? false,
+              t.SuspendedState?.DynamicScalingOutSuspended ?? false,
+              t.SuspendedState?.ScheduledScalingSuspended ?? false,
+            ],
+          };
+        }
+        NextToken = targets.NextToken || undefined;
+      } while (NextToken);
     }
   }
   const groupState: Record<string, ObservedGroup> = {};
-  if (groups.length > 0) {
-    const out = await c.autoscaling.send(
-      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: groups }),
-    );
-    for (const g of out.AutoScalingGroups ?? []) {
-      groupState[g.AutoScalingGroupName ?? ''] = {
-        min: g.MinSize ?? -1,
-        desired: g.DesiredCapacity ?? -1,
-        max: g.MaxSize ?? -1,
-        tags: Object.fromEntries((g.Tags ?? []).map((t) => [t.Key, t.Value])),
-      };
-    }
+  for (let i = 0; i < groups.length; i += 100) {
+    let NextToken: string | undefined;
+    do {
+      const out = await c.autoscaling.send(
+        new DescribeAutoScalingGroupsCommand({
+          AutoScalingGroupNames: groups.slice(i, i + 100),
+          MaxRecords: 100,
+          NextToken,
+        }),
+      );
+      for (const g of out.AutoScalingGroups ?? []) {
+        groupState[g.AutoScalingGroupName ?? ''] = {
+          min: g.MinSize ?? -1,
+          desired: g.DesiredCapacity ?? -1,
+          max: g.MaxSize ?? -1,
+          tags: Object.fromEntries((g.Tags ?? []).map((t) => [t.Key, t.Value])),
+        };
+      }
+      NextToken = out.NextToken || undefined;
+    } while (NextToken);
   }
   return { services, groups: groupState };
 };

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { planSchedule, type Plan, type PlannedAction, type Step } from '#functions/ecs-scheduler/plan.ts';
+import {
+  clustersInPlay,
+  digestKeyOf,
+  planSchedule,
+  type Plan,
+  type PlannedAction,
+  type Step,
+} from '#functions/ecs-scheduler/plan.ts';
 import type { ClusterState, Estate, GroupState, ServiceState } from '#functions/ecs-scheduler/inventory.ts';
 import type { ScalingLimits } from '#functions/ecs-scheduler/saved.ts';
 import type { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
@@ -170,9 +177,13 @@ describe('planSchedule: stopping a service', () => {
       detail: `already stopped by nightshift at ${EARLIER}; start restores desiredCount 3, scaling min 2 max 6, scaling active`,
     },
     {
-      title: 'finishes an interrupted stop without overwriting the saved state',
+      title:
+        'finishes an interrupted stop, saving the same values again with its own time before it parks anything',
       service: { name: 'worker', desiredCount: 2, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
-      steps: [{ op: 'set-desired-count', desiredCount: 0 }],
+      steps: [
+        { op: 'save-service-state', value: `desired=2 at=${AT}` },
+        { op: 'set-desired-count', desiredCount: 0 },
+      ],
       detail: `desiredCount 2 → 0 (finishing a stop from ${EARLIER}; saved state kept, start restores desiredCount 2)`,
     },
     {
@@ -194,7 +205,7 @@ describe('planSchedule: stopping a service', () => {
         tags: { [STOPPED]: `desired=3 at=${EARLIER}` },
       },
       steps: [
-        { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+        { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
         { op: 'park-scaling', resourceId: 'service/stage/web' },
       ],
       detail:
@@ -211,6 +222,7 @@ describe('planSchedule: stopping a service', () => {
         tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
       },
       steps: [
+        { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
         { op: 'park-scaling', resourceId: 'service/stage/web' },
         { op: 'set-desired-count', desiredCount: 0 },
       ],
@@ -258,7 +270,7 @@ describe('planSchedule: starting a service', () => {
       steps: [
         { op: 'restore-scaling', resourceId: 'service/stage/web', limits: ACTIVE_SCALING },
         { op: 'set-desired-count', desiredCount: 3 },
-        { op: 'clear-service-state' },
+        { op: 'clear-service-state', expected: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
       ],
       detail: `desiredCount 0 → 3; scaling min 0→2 max 0→6, scaling active; saved state from ${EARLIER} removed`,
     },
@@ -277,20 +289,23 @@ describe('planSchedule: starting a service', () => {
           limits: { min: 1, max: 4, suspended: { in: false, out: true, scheduled: false } },
         },
         { op: 'set-desired-count', desiredCount: 3 },
-        { op: 'clear-service-state' },
+        { op: 'clear-service-state', expected: `desired=3 min=1 max=4 suspended=out at=${EARLIER}` },
       ],
       detail: `desiredCount 0 → 3; scaling min 0→1 max 0→4, suspended: out; saved state from ${EARLIER} removed`,
     },
     {
       title: 'restores the desired count of a plain service and clears the saved state',
       service: { name: 'worker', desiredCount: 0, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
-      steps: [{ op: 'set-desired-count', desiredCount: 2 }, { op: 'clear-service-state' }],
+      steps: [
+        { op: 'set-desired-count', desiredCount: 2 },
+        { op: 'clear-service-state', expected: `desired=2 at=${EARLIER}` },
+      ],
       detail: `desiredCount 0 → 2; saved state from ${EARLIER} removed`,
     },
     {
       title: 'only clears the saved state of a service already back at its saved desired count',
       service: { name: 'worker', desiredCount: 2, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
-      steps: [{ op: 'clear-service-state' }],
+      steps: [{ op: 'clear-service-state', expected: `desired=2 at=${EARLIER}` }],
       detail: `already at desiredCount 2; saved state from ${EARLIER} removed`,
     },
     {
@@ -800,7 +815,7 @@ describe('planSchedule: capacity groups on stop', () => {
     });
   });
 
-  it('finishes parking a group whose state was saved by an interrupted stop, keeping that state', () => {
+  it('finishes parking a group whose state was saved by an interrupted stop, saving the same values again first', () => {
     // Prepare
     const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
     const nodes = group(
@@ -817,7 +832,7 @@ describe('planSchedule: capacity groups on stop', () => {
       arn: groupArn('stage-nodes'),
       type: 'autoscaling-group',
       name: 'stage-nodes',
-      steps: [PARK_GROUP],
+      steps: [{ op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` }, PARK_GROUP],
       requires: [serviceArn('stage', 'web')],
       detail: `min 1→0, desired 2→0, max 4→0 (finishing a stop from ${EARLIER}; saved state kept, start restores min 1 desired 2 max 4)`,
     });
@@ -894,7 +909,10 @@ describe('planSchedule: capacity groups on start', () => {
         { min: 0, desired: 0, max: 0 },
         { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
       ),
-      steps: [{ op: 'set-group-size', size: { min: 1, desired: 2, max: 4 } }, { op: 'clear-group-state' }],
+      steps: [
+        { op: 'set-group-size', size: { min: 1, desired: 2, max: 4 } },
+        { op: 'clear-group-state', expected: `min=1 desired=2 max=4 at=${EARLIER}` },
+      ],
       detail: `min 0→1, desired 0→2, max 0→4; saved state from ${EARLIER} removed`,
     },
     {
@@ -904,7 +922,7 @@ describe('planSchedule: capacity groups on start', () => {
         { min: 1, desired: 2, max: 4 },
         { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
       ),
-      steps: [{ op: 'clear-group-state' }],
+      steps: [{ op: 'clear-group-state', expected: `min=1 desired=2 max=4 at=${EARLIER}` }],
       detail: `already at min 1 desired 2 max 4; saved state from ${EARLIER} removed`,
     },
     {
@@ -964,5 +982,292 @@ describe('planSchedule: phase order', () => {
     // Assess
     expect(p.action).toBe('start');
     expect(types(p)).toEqual([['ecs-cluster'], ['autoscaling-group'], ['ecs-service']]);
+  });
+});
+
+describe('planSchedule: a start never removes state a stop may still be writing', () => {
+  // A stop saves the state, then parks the scaling target, then sets desiredCount 0. A start that read
+  // the service in between would see it running at the saved values and remove the tag.
+  const minutesAgo = (m: number) => new Date(now.getTime() - m * 60_000).toISOString().replace('.000', '');
+
+  it.each([
+    {
+      title: 'a service still running at the values a stop saved 5 minutes ago',
+      service: {
+        name: 'web',
+        desiredCount: 3,
+        scaling: ACTIVE_SCALING,
+        tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${minutesAgo(5)}` },
+      },
+    },
+    {
+      title: 'a service whose scaling a stop parked 1 minute ago but whose desiredCount it did not set yet',
+      service: {
+        name: 'web',
+        desiredCount: 3,
+        scaling: PARKED_SCALING,
+        tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${minutesAgo(1)}` },
+      },
+    },
+    {
+      title: 'a service at 0 whose live scaling target a stop saved but did not park yet',
+      service: {
+        name: 'web',
+        desiredCount: 0,
+        scaling: ACTIVE_SCALING,
+        tags: { [STOPPED]: `desired=0 min=2 max=6 suspended=none at=${minutesAgo(15)}` },
+      },
+    },
+  ])('leaves alone $title', ({ service }) => {
+    // Act
+    const action = only('start', service);
+
+    // Assess
+    expect(action).toMatchObject({ steps: [], outcome: 'skipped' });
+    expect(action?.detail).toMatch(
+      /^saved state from .* is \d+m old and the service is not parked yet: a stop may still be running on it/,
+    );
+  });
+
+  it('restores a fully parked service whatever the age of its tag: the stop is done with it', () => {
+    // Act
+    const action = only('start', {
+      name: 'web',
+      desiredCount: 0,
+      scaling: PARKED_SCALING,
+      tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${minutesAgo(1)}` },
+    });
+
+    // Assess
+    expect(action?.steps.map((s) => s.op)).toEqual([
+      'restore-scaling',
+      'set-desired-count',
+      'clear-service-state',
+    ]);
+  });
+
+  it('removes the tag of a running service once it is 16 minutes old, the longest a stop can run', () => {
+    // Act
+    const action = only('start', {
+      name: 'worker',
+      desiredCount: 2,
+      tags: { [STOPPED]: `desired=2 at=${minutesAgo(16)}` },
+    });
+
+    // Assess
+    expect(action?.steps).toEqual([
+      { op: 'clear-service-state', expected: `desired=2 at=${minutesAgo(16)}` },
+    ]);
+  });
+
+  it('leaves alone a young tag on a group that is not parked yet, and starts none of its services', () => {
+    // Prepare
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 0, tags: { [STOPPED]: `desired=3 at=${EARLIER}` } },
+    ]);
+    const nodes = group(
+      'stage-nodes',
+      { min: 1, desired: 2, max: 4 },
+      { [STOPPED]: `min=1 desired=2 max=4 at=${minutesAgo(2)}` },
+    );
+
+    // Act
+    const p = plan(
+      { action: 'start', clusters: ['stage'] },
+      estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }),
+    );
+
+    // Assess
+    expect(row(p, groupArn('stage-nodes'))).toMatchObject({ steps: [], outcome: 'skipped' });
+    expect(row(p, groupArn('stage-nodes'))?.detail).toMatch(
+      /^saved state from .* is 2m old and the group is not parked yet/,
+    );
+    expect(row(p, serviceArn('stage', 'web'))).toMatchObject({ steps: [], outcome: 'skipped' });
+    expect(row(p, serviceArn('stage', 'web'))?.detail).toMatch(
+      /^not started: its capacity group stage-nodes is not this run's to restore \(saved state from .* is 2m old/,
+    );
+  });
+});
+
+describe('planSchedule: a start interrupted after its scaling restore', () => {
+  // Registering min 2 moved desiredCount 0 → 2; the UpdateService to 3 then failed.
+  const interrupted: ServiceSpec = {
+    name: 'web',
+    desiredCount: 2,
+    scaling: ACTIVE_SCALING,
+    tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+  };
+
+  it('is finished by the next start', () => {
+    expect(only('start', interrupted)).toEqual(
+      serviceRow('web', {
+        steps: [
+          { op: 'set-desired-count', desiredCount: 3 },
+          { op: 'clear-service-state', expected: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+        ],
+        detail:
+          'desiredCount 2 → 3 (finishing a start that restored the scaling target but not desiredCount); ' +
+          `saved state from ${EARLIER} removed`,
+      }),
+    );
+  });
+
+  it('is stopped with its tag kept as the saved state', () => {
+    expect(only('stop', interrupted)).toEqual(
+      serviceRow('web', {
+        steps: [
+          { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
+          { op: 'park-scaling', resourceId: 'service/stage/web' },
+          { op: 'set-desired-count', desiredCount: 0 },
+        ],
+        detail:
+          'desiredCount 2 → 0; scaling min 2→0 max 6→0, all scaling suspended (a start from before restored its ' +
+          `scaling but not its desiredCount; saved state from ${EARLIER} kept, start restores desiredCount 3, ` +
+          'scaling min 2 max 6, scaling active)',
+      }),
+    );
+  });
+
+  it('is still stale when desiredCount is outside the restored limits', () => {
+    expect(only('start', { ...interrupted, desiredCount: 9 })).toMatchObject({
+      steps: [],
+      outcome: 'failed',
+    });
+  });
+});
+
+describe('planSchedule: groups with a rotation in flight', () => {
+  it('stops the services and leaves the group until the rotation is finished or rolled back', () => {
+    // Prepare
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
+    const nodes = group(
+      'stage-nodes',
+      { min: 1, desired: 3, max: 4 },
+      { 'nightshift:rotation': 'desired=2 phase=launching' },
+    );
+
+    // Act
+    const p = plan(
+      { action: 'stop', clusters: ['stage'] },
+      estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }),
+    );
+
+    // Assess
+    expect(row(p, serviceArn('stage', 'web'))?.steps).toHaveLength(2);
+    expect(row(p, groupArn('stage-nodes'))).toMatchObject({
+      steps: [],
+      outcome: 'skipped',
+      detail:
+        'rotation in flight (tag nightshift:rotation=desired=2 phase=launching): the group is parked by the next ' +
+        'stop after instance-rotation finishes or rolls it back; its services stop now',
+    });
+  });
+});
+
+describe('planSchedule: scopes another run holds', () => {
+  const held = (name: string, arn: string) => ({
+    arn,
+    name,
+    reason: `another run holds the lease on it: x (${name})`,
+  });
+
+  it('reports a held cluster and a held group as skipped with the holder; a stop still stops the services', () => {
+    // Prepare
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
+    const e: Estate = {
+      ...estate({ clusters: [stage] }),
+      groupUsers: { 'stage-nodes': [stage.arn] },
+      heldGroups: [held('stage-nodes', groupArn('stage-nodes'))],
+      heldClusters: [held('ops', clusterArn('ops'))],
+    };
+
+    // Act
+    const p = plan({ action: 'stop', tags: { team: 'shop' }, clusters: ['stage', 'ops'] }, e);
+
+    // Assess
+    expect(p.phases.map((phase) => phase.map((r) => `${r.name} ${r.outcome ?? 'planned'}`))).toEqual([
+      ['ops skipped'],
+      [],
+      [],
+    ]);
+    const whole = plan({ action: 'stop', clusters: ['stage', 'ops'] }, e);
+    expect(whole.phases.map((phase) => phase.map((r) => `${r.name} ${r.outcome ?? 'planned'}`))).toEqual([
+      ['ops skipped'],
+      ['web planned'],
+      ['stage-nodes skipped'],
+    ]);
+    expect(row(whole, groupArn('stage-nodes'))?.detail).toBe(
+      'another run holds the lease on it: x (stage-nodes)',
+    );
+  });
+
+  it('starts no service with work whose group is held, and makes each other one wait for its group', () => {
+    // Prepare
+    const parked = { desiredCount: 0, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } };
+    const stage = cluster('stage', [
+      { name: 'web', ...parked },
+      { name: 'api', desiredCount: 1 },
+    ]);
+    const ops = cluster('ops', [{ name: 'cron', ...parked }]);
+    const opsNodes = group(
+      'ops-nodes',
+      { min: 0, desired: 0, max: 0 },
+      { [STOPPED]: `min=1 desired=1 max=2 at=${EARLIER}` },
+    );
+    const e: Estate = {
+      ...estate({ clusters: [stage, ops], groups: [{ group: opsNodes, users: [ops] }] }),
+      groupUsers: { 'stage-nodes': [stage.arn], 'ops-nodes': [ops.arn] },
+      heldGroups: [held('stage-nodes', groupArn('stage-nodes'))],
+    };
+
+    // Act
+    const p = plan({ action: 'start', clusters: ['stage', 'ops'] }, e);
+
+    // Assess
+    expect(row(p, serviceArn('stage', 'web'))).toMatchObject({
+      steps: [],
+      outcome: 'skipped',
+      detail:
+        "not started: its capacity group stage-nodes is not this run's to restore (another run holds the lease on it: x (stage-nodes))",
+    });
+    expect(row(p, serviceArn('stage', 'api'))).toMatchObject({ outcome: 'unchanged' });
+    expect(row(p, serviceArn('ops', 'cron'))?.requires).toEqual([groupArn('ops-nodes')]);
+  });
+});
+
+describe('clustersInPlay', () => {
+  it('takes the clusters the selection touches and those holding a named service, and no other', () => {
+    // Prepare
+    const shop = cluster('shop', [{ name: 'web', desiredCount: 1, tags: { team: 'shop' } }]);
+    const named = cluster('named', [{ name: 'api', desiredCount: 1, tags: { team: 'data' } }]);
+    const other = cluster('other', [{ name: 'db', desiredCount: 1 }]);
+
+    // Act
+    const inPlay = clustersInPlay({ action: 'stop', tags: { team: 'shop' }, services: ['web', 'api'] }, [
+      shop,
+      named,
+      other,
+    ]);
+
+    // Assess
+    expect([...inPlay].sort()).toEqual([named.arn, shop.arn].sort());
+  });
+});
+
+describe('digestKeyOf', () => {
+  it('describes the steps without the time saved state is stamped with', () => {
+    const at = (time: string): PlannedAction =>
+      serviceRow('worker', {
+        steps: [
+          { op: 'save-service-state', value: `desired=2 at=${time}` },
+          { op: 'set-desired-count', desiredCount: 0 },
+        ],
+        detail: 'd',
+      });
+
+    expect(digestKeyOf(at('2026-11-23T18:00:00Z'))).toBe(digestKeyOf(at('2026-11-23T18:04:00Z')));
+    expect(digestKeyOf(at('2026-11-23T18:00:00Z'))).not.toBe(
+      digestKeyOf({ ...at('2026-11-23T18:00:00Z'), steps: [{ op: 'set-desired-count', desiredCount: 0 }] }),
+    );
   });
 });
