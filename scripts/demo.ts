@@ -1,12 +1,13 @@
 /**
  * The main job on an embedded local AWS: starts a private moto server, seeds a sample estate, creates
- * the lease table, runs the built ecs-scheduler bundle to stop and then start the stage estate, prints
- * every report, stops moto.
+ * the lease table, runs the built ecs-scheduler bundle to stop and then start the stage estate (with
+ * one start refused because another run holds the cluster), prints every report, stops moto.
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { leaseTableName } from '#shared/lease.ts';
+import { DescribeClustersCommand } from '@aws-sdk/client-ecs';
+import { dynamoLeaseStore, leaseTableName } from '#shared/lease.ts';
 import { ensureLocalLeaseTable } from '#shared/lease-table.ts';
 import type { Report } from '#shared/report.ts';
 import { formatReport } from '#shared/report-text.ts';
@@ -77,6 +78,18 @@ const main = async () => {
       clusters: ['stage'],
     });
     await invoke('production is protected even when named', { action: 'stop', clusters: ['prod'] });
+    // Another run (a person's --local start, say) holds the cluster: this one changes nothing there.
+    const leases = dynamoLeaseStore(dynamo, table);
+    const other = { holder: 'ecs-scheduler run 7c1d9e20 (local:ops@laptop)', token: 'demo-other-run' };
+    const described = await aws.ecs.send(new DescribeClustersCommand({ clusters: ['stage'] }));
+    const cluster = described.clusters?.[0]?.clusterArn ?? '';
+    await leases.acquire(cluster, other, new Date(), 300_000);
+    step('a start while another run holds the cluster: refused, nothing changes');
+    const refused = await handler({ action: 'start', clusters: ['stage'] }, lambdaContext('ecs-scheduler'));
+    console.log(formatReport(refused));
+    if (refused.summary.changed > 0) throw new Error('a start changed the cluster while another run held it');
+    await leases.release(cluster, other);
+
     await invoke('start the stage cluster', { action: 'start', clusters: ['stage'] });
 
     step('estate after start');

@@ -18,6 +18,11 @@ describe.runIf(motoTestsEnabled())('the demo', () => {
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('lease table nightshift-demo-leases');
     expect(run.stdout).toContain('stop: 4 changed, 0 planned, 0 unchanged, 0 skipped, 0 failed');
+    // A start while another run holds the cluster changes nothing there.
+    expect(run.stdout).toContain('a start while another run holds the cluster: refused, nothing changes');
+    expect(run.stdout).toMatch(
+      /another run holds the lease on it: ecs-scheduler run 7c1d9e20 \(local:ops@laptop\)/,
+    );
     expect(run.stdout).toContain(
       'restored exactly: every service, scaling target and group is back as it was.',
     );
