@@ -36,11 +36,11 @@ const ebsSnapshot = (id: string, volume: string, tags: TagMap = {}): SnapshotSta
   source: { kind: 'volume', id: volume },
 });
 
-const estate = (snapshots: SnapshotState[], sources: Record<string, TagMap>): Estate => ({
-  snapshots,
-  sources,
-  missing: [],
-});
+const estate = (
+  snapshots: SnapshotState[],
+  sources: Record<string, TagMap>,
+  read: Pick<Estate, 'partial' | 'unread'> = { partial: [], unread: [] },
+): Estate => ({ snapshots, sources, missing: [], ...read });
 
 const only = (snapshot: SnapshotState, sources: Record<string, TagMap>, rules: TagRules = ALL) => {
   const plan = planTagging('tag', estate([snapshot], sources), rules);
@@ -183,7 +183,7 @@ describe('snapshot-tags planner: which tags a snapshot receives', () => {
     const arn = `${ACCOUNT}:snapshot:gone`;
     const plan = planTagging(
       'tag',
-      { snapshots: [], sources: {}, missing: [{ arn, type: 'rds-snapshot' }] },
+      { snapshots: [], sources: {}, missing: [{ arn, type: 'rds-snapshot' }], partial: [], unread: [] },
       ALL,
     );
 
