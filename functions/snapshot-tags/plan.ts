@@ -144,7 +144,7 @@ const planSnapshot = (s: SnapshotState, estate: Estate, rules: TagRules): Snapsh
     return noWork(
       s,
       'skipped',
-      `${from} not found in this region (deleted, or the snapshot was copied from elsewhere); no tags to copy`,
+      `${from} not found in this region (deleted, or the snapshot is a copy); no tags to copy`,
     );
   }
   const merge = mergeTags(s.tags, sourceTags, s.type, rules);
@@ -197,7 +197,9 @@ const batchesOf = (snapshots: SnapshotTagging[]): TagBatch[] => {
       continue;
     }
     const key = JSON.stringify(Object.entries(s.add));
-    ec2.set(key, [...(ec2.get(key) ?? []), s]);
+    const group = ec2.get(key);
+    if (group) group.push(s);
+    else ec2.set(key, [s]);
   }
   const grouped = [...ec2.values()].flatMap((group) => {
     const out: TagBatch[] = [];
