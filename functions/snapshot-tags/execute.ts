@@ -6,6 +6,7 @@ import {
   buildReport,
   compactReport,
   MAX_REPORT_BYTES,
+  type Outcome,
   type Report,
   type ResourceResult,
 } from '#shared/report.ts';
@@ -166,21 +167,43 @@ const TYPE_PLURAL: Record<SnapshotTagging['type'], string> = {
   'ebs-snapshot': 'EBS snapshots',
 };
 
+/** Which rows a report too large for a response folds, and how a folded row reads. */
+interface Fold {
+  outcomes: readonly Outcome[];
+  detail: (row: ResourceResult, keys: string, ids: string) => string;
+}
+
+const CHANGES: Fold = {
+  outcomes: ['planned', 'changed'],
+  detail: (row, keys, ids) =>
+    `${row.outcome === 'changed' ? 'added' : 'add'} ${keys}, each from its own source, to: ${ids}`,
+};
+
+/** The rows of an apply refused because the plan changed (refuseChangedPlan): its reason, then the new plan. */
+const REFUSALS: Fold = {
+  outcomes: ['skipped'],
+  detail: (row, keys, ids) =>
+    `${row.detail.split(' (the new plan: ')[0] ?? ''} (the new plan: add ${keys}, each from its own source, to: ${ids})`,
+};
+
 /**
  * A report that fits a synchronous Lambda response (6 MB). withOps lists every change and counts the
  * unchanged rows (compactReport); a first sweep over tens of thousands of snapshots still has tens of
- * thousands of changes, about 200 bytes each. Only then are the planned and changed rows that added the
- * same keys to the same kind of snapshot folded into one row naming every snapshot by id: every change
- * is still shown, in a tenth of the bytes. Undone and failed rows stay one per snapshot (the next run
- * starts with the undone ARNs). The summary counts snapshots either way.
+ * thousands of changes, about 200 bytes each. Only then, or when compactReport would drop them, are the
+ * rows of `fold.outcomes` that add the same keys to the same kind of snapshot folded into one row naming
+ * every snapshot by id: every change is still shown, in a tenth of the bytes. Undone and failed rows
+ * stay one per snapshot (the next run starts with the undone ARNs). `plan[i]` is the snapshot of row i;
+ * the summary counts snapshots either way.
  */
-export const fitReport = (report: Report, plan: readonly SnapshotTagging[]): Report => {
-  if (bytes(compactReport(report)) <= MAX_REPORT_BYTES) return report;
+export const fitReport = (report: Report, plan: readonly SnapshotTagging[], fold: Fold = CHANGES): Report => {
+  const compact = compactReport(report);
+  const dropped = fold.outcomes.some((outcome) => (compact.omitted?.[outcome] ?? 0) > 0);
+  if (!dropped && bytes(compact) <= MAX_REPORT_BYTES) return report;
   const groups = new Map<string, { rows: SnapshotTagging[]; result: ResourceResult }>();
   const out: ResourceResult[] = [];
   report.resources.forEach((result, i) => {
     const row = plan[i];
-    if (!row || (result.outcome !== 'planned' && result.outcome !== 'changed')) {
+    if (!row || !fold.outcomes.includes(result.outcome)) {
       out.push(result);
       return;
     }
@@ -196,13 +219,19 @@ export const fitReport = (report: Report, plan: readonly SnapshotTagging[]): Rep
   for (const { rows, result } of groups.values()) {
     const [first] = rows as [SnapshotTagging];
     if (rows.length === 1) continue;
-    const keys = Object.keys(first.add).join(', ');
-    const verb = result.outcome === 'changed' ? 'added' : 'add';
+    const ids = rows.map((r) => r.id).join(', ');
+    result.detail = fold.detail(result, Object.keys(first.add).join(', '), ids);
     result.arn = `${rows.length} ${TYPE_PLURAL[first.type]}`;
-    result.detail = `${verb} ${keys}, each from its own source, to: ${rows.map((r) => r.id).join(', ')}`;
   }
   return { ...report, resources: out };
 };
+
+/** The report of an apply refused because its plan changed, each refused change a row (folded at scale). */
+export const refusalReport = (
+  action: Plan['action'],
+  refused: ResourceResult[],
+  changes: readonly SnapshotTagging[],
+): Report => fitReport(buildReport(action, false, refused), changes, REFUSALS);
 
 /**
  * Adds the planned tags with bounded concurrency, or only reports them in a dry run. A failed call

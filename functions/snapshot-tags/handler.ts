@@ -6,7 +6,7 @@ import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
 import { buildReport, type Report } from '#shared/report.ts';
 import { parseSnapshotTagsInput, type SnapshotTagsInput } from '#events/snapshot-tags/schema.ts';
 import { SnapshotTagsConfig } from './config.ts';
-import { executePlan } from './execute.ts';
+import { executePlan, refusalReport } from './execute.ts';
 import { readRegion, readSnapshot, type Clients, type Estate } from './inventory.ts';
 import { planTagging } from './plan.ts';
 
@@ -44,7 +44,7 @@ export const run = async (
   // The apply of a plan a person confirmed: nothing is tagged unless the plan is still that one.
   const changes = plan.snapshots.filter((s) => s.hasWork);
   const refused = input.action === 'sweep' ? refuseChangedPlan(input.planDigest, changes) : undefined;
-  if (refused) return buildReport(plan.action, false, refused);
+  if (refused) return refusalReport(plan.action, refused, changes);
   const first = input.action === 'sweep' ? await ctx.carriedOver('sweep') : undefined;
   return executePlan(plan, d.clients, { dryRun, hasTime: ctx.hasTime, ...(first && { first }) });
 };

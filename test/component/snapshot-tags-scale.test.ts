@@ -363,5 +363,27 @@ describe('snapshot-tags at scale (aws-sdk-client-mock)', () => {
         }
       },
     );
+
+    it('says why an apply of a changed plan of 45,000 snapshots changed nothing, in a report that fits', async () => {
+      // Prepare: the person confirmed another plan than the one the apply finds
+      const estate = account({ dbCount: 300, perDb: 10, ebsCount: 45_000, tagged: () => false });
+      simulate(estate);
+
+      // Act
+      const report = await invoke({ action: 'sweep', planDigest: 'f'.repeat(64) });
+
+      // Assess: nothing sent, every refused change shown with the reason
+      expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+      expect(rds.commandCalls(AddTagsToResourceCommand)).toHaveLength(0);
+      expect(report.summary.skipped).toBeGreaterThan(40_000);
+      expect(report.omitted).toBeUndefined();
+      expect(bytes(report)).toBeLessThan(2_500_000);
+      const folded = report.resources.find((r) => r.arn.endsWith(' EBS snapshots'));
+      expect(folded).toMatchObject({ outcome: 'skipped', type: 'ebs-snapshot' });
+      expect(folded?.detail).toMatch(
+        /^the plan changed since it was confirmed .*; nothing changed — look at the new plan and confirm again \(the new plan: add Name, cost-center, team, each from its own source, to: snap-[0-9a-f]{17}, /,
+      );
+      expect(named(report).size).toBe(report.summary.skipped);
+    });
   });
 });
