@@ -10,6 +10,7 @@ import {
   type Report,
   type ResourceResult,
 } from '#shared/report.ts';
+import { chunk } from '#shared/concurrency.ts';
 import { goneEbsSnapshots, type Clients } from './inventory.ts';
 import type { Plan, SnapshotTagging, TagBatch } from './plan.ts';
 
@@ -160,6 +161,9 @@ const rowResult = (row: SnapshotTagging, unit: Unit, result: ResourceResult): Re
 
 const bytes = (report: Report) => Buffer.byteLength(JSON.stringify(report), 'utf8');
 
+/** Snapshots named in one folded row: a CreateTags call's worth, about 23 KB, so a row stays readable. */
+const FOLDED_IDS = 1000;
+
 /** `rds-snapshot` → `RDS snapshots`, for a row that stands for many. */
 const TYPE_PLURAL: Record<SnapshotTagging['type'], string> = {
   'rds-snapshot': 'RDS DB snapshots',
@@ -190,40 +194,53 @@ const REFUSALS: Fold = {
  * A report that fits a synchronous Lambda response (6 MB). withOps lists every change and counts the
  * unchanged rows (compactReport); a first sweep over tens of thousands of snapshots still has tens of
  * thousands of changes, about 200 bytes each. Only then, or when compactReport would drop them, are the
- * rows of `fold.outcomes` that add the same keys to the same kind of snapshot folded into one row naming
- * every snapshot by id: every change is still shown, in a tenth of the bytes. Undone and failed rows
- * stay one per snapshot (the next run starts with the undone ARNs). `plan[i]` is the snapshot of row i;
- * the summary counts snapshots either way.
+ * rows of `fold.outcomes` that add the same keys to the same kind of snapshot folded into rows naming up
+ * to 1000 snapshots each by id: every change is still shown, in a tenth of the bytes. Undone and failed
+ * rows stay one per snapshot (the next run starts with the undone ARNs). `plan[i]` is the snapshot of
+ * row i; the summary counts snapshots either way.
  */
 export const fitReport = (report: Report, plan: readonly SnapshotTagging[], fold: Fold = CHANGES): Report => {
   const compact = compactReport(report);
   const dropped = fold.outcomes.some((outcome) => (compact.omitted?.[outcome] ?? 0) > 0);
   if (!dropped && bytes(compact) <= MAX_REPORT_BYTES) return report;
-  const groups = new Map<string, { rows: SnapshotTagging[]; result: ResourceResult }>();
-  const out: ResourceResult[] = [];
+  const groups = new Map<string, { rows: SnapshotTagging[]; results: ResourceResult[] }>();
+  const slots: (ResourceResult | string)[] = [];
   report.resources.forEach((result, i) => {
     const row = plan[i];
     if (!row || !fold.outcomes.includes(result.outcome)) {
-      out.push(result);
+      slots.push(result);
       return;
     }
     const key = `${row.type} ${result.outcome} ${Object.keys(row.add).join(',')}`;
     const group = groups.get(key);
-    if (group) group.rows.push(row);
-    else {
-      const fresh = { rows: [row], result: { ...result } };
-      groups.set(key, fresh);
-      out.push(fresh.result);
+    if (group) {
+      group.rows.push(row);
+      group.results.push(result);
+    } else {
+      groups.set(key, { rows: [row], results: [result] });
+      slots.push(key);
     }
   });
-  for (const { rows, result } of groups.values()) {
-    const [first] = rows as [SnapshotTagging];
-    if (rows.length === 1) continue;
-    const ids = rows.map((r) => r.id).join(', ');
-    result.detail = fold.detail(result, Object.keys(first.add).join(', '), ids);
-    result.arn = `${rows.length} ${TYPE_PLURAL[first.type]}`;
-  }
-  return { ...report, resources: out };
+  const folded = (key: string): ResourceResult[] => {
+    const { rows, results } = groups.get(key) as { rows: SnapshotTagging[]; results: ResourceResult[] };
+    return chunk(
+      rows.map((row, i) => ({ row, result: results[i] as ResourceResult })),
+      FOLDED_IDS,
+    ).map((part) => {
+      const [first] = part as [{ row: SnapshotTagging; result: ResourceResult }];
+      if (part.length === 1) return first.result;
+      const ids = part.map(({ row }) => row.id).join(', ');
+      return {
+        ...first.result,
+        arn: `${part.length} ${TYPE_PLURAL[first.row.type]}`,
+        detail: fold.detail(first.result, Object.keys(first.row.add).join(', '), ids),
+      };
+    });
+  };
+  return {
+    ...report,
+    resources: slots.flatMap((slot) => (typeof slot === 'string' ? folded(slot) : [slot])),
+  };
 };
 
 /** The report of an apply refused because its plan changed, each refused change a row (folded at scale). */
