@@ -1,6 +1,8 @@
 /**
- * What moto cannot show: one tagging call failing while the others succeed, a Lambda running out of
- * time mid-run, and reads batched over more volumes than one call takes. AWS is simulated with
+ * What moto cannot show: one tagging call failing while the others succeed, AWS's exact errors for a
+ * snapshot deleted between the read and its tagging call (and the look-alikes that must not be taken
+ * for one), a Lambda running out of time mid-read and mid-write, the next sweep starting with what the
+ * last one left, and reads batched over more volumes than one call takes. AWS is simulated with
  * aws-sdk-client-mock.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
