@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import type { Infer } from '#shared/zod.ts';
 import { parseInput, refuseMissingInput } from '#shared/input.ts';
+import { PLAN_DIGEST } from '#shared/plan-digest.ts';
 import { isEventBridgeEvent, RdsSnapshotEvent, SNAPSHOT_CREATED_EVENTS } from '#events/aws.rds/schema.ts';
 import { createdSnapshot, EbsSnapshotNotification } from '#events/aws.ec2/schema.ts';
 
@@ -8,6 +9,10 @@ import { createdSnapshot, EbsSnapshotNotification } from '#events/aws.ec2/schema
 export const SnapshotTagsAction = z.strictObject({
   action: z.literal('sweep'),
   dryRun: z.optional(z.boolean()),
+  /** The `planDigest` of the dry run a person confirmed: the sweep changes nothing if its plan differs. */
+  planDigest: z.optional(
+    z.string().check(z.regex(PLAN_DIGEST, 'expected the planDigest of a dry run (64 hex digits)')),
+  ),
 });
 
 export type SnapshotTagsAction = Infer<typeof SnapshotTagsAction>;

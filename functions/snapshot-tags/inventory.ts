@@ -15,7 +15,8 @@ import {
   type Filter as Ec2Filter,
   type Snapshot as Ec2Snapshot,
 } from '@aws-sdk/client-ec2';
-import { chunk } from '#shared/concurrency.ts';
+import { chunk, mapLimit } from '#shared/concurrency.ts';
+import { OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
 import { tagMapUpper, type TagMap } from '#shared/tags.ts';
 import type { SnapshotRef, SnapshotType } from '#events/snapshot-tags/schema.ts';
 
@@ -43,16 +44,37 @@ export interface SnapshotState {
 
 export interface Estate {
   snapshots: SnapshotState[];
-  /** Tags of every source that exists, by `sourceKey`. A source not in here was not found. */
+  /** Tags of every source that was read, by `sourceKey`. A source not in here was not found, unless its kind is in `partial`. */
   sources: Record<string, TagMap>;
   /** Snapshots an event named that do not exist (any more) in this region. */
   missing: { arn: string; type: SnapshotType }[];
+  /**
+   * Source kinds the Lambda deadline cut short while reading: a snapshot whose source is not in
+   * `sources` may still have one, so it is left undone rather than reported as having no source.
+   */
+  partial: SourceRef['kind'][];
+  /** Snapshot listings the deadline cut short: what was not read, in words (`EBS snapshots after the first 3000`). */
+  unread: { type: SnapshotType; what: string }[];
 }
 
 export const sourceKey = (s: SourceRef) => `${s.kind}:${s.id}`;
 
-/** Filter values per DescribeVolumes call: EC2 caps the values of one filter at 200. */
-const VOLUME_BATCH = 200;
+// Page sizes, each the API's maximum. RDS Describe* calls: MaxRecords 20–100, default 100, with a
+// Marker (RDS API reference, "Constraints: Minimum 20, maximum 100"). EC2 DescribeSnapshots: MaxResults
+// 5–1000 with a NextToken; DescribeVolumes: 5–500. With a filter, EC2 may answer a page with fewer
+// items than asked, even none, and a NextToken: every token is followed, not every full page.
+const RDS_PAGE = 100;
+const SNAPSHOT_PAGE = 1000;
+const VOLUME_PAGE = 500;
+/** Filter values per DescribeVolumes / DescribeSnapshots call: EC2 caps the values of one filter at 200. */
+export const FILTER_VALUES = 200;
+/** DescribeVolumes calls in flight at once: a sweep over tens of thousands of snapshots reads hundreds. */
+const VOLUME_READS = 4;
+/**
+ * The volume id AWS gives EBS snapshots made by CopySnapshot: "an arbitrary volume ID that should not be
+ * used for any purpose" (EC2 API reference, Snapshot.VolumeId). Such a snapshot has no source here.
+ */
+const COPY_VOLUME_ID = 'vol-ffffffff';
 
 const filter = (Name: string, value: string): RdsFilter & Ec2Filter => ({ Name, Values: [value] });
 
@@ -79,7 +101,8 @@ const partitionOf = (region: string) =>
 
 /** The ARN a person would look up, with the owner account: EventBridge's own EBS ARNs have none. */
 const fromEbsSnapshot = (s: Ec2Snapshot, region: string, volumeFallback?: string): SnapshotState => {
-  const volume = s.VolumeId ?? volumeFallback;
+  const named = s.VolumeId ?? volumeFallback;
+  const volume = named === COPY_VOLUME_ID ? undefined : named;
   return {
     arn: `arn:${partitionOf(region)}:ec2:${region}:${s.OwnerId ?? ''}:snapshot/${s.SnapshotId ?? ''}`,
     type: 'ebs-snapshot',
@@ -90,113 +113,241 @@ const fromEbsSnapshot = (s: Ec2Snapshot, region: string, volumeFallback?: string
   };
 };
 
+/** What one listing read before the deadline, and whether it read everything. */
+interface Listing<T> {
+  items: T[];
+  complete: boolean;
+}
+
+/**
+ * Every item of every page, the deadline checked before each further page (pagesWithin). A listing the
+ * deadline cuts short returns what it read with `complete: false` instead of throwing, so the sweep can
+ * say exactly what it left.
+ */
+const list = async <P, T>(
+  pages: AsyncIterable<P>,
+  itemsOf: (page: P) => T[],
+  hasTime: () => boolean,
+  what: string,
+): Promise<Listing<T>> => {
+  const items: T[] = [];
+  try {
+    for await (const page of pagesWithin(pages, hasTime, what)) items.push(...itemsOf(page));
+  } catch (error) {
+    if (!(error instanceof OutOfTimeError)) throw error;
+    return { items, complete: false };
+  }
+  return { items, complete: true };
+};
+
 // Reads by filter rather than by identifier: a filter that matches nothing returns an empty page,
 // where an identifier that does not exist fails the call (DBSnapshotNotFound, InvalidVolume.NotFound).
 
-const dbSnapshots = async (rds: RDSClient, Filters?: RdsFilter[]) => {
-  const out: SnapshotState[] = [];
-  for await (const page of paginateDescribeDBSnapshots({ client: rds }, { Filters })) {
-    out.push(...(page.DBSnapshots ?? []).map(fromDbSnapshot));
+const dbSnapshots = (rds: RDSClient, hasTime: () => boolean, Filters?: RdsFilter[]) =>
+  list(
+    paginateDescribeDBSnapshots({ client: rds, pageSize: RDS_PAGE }, { Filters }),
+    (page) => (page.DBSnapshots ?? []).map(fromDbSnapshot),
+    hasTime,
+    'RDS DB snapshots',
+  );
+
+const clusterSnapshots = (rds: RDSClient, hasTime: () => boolean, Filters?: RdsFilter[]) =>
+  list(
+    paginateDescribeDBClusterSnapshots({ client: rds, pageSize: RDS_PAGE }, { Filters }),
+    (page) => (page.DBClusterSnapshots ?? []).map(fromClusterSnapshot),
+    hasTime,
+    'RDS DB cluster snapshots',
+  );
+
+const dbTags = async (
+  rds: RDSClient,
+  sources: Record<string, TagMap>,
+  hasTime: () => boolean,
+  Filters?: RdsFilter[],
+) => {
+  const read = await list(
+    paginateDescribeDBInstances({ client: rds, pageSize: RDS_PAGE }, { Filters }),
+    (page) => page.DBInstances ?? [],
+    hasTime,
+    'RDS DB instances',
+  );
+  for (const db of read.items) {
+    sources[sourceKey({ kind: 'db', id: db.DBInstanceIdentifier ?? '' })] = tagMapUpper(db.TagList);
   }
-  return out;
+  return read.complete;
 };
 
-const clusterSnapshots = async (rds: RDSClient, Filters?: RdsFilter[]) => {
-  const out: SnapshotState[] = [];
-  for await (const page of paginateDescribeDBClusterSnapshots({ client: rds }, { Filters })) {
-    out.push(...(page.DBClusterSnapshots ?? []).map(fromClusterSnapshot));
+const clusterTags = async (
+  rds: RDSClient,
+  sources: Record<string, TagMap>,
+  hasTime: () => boolean,
+  Filters?: RdsFilter[],
+) => {
+  const read = await list(
+    paginateDescribeDBClusters({ client: rds, pageSize: RDS_PAGE }, { Filters }),
+    (page) => page.DBClusters ?? [],
+    hasTime,
+    'RDS DB clusters',
+  );
+  for (const c of read.items) {
+    sources[sourceKey({ kind: 'cluster', id: c.DBClusterIdentifier ?? '' })] = tagMapUpper(c.TagList);
   }
-  return out;
+  return read.complete;
 };
 
-const dbTags = async (rds: RDSClient, sources: Record<string, TagMap>, Filters?: RdsFilter[]) => {
-  for await (const page of paginateDescribeDBInstances({ client: rds }, { Filters })) {
-    for (const db of page.DBInstances ?? []) {
-      sources[sourceKey({ kind: 'db', id: db.DBInstanceIdentifier ?? '' })] = tagMapUpper(db.TagList);
-    }
-  }
-};
-
-const clusterTags = async (rds: RDSClient, sources: Record<string, TagMap>, Filters?: RdsFilter[]) => {
-  for await (const page of paginateDescribeDBClusters({ client: rds }, { Filters })) {
-    for (const c of page.DBClusters ?? []) {
-      sources[sourceKey({ kind: 'cluster', id: c.DBClusterIdentifier ?? '' })] = tagMapUpper(c.TagList);
-    }
-  }
-};
-
-const ebsSnapshots = async (ec2: EC2Client, input: { OwnerIds?: string[]; Filters?: Ec2Filter[] }) => {
+/** EBS snapshots, 1000 to a page. OwnerIds `self`: never the public and shared snapshots EC2 also lists. */
+const ebsSnapshots = async (ec2: EC2Client, hasTime: () => boolean, Filters?: Ec2Filter[]) => {
   const region = await ec2.config.region();
-  const out: Ec2Snapshot[] = [];
-  for await (const page of paginateDescribeSnapshots({ client: ec2, pageSize: 1000 }, input)) {
-    out.push(...(page.Snapshots ?? []));
-  }
-  return { region, snapshots: out };
+  const read = await list(
+    paginateDescribeSnapshots({ client: ec2, pageSize: SNAPSHOT_PAGE }, { OwnerIds: ['self'], Filters }),
+    (page) => page.Snapshots ?? [],
+    hasTime,
+    'EBS snapshots',
+  );
+  return { region, ...read };
 };
 
-/** Volumes by id, 200 to a call, so a deleted volume is simply absent from the answer. */
-const volumeTags = async (ec2: EC2Client, sources: Record<string, TagMap>, ids: string[]) => {
-  for (const batch of chunk([...new Set(ids)], VOLUME_BATCH)) {
-    const input = { Filters: [{ Name: 'volume-id', Values: batch }] };
-    for await (const page of paginateDescribeVolumes({ client: ec2 }, input)) {
-      for (const v of page.Volumes ?? []) {
+/**
+ * Volumes by id, 200 to a call, a few calls at once, so a deleted volume is simply absent from the
+ * answer. False when the deadline left some unread.
+ */
+const volumeTags = async (
+  ec2: EC2Client,
+  sources: Record<string, TagMap>,
+  hasTime: () => boolean,
+  ids: string[],
+): Promise<boolean> => {
+  const reads = await mapLimit(
+    chunk([...new Set(ids)], FILTER_VALUES),
+    VOLUME_READS,
+    async (batch) => {
+      const input = { Filters: [{ Name: 'volume-id', Values: batch }] };
+      const read = await list(
+        paginateDescribeVolumes({ client: ec2, pageSize: VOLUME_PAGE }, input),
+        (page) => page.Volumes ?? [],
+        hasTime,
+        'EBS volumes',
+      );
+      for (const v of read.items) {
         sources[sourceKey({ kind: 'volume', id: v.VolumeId ?? '' })] = tagMapUpper(v.Tags);
       }
-    }
-  }
+      return read.complete;
+    },
+    { shouldStart: hasTime, notStarted: () => false },
+  );
+  return reads.every(Boolean);
 };
 
 const volumesOf = (snapshots: SnapshotState[]) =>
   snapshots.flatMap((s) => (s.source?.kind === 'volume' ? [s.source.id] : []));
 
-/** Every RDS instance and cluster snapshot and every EBS snapshot the account owns in the region, with their sources' tags, each read once. */
-export const readRegion = async (clients: Clients): Promise<Estate> => {
+const unreadAfter = (type: SnapshotType, what: string, read: Listing<unknown>) =>
+  read.complete ? [] : [{ type, what: `${what} after the first ${read.items.length}` }];
+
+/**
+ * Every RDS instance and cluster snapshot and every EBS snapshot the account owns in the region, with
+ * their sources' tags, each read once. Reads stop at the deadline: what was read is returned, with
+ * what was not (`unread`, `partial`), never half a picture passed off as the whole.
+ */
+export const readRegion = async (clients: Clients, hasTime: () => boolean): Promise<Estate> => {
   const sources: Record<string, TagMap> = {};
-  const [dbSnaps, clusterSnaps, ebs] = await Promise.all([
-    dbSnapshots(clients.rds),
-    clusterSnapshots(clients.rds),
-    ebsSnapshots(clients.ec2, { OwnerIds: ['self'] }),
-    dbTags(clients.rds, sources),
-    clusterTags(clients.rds, sources),
+  const [dbSnaps, clusterSnaps, ebs, dbsRead, clustersRead] = await Promise.all([
+    dbSnapshots(clients.rds, hasTime),
+    clusterSnapshots(clients.rds, hasTime),
+    ebsSnapshots(clients.ec2, hasTime),
+    dbTags(clients.rds, sources, hasTime),
+    clusterTags(clients.rds, sources, hasTime),
   ]);
-  const ebsSnaps = ebs.snapshots.map((s) => fromEbsSnapshot(s, ebs.region));
-  await volumeTags(clients.ec2, sources, volumesOf(ebsSnaps));
-  return { snapshots: [...dbSnaps, ...clusterSnaps, ...ebsSnaps], sources, missing: [] };
+  const ebsSnaps = ebs.items.map((s) => fromEbsSnapshot(s, ebs.region));
+  const volumesRead = await volumeTags(clients.ec2, sources, hasTime, volumesOf(ebsSnaps));
+  const partial: SourceRef['kind'][] = [
+    ...(dbsRead ? [] : (['db'] as const)),
+    ...(clustersRead ? [] : (['cluster'] as const)),
+    ...(volumesRead ? [] : (['volume'] as const)),
+  ];
+  return {
+    snapshots: [...dbSnaps.items, ...clusterSnaps.items, ...ebsSnaps],
+    sources,
+    missing: [],
+    partial,
+    unread: [
+      ...unreadAfter('rds-snapshot', 'RDS DB snapshots', dbSnaps),
+      ...unreadAfter('rds-cluster-snapshot', 'RDS DB cluster snapshots', clusterSnaps),
+      ...unreadAfter('ebs-snapshot', 'EBS snapshots', ebs),
+    ],
+  };
 };
 
-const readRds = async (clients: Clients, ref: Extract<SnapshotRef, { arn: string }>): Promise<Estate> => {
+/** The one-snapshot reads of an event: a handful of calls, so a deadline there ends the run (withOps). */
+const whole = <T>(read: Listing<T>, what: string): T[] => {
+  if (!read.complete) throw new OutOfTimeError(what);
+  return read.items;
+};
+
+const readRds = async (
+  clients: Clients,
+  ref: Extract<SnapshotRef, { arn: string }>,
+  hasTime: () => boolean,
+): Promise<Estate> => {
   const sources: Record<string, TagMap> = {};
   const cluster = ref.type === 'rds-cluster-snapshot';
-  const found = cluster
-    ? await clusterSnapshots(clients.rds, [filter('db-cluster-snapshot-id', ref.id)])
-    : await dbSnapshots(clients.rds, [filter('db-snapshot-id', ref.id)]);
+  const found = whole(
+    cluster
+      ? await clusterSnapshots(clients.rds, hasTime, [filter('db-cluster-snapshot-id', ref.id)])
+      : await dbSnapshots(clients.rds, hasTime, [filter('db-snapshot-id', ref.id)]),
+    `the snapshot ${ref.id}`,
+  );
   // Identifiers are per region: a snapshot of the same name elsewhere is not the one the event names.
   const snapshot = found.find((s) => s.arn === ref.arn);
-  if (!snapshot) return { snapshots: [], sources, missing: [{ arn: ref.arn, type: ref.type }] };
-  if (snapshot.source?.kind === 'cluster') {
-    await clusterTags(clients.rds, sources, [filter('db-cluster-id', snapshot.source.id)]);
-  } else if (snapshot.source?.kind === 'db') {
-    await dbTags(clients.rds, sources, [filter('db-instance-id', snapshot.source.id)]);
-  }
-  return { snapshots: [snapshot], sources, missing: [] };
+  const none = { sources, partial: [], unread: [] };
+  if (!snapshot) return { ...none, snapshots: [], missing: [{ arn: ref.arn, type: ref.type }] };
+  const source = snapshot.source;
+  const complete =
+    source?.kind === 'cluster'
+      ? await clusterTags(clients.rds, sources, hasTime, [filter('db-cluster-id', source.id)])
+      : source?.kind === 'db'
+        ? await dbTags(clients.rds, sources, hasTime, [filter('db-instance-id', source.id)])
+        : true;
+  if (!complete) throw new OutOfTimeError(`the source of ${ref.id}`);
+  return { ...none, snapshots: [snapshot], missing: [] };
 };
 
-const readEbs = async (clients: Clients, ref: Extract<SnapshotRef, { type: 'ebs-snapshot' }>) => {
+const readEbs = async (
+  clients: Clients,
+  ref: Extract<SnapshotRef, { type: 'ebs-snapshot' }>,
+  hasTime: () => boolean,
+): Promise<Estate> => {
   const sources: Record<string, TagMap> = {};
-  const { region, snapshots } = await ebsSnapshots(clients.ec2, {
-    OwnerIds: ['self'],
-    Filters: [filter('snapshot-id', ref.id)],
-  });
-  const found = snapshots.find((s) => s.SnapshotId === ref.id);
+  const ebs = await ebsSnapshots(clients.ec2, hasTime, [filter('snapshot-id', ref.id)]);
+  const found = whole(ebs, `the snapshot ${ref.id}`).find((s) => s.SnapshotId === ref.id);
+  const none = { sources, partial: [], unread: [] };
   if (!found) {
-    const arn = `arn:${partitionOf(region)}:ec2:${region}:${ref.account ?? ''}:snapshot/${ref.id}`;
-    return { snapshots: [], sources, missing: [{ arn, type: ref.type }] };
+    const arn = `arn:${partitionOf(ebs.region)}:ec2:${ebs.region}:${ref.account ?? ''}:snapshot/${ref.id}`;
+    return { ...none, snapshots: [], missing: [{ arn, type: ref.type }] };
   }
-  const snapshot = fromEbsSnapshot(found, region, ref.volumeId);
-  await volumeTags(clients.ec2, sources, volumesOf([snapshot]));
-  return { snapshots: [snapshot], sources, missing: [] };
+  const snapshot = fromEbsSnapshot(found, ebs.region, ref.volumeId);
+  if (!(await volumeTags(clients.ec2, sources, hasTime, volumesOf([snapshot])))) {
+    throw new OutOfTimeError(`the source volume of ${ref.id}`);
+  }
+  return { ...none, snapshots: [snapshot], missing: [] };
 };
 
 /** The one snapshot an event names and its source's tags: a handful of reads, whatever the estate. */
-export const readSnapshot = (clients: Clients, ref: SnapshotRef): Promise<Estate> =>
-  ref.type === 'ebs-snapshot' ? readEbs(clients, ref) : readRds(clients, ref);
+export const readSnapshot = (clients: Clients, ref: SnapshotRef, hasTime: () => boolean): Promise<Estate> =>
+  ref.type === 'ebs-snapshot' ? readEbs(clients, ref, hasTime) : readRds(clients, ref, hasTime);
+
+/**
+ * Which of these EBS snapshots no longer exist, read by filter (a filter that matches nothing is an
+ * empty answer, where SnapshotIds would fail on the first missing id). At most 1000 ids (one CreateTags
+ * call): five reads, so it runs to the end once its call has started.
+ */
+export const goneEbsSnapshots = async (ec2: EC2Client, ids: readonly string[]): Promise<Set<string>> => {
+  const found = new Set<string>();
+  for (const batch of chunk(ids, FILTER_VALUES)) {
+    const input = { OwnerIds: ['self'], Filters: [{ Name: 'snapshot-id', Values: batch }] };
+    for await (const page of paginateDescribeSnapshots({ client: ec2, pageSize: SNAPSHOT_PAGE }, input)) {
+      for (const s of page.Snapshots ?? []) if (s.SnapshotId) found.add(s.SnapshotId);
+    }
+  }
+  return new Set(ids.filter((id) => !found.has(id)));
+};

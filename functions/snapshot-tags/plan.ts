@@ -35,6 +35,8 @@ export interface SnapshotTagging extends PlannedWork {
   add: TagMap;
   /** The detail once the tags are added. */
   doneDetail: string;
+  /** The deadline cut the read of its source short: left `undone`, for the next sweep to start with. */
+  unread?: true;
 }
 
 /** One tagging call: a single RDS snapshot, or EBS snapshots that all receive exactly these tags. */
@@ -50,6 +52,8 @@ export interface Plan {
   snapshots: SnapshotTagging[];
   /** Every snapshot with work exactly once, grouped into the calls that add its tags. */
   batches: TagBatch[];
+  /** Snapshot listings the deadline cut short (Estate.unread): reported `undone`. */
+  unread: Estate['unread'];
 }
 
 const isReserved = (key: string, type: SnapshotType) =>
@@ -121,15 +125,26 @@ const NO_SOURCE: Record<SnapshotType, string> = {
   'ebs-snapshot': 'the snapshot names no source volume (copied, or registered from an AMI); no tags to copy',
 };
 
-const planSnapshot = (s: SnapshotState, sources: Estate['sources'], rules: TagRules): SnapshotTagging => {
+/** A snapshot whose source the deadline left unread: no plan from half a picture. */
+const unreadSource = (s: SnapshotState, from: string): SnapshotTagging => ({
+  ...noWork(
+    s,
+    'skipped',
+    `not planned: the Lambda was about to time out before ${from} was read; the next sweep starts with it`,
+  ),
+  unread: true,
+});
+
+const planSnapshot = (s: SnapshotState, estate: Estate, rules: TagRules): SnapshotTagging => {
   if (!s.source) return noWork(s, 'skipped', NO_SOURCE[s.type]);
   const from = label(s.source);
-  const sourceTags = sources[sourceKey(s.source)];
+  const sourceTags = estate.sources[sourceKey(s.source)];
+  if (!sourceTags && estate.partial.includes(s.source.kind)) return unreadSource(s, from);
   if (!sourceTags) {
     return noWork(
       s,
       'skipped',
-      `${from} not found in this region (deleted, or the snapshot was copied from elsewhere); no tags to copy`,
+      `${from} not found in this region (deleted, or the snapshot is a copy); no tags to copy`,
     );
   }
   const merge = mergeTags(s.tags, sourceTags, s.type, rules);
@@ -167,6 +182,8 @@ const planSnapshot = (s: SnapshotState, sources: Estate['sources'], rules: TagRu
     hasWork: true,
     detail: `add ${what}${rest}`,
     doneDetail: `added ${what}${rest}`,
+    // The plan digest covers the values too: the same keys with another value is another change.
+    digestKey: `add ${JSON.stringify(add)} from ${from}`,
   };
 };
 
@@ -180,7 +197,9 @@ const batchesOf = (snapshots: SnapshotTagging[]): TagBatch[] => {
       continue;
     }
     const key = JSON.stringify(Object.entries(s.add));
-    ec2.set(key, [...(ec2.get(key) ?? []), s]);
+    const group = ec2.get(key);
+    if (group) group.push(s);
+    else ec2.set(key, [s]);
   }
   const grouped = [...ec2.values()].flatMap((group) => {
     const out: TagBatch[] = [];
@@ -207,7 +226,7 @@ export const planTagging = (action: Plan['action'], estate: Estate, rules: TagRu
         'snapshot not found in this region (deleted since the event?); nothing to tag',
       ),
     ),
-    ...estate.snapshots.map((s) => planSnapshot(s, estate.sources, rules)),
+    ...estate.snapshots.map((s) => planSnapshot(s, estate, rules)),
   ];
-  return { action, snapshots, batches: batchesOf(snapshots) };
+  return { action, snapshots, batches: batchesOf(snapshots), unread: estate.unread };
 };

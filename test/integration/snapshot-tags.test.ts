@@ -212,7 +212,7 @@ describe.runIf(motoTestsEnabled())('snapshot-tags against moto', () => {
         arn: ebsSnapshotArn(estate.orphanSnapshot),
         type: 'ebs-snapshot',
         outcome: 'skipped',
-        detail: `volume ${estate.orphanVolume} not found in this region (deleted, or the snapshot was copied from elsewhere); no tags to copy`,
+        detail: `volume ${estate.orphanVolume} not found in this region (deleted, or the snapshot is a copy); no tags to copy`,
       },
     ]);
     expect(mutations()).toEqual([]);
@@ -270,8 +270,7 @@ describe.runIf(motoTestsEnabled())('snapshot-tags against moto', () => {
     expect(row(report, estate.legacyCopy)).toMatchObject({
       type: 'rds-snapshot',
       outcome: 'skipped',
-      detail:
-        'db legacy not found in this region (deleted, or the snapshot was copied from elsewhere); no tags to copy',
+      detail: 'db legacy not found in this region (deleted, or the snapshot is a copy); no tags to copy',
     });
     expect(await rdsTags(aws, estate.legacyCopy)).toEqual({ 'nightshift:source-arn': COPY_OF });
     expect(row(report, ebsSnapshotArn(estate.orphanSnapshot))?.outcome).toBe('skipped');

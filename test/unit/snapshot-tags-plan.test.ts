@@ -7,6 +7,7 @@ import { SnapshotTagsConfig } from '#functions/snapshot-tags/config.ts';
 import { parseSnapshotTagsInput } from '#events/snapshot-tags/schema.ts';
 import { ConfigError } from '#shared/errors.ts';
 import { parseEnv } from '#shared/env.ts';
+import { PLAN_DIGEST, planDigest } from '#shared/plan-digest.ts';
 import type { TagMap } from '#shared/tags.ts';
 
 const ALL: TagRules = { only: [], exclude: [] };
@@ -36,11 +37,11 @@ const ebsSnapshot = (id: string, volume: string, tags: TagMap = {}): SnapshotSta
   source: { kind: 'volume', id: volume },
 });
 
-const estate = (snapshots: SnapshotState[], sources: Record<string, TagMap>): Estate => ({
-  snapshots,
-  sources,
-  missing: [],
-});
+const estate = (
+  snapshots: SnapshotState[],
+  sources: Record<string, TagMap>,
+  read: Pick<Estate, 'partial' | 'unread'> = { partial: [], unread: [] },
+): Estate => ({ snapshots, sources, missing: [], ...read });
 
 const only = (snapshot: SnapshotState, sources: Record<string, TagMap>, rules: TagRules = ALL) => {
   const plan = planTagging('tag', estate([snapshot], sources), rules);
@@ -170,8 +171,7 @@ describe('snapshot-tags planner: which tags a snapshot receives', () => {
     expect(orphan).toMatchObject({
       hasWork: false,
       outcome: 'skipped',
-      detail:
-        'db legacy not found in this region (deleted, or the snapshot was copied from elsewhere); no tags to copy',
+      detail: 'db legacy not found in this region (deleted, or the snapshot is a copy); no tags to copy',
     });
     expect(only(noVolume, {})).toMatchObject({
       outcome: 'skipped',
@@ -183,7 +183,7 @@ describe('snapshot-tags planner: which tags a snapshot receives', () => {
     const arn = `${ACCOUNT}:snapshot:gone`;
     const plan = planTagging(
       'tag',
-      { snapshots: [], sources: {}, missing: [{ arn, type: 'rds-snapshot' }] },
+      { snapshots: [], sources: {}, missing: [{ arn, type: 'rds-snapshot' }], partial: [], unread: [] },
       ALL,
     );
 
@@ -191,6 +191,60 @@ describe('snapshot-tags planner: which tags a snapshot receives', () => {
       expect.objectContaining({ arn, type: 'rds-snapshot', hasWork: false, outcome: 'skipped' }),
     ]);
     expect(plan.batches).toEqual([]);
+  });
+});
+
+describe('snapshot-tags planner: a read the deadline cut short', () => {
+  it('leaves a snapshot undone when the read of its kind of source was cut short, and plans the rest', () => {
+    // Prepare: DB instances were read only in part; volumes in full
+    const snapshots = [
+      dbSnapshot('orders-1'),
+      dbSnapshot('billing-1', {}, 'billing'),
+      ebsSnapshot('snap-1', 'vol-gone'),
+    ];
+    const read = {
+      partial: ['db' as const],
+      unread: [{ type: 'ebs-snapshot' as const, what: 'EBS snapshots after the first 1000' }],
+    };
+
+    // Act
+    const plan = planTagging('sweep', estate(snapshots, { 'db:orders': { team: 'shop' } }, read), ALL);
+
+    // Assess: billing may exist on a page nobody read; vol-gone was looked for and is not there
+    expect(plan.snapshots.map((s) => [s.id, s.hasWork, s.unread ?? false, s.outcome])).toEqual([
+      ['orders-1', true, false, undefined],
+      ['billing-1', false, true, 'skipped'],
+      ['snap-1', false, false, 'skipped'],
+    ]);
+    expect(plan.snapshots[1]?.detail).toBe(
+      'not planned: the Lambda was about to time out before db billing was read; the next sweep starts with it',
+    );
+    expect(plan.snapshots[2]?.detail).toMatch(/^volume vol-gone not found in this region/);
+    expect(plan.unread).toEqual(read.unread);
+    expect(plan.batches.flatMap((b) => b.snapshots.map((s) => s.id))).toEqual(['orders-1']);
+  });
+});
+
+describe('snapshot-tags planner: the plan digest', () => {
+  const digestOf = (sources: Record<string, TagMap>) =>
+    planDigest(
+      planTagging('sweep', estate([dbSnapshot('orders-1'), ebsSnapshot('snap-1', 'vol-a')], sources), ALL)
+        .snapshots,
+    );
+
+  it('changes with the values to be written, not only with the keys the report names', () => {
+    const a = digestOf({ 'db:orders': { team: 'shop' }, 'volume:vol-a': { team: 'ops' } });
+
+    expect(a).toMatch(PLAN_DIGEST);
+    expect(digestOf({ 'db:orders': { team: 'shop' }, 'volume:vol-a': { team: 'ops' } })).toBe(a);
+    expect(digestOf({ 'db:orders': { team: 'shop' }, 'volume:vol-a': { team: 'platform' } })).not.toBe(a);
+    // snapshots with nothing to do are not part of the plan
+    expect(digestOf({ 'db:orders': { team: 'shop' }, 'volume:vol-a': {} })).toBe(
+      planDigest(
+        planTagging('sweep', estate([dbSnapshot('orders-1')], { 'db:orders': { team: 'shop' } }), ALL)
+          .snapshots,
+      ),
+    );
   });
 });
 
@@ -301,6 +355,17 @@ describe('snapshot-tags input', () => {
     });
     expect(parseSnapshotTagsInput(sample('aws.rds', 'db-snapshot-creating.json'))).toEqual({ action: 'tag' });
     expect(parseSnapshotTagsInput(sample('aws.ec2', 'ebs-snapshot-failed.json'))).toEqual({ action: 'tag' });
+  });
+
+  it('takes the planDigest of a confirmed dry run, and refuses anything else naming the field', () => {
+    const digest = 'a'.repeat(64);
+    expect(parseSnapshotTagsInput({ action: 'sweep', planDigest: digest })).toEqual({
+      action: 'sweep',
+      planDigest: digest,
+    });
+    expect(() => parseSnapshotTagsInput({ action: 'sweep', planDigest: 'yes' })).toThrow(
+      expect.objectContaining({ name: 'InputError', field: 'planDigest' }),
+    );
   });
 
   it('takes EBS ids by pattern from the ARNs of EBS notifications, which put the region where the account goes', () => {
