@@ -26,7 +26,9 @@ import { run, type Deps } from '#functions/ssm-restart/handler.ts';
 import { pollDelayMs, shareLimit } from '#functions/ssm-restart/execute.ts';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { readFileSync } from 'node:fs';
+import { RunLeases } from '#shared/lease.ts';
 import { runContext } from '#test/support/context.ts';
+import { memoryLeaseStore } from '#test/support/ssm-estate.ts';
 
 const ec2 = mockClient(EC2Client);
 const ssm = mockClient(SSMClient);
@@ -48,6 +50,7 @@ const deps = (config: Partial<Deps['config']> = {}): Deps => ({
   },
   config: {
     RESTART_COOLDOWN_MINUTES: 15,
+    RESTART_MAX_PER_HOUR: 3,
     MAX_CONCURRENCY: '25%',
     MAX_ERRORS: '1',
     DRY_RUN: false,
@@ -58,7 +61,18 @@ const deps = (config: Partial<Deps['config']> = {}): Deps => ({
   pollDelayMs: () => 0,
   sleep: async () => undefined,
 });
-const ctx = (hasTime: () => boolean = () => true) => runContext({ hasTime });
+/** The lease table restart records are claimed in; a fresh one for every test. */
+let store = memoryLeaseStore();
+const ctx = (hasTime: () => boolean = () => true, holder = 'ssm-restart run 1') =>
+  runContext({
+    hasTime,
+    leases: new RunLeases(
+      store,
+      { holder, token: `${holder} token` },
+      () => new Date('2026-11-23T02:15:00Z'),
+      () => 900_000,
+    ),
+  });
 const restart = (count: number, extra: Record<string, unknown> = {}) =>
   parseRestartInput({
     action: 'restart',
@@ -107,6 +121,7 @@ const invocation = (
 
 describe('ssm-restart with simulated AWS', () => {
   beforeEach(() => {
+    store = memoryLeaseStore();
     ec2.reset();
     ssm.reset();
     ecs.reset();
@@ -341,11 +356,12 @@ describe('ssm-restart with simulated AWS', () => {
     const follow = (n: number) =>
       `follow it with aws ssm get-command-invocation --command-id cmd-1 --instance-id ${id(n)}`;
     const what = '(docker restart web (on-demand); restart time recorded in tag nightshift:last-restart)';
+    // Three instances at 25% run one at a time: three waves, so the send's delivery timeout is 120 + 2 × 300 s
     expect(report.resources.map((r) => r.detail)).toEqual([
       `not yet delivered to the instance when the Lambda had to stop: command cmd-1 is Pending on ${id(0)} ${what}; ` +
-        `it runs only if the agent picks it up in time (delivery timeout 120 s), else SSM ends it Delivery Timed Out; ${follow(0)}`,
+        `it runs only if it starts in time (delivery timeout 720 s after the send), else SSM ends it Delivery Timed Out; ${follow(0)}`,
       `not yet delivered to the instance when the Lambda had to stop: command cmd-1 is Delayed on ${id(1)} ${what}; ` +
-        `it runs only if the agent picks it up in time (delivery timeout 120 s), else SSM ends it Delivery Timed Out; ${follow(1)}`,
+        `it runs only if it starts in time (delivery timeout 720 s after the send), else SSM ends it Delivery Timed Out; ${follow(1)}`,
       `still running when the Lambda had to stop: command cmd-1 is InProgress on ${id(2)} ${what}; ${follow(2)}`,
     ]);
   });
@@ -551,7 +567,7 @@ describe('ssm-restart with simulated AWS', () => {
     ]);
   });
 
-  it('sends and tags nothing when the Lambda is already about to time out', async () => {
+  it('reports sends the deadline left unstarted as undone, and claims, tags and sends nothing for them', async () => {
     running(2);
 
     const report = await run(
@@ -560,8 +576,12 @@ describe('ssm-restart with simulated AWS', () => {
       deps(),
     );
 
-    expect(report.summary).toMatchObject({ skipped: 2, changed: 0 });
-    expect(report.resources[0]?.detail).toMatch(/^not sent: the Lambda was about to time out; run again/);
+    expect(report.summary).toMatchObject({ undone: 2, skipped: 0, changed: 0 });
+    expect(report.resources[0]?.detail).toBe(
+      'not started: the Lambda was about to time out; the next run starts with it (would have: docker restart web ' +
+        '(on-demand); restart time recorded in tag nightshift:last-restart)',
+    );
+    expect(store.writes).toEqual([]);
     expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
     expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
   });

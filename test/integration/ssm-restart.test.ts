@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { DeleteTagsCommand } from '@aws-sdk/client-ec2';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { lambdaContext, runContext } from '#test/support/context.ts';
+import { leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 import {
@@ -88,14 +89,18 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     moto = await startMoto();
     proxy = await startProxy(moto.url);
     useEndpoint(proxy.url);
+    // The stage's lease table, as the stack creates it: withOps gives runs its store (through the proxy).
+    process.env.LEASE_TABLE = TEST_LEASE_TABLE;
     aws = restartSeedClients(moto.url);
   });
   afterAll(async () => {
+    delete process.env.LEASE_TABLE;
     await proxy?.close();
     moto?.stop();
   });
   beforeEach(async () => {
     await moto.reset();
+    await leaseTable(moto.url);
     clock = new Date('2026-11-23T02:14:41Z');
     proxy.requests.length = 0;
     agents = {};
@@ -149,7 +154,8 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       'at=2026-11-23T02:14:41Z what=container:web via=alarm',
     );
     expect((await instanceTags(aws, other!))[LAST_RESTART]).toBeUndefined();
-    expect(mutations(proxy.requests)).toEqual(['CreateTags', 'SendCommand']);
+    // Claimed in the lease table first, then tagged and sent; the claim is marked over once it ended
+    expect(mutations(proxy.requests)).toEqual(['PutItem', 'CreateTags', 'SendCommand', 'PutItem']);
     const asked = proxy.requests.find((r) => r.operation === 'DescribeInstanceInformation')?.body ?? '{}';
     expect(JSON.parse(asked)).toEqual({ Filters: [{ Key: 'InstanceIds', Values: [web] }], MaxResults: 50 });
   });
@@ -174,8 +180,9 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     // Assess
     expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, failed: 0 });
     expect(again.resources[0]?.detail).toBe(
-      'last restarted 5 min ago at 2026-11-23T02:14:41Z (container:web via alarm); alarm restarts wait for the ' +
-        '15-min cooldown, which ends at 2026-11-23T02:29:41Z: not restarted for alarm web-1-unhealthy',
+      'last restarted 5 min ago at 2026-11-23T02:14:41Z (container:web via alarm, by ssm-restart run ' +
+        'c4c1c1c9-6542-e61b-6ef0-8c4d36933a92 (ssm-restart)); alarm restarts wait for the 15-min cooldown, which ' +
+        'ends at 2026-11-23T02:29:41Z: not restarted for alarm web-1-unhealthy',
     );
     expect(sendCommands(proxy.requests)).toEqual([]);
     expect(mutations(proxy.requests)).toEqual([]);
@@ -297,7 +304,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       .filter((r) => r.operation === 'UpdateService')
       .map((r) => JSON.parse(r.body));
     expect(updates).toEqual([{ cluster: 'shop', service: 'web', forceNewDeployment: true }]);
-    expect(mutations(proxy.requests)).toEqual(['TagResource', 'UpdateService']);
+    expect(mutations(proxy.requests)).toEqual(['PutItem', 'TagResource', 'UpdateService', 'PutItem']);
     const after = await describeService(aws, 'shop', 'web');
     const primary = after.deployments.find((d) => d.status === 'PRIMARY');
     expect(primary?.id).not.toBe(before.deployments.find((d) => d.status === 'PRIMARY')?.id);

@@ -26,6 +26,7 @@ import {
   RegisterTaskDefinitionCommand,
 } from '@aws-sdk/client-ecs';
 import { CloudWatchClient, DescribeAlarmsCommand, PutMetricAlarmCommand } from '@aws-sdk/client-cloudwatch';
+import type { Lease, LeaseStore } from '#shared/lease.ts';
 import type { Proxy, RecordedRequest } from './proxy.ts';
 
 export const REGION = 'eu-central-1';
@@ -264,3 +265,59 @@ export const sendCommands = (requests: RecordedRequest[]) =>
 /** Calls that change something: everything but reads. */
 export const mutations = (requests: RecordedRequest[]) =>
   requests.filter((r) => !r.fault && !/^(Describe|List|Get)/.test(r.operation)).map((r) => r.operation);
+
+/**
+ * The lease table in memory, for component tests (aws-sdk-client-mock has no DynamoDB conditions): the
+ * same contract as the DynamoDB store (shared/lease.ts), which integration tests exercise against moto.
+ * `writes` records every write that went through, in order.
+ */
+export const memoryLeaseStore = (table = 'nightshift-test-leases') => {
+  const items = new Map<string, Lease>();
+  const writes: { op: 'acquire' | 'compareAndSet' | 'release' | 'remove'; scope: string; lease?: Lease }[] =
+    [];
+  const copy = (lease: Lease): Lease => ({ ...lease, data: { ...lease.data } });
+  const store: LeaseStore & { items: Map<string, Lease>; writes: typeof writes } = {
+    table,
+    items,
+    writes,
+    read: async (scope) => {
+      const item = items.get(scope);
+      return item && copy(item);
+    },
+    acquire: async (scope, owner, now, ttlMs) => {
+      const held = items.get(scope);
+      if (held && held.expiresAt.getTime() > now.getTime() && held.token !== owner.token) {
+        return { ok: false, heldBy: copy(held) };
+      }
+      const lease: Lease = {
+        scope,
+        holder: owner.holder,
+        token: owner.token,
+        acquiredAt: now,
+        expiresAt: new Date(now.getTime() + ttlMs),
+        version: 1,
+        data: {},
+      };
+      items.set(scope, lease);
+      writes.push({ op: 'acquire', scope, lease: copy(lease) });
+      return { ok: true };
+    },
+    release: async (scope, owner) => {
+      if (items.get(scope)?.token !== owner.token) return;
+      items.delete(scope);
+      writes.push({ op: 'release', scope });
+    },
+    compareAndSet: async (next, expectedVersion) => {
+      if (items.get(next.scope)?.version !== expectedVersion) return false;
+      const lease: Lease = { ...next, data: { ...next.data }, version: (expectedVersion ?? 0) + 1 };
+      items.set(next.scope, lease);
+      writes.push({ op: 'compareAndSet', scope: next.scope, lease: copy(lease) });
+      return true;
+    },
+    remove: async (scope) => {
+      items.delete(scope);
+      writes.push({ op: 'remove', scope });
+    },
+  };
+  return store;
+};

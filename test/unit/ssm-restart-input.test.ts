@@ -102,9 +102,10 @@ describe('ssm-restart input', () => {
 });
 
 describe('ssm-restart configuration', () => {
-  it('defaults to a 15-minute cooldown, 25% at a time and one error', () => {
+  it('defaults to a 15-minute cooldown, 3 alarm restarts an hour, 25% at a time and one error', () => {
     expect(parseEnv(RestartConfig, { AWS_REGION: 'eu-central-1' })).toEqual({
       RESTART_COOLDOWN_MINUTES: 15,
+      RESTART_MAX_PER_HOUR: 3,
       MAX_CONCURRENCY: '25%',
       MAX_ERRORS: '1',
       DRY_RUN: false,
@@ -117,10 +118,16 @@ describe('ssm-restart configuration', () => {
       parseEnv(RestartConfig, {
         AWS_REGION: 'eu-central-1',
         RESTART_COOLDOWN_MINUTES: '0',
+        RESTART_MAX_PER_HOUR: '10',
         MAX_CONCURRENCY: '2',
         MAX_ERRORS: '0',
       }),
-    ).toMatchObject({ RESTART_COOLDOWN_MINUTES: 0, MAX_CONCURRENCY: '2', MAX_ERRORS: '0' });
+    ).toMatchObject({
+      RESTART_COOLDOWN_MINUTES: 0,
+      RESTART_MAX_PER_HOUR: 10,
+      MAX_CONCURRENCY: '2',
+      MAX_ERRORS: '0',
+    });
     expect(
       parseEnv(RestartConfig, {
         AWS_REGION: 'eu-central-1',
@@ -137,6 +144,7 @@ describe('ssm-restart configuration', () => {
       parseEnv(RestartConfig, {
         AWS_REGION: 'eu-central-1',
         RESTART_COOLDOWN_MINUTES: 'soon',
+        RESTART_MAX_PER_HOUR: '0',
         MAX_CONCURRENCY: '0',
         MAX_ERRORS: '150%',
       });
@@ -146,11 +154,13 @@ describe('ssm-restart configuration', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).variables).toEqual([
       'RESTART_COOLDOWN_MINUTES',
+      'RESTART_MAX_PER_HOUR',
       'MAX_CONCURRENCY',
       'MAX_ERRORS',
     ]);
     expect((error as ConfigError).message).toBe(
       'invalid configuration: RESTART_COOLDOWN_MINUTES: expected a whole number of minutes, 0 or more; ' +
+        'RESTART_MAX_PER_HOUR: expected a whole number of restarts, 1 or more; ' +
         'MAX_CONCURRENCY: expected a number of instances (1 or more) or a percentage (1% to 100%); ' +
         'MAX_ERRORS: expected a number of errors (0 or more) or a percentage (0% to 100%)',
     );
