@@ -52,7 +52,14 @@ export const claimTarget = async (
   planned: GuardWrite | undefined,
   nothing: string,
 ): Promise<ClaimResult> => {
-  if (!ctx.store) return unguarded(ctx.table, 'LEASE_TABLE is not set', nothing);
+  if (!ctx.store) {
+    return {
+      outcome: 'failed',
+      detail:
+        'LEASE_TABLE is not set: its restart cannot be claimed, and without a claim another alarm, or a second ' +
+        `delivery of this one, could restart it at the same time; no restart goes ahead unguarded: ${nothing}`,
+    };
+  }
   let write = planned;
   try {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {

@@ -129,6 +129,7 @@ export const createService = async (
   cluster: string,
   service: string,
   tags: Tags = {},
+  deploymentController: 'ECS' | 'CODE_DEPLOY' | 'EXTERNAL' = 'ECS',
 ) => {
   await c.ecs.send(new CreateClusterCommand({ clusterName: cluster }));
   await c.ecs.send(
@@ -143,6 +144,7 @@ export const createService = async (
       serviceName: service,
       taskDefinition: service,
       desiredCount: 2,
+      deploymentController: { type: deploymentController },
       ...(Object.keys(tags).length > 0 && {
         tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
       }),
@@ -320,4 +322,24 @@ export const memoryLeaseStore = (table = 'nightshift-test-leases') => {
     },
   };
   return store;
+};
+
+/**
+ * A hook for the proxy that holds every request it sees until `count` of them have arrived, then lets
+ * them all through: runs started together reach the same step before any goes further.
+ */
+export const barrier = (count: number) => {
+  let arrived = 0;
+  let open: () => void = () => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return async () => {
+    arrived += 1;
+    if (arrived >= count) open();
+    await opened;
+  };
+};
+
+/** Resolves once `check` holds, asking again after each turn of the event loop. */
+export const until = async (check: () => Promise<boolean>): Promise<void> => {
+  while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
 };
