@@ -42,7 +42,11 @@ const Targets = z
           z.string().check(z.minLength(1, 'tag keys may not be empty'), z.maxLength(128)),
           z.string().check(z.maxLength(256)),
         )
-        .check(z.refine((tags) => Object.keys(tags).length > 0, 'give at least one tag')),
+        .check(
+          z.refine((tags) => Object.keys(tags).length > 0, 'give at least one tag'),
+          // An instance has at most 50 tags, and EC2 takes at most 200 filter values a call.
+          z.refine((tags) => Object.keys(tags).length <= 50, 'give at most 50 tags: an instance has no more'),
+        ),
     ),
   })
   .check(

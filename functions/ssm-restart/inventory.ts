@@ -63,7 +63,7 @@ export interface RestartEstate {
   missingServices: string[];
 }
 
-/** EC2 filters take up to 200 values each. */
+/** EC2 takes up to 200 filter values a call, all filters together (FilterLimitExceeded). */
 const FILTER_VALUES = 200;
 /**
  * Instance ids per DescribeInstanceInformation call (its InstanceIds filter takes up to 100 values), and

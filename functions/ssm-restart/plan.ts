@@ -73,7 +73,10 @@ export interface SendCommandPlan {
   /** `docker restart web` or `systemctl restart nginx.service`, built from a validated name only. */
   commands: string[];
   comment: string;
-  /** Instance ids with work, at most 50 a send, in order. */
+  /**
+   * Instance ids with work, at most 50 a send, in the planned order (the executor sends those the
+   * previous run left undone first).
+   */
   batches: string[][];
 }
 

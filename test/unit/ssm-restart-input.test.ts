@@ -64,6 +64,15 @@ describe('ssm-restart input', () => {
     ],
     [{ action: 'restart', targets: { tags: {} }, container: 'web' }, 'targets.tags', 'give at least one tag'],
     [
+      {
+        action: 'restart',
+        targets: { tags: Object.fromEntries(Array.from({ length: 51 }, (_, n) => [`k${n}`, 'v'])) },
+        container: 'web',
+      },
+      'targets.tags',
+      'give at most 50 tags: an instance has no more',
+    ],
+    [
       { action: 'restart', targets: { instanceIds: ['web-1'] }, container: 'web' },
       'targets.instanceIds.0',
       'expected an EC2 instance id such as i-0a1b2c3d4e5f60718',
