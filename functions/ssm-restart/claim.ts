@@ -42,15 +42,25 @@ export const writeLatch = async (ctx: ClaimContext, latch: GuardWrite): Promise<
   await ctx.store?.compareAndSet(latch.next, latch.expected).catch(() => false);
 };
 
+/** `write` with its restart in progress until `until` at least (a command SSM may still start then). */
+const inProgressUntil = (write: GuardWrite, until: Date | undefined): GuardWrite => {
+  const planned = write.next.data.runUntil ? new Date(write.next.data.runUntil) : undefined;
+  if (!until || (planned && planned.getTime() >= until.getTime())) return write;
+  return { ...write, next: finished(write.next, until) };
+};
+
 /**
  * Claims the target of `scope`: first with the write the planner decided (`planned`), then, whenever
- * another run wrote its record first, deciding again from what is there now.
+ * another run wrote its record first, deciding again from what is there now. `until`: the restart stays
+ * in progress until then at least, whatever this run's own end (an SSM command queued behind others
+ * may start long after the Lambda ended).
  */
 export const claimTarget = async (
   ctx: ClaimContext,
   scope: string,
   planned: GuardWrite | undefined,
   nothing: string,
+  until?: Date,
 ): Promise<ClaimResult> => {
   if (!ctx.store) {
     return {
@@ -73,8 +83,9 @@ export const claimTarget = async (
         }
         write = decision.write;
       }
-      if (await ctx.store.compareAndSet(write.next, write.expected)) {
-        return { claimed: { write, version: (write.expected ?? 0) + 1 } };
+      const claim = inProgressUntil(write, until);
+      if (await ctx.store.compareAndSet(claim.next, claim.expected)) {
+        return { claimed: { write: claim, version: (claim.expected ?? 0) + 1 } };
       }
       write = undefined;
     }

@@ -25,6 +25,8 @@ import {
 
 /** Tags and polls a few instances at a time; ECS services are redeployed a few at a time. */
 const CALL_CONCURRENCY = 5;
+/** Restart records marked over at once, at the end of a run (PutItem each). */
+const FINISH_CONCURRENCY = 10;
 /**
  * The delivery timeout of the first instances of a send: SendCommand's TimeoutSeconds is how long an
  * invocation may wait to start ("if this time is reached and the command hasn't already started
@@ -236,8 +238,14 @@ const sendBatch = async (
 ): Promise<{ rows: Map<string, ResourceResult>; sent: Invocation[]; kept: Claimed[] }> => {
   const rows = new Map<string, ResourceResult>();
   const ready: { w: InstanceWork; claimed: Claimed }[] = [];
+  // SSM may start the last wave of this send up to its delivery timeout after the send, and run it for
+  // the execution timeout: until then, whatever becomes of this run, the restart is in progress.
+  const expires = new Date(
+    now().getTime() +
+      (deliveryTimeoutSeconds(work.length, limits.maxConcurrency) + EXECUTION_TIMEOUT_SECONDS) * 1000,
+  );
   await mapLimit(work, CALL_CONCURRENCY, async (w) => {
-    const claim = await claimTarget(claims, w.scope, w.claim, NOTHING_SENT);
+    const claim = await claimTarget(claims, w.scope, w.claim, NOTHING_SENT, expires);
     if (!('claimed' in claim)) {
       rows.set(w.instanceId, resultOf(w, claim.outcome, { detail: claim.detail }));
       return;
@@ -380,10 +388,11 @@ const restartInstances = async (
   }
   const results = await waitFor(clients, sent, options);
   for (const [id, r] of results) byId.set(id, r);
-  // Restarts that ended (or never ran) are no longer in progress; one still running stays so until
-  // this run's time is up.
+  // Restarts that ended (or never ran) are no longer in progress, even at the deadline: a few writes,
+  // without which a person could not restart them on demand until their claim runs out. One that SSM may
+  // still run stays in progress until its command expires (set when it was claimed).
   const over = [...kept, ...sent.filter((p) => TERMINAL.has(p.status)).map((p) => p.claimed)];
-  if (options.hasTime()) await mapLimit(over, CALL_CONCURRENCY, (c) => finishClaim(claims, c, options.now()));
+  await mapLimit(over, FINISH_CONCURRENCY, (c) => finishClaim(claims, c, options.now()));
   return plan.instances.map((w) => byId.get(w.instanceId) ?? resultOf(w, w.outcome ?? 'unchanged'));
 };
 

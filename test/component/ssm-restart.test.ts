@@ -871,6 +871,33 @@ describe('ssm-restart with simulated AWS', () => {
       expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(50);
     });
 
+    it('keeps a restart in progress as long as SSM may still start it, after the Lambda has stopped', async () => {
+      // Prepare: 50 instances at 25%: SSM may start the last wave up to 1,320 s after the send and run it
+      // 300 s; when the Lambda must stop, i-…0 is done, the others are still waiting or running
+      running(50);
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('Pending'));
+      ssm
+        .on(GetCommandInvocationCommand, { InstanceId: id(0) })
+        .resolves(invocation('Success', { ResponseCode: 0 }));
+      const hasTime = () => ssm.commandCalls(GetCommandInvocationCommand).length < 50;
+
+      // Act
+      await run(restart(50), ctx(hasTime), deps());
+      const onDemand = await run(
+        restart(2),
+        ctx(() => true, 'ssm-restart run 2'),
+        deps(),
+      );
+
+      // Assess
+      expect(store.items.get(`restart#${arn(0)}`)?.data.runUntil).toBe('2026-11-23T02:15:00Z');
+      expect(store.items.get(`restart#${arn(1)}`)?.data.runUntil).toBe('2026-11-23T02:42:00Z');
+      expect(onDemand.resources.map((r) => r.outcome)).toEqual(['changed', 'skipped']);
+      expect(onDemand.resources[1]?.detail).toMatch(
+        /^another restart of it is in progress: container:web via on-demand, by ssm-restart run 1, since 2026-11-23T02:15:00Z \(that run ends by 2026-11-23T02:42:00Z\)/,
+      );
+    });
+
     it('claims nothing it cannot write, and tags and sends nothing then', async () => {
       running(2);
       ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
