@@ -430,6 +430,8 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       ['25%', '1'],
       ['25%', '0'],
     ]);
+    // 50 at 25% run 12 at a time, 10 at 25% 2 at a time: 5 waves each, so 120 s + 4 × 300 s to start
+    expect(sends.map((s) => s.TimeoutSeconds)).toEqual([1_320, 1_320]);
     expect(report.summary).toMatchObject({ changed: 60, failed: 0 });
     // Both batches went out before the first poll: a slow instance in one holds up no other
     const ops = proxy.requests.map((r) => r.operation);
