@@ -28,12 +28,45 @@ const AlarmState = z.looseObject({
   value: z.string(),
   reason: z.optional(z.string()),
   timestamp: z.optional(z.string()),
+  /**
+   * Composite alarms with an actions suppressor: why the alarm's actions do not run in this state
+   * (`Alarm`: the suppressor is in ALARM; `WaitPeriod`, `ExtensionPeriod`: waiting for it, or after it).
+   * Absent when the actions run.
+   */
+  actionsSuppressedBy: z.optional(z.string()),
+  actionsSuppressedReason: z.optional(z.string()),
+});
+
+/**
+ * What the alarm's state change says about itself: the same `detail` in an EventBridge event and in
+ * the `alarmData` of an alarm's Lambda action. `muteDetail` is set when an alarm mute rule mutes the
+ * alarm's actions (it keeps evaluating and changing state, but its actions do not run).
+ */
+const AlarmDetail = z.looseObject({
+  alarmName: z.string(),
+  state: AlarmState,
+  previousState: z.optional(AlarmState),
+  configuration: z.optional(
+    z.looseObject({
+      description: z.optional(z.string()),
+      metrics: z.optional(z.array(AlarmMetric)),
+      alarmRule: z.optional(z.string()),
+      actionsSuppressor: z.optional(z.string()),
+    }),
+  ),
+  muteDetail: z.optional(
+    z.looseObject({
+      mutedByArn: z.optional(z.string()),
+      muteWindowStart: z.optional(z.string()),
+      muteWindowEnd: z.optional(z.string()),
+    }),
+  ),
 });
 
 /**
  * EventBridge `CloudWatch Alarm State Change`. The envelope is not strict: EventBridge and CloudWatch
- * add fields over time (alarmTags, actionsSuppressedBy…). Composite alarms carry an `alarmRule` and
- * no `metrics`. The alarm's ARN is `resources[0]`.
+ * add fields over time (alarmTags, muteDetail…). Composite alarms carry an `alarmRule` and no
+ * `metrics`. The alarm's ARN is `resources[0]`.
  */
 export const AlarmStateChangeEvent = z
   .looseObject({
@@ -44,18 +77,7 @@ export const AlarmStateChangeEvent = z
     region: z.optional(z.string()),
     time: z.optional(z.string()),
     resources: z.array(z.string()).check(z.minLength(1, 'expected the alarm ARN in resources')),
-    detail: z.looseObject({
-      alarmName: z.string(),
-      state: AlarmState,
-      previousState: z.optional(AlarmState),
-      configuration: z.optional(
-        z.looseObject({
-          description: z.optional(z.string()),
-          metrics: z.optional(z.array(AlarmMetric)),
-          alarmRule: z.optional(z.string()),
-        }),
-      ),
-    }),
+    detail: AlarmDetail,
   })
   .check(
     z.refine((e) => ALARM_ARN.test(e.resources[0] ?? ''), {
@@ -65,6 +87,58 @@ export const AlarmStateChangeEvent = z
   );
 
 export type AlarmStateChangeEvent = Infer<typeof AlarmStateChangeEvent>;
+
+/**
+ * What an alarm sends a Lambda function it invokes directly, as its own alarm action (not through
+ * EventBridge): the same state change, with other field names: `alarmArn` for `resources[0]`,
+ * `alarmData` for `detail`, `accountId` for `account`, and no `detail-type`, `id` or `resources`.
+ * The function must allow the principal `lambda.alarms.cloudwatch.amazonaws.com` to invoke it.
+ */
+export const AlarmLambdaAction = z.looseObject({
+  source: z.literal('aws.cloudwatch'),
+  alarmArn: z.string().check(z.regex(ALARM_ARN, 'expected the ARN of a CloudWatch alarm')),
+  accountId: z.optional(z.string()),
+  region: z.optional(z.string()),
+  time: z.optional(z.string()),
+  alarmData: AlarmDetail,
+});
+
+export type AlarmLambdaAction = Infer<typeof AlarmLambdaAction>;
+
+/** True for the payload of an alarm's Lambda action (it names the alarm in `alarmArn`/`alarmData`). */
+export const isAlarmLambdaAction = (event: unknown): boolean =>
+  typeof event === 'object' && event !== null && ('alarmArn' in event || 'alarmData' in event);
+
+/** The Lambda action's payload as the EventBridge event of the same state change. */
+export const fromLambdaAction = (action: AlarmLambdaAction): AlarmStateChangeEvent => ({
+  source: action.source,
+  'detail-type': 'CloudWatch Alarm State Change',
+  ...(action.accountId !== undefined && { account: action.accountId }),
+  ...(action.region !== undefined && { region: action.region }),
+  ...(action.time !== undefined && { time: action.time }),
+  resources: [action.alarmArn],
+  detail: action.alarmData,
+});
+
+/**
+ * Why the alarm's actions do not run in this state change, or undefined when they do: an alarm mute
+ * rule mutes it (`muteDetail`), or its actions suppressor suppresses them (`state.actionsSuppressedBy`;
+ * only the new state counts, not the previous one). A restart is one of the alarm's actions.
+ */
+export const actionsHeld = (event: AlarmStateChangeEvent): string | undefined => {
+  const { muteDetail, state, configuration } = event.detail;
+  if (muteDetail) {
+    const window = [muteDetail.muteWindowStart, muteDetail.muteWindowEnd].filter(Boolean).join(' to ');
+    return `muted by ${muteDetail.mutedByArn ?? 'an alarm mute rule'}${window ? ` (${window})` : ''}`;
+  }
+  if (state.actionsSuppressedBy) {
+    const suppressor = configuration?.actionsSuppressor
+      ? ` (suppressor alarm ${configuration.actionsSuppressor})`
+      : '';
+    return `its actions are suppressed: actionsSuppressedBy ${state.actionsSuppressedBy}${suppressor}`;
+  }
+  return undefined;
+};
 
 type AlarmMetric = NonNullable<
   NonNullable<AlarmStateChangeEvent['detail']['configuration']>['metrics']

@@ -1,8 +1,14 @@
 import * as z from 'zod/mini';
 import type { Infer } from '#shared/zod.ts';
 import { parseInput } from '#shared/input.ts';
+import { PLAN_DIGEST } from '#shared/plan-digest.ts';
 import { isEventBridgeEvent } from '#events/aws.rds/schema.ts';
-import { AlarmStateChangeEvent } from '#events/aws.cloudwatch/schema.ts';
+import {
+  AlarmLambdaAction,
+  AlarmStateChangeEvent,
+  fromLambdaAction,
+  isAlarmLambdaAction,
+} from '#events/aws.cloudwatch/schema.ts';
 
 /**
  * Container and systemd unit names. They end up in a shell command, so they are the only user text
@@ -36,7 +42,11 @@ const Targets = z
           z.string().check(z.minLength(1, 'tag keys may not be empty'), z.maxLength(128)),
           z.string().check(z.maxLength(256)),
         )
-        .check(z.refine((tags) => Object.keys(tags).length > 0, 'give at least one tag')),
+        .check(
+          z.refine((tags) => Object.keys(tags).length > 0, 'give at least one tag'),
+          // An instance has at most 50 tags, and EC2 takes at most 200 filter values a call.
+          z.refine((tags) => Object.keys(tags).length <= 50, 'give at most 50 tags: an instance has no more'),
+        ),
     ),
   })
   .check(
@@ -63,6 +73,8 @@ export const RestartAction = z
       }),
     ),
     dryRun: z.optional(z.boolean()),
+    /** The digest of the dry run a person confirmed: the apply changes nothing if its plan differs. */
+    planDigest: z.optional(z.string().check(z.regex(PLAN_DIGEST, 'expected the planDigest of a dry run'))),
   })
   .check(
     z.refine((i) => (i.targets === undefined) !== (i.ecsService === undefined), {
@@ -80,10 +92,29 @@ export const RestartAction = z
   );
 
 export type RestartAction = Infer<typeof RestartAction>;
-export type RestartInput = RestartAction | { action: 'alarm'; event: AlarmStateChangeEvent };
+export type RestartInput =
+  | RestartAction
+  | {
+      action: 'alarm';
+      event: AlarmStateChangeEvent;
+      /** EventBridge's alarm state change event, or the alarm's own Lambda action. */
+      via: 'eventbridge' | 'lambda-action';
+    };
 
-/** A CloudWatch alarm state change from EventBridge, or an on-demand restart. */
-export const parseRestartInput = (event: unknown): RestartInput =>
-  isEventBridgeEvent(event)
-    ? { action: 'alarm', event: parseInput(AlarmStateChangeEvent, event) }
-    : parseInput(RestartAction, event);
+/**
+ * A CloudWatch alarm state change (from EventBridge, or from the alarm's Lambda action, which names the
+ * same things in other fields), or an on-demand restart.
+ */
+export const parseRestartInput = (event: unknown): RestartInput => {
+  if (isEventBridgeEvent(event)) {
+    return { action: 'alarm', event: parseInput(AlarmStateChangeEvent, event), via: 'eventbridge' };
+  }
+  if (isAlarmLambdaAction(event)) {
+    return {
+      action: 'alarm',
+      event: fromLambdaAction(parseInput(AlarmLambdaAction, event)),
+      via: 'lambda-action',
+    };
+  }
+  return parseInput(RestartAction, event);
+};

@@ -27,6 +27,14 @@ export const RestartConfig = z.object({
     z.transform(Number),
   ),
   /**
+   * The flap guard: an alarm restart of a target already restarted this many times by alarms in the
+   * last hour is refused (failed), and so is every later one, until a person restarts it on demand.
+   */
+  RESTART_MAX_PER_HOUR: z.pipe(
+    optionalVar(/^[1-9]\d{0,3}$/, '3', 'expected a whole number of restarts, 1 or more'),
+    z.transform(Number),
+  ),
+  /**
    * SendCommand MaxConcurrency: how many instances of one send (up to 50) restart at once. Every send
    * goes out together, so a count applies per send, a percentage across the fleet.
    */

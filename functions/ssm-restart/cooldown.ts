@@ -2,8 +2,10 @@ import { decodeSavedState, encodeSavedState, SavedStateError } from '#shared/sav
 
 /**
  * The tag on an instance or ECS service that holds its last restart by nightshift, e.g.
- * `at=2026-11-23T02:14:41Z what=container:web via=alarm`. Public contract: it is what makes the
- * cooldown hold across invocations, so it is written before the restart is sent.
+ * `at=2026-11-23T02:14:41Z what=container:web via=alarm`. Public contract: the visible record of the
+ * restart (`nightshift status` reads it), written after the target was claimed in the lease table
+ * (guard.ts, which makes the cooldown atomic) and before the restart is sent. Its cooldown holds alarm
+ * restarts off too, including restarts made from another stage.
  */
 export const LAST_RESTART_TAG = 'nightshift:last-restart';
 

@@ -5,14 +5,18 @@ import {
   type GetCommandInvocationCommandOutput,
 } from '@aws-sdk/client-ssm';
 import { TagResourceCommand, UpdateServiceCommand } from '@aws-sdk/client-ecs';
-import { mapLimit } from '#shared/concurrency.ts';
+import { chunk, mapLimit } from '#shared/concurrency.ts';
 import { errorMessage } from '#shared/errors.ts';
-import { executeWork, resultOf, type PlannedWork } from '#shared/execute.ts';
+import { carriedFirst, executeWork, NOT_STARTED, resultOf } from '#shared/execute.ts';
+import type { LeaseStore } from '#shared/lease.ts';
+import { planDigest } from '#shared/plan-digest.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
+import { claimTarget, finishClaim, writeLatch, type ClaimContext, type Claimed } from './claim.ts';
 import { LAST_RESTART_TAG } from './cooldown.ts';
 import type { Clients } from './inventory.ts';
 import {
   RESTARTABLE_TAG,
+  SEND_BATCH,
   type InstanceWork,
   type RestartPlan,
   type SendCommandPlan,
@@ -21,12 +25,19 @@ import {
 
 /** Tags and polls a few instances at a time; ECS services are redeployed a few at a time. */
 const CALL_CONCURRENCY = 5;
+/** Restart records marked over at once, at the end of a run (PutItem each). */
+const FINISH_CONCURRENCY = 10;
 /**
- * SendCommand's TimeoutSeconds, which SSM uses as the delivery timeout: an invocation the agent has not
- * picked up by then is not run (Delivery Timed Out). Short, so a restart that could not be delivered
- * promptly does not run long after the alarm (SSM minimum: 30).
+ * The delivery timeout of the first instances of a send: SendCommand's TimeoutSeconds is how long an
+ * invocation may wait to start ("if this time is reached and the command hasn't already started
+ * running, it won't run"), and SSM expires the whole command, Delivery Timed Out, once TimeoutSeconds
+ * plus the execution timeout have passed since the send. Short, so a restart that could not be
+ * delivered promptly does not run long after the alarm (SSM minimum: 30). Sends larger than one wave of
+ * MaxConcurrency get more: see deliveryTimeoutSeconds.
  */
 export const DELIVERY_TIMEOUT_SECONDS = 120;
+/** SendCommand's TimeoutSeconds is at most 30 days. */
+const MAX_TIMEOUT_SECONDS = 2_592_000;
 /**
  * Seconds the command may run on an instance (AWS-RunShellScript's executionTimeout parameter): the
  * agent stops a restart that hangs longer.
@@ -53,6 +64,14 @@ export interface RestartOptions {
   /** How long to wait before poll round `round` (0, 1, …). */
   pollDelayMs: (round: number) => number;
   sleep: (ms: number) => Promise<void>;
+  /** The lease table every target is claimed in before it is tagged or sent to (undefined: none). */
+  store: LeaseStore | undefined;
+  /** Its name, for messages. */
+  table: string;
+  /** Targets the previous run left undone (RunContext.carriedOver): they go first. */
+  first?: ReadonlySet<string>;
+  /** The clock, for when a restart is over. */
+  now: () => Date;
 }
 
 /** Whitespace collapsed, cut to 200 characters: readable in a report row. */
@@ -84,6 +103,9 @@ interface Invocation {
   work: InstanceWork;
   commandId: string;
   status: string;
+  /** The send's TimeoutSeconds. */
+  timeoutSeconds: number;
+  claimed: Claimed;
   lastError?: string;
 }
 
@@ -126,8 +148,8 @@ const unfinishedRow = (p: Invocation): ResourceResult => {
     return resultOf(p.work, 'changed', {
       detail:
         `not yet delivered to the instance when the Lambda had to stop: command ${p.commandId} is ${p.status} ` +
-        `on ${id} (${p.work.detail})${lastPoll}; it runs only if the agent picks it up in time (delivery ` +
-        `timeout ${DELIVERY_TIMEOUT_SECONDS} s), else SSM ends it Delivery Timed Out; ${follow}`,
+        `on ${id} (${p.work.detail})${lastPoll}; it runs only if it starts in time (delivery timeout ` +
+        `${p.timeoutSeconds} s after the send), else SSM ends it Delivery Timed Out; ${follow}`,
     });
   }
   return resultOf(p.work, 'changed', {
@@ -175,10 +197,35 @@ const waitFor = async (
   return results;
 };
 
+/** Instances SSM runs the command on at once in a send of `size`: a percentage rounded down, at least 1. */
+export const concurrentSlots = (maxConcurrency: string, size: number): number =>
+  maxConcurrency.endsWith('%')
+    ? Math.max(1, Math.floor((size * Number(maxConcurrency.slice(0, -1))) / 100))
+    : Math.max(1, Math.min(size, Number(maxConcurrency)));
+
 /**
- * One send of up to 50 instances: the restart time is tagged on each first (an instance whose tag
- * cannot be written gets nothing), then one SendCommand for the rest. It does not wait: the caller
- * sends every batch, then waits for all of them together.
+ * SendCommand's TimeoutSeconds for a send of `size` instances at `maxConcurrency`. SSM starts the
+ * invocations in waves of its MaxConcurrency, each waiting for a place, and every one of them counts
+ * its delivery timeout from the send: with a fixed 120 s, the invocations of the fourth wave of a 50
+ * instance send at 25% (12 at a time) would expire before their turn whenever the waves before them run
+ * long. So each wave after the first adds the execution timeout (how long the one before may run):
+ * 120 s + (waves − 1) × 300 s.
+ */
+export const deliveryTimeoutSeconds = (size: number, maxConcurrency: string): number => {
+  const waves = Math.ceil(size / concurrentSlots(maxConcurrency, size));
+  return Math.min(
+    MAX_TIMEOUT_SECONDS,
+    DELIVERY_TIMEOUT_SECONDS + Math.max(0, waves - 1) * EXECUTION_TIMEOUT_SECONDS,
+  );
+};
+
+const NOTHING_SENT = 'nothing tagged or sent';
+
+/**
+ * One send of up to 50 instances. Each is claimed first in the lease table (an instance another run
+ * claimed first, or whose claim fails, gets nothing), then its restart time is tagged on it (an instance
+ * whose tag cannot be written gets nothing, and its claim is put back), then one SendCommand goes to the
+ * rest. It does not wait: the caller sends every batch, then waits for all of them together.
  */
 const sendBatch = async (
   clients: Clients,
@@ -186,15 +233,29 @@ const sendBatch = async (
   send: SendCommandPlan,
   tagValue: string,
   limits: { maxConcurrency: string; maxErrors: string },
-): Promise<{ failed: Map<string, ResourceResult>; sent: Invocation[] }> => {
-  const failed = new Map<string, ResourceResult>();
-  const tagged = new Set<InstanceWork>();
+  claims: ClaimContext,
+  now: () => Date,
+): Promise<{ rows: Map<string, ResourceResult>; sent: Invocation[]; kept: Claimed[] }> => {
+  const rows = new Map<string, ResourceResult>();
+  const ready: { w: InstanceWork; claimed: Claimed }[] = [];
+  // SSM may start the last wave of this send up to its delivery timeout after the send, and run it for
+  // the execution timeout: until then, whatever becomes of this run, the restart is in progress.
+  const expires = new Date(
+    now().getTime() +
+      (deliveryTimeoutSeconds(work.length, limits.maxConcurrency) + EXECUTION_TIMEOUT_SECONDS) * 1000,
+  );
   await mapLimit(work, CALL_CONCURRENCY, async (w) => {
+    const claim = await claimTarget(claims, w.scope, w.claim, NOTHING_SENT, expires);
+    if (!('claimed' in claim)) {
+      rows.set(w.instanceId, resultOf(w, claim.outcome, { detail: claim.detail }));
+      return;
+    }
     try {
       await recordRestart(clients, w.instanceId, tagValue);
-      tagged.add(w);
+      ready.push({ w, claimed: claim.claimed });
     } catch (error) {
-      failed.set(
+      await finishClaim(claims, claim.claimed, now(), true);
+      rows.set(
         w.instanceId,
         resultOf(w, 'failed', {
           error: `recording the restart time (CreateTags ${LAST_RESTART_TAG}) failed: ${why(error)}; nothing sent`,
@@ -202,26 +263,32 @@ const sendBatch = async (
       );
     }
   });
-  const ready = work.filter((w) => tagged.has(w));
-  if (ready.length === 0) return { failed, sent: [] };
+  if (ready.length === 0) return { rows, sent: [], kept: [] };
+  // In the order of the work, as planned.
+  ready.sort((a, b) => work.indexOf(a.w) - work.indexOf(b.w));
+  const timeoutSeconds = deliveryTimeoutSeconds(ready.length, limits.maxConcurrency);
   try {
     const out = await clients.ssm.send(
       new SendCommandCommand({
         DocumentName: 'AWS-RunShellScript',
-        InstanceIds: ready.map((w) => w.instanceId),
+        InstanceIds: ready.map((r) => r.w.instanceId),
         Parameters: { commands: send.commands, executionTimeout: [String(EXECUTION_TIMEOUT_SECONDS)] },
         MaxConcurrency: limits.maxConcurrency,
         MaxErrors: limits.maxErrors,
         Comment: send.comment,
-        TimeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+        TimeoutSeconds: timeoutSeconds,
       }),
     );
     const commandId = out.Command?.CommandId ?? 'unknown';
     const status = out.Command?.Status ?? 'Pending';
-    return { failed, sent: ready.map((w) => ({ work: w, commandId, status })) };
+    return {
+      rows,
+      sent: ready.map((r) => ({ work: r.w, commandId, status, timeoutSeconds, claimed: r.claimed })),
+      kept: [],
+    };
   } catch (error) {
-    for (const w of ready) {
-      failed.set(
+    for (const { w } of ready) {
+      rows.set(
         w.instanceId,
         resultOf(w, 'failed', {
           error:
@@ -230,7 +297,7 @@ const sendBatch = async (
         }),
       );
     }
-    return { failed, sent: [] };
+    return { rows, sent: [], kept: ready.map((r) => r.claimed) };
   }
 };
 
@@ -259,8 +326,9 @@ export const shareLimit = (limit: string, sizes: readonly number[], min: number)
   return shares.map((n) => String(Math.max(min, n)));
 };
 
-const notStarted = (w: PlannedWork, reason: string) =>
-  resultOf(w, 'skipped', { detail: `not sent: ${reason}; run again to finish (would have: ${w.detail})` });
+/** A target the deadline left unstarted: `undone`, and the next run starts with it. */
+const notStarted = (w: InstanceWork) =>
+  resultOf(w, 'undone', { detail: `${NOT_STARTED} (would have: ${w.detail})` });
 
 /**
  * Sends every batch first, then waits for all their invocations together, so an instance that is slow
@@ -270,48 +338,83 @@ const notStarted = (w: PlannedWork, reason: string) =>
  * is split by batch size, so it holds across the fleet too, except that each send restarts at least one
  * instance at a time and goes on until its own first failure at least: a count smaller than the number
  * of sends may be exceeded by up to one per send. Only the outcomes of commands SSM ran count: targets
- * the planner skipped never reach SSM.
+ * the planner skipped never reach SSM. Instances the previous run left undone go first. A batch the
+ * deadline leaves unstarted is `undone`; commands that were sent and are still running when the Lambda
+ * must stop are not: SSM goes on without the Lambda (see unfinishedRow).
  */
 const restartInstances = async (
   clients: Clients,
   plan: RestartPlan,
   options: RestartOptions,
+  claims: ClaimContext,
 ): Promise<ResourceResult[]> => {
   const byId = new Map<string, ResourceResult>();
-  const workById = new Map(plan.instances.filter((w) => w.hasWork).map((w) => [w.instanceId, w]));
-  const sent: Invocation[] = [];
-  const batches = plan.send?.batches ?? [];
+  const batches = chunk(
+    carriedFirst(
+      plan.instances.filter((w) => w.hasWork),
+      options.first,
+    ),
+    SEND_BATCH,
+  );
   const sizes = batches.map((b) => b.length);
   const concurrency = shareLimit(options.maxConcurrency, sizes, 1);
   const errors = shareLimit(options.maxErrors, sizes, 0);
+  const sent: Invocation[] = [];
+  const kept: Claimed[] = [];
   for (const [index, batch] of batches.entries()) {
-    const work = batch.flatMap((id) => workById.get(id) ?? []);
     if (options.dryRun) {
-      for (const w of work) byId.set(w.instanceId, resultOf(w, 'planned'));
+      for (const w of batch) byId.set(w.instanceId, resultOf(w, 'planned'));
       continue;
     }
     if (!options.hasTime()) {
-      for (const w of work) byId.set(w.instanceId, notStarted(w, 'the Lambda was about to time out'));
+      for (const w of batch) byId.set(w.instanceId, notStarted(w));
       continue;
     }
-    const out = await sendBatch(clients, work, plan.send as SendCommandPlan, plan.tagValue, {
-      maxConcurrency: concurrency[index] ?? options.maxConcurrency,
-      maxErrors: errors[index] ?? options.maxErrors,
-    });
-    for (const [id, r] of out.failed) byId.set(id, r);
+    const out = await sendBatch(
+      clients,
+      batch,
+      plan.send as SendCommandPlan,
+      plan.tagValue,
+      {
+        maxConcurrency: concurrency[index] ?? options.maxConcurrency,
+        maxErrors: errors[index] ?? options.maxErrors,
+      },
+      claims,
+      options.now,
+    );
+    for (const [id, r] of out.rows) byId.set(id, r);
     sent.push(...out.sent);
+    kept.push(...out.kept);
   }
-  for (const [id, r] of await waitFor(clients, sent, options)) byId.set(id, r);
+  const results = await waitFor(clients, sent, options);
+  for (const [id, r] of results) byId.set(id, r);
+  // Restarts that ended (or never ran) are no longer in progress, even at the deadline: a few writes,
+  // without which a person could not restart them on demand until their claim runs out. One that SSM may
+  // still run stays in progress until its command expires (set when it was claimed).
+  const over = [...kept, ...sent.filter((p) => TERMINAL.has(p.status)).map((p) => p.claimed)];
+  await mapLimit(over, FINISH_CONCURRENCY, (c) => finishClaim(claims, c, options.now()));
   return plan.instances.map((w) => byId.get(w.instanceId) ?? resultOf(w, w.outcome ?? 'unchanged'));
 };
 
-/** Records the restart time on the service, then starts a new deployment of it. */
-const redeploy = async (clients: Clients, w: ServiceWork, tagValue: string): Promise<ResourceResult> => {
+/**
+ * Claims the service in the lease table, records the restart time on it, then starts a new deployment
+ * of it. A claim lost to another run, or refused, changes nothing.
+ */
+const redeploy = async (
+  clients: Clients,
+  w: ServiceWork,
+  tagValue: string,
+  claims: ClaimContext,
+  now: () => Date,
+): Promise<ResourceResult> => {
+  const claim = await claimTarget(claims, w.scope, w.claim, 'nothing tagged or redeployed');
+  if (!('claimed' in claim)) return resultOf(w, claim.outcome, { detail: claim.detail });
   try {
     await clients.ecs.send(
       new TagResourceCommand({ resourceArn: w.arn, tags: [{ key: LAST_RESTART_TAG, value: tagValue }] }),
     );
   } catch (error) {
+    await finishClaim(claims, claim.claimed, now(), true);
     return resultOf(w, 'failed', {
       error: `recording the restart time (TagResource ${LAST_RESTART_TAG}) failed: ${why(error, 'service')}; nothing redeployed`,
     });
@@ -330,21 +433,39 @@ const redeploy = async (clients: Clients, w: ServiceWork, tagValue: string): Pro
         `UpdateService failed: ${why(error, 'service')}; the restart time was recorded in tag ${LAST_RESTART_TAG}, ` +
         'so alarm restarts of this service wait for the cooldown (restart on demand to retry now)',
     });
+  } finally {
+    await finishClaim(claims, claim.claimed, now());
   }
 };
 
-/** Carries out a restart plan, or only reports it in a dry run. */
+/**
+ * Carries out a restart plan, or only reports it in a dry run (with the digest of the plan, which the
+ * apply sends back). Rows the flap guard refused latch the guard (a real run only).
+ */
 export const executeRestart = async (
   plan: RestartPlan,
   clients: Clients,
   options: RestartOptions,
 ): Promise<Report> => {
+  const claims: ClaimContext = { store: options.store, table: options.table, options: plan.guard };
   const selection = plan.selection.map((w) => resultOf(w, w.outcome ?? 'unchanged'));
-  const instances = await restartInstances(clients, plan, options);
+  if (!options.dryRun) {
+    const latches = [...plan.instances, ...plan.services].flatMap((w) => w.latch ?? []);
+    await mapLimit(latches, CALL_CONCURRENCY, (latch) => writeLatch(claims, latch));
+  }
+  const instances = await restartInstances(clients, plan, options, claims);
   const services = await executeWork(
     plan.services,
-    { dryRun: options.dryRun, hasTime: options.hasTime, concurrency: CALL_CONCURRENCY },
-    (w) => redeploy(clients, w, plan.tagValue),
+    {
+      dryRun: options.dryRun,
+      hasTime: options.hasTime,
+      concurrency: CALL_CONCURRENCY,
+      ...(options.first && { first: options.first }),
+    },
+    (w) => redeploy(clients, w, plan.tagValue, claims, options.now),
   );
-  return buildReport('restart', options.dryRun, [...selection, ...instances, ...services]);
+  const report = buildReport('restart', options.dryRun, [...selection, ...instances, ...services]);
+  return options.dryRun
+    ? { ...report, planDigest: planDigest([...plan.selection, ...plan.instances, ...plan.services]) }
+    : report;
 };

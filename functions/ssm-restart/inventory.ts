@@ -1,9 +1,12 @@
 import { paginateDescribeInstances, type EC2Client, type Filter, type Instance } from '@aws-sdk/client-ec2';
-import { DescribeAutoScalingGroupsCommand, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { paginateDescribeAutoScalingGroups, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { DescribeServicesCommand, type ECSClient } from '@aws-sdk/client-ecs';
 import { ListTagsForResourceCommand, type CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { paginateDescribeInstanceInformation, type SSMClient } from '@aws-sdk/client-ssm';
 import { chunk, mapLimit } from '#shared/concurrency.ts';
+import { assertTime, OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
+import { errorMessage } from '#shared/errors.ts';
+import type { Lease, LeaseStore } from '#shared/lease.ts';
 import { matchesTags, tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
 
 export interface Clients {
@@ -43,6 +46,8 @@ export interface ServiceState {
   cluster: string;
   name: string;
   tags: TagMap;
+  /** ECS (rolling update, the default), CODE_DEPLOY (blue/green) or EXTERNAL. */
+  deploymentController?: string;
 }
 
 export interface RestartEstate {
@@ -58,10 +63,24 @@ export interface RestartEstate {
   missingServices: string[];
 }
 
-/** EC2 filters take up to 200 values each. */
+/** EC2 takes up to 200 filter values a call, all filters together (FilterLimitExceeded). */
 const FILTER_VALUES = 200;
-/** Instance ids per DescribeInstanceInformation call, and results per page (its MaxResults is 5 to 50). */
+/**
+ * Instance ids per DescribeInstanceInformation call (its InstanceIds filter takes up to 100 values), and
+ * results per page (its MaxResults is 5 to 50): one page holds every id asked about, and further pages
+ * are followed all the same.
+ */
 const SSM_IDS = 50;
+/** DescribeAutoScalingGroups: 50 names a call by default, and pages of up to 100 groups (MaxRecords). */
+const GROUP_NAMES = 50;
+const GROUP_PAGE = 100;
+/** DescribeServices takes up to 10 services of one cluster a call, and has no pages. */
+const SERVICES_PER_CALL = 10;
+/** Restart records read from the lease table at once (GetItem, one a target). */
+const RECORD_READS = 10;
+
+/** False once the Lambda is close to its timeout: reads stop with OutOfTimeError. */
+type HasTime = () => boolean;
 
 export const partitionOf = (region: string): string =>
   region.startsWith('cn-') ? 'aws-cn' : region.startsWith('us-gov-') ? 'aws-us-gov' : 'aws';
@@ -69,20 +88,28 @@ export const partitionOf = (region: string): string =>
 export const instanceArn = (region: string, account: string, id: string) =>
   `arn:${partitionOf(region)}:ec2:${region}:${account}:instance/${id}`;
 
-/** The alarm's tags, or undefined when the alarm no longer exists. */
-export const readAlarmTags = async (cloudwatch: CloudWatchClient, alarmArn: string) => {
+/**
+ * The alarm's tags (ListTagsForResource returns them all, at most 50, in one answer), undefined when
+ * the alarm no longer exists, or why the role may not read them (an alarm of another account).
+ */
+export const readAlarmTags = async (
+  cloudwatch: CloudWatchClient,
+  alarmArn: string,
+): Promise<{ tags: TagMap } | { denied: string } | undefined> => {
   try {
     const out = await cloudwatch.send(new ListTagsForResourceCommand({ ResourceARN: alarmArn }));
-    return tagMapUpper(out.Tags);
+    return { tags: tagMapUpper(out.Tags) };
   } catch (error) {
     if (/ResourceNotFound/.test((error as Error).name ?? '')) return undefined;
+    if (/AccessDenied/.test((error as Error).name ?? '')) return { denied: errorMessage(error) };
     throw error;
   }
 };
 
-const describeInstances = async (ec2: EC2Client, region: string, Filters: Filter[]) => {
+const describeInstances = async (ec2: EC2Client, region: string, Filters: Filter[], hasTime: HasTime) => {
   const found: InstanceState[] = [];
-  for await (const page of paginateDescribeInstances({ client: ec2 }, { Filters })) {
+  const pages = paginateDescribeInstances({ client: ec2 }, { Filters });
+  for await (const page of pagesWithin(pages, hasTime, 'EC2 instances')) {
     for (const reservation of page.Reservations ?? []) {
       for (const i of reservation.Instances ?? ([] as Instance[])) {
         if (!i.InstanceId) continue;
@@ -102,10 +129,11 @@ const describeInstances = async (ec2: EC2Client, region: string, Filters: Filter
  * Named instances are read by an `instance-id` filter, not `InstanceIds`, so one unknown id does not
  * fail the whole call, and in every state, so the report can say why one was not restarted.
  */
-const instancesById = async (ec2: EC2Client, region: string, ids: string[]) => {
+const instancesById = async (ec2: EC2Client, region: string, ids: string[], hasTime: HasTime) => {
   const found: InstanceState[] = [];
-  for (const batch of chunk(ids, FILTER_VALUES)) {
-    found.push(...(await describeInstances(ec2, region, [{ Name: 'instance-id', Values: batch }])));
+  for (const [n, batch] of chunk(ids, FILTER_VALUES).entries()) {
+    if (n > 0) assertTime(hasTime, 'EC2 instances');
+    found.push(...(await describeInstances(ec2, region, [{ Name: 'instance-id', Values: batch }], hasTime)));
   }
   return found;
 };
@@ -114,25 +142,25 @@ const instancesById = async (ec2: EC2Client, region: string, ids: string[]) => {
  * Running instances carrying every tag. EC2 filter values treat `*` and `?` as wildcards, so what
  * EC2 returns is checked again for exact values.
  */
-const instancesByTags = async (ec2: EC2Client, region: string, tags: TagMap) => {
+const instancesByTags = async (ec2: EC2Client, region: string, tags: TagMap, hasTime: HasTime) => {
   const filters: Filter[] = [
     { Name: 'instance-state-name', Values: ['running'] },
     ...Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] })),
   ];
-  return (await describeInstances(ec2, region, filters)).filter((i) => matchesTags(i.tags, tags));
+  return (await describeInstances(ec2, region, filters, hasTime)).filter((i) => matchesTags(i.tags, tags));
 };
 
 const isInvalidInstanceId = (error: unknown) => /InvalidInstanceId/.test((error as Error)?.name ?? '');
 
 /** The PingStatus of each of `ids` that SSM lists as a managed node; the others are absent. */
-const pingStatusesOf = async (ssm: SSMClient, ids: string[]) => {
+const pingStatusesOf = async (ssm: SSMClient, ids: string[], hasTime: HasTime) => {
   const found = new Map<string, string>();
   const asked = new Set(ids);
   const pages = paginateDescribeInstanceInformation(
     { client: ssm, pageSize: SSM_IDS },
     { Filters: [{ Key: 'InstanceIds', Values: ids }] },
   );
-  for await (const page of pages) {
+  for await (const page of pagesWithin(pages, hasTime, 'SSM managed nodes')) {
     for (const info of page.InstanceInformationList ?? []) {
       if (info.InstanceId && asked.has(info.InstanceId))
         found.set(info.InstanceId, info.PingStatus ?? 'unknown');
@@ -147,45 +175,59 @@ const pingStatusesOf = async (ssm: SSMClient, ids: string[]) => {
  * call, so a batch refused that way is asked again one id at a time, and an id refused alone is
  * treated as not managed rather than taking its batch down with it.
  */
-const pingStatuses = async (ssm: SSMClient, ids: string[]) => {
+const pingStatuses = async (ssm: SSMClient, ids: string[], hasTime: HasTime) => {
   const found = new Map<string, string>();
   const ask = async (batch: string[]): Promise<void> => {
     try {
-      for (const [id, status] of await pingStatusesOf(ssm, batch)) found.set(id, status);
+      for (const [id, status] of await pingStatusesOf(ssm, batch, hasTime)) found.set(id, status);
     } catch (error) {
       if (!isInvalidInstanceId(error)) throw error;
-      if (batch.length > 1) await mapLimit(batch, 5, (id) => ask([id]));
+      if (batch.length > 1) {
+        await mapLimit(batch, 5, async (id) => {
+          assertTime(hasTime, 'SSM managed nodes');
+          await ask([id]);
+        });
+      }
     }
   };
-  for (const batch of chunk(ids, SSM_IDS)) await ask(batch);
+  for (const [n, batch] of chunk(ids, SSM_IDS).entries()) {
+    if (n > 0) assertTime(hasTime, 'SSM managed nodes');
+    await ask(batch);
+  }
   return found;
 };
 
-/** DescribeAutoScalingGroups takes 50 names a call; only InService instances are targets. */
-const groupMembers = async (autoscaling: AutoScalingClient, names: string[]) => {
+/** The InService instances of each group (the only ones that are targets), 50 names a call, every page. */
+const groupMembers = async (autoscaling: AutoScalingClient, names: string[], hasTime: HasTime) => {
   const groups: Record<string, string[] | undefined> = Object.fromEntries(names.map((n) => [n, undefined]));
-  for (const batch of chunk(names, 50)) {
-    const out = await autoscaling.send(
-      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: batch }),
+  for (const [n, batch] of chunk(names, GROUP_NAMES).entries()) {
+    if (n > 0) assertTime(hasTime, 'Auto Scaling groups');
+    const pages = paginateDescribeAutoScalingGroups(
+      { client: autoscaling, pageSize: GROUP_PAGE },
+      { AutoScalingGroupNames: batch },
     );
-    for (const g of out.AutoScalingGroups ?? []) {
-      if (!g.AutoScalingGroupName) continue;
-      groups[g.AutoScalingGroupName] = (g.Instances ?? [])
-        .filter((i) => i.LifecycleState === 'InService' && i.InstanceId)
-        .map((i) => i.InstanceId as string);
+    for await (const page of pagesWithin(pages, hasTime, 'Auto Scaling groups')) {
+      for (const g of page.AutoScalingGroups ?? []) {
+        if (!g.AutoScalingGroupName || !(g.AutoScalingGroupName in groups)) continue;
+        groups[g.AutoScalingGroupName] = (g.Instances ?? [])
+          .filter((i) => i.LifecycleState === 'InService' && i.InstanceId)
+          .map((i) => i.InstanceId as string);
+      }
     }
   }
   return groups;
 };
 
 /** DescribeServices takes 10 services of one cluster a call; tags come in the same call. */
-const describeServices = async (ecs: ECSClient, wanted: Selection['services']) => {
+const describeServices = async (ecs: ECSClient, wanted: Selection['services'], hasTime: HasTime) => {
   const services: ServiceState[] = [];
   const missing: string[] = [];
   const byCluster = new Map<string, string[]>();
   for (const w of wanted) byCluster.set(w.cluster, [...(byCluster.get(w.cluster) ?? []), w.service]);
+  let calls = 0;
   for (const [cluster, names] of byCluster) {
-    for (const batch of chunk([...new Set(names)], 10)) {
+    for (const batch of chunk([...new Set(names)], SERVICES_PER_CALL)) {
+      if (calls++ > 0) assertTime(hasTime, 'ECS services');
       const out = await ecs
         .send(new DescribeServicesCommand({ cluster, services: batch, include: ['TAGS'] }))
         .catch((error: Error) => {
@@ -198,7 +240,13 @@ const describeServices = async (ecs: ECSClient, wanted: Selection['services']) =
           (x) => x.status === 'ACTIVE' && (x.serviceName === name || x.serviceArn === name),
         );
         if (s?.serviceArn) {
-          services.push({ arn: s.serviceArn, cluster, name: s.serviceName ?? name, tags: tagMap(s.tags) });
+          services.push({
+            arn: s.serviceArn,
+            cluster,
+            name: s.serviceName ?? name,
+            tags: tagMap(s.tags),
+            ...(s.deploymentController?.type && { deploymentController: s.deploymentController.type }),
+          });
         } else {
           missing.push(`${cluster}/${name}`);
         }
@@ -208,16 +256,21 @@ const describeServices = async (ecs: ECSClient, wanted: Selection['services']) =
   return { services, missing };
 };
 
-/** Reads every target of a selection, in batches. */
+/**
+ * Reads every target of a selection, in batches, following every page. Reads respect the deadline: one
+ * still paging when the Lambda must stop throws OutOfTimeError, and nothing is planned from half a picture.
+ */
 export const readTargets = async (
   clients: Clients,
   selection: Selection,
   region: string,
+  hasTime: HasTime = () => true,
 ): Promise<RestartEstate> => {
-  const groups = selection.groups.length > 0 ? await groupMembers(clients.autoscaling, selection.groups) : {};
+  const groups =
+    selection.groups.length > 0 ? await groupMembers(clients.autoscaling, selection.groups, hasTime) : {};
   const ids = [...new Set([...selection.instanceIds, ...Object.values(groups).flatMap((m) => m ?? [])])];
-  const named = ids.length > 0 ? await instancesById(clients.ec2, region, ids) : [];
-  const tagged = selection.tags ? await instancesByTags(clients.ec2, region, selection.tags) : [];
+  const named = ids.length > 0 ? await instancesById(clients.ec2, region, ids, hasTime) : [];
+  const tagged = selection.tags ? await instancesByTags(clients.ec2, region, selection.tags, hasTime) : [];
   const byId = new Map(named.map((i) => [i.id, i]));
   const instances: InstanceState[] = [];
   const seen = new Set<string>();
@@ -228,10 +281,11 @@ export const readTargets = async (
   }
   // Only running instances can take a command; SSM is not asked about the others.
   const running = instances.filter((i) => i.state === 'running').map((i) => i.id);
-  const statuses = running.length > 0 ? await pingStatuses(clients.ssm, running) : new Map<string, string>();
+  const statuses =
+    running.length > 0 ? await pingStatuses(clients.ssm, running, hasTime) : new Map<string, string>();
   const { services, missing } =
     selection.services.length > 0
-      ? await describeServices(clients.ecs, selection.services)
+      ? await describeServices(clients.ecs, selection.services, hasTime)
       : { services: [], missing: [] };
   return {
     instances: instances.map((i) => {
@@ -243,4 +297,29 @@ export const readTargets = async (
     services,
     missingServices: missing,
   };
+};
+
+/**
+ * The restart records of `scopes` in the lease table (GetItem each, consistent reads, a few at a time),
+ * or why they could not be read: no table (LEASE_TABLE unset) or an error. Only what the planner shows
+ * depends on them: the executor claims each target with a conditional write whatever was read here.
+ */
+export const readRestartRecords = async (
+  store: LeaseStore | undefined,
+  scopes: readonly string[],
+  hasTime: HasTime = () => true,
+): Promise<{ records: Map<string, Lease | undefined> } | { error: string }> => {
+  const records = new Map<string, Lease | undefined>();
+  if (scopes.length === 0) return { records };
+  if (!store) return { error: 'LEASE_TABLE is not set' };
+  try {
+    for (const [n, batch] of chunk([...new Set(scopes)], RECORD_READS).entries()) {
+      if (n > 0) assertTime(hasTime, 'restart records in the lease table');
+      await Promise.all(batch.map(async (scope) => records.set(scope, await store.read(scope))));
+    }
+  } catch (error) {
+    if (error instanceof OutOfTimeError) throw error;
+    return { error: `${store.table}: ${errorMessage(error)}` };
+  }
+  return { records };
 };

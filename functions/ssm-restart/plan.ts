@@ -13,7 +13,9 @@ import {
   RESTART_NAME_MESSAGE,
   type RestartAction,
 } from '#events/ssm-restart/schema.ts';
+import type { Lease, LeaseOwner } from '#shared/lease.ts';
 import { decodeLastRestart, encodeLastRestart, LAST_RESTART_TAG, stamp, type Trigger } from './cooldown.ts';
+import { decideRestart, restartScope, type GuardOptions, type GuardWrite } from './guard.ts';
 import type { InstanceState, RestartEstate, Selection, ServiceState } from './inventory.ts';
 
 /** The alarm tag that says what to restart. Public contract. */
@@ -46,12 +48,22 @@ export interface RestartRequest {
   selection: Selection;
 }
 
-export interface InstanceWork extends PlannedWork {
+/** What the restart guard needs of a target row (guard.ts). */
+interface GuardedWork extends PlannedWork {
+  /** Its restart record in the lease table: `restart#<arn>`. */
+  scope: string;
+  /** Work: the claim to write, decided from the record read while planning (absent: read it again). */
+  claim?: GuardWrite;
+  /** A row the flap guard refused: the write that latches (or renews) the guard. */
+  latch?: GuardWrite;
+}
+
+export interface InstanceWork extends GuardedWork {
   type: 'ec2-instance';
   instanceId: string;
 }
 
-export interface ServiceWork extends PlannedWork {
+export interface ServiceWork extends GuardedWork {
   type: 'ecs-service';
   cluster: string;
   service: string;
@@ -61,7 +73,10 @@ export interface SendCommandPlan {
   /** `docker restart web` or `systemctl restart nginx.service`, built from a validated name only. */
   commands: string[];
   comment: string;
-  /** Instance ids with work, at most 50 a send, in order. */
+  /**
+   * Instance ids with work, at most 50 a send, in the planned order (the executor sends those the
+   * previous run left undone first).
+   */
   batches: string[][];
 }
 
@@ -74,11 +89,25 @@ export interface RestartPlan {
   send?: SendCommandPlan;
   /** The value of the last-restart tag written on each target before its restart. */
   tagValue: string;
+  /** How the executor decides again when another run wrote a target's restart record first. */
+  guard: GuardOptions;
 }
+
+/**
+ * The restart records of the targets, read from the lease table by scope (undefined: none), or why
+ * they could not be read. A dry run shows its plan either way; a real run changes nothing it cannot claim.
+ */
+export type RestartRecords = { records: ReadonlyMap<string, Lease | undefined> } | { error: string };
 
 export interface PlanOptions {
   cooldownMinutes: number;
+  /** RESTART_MAX_PER_HOUR. */
+  maxPerHour: number;
   now: Date;
+  records: RestartRecords;
+  /** This run, and when it ends at the latest: what a claim records. */
+  owner: LeaseOwner;
+  runUntil: Date;
 }
 
 /** The tag value, or the `container:`/`unit:` prefix, as users write it. */
@@ -130,7 +159,11 @@ export type AlarmResolution = { request: RestartRequest } | { refused: PlannedWo
  * dimensions. A tag or dimensions nobody can act on is refused with a failed row on the alarm, before
  * any mutating call. Dimension values are checked too: EC2 filters read `*` as a wildcard.
  */
-export const requestFromAlarm = (event: AlarmStateChangeEvent, tagValue: string): AlarmResolution => {
+export const requestFromAlarm = (
+  event: AlarmStateChangeEvent,
+  tagValue: string,
+  region?: string,
+): AlarmResolution => {
   const arn = event.resources[0] ?? '';
   const name = event.detail.alarmName;
   const refuse = (detail: string): AlarmResolution => ({
@@ -144,6 +177,11 @@ export const requestFromAlarm = (event: AlarmStateChangeEvent, tagValue: string)
   });
   const parsed = parseRestartTag(tagValue);
   if ('error' in parsed) return refuse(`alarm ${name}: ${parsed.error}`);
+  // The dimensions name resources in the alarm's own region, which this function's clients do not reach.
+  const alarmRegion = arn.split(':')[3];
+  if (region !== undefined && alarmRegion !== region) {
+    return refuse(`alarm ${name} is in region ${alarmRegion}; this function restarts in ${region} only`);
+  }
   const dimensions = alarmDimensions(event);
   // Metric math: the metrics that only feed the expression name inputs, never what to restart.
   const inputs = inputOnlyDimensions(event);
@@ -278,74 +316,127 @@ const notOptedIn = (kind: 'instance' | 'service', tags: TagMap) => {
   );
 };
 
-const planInstance = (
-  i: InstanceState,
-  request: RestartRequest,
-  command: string,
-  opts: PlanOptions,
-): InstanceWork => {
-  const base = { arn: i.arn, type: 'ec2-instance' as const, instanceId: i.id };
-  if (i.state !== 'running') {
-    return { ...base, hasWork: false, outcome: 'skipped', detail: `not running (${i.state}); nothing sent` };
-  }
-  if (i.tags[RESTARTABLE_TAG] !== 'true') {
-    return {
-      ...base,
-      hasWork: false,
-      outcome: 'skipped',
-      detail: `${notOptedIn('instance', i.tags)}; nothing sent`,
-    };
-  }
+/** Why an instance cannot take the command, or undefined when it can (the guard aside). */
+const instanceBlocked = (i: InstanceState): string | undefined => {
+  if (i.state !== 'running') return `not running (${i.state}); nothing sent`;
+  if (i.tags[RESTARTABLE_TAG] !== 'true') return `${notOptedIn('instance', i.tags)}; nothing sent`;
   // SendCommand refuses the whole call (InvalidInstanceId) when one of its instances cannot take it.
   if (i.pingStatus !== ONLINE) {
     const status =
       i.pingStatus === undefined
         ? 'SSM DescribeInstanceInformation does not list it'
         : `PingStatus ${i.pingStatus}`;
-    return {
-      ...base,
-      hasWork: false,
-      outcome: 'skipped',
-      detail: `not an SSM managed instance, or its agent is offline (${status}); nothing sent`,
-    };
+    return `not an SSM managed instance, or its agent is offline (${status}); nothing sent`;
   }
-  const cooldown = cooldownReason(i.tags, request, opts);
-  if (cooldown.skip) return { ...base, hasWork: false, outcome: 'skipped', detail: cooldown.skip };
-  return {
-    ...base,
-    hasWork: true,
-    detail: `${command} (${request.reason}); restart time recorded in tag ${LAST_RESTART_TAG}${cooldown.note}`,
-  };
-};
-
-const planService = (s: ServiceState, request: RestartRequest, opts: PlanOptions): ServiceWork => {
-  const base = { arn: s.arn, type: 'ecs-service' as const, cluster: s.cluster, service: s.name };
-  if (s.tags[RESTARTABLE_TAG] !== 'true') {
-    return {
-      ...base,
-      hasWork: false,
-      outcome: 'skipped',
-      detail: `${notOptedIn('service', s.tags)}; nothing redeployed`,
-    };
-  }
-  const cooldown = cooldownReason(s.tags, request, opts);
-  if (cooldown.skip) return { ...base, hasWork: false, outcome: 'skipped', detail: cooldown.skip };
-  return {
-    ...base,
-    hasWork: true,
-    detail:
-      `redeploy (UpdateService forceNewDeployment; ${request.reason}); ` +
-      `restart time recorded in tag ${LAST_RESTART_TAG}${cooldown.note}`,
-  };
+  return undefined;
 };
 
 /**
- * Decides, from the observed targets, their last restarts and the time, what each target gets, with a
- * reason for each. An instance gets the command only when it is running, opted in with
- * `nightshift:restartable=true`, online in SSM and out of its cooldown (alarms only); a service only when
- * it is opted in and out of its cooldown. Every other target is `skipped` here, never tagged or sent to,
- * so only the outcomes of commands SSM ran count towards MAX_ERRORS. Pure: no I/O, no clock, no
- * environment.
+ * ECS refuses forceNewDeployment for the blue/green (CODE_DEPLOY) and EXTERNAL deployment controllers:
+ * UpdateService changes little more than the desired count for them, and a new deployment is made with
+ * CodeDeploy or the external controller.
+ */
+const REDEPLOYABLE_CONTROLLER = 'ECS';
+
+/** Why a service cannot be redeployed, or undefined when it can (the guard aside). */
+const serviceBlocked = (s: ServiceState): string | undefined => {
+  if (s.tags[RESTARTABLE_TAG] !== 'true') return `${notOptedIn('service', s.tags)}; nothing redeployed`;
+  const controller = s.deploymentController ?? REDEPLOYABLE_CONTROLLER;
+  if (controller !== REDEPLOYABLE_CONTROLLER) {
+    return (
+      `its deployment controller is ${controller}, which does not take UpdateService forceNewDeployment: ` +
+      `start a new deployment with ${controller === 'CODE_DEPLOY' ? 'CodeDeploy' : 'the external controller'} ` +
+      'instead; nothing redeployed, no restart recorded'
+    );
+  }
+  return undefined;
+};
+
+/** The scopes of the targets a request could restart: those the guard must be read for. */
+export const guardedScopes = (request: RestartRequest, estate: RestartEstate): string[] =>
+  request.what.kind === 'ecs-service'
+    ? estate.services.filter((s) => serviceBlocked(s) === undefined).map((s) => restartScope(s.arn))
+    : estate.instances.filter((i) => instanceBlocked(i) === undefined).map((i) => restartScope(i.arn));
+
+/**
+ * The row of a target that can take the restart: what the guard and the last-restart tag say. The
+ * guard (the lease table, atomic) decides first; the tag then still holds alarm restarts off for its
+ * cooldown (it also records restarts made from another stage, which has its own lease table).
+ */
+const guarded = <W extends GuardedWork>(
+  base: Omit<W, 'hasWork' | 'detail' | 'scope'>,
+  tags: TagMap,
+  request: RestartRequest,
+  opts: PlanOptions,
+  guard: GuardOptions,
+  work: string,
+): W => {
+  const scope = restartScope(base.arn);
+  const row = { ...base, scope } as unknown as W;
+  const cooldown = cooldownReason(tags, request, opts);
+  const detail = (note: string) =>
+    `${work}; restart time recorded in tag ${LAST_RESTART_TAG}${cooldown.note}${note}`;
+  if ('error' in opts.records) {
+    if (cooldown.skip) return { ...row, hasWork: false, outcome: 'skipped', detail: cooldown.skip };
+    return {
+      ...row,
+      hasWork: true,
+      digestKey: work,
+      detail: detail(`; its restart record could not be read while planning (${opts.records.error})`),
+    };
+  }
+  const decision = decideRestart(scope, opts.records.records.get(scope), guard);
+  if (decision.kind === 'skip')
+    return { ...row, hasWork: false, outcome: 'skipped', detail: decision.reason };
+  if (decision.kind === 'flap') {
+    return { ...row, hasWork: false, outcome: 'failed', detail: decision.reason, latch: decision.write };
+  }
+  if (cooldown.skip) return { ...row, hasWork: false, outcome: 'skipped', detail: cooldown.skip };
+  return { ...row, hasWork: true, digestKey: work, detail: detail(decision.note), claim: decision.write };
+};
+
+const planInstance = (
+  i: InstanceState,
+  request: RestartRequest,
+  command: string,
+  opts: PlanOptions,
+  guard: GuardOptions,
+): InstanceWork => {
+  const base = { arn: i.arn, type: 'ec2-instance' as const, instanceId: i.id };
+  const blocked = instanceBlocked(i);
+  if (blocked)
+    return { ...base, scope: restartScope(i.arn), hasWork: false, outcome: 'skipped', detail: blocked };
+  return guarded<InstanceWork>(base, i.tags, request, opts, guard, `${command} (${request.reason})`);
+};
+
+const planService = (
+  s: ServiceState,
+  request: RestartRequest,
+  opts: PlanOptions,
+  guard: GuardOptions,
+): ServiceWork => {
+  const base = { arn: s.arn, type: 'ecs-service' as const, cluster: s.cluster, service: s.name };
+  const blocked = serviceBlocked(s);
+  if (blocked)
+    return { ...base, scope: restartScope(s.arn), hasWork: false, outcome: 'skipped', detail: blocked };
+  return guarded<ServiceWork>(
+    base,
+    s.tags,
+    request,
+    opts,
+    guard,
+    `redeploy (UpdateService forceNewDeployment; ${request.reason})`,
+  );
+};
+
+/**
+ * Decides, from the observed targets, their restart records, their last-restart tags and the time,
+ * what each target gets, with a reason for each. An instance gets the command only when it is running,
+ * opted in with `nightshift:restartable=true` and online in SSM; a service only when it is opted in and
+ * deployed by ECS itself; then the restart guard (guard.ts: in progress elsewhere, cooldown, flap
+ * guard) and the tag's cooldown decide. Every other target is `skipped` (or `failed` by the flap
+ * guard) here, never tagged or sent to, so only the outcomes of commands SSM ran count towards
+ * MAX_ERRORS. Pure: no I/O, no clock, no environment.
  */
 export const planRestart = (
   request: RestartRequest,
@@ -353,6 +444,16 @@ export const planRestart = (
   opts: PlanOptions,
 ): RestartPlan => {
   const tagValue = encodeLastRestart({ at: opts.now, what: whatText(request.what), via: request.trigger });
+  const guard: GuardOptions = {
+    trigger: request.trigger,
+    reason: request.reason,
+    what: whatText(request.what),
+    cooldownMinutes: opts.cooldownMinutes,
+    maxPerHour: opts.maxPerHour,
+    now: opts.now,
+    owner: opts.owner,
+    runUntil: opts.runUntil,
+  };
   const outcome = missing(request);
   const selection: PlannedWork[] = [];
   for (const [group, members] of Object.entries(estate.groups)) {
@@ -392,6 +493,7 @@ export const planRestart = (
     arn: id,
     type: 'ec2-instance',
     instanceId: id,
+    scope: restartScope(id),
     hasWork: false,
     outcome,
     detail: 'instance not found; nothing sent',
@@ -401,6 +503,7 @@ export const planRestart = (
     type: 'ecs-service',
     cluster: ref.split('/')[0] ?? '',
     service: ref.split('/').slice(1).join('/'),
+    scope: restartScope(ref),
     hasWork: false,
     outcome,
     detail: 'ECS service not found (or not ACTIVE); nothing redeployed',
@@ -410,14 +513,15 @@ export const planRestart = (
     return {
       selection,
       instances: [],
-      services: [...missingServices, ...estate.services.map((s) => planService(s, request, opts))],
+      services: [...missingServices, ...estate.services.map((s) => planService(s, request, opts, guard))],
       tagValue,
+      guard,
     };
   }
   const command = shellCommand(request.what);
   const instances = [
     ...missingInstances,
-    ...estate.instances.map((i) => planInstance(i, request, command, opts)),
+    ...estate.instances.map((i) => planInstance(i, request, command, opts, guard)),
   ];
   const ids = instances.filter((w) => w.hasWork).map((w) => w.instanceId);
   return {
@@ -425,6 +529,7 @@ export const planRestart = (
     instances,
     services: [],
     tagValue,
+    guard,
     ...(ids.length > 0 && {
       send: {
         commands: [command],

@@ -23,10 +23,13 @@ import {
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { CloudWatchClient, ListTagsForResourceCommand } from '@aws-sdk/client-cloudwatch';
 import { run, type Deps } from '#functions/ssm-restart/handler.ts';
-import { pollDelayMs, shareLimit } from '#functions/ssm-restart/execute.ts';
+import { deliveryTimeoutSeconds, pollDelayMs, shareLimit } from '#functions/ssm-restart/execute.ts';
+import { OutOfTimeError } from '#shared/deadline.ts';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { readFileSync } from 'node:fs';
+import { RunLeases } from '#shared/lease.ts';
 import { runContext } from '#test/support/context.ts';
+import { memoryLeaseStore } from '#test/support/ssm-estate.ts';
 
 const ec2 = mockClient(EC2Client);
 const ssm = mockClient(SSMClient);
@@ -48,6 +51,7 @@ const deps = (config: Partial<Deps['config']> = {}): Deps => ({
   },
   config: {
     RESTART_COOLDOWN_MINUTES: 15,
+    RESTART_MAX_PER_HOUR: 3,
     MAX_CONCURRENCY: '25%',
     MAX_ERRORS: '1',
     DRY_RUN: false,
@@ -58,7 +62,18 @@ const deps = (config: Partial<Deps['config']> = {}): Deps => ({
   pollDelayMs: () => 0,
   sleep: async () => undefined,
 });
-const ctx = (hasTime: () => boolean = () => true) => runContext({ hasTime });
+/** The lease table restart records are claimed in; a fresh one for every test. */
+let store = memoryLeaseStore();
+const ctx = (hasTime: () => boolean = () => true, holder = 'ssm-restart run 1') =>
+  runContext({
+    hasTime,
+    leases: new RunLeases(
+      store,
+      { holder, token: `${holder} token` },
+      () => new Date('2026-11-23T02:15:00Z'),
+      () => 900_000,
+    ),
+  });
 const restart = (count: number, extra: Record<string, unknown> = {}) =>
   parseRestartInput({
     action: 'restart',
@@ -107,6 +122,7 @@ const invocation = (
 
 describe('ssm-restart with simulated AWS', () => {
   beforeEach(() => {
+    store = memoryLeaseStore();
     ec2.reset();
     ssm.reset();
     ecs.reset();
@@ -341,11 +357,12 @@ describe('ssm-restart with simulated AWS', () => {
     const follow = (n: number) =>
       `follow it with aws ssm get-command-invocation --command-id cmd-1 --instance-id ${id(n)}`;
     const what = '(docker restart web (on-demand); restart time recorded in tag nightshift:last-restart)';
+    // Three instances at 25% run one at a time: three waves, so the send's delivery timeout is 120 + 2 × 300 s
     expect(report.resources.map((r) => r.detail)).toEqual([
       `not yet delivered to the instance when the Lambda had to stop: command cmd-1 is Pending on ${id(0)} ${what}; ` +
-        `it runs only if the agent picks it up in time (delivery timeout 120 s), else SSM ends it Delivery Timed Out; ${follow(0)}`,
+        `it runs only if it starts in time (delivery timeout 720 s after the send), else SSM ends it Delivery Timed Out; ${follow(0)}`,
       `not yet delivered to the instance when the Lambda had to stop: command cmd-1 is Delayed on ${id(1)} ${what}; ` +
-        `it runs only if the agent picks it up in time (delivery timeout 120 s), else SSM ends it Delivery Timed Out; ${follow(1)}`,
+        `it runs only if it starts in time (delivery timeout 720 s after the send), else SSM ends it Delivery Timed Out; ${follow(1)}`,
       `still running when the Lambda had to stop: command cmd-1 is InProgress on ${id(2)} ${what}; ${follow(2)}`,
     ]);
   });
@@ -551,7 +568,7 @@ describe('ssm-restart with simulated AWS', () => {
     ]);
   });
 
-  it('sends and tags nothing when the Lambda is already about to time out', async () => {
+  it('reports sends the deadline left unstarted as undone, and claims, tags and sends nothing for them', async () => {
     running(2);
 
     const report = await run(
@@ -560,8 +577,12 @@ describe('ssm-restart with simulated AWS', () => {
       deps(),
     );
 
-    expect(report.summary).toMatchObject({ skipped: 2, changed: 0 });
-    expect(report.resources[0]?.detail).toMatch(/^not sent: the Lambda was about to time out; run again/);
+    expect(report.summary).toMatchObject({ undone: 2, skipped: 0, changed: 0 });
+    expect(report.resources[0]?.detail).toBe(
+      'not started: the Lambda was about to time out; the next run starts with it (would have: docker restart web ' +
+        '(on-demand); restart time recorded in tag nightshift:last-restart)',
+    );
+    expect(store.writes).toEqual([]);
     expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
     expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
   });
@@ -642,5 +663,306 @@ describe('ssm-restart with simulated AWS', () => {
 
     expect(report.resources).toEqual([]);
     expect(ec2.calls()).toHaveLength(0);
+  });
+
+  describe('sends that fit their delivery timeout', () => {
+    it.each([
+      [1, '25%', 120],
+      [12, '25%', 1_020],
+      [50, '25%', 1_320],
+      [50, '100%', 120],
+      [50, '2', 7_320],
+      [50, '1', 14_820],
+      [3, '10', 120],
+    ])(
+      'gives a send of %i instances at MaxConcurrency %s a TimeoutSeconds of %i',
+      (size, concurrency, seconds) => {
+        expect(deliveryTimeoutSeconds(size, concurrency)).toBe(seconds);
+      },
+    );
+
+    it('sizes the TimeoutSeconds of each send to its waves, so the last wave is not expired before its turn', async () => {
+      // Prepare: 200 instances at 25%: four sends of 50, each run 12 at a time in 5 waves
+      running(200);
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+
+      // Act
+      const report = await run(restart(200), ctx(), deps());
+      const counted = await run(
+        restart(200),
+        ctx(() => true, 'ssm-restart run 2'),
+        deps({ MAX_CONCURRENCY: '5' }),
+      );
+
+      // Assess: 120 s for the first wave, 300 s (the execution timeout) more for each wave after it
+      const sends = ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
+      expect(
+        sends.slice(0, 4).map((x) => [x.InstanceIds?.length, x.MaxConcurrency, x.TimeoutSeconds]),
+      ).toEqual([
+        [50, '25%', 1_320],
+        [50, '25%', 1_320],
+        [50, '25%', 1_320],
+        [50, '25%', 1_320],
+      ]);
+      // A count of 5 shared among four sends: 2, 1, 1 and 1 at a time
+      expect(sends.slice(4).map((x) => [x.MaxConcurrency, x.TimeoutSeconds])).toEqual([
+        ['2', 7_320],
+        ['1', 14_820],
+        ['1', 14_820],
+        ['1', 14_820],
+      ]);
+      expect(report.summary.changed).toBe(200);
+      expect(counted.summary.changed).toBe(200);
+    });
+  });
+
+  describe('reads past the first page, within the deadline', () => {
+    const page = (from: number, to: number, NextToken?: string) => ({
+      Reservations: [
+        {
+          OwnerId: '123456789012',
+          Instances: Array.from({ length: to - from }, (_, n) => ({
+            InstanceId: id(from + n),
+            State: { Name: 'running' as const },
+            Tags: [RESTARTABLE, { Key: 'app', Value: 'web' }],
+          })),
+        },
+      ],
+      ...(NextToken && { NextToken }),
+    });
+    /** Answers DescribeInstances with `pages` in turn, noting each request's token (the paginator reuses its input). */
+    const describeInPages = (pages: ReturnType<typeof page>[]) => {
+      const tokens: (string | undefined)[] = [];
+      ec2.on(DescribeInstancesCommand).callsFake(async (input: { NextToken?: string }) => {
+        tokens.push(input.NextToken);
+        return pages[tokens.length - 1];
+      });
+      return tokens;
+    };
+    const byTags = (extra: Record<string, unknown> = {}) =>
+      parseRestartInput({ action: 'restart', targets: { tags: { app: 'web' } }, container: 'web', ...extra });
+
+    it('follows every page of DescribeInstances', async () => {
+      const tokens = describeInPages([page(0, 1000, 'page-2'), page(1000, 1500, 'page-3'), page(1500, 1501)]);
+      agents(Array.from({ length: 1501 }, (_, n) => [id(n), 'Online']));
+
+      const report = await run(byTags({ dryRun: true }), ctx(), deps());
+
+      expect(tokens).toEqual([undefined, 'page-2', 'page-3']);
+      expect(report.summary).toMatchObject({ planned: 1501, skipped: 0 });
+    });
+
+    it('stops reading when the Lambda runs short of time, before it changes anything', async () => {
+      const tokens = describeInPages([page(0, 1000, 'page-2'), page(1000, 1001)]);
+      agents(Array.from({ length: 1001 }, (_, n) => [id(n), 'Online']));
+      const hasTime = () => tokens.length < 1;
+
+      await expect(run(byTags(), ctx(hasTime), deps())).rejects.toThrow(new OutOfTimeError('EC2 instances'));
+
+      expect(tokens).toEqual([undefined]);
+      expect(store.writes).toEqual([]);
+      expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+    });
+
+    it('follows every page of DescribeAutoScalingGroups', async () => {
+      // Prepare: the group comes on the second page
+      running(2);
+      cloudwatch
+        .on(ListTagsForResourceCommand)
+        .resolves({ Tags: [{ Key: 'nightshift:restart', Value: 'container:web' }] });
+      const asked: unknown[] = [];
+      autoscaling.on(DescribeAutoScalingGroupsCommand).callsFake(async (input: { NextToken?: string }) => {
+        asked.push(structuredClone(input));
+        return input.NextToken === undefined
+          ? { AutoScalingGroups: [], NextToken: 'page-2' }
+          : {
+              AutoScalingGroups: [
+                {
+                  AutoScalingGroupName: 'web-fleet',
+                  Instances: [0, 1].map((n) => ({ InstanceId: id(n), LifecycleState: 'InService' })),
+                },
+              ],
+            };
+      });
+      const event = JSON.parse(
+        readFileSync('events/aws.cloudwatch/samples/alarm-autoscaling-group.json', 'utf8'),
+      );
+
+      // Act
+      const report = await run(parseRestartInput(event), ctx(), deps({ DRY_RUN: true }));
+
+      // Assess
+      expect(asked).toEqual([
+        { AutoScalingGroupNames: ['web-fleet'], MaxRecords: 100 },
+        { AutoScalingGroupNames: ['web-fleet'], MaxRecords: 100, NextToken: 'page-2' },
+      ]);
+      expect(report.resources.map((r) => [r.arn, r.outcome])).toEqual([
+        [arn(0), 'planned'],
+        [arn(1), 'planned'],
+      ]);
+    });
+
+    it('asks ECS about the services of an alarm 10 a call', async () => {
+      // Prepare: an alarm on 12 services of one cluster, all opted in
+      const names = Array.from({ length: 12 }, (_, n) => `web-${n}`);
+      const event = JSON.parse(readFileSync('events/aws.cloudwatch/samples/alarm-ecs-service.json', 'utf8'));
+      event.detail.configuration.metrics = names.map((name, n) => ({
+        id: `m${n}`,
+        metricStat: { metric: { dimensions: { ClusterName: 'shop', ServiceName: name } } },
+      }));
+      cloudwatch
+        .on(ListTagsForResourceCommand)
+        .resolves({ Tags: [{ Key: 'nightshift:restart', Value: 'ecs-service' }] });
+      ecs.on(DescribeServicesCommand).callsFake(async (input: { services: string[] }) => ({
+        services: input.services.map((name) => ({
+          serviceArn: `arn:aws:ecs:eu-central-1:123456789012:service/shop/${name}`,
+          serviceName: name,
+          status: 'ACTIVE',
+          deploymentController: { type: 'ECS' },
+          tags: [{ key: 'nightshift:restartable', value: 'true' }],
+        })),
+      }));
+      ecs.on(TagResourceCommand).resolves({});
+      ecs.on(UpdateServiceCommand).resolves({});
+
+      // Act
+      const report = await run(parseRestartInput(event), ctx(), deps());
+
+      // Assess
+      expect(ecs.commandCalls(DescribeServicesCommand).map((c) => c.args[0].input.services?.length)).toEqual([
+        10, 2,
+      ]);
+      expect(report.summary).toMatchObject({ changed: 12 });
+      expect(store.items.size).toBe(12);
+    });
+  });
+
+  describe('deadlines and claims', () => {
+    it('sends the batches that fit before the deadline and reports the rest undone, starting with what was left last time', async () => {
+      // Prepare: 60 instances; the previous run left i-…59 undone; time runs out after the first send
+      running(60);
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+      const hasTime = () => ssm.commandCalls(SendCommandCommand).length < 1;
+      const carried = runContext({
+        hasTime,
+        leases: new RunLeases(
+          store,
+          { holder: 'run', token: 'run' },
+          () => new Date(),
+          () => 900_000,
+        ),
+        carried: { restart: [arn(59)] },
+      });
+
+      // Act
+      const report = await run(restart(60), carried, deps());
+
+      // Assess
+      const sent = ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds);
+      expect(sent).toEqual([[id(59), ...Array.from({ length: 49 }, (_, n) => id(n))]]);
+      expect(report.summary).toMatchObject({ changed: 50, undone: 10 });
+      expect(report.resources[58]).toMatchObject({ arn: arn(58), outcome: 'undone' });
+      expect(report.resources[58]?.detail).toMatch(
+        /^not started: the Lambda was about to time out; the next run starts with it/,
+      );
+      // Nothing was claimed or tagged for the undone ones
+      expect(store.items.has(`restart#${arn(58)}`)).toBe(false);
+      expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(50);
+    });
+
+    it('keeps a restart in progress as long as SSM may still start it, after the Lambda has stopped', async () => {
+      // Prepare: 50 instances at 25%: SSM may start the last wave up to 1,320 s after the send and run it
+      // 300 s; when the Lambda must stop, i-…0 is done, the others are still waiting or running
+      running(50);
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('Pending'));
+      ssm
+        .on(GetCommandInvocationCommand, { InstanceId: id(0) })
+        .resolves(invocation('Success', { ResponseCode: 0 }));
+      const hasTime = () => ssm.commandCalls(GetCommandInvocationCommand).length < 50;
+
+      // Act
+      await run(restart(50), ctx(hasTime), deps());
+      const onDemand = await run(
+        restart(2),
+        ctx(() => true, 'ssm-restart run 2'),
+        deps(),
+      );
+
+      // Assess
+      expect(store.items.get(`restart#${arn(0)}`)?.data.runUntil).toBe('2026-11-23T02:15:00Z');
+      expect(store.items.get(`restart#${arn(1)}`)?.data.runUntil).toBe('2026-11-23T02:42:00Z');
+      expect(onDemand.resources.map((r) => r.outcome)).toEqual(['changed', 'skipped']);
+      expect(onDemand.resources[1]?.detail).toMatch(
+        /^another restart of it is in progress: container:web via on-demand, by ssm-restart run 1, since 2026-11-23T02:15:00Z \(that run ends by 2026-11-23T02:42:00Z\)/,
+      );
+    });
+
+    it('claims nothing it cannot write, and tags and sends nothing then', async () => {
+      running(2);
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+      const failing = memoryLeaseStore();
+      failing.compareAndSet = async () => {
+        throw awsError('AccessDeniedException', 'not authorized to perform: dynamodb:PutItem');
+      };
+      store = failing;
+
+      const report = await run(restart(2), ctx(), deps());
+
+      expect(report.summary).toMatchObject({ failed: 2, changed: 0 });
+      expect(report.resources[0]?.detail).toBe(
+        'could not take a lease in nightshift-test-leases (AccessDeniedException: not authorized to perform: ' +
+          'dynamodb:PutItem); nothing changed: without a lease another run could act on it at the same time; no ' +
+          'restart goes ahead unguarded: nothing tagged or sent',
+      );
+      expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+    });
+
+    it('puts the record back when the restart time could not be tagged, so the next alarm is not held off', async () => {
+      running(2);
+      ec2
+        .on(CreateTagsCommand, { Resources: [id(1)] })
+        .rejects(awsError('UnauthorizedOperation', 'not authorized'));
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+
+      const report = await run(restart(2), ctx(), deps());
+
+      expect(report.resources.map((r) => r.outcome)).toEqual(['changed', 'failed']);
+      expect(store.items.get(`restart#${arn(0)}`)?.expiresAt).toEqual(new Date('2026-11-23T02:30:00Z'));
+      // i-…1: claimed, then put back as a record that holds nothing off
+      expect(store.writes.filter((w) => w.scope === `restart#${arn(1)}`).map((w) => w.op)).toEqual([
+        'compareAndSet',
+        'compareAndSet',
+      ]);
+      expect(store.items.get(`restart#${arn(1)}`)).toMatchObject({
+        expiresAt: new Date('2026-11-23T02:15:00Z'),
+        data: { runUntil: '2026-11-23T02:15:00Z' },
+      });
+    });
+
+    it('refuses to restart from an alarm whose tags it may not read', async () => {
+      cloudwatch
+        .on(ListTagsForResourceCommand)
+        .rejects(
+          awsError('AccessDenied', 'User is not authorized to perform: cloudwatch:ListTagsForResource'),
+        );
+      const event = JSON.parse(readFileSync('events/aws.cloudwatch/samples/alarm-instance.json', 'utf8'));
+
+      const report = await run(parseRestartInput(event), ctx(), deps());
+
+      expect(report.resources).toEqual([
+        {
+          arn: 'arn:aws:cloudwatch:eu-central-1:123456789012:alarm:web-1-container-unhealthy',
+          type: 'cloudwatch-alarm',
+          outcome: 'failed',
+          detail:
+            'could not read the tags of alarm web-1-container-unhealthy (AccessDenied: User is not authorized to ' +
+            'perform: cloudwatch:ListTagsForResource): the role reads the tags of alarms in its own account and ' +
+            'region only; nothing restarted',
+        },
+      ]);
+      expect(ec2.calls()).toHaveLength(0);
+    });
   });
 });

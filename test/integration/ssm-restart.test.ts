@@ -19,10 +19,15 @@ import { readFileSync } from 'node:fs';
 import { DeleteTagsCommand } from '@aws-sdk/client-ec2';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { lambdaContext, runContext } from '#test/support/context.ts';
+import { dynamoClient, leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
+import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
+import { RunFailedError } from '#shared/errors.ts';
+import type { LeaseStore } from '#shared/lease.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 import {
   alarmEvent,
+  barrier,
   createAlarm,
   createGroup,
   createService,
@@ -37,6 +42,7 @@ import {
   stopInstance,
   stubSsmAgents,
   tagInstance,
+  until,
   type RestartSeedClients,
 } from '#test/support/ssm-estate.ts';
 
@@ -66,12 +72,30 @@ const invoke = (event: unknown, env: Record<string, string> = {}) =>
     lambdaContext('ssm-restart'),
   ) as Promise<Report>;
 const row = (report: Report, suffix: string) => report.resources.find((r) => r.arn.endsWith(suffix));
+/** The report of a run, also when every row failed (withOps then throws it in a RunFailedError). */
+const settled = (run: Promise<Report>) =>
+  run.catch((error: unknown) => {
+    if (error instanceof RunFailedError) return error.report;
+    throw error;
+  });
+/** A published CloudWatch event (test/fixtures/aws-events/aws.cloudwatch, see PROVENANCE.md). */
+const fixture = (file: string) =>
+  JSON.parse(readFileSync(`test/fixtures/aws-events/aws.cloudwatch/${file}`, 'utf8')) as {
+    resources: string[];
+    region: string;
+    detail: {
+      alarmName: string;
+      configuration: { metrics?: { metricStat: { metric: { dimensions: object } } }[] };
+    };
+  };
 
 describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   let moto: Moto;
   let proxy: Proxy;
   let aws: RestartSeedClients;
   let agents: Parameters<typeof stubSsmAgents>[1] = {};
+  /** The lease table, read directly in moto (not through the proxy). */
+  let records: LeaseStore;
   /** These instances' SSM agents are online from now on. */
   const online = (...ids: (string | undefined)[]) => {
     for (const id of ids) agents[id ?? ''] = 'Online';
@@ -88,16 +112,22 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     moto = await startMoto();
     proxy = await startProxy(moto.url);
     useEndpoint(proxy.url);
+    // The stage's lease table, as the stack creates it: withOps gives runs its store (through the proxy).
+    process.env.LEASE_TABLE = TEST_LEASE_TABLE;
     aws = restartSeedClients(moto.url);
   });
   afterAll(async () => {
+    delete process.env.LEASE_TABLE;
     await proxy?.close();
     moto?.stop();
   });
   beforeEach(async () => {
     await moto.reset();
+    records = await leaseTable(moto.url);
     clock = new Date('2026-11-23T02:14:41Z');
     proxy.requests.length = 0;
+    for (const op of ['DescribeInstanceInformation', 'PutItem', 'GetCommandInvocation'])
+      proxy.before(op, undefined);
     agents = {};
     stubSsmAgents(proxy, agents);
   });
@@ -149,7 +179,8 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       'at=2026-11-23T02:14:41Z what=container:web via=alarm',
     );
     expect((await instanceTags(aws, other!))[LAST_RESTART]).toBeUndefined();
-    expect(mutations(proxy.requests)).toEqual(['CreateTags', 'SendCommand']);
+    // Claimed in the lease table first, then tagged and sent; the claim is marked over once it ended
+    expect(mutations(proxy.requests)).toEqual(['PutItem', 'CreateTags', 'SendCommand', 'PutItem']);
     const asked = proxy.requests.find((r) => r.operation === 'DescribeInstanceInformation')?.body ?? '{}';
     expect(JSON.parse(asked)).toEqual({ Filters: [{ Key: 'InstanceIds', Values: [web] }], MaxResults: 50 });
   });
@@ -174,8 +205,9 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     // Assess
     expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, failed: 0 });
     expect(again.resources[0]?.detail).toBe(
-      'last restarted 5 min ago at 2026-11-23T02:14:41Z (container:web via alarm); alarm restarts wait for the ' +
-        '15-min cooldown, which ends at 2026-11-23T02:29:41Z: not restarted for alarm web-1-unhealthy',
+      'last restarted 5 min ago at 2026-11-23T02:14:41Z (container:web via alarm, by ssm-restart run ' +
+        'c4c1c1c9-6542-e61b-6ef0-8c4d36933a92 (ssm-restart)); alarm restarts wait for the 15-min cooldown, which ' +
+        'ends at 2026-11-23T02:29:41Z: not restarted for alarm web-1-unhealthy',
     );
     expect(sendCommands(proxy.requests)).toEqual([]);
     expect(mutations(proxy.requests)).toEqual([]);
@@ -297,7 +329,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       .filter((r) => r.operation === 'UpdateService')
       .map((r) => JSON.parse(r.body));
     expect(updates).toEqual([{ cluster: 'shop', service: 'web', forceNewDeployment: true }]);
-    expect(mutations(proxy.requests)).toEqual(['TagResource', 'UpdateService']);
+    expect(mutations(proxy.requests)).toEqual(['PutItem', 'TagResource', 'UpdateService', 'PutItem']);
     const after = await describeService(aws, 'shop', 'web');
     const primary = after.deployments.find((d) => d.status === 'PRIMARY');
     expect(primary?.id).not.toBe(before.deployments.find((d) => d.status === 'PRIMARY')?.id);
@@ -398,6 +430,8 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       ['25%', '1'],
       ['25%', '0'],
     ]);
+    // 50 at 25% run 12 at a time, 10 at 25% 2 at a time: 5 waves each, so 120 s + 4 × 300 s to start
+    expect(sends.map((s) => s.TimeoutSeconds)).toEqual([1_320, 1_320]);
     expect(report.summary).toMatchObject({ changed: 60, failed: 0 });
     // Both batches went out before the first poll: a slow instance in one holds up no other
     const ops = proxy.requests.map((r) => r.operation);
@@ -598,5 +632,356 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       [running, 'changed', 'docker restart web (on-demand)'],
       [stopped, 'skipped', 'not running (stopped)'],
     ]);
+  });
+
+  describe('the restart guard in the lease table', () => {
+    const dims = (id: string) => ({ InstanceId: id });
+    /** Holds the first claim of a target until a second run tries to claim it too, and lets that one go on once the first is written. */
+    const raceForClaims = (arn: string) => {
+      let claims = 0;
+      let secondTried: () => void = () => undefined;
+      const tried = new Promise<void>((resolve) => (secondTried = resolve));
+      proxy.before('PutItem', async (request) => {
+        if (!request.body.includes(`"restart#${arn}"`)) return;
+        const n = ++claims;
+        if (n === 1) await tried;
+        if (n === 2) {
+          secondTried();
+          await until(async () => (await records.read(`restart#${arn}`)) !== undefined);
+        }
+      });
+      return () => claims;
+    };
+
+    it('restarts an instance once when two alarms on it fire together, interleaved step by step', async () => {
+      // Prepare: two alarms on web-1's container
+      const [web] = await launch(1);
+      const unhealthy = await createAlarm(aws, 'web-1-unhealthy', dims(web!), { [RESTART]: 'container:web' });
+      const slow = await createAlarm(aws, 'web-1-slow', dims(web!), { [RESTART]: 'container:web' });
+      proxy.requests.length = 0;
+      // Both runs read the instance, its tags and its restart record before either writes anything,
+      // and both try to claim it
+      proxy.before('DescribeInstanceInformation', barrier(2));
+      const claims = raceForClaims(instanceArn(web!));
+
+      // Act
+      const reports = await Promise.all([
+        invoke({ ...alarmEvent(unhealthy, dims(web!)), id: 'event-unhealthy' }),
+        invoke({ ...alarmEvent(slow, dims(web!)), id: 'event-slow' }),
+      ]);
+
+      // Assess: one restart; the run that lost the claim read the record again and met the winner's
+      // restart in progress
+      expect(sendCommands(proxy.requests)).toHaveLength(1);
+      expect(claims()).toBeGreaterThanOrEqual(2);
+      const won = reports.findIndex((r) => r.summary.changed === 1);
+      const lost = reports[1 - won];
+      const winner = ['event-unhealthy', 'event-slow'][won];
+      expect(lost?.summary).toEqual({
+        changed: 0,
+        planned: 0,
+        unchanged: 0,
+        skipped: 1,
+        undone: 0,
+        failed: 0,
+      });
+      expect(lost?.resources[0]?.detail).toBe(
+        `another restart of it is in progress: container:web via alarm, by ssm-restart run ${winner} ` +
+          '(ssm-restart), since 2026-11-23T02:14:41Z (that run ends by 2026-11-23T02:30:41Z); not restarted for ' +
+          `alarm ${won === 0 ? 'web-1-slow' : 'web-1-unhealthy'} — run again once it is done`,
+      );
+      expect((await instanceTags(aws, web!))[LAST_RESTART]).toBe(
+        'at=2026-11-23T02:14:41Z what=container:web via=alarm',
+      );
+      // The record: one restart, over, with its cooldown
+      expect(await records.read(`restart#${instanceArn(web!)}`)).toMatchObject({
+        holder: `ssm-restart run ${winner} (ssm-restart)`,
+        expiresAt: new Date('2026-11-23T02:29:41Z'),
+        data: { restarts: '2026-11-23T02:14:41Z', runUntil: '2026-11-23T02:14:41Z' },
+      });
+    });
+
+    it('restarts once when one alarm event is delivered twice at the same time', async () => {
+      const [web] = await launch(1);
+      const arn = await createAlarm(aws, 'web-1-unhealthy', dims(web!), { [RESTART]: 'container:web' });
+      proxy.requests.length = 0;
+      proxy.before('DescribeInstanceInformation', barrier(2));
+      raceForClaims(instanceArn(web!));
+      const event = alarmEvent(arn, dims(web!));
+
+      const reports = await Promise.all([invoke(event), invoke(event)]);
+
+      expect(sendCommands(proxy.requests)).toHaveLength(1);
+      expect(reports.map((r) => r.resources[0]?.outcome).sort()).toEqual(['changed', 'skipped']);
+    });
+
+    it('leaves an instance alone on demand while an alarm restarts it, and restarts it once that is over', async () => {
+      // Prepare: an alarm restart held at its first look at the command it sent
+      const [web] = await launch(1);
+      const arn = await createAlarm(aws, 'web-1-unhealthy', dims(web!), { [RESTART]: 'container:web' });
+      let polled: () => void = () => undefined;
+      let release: () => void = () => undefined;
+      const polling = new Promise<void>((resolve) => (polled = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      proxy.before('GetCommandInvocation', async () => {
+        polled();
+        await released;
+      });
+      const alarmRun = invoke(alarmEvent(arn, dims(web!)));
+      await polling;
+      proxy.before('GetCommandInvocation', undefined);
+      const onDemand = { action: 'restart', targets: { instanceIds: [web] }, container: 'web' };
+
+      // Act: a person restarts it while the alarm's restart is in progress
+      const during = await invoke(onDemand);
+      release();
+      const alarm = await alarmRun;
+      const after = await invoke(onDemand);
+
+      // Assess
+      expect(during.resources[0]).toMatchObject({ outcome: 'skipped' });
+      expect(during.resources[0]?.detail).toBe(
+        'another restart of it is in progress: container:web via alarm, by ssm-restart run ' +
+          'c4c1c1c9-6542-e61b-6ef0-8c4d36933a92 (ssm-restart), since 2026-11-23T02:14:41Z (that run ends by ' +
+          '2026-11-23T02:30:41Z); not restarted for on-demand — run again once it is done',
+      );
+      expect(alarm.resources[0]?.outcome).toBe('changed');
+      // On demand ignores the cooldown, once the alarm's restart is over
+      expect(after.resources[0]?.outcome).toBe('changed');
+      expect(sendCommands(proxy.requests).map((c) => c.Comment)).toEqual([
+        'nightshift ssm-restart: alarm web-1-unhealthy',
+        'nightshift ssm-restart: on-demand',
+      ]);
+    });
+
+    it('fails the 4th alarm restart in an hour, stops alarm restarts until one on demand, which resets it', async () => {
+      // Prepare: an alarm that keeps flapping, every 15 minutes (the cooldown)
+      const [web] = await launch(1);
+      const arn = await createAlarm(aws, 'web-1-unhealthy', dims(web!), { [RESTART]: 'container:web' });
+      const alarmAt = async (iso: string) => {
+        clock = new Date(iso);
+        return settled(invoke(alarmEvent(arn, dims(web!))));
+      };
+
+      // Act
+      const first = [await alarmAt('2026-11-23T02:00:00Z'), await alarmAt('2026-11-23T02:15:00Z')];
+      const third = await alarmAt('2026-11-23T02:30:00Z');
+      const fourth = await alarmAt('2026-11-23T02:45:00Z');
+      const hoursLater = await alarmAt('2026-11-23T05:00:00Z');
+      clock = new Date('2026-11-23T05:01:00Z');
+      const byHand = await invoke({ action: 'restart', targets: { instanceIds: [web] }, container: 'web' });
+      const next = await alarmAt('2026-11-23T05:20:00Z');
+
+      // Assess
+      expect([...first, third].map((r) => r.resources[0]?.outcome)).toEqual([
+        'changed',
+        'changed',
+        'changed',
+      ]);
+      expect(fourth.resources[0]).toMatchObject({ outcome: 'failed' });
+      expect(fourth.resources[0]?.detail).toBe(
+        'flap guard: restarted 3 times by alarms in the last hour (2026-11-23T02:00:00Z, 2026-11-23T02:15:00Z, ' +
+          '2026-11-23T02:30:00Z); one more would be more than RESTART_MAX_PER_HOUR (3): no automatic restarts of it ' +
+          'until a person restarts it on demand; not restarted for alarm web-1-unhealthy',
+      );
+      // Still stopped hours later: the guard latched
+      expect(hoursLater.resources[0]).toMatchObject({ outcome: 'failed' });
+      expect(hoursLater.resources[0]?.detail).toMatch(
+        /^flap guard: automatic restarts of it stopped at 2026-11-23T02:45:00Z, after more than 3 restarts in an hour/,
+      );
+      expect(byHand.resources[0]?.outcome).toBe('changed');
+      expect(byHand.resources[0]?.detail).toMatch(
+        /; this on-demand restart resets the flap guard \(automatic restarts of it had stopped at 2026-11-23T02:45:00Z\); Success/,
+      );
+      expect(next.resources[0]?.outcome).toBe('changed');
+      expect(sendCommands(proxy.requests)).toHaveLength(5);
+      expect((await records.read(`restart#${instanceArn(web!)}`))?.data).toEqual({
+        what: 'container:web',
+        via: 'alarm',
+        restarts: '2026-11-23T05:20:00Z',
+        runUntil: '2026-11-23T05:20:00Z',
+      });
+    });
+
+    it('never restarts without the lease table, on an alarm or on demand', async () => {
+      // Prepare
+      const [web] = await launch(1);
+      const arn = await createAlarm(aws, 'web-1-unhealthy', dims(web!), { [RESTART]: 'container:web' });
+      proxy.requests.length = 0;
+
+      // Act: a function deployed without LEASE_TABLE, then one whose table was deleted
+      delete process.env.LEASE_TABLE;
+      const unset = await settled(invoke(alarmEvent(arn, dims(web!))));
+      const unsetOnDemand = await settled(
+        invoke({ action: 'restart', targets: { instanceIds: [web] }, container: 'web' }),
+      );
+      process.env.LEASE_TABLE = TEST_LEASE_TABLE;
+      await dynamoClient(moto.url).send(new DeleteTableCommand({ TableName: TEST_LEASE_TABLE }));
+      const missing = await settled(invoke(alarmEvent(arn, dims(web!))));
+
+      // Assess: failed, and nothing tagged or sent
+      for (const report of [unset, unsetOnDemand, missing])
+        expect(report.resources[0]?.outcome).toBe('failed');
+      expect(unset.resources[0]?.detail).toBe(
+        'LEASE_TABLE is not set: its restart cannot be claimed, and without a claim another alarm, or a second ' +
+          'delivery of this one, could restart it at the same time; no restart goes ahead unguarded: nothing ' +
+          'tagged or sent',
+      );
+      expect(missing.resources[0]?.detail).toMatch(
+        /^could not take a lease in nightshift-test-leases \(ResourceNotFoundException: .*\); nothing changed: .*; no restart goes ahead unguarded: nothing tagged or sent$/,
+      );
+      expect(mutations(proxy.requests)).toEqual([]);
+      expect((await instanceTags(aws, web!))[LAST_RESTART]).toBeUndefined();
+    });
+  });
+
+  describe('alarms', () => {
+    /** A published event about our alarm `arn` in this region, its metric on instance `id`. */
+    const published = (file: string, arn: string, id?: string) => {
+      const event = fixture(file);
+      event.resources = [arn];
+      event.region = 'eu-central-1';
+      const metric = event.detail.configuration.metrics?.[0];
+      if (metric && id) metric.metricStat.metric.dimensions = { InstanceId: id };
+      return event;
+    };
+
+    it('restarts from an alarm that invokes the function as its own Lambda action', async () => {
+      // Prepare: the alarm action's payload (alarmArn, alarmData; no resources, no detail-type)
+      const [web] = await launch(1);
+      const arn = await createAlarm(
+        aws,
+        'web-1-unhealthy',
+        { InstanceId: web! },
+        { [RESTART]: 'container:web' },
+      );
+      const payload = JSON.parse(
+        readFileSync('events/aws.cloudwatch/samples/lambda-action-instance.json', 'utf8'),
+      ) as { alarmArn: string; alarmData: Record<string, unknown> & { alarmName: string } };
+      payload.alarmArn = arn;
+      payload.alarmData.alarmName = 'web-1-unhealthy';
+      const config = payload.alarmData.configuration as {
+        metrics: { metricStat: { metric: { dimensions: object } } }[];
+      };
+      config.metrics[0]!.metricStat.metric.dimensions = { InstanceId: web };
+      proxy.requests.length = 0;
+
+      // Act: the alarm's Lambda action, then the same state change from the EventBridge rule
+      const report = await invoke(payload);
+      const viaRule = await invoke(alarmEvent(arn, { InstanceId: web! }));
+
+      // Assess: restarted once
+      expect(report.resources[0]).toMatchObject({ arn: instanceArn(web!), outcome: 'changed' });
+      expect(sendCommands(proxy.requests).map((c) => [c.InstanceIds, c.Comment])).toEqual([
+        [[web], 'nightshift ssm-restart: alarm web-1-unhealthy'],
+      ]);
+      expect(viaRule.resources[0]?.outcome).toBe('skipped');
+    });
+
+    it.each([
+      [
+        'muted by an alarm mute rule',
+        'docs-current-single-metric-muted.json',
+        'muted by arn:aws:cloudwatch:us-east-1:1234567890:alarm-mute-rule:testMute (2026-01-01T10:00:00.000+0000 ' +
+          'to 2026-01-01T12:00:00.000+0000)',
+      ],
+      [
+        'whose actions its suppressor suppresses',
+        'awsdocs-composite-with-suppressor.json',
+        'its actions are suppressed: actionsSuppressedBy WaitPeriod (suppressor alarm ServiceMaintenanceAlarm)',
+      ],
+    ])('restarts nothing for an alarm %s', async (_, file, held) => {
+      const [web] = await launch(1);
+      const name = fixture(file).detail.alarmName;
+      const arn = await createAlarm(aws, name, { InstanceId: web! }, { [RESTART]: 'container:web' });
+      proxy.requests.length = 0;
+
+      const report = await invoke(published(file, arn, web));
+
+      expect(report.resources).toEqual([
+        {
+          arn,
+          type: 'cloudwatch-alarm',
+          outcome: 'skipped',
+          detail: `alarm ${name}: ${held}, so none of its actions run; nothing restarted`,
+        },
+      ]);
+      expect(proxy.requests.map((r) => r.operation)).toEqual(['ListTagsForResource']);
+      expect((await instanceTags(aws, web!))[LAST_RESTART]).toBeUndefined();
+    });
+
+    it('restarts on a published alarm that is not muted', async () => {
+      const [web] = await launch(1);
+      const arn = await createAlarm(
+        aws,
+        'ServerCpuTooHigh',
+        { InstanceId: web! },
+        { [RESTART]: 'unit:nginx.service' },
+      );
+
+      const report = await invoke(published('awsdocs-single-metric-ec2-instance.json', arn, web));
+
+      expect(report.resources[0]).toMatchObject({ arn: instanceArn(web!), outcome: 'changed' });
+    });
+  });
+
+  it.each(['CODE_DEPLOY', 'EXTERNAL'] as const)(
+    'skips a service deployed by %s, before recording any restart',
+    async (controller) => {
+      // Prepare
+      const serviceArn = await createService(aws, 'shop', 'web', RESTARTABLE, controller);
+      const dimensions = { ClusterName: 'shop', ServiceName: 'web' };
+      const arn = await createAlarm(aws, 'shop-web-memory-leak', dimensions, { [RESTART]: 'ecs-service' });
+      proxy.requests.length = 0;
+
+      // Act
+      const report = await invoke(alarmEvent(arn, dimensions));
+
+      // Assess
+      expect(report.resources).toEqual([
+        {
+          arn: serviceArn,
+          type: 'ecs-service',
+          outcome: 'skipped',
+          detail:
+            `its deployment controller is ${controller}, which does not take UpdateService forceNewDeployment: ` +
+            `start a new deployment with ${controller === 'CODE_DEPLOY' ? 'CodeDeploy' : 'the external controller'} ` +
+            'instead; nothing redeployed, no restart recorded',
+        },
+      ]);
+      expect(mutations(proxy.requests)).toEqual([]);
+      expect((await describeService(aws, 'shop', 'web')).tags[LAST_RESTART]).toBeUndefined();
+      expect(await records.read(`restart#${serviceArn}`)).toBeUndefined();
+    },
+  );
+
+  it('returns the digest of a dry run, applies it minutes later, and refuses it once the plan changed', async () => {
+    // Prepare: web instances, one restarted two minutes ago (its row says how long ago)
+    const [a] = await launch(1, { app: 'web' });
+    await tagInstance(aws, a!, { [LAST_RESTART]: 'at=2026-11-23T02:12:41Z what=container:web via=alarm' });
+    const restart = { action: 'restart', targets: { tags: { app: 'web' } }, container: 'web' };
+
+    // Act: confirm a dry run, apply it three minutes later
+    const confirmed = await invoke({ ...restart, dryRun: true });
+    clock = new Date('2026-11-23T02:17:41Z');
+    const applied = await invoke({ ...restart, planDigest: confirmed.planDigest });
+    // A second confirmation, then another web instance starts before the apply
+    const again = await invoke({ ...restart, dryRun: true });
+    const [b] = await launch(1, { app: 'web' });
+    proxy.requests.length = 0;
+    const refused = await invoke({ ...restart, planDigest: again.planDigest });
+
+    // Assess
+    expect(confirmed.planDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(confirmed.resources[0]?.detail).toMatch(/last restarted 2 min ago/);
+    expect(applied.resources[0]?.outcome).toBe('changed');
+    expect(applied.resources[0]?.detail).toMatch(/last restarted 5 min ago/);
+    expect(again.planDigest).toBe(confirmed.planDigest);
+    expect(refused.summary).toMatchObject({ changed: 0, skipped: 2 });
+    expect(row(refused, b!)?.detail).toMatch(
+      /^the plan changed since it was confirmed .*; nothing changed — look at the new plan and confirm again \(the new plan: docker restart web \(on-demand\)/,
+    );
+    expect(mutations(proxy.requests)).toEqual([]);
+    expect(applied.planDigest).toBeUndefined();
   });
 });

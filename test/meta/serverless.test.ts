@@ -470,6 +470,13 @@ describe('serverless.yml and infra/', () => {
     },
   );
 
+  it('gives ssm-restart its flap guard limit from the stage param restartMaxPerHour', () => {
+    expect(functionEnv(dev, 'ssm-restart')).toMatchObject({
+      RESTART_COOLDOWN_MINUTES: '15',
+      RESTART_MAX_PER_HOUR: '3',
+    });
+  });
+
   it('creates the stage lease table on demand, with TTL, and gives every function it and only it', () => {
     const table = dev.Resources.LeaseTable?.Properties;
     expect(dev.Resources.LeaseTable?.Type).toBe('AWS::DynamoDB::Table');

@@ -26,6 +26,7 @@ import {
   RegisterTaskDefinitionCommand,
 } from '@aws-sdk/client-ecs';
 import { CloudWatchClient, DescribeAlarmsCommand, PutMetricAlarmCommand } from '@aws-sdk/client-cloudwatch';
+import type { Lease, LeaseStore } from '#shared/lease.ts';
 import type { Proxy, RecordedRequest } from './proxy.ts';
 
 export const REGION = 'eu-central-1';
@@ -128,6 +129,7 @@ export const createService = async (
   cluster: string,
   service: string,
   tags: Tags = {},
+  deploymentController: 'ECS' | 'CODE_DEPLOY' | 'EXTERNAL' = 'ECS',
 ) => {
   await c.ecs.send(new CreateClusterCommand({ clusterName: cluster }));
   await c.ecs.send(
@@ -142,6 +144,7 @@ export const createService = async (
       serviceName: service,
       taskDefinition: service,
       desiredCount: 2,
+      deploymentController: { type: deploymentController },
       ...(Object.keys(tags).length > 0 && {
         tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
       }),
@@ -264,3 +267,79 @@ export const sendCommands = (requests: RecordedRequest[]) =>
 /** Calls that change something: everything but reads. */
 export const mutations = (requests: RecordedRequest[]) =>
   requests.filter((r) => !r.fault && !/^(Describe|List|Get)/.test(r.operation)).map((r) => r.operation);
+
+/**
+ * The lease table in memory, for component tests (aws-sdk-client-mock has no DynamoDB conditions): the
+ * same contract as the DynamoDB store (shared/lease.ts), which integration tests exercise against moto.
+ * `writes` records every write that went through, in order.
+ */
+export const memoryLeaseStore = (table = 'nightshift-test-leases') => {
+  const items = new Map<string, Lease>();
+  const writes: { op: 'acquire' | 'compareAndSet' | 'release' | 'remove'; scope: string; lease?: Lease }[] =
+    [];
+  const copy = (lease: Lease): Lease => ({ ...lease, data: { ...lease.data } });
+  const store: LeaseStore & { items: Map<string, Lease>; writes: typeof writes } = {
+    table,
+    items,
+    writes,
+    read: async (scope) => {
+      const item = items.get(scope);
+      return item && copy(item);
+    },
+    acquire: async (scope, owner, now, ttlMs) => {
+      const held = items.get(scope);
+      if (held && held.expiresAt.getTime() > now.getTime() && held.token !== owner.token) {
+        return { ok: false, heldBy: copy(held) };
+      }
+      const lease: Lease = {
+        scope,
+        holder: owner.holder,
+        token: owner.token,
+        acquiredAt: now,
+        expiresAt: new Date(now.getTime() + ttlMs),
+        version: 1,
+        data: {},
+      };
+      items.set(scope, lease);
+      writes.push({ op: 'acquire', scope, lease: copy(lease) });
+      return { ok: true };
+    },
+    release: async (scope, owner) => {
+      if (items.get(scope)?.token !== owner.token) return;
+      items.delete(scope);
+      writes.push({ op: 'release', scope });
+    },
+    compareAndSet: async (next, expectedVersion) => {
+      if (items.get(next.scope)?.version !== expectedVersion) return false;
+      const lease: Lease = { ...next, data: { ...next.data }, version: (expectedVersion ?? 0) + 1 };
+      items.set(next.scope, lease);
+      writes.push({ op: 'compareAndSet', scope: next.scope, lease: copy(lease) });
+      return true;
+    },
+    remove: async (scope) => {
+      items.delete(scope);
+      writes.push({ op: 'remove', scope });
+    },
+  };
+  return store;
+};
+
+/**
+ * A hook for the proxy that holds every request it sees until `count` of them have arrived, then lets
+ * them all through: runs started together reach the same step before any goes further.
+ */
+export const barrier = (count: number) => {
+  let arrived = 0;
+  let open: () => void = () => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return async () => {
+    arrived += 1;
+    if (arrived >= count) open();
+    await opened;
+  };
+};
+
+/** Resolves once `check` holds, asking again after each turn of the event loop. */
+export const until = async (check: () => Promise<boolean>): Promise<void> => {
+  while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
+};

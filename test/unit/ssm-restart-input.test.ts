@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
+import { actionsHeld } from '#events/aws.cloudwatch/schema.ts';
 import { RestartConfig } from '#functions/ssm-restart/config.ts';
 import { ConfigError, InputError } from '#shared/errors.ts';
 import { parseEnv } from '#shared/env.ts';
@@ -63,6 +64,15 @@ describe('ssm-restart input', () => {
     ],
     [{ action: 'restart', targets: { tags: {} }, container: 'web' }, 'targets.tags', 'give at least one tag'],
     [
+      {
+        action: 'restart',
+        targets: { tags: Object.fromEntries(Array.from({ length: 51 }, (_, n) => [`k${n}`, 'v'])) },
+        container: 'web',
+      },
+      'targets.tags',
+      'give at most 50 tags: an instance has no more',
+    ],
+    [
       { action: 'restart', targets: { instanceIds: ['web-1'] }, container: 'web' },
       'targets.instanceIds.0',
       'expected an EC2 instance id such as i-0a1b2c3d4e5f60718',
@@ -99,12 +109,86 @@ describe('ssm-restart input', () => {
       message: 'invalid event: field "resources.0": expected the ARN of a CloudWatch alarm',
     });
   });
+
+  it('refuses a planDigest that is not one a dry run returns', () => {
+    expect(refusal({ action: 'restart', targets: ids, container: 'web', planDigest: 'abc' })).toEqual({
+      field: 'planDigest',
+      message: 'invalid event: field "planDigest": expected the planDigest of a dry run',
+    });
+  });
+});
+
+/**
+ * Real CloudWatch events and alarm-action payloads as AWS and SDK projects published them
+ * (test/fixtures/aws-events/aws.cloudwatch, see PROVENANCE.md).
+ */
+describe('published CloudWatch alarm events', () => {
+  const fixture = (file: string) =>
+    JSON.parse(readFileSync(`test/fixtures/aws-events/aws.cloudwatch/${file}`, 'utf8')) as unknown;
+  const alarm = (file: string) => {
+    const input = parseRestartInput(fixture(file));
+    if (input.action !== 'alarm') throw new Error(`${file} is not an alarm`);
+    return input;
+  };
+
+  it.each([
+    ['awsdocs-single-metric-ec2-instance.json', 'eventbridge'],
+    ['awsdocs-metric-math-ec2-instance-inputs.json', 'eventbridge'],
+    ['awsdocs-anomaly-detection-ec2-instance.json', 'eventbridge'],
+    ['awsdocs-composite-with-suppressor.json', 'eventbridge'],
+    ['docs-current-single-metric-muted.json', 'eventbridge'],
+    ['docs-current-multi-time-series-alarm.json', 'eventbridge'],
+    ['lambda-action-powertools-py-metric-math.json', 'lambda-action'],
+    ['lambda-action-powertools-py-composite.json', 'lambda-action'],
+  ])('takes %s as an alarm state change (%s)', (file, via) => {
+    expect(alarm(file).via).toBe(via);
+  });
+
+  it('reads an alarm action payload as the EventBridge event of the same state change', () => {
+    const payload = fixture('lambda-action-powertools-py-metric-math.json') as {
+      alarmArn: string;
+      alarmData: { alarmName: string; configuration: unknown };
+    };
+
+    const { event } = alarm('lambda-action-powertools-py-metric-math.json');
+
+    expect(event.resources).toEqual([payload.alarmArn]);
+    expect(event['detail-type']).toBe('CloudWatch Alarm State Change');
+    expect(event.account).toBe('123456789012');
+    expect(event.detail.alarmName).toBe('Test alert');
+    expect(event.detail.configuration).toEqual(payload.alarmData.configuration);
+  });
+
+  it.each([
+    // Not an alarm state change: the rule never routes these here.
+    ['awsdocs-config-change-create-composite.json', 'detail-type'],
+    ['awsdocs-config-change-update-metric-alarm.json', 'detail-type'],
+    ['docs-current-alarm-contributor.json', 'detail-type'],
+    // The copy in the Rust runtime has a space inside its alarm ARN.
+    ['lambda-action-rust-metric-instance.json', 'alarmArn'],
+  ])('refuses %s, naming the field %s', (file, field) => {
+    expect(refusal(fixture(file)).field).toBe(field);
+  });
+
+  it('says an alarm whose actions a mute rule mutes, or a suppressor suppresses, has its actions held', () => {
+    expect(actionsHeld(alarm('docs-current-single-metric-muted.json').event)).toBe(
+      'muted by arn:aws:cloudwatch:us-east-1:1234567890:alarm-mute-rule:testMute ' +
+        '(2026-01-01T10:00:00.000+0000 to 2026-01-01T12:00:00.000+0000)',
+    );
+    expect(actionsHeld(alarm('awsdocs-composite-with-suppressor.json').event)).toBe(
+      'its actions are suppressed: actionsSuppressedBy WaitPeriod (suppressor alarm ServiceMaintenanceAlarm)',
+    );
+    // Suppressed in the previous state only: the actions of this state change run.
+    expect(actionsHeld(alarm('lambda-action-powertools-py-composite.json').event)).toBeUndefined();
+    expect(actionsHeld(alarm('awsdocs-single-metric-ec2-instance.json').event)).toBeUndefined();
+  });
 });
 
 describe('ssm-restart configuration', () => {
-  it('defaults to a 15-minute cooldown, 25% at a time and one error', () => {
+  it('defaults to a 15-minute cooldown, 3 alarm restarts an hour, 25% at a time and one error', () => {
     expect(parseEnv(RestartConfig, { AWS_REGION: 'eu-central-1' })).toEqual({
       RESTART_COOLDOWN_MINUTES: 15,
+      RESTART_MAX_PER_HOUR: 3,
       MAX_CONCURRENCY: '25%',
       MAX_ERRORS: '1',
       DRY_RUN: false,
@@ -117,10 +201,16 @@ describe('ssm-restart configuration', () => {
       parseEnv(RestartConfig, {
         AWS_REGION: 'eu-central-1',
         RESTART_COOLDOWN_MINUTES: '0',
+        RESTART_MAX_PER_HOUR: '10',
         MAX_CONCURRENCY: '2',
         MAX_ERRORS: '0',
       }),
-    ).toMatchObject({ RESTART_COOLDOWN_MINUTES: 0, MAX_CONCURRENCY: '2', MAX_ERRORS: '0' });
+    ).toMatchObject({
+      RESTART_COOLDOWN_MINUTES: 0,
+      RESTART_MAX_PER_HOUR: 10,
+      MAX_CONCURRENCY: '2',
+      MAX_ERRORS: '0',
+    });
     expect(
       parseEnv(RestartConfig, {
         AWS_REGION: 'eu-central-1',
@@ -137,6 +227,7 @@ describe('ssm-restart configuration', () => {
       parseEnv(RestartConfig, {
         AWS_REGION: 'eu-central-1',
         RESTART_COOLDOWN_MINUTES: 'soon',
+        RESTART_MAX_PER_HOUR: '0',
         MAX_CONCURRENCY: '0',
         MAX_ERRORS: '150%',
       });
@@ -146,11 +237,13 @@ describe('ssm-restart configuration', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).variables).toEqual([
       'RESTART_COOLDOWN_MINUTES',
+      'RESTART_MAX_PER_HOUR',
       'MAX_CONCURRENCY',
       'MAX_ERRORS',
     ]);
     expect((error as ConfigError).message).toBe(
       'invalid configuration: RESTART_COOLDOWN_MINUTES: expected a whole number of minutes, 0 or more; ' +
+        'RESTART_MAX_PER_HOUR: expected a whole number of restarts, 1 or more; ' +
         'MAX_CONCURRENCY: expected a number of instances (1 or more) or a percentage (1% to 100%); ' +
         'MAX_ERRORS: expected a number of errors (0 or more) or a percentage (0% to 100%)',
     );

@@ -19,7 +19,16 @@ const minutesAgo = (m: number, seconds = 0) =>
 // The tag names are a public contract: spelled out here rather than imported.
 const LAST = 'nightshift:last-restart';
 const RESTARTABLE = { 'nightshift:restartable': 'true' };
-const opts = { cooldownMinutes: 15, now };
+const owner = { holder: 'ssm-restart run 2f8e (nightshift-dev-ssm-restart)', token: 'run-token' };
+/** No restart records in the lease table: nothing restarted these targets through it yet. */
+const opts = {
+  cooldownMinutes: 15,
+  maxPerHour: 3,
+  now,
+  records: { records: new Map() },
+  owner,
+  runUntil: new Date(now.getTime() + 11 * 60_000),
+};
 
 /** A running, opted-in instance whose SSM agent is online, unless `spec` says otherwise. */
 const instance = (n: number, spec: Partial<InstanceState> = {}): InstanceState => {
@@ -438,6 +447,7 @@ describe('planRestart: instances', () => {
         arn: notOptedIn.arn,
         type: 'ec2-instance',
         instanceId: notOptedIn.id,
+        scope: `restart#${notOptedIn.arn}`,
         hasWork: false,
         outcome: 'skipped',
         detail,
@@ -509,6 +519,7 @@ describe('planRestart: instances', () => {
         arn: 'i-0123456789abcdef0',
         type: 'ec2-instance',
         instanceId: 'i-0123456789abcdef0',
+        scope: 'restart#i-0123456789abcdef0',
         hasWork: false,
         outcome: 'failed',
         detail: 'instance not found; nothing sent',
@@ -573,7 +584,7 @@ describe('planRestart: ECS services', () => {
   it('redeploys the service, recording the time on it, and sends no command', () => {
     const plan = planRestart(ecs, estate({ services: [service()] }), opts);
 
-    expect(plan).toEqual({
+    expect(plan).toMatchObject({
       selection: [],
       instances: [],
       services: [
@@ -582,13 +593,33 @@ describe('planRestart: ECS services', () => {
           type: 'ecs-service',
           cluster: 'shop',
           service: 'web',
+          scope: 'restart#arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
           hasWork: true,
           detail:
             'redeploy (UpdateService forceNewDeployment; alarm shop-web-memory-leak); restart time recorded ' +
             'in tag nightshift:last-restart',
+          digestKey: 'redeploy (UpdateService forceNewDeployment; alarm shop-web-memory-leak)',
         },
       ],
       tagValue: 'at=2026-11-23T02:15:00Z what=ecs-service via=alarm',
+    });
+    expect(plan.send).toBeUndefined();
+    // The claim it makes: a record of this restart, holding alarm restarts off for the cooldown
+    expect(plan.services[0]?.claim).toEqual({
+      expected: undefined,
+      next: {
+        scope: 'restart#arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
+        holder: owner.holder,
+        token: owner.token,
+        acquiredAt: now,
+        expiresAt: new Date('2026-11-23T02:30:00Z'),
+        data: {
+          what: 'ecs-service',
+          via: 'alarm',
+          runUntil: '2026-11-23T02:26:00Z',
+          restarts: '2026-11-23T02:15:00Z',
+        },
+      },
     });
   });
 
@@ -606,6 +637,7 @@ describe('planRestart: ECS services', () => {
           type: 'ecs-service',
           cluster: 'shop',
           service: 'web',
+          scope: 'restart#arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
           hasWork: false,
           outcome: 'skipped',
           detail: 'not opted in: the service has no nightshift:restartable=true tag; nothing redeployed',
@@ -636,6 +668,7 @@ describe('planRestart: ECS services', () => {
         type: 'ecs-service',
         cluster: 'shop',
         service: 'api',
+        scope: 'restart#shop/api',
         hasWork: false,
         outcome: 'failed',
         detail: 'ECS service not found (or not ACTIVE); nothing redeployed',

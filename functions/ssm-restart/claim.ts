@@ -1,0 +1,117 @@
+import { errorMessage } from '#shared/errors.ts';
+import { leaseErrorReason, type Lease, type LeaseStore } from '#shared/lease.ts';
+import { decideRestart, finished, type GuardOptions, type GuardWrite } from './guard.ts';
+
+/**
+ * Claims restart targets in the lease table before anything is tagged or sent (guard.ts): one
+ * conditional write per target on the version of its restart record. A run that loses the write reads
+ * the record again and decides again, so it meets the winner's cooldown (or its restart in progress).
+ */
+
+/** How many times a claim is decided again after losing its write to another run. */
+const ATTEMPTS = 3;
+
+export interface ClaimContext {
+  /** The lease table; undefined without LEASE_TABLE (every claim then fails, and nothing changes). */
+  store: LeaseStore | undefined;
+  /** Its name, for messages. */
+  table: string;
+  options: GuardOptions;
+}
+
+/** A target this run holds: the record it wrote, at `version`. */
+export interface Claimed {
+  write: GuardWrite;
+  version: number;
+}
+
+export type ClaimResult = { claimed: Claimed } | { outcome: 'skipped' | 'failed'; detail: string };
+
+/**
+ * Why a target was left alone when its restart record could not be written at all. An alarm restart
+ * never goes ahead unguarded: without the record another alarm, or a second delivery of this one, could
+ * restart the same target at the same time.
+ */
+const unguarded = (table: string, error: string, nothing: string): ClaimResult => ({
+  outcome: 'failed',
+  detail: `${leaseErrorReason(table, error)}; no restart goes ahead unguarded: ${nothing}`,
+});
+
+/** Latches (or renews) the flap guard; a write lost to another run is left to that run. */
+export const writeLatch = async (ctx: ClaimContext, latch: GuardWrite): Promise<void> => {
+  await ctx.store?.compareAndSet(latch.next, latch.expected).catch(() => false);
+};
+
+/** `write` with its restart in progress until `until` at least (a command SSM may still start then). */
+const inProgressUntil = (write: GuardWrite, until: Date | undefined): GuardWrite => {
+  const planned = write.next.data.runUntil ? new Date(write.next.data.runUntil) : undefined;
+  if (!until || (planned && planned.getTime() >= until.getTime())) return write;
+  return { ...write, next: finished(write.next, until) };
+};
+
+/**
+ * Claims the target of `scope`: first with the write the planner decided (`planned`), then, whenever
+ * another run wrote its record first, deciding again from what is there now. `until`: the restart stays
+ * in progress until then at least, whatever this run's own end (an SSM command queued behind others
+ * may start long after the Lambda ended).
+ */
+export const claimTarget = async (
+  ctx: ClaimContext,
+  scope: string,
+  planned: GuardWrite | undefined,
+  nothing: string,
+  until?: Date,
+): Promise<ClaimResult> => {
+  if (!ctx.store) {
+    return {
+      outcome: 'failed',
+      detail:
+        'LEASE_TABLE is not set: its restart cannot be claimed, and without a claim another alarm, or a second ' +
+        `delivery of this one, could restart it at the same time; no restart goes ahead unguarded: ${nothing}`,
+    };
+  }
+  let write = planned;
+  try {
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      if (!write) {
+        const current: Lease | undefined = await ctx.store.read(scope);
+        const decision = decideRestart(scope, current, ctx.options);
+        if (decision.kind === 'skip') return { outcome: 'skipped', detail: decision.reason };
+        if (decision.kind === 'flap') {
+          await writeLatch(ctx, decision.write);
+          return { outcome: 'failed', detail: decision.reason };
+        }
+        write = decision.write;
+      }
+      const claim = inProgressUntil(write, until);
+      if (await ctx.store.compareAndSet(claim.next, claim.expected)) {
+        return { claimed: { write: claim, version: (claim.expected ?? 0) + 1 } };
+      }
+      write = undefined;
+    }
+  } catch (error) {
+    return unguarded(ctx.table, errorMessage(error), nothing);
+  }
+  return {
+    outcome: 'failed',
+    detail: `its restart record in ${ctx.table} changed under every one of ${ATTEMPTS} claims; ${nothing}`,
+  };
+};
+
+/**
+ * Marks this run's restart of a target as over (no longer in progress; the cooldown and the flap
+ * history stay), or, when nothing reached it (`undo`), puts its record back as it was before the claim.
+ * Best effort: a record another run wrote since is theirs, and a record left in progress frees itself
+ * when this run's time is up.
+ */
+export const finishClaim = async (
+  ctx: ClaimContext,
+  claimed: Claimed,
+  at: Date,
+  undo = false,
+): Promise<void> => {
+  const { next, previous } = claimed.write;
+  // Undone with no record before it: a record that holds nothing (no cooldown, no history, not in progress).
+  const after = !undo ? finished(next, at) : (previous ?? finished({ ...next, expiresAt: at, data: {} }, at));
+  await ctx.store?.compareAndSet(after, claimed.version).catch(() => false);
+};
