@@ -114,3 +114,40 @@ export const runSteps = async <S extends { op: string }>(
   }
   return undefined;
 };
+
+/** How a resource's steps ended when they may stop at the deadline. */
+export type StepsOutcome = { outcome: 'done' } | { outcome: 'failed' | 'undone'; message: string };
+
+/**
+ * runSteps that also stops between two steps once the run has no time left, and says so: a Lambda
+ * is stopped by its timeout, but a `--local` run is not (a laptop that slept, an SDK retrying for
+ * minutes), and its leases expire meanwhile. Only for steps a later run can finish where these left
+ * off; the first step always runs, since the caller checked the time before it.
+ */
+export const runStepsWithin = async <S extends { op: string }>(
+  steps: readonly S[],
+  names: Record<S['op'], string>,
+  run: (step: S) => Promise<void>,
+  hasTime: () => boolean,
+): Promise<StepsOutcome> => {
+  const done: string[] = [];
+  for (const [index, step] of steps.entries()) {
+    const name = names[step.op as S['op']];
+    if (index > 0 && !hasTime()) {
+      return {
+        outcome: 'undone',
+        message:
+          `stopped before ${name}: the run was about to time out; done before it: ${done.join(', ')}; ` +
+          'the next run finishes it',
+      };
+    }
+    try {
+      await run(step);
+      done.push(name);
+    } catch (error) {
+      const progress = done.length > 0 ? `; done before it: ${done.join(', ')}` : '; nothing was changed';
+      return { outcome: 'failed', message: `${name} failed: ${errorMessage(error)}${progress}` };
+    }
+  }
+  return { outcome: 'done' };
+};

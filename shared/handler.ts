@@ -65,6 +65,27 @@ export const StateConfig = z.object({
 /** Lambda's own limit, for runs without a Lambda context (tests, scripts). */
 const MAX_LAMBDA_MS = 900_000;
 
+/**
+ * Updates the list of work left undone for the next run of this action: what this run left undone
+ * first, then what earlier runs left and this run did not settle. Runs that each see only part of the
+ * work (one alarm's targets, one snapshot event) thus never drop what another left; a sweep settles
+ * everything it saw. Nothing is read or written when there is nothing to add and nothing was loaded.
+ */
+const recordUndone = async (
+  carryOver: CarryOver,
+  service: string,
+  report: Report,
+  loaded: ReadonlySet<string> | undefined,
+): Promise<void> => {
+  const undone = report.resources.filter((r) => r.outcome === 'undone' && r.arn).map((r) => r.arn);
+  if (undone.length === 0 && (loaded === undefined || loaded.size === 0)) return;
+  const previous = loaded ?? (await carryOver.load(service, report.action));
+  const settled = new Set(report.resources.filter((r) => r.outcome !== 'undone').map((r) => r.arn));
+  const next = [...new Set([...undone, ...[...previous].filter((arn) => !settled.has(arn))])];
+  if (next.length > 0) await carryOver.save(service, report.action, next);
+  else if (previous.size > 0) await carryOver.clear(service, report.action);
+};
+
 /** The action of an event, for the report of a run that could not finish reading. */
 const actionOf = (input: unknown, fallback: string): string => {
   const action = (input as { action?: unknown } | null)?.action;
@@ -189,11 +210,8 @@ export const withOps = <I>(
     }
 
     if (carryOver && !report.dryRun) {
-      const undone = report.resources.filter((r) => r.outcome === 'undone' && r.arn).map((r) => r.arn);
       try {
-        if (undone.length > 0) await carryOver.save(serviceName, report.action, undone);
-        else if ((loaded.get(report.action)?.size ?? 0) > 0)
-          await carryOver.clear(serviceName, report.action);
+        await recordUndone(carryOver, serviceName, report, loaded.get(report.action));
       } catch (error) {
         logger.warn('could not record what this run left undone', { error: error as Error });
       }

@@ -22,6 +22,12 @@ import { errorMessage } from './errors.ts';
 export const TTL_ATTRIBUTE = 'ttl';
 /** Items linger this long past their expiry before TTL removes them: who held what, for a post-mortem. */
 const LINGER_SECONDS = 86_400;
+/**
+ * A lease counts as expired only this long after its `expiresAt`, by the taker's clock: a laptop whose
+ * clock runs a little fast must not take a lease a Lambda still holds. (AWS itself refuses requests
+ * signed more than 5 minutes off, so no caller is further off than that.)
+ */
+export const CLOCK_SKEW_MS = 5 * 60_000;
 
 /** Who takes leases: one per run. */
 export interface LeaseOwner {
@@ -116,10 +122,14 @@ export const dynamoLeaseStore = (client: DynamoDBClient, table: string): LeaseSt
         new PutItemCommand({
           TableName: table,
           Item: toItem(lease),
-          // Free, expired, or ours already (a second take in one run).
-          ConditionExpression: 'attribute_not_exists(#scope) OR #expiresAt <= :now OR #token = :token',
+          // Free, expired (allowing for clock skew), or ours already: a second take in one run, or the
+          // SDK's retry of a write that landed but whose answer was lost.
+          ConditionExpression: 'attribute_not_exists(#scope) OR #expiresAt <= :expired OR #token = :token',
           ExpressionAttributeNames: { '#scope': 'scope', '#expiresAt': 'expiresAt', '#token': 'token' },
-          ExpressionAttributeValues: { ':now': { N: String(now.getTime()) }, ':token': { S: owner.token } },
+          ExpressionAttributeValues: {
+            ':expired': { N: String(now.getTime() - CLOCK_SKEW_MS) },
+            ':token': { S: owner.token },
+          },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
@@ -156,11 +166,12 @@ export const dynamoLeaseStore = (client: DynamoDBClient, table: string): LeaseSt
     }
   },
   compareAndSet: async (next, expectedVersion) => {
+    const written = { ...next, version: (expectedVersion ?? 0) + 1 };
     try {
       await client.send(
         new PutItemCommand({
           TableName: table,
-          Item: toItem({ ...next, version: (expectedVersion ?? 0) + 1 }),
+          Item: toItem(written),
           ...(expectedVersion === undefined
             ? {
                 ConditionExpression: 'attribute_not_exists(#scope)',
@@ -175,8 +186,24 @@ export const dynamoLeaseStore = (client: DynamoDBClient, table: string): LeaseSt
       );
       return true;
     } catch (error) {
-      if (isConditionFailed(error)) return false;
-      throw error;
+      if (!isConditionFailed(error)) throw error;
+      // The SDK retries a write whose answer was lost (a reset connection, a timeout); if the first
+      // attempt landed, the retry fails its condition against our own write. That is a success.
+      const now = await client.send(
+        new GetItemCommand({ TableName: table, Key: { scope: { S: next.scope } }, ConsistentRead: true }),
+      );
+      const item = now.Item ? fromItem(now.Item) : undefined;
+      // Only our very write: the same version, owner, times and data.
+      return (
+        item !== undefined &&
+        item.version === written.version &&
+        item.token === written.token &&
+        item.holder === written.holder &&
+        item.acquiredAt.getTime() === written.acquiredAt.getTime() &&
+        item.expiresAt.getTime() === written.expiresAt.getTime() &&
+        JSON.stringify(Object.entries(item.data).sort()) ===
+          JSON.stringify(Object.entries(written.data).sort())
+      );
     }
   },
   remove: async (scope) => {
@@ -196,6 +223,14 @@ export const leaseErrorReason = (table: string, error: string): string =>
 
 const stamp = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
+/**
+ * The outcome of the rows of a scope a run could not claim: `undone` when another run holds it (the
+ * work is still to do: it is carried over, and the undone alarm fires if it keeps happening), `failed`
+ * when the lease table itself could not be used (nothing can run safely until that is fixed).
+ */
+export const claimOutcome = (claim: Exclude<Claim, { ok: true }>): 'undone' | 'failed' =>
+  'heldBy' in claim ? 'undone' : 'failed';
+
 /** The reason a failed claim gives, for the row of the scope it could not take. */
 export const claimReason = (claim: Exclude<Claim, { ok: true }>, table: string, now: Date): string =>
   'heldBy' in claim ? heldReason(claim.heldBy, now) : leaseErrorReason(table, claim.error);
@@ -204,6 +239,12 @@ export const claimReason = (claim: Exclude<Claim, { ok: true }>, table: string, 
  * The leases of one run: taken one scope at a time, released together when the run ends. Without a
  * table (LEASE_TABLE unset) every claim fails with a reason, so a mutating run changes nothing.
  */
+/**
+ * Every run that holds leases in this process. A Lambda is never interrupted between its statements,
+ * but the CLI is (Ctrl-C): it releases these on a signal instead of blocking the scopes until expiry.
+ */
+export const runsHoldingLeases = new Set<RunLeases>();
+
 export class RunLeases {
   private readonly taken = new Set<string>();
 
@@ -240,18 +281,38 @@ export class RunLeases {
   async take(scope: string): Promise<Claim> {
     if (!this.store) return { ok: false, error: 'LEASE_TABLE is not set' };
     const claim = await this.store.acquire(scope, this.owner, this.now(), this.ttlMs());
-    if (claim.ok) this.taken.add(scope);
+    if (claim.ok) {
+      this.taken.add(scope);
+      runsHoldingLeases.add(this);
+    }
     return claim;
   }
 
   /** Takes several scopes, a few at a time; the map holds each failed claim's reason. */
   async takeAll(scopes: readonly string[], concurrency = 10): Promise<Map<string, string>> {
-    const refused = new Map<string, string>();
+    const refused = await this.takeEach(scopes, concurrency);
+    return new Map([...refused].map(([scope, r]) => [scope, r.reason]));
+  }
+
+  /**
+   * Takes several scopes, a few at a time; the map holds, for each scope it could not take, the reason
+   * and the outcome its rows get (claimOutcome: `undone` when held by another run, `failed` when the
+   * table could not be used).
+   */
+  async takeEach(
+    scopes: readonly string[],
+    concurrency = 10,
+  ): Promise<Map<string, { reason: string; outcome: 'undone' | 'failed' }>> {
+    const refused = new Map<string, { reason: string; outcome: 'undone' | 'failed' }>();
     const queue = [...new Set(scopes)];
     const worker = async () => {
       for (let scope = queue.shift(); scope !== undefined; scope = queue.shift()) {
         const claim = await this.take(scope);
-        if (!claim.ok) refused.set(scope, claimReason(claim, this.table, this.now()));
+        if (!claim.ok)
+          refused.set(scope, {
+            reason: claimReason(claim, this.table, this.now()),
+            outcome: claimOutcome(claim),
+          });
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
@@ -263,6 +324,7 @@ export class RunLeases {
     const problems: string[] = [];
     const scopes = [...this.taken];
     this.taken.clear();
+    runsHoldingLeases.delete(this);
     await Promise.all(
       scopes.map((scope) =>
         this.store

@@ -61,7 +61,7 @@ describe.runIf(motoTestsEnabled())('leases in DynamoDB (moto)', () => {
     expect((await store.read(scope))?.holder).toBe('ecs-scheduler start (cli --local)');
   });
 
-  it('lets a lease expire, so a crashed run never blocks a scope for ever', async () => {
+  it('lets a lease expire, so a crashed run never blocks a scope for ever, allowing for clock skew', async () => {
     const scope = 'arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:1:autoScalingGroupName/web';
     const crashed = runLeases(store, 'crashed run', () => at(0), 60_000);
     let clock = at(59);
@@ -69,7 +69,10 @@ describe.runIf(motoTestsEnabled())('leases in DynamoDB (moto)', () => {
 
     expect(await crashed.take(scope)).toEqual({ ok: true });
     expect((await next.take(scope)).ok).toBe(false);
-    clock = at(60);
+    // A taker whose clock runs up to 5 minutes fast must not take a lease still held.
+    clock = at(60 + 299);
+    expect((await next.take(scope)).ok).toBe(false);
+    clock = at(60 + 300);
     expect(await next.take(scope)).toEqual({ ok: true });
     // The crashed run's late release does not free the lease it lost.
     await crashed.releaseAll();
@@ -116,6 +119,30 @@ describe.runIf(motoTestsEnabled())('leases in DynamoDB (moto)', () => {
 
     expect([one, two].filter(Boolean)).toHaveLength(1);
     expect((await store.read(scope))?.data).toEqual({ restarts: '2' });
+  });
+
+  it('counts a compare-and-set whose answer was lost and whose retry failed its condition as written', async () => {
+    // Prepare: the SDK retries a PutItem that landed (ECONNRESET after the write); the retry meets our own write.
+    const scope = 'restart#i-0123456789abcdef1';
+    const mine = {
+      scope,
+      holder: 'run A',
+      token: 'token-a',
+      acquiredAt: at(0),
+      expiresAt: at(900),
+      data: {},
+    };
+    expect(await store.compareAndSet(mine, undefined)).toBe(true);
+
+    // Act: the retry of that very write
+    const retried = await store.compareAndSet(mine, undefined);
+    // ...and another run's write over the same (now stale) expectation
+    const other = await store.compareAndSet({ ...mine, holder: 'run B', token: 'token-b' }, undefined);
+
+    // Assess
+    expect(retried).toBe(true);
+    expect(other).toBe(false);
+    expect((await store.read(scope))?.holder).toBe('run A');
   });
 
   it('refuses every claim with the reason when the table is missing or not configured, and changes nothing', async () => {
@@ -193,6 +220,40 @@ describe.runIf(motoTestsEnabled())('leases in DynamoDB (moto)', () => {
       expect(carried.size).toBe(70);
       expect(carried.has(work(100)[60]?.arn ?? '')).toBe(true);
       expect(carried.has(work(100)[45]?.arn ?? '')).toBe(false);
+      delete process.env.LEASE_TABLE;
+    });
+
+    it('keeps what other runs left undone when a run settles only its own part of the work', async () => {
+      // Prepare: two alarm runs, each on its own targets, share the carry-over of the action
+      process.env.LEASE_TABLE = TEST_LEASE_TABLE;
+      const rows = (done: string[], undone: string[]) => [
+        ...done.map((arn) => ({ arn, type: 'ec2-instance', outcome: 'changed' as const, detail: '' })),
+        ...undone.map((arn) => ({ arn, type: 'ec2-instance', outcome: 'undone' as const, detail: '' })),
+      ];
+      let next = rows([], []);
+      const handler = withOps(
+        'ssm-restart',
+        (e) => e,
+        async (_, ctx) => {
+          await ctx.carriedOver('restart');
+          return buildReport('restart', false, next);
+        },
+      );
+      const load = () => dynamoCarryOver(client, TEST_LEASE_TABLE, () => T0).load('ssm-restart', 'restart');
+
+      // Act and assess
+      next = rows(['i-a'], ['i-b', 'i-c']);
+      await handler({}, lambdaContext('ssm-restart'));
+      expect([...(await load())]).toEqual(['i-b', 'i-c']);
+      next = rows(['i-x'], ['i-y']);
+      await handler({}, lambdaContext('ssm-restart'));
+      expect([...(await load())]).toEqual(['i-y', 'i-b', 'i-c']);
+      next = rows(['i-b', 'i-y'], []);
+      await handler({}, lambdaContext('ssm-restart'));
+      expect([...(await load())]).toEqual(['i-c']);
+      next = rows(['i-c'], []);
+      await handler({}, lambdaContext('ssm-restart'));
+      expect((await load()).size).toBe(0);
       delete process.env.LEASE_TABLE;
     });
 

@@ -8,7 +8,8 @@ import {
 } from '#shared/report.ts';
 import { RunFailedError } from '#shared/errors.ts';
 import { hasNextPage, OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
-import { carriedFirst } from '#shared/execute.ts';
+import { carriedFirst, runStepsWithin } from '#shared/execute.ts';
+import { claimOutcome, RunLeases, runsHoldingLeases, type LeaseStore } from '#shared/lease.ts';
 import { formatReport } from '#shared/report-text.ts';
 import { reportSummary, shouldPublish } from '#shared/summary.ts';
 import { PLAN_DIGEST, planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
@@ -163,5 +164,85 @@ describe('plan digest', () => {
       /^the plan changed since it was confirmed .*\(the new plan: desiredCount 5 → 0\)$/,
     );
     expect(refuseChangedPlan(confirmed, [])).toHaveLength(1);
+  });
+});
+
+describe('runStepsWithin', () => {
+  const names = { tag: 'save state (TagResource)', park: 'park scaling', zero: 'set desiredCount' };
+  const steps = [{ op: 'tag' as const }, { op: 'park' as const }, { op: 'zero' as const }];
+
+  it('stops between steps once the run has no time left, saying what was done and that the next run finishes it', async () => {
+    const ran: string[] = [];
+    let time = 2;
+    const out = await runStepsWithin(
+      steps,
+      names,
+      async (s) => void ran.push(s.op),
+      () => time-- > 1,
+    );
+    expect(ran).toEqual(['tag', 'park']);
+    expect(out).toEqual({
+      outcome: 'undone',
+      message:
+        'stopped before set desiredCount: the run was about to time out; done before it: save state (TagResource), park scaling; the next run finishes it',
+    });
+  });
+
+  it('fails at the first failing step and runs every step when there is time', async () => {
+    const failing = await runStepsWithin(
+      steps,
+      names,
+      async (s) => {
+        if (s.op === 'park') throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+      },
+      () => true,
+    );
+    expect(failing).toEqual({
+      outcome: 'failed',
+      message:
+        'park scaling failed: ThrottlingException: Rate exceeded; done before it: save state (TagResource)',
+    });
+    expect(
+      await runStepsWithin(
+        steps,
+        names,
+        async () => undefined,
+        () => true,
+      ),
+    ).toEqual({ outcome: 'done' });
+  });
+});
+
+describe('lease claims', () => {
+  it('are undone when another run holds the scope, and failed when the table cannot be used', () => {
+    const lease = {
+      scope: 's',
+      holder: 'h',
+      token: 't',
+      acquiredAt: new Date(0),
+      expiresAt: new Date(1),
+      version: 1,
+      data: {},
+    };
+    expect(claimOutcome({ ok: false, heldBy: lease })).toBe('undone');
+    expect(claimOutcome({ ok: false, error: 'AccessDeniedException' })).toBe('failed');
+  });
+
+  it('registers a run holding leases until it releases them, so the CLI can release them on Ctrl-C', async () => {
+    const store = {
+      table: 't',
+      acquire: async () => ({ ok: true }),
+      release: async () => undefined,
+    } as unknown as LeaseStore;
+    const run = new RunLeases(
+      store,
+      { holder: 'h', token: 't' },
+      () => new Date(),
+      () => 1000,
+    );
+    await run.take('scope');
+    expect(runsHoldingLeases.has(run)).toBe(true);
+    await run.releaseAll();
+    expect(runsHoldingLeases.has(run)).toBe(false);
   });
 });
