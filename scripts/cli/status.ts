@@ -1,7 +1,8 @@
 /**
  * `nightshift status`: what nightshift holds right now, read from the resources themselves with the
  * caller's credentials — parked services and groups (and what they come back to), rotations in
- * progress, recent restarts, snapshot copies in flight, and the stage's leases and carried-over work.
+ * progress, recent restarts and ssm-restart's restart guard, snapshot copies in flight, and the stage's
+ * leases and carried-over work.
  *
  * Every list is read to its last page (page sizes below are the APIs' maximums, so an estate of
  * thousands of resources takes as few calls as it can). Unlike the functions, status has no Lambda
@@ -10,7 +11,12 @@
 import { DescribeServicesCommand, paginateListClusters, paginateListServices } from '@aws-sdk/client-ecs';
 import { paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
 import { paginateDescribeInstances } from '@aws-sdk/client-ec2';
-import { paginateScan } from '@aws-sdk/client-dynamodb';
+import { paginateScan, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import {
+  paginateDescribeDBClusterSnapshots,
+  paginateDescribeDBSnapshots,
+  type RDSClient,
+} from '@aws-sdk/client-rds';
 import Table from 'cli-table3';
 import { ecsClient } from '#shared/aws/ecs.ts';
 import { autoScalingClient } from '#shared/aws/autoscaling.ts';
@@ -29,7 +35,6 @@ import {
 import { decodeRotation } from '#functions/instance-rotation/plan.ts';
 import { ROTATION_TAG } from '#functions/instance-rotation/inventory.ts';
 import { decodeLastRestart, LAST_RESTART_TAG } from '#functions/ssm-restart/cooldown.ts';
-import { listSnapshots } from '#functions/rds-snapshot-copy/inventory.ts';
 
 export interface StatusRow {
   resource: string;
@@ -40,6 +45,11 @@ export interface Status {
   parked: StatusRow[];
   rotations: StatusRow[];
   restarts: StatusRow[];
+  /**
+   * ssm-restart's record of each restart target (`restart#<target ARN>` in the lease table): a restart
+   * in progress, the flap guard, the cooldown and the alarm restarts of the last hour.
+   */
+  restartGuard: StatusRow[];
   copies: StatusRow[];
   /** Leases held now in the stage's lease table: who is acting on what. */
   leases: StatusRow[];
@@ -166,29 +176,114 @@ const instanceRows = async (now: Date, restarts: StatusRow[]) => {
   }
 };
 
+/**
+ * The tags that mark a snapshot as a nightshift copy and name its source: `nightshift:copy-source` on
+ * new copies, `nightshift:source-arn` on copies made before it was renamed. Either will do here: status
+ * only shows what is in flight, it deletes nothing.
+ */
+const COPY_SOURCE_TAGS = ['nightshift:copy-source', 'nightshift:source-arn'];
+
+const copySource = (tags: { Key?: string; Value?: string }[] | undefined): string | undefined => {
+  const map = tagMapUpper(tags);
+  return COPY_SOURCE_TAGS.map((key) => map[key]).find((value) => value !== undefined && value !== '');
+};
+
 const copyRows = async (regions: string[], copies: StatusRow[]) => {
-  // DescribeDBSnapshots and DescribeDBClusterSnapshots page by Marker (100 per page at most), followed
-  // to the end by listSnapshots.
-  for (const region of regions) {
-    for (const s of await listSnapshots(rdsClient(region))) {
-      if (!s.sourceArn || !IN_FLIGHT.has(s.status)) continue;
-      copies.push({
-        resource: `${s.kind === 'cluster' ? 'cluster snapshot' : 'snapshot'} ${region}/${s.id}`,
-        detail: `${s.status}, copy of ${s.sourceArn}`,
-      });
+  // DescribeDBSnapshots and DescribeDBClusterSnapshots return at most 100 per page (MaxRecords 20 to
+  // 100), followed by Marker to the last page.
+  const inRegion = async (region: string, rds: RDSClient) => {
+    for await (const page of paginateDescribeDBSnapshots({ client: rds, pageSize: 100 }, {})) {
+      for (const s of page.DBSnapshots ?? []) {
+        const source = copySource(s.TagList);
+        if (!source || !IN_FLIGHT.has(s.Status ?? '')) continue;
+        copies.push({
+          resource: `snapshot ${region}/${s.DBSnapshotIdentifier}`,
+          detail: `${s.Status}, copy of ${source}`,
+        });
+      }
     }
-  }
+    for await (const page of paginateDescribeDBClusterSnapshots({ client: rds, pageSize: 100 }, {})) {
+      for (const s of page.DBClusterSnapshots ?? []) {
+        const source = copySource(s.TagList);
+        if (!source || !IN_FLIGHT.has(s.Status ?? '')) continue;
+        copies.push({
+          resource: `cluster snapshot ${region}/${s.DBClusterSnapshotIdentifier}`,
+          detail: `${s.Status}, copy of ${source}`,
+        });
+      }
+    }
+  };
+  for (const region of regions) await inRegion(region, rdsClient(region));
 };
 
 const stamp = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
+const RESTART_PREFIX = 'restart#';
+const HOUR_MS = 3_600_000;
+
+const time = (text: string | undefined): number | undefined => {
+  const ms = text ? Date.parse(text) : NaN;
+  return Number.isNaN(ms) ? undefined : ms;
+};
+
+/** `instance i-0abc…`, `service shop/web`, or the ARN as it is. */
+const targetName = (arn: string): string => {
+  const instance = arn.match(/:instance\/(i-\w+)$/);
+  if (instance) return `instance ${instance[1]}`;
+  const service = arn.match(/:service\/([^/]+)\/([^/]+)$/);
+  if (service) return `service ${service[1]}/${service[2]}`;
+  return arn;
+};
+
+/**
+ * ssm-restart's record of a restart target, as functions/ssm-restart/guard.ts writes it: `acquiredAt`
+ * the last restart, by `holder`; `expiresAt` the end of its cooldown (or of the latched flap guard);
+ * `data.what`/`data.via` what was restarted and how; `data.runUntil` until when that restart is in
+ * progress; `data.restarts` the alarm restarts since the last on-demand one (ISO times, space
+ * separated); `data.flapped` since when the flap guard stops alarm restarts. Read tolerantly: a field
+ * it does not know is ignored, a field it cannot read is left out. Undefined when there is nothing to
+ * say (no restart in progress, no guard, no cooldown, no restart in the last hour).
+ */
+const restartGuardRow = (item: Record<string, AttributeValue>, now: number): StatusRow | undefined => {
+  const scope = item.scope?.S ?? '';
+  const data = Object.fromEntries(
+    Object.entries(item.data?.M ?? {}).flatMap(([k, v]) => (v.S === undefined ? [] : [[k, v.S]])),
+  ) as Record<string, string | undefined>;
+  const holder = item.holder?.S || 'an unknown holder';
+  const last = Number(item.acquiredAt?.N ?? NaN);
+  const expiresAt = Number(item.expiresAt?.N ?? NaN);
+  const runUntil = time(data.runUntil);
+  const flapped = time(data.flapped);
+  const restarts = (data.restarts ?? '')
+    .split(/[\s,]+/)
+    .flatMap((t) => time(t) ?? [])
+    .filter((t) => t > now - HOUR_MS && t <= now)
+    .sort((a, b) => a - b);
+  const what = `${data.what ?? 'a restart'} via ${data.via ?? 'unknown'}`;
+  const parts: string[] = [];
+  if (runUntil !== undefined && runUntil > now)
+    parts.push(`restart in progress (${what}, by ${holder}) until ${stamp(runUntil)} at the latest`);
+  if (flapped !== undefined)
+    parts.push(
+      `flap guard latched since ${stamp(flapped)}: more alarm restarts in an hour than RESTART_MAX_PER_HOUR, ` +
+        'so alarms restart it no more until a person restarts it on demand (nightshift restart)',
+    );
+  else if (Number.isFinite(expiresAt) && expiresAt > now)
+    parts.push(`alarm restarts wait for its cooldown until ${stamp(expiresAt)}`);
+  if (restarts.length > 0)
+    parts.push(`${restarts.length} alarm restart(s) in the last hour (${restarts.map(stamp).join(', ')})`);
+  if (parts.length === 0) return undefined;
+  if (Number.isFinite(last)) parts.push(`last restart ${what} at ${stamp(last)} by ${holder}`);
+  return { resource: targetName(scope.slice(RESTART_PREFIX.length)), detail: parts.join('; ') };
+};
+
 /**
  * The stage's lease table, read whole: a Scan (1 MB per page, followed by LastEvaluatedKey) of a table
- * that holds one item per scope being acted on, per restart cooldown and per carried-over list. Expired
+ * that holds one item per scope being acted on, per restart target and per carried-over list. Expired
  * leases linger until DynamoDB's TTL removes them and are left out. A stage without a table (not
  * deployed in this region) is a note, not an error.
  */
-const leaseRows = async (table: string, now: Date, leases: StatusRow[], carried: StatusRow[]) => {
+const leaseRows = async (table: string, now: Date, status: Status) => {
   try {
     for await (const page of paginateScan({ client: dynamoDbClient() }, { TableName: table })) {
       for (const item of page.Items ?? []) {
@@ -196,16 +291,21 @@ const leaseRows = async (table: string, now: Date, leases: StatusRow[], carried:
         if (scope.startsWith('carryover#')) {
           const [, fn = '?', action = '?'] = scope.split('#');
           const count = item.arns?.L?.length ?? 0;
-          carried.push({
+          status.carriedOver.push({
             resource: `${fn} ${action}`,
             detail: `${count} resource(s) left undone by the last run (${stamp(Number(item.savedAt?.N ?? 0))}); the next ${action} starts with them`,
           });
           continue;
         }
+        if (scope.startsWith(RESTART_PREFIX)) {
+          const row = restartGuardRow(item, now.getTime());
+          if (row) status.restartGuard.push(row);
+          continue;
+        }
         const expiresAt = Number(item.expiresAt?.N ?? 0);
         if (expiresAt <= now.getTime()) continue;
         const acquiredAt = Number(item.acquiredAt?.N ?? 0);
-        leases.push({
+        status.leases.push({
           resource: scope,
           detail: `held by ${item.holder?.S || 'an unknown holder'} for ${formatAge(now.getTime() - acquiredAt)} (since ${stamp(acquiredAt)}, expires ${stamp(expiresAt)})`,
         });
@@ -226,6 +326,7 @@ export const readStatus = async (options: StatusOptions, now = new Date()): Prom
     parked: [],
     rotations: [],
     restarts: [],
+    restartGuard: [],
     copies: [],
     leases: [],
     carriedOver: [],
@@ -236,7 +337,7 @@ export const readStatus = async (options: StatusOptions, now = new Date()): Prom
     ['Auto Scaling groups', groupRows(status.parked, status.rotations)],
     ['EC2 instances', instanceRows(now, status.restarts)],
     ['RDS snapshot copies', copyRows(copyRegions, status.copies)],
-    [`leases in ${leaseTable}`, leaseRows(leaseTable, now, status.leases, status.carriedOver)],
+    [`leases in ${leaseTable}`, leaseRows(leaseTable, now, status)],
   ];
   const settled = await Promise.allSettled(parts.map(([, p]) => p));
   settled.forEach((s, i) => {
@@ -246,8 +347,8 @@ export const readStatus = async (options: StatusOptions, now = new Date()): Prom
   });
   if (copyRegions.length === 0)
     status.notes.push('copies in flight: name the target regions with --copy-region');
-  const { parked, rotations, restarts, copies, leases, carriedOver } = status;
-  for (const list of [parked, rotations, restarts, copies, leases, carriedOver]) {
+  const { parked, rotations, restarts, restartGuard, copies, leases, carriedOver } = status;
+  for (const list of [parked, rotations, restarts, restartGuard, copies, leases, carriedOver]) {
     list.sort((a, b) => a.resource.localeCompare(b.resource));
   }
   return status;
@@ -270,6 +371,7 @@ export const renderStatus = (s: Status): string =>
     section('Parked by nightshift', s.parked, 'nothing'),
     section('Rotations in progress', s.rotations, 'none'),
     section('Restarts in the last 24 h', s.restarts, 'none'),
+    section('Restart guard (ssm-restart)', s.restartGuard, 'nothing in progress, no cooldown, no flap guard'),
     section('Snapshot copies in flight', s.copies, 'none'),
     section('Leases held now', s.leases, 'none'),
     section('Work carried over to the next run', s.carriedOver, 'none'),

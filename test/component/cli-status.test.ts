@@ -22,6 +22,7 @@ import {
   DescribeDBClusterSnapshotsCommand,
   DescribeDBSnapshotsCommand,
   RDSClient,
+  type DBClusterSnapshot,
   type DBSnapshot,
 } from '@aws-sdk/client-rds';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
@@ -265,6 +266,133 @@ describe('nightshift status past the first page', () => {
     ]);
     expect(text.out).toContain('Leases held now (1):');
     expect(text.out).toContain('Work carried over to the next run (1):');
+  });
+
+  it('shows copies in flight marked with nightshift:copy-source as well as the legacy nightshift:source-arn', async () => {
+    // Prepare: a cluster copy made since the marker was renamed
+    dynamo.on(ScanCommand).resolves({ Items: [] });
+    const source = `arn:aws:rds:eu-central-1:${ACCOUNT}:cluster-snapshot:rds:ledger-2026-11-23-03-10`;
+    rds.on(DescribeDBClusterSnapshotsCommand).resolves({
+      DBClusterSnapshots: [
+        {
+          DBClusterSnapshotIdentifier: 'ledger-2026-11-23-03-10',
+          DBClusterSnapshotArn: `arn:aws:rds:eu-west-1:${ACCOUNT}:cluster-snapshot:ledger-2026-11-23-03-10`,
+          Status: 'copying',
+          TagList: [{ Key: 'nightshift:copy-source', Value: source }],
+        } as DBClusterSnapshot,
+      ],
+    });
+
+    // Act
+    const status = JSON.parse((await cli(['status', '--copy-region', 'eu-west-1', '--json'])).out);
+
+    // Assess: both markers, the legacy one on the second page of instance snapshots
+    expect(status.copies).toEqual([
+      {
+        resource: 'cluster snapshot eu-west-1/ledger-2026-11-23-03-10',
+        detail: `copying, copy of ${source}`,
+      },
+      {
+        resource: 'snapshot eu-west-1/orders-2026-11-23-03-24',
+        detail: `copying, copy of arn:aws:rds:eu-central-1:${ACCOUNT}:snapshot:rds:orders-2026-11-23-03-24`,
+      },
+    ]);
+  });
+
+  it('shows ssm-restart’s restart guard: restarts in progress, flap guards latched, cooldowns and the last hour’s restarts', async () => {
+    // Prepare: restart records as functions/ssm-restart/guard.ts writes them, one with fields this
+    // CLI does not know
+    const now = Date.now();
+    const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const instance = (id: string) => `arn:aws:ec2:eu-central-1:${ACCOUNT}:instance/${id}`;
+    const record = (
+      arn: string,
+      acquiredAt: number,
+      expiresAt: number,
+      data: Record<string, string>,
+      extra: Record<string, unknown> = {},
+    ) => ({
+      scope: { S: `restart#${arn}` },
+      holder: { S: 'ssm-restart run 9a1b (nightshift-stage-ssm-restart)' },
+      token: { S: 't' },
+      acquiredAt: { N: String(acquiredAt) },
+      expiresAt: { N: String(expiresAt) },
+      version: { N: '3' },
+      data: { M: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, { S: v }])) },
+      ...extra,
+    });
+    dynamo.on(ScanCommand).resolves({
+      Items: [
+        // In progress: its run ends in 5 minutes; in its cooldown
+        record(instance('i-0000000000000busy'), now - 60_000, now + 840_000, {
+          what: 'unit:nginx.service',
+          via: 'on-demand',
+          runUntil: iso(now + 300_000),
+        }),
+        // Flap guard latched 20 minutes ago after three alarm restarts
+        record(instance('i-000000000000flaps'), now - 1_500_000, now + 30 * 86_400_000, {
+          what: 'container:web',
+          via: 'alarm',
+          runUntil: iso(now - 1_400_000),
+          restarts: [now - 3_000_000, now - 2_200_000, now - 1_500_000].map(iso).join(' '),
+          flapped: iso(now - 1_200_000),
+          reason: 'a field this CLI does not know',
+        }),
+        // Restarted by an alarm 40 minutes ago: the cooldown is over, the restart still counts for the hour
+        record(
+          `arn:aws:ecs:eu-central-1:${ACCOUNT}:service/shop/web`,
+          now - 2_400_000,
+          now - 1_500_000,
+          {
+            what: 'ecs-service',
+            via: 'alarm',
+            runUntil: iso(now - 2_300_000),
+            restarts: iso(now - 2_400_000),
+          },
+          { note: { S: 'extra attribute' } },
+        ),
+        // Two days old: nothing to say
+        record(instance('i-00000000000000old'), now - 2 * 86_400_000, now - 2 * 86_400_000 + 900_000, {
+          what: 'unit:nginx.service',
+          via: 'alarm',
+          restarts: iso(now - 2 * 86_400_000),
+        }),
+      ],
+    });
+
+    // Act
+    const run = await cli(['status', '--stage', 'stage', '--copy-region', 'eu-west-1', '--json']);
+    const text = await cli(['status', '--stage', 'stage', '--copy-region', 'eu-west-1']);
+    const status = JSON.parse(run.out);
+
+    // Assess
+    const by = 'by ssm-restart run 9a1b (nightshift-stage-ssm-restart)';
+    expect(status.restartGuard).toEqual([
+      {
+        resource: 'instance i-0000000000000busy',
+        detail:
+          `restart in progress (unit:nginx.service via on-demand, ${by}) until ${iso(now + 300_000)} at the latest; ` +
+          `alarm restarts wait for its cooldown until ${iso(now + 840_000)}; ` +
+          `last restart unit:nginx.service via on-demand at ${iso(now - 60_000)} ${by}`,
+      },
+      {
+        resource: 'instance i-000000000000flaps',
+        detail:
+          `flap guard latched since ${iso(now - 1_200_000)}: more alarm restarts in an hour than RESTART_MAX_PER_HOUR, ` +
+          'so alarms restart it no more until a person restarts it on demand (nightshift restart); ' +
+          `3 alarm restart(s) in the last hour (${[now - 3_000_000, now - 2_200_000, now - 1_500_000].map(iso).join(', ')}); ` +
+          `last restart container:web via alarm at ${iso(now - 1_500_000)} ${by}`,
+      },
+      {
+        resource: 'service shop/web',
+        detail:
+          `1 alarm restart(s) in the last hour (${iso(now - 2_400_000)}); ` +
+          `last restart ecs-service via alarm at ${iso(now - 2_400_000)} ${by}`,
+      },
+    ]);
+    // A restart record is not a lease a run holds.
+    expect(status.leases).toEqual([]);
+    expect(text.out).toContain('Restart guard (ssm-restart) (3):');
   });
 
   it('says so when the stage has no lease table in the region, without failing', async () => {
