@@ -15,6 +15,25 @@ export type FunctionName =
 
 export type Handler = (event: unknown, context: unknown) => Promise<Report>;
 
+/**
+ * The AWS services (SDK `serviceId`s) each function's handler calls, besides those every run uses
+ * (RUN_SERVICES): what decides whether a `--local` run is against a local emulator (endpoints.ts).
+ * test/unit/cli-endpoints.test.ts checks it against the clients each function folder imports.
+ */
+export const FUNCTION_SERVICES: Record<FunctionName, readonly string[]> = {
+  'ecs-scheduler': ['ECS', 'Application Auto Scaling', 'Auto Scaling'],
+  'rds-snapshot-copy': ['RDS'],
+  'snapshot-tags': ['EC2', 'RDS'],
+  'instance-rotation': ['Auto Scaling', 'EC2', 'ECS'],
+  'ssm-restart': ['Auto Scaling', 'CloudWatch', 'EC2', 'ECS', 'SSM'],
+};
+
+/**
+ * What every run uses: the lease table (DynamoDB), the run summary (SNS), and the CLI's own checks of
+ * the deployed function (Lambda).
+ */
+export const RUN_SERVICES: readonly string[] = ['DynamoDB', 'SNS', 'Lambda'];
+
 /** Refuses a payload the function would refuse, with the same message, before any AWS call. */
 export const checkPayload = (fn: FunctionName, payload: unknown): void => {
   const schema = {

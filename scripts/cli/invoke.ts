@@ -1,4 +1,9 @@
-import { GetFunctionConcurrencyCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import {
+  GetFunctionConcurrencyCommand,
+  GetFunctionConfigurationCommand,
+  InvokeCommand,
+  LambdaClient,
+} from '@aws-sdk/client-lambda';
 import { randomUUID } from 'node:crypto';
 import type { Report } from '#shared/report.ts';
 import { errorMessage, RunFailedError } from '#shared/errors.ts';
@@ -18,31 +23,84 @@ export class FunctionFailedError extends Error {
   constructor(
     public readonly functionName: string,
     public readonly errorType: string,
-    message: string,
+    public readonly reason: string,
   ) {
-    super(`${functionName} failed: ${errorType}: ${message}`);
+    super(`${functionName} failed: ${errorType}: ${reason}`);
+  }
+}
+
+/**
+ * A changing invoke whose answer never came (a reset connection, a timeout, a 5xx from Lambda): the
+ * function may have run, may still be running, or may never have started. It is not sent again: a
+ * second stop or restart is worse than a person looking first.
+ */
+export class OutcomeUnknownError extends Error {
+  override name = 'OutcomeUnknownError';
+  constructor(
+    public readonly functionName: string,
+    reason: string,
+  ) {
+    super(
+      `the outcome of ${functionName} is unknown: ${reason}. The request may have reached Lambda, so the ` +
+        'function may have run, or may still be running; it was not sent again. Look before you run it ' +
+        'again: `nightshift status` shows what nightshift holds now, and the same command with --dry-run ' +
+        'shows what is still to do.',
+    );
   }
 }
 
 export const deployedName = (t: Target, fn: FunctionName) => `${t.service}-${t.stage}-${fn}`;
 
 const lambdas = new Map<string, LambdaClient>();
-const lambdaClient = (region?: string) => {
-  let client = lambdas.get(region ?? '');
+/**
+ * Lambda clients per region. Reads and dry runs retry (5 attempts). A changing invoke is sent once
+ * (`once`): the SDK retries a request whose connection reset or timed out, and Lambda would then run
+ * the stop or the restart twice.
+ */
+const lambdaClient = (region: string | undefined, once = false) => {
+  const key = `${region ?? ''}${once ? '#once' : ''}`;
+  let client = lambdas.get(key);
   if (!client) {
     client = new LambdaClient({
       ...(region && { region }),
-      maxAttempts: 5,
+      maxAttempts: once ? 1 : 5,
       // A run may take minutes (ssm-restart waits for its commands): no client-side timeout below Lambda's.
       requestHandler: { requestTimeout: 15 * 60_000 },
     });
-    lambdas.set(region ?? '', client);
+    lambdas.set(key, client);
   }
   return client;
 };
 
+/** Set once the CLI was interrupted (Ctrl-C): an in-process run then starts nothing new. */
+let interrupted = false;
+export const interruptLocalRuns = (): void => {
+  interrupted = true;
+};
+
+/** Deployed functions invoked and not answered yet: they go on in Lambda whatever happens here. */
+export const invokesInFlight = new Set<string>();
+
+export interface InvokeOptions {
+  /** The invoke may change something: send it once (see lambdaClient). */
+  mutates: boolean;
+  /** `--local`: the deployed function's timeout, which the in-process Lambda context gives the run. */
+  timeoutMs: number;
+}
+
+/** Whether an error from Invoke proves Lambda did not run the function (it refused the request). */
+const refusedByLambda = (error: unknown): boolean => {
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500;
+};
+
 /** Runs a function: by Lambda Invoke (request-response), or its handler in-process with `--local`. */
-export const invoke = async (t: Target, fn: FunctionName, payload: unknown): Promise<Report> => {
+export const invoke = async (
+  t: Target,
+  fn: FunctionName,
+  payload: unknown,
+  options: InvokeOptions,
+): Promise<Report> => {
   if (t.local) {
     const handler = await localHandler(fn);
     const started = Date.now();
@@ -51,8 +109,10 @@ export const invoke = async (t: Target, fn: FunctionName, payload: unknown): Pro
       functionName: localFunctionName(),
       awsRequestId: randomUUID(),
       invokedFunctionArn: `local:${fn}`,
-      // As much time as the deployed function gets at most.
-      getRemainingTimeInMillis: () => 900_000 - (Date.now() - started),
+      // The deployed function's own timeout: the run stops starting work when a deployed run would,
+      // and its leases last as long as a deployed run's. Once interrupted, no time is left.
+      getRemainingTimeInMillis: () =>
+        interrupted ? 0 : Math.max(0, options.timeoutMs - (Date.now() - started)),
     };
     try {
       return await handler(payload, context);
@@ -64,13 +124,22 @@ export const invoke = async (t: Target, fn: FunctionName, payload: unknown): Pro
     }
   }
   const name = deployedName(t, fn);
-  const out = await lambdaClient(t.region).send(
-    new InvokeCommand({
-      FunctionName: name,
-      InvocationType: 'RequestResponse',
-      Payload: new TextEncoder().encode(JSON.stringify(payload)),
-    }),
-  );
+  invokesInFlight.add(name);
+  let out;
+  try {
+    out = await lambdaClient(t.region, options.mutates).send(
+      new InvokeCommand({
+        FunctionName: name,
+        InvocationType: 'RequestResponse',
+        Payload: new TextEncoder().encode(JSON.stringify(payload)),
+      }),
+    );
+  } catch (error) {
+    if (options.mutates && !refusedByLambda(error)) throw new OutcomeUnknownError(name, errorMessage(error));
+    throw error;
+  } finally {
+    invokesInFlight.delete(name);
+  }
   const text = out.Payload ? new TextDecoder().decode(out.Payload) : '';
   if (out.FunctionError) {
     let body: { errorType?: string; errorMessage?: string } = {};
@@ -90,8 +159,8 @@ export const invoke = async (t: Target, fn: FunctionName, payload: unknown): Pro
 
 /**
  * Whether the deployed function is switched off: reserved concurrency 0 is the kill switch, whether
- * flipped by the README's one-line loop or made to stick with the killSwitch param. A function that is
- * not deployed in the region has no switch; any other answer is unknown, with the reason.
+ * flipped by the README's one-line loop or made to stick with the killSwitch param. Any error is
+ * unknown, with the reason: the caller must then not change anything.
  */
 export const deployedSwitchedOff = async (
   t: Target,
@@ -103,7 +172,45 @@ export const deployedSwitchedOff = async (
     );
     return { off: out.ReservedConcurrentExecutions === 0 };
   } catch (error) {
-    if ((error as Error).name === 'ResourceNotFoundException') return { off: false };
     return { unknown: errorMessage(error) };
+  }
+};
+
+export interface DeployedFunction {
+  /** Its environment variables, as Lambda runs it. */
+  env: Record<string, string>;
+  /** Its timeout in seconds. */
+  timeoutSeconds: number | undefined;
+}
+
+/**
+ * The deployed function's configuration (GetFunctionConfiguration on $LATEST, which is what runs:
+ * serverless.yml sets versionFunctions false). Variables Lambda could not decrypt (a customer managed
+ * KMS key the caller may not use) come back as `Environment.Error`: unknown, like any other error.
+ */
+export const deployedFunction = async (
+  t: Target,
+  fn: FunctionName,
+): Promise<DeployedFunction | { unknown: string }> => {
+  try {
+    const out = await lambdaClient(t.region).send(
+      new GetFunctionConfigurationCommand({ FunctionName: deployedName(t, fn) }),
+    );
+    const problem = out.Environment?.Error;
+    if (problem) {
+      return {
+        unknown: `its environment could not be read: ${problem.ErrorCode ?? 'error'}: ${problem.Message ?? 'no message'}`,
+      };
+    }
+    return { env: { ...out.Environment?.Variables }, timeoutSeconds: out.Timeout };
+  } catch (error) {
+    const name = (error as Error).name;
+    const hint =
+      name === 'ResourceNotFoundException'
+        ? ' — is the stage deployed in this region? (--stage, --region, --service-name)'
+        : name === 'AccessDeniedException'
+          ? ' — your credentials need lambda:GetFunctionConfiguration on it'
+          : '';
+    return { unknown: `${errorMessage(error)}${hint}` };
   }
 };

@@ -6,7 +6,8 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { hostname, userInfo } from 'node:os';
 import { dynamoDbClient } from '#shared/aws/dynamodb.ts';
 import { errorMessage } from '#shared/errors.ts';
-import { ensureLocalLeaseTable, isLocalEndpoint } from '#shared/lease-table.ts';
+import { ensureLocalLeaseTable } from '#shared/lease-table.ts';
+import { runsHoldingLeases } from '#shared/lease.ts';
 import type { FunctionName } from './functions.ts';
 import { readServerless } from './serverless-source.ts';
 import { stageConfig, type StageConfig } from './stage-config.ts';
@@ -48,20 +49,17 @@ export const applyLocalEnvironment = (fn: FunctionName, env: Record<string, stri
 
 export type LeaseTableCheck = { ok: true; created: boolean } | { ok: false; reason: string };
 
-/** The endpoint the SDK's DynamoDB client uses, as the SDK picks it. */
-const dynamoEndpoint = () => process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL;
-
 /**
- * Makes sure a local run can take its leases. Against a local emulator (moto), a missing table is
- * created as the stack would create it, so local runs need no deploy. Against AWS, the table is the
- * stack's: one read proves it is there and readable with these credentials (a run needs GetItem,
- * PutItem and DeleteItem on it); the answer says why not otherwise.
+ * Makes sure a local run can take its leases. Against a local emulator (moto; `emulator`: every endpoint
+ * the run uses is local, endpoints.ts), a missing table is created as the stack would create it, so
+ * local runs need no deploy. Against AWS, the table is the stack's: one read proves it is there and
+ * readable with these credentials (a run needs GetItem, PutItem and DeleteItem on it); the answer says
+ * why not otherwise.
  */
-export const checkLeaseTable = async (table: string): Promise<LeaseTableCheck> => {
+export const checkLeaseTable = async (table: string, emulator: boolean): Promise<LeaseTableCheck> => {
   const client = dynamoDbClient();
   try {
-    if (isLocalEndpoint(dynamoEndpoint()))
-      return { ok: true, created: await ensureLocalLeaseTable(client, table) };
+    if (emulator) return { ok: true, created: await ensureLocalLeaseTable(client, table) };
     await client.send(
       new GetItemCommand({
         TableName: table,
@@ -83,12 +81,49 @@ export const checkLeaseTable = async (table: string): Promise<LeaseTableCheck> =
   }
 };
 
-/** The configuration of `fn` in `stage`, from serverless.yml (from source, or as built into the bin). */
+/**
+ * The configuration of `fn` in `stage`, from serverless.yml (from source, or as built into the bin),
+ * and its Lambda timeout there in seconds (undefined when it is not a plain number).
+ */
 export const deployedConfiguration = async (
   fn: FunctionName,
   stage: string,
   serviceName: string,
-): Promise<{ config: StageConfig; origin: string }> => {
+): Promise<{ config: StageConfig; origin: string; timeoutSeconds: number | undefined }> => {
   const { file, origin } = await readServerless();
-  return { config: stageConfig(file, fn, stage, serviceName), origin };
+  return {
+    config: stageConfig(file, fn, stage, serviceName),
+    origin,
+    timeoutSeconds: file.timeouts?.[fn],
+  };
+};
+
+/**
+ * Releases every lease the runs in this process hold (shared/lease.ts `runsHoldingLeases`): on Ctrl-C
+ * or SIGTERM, so an interrupted local run does not block its clusters, groups or targets until the
+ * leases expire. Bounded: a table that does not answer within `withinMs` leaves them to expire.
+ */
+export const releaseHeldLeases = async (withinMs = 10_000): Promise<{ runs: number; problems: string[] }> => {
+  const runs = new Set(runsHoldingLeases);
+  const problems: string[] = [];
+  const release = async () => {
+    // A run may still take a lease while others are released (its claims run a few at a time): go
+    // again until none is held.
+    for (let round = 0; round < 5 && runsHoldingLeases.size > 0; round++) {
+      for (const run of runsHoldingLeases) runs.add(run);
+      const all = await Promise.all([...runsHoldingLeases].map((run) => run.releaseAll()));
+      problems.push(...all.flat());
+    }
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      problems.push(
+        `the lease table did not answer within ${withinMs / 1000} s; the leases expire on their own`,
+      );
+      resolve();
+    }, withinMs);
+  });
+  await Promise.race([release(), late]).finally(() => clearTimeout(timer));
+  return { runs: runs.size, problems };
 };

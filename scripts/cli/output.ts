@@ -35,16 +35,24 @@ export const EXIT = {
   ok: 0,
   /** Something failed: a failed row, the function threw, the lease table could not be used. */
   failed: 1,
-  /** Refused before running: bad input, no --yes without a terminal, a stage's kill switch. */
+  /** Refused before running: bad input, no --yes without a terminal, a kill switch, a local run that cannot be as guarded as its stage. */
   usage: 2,
-  /** Not finished, nothing lost: work left undone, scopes held by another run, a plan that changed. */
+  /**
+   * Not finished, nothing lost: work left undone, scopes held by another run, a plan that changed, a
+   * restart in which nothing restarted, commands still running when the function had to stop.
+   */
   notFinished: 3,
+  /** Interrupted by Ctrl-C (128 + SIGINT) or SIGTERM (128 + SIGTERM), as shells report it. */
+  interrupted: 130,
+  terminated: 143,
 } as const;
 
-// The words the functions use for these rows (shared/plan-digest.ts, shared/lease.ts).
+// The words the functions use for these rows (shared/plan-digest.ts, shared/lease.ts,
+// functions/ssm-restart/execute.ts).
 const PLAN_CHANGED = 'the plan changed since it was confirmed';
 const HELD = 'another run holds the lease on it';
 const NO_LEASE = 'could not take a lease in';
+const STILL_RUNNING = ['still running when the Lambda had to stop', 'not yet delivered to the instance'];
 
 export interface Verdict {
   code: number;
@@ -52,18 +60,61 @@ export interface Verdict {
   lines: string[];
 }
 
-const count = (report: Report, words: string) =>
-  report.resources.filter((r) => r.outcome === 'skipped' && r.detail.includes(words)).length;
+export interface Asked {
+  /** The person asked for a dry run (`--dry-run`). */
+  dryRun: boolean;
+  /**
+   * The report is the plan shown before a change the person asked for, which had nothing to change:
+   * judged as the change would be (a restart that restarts nothing is not done).
+   */
+  planOfChange?: boolean;
+}
+
+const rows = (report: Report, outcomes: readonly string[], words: string) =>
+  report.resources.filter((r) => outcomes.includes(r.outcome) && r.detail.includes(words));
+
+/** Why targets of a restart were skipped, counted by the reasons ssm-restart gives. */
+const skippedReasons = (skipped: Report['resources']): string => {
+  const kinds: [string, string][] = [
+    ['another restart of it is in progress', 'another restart of it is in progress'],
+    ['not opted in', 'not opted in (no nightshift:restartable=true)'],
+    ['agent is offline', 'not online in SSM'],
+    ['cooldown', 'in its cooldown'],
+    ['not running', 'not running'],
+  ];
+  const counts = new Map<string, number>();
+  for (const r of skipped) {
+    const kind = kinds.find(([words]) => r.detail.includes(words))?.[1] ?? 'other reasons';
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return [...counts].map(([kind, n]) => `${n} ${kind}`).join(', ');
+};
 
 /** The exit code of a run's report, and what to say about it beyond the table. */
-export const verdict = (report: Report, asked: { dryRun: boolean }): Verdict => {
+export const verdict = (report: Report, asked: Asked): Verdict => {
   const lines: string[] = [];
   const changedPlan = report.resources.some(
     (r) => r.outcome === 'skipped' && r.detail.startsWith(PLAN_CHANGED),
   );
-  const held = count(report, HELD);
-  const noLease = count(report, NO_LEASE);
-  const { undone, failed } = report.summary;
+  // A scope another run holds is `undone` (skipped from functions deployed before that policy).
+  const held = rows(report, ['undone', 'skipped'], HELD).length;
+  // The lease table could not be used: `failed` (skipped from functions deployed before that policy).
+  const noLease = rows(report, ['failed', 'skipped'], NO_LEASE).length;
+  const stillRunning = report.resources.filter(
+    (r) => r.outcome === 'changed' && STILL_RUNNING.some((words) => r.detail.startsWith(words)),
+  );
+  const undone =
+    report.summary.undone -
+    report.resources.filter((r) => r.outcome === 'undone' && r.detail.includes(HELD)).length;
+  const { failed } = report.summary;
+  const wantedChange = !asked.dryRun;
+  // An on-demand restart that restarted nothing because its targets were skipped is not done.
+  const restart = report.action === 'restart' && wantedChange;
+  const skipped = report.resources.filter(
+    (r) => r.outcome === 'skipped' && !r.detail.startsWith(PLAN_CHANGED),
+  );
+  const restarted = report.summary.changed + report.summary.planned - stillRunning.length;
+  const nothingRestarted = restart && skipped.length > 0 && restarted === 0 && stillRunning.length === 0;
   if (changedPlan) {
     lines.push(
       'the plan changed since you confirmed it (another run, a person or AWS changed something in between): ' +
@@ -72,13 +123,13 @@ export const verdict = (report: Report, asked: { dryRun: boolean }): Verdict => 
   }
   if (held > 0) {
     lines.push(
-      `${held} skipped: another run holds their lease (the row says who, since when, and when it expires); ` +
+      `${held} not done: another run holds their lease (the row says who, since when, and when it expires); ` +
         'nothing changed there. Run the same command again once that run is done.',
     );
   }
   if (noLease > 0) {
     lines.push(
-      `${noLease} skipped: the lease table could not be used (the row says why); nothing changed there. ` +
+      `${noLease} not done: the lease table could not be used (the row says why); nothing changed there. ` +
         'Fix access to the table, then run the same command again.',
     );
   }
@@ -88,7 +139,22 @@ export const verdict = (report: Report, asked: { dryRun: boolean }): Verdict => 
         'Run the same command again: the next run starts with them.',
     );
   }
-  if (report.dryRun && !asked.dryRun) {
+  if (stillRunning.length > 0) {
+    lines.push(
+      `${stillRunning.length} still running when the function had to stop: SSM goes on without it, so whether ` +
+        'they worked is not known yet. Follow each with the aws ssm get-command-invocation its row gives, ' +
+        'and do not restart them again before that says they ended.',
+    );
+  }
+  if (nothingRestarted) {
+    lines.push(
+      `nothing restarted: ${skipped.length} target(s) skipped (${skippedReasons(skipped)}); the rows say why. ` +
+        'Fix what they say (or wait for the restart in progress, until the time its row names), then run the same command again.',
+    );
+  } else if (restart && skipped.length > 0) {
+    lines.push(`${skipped.length} target(s) not restarted (${skippedReasons(skipped)}); the rows say why.`);
+  }
+  if (report.dryRun && wantedChange && !asked.planOfChange) {
     lines.push(
       'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed.',
     );
@@ -96,7 +162,7 @@ export const verdict = (report: Report, asked: { dryRun: boolean }): Verdict => 
   const code =
     failed > 0 || noLease > 0
       ? EXIT.failed
-      : changedPlan || held > 0 || undone > 0
+      : changedPlan || held > 0 || undone > 0 || stillRunning.length > 0 || nothingRestarted
         ? EXIT.notFinished
         : EXIT.ok;
   return { code, lines };

@@ -2,13 +2,12 @@ import { Command, CommanderError, Option } from 'commander';
 import type { Report } from '#shared/report.ts';
 import { InputError } from '#shared/errors.ts';
 import { leaseTableName } from '#shared/lease.ts';
-import { isLocalEndpoint } from '#shared/lease-table.ts';
 import { PLAN_DIGEST } from '#shared/plan-digest.ts';
 import { checkPayload, type FunctionName } from './functions.ts';
-import { deployedName, deployedSwitchedOff, FunctionFailedError, invoke, type Target } from './invoke.ts';
+import { deployedName, FunctionFailedError, invoke, OutcomeUnknownError, type Target } from './invoke.ts';
 import { EXIT, renderReport, verdict } from './output.ts';
-import { applyLocalEnvironment, checkLeaseTable, deployedConfiguration } from './local.ts';
-import { describeEnvironment, localEnvironment } from './stage-config.ts';
+import { deployedConfiguration } from './local.ts';
+import { prepareLocal } from './prepare-local.ts';
 import { readStatus, renderStatus } from './status.ts';
 
 /** Everything the CLI touches outside itself, so tests can drive it like a person or a pipeline. */
@@ -58,77 +57,6 @@ const keyValues = (pairs: string[] | undefined, flag: string): Record<string, st
 const compact = <T extends Record<string, unknown>>(o: T) =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
-/**
- * Prepares a `--local` run: the deployed function's configuration in the stage, said on stderr and
- * applied to this process; the stage's lease table, created in a local emulator or proven reachable
- * before a run that changes things. Returns an exit code when the run must not go ahead, and whether
- * the stage's DRY_RUN (or the operator's) makes it a dry run whatever was asked.
- */
-const prepareLocal = async (
-  io: Io,
-  g: Globals,
-  target: Target,
-  fn: FunctionName,
-  asked: { mutates: boolean },
-): Promise<{ code: number } | { dryRun: boolean }> => {
-  const { config, origin } = await deployedConfiguration(fn, g.stage, g.serviceName);
-  const local = localEnvironment(config, io.env);
-  io.err(
-    `--local: ${fn} runs with stage ${g.stage}'s configuration from ${origin}: ${describeEnvironment(local.env)}` +
-      (config.ownParams ? '' : ` (no params for stage ${g.stage} there: the defaults apply)`) +
-      (config.unresolved.length > 0
-        ? `; not known locally, left as they are: ${config.unresolved.join(', ')}`
-        : ''),
-  );
-  for (const note of local.notes) io.err(`--local: ${note}`);
-  // Nothing will change whatever the person answers: say so, and do not ask.
-  const forcedDryRun = asked.mutates && local.env.DRY_RUN === 'true';
-  if (forcedDryRun)
-    io.err(
-      `--local: DRY_RUN=true for ${fn} in stage ${g.stage}: this run is a dry run, and nothing will change.`,
-    );
-  const mutates = asked.mutates && !forcedDryRun;
-  const go = { dryRun: forcedDryRun };
-  if (mutates && config.killSwitch) {
-    io.err(
-      `refusing to run ${fn} with --local: stage ${g.stage}'s kill switch is on (killSwitch 'true' in ${origin}), so its functions change nothing, and neither does a local run. Add --dry-run to see the plan.`,
-    );
-    return { code: EXIT.usage };
-  }
-  // The kill switch flipped at run time (reserved concurrency 0) is not in serverless.yml: ask Lambda.
-  if (mutates && !isLocalEndpoint(process.env.AWS_ENDPOINT_URL_LAMBDA ?? process.env.AWS_ENDPOINT_URL)) {
-    const name = deployedName(target, fn);
-    const switched = await deployedSwitchedOff(target, fn);
-    if ('off' in switched && switched.off) {
-      io.err(
-        `refusing to run ${fn} with --local: ${name} is switched off (reserved concurrency 0: the kill switch), and a local run is no exception. Add --dry-run to see the plan.`,
-      );
-      return { code: EXIT.usage };
-    }
-    if ('unknown' in switched)
-      io.err(
-        `--local: could not check whether ${name} is switched off (${switched.unknown}); if the kill switch is on, change nothing.`,
-      );
-  }
-  applyLocalEnvironment(fn, local.env);
-  const table = local.env.LEASE_TABLE ?? leaseTableName(g.stage, g.serviceName);
-  // Dry runs take no leases; a lease table in a local emulator is created either way (carry-over reads it).
-  if (!mutates && !isLocalEndpoint(process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL))
-    return go;
-  const check = await checkLeaseTable(table);
-  if (check.ok) {
-    if (check.created) io.err(`--local: created the lease table ${table} in the local emulator`);
-    return go;
-  }
-  if (!mutates) return go;
-  io.err(
-    `refusing to run ${fn} with --local: cannot use the lease table ${table} (${check.reason}). ` +
-      'Without its leases another run could act on the same resources at the same time. ' +
-      'Add --dry-run to see the plan, or run the deployed function (without --local).',
-  );
-  return { code: EXIT.failed };
-};
-
 /** Runs one function command: check, (dry run, confirm,) run, report. Returns the exit code. */
 const runFunction = async (
   io: Io,
@@ -156,9 +84,12 @@ const runFunction = async (
     return EXIT.usage;
   }
   let forcedDryRun = false;
+  // Deployed functions use their own timeout; an in-process run gets the same (prepareLocal).
+  let timeoutMs = 900_000;
   if (target.local) {
     const ready = await prepareLocal(io, g, target, fn, { mutates });
     if ('code' in ready) return ready.code;
+    timeoutMs = ready.timeoutMs;
     if (ready.dryRun) {
       // The function's DRY_RUN makes it a dry run anyway; the input says so too.
       forcedDryRun = true;
@@ -171,7 +102,7 @@ const runFunction = async (
   const call = async (body: Record<string, unknown>, label: string): Promise<Report> => {
     const done = io.interactive ? io.progress(`${label} ${where}…`) : () => undefined;
     try {
-      return await invoke(target, fn, body);
+      return await invoke(target, fn, body, { mutates: body.dryRun !== true, timeoutMs });
     } finally {
       done();
     }
@@ -181,14 +112,62 @@ const runFunction = async (
   const table = (report: Report) => renderReport(fn, report, io.width);
   const show = (report: Report) => io.out(g.json ? JSON.stringify(report, null, 2) : table(report));
 
+  /**
+   * The function failed as a whole (it threw), or the outcome of a change is unknown: with --json,
+   * stdout still carries one document, `{ "error": { type, message, function } }`; the person reads
+   * the message on stderr.
+   */
+  const failedRun = (error: unknown, changing: boolean): number => {
+    if (error instanceof FunctionFailedError) {
+      if (g.json)
+        io.out(
+          JSON.stringify(
+            { error: { type: error.errorType, message: error.reason, function: error.functionName } },
+            null,
+            2,
+          ),
+        );
+      io.err(error.message);
+      // Every resource failed (RunFailedError), or it stopped part way (a timeout, a crash): then it may
+      // have changed some things before it stopped.
+      if (changing && error.errorType !== 'RunFailedError')
+        io.err(
+          'it may have changed some things before it stopped: look with `nightshift status` and the same command with --dry-run before you run it again.',
+        );
+      return EXIT.failed;
+    }
+    if (g.json) {
+      const type = error instanceof Error ? error.name : 'Error';
+      io.out(
+        JSON.stringify(
+          {
+            error: { type, message: error instanceof Error ? error.message : String(error), function: where },
+          },
+          null,
+          2,
+        ),
+      );
+    }
+    if (error instanceof OutcomeUnknownError) {
+      io.err(error.message);
+      return EXIT.failed;
+    }
+    throw error;
+  };
+
   let apply: Record<string, unknown> = request;
   if (mutates && g.yes !== true) {
     // Show what would happen first, then ask: the same plan a person would get from --dry-run.
-    const plan = await call({ ...request, dryRun: true }, 'planning with');
+    let plan: Report;
+    try {
+      plan = await call({ ...request, dryRun: true }, 'planning with');
+    } catch (error) {
+      return failedRun(error, false);
+    }
     if (plan.summary.planned === 0) {
       show(plan);
       io.err('nothing to change.');
-      const result = verdict(plan, { dryRun: true });
+      const result = verdict(plan, { dryRun: false, planOfChange: true });
       for (const line of result.lines) io.err(line);
       return result.code;
     }
@@ -205,7 +184,12 @@ const runFunction = async (
     if (typeof plan.planDigest === 'string' && PLAN_DIGEST.test(plan.planDigest))
       apply = { ...request, planDigest: plan.planDigest };
   }
-  const report = await call(apply, dryRun || forcedDryRun ? 'planning with' : 'running');
+  let report: Report;
+  try {
+    report = await call(apply, dryRun || forcedDryRun ? 'planning with' : 'running');
+  } catch (error) {
+    return failedRun(error, apply.dryRun !== true);
+  }
   show(report);
   const result = verdict(report, { dryRun: dryRun || forcedDryRun });
   for (const line of result.lines) io.err(line);
@@ -442,6 +426,11 @@ export const runCli = async (argv: string[], io: Io): Promise<number> => {
     if (error instanceof FunctionFailedError) {
       io.err(error.message);
       return EXIT.failed;
+    }
+    // Ctrl-C at the confirmation prompt (@inquirer/confirm): only the plan ran, and nothing changed.
+    if ((error as Error).name === 'ExitPromptError') {
+      io.err('nothing changed.');
+      return EXIT.interrupted;
     }
     io.err(`nightshift: ${(error as Error).name}: ${(error as Error).message}`);
     return EXIT.failed;

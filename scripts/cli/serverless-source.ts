@@ -18,6 +18,11 @@ export interface ServerlessFile {
   providerEnvironment: Record<string, unknown>;
   /** Each function's own `environment:` block, as written. */
   functions: Record<string, Record<string, unknown>>;
+  /**
+   * Each function's Lambda timeout in seconds, as deployed: its own `timeout:`, else `provider.timeout`,
+   * else the framework's default of 6 s. Undefined when it is not a plain number (a variable).
+   */
+  timeouts: Record<string, number | undefined>;
 }
 
 export interface ServerlessSource {
@@ -34,6 +39,14 @@ const record = (value: unknown): Record<string, unknown> =>
 const scalar = (value: unknown): string =>
   value === null || value === undefined ? '' : typeof value === 'object' ? '' : String(value);
 
+/** The framework's default Lambda timeout (Serverless Framework v3: 6 seconds). */
+const DEFAULT_TIMEOUT_SECONDS = 6;
+
+const seconds = (value: unknown): number | undefined => {
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+};
+
 /** The configuration parts of a serverless.yml text. */
 export const parseServerless = (text: string): ServerlessFile => {
   const doc = record(parse(text));
@@ -46,11 +59,19 @@ export const parseServerless = (text: string): ServerlessFile => {
   const functions = Object.fromEntries(
     Object.entries(record(doc.functions)).map(([name, fn]) => [name, record(record(fn).environment)]),
   );
+  const provider = record(doc.provider);
+  const timeouts = Object.fromEntries(
+    Object.entries(record(doc.functions)).map(([name, fn]) => {
+      const own = record(fn).timeout ?? provider.timeout;
+      return [name, own === undefined ? DEFAULT_TIMEOUT_SECONDS : seconds(own)];
+    }),
+  );
   return {
     service: scalar(doc.service) || 'nightshift',
     params,
-    providerEnvironment: record(record(doc.provider).environment),
+    providerEnvironment: record(provider.environment),
     functions,
+    timeouts,
   };
 };
 

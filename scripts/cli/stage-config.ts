@@ -17,12 +17,18 @@ export interface StageConfig {
   env: Record<string, string>;
   /** Variables of the stage that cannot be known here (CloudFormation references), left as they are. */
   unresolved: string[];
+  /** What serverless.yml says for each of them, as written. */
+  unresolvedValues: Record<string, unknown>;
   /** The stage's kill switch (`killSwitch: 'true'`): every deployed function is stopped. */
   killSwitch: boolean;
 }
 
-/** Logging and SDK notices: the CLI keeps its own (defaults.ts), so a report stays readable. */
-const NOT_CONFIGURATION = /^(POWERTOOLS_|AWS_SDK_)/;
+/**
+ * Logging, SDK and runtime settings, not nightshift's configuration: the CLI keeps its own (defaults.ts),
+ * so a report stays readable, and where its calls go (AWS_ENDPOINT_URL…) is the operator's, never the
+ * deployed function's.
+ */
+const NOT_CONFIGURATION = /^(POWERTOOLS_|AWS_)/;
 
 /** The stage's params: `params.default`, each overridden by `params.<stage>`. */
 export const stageParams = (file: ServerlessFile, stage: string): Record<string, string> => ({
@@ -58,20 +64,24 @@ export const stageConfig = (
   const params = stageParams(file, stage);
   const env: Record<string, string> = {};
   const unresolved: string[] = [];
+  const unresolvedValues: Record<string, unknown> = {};
   const declared = { ...file.providerEnvironment, ...file.functions[fn] };
   for (const [name, value] of Object.entries(declared)) {
     if (NOT_CONFIGURATION.test(name)) continue;
     // `Ref: LeaseTable` in the template; its name is a public contract (shared/lease.ts).
     const resolved =
       name === 'LEASE_TABLE' ? leaseTableName(stage, serviceName) : resolveValue(value, params, stage);
-    if (resolved === undefined) unresolved.push(name);
-    else env[name] = resolved;
+    if (resolved === undefined) {
+      unresolved.push(name);
+      unresolvedValues[name] = value;
+    } else env[name] = resolved;
   }
   return {
     stage,
     ownParams: file.params[stage] !== undefined,
     env,
     unresolved: unresolved.sort(),
+    unresolvedValues,
     killSwitch: params.killSwitch === 'true',
   };
 };
@@ -87,6 +97,105 @@ const unionRules = (a: readonly TagRule[], b: readonly TagRule[]): TagRule[] => 
     seen.add(key);
     return true;
   });
+};
+
+/** The variables that make a run more or less guarded: a local run takes the stricter of each. */
+export const GUARDRAILS = ['DRY_RUN', 'PROTECTED_TAGS'] as const;
+
+/** Guardrail variables `fn` declares in serverless.yml that cannot be resolved there. */
+export const unresolvedGuardrails = (stage: StageConfig): string[] =>
+  stage.unresolved.filter((name) => (GUARDRAILS as readonly string[]).includes(name));
+
+export type DeployedMerge =
+  | { env: Record<string, string>; notes: string[] }
+  /** The deployed function cannot run with what it has (its own configuration would be refused). */
+  | { refusal: string };
+
+const shown = (value: string | undefined) => (value === undefined ? 'unset' : value === '' ? '""' : value);
+
+/** A PROTECTED_TAGS value as rules: empty or unset keeps the built-in rules, as the functions do. */
+const protection = (value: string | undefined): TagRule[] | { error: string } => {
+  if (value === undefined || value.trim() === '') return DEFAULT_PROTECTED_TAGS;
+  const parsed = parseTagRules(value);
+  return 'error' in parsed ? { error: parsed.error } : parsed.rules;
+};
+
+/**
+ * The configuration a local run takes from serverless.yml (`stage`) and from the deployed function
+ * (`deployed`, its real environment): the stricter of the two for the guardrails — DRY_RUN is true
+ * when either says so, PROTECTED_TAGS protects what either protects — and the deployed value of every
+ * other variable (params given with `--param` at deploy time, a stage without its own params, a CLI
+ * built from another checkout all show up here), each difference said in a note. A variable only
+ * serverless.yml sets (the deployed function is older than this checkout) keeps its serverless.yml
+ * value, and says so.
+ */
+export const withDeployed = (
+  stage: StageConfig,
+  deployed: Record<string, string>,
+  deployedName: string,
+): DeployedMerge => {
+  const env: Record<string, string> = {};
+  const notes: string[] = [];
+  const names = [
+    ...new Set([...Object.keys(stage.env), ...stage.unresolved, ...Object.keys(deployed)]),
+  ].filter((name) => !NOT_CONFIGURATION.test(name));
+  for (const name of names) {
+    const mine = stage.env[name];
+    const theirs = deployed[name];
+    const yml = stage.unresolved.includes(name)
+      ? 'not known from serverless.yml'
+      : mine === undefined
+        ? 'serverless.yml does not set it'
+        : `serverless.yml has ${shown(mine)}`;
+    if (name === 'DRY_RUN') {
+      const value = theirs?.trim();
+      if (value !== undefined && !['true', 'false', ''].includes(value)) {
+        return {
+          refusal: `${deployedName} has DRY_RUN=${theirs}, which it refuses (expected true or false): it cannot run, and neither may a local run`,
+        };
+      }
+      env.DRY_RUN = mine === 'true' || value === 'true' ? 'true' : (theirs ?? mine ?? '');
+      if (mine !== theirs)
+        notes.push(
+          `DRY_RUN: ${yml}, ${deployedName} has ${shown(theirs)}: ${shown(env.DRY_RUN)} applies (the stricter)`,
+        );
+      continue;
+    }
+    if (name === 'PROTECTED_TAGS') {
+      const ours = protection(mine);
+      const live = protection(theirs);
+      if ('error' in live) {
+        return {
+          refusal: `${deployedName} has PROTECTED_TAGS=${theirs}, which it refuses (${live.error}): it cannot run, and neither may a local run`,
+        };
+      }
+      if ('error' in ours) {
+        return {
+          refusal: `PROTECTED_TAGS=${mine} in serverless.yml is not key=value,… (${ours.error}): fix it before a local run`,
+        };
+      }
+      const builtIn = (v: string | undefined) => v === undefined || v.trim() === '';
+      env.PROTECTED_TAGS =
+        builtIn(mine) && builtIn(theirs) ? (mine ?? theirs ?? '') : ruleText(unionRules(ours, live));
+      if ((mine ?? '') !== (theirs ?? ''))
+        notes.push(
+          `PROTECTED_TAGS: ${yml}, ${deployedName} has ${shown(theirs)}: both protect, ${shown(env.PROTECTED_TAGS)} applies`,
+        );
+      continue;
+    }
+    if (theirs === undefined) {
+      if (mine === undefined) continue;
+      env[name] = mine;
+      notes.push(
+        `${name}: ${deployedName} does not set it (deployed from an older version?): serverless.yml's ${shown(mine)} applies`,
+      );
+      continue;
+    }
+    env[name] = theirs;
+    if (mine !== theirs)
+      notes.push(`${name}: ${yml}, ${deployedName} has ${shown(theirs)}: the deployed value applies`);
+  }
+  return { env, notes };
 };
 
 export interface LocalEnvironment {

@@ -112,6 +112,133 @@ describe('nightshift CLI invoking deployed functions', () => {
     );
   });
 
+  it('prints one JSON document with --json when the deployed function fails, and the message on stderr', async () => {
+    lambda.on(InvokeCommand).resolves({
+      StatusCode: 200,
+      FunctionError: 'Unhandled',
+      Payload: encode({
+        errorType: 'RunFailedError',
+        errorMessage: 'all 1 resource(s) failed; first error: AccessDenied',
+        trace: ['RunFailedError: all 1 resource(s) failed', '    at withOps'],
+      }),
+    });
+
+    const run = await cli(['stop', '--cluster', 'stage', '--stage', 'stage', '--yes', '--json']);
+
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.out)).toEqual({
+      error: {
+        type: 'RunFailedError',
+        message: 'all 1 resource(s) failed; first error: AccessDenied',
+        function: 'nightshift-stage-ecs-scheduler',
+      },
+    });
+    expect(run.err).toBe(
+      'nightshift-stage-ecs-scheduler failed: RunFailedError: all 1 resource(s) failed; first error: AccessDenied',
+    );
+  });
+
+  it('exits 3 when an on-demand restart restarted nothing because its targets were skipped, and says why', async () => {
+    const skipped = (id: string, detail: string) => ({
+      arn: `arn:aws:ec2:eu-central-1:123456789012:instance/${id}`,
+      type: 'ec2-instance',
+      outcome: 'skipped',
+      detail,
+    });
+    const report = {
+      action: 'restart',
+      dryRun: false,
+      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 3, undone: 0, failed: 0 },
+      resources: [
+        skipped(
+          'i-0a1b2c3d4e5f60718',
+          'another restart of it is in progress: unit:nginx.service via alarm, by ssm-restart run 1 (nightshift-dev-ssm-restart), ' +
+            'since 2026-11-23T02:14:41Z (that run ends by 2026-11-23T02:26:41Z); not restarted for on-demand — run again once it is done',
+        ),
+        skipped(
+          'i-0a1b2c3d4e5f60719',
+          'not an SSM managed instance, or its agent is offline (PingStatus ConnectionLost); nothing sent',
+        ),
+        skipped(
+          'i-0a1b2c3d4e5f60720',
+          'not opted in: the instance has no nightshift:restartable=true tag; nothing sent',
+        ),
+      ],
+    };
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: encode(report) });
+
+    const run = await cli(['restart', '--tag', 'app=web', '--unit', 'nginx.service', '--yes']);
+
+    expect(run.code).toBe(3);
+    expect(run.err).toBe(
+      'nothing restarted: 3 target(s) skipped (1 another restart of it is in progress, 1 not online in SSM, ' +
+        '1 not opted in (no nightshift:restartable=true)); the rows say why. Fix what they say (or wait for the ' +
+        'restart in progress, until the time its row names), then run the same command again.',
+    );
+  });
+
+  it('exits 3 for a restart nothing would restart at the confirmation step too, without asking', async () => {
+    lambda.on(InvokeCommand).resolves({
+      StatusCode: 200,
+      Payload: encode({
+        action: 'restart',
+        dryRun: true,
+        summary: { changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, failed: 0 },
+        resources: [
+          {
+            arn: 'arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
+            type: 'ecs-service',
+            outcome: 'skipped',
+            detail: 'not opted in: the service has no nightshift:restartable=true tag; nothing redeployed',
+          },
+        ],
+      }),
+    });
+
+    const run = await cli(['restart', '--ecs-service', 'shop/web'], { interactive: true, answer: true });
+
+    expect(run.questions).toEqual([]);
+    expect(run.code).toBe(3);
+    expect(run.err).toContain('nothing to change.');
+    expect(run.err).toContain('nothing restarted: 1 target(s) skipped (1 not opted in');
+    expect(run.err).not.toContain('DRY_RUN is true');
+  });
+
+  it('exits 3 when restart commands were still running when the function had to stop, and says how to follow them', async () => {
+    lambda.on(InvokeCommand).resolves({
+      StatusCode: 200,
+      Payload: encode({
+        action: 'restart',
+        dryRun: false,
+        summary: { changed: 2, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
+        resources: [
+          {
+            arn: 'arn:aws:ec2:eu-central-1:123456789012:instance/i-0a1b2c3d4e5f60718',
+            type: 'ec2-instance',
+            outcome: 'changed',
+            detail:
+              'still running when the Lambda had to stop: command 7f1c is InProgress on i-0a1b2c3d4e5f60718 (systemctl restart nginx.service); ' +
+              'follow it with aws ssm get-command-invocation --command-id 7f1c --instance-id i-0a1b2c3d4e5f60718',
+          },
+          {
+            arn: 'arn:aws:ec2:eu-central-1:123456789012:instance/i-0a1b2c3d4e5f60719',
+            type: 'ec2-instance',
+            outcome: 'changed',
+            detail: 'systemctl restart nginx.service: command 7f1c Success',
+          },
+        ],
+      }),
+    });
+
+    const run = await cli(['restart', '--tag', 'app=web', '--unit', 'nginx.service', '--yes']);
+
+    expect(run.code).toBe(3);
+    expect(run.err).toBe(
+      '1 still running when the function had to stop: SSM goes on without it, so whether they worked is not known yet. ' +
+        'Follow each with the aws ssm get-command-invocation its row gives, and do not restart them again before that says they ended.',
+    );
+  });
+
   it('exits 1 when the report has failed rows, and prints JSON for machines', async () => {
     lambda.on(InvokeCommand).resolves({
       StatusCode: 200,

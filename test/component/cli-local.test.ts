@@ -7,10 +7,15 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { GetFunctionConcurrencyCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import {
+  GetFunctionConcurrencyCommand,
+  GetFunctionConfigurationCommand,
+  LambdaClient,
+} from '@aws-sdk/client-lambda';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { RunContext } from '#shared/handler.ts';
 import { NOT_STARTED, resultOf, type PlannedWork } from '#shared/execute.ts';
-import { claimReason } from '#shared/lease.ts';
+import { claimOutcome, claimReason } from '#shared/lease.ts';
 import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
 import { buildReport, type Report } from '#shared/report.ts';
 import { cli } from '#test/support/cli.ts';
@@ -57,7 +62,7 @@ const stubRun = async (input: StubInput, ctx: RunContext): Promise<Report> => {
     return buildReport(
       input.action,
       false,
-      works.map((w) => resultOf(w, 'skipped', { detail: reason })),
+      works.map((w) => resultOf(w, claimOutcome(claim), { detail: reason })),
     );
   }
   return buildReport(
@@ -92,6 +97,19 @@ vi.mock('#scripts/cli/serverless-source.ts', async (importOriginal) => {
 
 const dynamo = mockClient(DynamoDBClient);
 const lambda = mockClient(LambdaClient);
+const sns = mockClient(SNSClient);
+
+/** The deployed nightshift-stage-ecs-scheduler's environment, as the stack sets it from serverless.yml. */
+const DEPLOYED = {
+  POWERTOOLS_LOG_LEVEL: 'INFO',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  NIGHTSHIFT_STAGE: 'stage',
+  SUMMARY_TOPIC_ARN: 'arn:aws:sns:eu-central-1:123456789012:nightshift-stage-ops',
+  LEASE_TABLE: 'nightshift-stage-leases',
+  POWERTOOLS_SERVICE_NAME: 'ecs-scheduler',
+  PROTECTED_TAGS: '',
+  DRY_RUN: 'false',
+};
 
 describe('nightshift --local with the stage’s configuration and lease table', () => {
   const saved = { ...process.env };
@@ -108,8 +126,13 @@ describe('nightshift --local with the stage’s configuration and lease table', 
   beforeEach(() => {
     dynamo.reset();
     lambda.reset();
-    // The deployed function runs normally: no reserved concurrency set.
+    sns.reset();
+    sns.on(PublishCommand).resolves({});
+    // The deployed function runs normally: no reserved concurrency set, its timeout from serverless.yml.
     lambda.on(GetFunctionConcurrencyCommand).resolves({});
+    lambda
+      .on(GetFunctionConfigurationCommand)
+      .resolves({ Environment: { Variables: DEPLOYED }, Timeout: 300 });
     dynamo.on(GetItemCommand).resolves({});
     dynamo.on(PutItemCommand).resolves({});
     dynamo.on(DeleteItemCommand).resolves({});
@@ -119,24 +142,38 @@ describe('nightshift --local with the stage’s configuration and lease table', 
     stub.killSwitch = false;
   });
 
-  it('runs with the stage’s configuration, says so on stderr, and takes leases in its table as local:<user>@<host>', async () => {
+  it('runs with the stage’s configuration and the deployed function’s, says so on stderr, and takes leases in its table as local:<user>@<host>', async () => {
     // Act
     const run = await cli(['--stage', 'stage', 'stop', '--cluster', 'stage', '--local', '--yes']);
 
     // Assess
     expect(run.code).toBe(0);
-    expect(run.err.split('\n')[0]).toBe(
+    expect(run.err.split('\n').slice(0, 3)).toEqual([
       "--local: ecs-scheduler runs with stage stage's configuration from serverless.yml: " +
         'NIGHTSHIFT_STAGE=stage, LEASE_TABLE=nightshift-stage-leases, ' +
         'PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=false; ' +
         'not known locally, left as they are: SUMMARY_TOPIC_ARN',
-    );
-    expect(process.env).toMatchObject({ LEASE_TABLE: 'nightshift-stage-leases', DRY_RUN: 'false' });
+      '--local: read the configuration of the deployed nightshift-stage-ecs-scheduler: it differs, and the stricter or the deployed value applies',
+      '--local: SUMMARY_TOPIC_ARN: not known from serverless.yml, nightshift-stage-ecs-scheduler has ' +
+        'arn:aws:sns:eu-central-1:123456789012:nightshift-stage-ops: the deployed value applies',
+    ]);
+    expect(lambda.commandCalls(GetFunctionConfigurationCommand)[0]?.args[0].input).toEqual({
+      FunctionName: 'nightshift-stage-ecs-scheduler',
+    });
+    expect(process.env).toMatchObject({
+      LEASE_TABLE: 'nightshift-stage-leases',
+      DRY_RUN: 'false',
+      SUMMARY_TOPIC_ARN: DEPLOYED.SUMMARY_TOPIC_ARN,
+    });
     const put = dynamo.commandCalls(PutItemCommand)[0]?.args[0].input;
     expect(put?.TableName).toBe('nightshift-stage-leases');
     expect(put?.Item?.scope?.S).toBe(CLUSTER);
     expect(put?.Item?.holder?.S).toMatch(/^ecs-scheduler run [0-9a-f-]{36} \(local:[^@)]+@[^)]+\)$/);
     expect(put?.Item?.holder?.S).toContain(`(${localFunctionName()})`);
+    // The run had the deployed function's 300 s, not Lambda's 900 s: its lease lasts that plus a minute.
+    const held = Number(put?.Item?.expiresAt?.N) - Number(put?.Item?.acquiredAt?.N);
+    expect(held).toBeGreaterThan(300_000);
+    expect(held).toBeLessThanOrEqual(360_000);
     // The probe before the run read the same table.
     expect(dynamo.commandCalls(GetItemCommand)[0]?.args[0].input.TableName).toBe('nightshift-stage-leases');
     expect(run.out).toContain('ecs-scheduler stop: 1 changed');
@@ -165,12 +202,14 @@ describe('nightshift --local with the stage’s configuration and lease table', 
     // Assess
     expect(run.code).toBe(3);
     expect(run.out).toMatch(
-      /web\s+│ ecs-service\s+│ skipped\s+│ another run holds the lease on it: ecs-scheduler run 7c1d/,
+      /web\s+│ ecs-service\s+│ undone\s+│ another run holds the lease on it: ecs-scheduler run 7c1d/,
     );
     expect(run.err).toContain(
-      '1 skipped: another run holds their lease (the row says who, since when, and when it expires); ' +
+      '1 not done: another run holds their lease (the row says who, since when, and when it expires); ' +
         'nothing changed there. Run the same command again once that run is done.',
     );
+    // Not the time limit: the held scope is the only undone row.
+    expect(run.err).not.toContain('reached its time limit');
   });
 
   it('refuses to change anything when the stage’s lease table cannot be reached, and exits 1', async () => {
@@ -231,20 +270,24 @@ describe('nightshift --local with the stage’s configuration and lease table', 
     expect(dynamo.commandCalls(PutItemCommand)).toHaveLength(0);
   });
 
-  it('says so when it cannot check the run-time kill switch, before anything is confirmed', async () => {
+  it('refuses to change anything when it cannot check the run-time kill switch, and exits 2', async () => {
     lambda
       .on(GetFunctionConcurrencyCommand)
       .rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
 
     const run = await cli(['--stage', 'stage', 'stop', '--cluster', 'stage', '--local'], {
       interactive: true,
-      answer: false,
+      answer: true,
     });
 
+    expect(run.code).toBe(2);
     expect(run.err).toContain(
-      '--local: could not check whether nightshift-stage-ecs-scheduler is switched off (AccessDeniedException: not authorized); if the kill switch is on, change nothing.',
+      'refusing to run ecs-scheduler with --local: could not check whether nightshift-stage-ecs-scheduler is switched off ' +
+        '(AccessDeniedException: not authorized); while that is unknown, a local run changes nothing',
     );
-    expect(run.questions).toHaveLength(1);
+    expect(run.questions).toEqual([]);
+    expect(stub.inputs).toEqual([]);
+    expect(dynamo.commandCalls(PutItemCommand)).toHaveLength(0);
   });
 
   it('sends the confirmed plan’s digest with the apply, and applies a plan that did not change', async () => {

@@ -36,13 +36,15 @@ describe('the verdict on a report', () => {
     expect(verdict(report, { dryRun: false })).toEqual({ code: EXIT.ok, lines: [] });
   });
 
-  it('is 3, not finished, for rows another run holds, with what to do', () => {
-    const result = verdict(buildReport('stop', false, [row('skipped', held)]), { dryRun: false });
+  it('is 3, not finished, for rows another run holds (undone, or skipped by functions deployed before), with what to do', () => {
+    const undone = verdict(buildReport('stop', false, [row('undone', held)]), { dryRun: false });
+    const skipped = verdict(buildReport('stop', false, [row('skipped', held)]), { dryRun: false });
 
-    expect(result.code).toBe(3);
-    expect(result.lines).toEqual([
-      '1 skipped: another run holds their lease (the row says who, since when, and when it expires); nothing changed there. Run the same command again once that run is done.',
+    expect(undone.code).toBe(3);
+    expect(undone.lines).toEqual([
+      '1 not done: another run holds their lease (the row says who, since when, and when it expires); nothing changed there. Run the same command again once that run is done.',
     ]);
+    expect(skipped).toEqual(undone);
   });
 
   it('is 3 for undone work and for a plan that changed since it was confirmed', () => {
@@ -55,14 +57,75 @@ describe('the verdict on a report', () => {
   });
 
   it('is 1 when a row failed or the lease table could not be used, whatever else', () => {
-    const noTable = row('skipped', leaseErrorReason('nightshift-dev-leases', 'AccessDeniedException: no'));
+    const reason = leaseErrorReason('nightshift-dev-leases', 'AccessDeniedException: no');
 
     expect(
       verdict(buildReport('stop', false, [row('failed', 'x'), row('undone', NOT_STARTED, 'b')]), {
         dryRun: false,
       }).code,
     ).toBe(1);
-    expect(verdict(buildReport('stop', false, [noTable]), { dryRun: false }).code).toBe(1);
+    const failed = verdict(buildReport('stop', false, [row('failed', reason)]), { dryRun: false });
+    expect(failed.code).toBe(1);
+    expect(failed.lines).toEqual([
+      '1 not done: the lease table could not be used (the row says why); nothing changed there. Fix access to the table, then run the same command again.',
+    ]);
+    expect(verdict(buildReport('stop', false, [row('skipped', reason)]), { dryRun: false }).code).toBe(1);
+  });
+});
+
+describe('the verdict on an on-demand restart', () => {
+  const target = (outcome: ResourceResult['outcome'], detail: string, id: string): ResourceResult => ({
+    arn: `arn:aws:ec2:eu-central-1:123456789012:instance/${id}`,
+    type: 'ec2-instance',
+    outcome,
+    detail,
+  });
+  const offline =
+    'not an SSM managed instance, or its agent is offline (PingStatus ConnectionLost); nothing sent';
+
+  it('is 3 when nothing restarted because every target was skipped', () => {
+    const result = verdict(buildReport('restart', false, [target('skipped', offline, 'i-1')]), {
+      dryRun: false,
+    });
+
+    expect(result.code).toBe(3);
+    expect(result.lines[0]).toMatch(/^nothing restarted: 1 target\(s\) skipped \(1 not online in SSM\)/);
+  });
+
+  it('is 0 when some restarted and others were skipped, naming those', () => {
+    const result = verdict(
+      buildReport('restart', false, [
+        target('changed', 'systemctl restart nginx.service: Success', 'i-1'),
+        target('skipped', offline, 'i-2'),
+      ]),
+      { dryRun: false },
+    );
+
+    expect(result).toEqual({
+      code: 0,
+      lines: ['1 target(s) not restarted (1 not online in SSM); the rows say why.'],
+    });
+  });
+
+  it('is 0 for a dry run the person asked for, whatever it would skip', () => {
+    expect(
+      verdict(buildReport('restart', true, [target('skipped', offline, 'i-1')]), { dryRun: true }),
+    ).toEqual({
+      code: 0,
+      lines: [],
+    });
+  });
+
+  it('is 3 while commands were still running or not yet delivered when the function had to stop', () => {
+    const report = buildReport('restart', false, [
+      target(
+        'changed',
+        'not yet delivered to the instance when the Lambda had to stop: command c is Pending on i-1',
+        'i-1',
+      ),
+    ]);
+
+    expect(verdict(report, { dryRun: false }).code).toBe(3);
   });
 });
 

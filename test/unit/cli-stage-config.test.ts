@@ -4,7 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readServerless, parseServerless } from '#scripts/cli/serverless-source.ts';
-import { describeEnvironment, localEnvironment, stageConfig } from '#scripts/cli/stage-config.ts';
+import {
+  describeEnvironment,
+  localEnvironment,
+  stageConfig,
+  unresolvedGuardrails,
+  withDeployed,
+} from '#scripts/cli/stage-config.ts';
 
 const { file } = await readServerless();
 
@@ -44,17 +50,19 @@ describe('the configuration --local applies, from serverless.yml', () => {
     });
   });
 
-  it('overrides params.default with params.<stage>, and uses the defaults for a stage without params', () => {
+  it('overrides params.default with params.<stage>, uses the defaults for a stage without params, and names what it cannot resolve', () => {
     const custom = parseServerless(`
 service: ops
 params:
   default: { protectedTags: '', ecsDryRun: 'false', killSwitch: 'false' }
   qa: { protectedTags: 'team=payments', ecsDryRun: true, killSwitch: 'true' }
 provider:
+  timeout: 30
   environment:
     LEASE_TABLE: { Ref: LeaseTable }
 functions:
   ecs-scheduler:
+    timeout: 300
     environment:
       POWERTOOLS_SERVICE_NAME: ecs-scheduler
       PROTECTED_TAGS: \${param:protectedTags}
@@ -62,10 +70,15 @@ functions:
       LABEL: 'nightshift-\${sls:stage}'
       FROM_SSM: \${ssm:/x/y}
       MISSING: \${param:nope}
+  other:
+    environment:
+      DRY_RUN: \${param:ecsDryRun, 'true'}
+      PROTECTED_TAGS: \${ssm:/nightshift/protected}
 `);
 
     const qa = stageConfig(custom, 'ecs-scheduler', 'qa');
     const other = stageConfig(custom, 'ecs-scheduler', 'feature-x');
+    const unguarded = stageConfig(custom, 'other', 'qa');
 
     expect(qa.env).toEqual({
       LEASE_TABLE: 'ops-qa-leases',
@@ -73,10 +86,118 @@ functions:
       DRY_RUN: 'true',
       LABEL: 'nightshift-qa',
     });
+    // Not guardrails: a local run takes them from the deployed function.
     expect(qa.unresolved).toEqual(['FROM_SSM', 'MISSING']);
+    expect(unresolvedGuardrails(qa)).toEqual([]);
+    // Guardrails serverless.yml cannot tell: a local run that would change something refuses.
+    expect(unguarded.unresolved).toEqual(['DRY_RUN', 'PROTECTED_TAGS']);
+    expect(unresolvedGuardrails(unguarded)).toEqual(['DRY_RUN', 'PROTECTED_TAGS']);
+    expect(unguarded.unresolvedValues).toEqual({
+      DRY_RUN: "${param:ecsDryRun, 'true'}",
+      PROTECTED_TAGS: '${ssm:/nightshift/protected}',
+    });
     expect(qa.killSwitch).toBe(true);
     expect(other).toMatchObject({ ownParams: false, killSwitch: false });
     expect(other.env).toMatchObject({ PROTECTED_TAGS: '', DRY_RUN: 'false' });
+    expect(custom.timeouts).toEqual({ 'ecs-scheduler': 300, other: 30 });
+  });
+
+  it('reads each function’s timeout from serverless.yml, for the in-process Lambda context', () => {
+    expect(file.timeouts).toMatchObject({ 'ecs-scheduler': 300, 'instance-rotation': 120 });
+    expect(parseServerless('functions: { a: {}, b: { timeout: "${param:t}" } }').timeouts).toEqual({
+      a: 6,
+      b: undefined,
+    });
+  });
+});
+
+describe('the deployed function’s configuration under --local', () => {
+  const dev = stageConfig(file, 'ecs-scheduler', 'dev');
+  const name = 'nightshift-dev-ecs-scheduler';
+  const deployed = (over: Record<string, string> = {}) => ({
+    POWERTOOLS_SERVICE_NAME: 'ecs-scheduler',
+    POWERTOOLS_LOG_LEVEL: 'INFO',
+    NIGHTSHIFT_STAGE: 'dev',
+    LEASE_TABLE: 'nightshift-dev-leases',
+    SUMMARY_TOPIC_ARN: 'arn:aws:sns:eu-central-1:123456789012:nightshift-dev-ops',
+    PROTECTED_TAGS: '',
+    DRY_RUN: 'false',
+    ...over,
+  });
+
+  it('takes DRY_RUN=true from either side: serverless.yml false and deployed true (a --param) is a dry run', () => {
+    const merged = withDeployed(dev, deployed({ DRY_RUN: 'true' }), name);
+    const prod = withDeployed(
+      stageConfig(file, 'ecs-scheduler', 'prod'),
+      deployed({ DRY_RUN: 'false' }),
+      name,
+    );
+
+    expect(merged).toMatchObject({ env: { DRY_RUN: 'true' } });
+    expect('notes' in merged && merged.notes).toContain(
+      'DRY_RUN: serverless.yml has false, nightshift-dev-ecs-scheduler has true: true applies (the stricter)',
+    );
+    expect(prod).toMatchObject({ env: { DRY_RUN: 'true' } });
+  });
+
+  it('protects what either side protects: the built-in rules and the deployed ones, united', () => {
+    const merged = withDeployed(dev, deployed({ PROTECTED_TAGS: 'team=payments' }), name);
+    const both = withDeployed(
+      { ...dev, env: { ...dev.env, PROTECTED_TAGS: 'tier=critical' } },
+      deployed({ PROTECTED_TAGS: 'team=payments,tier=critical' }),
+      name,
+    );
+    const unset = withDeployed(dev, (({ PROTECTED_TAGS: _, ...rest }) => rest)(deployed()), name);
+
+    expect(merged).toMatchObject({
+      env: {
+        PROTECTED_TAGS:
+          'env=prod,env=production,env=live,environment=prod,environment=production,environment=live,' +
+          'stage=prod,stage=production,stage=live,team=payments',
+      },
+    });
+    expect(both).toMatchObject({ env: { PROTECTED_TAGS: 'tier=critical,team=payments' } });
+    // Unset on the deployed function is its built-in rules, as serverless.yml's "" is.
+    expect(unset).toMatchObject({ env: { PROTECTED_TAGS: '' } });
+  });
+
+  it('takes the deployed value of every other variable and says where it differs', () => {
+    const merged = withDeployed(
+      stageConfig(file, 'rds-snapshot-copy', 'dev'),
+      {
+        NIGHTSHIFT_STAGE: 'dev',
+        LEASE_TABLE: 'nightshift-dev-leases',
+        TARGET_REGIONS: 'eu-west-1,us-east-1',
+        TARGET_KMS_KEYS: '',
+        RETENTION_DAYS: '14',
+        SOURCE_TAGS: '',
+        DRY_RUN: 'false',
+        EXTRA: 'x',
+      },
+      'nightshift-dev-rds-snapshot-copy',
+    );
+
+    expect(merged).toMatchObject({
+      env: { TARGET_REGIONS: 'eu-west-1,us-east-1', RETENTION_DAYS: '14', EXTRA: 'x' },
+    });
+    expect('notes' in merged && merged.notes).toEqual([
+      'TARGET_REGIONS: serverless.yml has eu-west-1, nightshift-dev-rds-snapshot-copy has eu-west-1,us-east-1: the deployed value applies',
+      'TARGET_OPTION_GROUPS: nightshift-dev-rds-snapshot-copy does not set it (deployed from an older version?): serverless.yml\'s "" applies',
+      'RETENTION_DAYS: serverless.yml has 7, nightshift-dev-rds-snapshot-copy has 14: the deployed value applies',
+      'EXTRA: serverless.yml does not set it, nightshift-dev-rds-snapshot-copy has x: the deployed value applies',
+    ]);
+  });
+
+  it('refuses a deployed guardrail the function itself would refuse', () => {
+    expect(withDeployed(dev, deployed({ DRY_RUN: 'yes' }), name)).toEqual({
+      refusal:
+        'nightshift-dev-ecs-scheduler has DRY_RUN=yes, which it refuses (expected true or false): it cannot run, and neither may a local run',
+    });
+    expect(withDeployed(dev, deployed({ PROTECTED_TAGS: 'team' }), name)).toMatchObject({
+      refusal: expect.stringMatching(
+        /^nightshift-dev-ecs-scheduler has PROTECTED_TAGS=team, which it refuses/,
+      ),
+    });
   });
 });
 
