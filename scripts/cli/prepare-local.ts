@@ -73,21 +73,23 @@ export const prepareLocal = async (
   let timeout = timeoutSeconds ?? MAX_LAMBDA_SECONDS;
   // The stage's DRY_RUN (or the operator's) makes it a dry run whatever the deployed function says.
   const dryAnyway = localEnvironment(config, io.env).env.DRY_RUN === 'true';
-  if (place.kind === 'aws' && !dryAnyway) {
+  // A run that would change something must know how guarded the deployed function is.
+  const mustKnow = asked.mutates && !dryAnyway;
+  if (place.kind === 'aws') {
     const unknown = unresolvedGuardrails(config);
-    if (asked.mutates && unknown.length > 0) {
+    if (mustKnow && unknown.length > 0) {
       return refuse(
         `refusing to change anything with --local: ${unknown.join(' and ')} of ${fn} in stage ${stage.stage} ` +
           `cannot be known from ${origin} (${unknown.map((v) => `${v}: ${JSON.stringify(config.unresolvedValues[v])}`).join(', ')}), ` +
           `so this run could be less guarded than ${name}. ${HOW}`,
       );
     }
-    // A run that changes something must know the deployed function's configuration; a dry run reads it
-    // too, so that its plan is the one the change would make, and says so when it cannot.
+    // A dry run reads it too, so that its plan is the one the change would make, and says so when it
+    // cannot.
     const deployed = await deployedFunction(target, fn);
     const merged = 'unknown' in deployed ? deployed : withDeployed(config, deployed.env, name);
     if ('unknown' in merged) {
-      if (asked.mutates)
+      if (mustKnow)
         return refuse(
           `refusing to change anything with --local: cannot read the configuration of the deployed ${name} ` +
             `(${merged.unknown}), so this run could be less guarded than it (its DRY_RUN, its PROTECTED_TAGS, ` +
@@ -97,7 +99,7 @@ export const prepareLocal = async (
         `--local: cannot read the configuration of the deployed ${name} (${merged.unknown}): this dry run plans with serverless.yml's alone`,
       );
     } else if ('refusal' in merged) {
-      if (asked.mutates) return refuse(`refusing to change anything with --local: ${merged.refusal}. ${HOW}`);
+      if (mustKnow) return refuse(`refusing to change anything with --local: ${merged.refusal}. ${HOW}`);
       io.err(`--local: ${merged.refusal}; this dry run plans with serverless.yml's configuration alone`);
     } else {
       io.err(
@@ -113,6 +115,8 @@ export const prepareLocal = async (
   }
   const local = localEnvironment(base, io.env);
   for (const note of local.notes) io.err(`--local: ${note}`);
+  if (JSON.stringify(local.env) !== JSON.stringify(config.env))
+    io.err(`--local: so it runs with ${describeEnvironment(local.env)}`);
   // Nothing will change whatever the person answers: say so, and do not ask.
   const forcedDryRun = asked.mutates && local.env.DRY_RUN === 'true';
   if (forcedDryRun)
