@@ -6,7 +6,10 @@
  * of them (AWS SDKs and Tools reference guide, "Service-specific endpoints"; @smithy/core
  * getEndpointUrlConfig). A lease table in a local emulator says nothing about where the ECS or RDS
  * calls go: a run counts as local only when every endpoint its function uses is local.
+ * `resolvedEndpointPlace` is what `--local` decides by: it asks the SDK, so the shared config file
+ * counts too; `endpointPlace` reads the environment alone.
  */
+import { errorMessage } from '#shared/errors.ts';
 import { isLocalEndpoint } from '#shared/lease-table.ts';
 import { FUNCTION_SERVICES, RUN_SERVICES, type FunctionName } from './functions.ts';
 
@@ -45,6 +48,75 @@ export const endpointPlace = (fn: FunctionName, env: NodeJS.ProcessEnv): Place =
     const url = own || env[GENERAL];
     const where = own ? `${name}=${own}` : url ? `${GENERAL}=${url}` : 'no endpoint set: AWS';
     (isLocalEndpoint(url) ? local : remote).push(`${service} (${where})`);
+  }
+  if (remote.length === 0) return { kind: 'local' };
+  if (local.length === 0) return { kind: 'aws' };
+  return { kind: 'mixed', local, remote };
+};
+
+interface SdkClient {
+  config: { serviceConfiguredEndpoint?: () => Promise<string | undefined> };
+  destroy: () => void;
+}
+
+/** A client of each service a run may use, only to ask the SDK where it would send its calls. */
+const CLIENTS: Record<string, () => Promise<new (config: object) => SdkClient>> = {
+  ECS: async () => (await import('@aws-sdk/client-ecs')).ECSClient,
+  'Application Auto Scaling': async () =>
+    (await import('@aws-sdk/client-application-auto-scaling')).ApplicationAutoScalingClient,
+  'Auto Scaling': async () => (await import('@aws-sdk/client-auto-scaling')).AutoScalingClient,
+  RDS: async () => (await import('@aws-sdk/client-rds')).RDSClient,
+  EC2: async () => (await import('@aws-sdk/client-ec2')).EC2Client,
+  CloudWatch: async () => (await import('@aws-sdk/client-cloudwatch')).CloudWatchClient,
+  SSM: async () => (await import('@aws-sdk/client-ssm')).SSMClient,
+  DynamoDB: async () => (await import('@aws-sdk/client-dynamodb')).DynamoDBClient,
+  SNS: async () => (await import('@aws-sdk/client-sns')).SNSClient,
+  Lambda: async () => (await import('@aws-sdk/client-lambda')).LambdaClient,
+};
+
+/**
+ * Where the calls of a `--local` run of `fn` go, as the SDK itself resolves each client's configured
+ * endpoint (`serviceConfiguredEndpoint`): the environment variables, and also what endpointPlace cannot
+ * see, the shared config file (`endpoint_url` in the profile or in its `services` section) and
+ * `ignore_configured_endpoint_urls` there. A service whose endpoint cannot be resolved (a `services`
+ * section the profile names but the file lacks) counts as not local. A service-specific variable of a
+ * service the run does not use, pointing away from the emulator, still makes it mixed (endpointPlace).
+ */
+export const resolvedEndpointPlace = async (
+  fn: FunctionName,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Place> => {
+  const local: string[] = [];
+  const remote: string[] = [];
+  const ids = [...new Set([...FUNCTION_SERVICES[fn], ...RUN_SERVICES])].sort((a, b) => a.localeCompare(b));
+  for (const id of ids) {
+    const Client = CLIENTS[id];
+    if (!Client) {
+      remote.push(`${id} (no client known to the CLI)`);
+      continue;
+    }
+    const client = new (await Client())({ region: env.AWS_REGION || 'us-east-1' });
+    try {
+      const url = await client.config.serviceConfiguredEndpoint?.();
+      const own = endpointVariable(id);
+      const where = !url
+        ? 'no endpoint set: AWS'
+        : env[own] === url
+          ? `${own}=${url}`
+          : env[GENERAL] === url
+            ? `${GENERAL}=${url}`
+            : `endpoint_url=${url} in the shared config file`;
+      (isLocalEndpoint(url) ? local : remote).push(`${id} (${where})`);
+    } catch (error) {
+      remote.push(`${id} (its endpoint could not be resolved: ${errorMessage(error)})`);
+    } finally {
+      client.destroy();
+    }
+  }
+  const fromEnv = endpointPlace(fn, env);
+  if (fromEnv.kind === 'mixed') {
+    const named = new Set(ids);
+    for (const r of fromEnv.remote) if (!named.has(r.split(' (')[0] ?? '')) remote.push(r);
   }
   if (remote.length === 0) return { kind: 'local' };
   if (local.length === 0) return { kind: 'aws' };

@@ -6,7 +6,7 @@
  * refuses to change anything.
  */
 import { leaseTableName } from '#shared/lease.ts';
-import { endpointPlace } from './endpoints.ts';
+import { resolvedEndpointPlace } from './endpoints.ts';
 import type { FunctionName } from './functions.ts';
 import { deployedFunction, deployedName, deployedSwitchedOff, type Target } from './invoke.ts';
 import { applyLocalEnvironment, checkLeaseTable, deployedConfiguration } from './local.ts';
@@ -48,8 +48,9 @@ export const prepareLocal = async (
     io.err(text);
     return { code };
   };
-  // Where the SDK sends this process's calls: it reads process.env, whatever the CLI was given.
-  const place = endpointPlace(fn, process.env);
+  // Where the SDK sends this process's calls, as it resolves them: from process.env (whatever the CLI
+  // was given) and the shared config file.
+  const place = await resolvedEndpointPlace(fn, process.env);
   io.err(
     `--local: ${fn} runs with stage ${stage.stage}'s configuration from ${origin}: ${describeEnvironment(config.env)}` +
       (config.ownParams ? '' : ` (no params for stage ${stage.stage} there: the defaults apply)`) +

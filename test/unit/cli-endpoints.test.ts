@@ -3,10 +3,11 @@
  * list of services each function calls, which that decision rests on, checked against the clients
  * each function folder imports.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { endpointPlace, endpointVariable } from '#scripts/cli/endpoints.ts';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { endpointPlace, endpointVariable, resolvedEndpointPlace } from '#scripts/cli/endpoints.ts';
 import { FUNCTION_SERVICES, type FunctionName } from '#scripts/cli/functions.ts';
 
 const MOTO = 'http://127.0.0.1:5000';
@@ -109,5 +110,93 @@ describe('the services each function calls', () => {
         fn,
       ).toEqual([]);
     }
+  });
+});
+
+describe('where a --local run’s calls go, as the SDK resolves them (environment and shared config file)', () => {
+  const saved = { ...process.env };
+  let dir: string;
+  /** A shared config file of its own per test: the SDK caches what it read from each path. */
+  const withConfig = (name: string, text: string): NodeJS.ProcessEnv => {
+    const file = join(dir, `${name}.ini`);
+    writeFileSync(file, text);
+    return { AWS_CONFIG_FILE: file, AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none'), AWS_PROFILE: 'ops' };
+  };
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nightshift-endpoints-'));
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+  /** The SDK reads process.env: the test's variables replace every endpoint setting there. */
+  const place = async (fn: FunctionName, env: NodeJS.ProcessEnv) => {
+    for (const name of Object.keys(process.env))
+      if (/^AWS_(ENDPOINT_URL|IGNORE_CONFIGURED|CONFIG_FILE|PROFILE|SHARED_CREDENTIALS)/.test(name))
+        delete process.env[name];
+    Object.assign(process.env, env);
+    return resolvedEndpointPlace(fn, process.env);
+  };
+
+  it('is mixed when the profile sends only DynamoDB to the emulator and the rest to AWS', async () => {
+    // Prepare: no endpoint variable at all; the profile's services section points DynamoDB at moto
+    const env = withConfig(
+      'table-only',
+      `[profile ops]\nregion = eu-central-1\nservices = local-table\n\n[services local-table]\ndynamodb =\n  endpoint_url = ${MOTO}\n`,
+    );
+
+    // Act
+    const where = await place('ecs-scheduler', env);
+
+    // Assess
+    expect(where).toMatchObject({
+      kind: 'mixed',
+      local: [`DynamoDB (endpoint_url=${MOTO} in the shared config file)`],
+    });
+    expect(where.kind === 'mixed' && where.remote).toContain('ECS (no endpoint set: AWS)');
+  });
+
+  it('is local when the profile’s endpoint_url is the emulator for every service', async () => {
+    const env = withConfig('all-local', `[profile ops]\nregion = eu-central-1\nendpoint_url = ${MOTO}\n`);
+
+    expect(await place('ssm-restart', env)).toEqual({ kind: 'local' });
+  });
+
+  it('is AWS, not local, when the profile says to ignore configured endpoints and AWS_ENDPOINT_URL is the emulator', async () => {
+    // Prepare: the SDK then sends every call to AWS: the lease table must not be "created in the emulator"
+    const env = {
+      ...withConfig(
+        'ignore',
+        '[profile ops]\nregion = eu-central-1\nignore_configured_endpoint_urls = true\n',
+      ),
+      AWS_ENDPOINT_URL: MOTO,
+    };
+
+    expect(await place('ecs-scheduler', env)).toEqual({ kind: 'aws' });
+  });
+
+  it('agrees with the environment alone where only variables are set', async () => {
+    const env = {
+      ...withConfig('plain', '[profile ops]\nregion = eu-central-1\n'),
+      AWS_ENDPOINT_URL: MOTO,
+      AWS_ENDPOINT_URL_ECS: 'https://ecs.eu-central-1.amazonaws.com',
+    };
+
+    expect(await place('ecs-scheduler', env)).toMatchObject({
+      kind: 'mixed',
+      remote: ['ECS (AWS_ENDPOINT_URL_ECS=https://ecs.eu-central-1.amazonaws.com)'],
+    });
+    expect(
+      await place('ecs-scheduler', {
+        ...withConfig('s3', '[profile ops]\n'),
+        AWS_ENDPOINT_URL: MOTO,
+        AWS_ENDPOINT_URL_S3: 'https://s3.example.com',
+      }),
+    ).toMatchObject({
+      kind: 'mixed',
+      remote: ['AWS_ENDPOINT_URL_S3 (AWS_ENDPOINT_URL_S3=https://s3.example.com)'],
+    });
   });
 });
