@@ -408,8 +408,38 @@ export const buildProgram = (io: Io, result: { code: number }) => {
   return program;
 };
 
-/** Parses and runs one command line; never throws, returns the exit code. */
+/**
+ * Parses and runs one command line; never throws, returns the exit code. With `--json`, stdout carries
+ * exactly one document whatever happens: a command that printed nothing there because it was refused
+ * or failed (bad input, no --yes without a terminal, a --local run refused, an unexpected error) prints
+ * `{ "error": { "type", "message", "exitCode" } }`, the message being what it said on stderr.
+ */
 export const runCli = async (argv: string[], io: Io): Promise<number> => {
+  let printed = false;
+  const said: string[] = [];
+  const watched: Io = {
+    ...io,
+    out: (text) => {
+      printed = true;
+      io.out(text);
+    },
+    err: (text) => {
+      said.push(text);
+      io.err(text);
+    },
+  };
+  const code = await runCommand(argv, watched);
+  const json = argv.includes('--json') && !argv.slice(0, argv.indexOf('--json')).includes('--');
+  if (json && !printed && code !== EXIT.ok) {
+    const type = code === EXIT.usage ? 'Refused' : code === EXIT.notFinished ? 'NotFinished' : 'Failed';
+    // The refusal or failure is the last thing said; lines before it describe the configuration.
+    const message = said.filter((line) => !line.startsWith('--local: ')).join('\n') || said.join('\n');
+    io.out(JSON.stringify({ error: { type, message, exitCode: code } }, null, 2));
+  }
+  return code;
+};
+
+const runCommand = async (argv: string[], io: Io): Promise<number> => {
   const result = { code: EXIT.ok as number };
   const program = buildProgram(io, result);
   try {

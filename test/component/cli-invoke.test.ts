@@ -138,6 +138,28 @@ describe('nightshift CLI invoking deployed functions', () => {
     );
   });
 
+  it('prints one JSON error document with --json when it refuses before invoking anything', async () => {
+    // Act: a pipeline without --yes, and a mistyped tag
+    const noYes = await cli(['stop', '--cluster', 'stage', '--stage', 'stage', '--json']);
+    const badTag = await cli(['stop', '--tag', 'team', '--stage', 'stage', '--yes', '--json']);
+
+    // Assess
+    expect(noYes.code).toBe(2);
+    expect(JSON.parse(noYes.out)).toEqual({
+      error: {
+        type: 'Refused',
+        message:
+          'refusing to run ecs-scheduler without --yes: not attached to a terminal, so nobody can confirm. Add --dry-run to see the plan.',
+        exitCode: 2,
+      },
+    });
+    expect(badTag.code).toBe(2);
+    expect(JSON.parse(badTag.out)).toEqual({
+      error: { type: 'Refused', message: '--tag expects key=value, got "team"', exitCode: 2 },
+    });
+    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(0);
+  });
+
   it('exits 3 when an on-demand restart restarted nothing because its targets were skipped, and says why', async () => {
     const skipped = (id: string, detail: string) => ({
       arn: `arn:aws:ec2:eu-central-1:123456789012:instance/${id}`,

@@ -333,6 +333,18 @@ describe('nightshift --local counts as local only when every endpoint is local',
     expect(run.code).toBe(2);
     expect(run.err).toContain('(ECS (AWS_ENDPOINT_URL_ECS=https://ecs.eu-central-1.amazonaws.com))');
     expect(stub.runs).toEqual([]);
+    // With --json, stdout carries the refusal as one document.
+    const json = await cli(['stop', '--cluster', 'stage', '--local', '--yes', '--json']);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.out)).toMatchObject({
+      error: {
+        type: 'Refused',
+        exitCode: 2,
+        message: expect.stringMatching(
+          /^refusing to run ecs-scheduler with --local: its calls would go partly/,
+        ),
+      },
+    });
     expect(dynamo.commandCalls(CreateTableCommand)).toHaveLength(0);
   });
 
