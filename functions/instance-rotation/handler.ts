@@ -49,8 +49,16 @@ const rotatingInstance = (tags: Record<string, string>) => {
 const inFlightNote = (g: { tags: Record<string, string>; suspended: string[] }, window: WindowFacts) =>
   g.tags[ROTATION_TAG] !== undefined ? leftSuspended(g, window) : '';
 
-/** Another run holds the group: skipped; failed when that leaves a rotation suspended outside its window. */
-const leaseRow = (g: AutoScalingGroup, reason: string, window: WindowFacts): ResourceResult => {
+/**
+ * A group this run could not claim: `undone` when another run holds it (its work is still to do: it is
+ * carried over, and the undone alarm fires if it keeps happening), `failed` when the lease table could
+ * not be used, and `failed` too when that leaves a rotation in flight suspended outside its window.
+ */
+const leaseRow = (
+  g: AutoScalingGroup,
+  refused: { reason: string; outcome: 'undone' | 'failed' },
+  window: WindowFacts,
+): ResourceResult => {
   const brief = {
     tags: tagMapUpper(g.Tags),
     suspended: (g.SuspendedProcesses ?? []).map((p) => p.ProcessName ?? ''),
@@ -59,8 +67,8 @@ const leaseRow = (g: AutoScalingGroup, reason: string, window: WindowFacts): Res
   return {
     arn: g.AutoScalingGroupARN ?? '',
     type: 'autoscaling-group',
-    outcome: note ? 'failed' : 'skipped',
-    detail: `${reason}${note}`,
+    outcome: note ? 'failed' : refused.outcome,
+    detail: `${refused.reason}${note}`,
   };
 };
 
@@ -114,13 +122,13 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
   let toRead = listed;
   if (!dryRun) {
     const scopeOf = (g: AutoScalingGroup) => groupLeaseScope(g.AutoScalingGroupARN ?? '');
-    const refused = await ctx.leases.takeAll(listed.map(scopeOf));
+    const refused = await ctx.leases.takeEach(listed.map(scopeOf));
     const leased: AutoScalingGroup[] = [];
     for (const g of listed) {
-      const reason = refused.get(scopeOf(g));
-      if (reason === undefined) leased.push(g);
+      const claim = refused.get(scopeOf(g));
+      if (claim === undefined) leased.push(g);
       else {
-        extra.push(leaseRow(g, reason, window));
+        extra.push(leaseRow(g, claim, window));
         setAside.add(g.AutoScalingGroupName ?? '');
       }
     }

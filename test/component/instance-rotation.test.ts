@@ -535,19 +535,42 @@ describe('instance-rotation with simulated AWS', () => {
       expect(mutations()).toEqual([]);
     });
 
-    it('skips a group whose lease another run holds inside the window, changing nothing', async () => {
+    it('reports a group whose lease another run holds inside the window undone, changing nothing', async () => {
       autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [GROUP] });
       await leasesOf('ecs-scheduler run 7c1d (nightshift-dev-ecs-scheduler)', NOW).take(ARN);
 
       const report = await run({ action: 'rotate' }, ctxAt(NOW), deps());
 
+      // Its work is still to do: undone, so it is carried over and the undone alarm counts it
       expect(report.resources[0]).toMatchObject({
-        outcome: 'skipped',
+        outcome: 'undone',
         detail: expect.stringMatching(/^another run holds the lease on it: ecs-scheduler run 7c1d/),
       });
+      expect(report.summary).toMatchObject({ undone: 1, skipped: 0 });
       expect(mutations()).toEqual([]);
       // The lease is taken before the state is read, and the group read again under it
       expect(autoscaling.commandCalls(DescribeScalingActivitiesCommand)).toHaveLength(0);
+    });
+
+    it('fails a group whose lease cannot be taken because the lease table cannot be used, changing nothing', async () => {
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [GROUP] });
+      store = {
+        ...memoryLeases(),
+        acquire: async () => ({
+          ok: false,
+          error: 'ResourceNotFoundException: Requested resource not found',
+        }),
+      };
+
+      const report = await run({ action: 'rotate' }, ctxAt(NOW), deps());
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'failed',
+        detail:
+          'could not take a lease in nightshift-test-leases (ResourceNotFoundException: Requested resource not found); ' +
+          'nothing changed: without a lease another run could act on it at the same time',
+      });
+      expect(mutations()).toEqual([]);
     });
   });
 
