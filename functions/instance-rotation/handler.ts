@@ -102,9 +102,24 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
     window,
   };
 
+  // The groups the previous run left undone (its deadline, or another run's lease) are claimed, read
+  // and advanced first, so a run cut short every day does not leave the same tail unread every day.
+  const first = await ctx.carriedOver('rotate');
+  const carriedFirst = (groups: AutoScalingGroup[]) =>
+    first.size === 0
+      ? groups
+      : [
+          ...groups.filter((g) => first.has(g.AutoScalingGroupARN ?? '')),
+          ...groups.filter((g) => !first.has(g.AutoScalingGroupARN ?? '')),
+        ];
+
   let listed: AutoScalingGroup[];
+  // The report keeps the order AWS lists the groups in.
+  const position = new Map<string, number>();
   try {
-    listed = await describeGroups(d.clients, input.groups, ctx.hasTime);
+    const described = await describeGroups(d.clients, input.groups, ctx.hasTime);
+    described.forEach((g, i) => position.set(g.AutoScalingGroupARN ?? '', i));
+    listed = carriedFirst(described);
   } catch (error) {
     if (!(error instanceof OutOfTimeError)) throw error;
     const note = window.open
@@ -135,10 +150,12 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
     try {
       toRead =
         leased.length > 0
-          ? await describeGroups(
-              d.clients,
-              leased.map((g) => g.AutoScalingGroupName ?? ''),
-              ctx.hasTime,
+          ? carriedFirst(
+              await describeGroups(
+                d.clients,
+                leased.map((g) => g.AutoScalingGroupName ?? ''),
+                ctx.hasTime,
+              ),
             )
           : [];
     } catch (error) {
@@ -152,8 +169,9 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
   const { states, unread } = await readGroupStates(d.clients, toRead, rotatingInstance, ctx.hasTime, now);
   extra.push(...unread.map((u) => unreadRow(u, window)));
   for (const u of unread) setAside.add(u.name);
+  const inListOrder = [...states].sort((a, b) => (position.get(a.arn) ?? 0) - (position.get(b.arn) ?? 0));
   const plan = planRotations(
-    states,
+    inListOrder,
     input.groups?.filter((name) => !setAside.has(name)),
     opts,
   );
@@ -164,7 +182,6 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
   }
   const changed = refuseChangedPlan(input.planDigest, plan);
   if (changed) return buildReport('rotate', false, [...changed, ...extra]);
-  const first = await ctx.carriedOver('rotate');
   return executeRotations(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first }, extra);
 };
 

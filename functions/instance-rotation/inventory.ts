@@ -218,31 +218,47 @@ const refreshInProgress = async (client: AutoScalingClient, group: string): Prom
   }
 };
 
+/** What a container-instance lookup found, and which ids it settled before the deadline, if it came. */
+export interface ContainerLookup {
+  found: Map<string, ContainerInstanceState>;
+  /** Ids looked for in every cluster: found, or known to be no container instance. */
+  settled: Set<string>;
+  /** The deadline stopped the lookup: ids not in `settled` are unknown. */
+  cut?: OutOfTimeError;
+}
+
 /**
- * Finds the ECS container instances running on these EC2 instances, in every cluster of the account:
- * one filtered listing per cluster and batch of ids, every page, described 100 at a time.
+ * Finds the ECS container instances running on these EC2 instances, in every cluster of the account.
+ * The ids are looked for in the order given, IDS_PER_FILTER at a time, each batch in every cluster
+ * (one filtered listing per cluster, every page, described 100 at a time) before the next batch: when
+ * the deadline comes, the ids asked for first (the groups the previous run left undone) are settled.
  */
 export const findContainerInstances = async (
   ecs: ECSClient,
   ec2InstanceIds: readonly string[],
   hasTime: () => boolean,
-): Promise<Map<string, ContainerInstanceState>> => {
-  const wanted = new Set(ec2InstanceIds);
+): Promise<ContainerLookup> => {
+  const wanted = [...new Set(ec2InstanceIds)];
   const found = new Map<string, ContainerInstanceState>();
-  if (wanted.size === 0) return found;
-  const clusters = paginateListClusters({ client: ecs, pageSize: ECS_PAGE }, {});
-  for await (const page of pagesWithin(clusters, hasTime, 'ECS clusters')) {
-    for (const cluster of page.clusterArns ?? []) {
-      const remaining = [...wanted].filter((id) => !found.has(id));
-      if (remaining.length === 0) return found;
-      for (const batch of chunk(remaining, IDS_PER_FILTER)) {
+  const settled = new Set<string>();
+  if (wanted.length === 0) return { found, settled };
+  try {
+    const clusters: string[] = [];
+    const listed = paginateListClusters({ client: ecs, pageSize: ECS_PAGE }, {});
+    for await (const page of pagesWithin(listed, hasTime, 'ECS clusters'))
+      clusters.push(...(page.clusterArns ?? []));
+    for (const batch of chunk(wanted, IDS_PER_FILTER)) {
+      const ids = new Set(batch);
+      for (const cluster of clusters) {
+        const remaining = batch.filter((id) => !found.has(id));
+        if (remaining.length === 0) break;
         assertTime(hasTime, `ECS container instances of ${cluster}`);
         const arns: string[] = [];
-        const listed = paginateListContainerInstances(
+        const pages = paginateListContainerInstances(
           { client: ecs, pageSize: ECS_PAGE },
-          { cluster, filter: `ec2InstanceId in [${batch.map((id) => `'${id}'`).join(', ')}]` },
+          { cluster, filter: `ec2InstanceId in [${remaining.map((id) => `'${id}'`).join(', ')}]` },
         );
-        for await (const list of pagesWithin(listed, hasTime, `ECS container instances of ${cluster}`)) {
+        for await (const list of pagesWithin(pages, hasTime, `ECS container instances of ${cluster}`)) {
           arns.push(...(list.containerInstanceArns ?? []));
         }
         for (const described of chunk(arns, DESCRIBE_CONTAINER_INSTANCES)) {
@@ -251,7 +267,7 @@ export const findContainerInstances = async (
             new DescribeContainerInstancesCommand({ cluster, containerInstances: described }),
           );
           for (const c of out.containerInstances ?? []) {
-            if (!c.ec2InstanceId || !wanted.has(c.ec2InstanceId)) continue;
+            if (!c.ec2InstanceId || !ids.has(c.ec2InstanceId)) continue;
             found.set(c.ec2InstanceId, {
               cluster,
               arn: c.containerInstanceArn ?? '',
@@ -261,9 +277,13 @@ export const findContainerInstances = async (
           }
         }
       }
+      for (const id of batch) settled.add(id);
     }
+  } catch (error) {
+    if (error instanceof OutOfTimeError) return { found, settled, cut: error };
+    throw error;
   }
-  return found;
+  return { found, settled };
 };
 
 const baseState = (g: AutoScalingGroup, since: Map<string, Date | undefined>): GroupState => ({
@@ -360,21 +380,25 @@ export const readGroupStates = async (
     const id = rotatingInstance(s.tags) ?? candidate;
     if (id) lookup.set(s, id);
   }
+  let containers: ContainerLookup;
   try {
-    const containers = await findContainerInstances(clients.ecs, [...new Set(lookup.values())], hasTime);
-    for (const [s, id] of lookup) {
-      const c = containers.get(id);
-      if (c) s.containers[id] = c;
-    }
-    return { states, unread: missed };
+    // In the groups' order: those the previous run left undone come first, and are settled first.
+    containers = await findContainerInstances(clients.ecs, [...lookup.values()], hasTime);
   } catch (error) {
-    if (error instanceof OutOfTimeError) {
-      return {
-        states: states.filter((s) => !lookup.has(s)),
-        unread: [...missed, ...states.filter((s) => lookup.has(s)).map((s) => unread(s, error.what))],
-      };
-    }
     const readError = `ECS container instances could not be read: ${errorMessage(error)}`;
     return { states: states.map((s) => (lookup.has(s) ? { ...s, readError } : s)), unread: missed };
   }
+  const { found, settled, cut } = containers;
+  const cutShort = (s: GroupState) => cut !== undefined && !settled.has(lookup.get(s) ?? '');
+  for (const [s, id] of lookup) {
+    const c = found.get(id);
+    if (c) s.containers[id] = c;
+  }
+  return {
+    states: states.filter((s) => !lookup.has(s) || !cutShort(s)),
+    unread: [
+      ...missed,
+      ...states.filter((s) => lookup.has(s) && cutShort(s)).map((s) => unread(s, cut?.what ?? '')),
+    ],
+  };
 };

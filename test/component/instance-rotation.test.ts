@@ -453,6 +453,97 @@ describe('instance-rotation with simulated AWS', () => {
     });
   });
 
+  describe('carried-over groups are read first (M3)', () => {
+    const named = (n: number): AutoScalingGroup =>
+      ({
+        ...GROUP,
+        AutoScalingGroupName: `g${n}`,
+        AutoScalingGroupARN: ARN.replace('/web', `/g${n}`),
+        Instances: [
+          {
+            InstanceId: `i-${String(n).padStart(8, '0')}a`,
+            LifecycleState: 'InService',
+            HealthStatus: 'Healthy',
+          },
+        ],
+        DesiredCapacity: 1,
+      }) as AutoScalingGroup;
+
+    it('reads g5 and g6, carried over, first when the deadline allows only part of the reads', async () => {
+      const groups = [1, 2, 3, 4, 5, 6].map(named);
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: groups });
+      // The deadline comes while the third group's activities are read: the rest are not started
+      let time = true;
+      let reads = 0;
+      autoscaling.on(DescribeScalingActivitiesCommand).callsFake(() => {
+        reads += 1;
+        if (reads === 3) time = false;
+        return { Activities: [] };
+      });
+      const carried = [groups[4], groups[5]].map((g) => g?.AutoScalingGroupARN as string);
+
+      const report = await run(
+        { action: 'rotate', dryRun: true },
+        runContext({ hasTime: () => time, carried: { rotate: carried } }),
+        deps(),
+      );
+
+      const read = autoscaling
+        .commandCalls(DescribeScalingActivitiesCommand)
+        .map((c) => c.args[0].input.AutoScalingGroupName);
+      expect(read).toEqual(['g5', 'g6', 'g1']);
+      expect(
+        report.resources.filter((r) => r.outcome === 'undone').map((r) => r.arn.split('/').pop()),
+      ).toEqual(['g2', 'g3', 'g4']);
+      // The report keeps the order AWS lists the groups in, the unread ones after them
+      expect(report.resources.map((r) => r.arn.split('/').pop())).toEqual([
+        'g1',
+        'g5',
+        'g6',
+        'g2',
+        'g3',
+        'g4',
+      ]);
+    });
+
+    it('settles the container instances of carried-over groups first when the deadline cuts the ECS lookup', async () => {
+      // 25 groups: their next instances to rotate are looked up 20 at a time; the deadline comes
+      // after the first batch
+      const groups = Array.from({ length: 25 }, (_, i) => named(i + 1));
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: groups });
+      const cluster = 'arn:aws:ecs:eu-central-1:123456789012:cluster/stage';
+      let time = true;
+      ecs
+        .on(ListClustersCommand)
+        .resolves({ clusterArns: [cluster] })
+        .on(ListContainerInstancesCommand)
+        .resolves({ containerInstanceArns: [] })
+        .on(DescribeContainerInstancesCommand)
+        .resolves({ containerInstances: [] });
+      ecs.on(ListContainerInstancesCommand).callsFake(() => {
+        time = false;
+        return { containerInstanceArns: [] };
+      });
+      const carried = [groups[23], groups[24]].map((g) => g?.AutoScalingGroupARN as string);
+
+      const report = await run(
+        { action: 'rotate', dryRun: true },
+        runContext({ hasTime: () => time, carried: { rotate: carried } }),
+        deps(),
+      );
+
+      expect(ecs.commandCalls(ListContainerInstancesCommand)[0]?.args[0].input.filter).toMatch(
+        /^ec2InstanceId in \['i-00000024a', 'i-00000025a', 'i-00000001a', .*'i-00000018a'\]$/,
+      );
+      const undone = report.resources
+        .filter((r) => r.outcome === 'undone')
+        .map((r) => r.arn.split('/').pop());
+      expect(undone).toEqual(['g19', 'g20', 'g21', 'g22', 'g23']);
+      expect(report.resources.find((r) => r.arn.endsWith('/g24'))?.outcome).toBe('unchanged');
+      expect(report.resources.find((r) => r.arn.endsWith('/g25'))?.outcome).toBe('unchanged');
+    });
+  });
+
   describe('the last run of the window (item 2)', () => {
     beforeEach(() => {
       autoscaling
