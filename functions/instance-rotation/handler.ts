@@ -18,6 +18,7 @@ import {
   readGroupStates,
   ROTATION_TAG,
   type Clients,
+  type InFlight,
   type UnreadGroup,
 } from './inventory.ts';
 import { decodeRotation, leftSuspended, planRotations, type RotationOptions } from './plan.ts';
@@ -37,17 +38,36 @@ const defaultDeps = (): Deps =>
     now: () => new Date(),
   });
 
-/** The instance a group is rotating, read from its saved state, so only that one is looked up in ECS. */
-const rotatingInstance = (tags: Record<string, string>) => {
+/**
+ * The rotation in flight on a group, read from its saved state, so only its instances (the one being
+ * rotated, its replacement, those launched since it began) are looked up in ECS.
+ */
+const inFlightOf = (tags: Record<string, string>): InFlight | undefined => {
   try {
-    return tags[ROTATION_TAG] ? decodeRotation(tags[ROTATION_TAG]).instance : undefined;
+    if (!tags[ROTATION_TAG]) return undefined;
+    const r = decodeRotation(tags[ROTATION_TAG]);
+    return { instance: r.instance, started: r.started, ...(r.replacement && { replacement: r.replacement }) };
   } catch {
     return undefined;
   }
 };
 
-const inFlightNote = (g: { tags: Record<string, string>; suspended: string[] }, window: WindowFacts) =>
-  g.tags[ROTATION_TAG] !== undefined ? leftSuspended(g, window) : '';
+/**
+ * What stays suspended outside the window when a rotation in flight cannot be ended in this run: none
+ * when the rotation has nothing suspended any more (its processes were resumed: a roll-back draining
+ * its replacement, or one that could not tell its replacement apart).
+ */
+const inFlightNote = (g: { tags: Record<string, string>; suspended: string[] }, window: WindowFacts) => {
+  const text = g.tags[ROTATION_TAG];
+  if (text === undefined) return '';
+  try {
+    const r = decodeRotation(text);
+    if (!r.suspended.some((p) => g.suspended.includes(p))) return '';
+  } catch {
+    // Unreadable: say what is suspended, whatever suspended it.
+  }
+  return leftSuspended(g, window);
+};
 
 /**
  * A group this run could not claim: `undone` when another run holds it (its work is still to do: it is
@@ -166,7 +186,7 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
     }
   }
 
-  const { states, unread } = await readGroupStates(d.clients, toRead, rotatingInstance, ctx.hasTime, now);
+  const { states, unread } = await readGroupStates(d.clients, toRead, inFlightOf, ctx.hasTime, now);
   extra.push(...unread.map((u) => unreadRow(u, window)));
   for (const u of unread) setAside.add(u.name);
   const inListOrder = [...states].sort((a, b) => (position.get(a.arn) ?? 0) - (position.get(b.arn) ?? 0));

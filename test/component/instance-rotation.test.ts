@@ -364,7 +364,8 @@ describe('instance-rotation with simulated AWS', () => {
       });
       expect(ecs.commandCalls(ListContainerInstancesCommand)[1]?.args[0].input).toMatchObject({
         cluster,
-        filter: "ec2InstanceId in ['i-0000000b']",
+        // The instance being rotated, and the one launched since the rotation began (its replacement)
+        filter: "ec2InstanceId in ['i-0000000b', 'i-0000000d']",
         maxResults: 100,
       });
       expect(
@@ -662,6 +663,127 @@ describe('instance-rotation with simulated AWS', () => {
           'nothing changed: without a lease another run could act on it at the same time',
       });
       expect(mutations()).toEqual([]);
+    });
+  });
+
+  describe('telling the replacement apart (review risks 1 and 2)', () => {
+    // The rotation of i-…b began at 05:35 CET; its replacement i-…d never became healthy; meanwhile
+    // i-…a failed its health check and the group replaced it with i-…e (ReplaceUnhealthy)
+    const STARTED = '2026-11-23T04:35:00Z';
+    const activities: Activity[] = [
+      {
+        ...activity(3, 'Successful', new Date('2026-11-23T04:45:10Z')),
+        Description: 'Launching a new EC2 instance: i-0000000e',
+        Cause:
+          'At 2026-11-23T04:45:02Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 2 to 3.',
+      },
+      {
+        ...activity(2, 'Successful', new Date('2026-11-23T04:44:30Z')),
+        Description: 'Terminating EC2 instance: i-0000000a',
+        Cause:
+          'At 2026-11-23T04:44:28Z an instance was taken out of service in response to an EC2 instance status checks failure.',
+      },
+      {
+        ...activity(1, 'Successful', new Date('2026-11-23T04:35:20Z')),
+        Description: 'Launching a new EC2 instance: i-0000000d',
+        Cause:
+          'At 2026-11-23T04:35:12Z a user request explicitly set group desired capacity changing the desired capacity from 2 to 3.  ' +
+          'At 2026-11-23T04:35:18Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 2 to 3.',
+      },
+    ];
+    const group = rotating(STARTED, {
+      Instances: [
+        { InstanceId: 'i-0000000b', LifecycleState: 'InService', HealthStatus: 'Healthy' },
+        { InstanceId: 'i-0000000d', LifecycleState: 'InService', HealthStatus: 'Unhealthy' },
+        { InstanceId: 'i-0000000e', LifecycleState: 'InService', HealthStatus: 'Healthy' },
+      ] as AutoScalingGroup['Instances'],
+    });
+
+    beforeEach(() => {
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [group] });
+      autoscaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: activities });
+      ec2.on(DescribeInstancesCommand).resolves({
+        Reservations: [
+          {
+            Instances: [
+              { InstanceId: 'i-0000000b', LaunchTime: new Date(NOW.getTime() - 20 * DAY) },
+              { InstanceId: 'i-0000000d', LaunchTime: new Date('2026-11-23T04:35:18Z') },
+              { InstanceId: 'i-0000000e', LaunchTime: new Date('2026-11-23T04:45:02Z') },
+            ],
+          },
+        ],
+      });
+      for (const command of [
+        TerminateInstanceInAutoScalingGroupCommand,
+        ResumeProcessesCommand,
+        DeleteTagsCommand,
+        CreateOrUpdateTagsCommand,
+        SetDesiredCapacityCommand,
+      ] as const)
+        autoscaling.on(command as never).resolves({});
+    });
+
+    it('records the replacement its launch activity names, at a run inside the window', async () => {
+      const before = new Date('2026-11-23T04:46:00Z');
+
+      const report = await run({ action: 'rotate' }, ctxAt(before), deps(before));
+
+      expect(report.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(mutations().map((c) => c.args[0].input)).toEqual([
+        {
+          Tags: [
+            {
+              ResourceId: 'web',
+              ResourceType: 'auto-scaling-group',
+              Key: 'nightshift:rotation',
+              Value: `desired=2 instance=i-0000000b phase=launching at=${STARTED} started=${STARTED} suspended=AlarmNotification+ScheduledActions replacement=i-0000000d`,
+              PropagateAtLaunch: false,
+            },
+          ],
+        },
+      ]);
+    });
+
+    it('terminates at the last run the instance our SetDesiredCapacity launched, never the one that replaced an unhealthy instance', async () => {
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(mutations().map((c) => [(c.args[0] as object).constructor.name, c.args[0].input])).toEqual([
+        [
+          'TerminateInstanceInAutoScalingGroupCommand',
+          { InstanceId: 'i-0000000d', ShouldDecrementDesiredCapacity: true },
+        ],
+        [
+          'ResumeProcessesCommand',
+          { AutoScalingGroupName: 'web', ScalingProcesses: ['AlarmNotification', 'ScheduledActions'] },
+        ],
+        [
+          'DeleteTagsCommand',
+          { Tags: [{ ResourceId: 'web', ResourceType: 'auto-scaling-group', Key: 'nightshift:rotation' }] },
+        ],
+      ]);
+      expect(autoscaling.commandCalls(SetDesiredCapacityCommand)).toHaveLength(0);
+    });
+
+    it('lets the group pick no victim when its activities cannot tell: resumes, keeps the state, fails the row', async () => {
+      // Our launch's activity is not listed (say it was beyond what could be read)
+      autoscaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: activities.slice(0, 2) });
+
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'failed',
+        error: expect.stringMatching(
+          /^cannot tell which instance is the replacement of i-0000000b: 2 instances launched since the rotation began are in the group \(i-0000000d, i-0000000e\); the group took out i-0000000a since the rotation began/,
+        ),
+      });
+      expect(mutations().map((c) => (c.args[0] as object).constructor.name)).toEqual([
+        'ResumeProcessesCommand',
+        'CreateOrUpdateTagsCommand',
+      ]);
+      expect(autoscaling.commandCalls(CreateOrUpdateTagsCommand)[0]?.args[0].input.Tags?.[0]?.Value).toBe(
+        `desired=2 instance=i-0000000b phase=launching at=${STARTED} started=${STARTED} suspended=none`,
+      );
     });
   });
 

@@ -334,12 +334,14 @@ describe.runIf(motoTestsEnabled())('instance-rotation against moto', () => {
     const next = await rotateWith({ maxAge: '0h' }, deps({}, at(71)));
 
     // Assess: the replacement, never the old instance nor one that was there before, is terminated
-    expect(waiting.resources[0]?.detail).toBe(
-      `waiting for the replacement of ${rotating}: 3 of 4 in service`,
-    );
+    // The run after the launch records the replacement, the only instance launched since it began
+    expect(waiting.resources[0]).toMatchObject({
+      outcome: 'changed',
+      detail: `waiting for the replacement of ${rotating}: 3 of 4 in service; replacement ${replacement} recorded in nightshift:rotation`,
+    });
     expect(late.resources[0]).toMatchObject({
       outcome: 'failed',
-      detail: `rotation of ${rotating} abandoned: replacement ${replacement} terminated, desired 4 → 3; AlarmNotification, ScheduledActions, AZRebalance resumed`,
+      detail: `rotation of ${rotating} abandoned: replacement ${replacement} (recorded in nightshift:rotation) terminated, desired 4 → 3; AlarmNotification, ScheduledActions, AZRebalance resumed`,
     });
     expect(late.resources[0]?.error).toMatch(
       /^the replacement for i-\w+ did not come into service within 60 min \(3 of 4 in service\); rotation abandoned: .*; no new rotation in this group before \S+ \(ABANDON_BACKOFF 24h, tag nightshift:rotation-abandoned\)$/,
@@ -389,7 +391,7 @@ describe.runIf(motoTestsEnabled())('instance-rotation against moto', () => {
         outcome: 'changed',
         detail: expect.stringMatching(
           new RegExp(
-            `^rotation of i-\\w+ rolled back \\(i-\\w+ stays\\): replacement ${replacement} terminated, desired 4 → 3; AlarmNotification, ScheduledActions, AZRebalance resumed — this is the last run of its window`,
+            `^rotation of i-\\w+ rolled back \\(i-\\w+ stays\\): replacement ${replacement} \\(the only instance launched since the rotation began\\) terminated, desired 4 → 3; AlarmNotification, ScheduledActions, AZRebalance resumed — this is the last run of its window`,
           ),
         ),
       });
