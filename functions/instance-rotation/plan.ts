@@ -265,9 +265,7 @@ export const replacementOf = (g: GroupState, r: Rotation): ReplacementFound => {
     g.instances.find((i) => i.id === id && i.id !== r.instance && !leaving(i));
   const countedNow = g.instances.filter(counted).length;
   if (countedNow <= r.desired && g.activities.length === 0)
-    return {
-      none: `${countedNow} instance(s) count towards desired: none of the rotation's extra capacity is in the group`,
-    };
+    return { none: `only ${countedNow} instance(s) count towards desired` };
   const recorded = present(r.replacement);
   if (recorded) return { instance: recorded, how: `recorded in ${ROTATION_TAG}` };
 
@@ -354,12 +352,12 @@ interface Undo {
 const rollback = (
   g: GroupState,
   r: Rotation,
-  opts: { parked?: boolean; abandoned?: Abandonment; closing: boolean; now: Date },
+  opts: { parked?: boolean; abandoned?: Abandonment; closing: boolean; now: Date; oldLeft?: boolean },
 ): Undo => {
   const notes: string[] = [];
   const container = g.containers[r.instance];
   const undrain: Step[] =
-    r.phase === 'draining' && container?.status === 'DRAINING'
+    !opts.oldLeft && r.phase === 'draining' && container?.status === 'DRAINING'
       ? [{ op: 'undrain', cluster: container.cluster, containerInstance: container.arn }]
       : [];
   if (undrain.length > 0) notes.push(`ECS container instance on ${r.instance} set back to ACTIVE`);
@@ -374,7 +372,7 @@ const rollback = (
       notes.push(`desired left at ${g.desired}: min is ${g.min} now (changed by someone else)`);
     } else if ('none' in found) {
       removal.push({ op: 'set-desired', desired: r.desired });
-      notes.push(`desired ${g.desired} → ${r.desired} (${found.none}: nothing is terminated)`);
+      notes.push(`desired ${g.desired} → ${r.desired}, which terminates nothing: ${found.none}`);
     } else if ('unknown' in found) {
       hold = found.unknown;
     } else {
@@ -522,15 +520,29 @@ const rollingBack = (g: GroupState, r: Rotation, opts: RotationOptions): Rotatio
   );
 };
 
-/** The rotation's old instance has left the group: restore desired if our +1 is still in it, and finish. */
-const oldGone = (g: GroupState, r: Rotation): { steps: Step[]; text: string } => {
-  const restore: Step[] = g.desired === r.desired + 1 ? [{ op: 'set-desired', desired: r.desired }] : [];
+/**
+ * The rotation's old instance has left the group (someone terminated it, or the group replaced it):
+ * if our +1 is still in desired, it leaves as in a roll-back (the replacement terminated by id, or
+ * drained first; desired lowered only where that terminates nothing), and the rotation is finished.
+ * When the +1 cannot be told apart, the processes are resumed, the state kept, and the row fails.
+ */
+const oldGone = (
+  g: GroupState,
+  r: Rotation,
+  now: Date,
+): { steps: Step[]; text: string; failure?: string } => {
+  if (g.desired !== r.desired + 1)
+    return { steps: finish(g, r), text: `${r.instance} left the group; rotation finished` };
+  const back = rollback(g, r, { closing: true, now, oldLeft: true });
+  if (back.hold)
+    return {
+      steps: back.steps,
+      text: `${r.instance} left the group; its extra capacity stays: ${back.notes.join('; ') || 'nothing changed'}`,
+      failure: `${back.hold}; ${holdAdvice(g, r)}`,
+    };
   return {
-    steps: [...restore, ...finish(g, r)],
-    text:
-      `${r.instance} left the group` +
-      (restore.length > 0 ? `; desired ${g.desired} → ${r.desired} restored` : '') +
-      '; rotation finished',
+    steps: back.steps,
+    text: `${r.instance} left the group; ${back.notes.join('; ')}; rotation finished`,
   };
 };
 
@@ -587,8 +599,8 @@ const closeRotation = (
   if (!old || leaving(old)) {
     if (why.parked)
       return end(finish(g, r), `ended: ${r.instance} left the group; size left to ecs-scheduler`);
-    const gone = oldGone(g, r);
-    return end(gone.steps, `ended: ${gone.text}`);
+    const gone = oldGone(g, r, opts.now);
+    return end(gone.steps, `ended: ${gone.text}`, gone.failure);
   }
   const healthy = g.instances.filter(inService).length;
   const container = g.containers[r.instance];
@@ -640,8 +652,14 @@ const learned = (g: GroupState, r: Rotation): Rotation | undefined => {
 const continueRotation = (g: GroupState, r: Rotation, opts: RotationOptions): RotationWork => {
   const old = g.instances.find((i) => i.id === r.instance);
   if (!old || leaving(old)) {
-    const gone = oldGone(g, r);
-    return work(g, { hasWork: true, steps: gone.steps, detail: gone.text });
+    const gone = oldGone(g, r, opts.now);
+    if (gone.steps.length === 0) return idle(g, 'failed', `${gone.text}; ${gone.failure}`);
+    return work(g, {
+      hasWork: true,
+      steps: gone.steps,
+      detail: gone.text,
+      ...(gone.failure && { failure: gone.failure }),
+    });
   }
   const healthy = g.instances.filter(inService).length;
   const { ok: canTerminate, why: cannot } = canTerminateOld(g, r);

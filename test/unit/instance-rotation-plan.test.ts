@@ -258,7 +258,9 @@ describe('planRotations: a rotation in flight', () => {
 
     expect(plan(g)).toMatchObject({
       steps: [{ op: 'set-desired', desired: 3 }, RESUME, CLEAR],
-      detail: 'i-0000000b left the group; desired 4 → 3 restored; rotation finished',
+      detail:
+        'i-0000000b left the group; desired 4 → 3, which terminates nothing: only 3 instance(s) count towards desired; ' +
+        'AlarmNotification, ScheduledActions resumed; rotation finished',
     });
   });
 
@@ -966,6 +968,36 @@ describe('planRotations: telling the replacement apart (review risks 1 and 2)', 
     const next = planRotations([g], undefined, optsAt(at('2026-11-24T00:00:30Z')))[0];
     expect(next).toMatchObject({ hasWork: false, outcome: 'failed', steps: [] });
     expect(next?.detail).toMatch(/its processes were resumed, but its extra capacity and state stayed/);
+  });
+
+  it('removes the rotation’s +1 by id when the group replaced the old instance itself, never by lowering desired', () => {
+    // i-…b failed its health check: the group terminated it and launched i-…f; desired is still 4
+    const g = group({
+      tags: tags(),
+      desired: 4,
+      instances: [
+        instance('i-0000000a', 20),
+        instance('i-0000000c', 2),
+        { ...ours, health: 'Healthy' },
+        instance('i-0000000f', 0, { since: at('2026-11-23T03:30:00Z') }),
+      ],
+      history: [
+        HEALTH_CHECK_LAUNCH('i-0000000f'),
+        HEALTH_CHECK_TERMINATION('i-0000000b'),
+        OUR_LAUNCH('i-0000000d'),
+      ],
+    });
+
+    expect(plan(g)).toMatchObject({
+      steps: [{ op: 'terminate-replacement', instanceId: 'i-0000000d' }, RESUME, CLEAR],
+      detail:
+        'i-0000000b left the group; replacement i-0000000d (its launch activity) terminated, desired 4 → 3; ' +
+        'AlarmNotification, ScheduledActions resumed; rotation finished',
+    });
+    // Without its launch activity the two cannot be told apart: nothing terminated, desired kept
+    const unknown = plan({ ...g, history: undefined });
+    expect(unknown?.steps.map((s) => s.op)).toEqual(['resume', 'save-rotation']);
+    expect(unknown?.failure).toMatch(/^cannot tell which instance is the replacement of i-0000000b/);
   });
 
   it('fits the rotation state in a tag value (256 characters) with the longest values', () => {
