@@ -627,6 +627,36 @@ describe('instance-rotation with simulated AWS', () => {
       expect(mutations()).toEqual([]);
     });
 
+    it('reports a group whose lease another run holds at the last run undone when its rotation has nothing suspended any more', async () => {
+      // A roll-back draining its replacement: its processes were resumed already
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({
+        AutoScalingGroups: [
+          rotating('2026-11-23T04:35:00Z', {
+            SuspendedProcesses: [],
+            Tags: [
+              { Key: 'nightshift:rotate', Value: 'true' },
+              {
+                Key: 'nightshift:rotation',
+                Value:
+                  'desired=2 instance=i-0000000b phase=rolling-back at=2026-11-23T04:40:00Z started=2026-11-23T04:35:00Z suspended=none replacement=i-0000000d',
+              },
+            ],
+          }),
+        ],
+      });
+      await leasesOf('ecs-scheduler run 7c1d (nightshift-dev-ecs-scheduler)', LAST_RUN).take(ARN);
+
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'undone',
+        detail: expect.stringMatching(
+          /^another run holds the lease on it: ecs-scheduler run 7c1d [^;]*; nothing changed — run again once it is done$/,
+        ),
+      });
+      expect(mutations()).toEqual([]);
+    });
+
     it('reports a group whose lease another run holds inside the window undone, changing nothing', async () => {
       autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [GROUP] });
       await leasesOf('ecs-scheduler run 7c1d (nightshift-dev-ecs-scheduler)', NOW).take(ARN);

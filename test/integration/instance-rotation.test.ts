@@ -487,6 +487,12 @@ describe.runIf(motoTestsEnabled())('instance-rotation against moto', () => {
       ).toThrow(
         /^invalid configuration: ROTATION_SCHEDULE: "rate\(10 minutes\)" is not a cron\(\.\.\.\) expression/,
       );
+      // An expression AWS may accept but whose runs cannot be told for sure fails the configuration too
+      expect(() =>
+        parseEnv(RotationConfig, { ROTATION_SCHEDULE: 'cron(0/10 1-5 L-2 * ? *)', SCHEDULE_TIMEZONE: 'UTC' }),
+      ).toThrow(
+        /^invalid configuration: ROTATION_SCHEDULE: day-of-month: "L-2" \(days before the last day of the month\)/,
+      );
       expect(parseCron(ALWAYS, 'UTC').minutes).toHaveLength(60);
     });
   });
