@@ -110,8 +110,17 @@ const asUnread = (g: AutoScalingGroup, what: string): UnreadGroup => ({
   what,
 });
 
+/**
+ * Reads stop this long before the Lambda's deadline (its timeout is 120 s), so a run whose reads are cut
+ * still applies what it read: the groups it read first (carried over, rotations in flight) advance, the
+ * rest are `undone` and go first in the next run. Without it a cut read would leave no time to change
+ * anything, and the same estate would be read, and left, run after run.
+ */
+export const APPLY_RESERVE_MS = 30_000;
+
 export const run = async (input: RotateInput, ctx: RunContext, d: Deps = defaultDeps()): Promise<Report> => {
   const now = d.now();
+  const readTime = () => ctx.hasTime() && ctx.remainingMs() > APPLY_RESERVE_MS;
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
   const window = windowAt(d.config.schedule, now, d.config.scheduleEnabled);
   const opts: RotationOptions = {
@@ -123,21 +132,22 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
   };
 
   // The groups the previous run left undone (its deadline, or another run's lease) are claimed, read
-  // and advanced first, so a run cut short every day does not leave the same tail unread every day.
+  // and advanced first, so a run cut short every day does not leave the same tail unread every day;
+  // rotations in flight before the rest (a closing run must end them; the others only start rotations).
+  // In order: carried over with a rotation in flight, in flight, carried over, the rest.
   const first = await ctx.carriedOver('rotate');
+  const rank = (g: AutoScalingGroup) =>
+    (first.has(g.AutoScalingGroupARN ?? '') ? 0 : 2) +
+    ((g.Tags ?? []).some((t) => t.Key === ROTATION_TAG) ? 0 : 1);
+  const order = [0, 1, 2, 3];
   const carriedFirst = (groups: AutoScalingGroup[]) =>
-    first.size === 0
-      ? groups
-      : [
-          ...groups.filter((g) => first.has(g.AutoScalingGroupARN ?? '')),
-          ...groups.filter((g) => !first.has(g.AutoScalingGroupARN ?? '')),
-        ];
+    order.flatMap((n) => groups.filter((g) => rank(g) === n));
 
   let listed: AutoScalingGroup[];
   // The report keeps the order AWS lists the groups in.
   const position = new Map<string, number>();
   try {
-    const described = await describeGroups(d.clients, input.groups, ctx.hasTime);
+    const described = await describeGroups(d.clients, input.groups, readTime);
     described.forEach((g, i) => position.set(g.AutoScalingGroupARN ?? '', i));
     listed = carriedFirst(described);
   } catch (error) {
@@ -174,7 +184,7 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
               await describeGroups(
                 d.clients,
                 leased.map((g) => g.AutoScalingGroupName ?? ''),
-                ctx.hasTime,
+                readTime,
               ),
             )
           : [];
@@ -186,7 +196,7 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
     }
   }
 
-  const { states, unread } = await readGroupStates(d.clients, toRead, inFlightOf, ctx.hasTime, now);
+  const { states, unread } = await readGroupStates(d.clients, toRead, inFlightOf, readTime, now);
   extra.push(...unread.map((u) => unreadRow(u, window)));
   for (const u of unread) setAside.add(u.name);
   const inListOrder = [...states].sort((a, b) => (position.get(a.arn) ?? 0) - (position.get(b.arn) ?? 0));
@@ -202,7 +212,9 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
   }
   const changed = refuseChangedPlan(input.planDigest, plan);
   if (changed) return buildReport('rotate', false, [...changed, ...extra]);
-  return executeRotations(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first }, extra);
+  // Applied in the order read: carried over and in flight first, should the deadline come mid-way.
+  const urgent = new Set(listed.filter((g) => rank(g) < 3).map((g) => g.AutoScalingGroupARN ?? ''));
+  return executeRotations(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first: urgent }, extra);
 };
 
 export const handler = withOps('instance-rotation', parseRotateInput, (input, ctx) => run(input, ctx));

@@ -28,7 +28,7 @@ import {
   ListContainerInstancesCommand,
   UpdateContainerInstancesStateCommand,
 } from '@aws-sdk/client-ecs';
-import { run, type Deps } from '#functions/instance-rotation/handler.ts';
+import { APPLY_RESERVE_MS, run, type Deps } from '#functions/instance-rotation/handler.ts';
 import { RotationConfig } from '#functions/instance-rotation/config.ts';
 import { parseEnv } from '#shared/env.ts';
 import { RunLeases, type Lease, type LeaseStore } from '#shared/lease.ts';
@@ -505,6 +505,78 @@ describe('instance-rotation with simulated AWS', () => {
         'g3',
         'g4',
       ]);
+    });
+
+    it('stops reading APPLY_RESERVE_MS before the deadline and applies what it read, carried-over groups first', async () => {
+      const groups = [1, 2, 3, 4, 5, 6].map(named);
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: groups });
+      autoscaling.on(CreateOrUpdateTagsCommand).resolves({});
+      autoscaling.on(SuspendProcessesCommand).resolves({});
+      autoscaling.on(SetDesiredCapacityCommand).resolves({});
+      // 60 s left until the third group's activities are read, then 25 s: inside the reserve kept for
+      // applying, but well before the Lambda's own deadline (hasTime stays true throughout)
+      let left = 60_000;
+      let reads = 0;
+      autoscaling.on(DescribeScalingActivitiesCommand).callsFake(() => {
+        reads += 1;
+        if (reads === 3) left = APPLY_RESERVE_MS - 5_000;
+        return { Activities: [] };
+      });
+      const carried = [groups[4], groups[5]].map((g) => g?.AutoScalingGroupARN as string);
+
+      const report = await run(
+        { action: 'rotate', maxAge: '0h' },
+        ctxAt(NOW, { remainingMs: () => left, carried: { rotate: carried } }),
+        deps(),
+      );
+
+      expect(report.resources.map((r) => [r.arn.split('/').pop(), r.outcome])).toEqual([
+        ['g1', 'changed'],
+        ['g5', 'changed'],
+        ['g6', 'changed'],
+        ['g2', 'undone'],
+        ['g3', 'undone'],
+        ['g4', 'undone'],
+      ]);
+      expect(
+        autoscaling.commandCalls(SetDesiredCapacityCommand).map((c) => c.args[0].input.AutoScalingGroupName),
+      ).toEqual(['g5', 'g6', 'g1']);
+    });
+
+    it('reads the groups with a rotation in flight before those with none', async () => {
+      const inFlight = {
+        ...named(3),
+        DesiredCapacity: 2,
+        Tags: [
+          { Key: 'nightshift:rotate', Value: 'true' },
+          {
+            Key: 'nightshift:rotation',
+            Value:
+              'desired=1 instance=i-00000003a phase=launching at=2026-11-23T02:50:00Z started=2026-11-23T02:50:00Z suspended=none',
+          },
+        ],
+      } as AutoScalingGroup;
+      autoscaling
+        .on(DescribeAutoScalingGroupsCommand)
+        .resolves({ AutoScalingGroups: [named(1), named(2), inFlight, named(4)] });
+      let time = true;
+      autoscaling.on(DescribeScalingActivitiesCommand).callsFake(() => {
+        time = false;
+        return { Activities: [] };
+      });
+
+      const report = await run(
+        { action: 'rotate', dryRun: true },
+        runContext({ hasTime: () => time }),
+        deps(),
+      );
+
+      expect(
+        autoscaling
+          .commandCalls(DescribeScalingActivitiesCommand)
+          .map((c) => c.args[0].input.AutoScalingGroupName),
+      ).toEqual(['g3']);
+      expect(report.resources.find((r) => r.arn.endsWith('/g3'))?.outcome).not.toBe('undone');
     });
 
     it('settles the container instances of carried-over groups first when the deadline cuts the ECS lookup', async () => {
