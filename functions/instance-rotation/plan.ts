@@ -652,6 +652,25 @@ const learned = (g: GroupState, r: Rotation): Rotation | undefined => {
 const continueRotation = (g: GroupState, r: Rotation, opts: RotationOptions): RotationWork => {
   const old = g.instances.find((i) => i.id === r.instance);
   if (!old || leaving(old)) {
+    // The group took the old instance out without a decrement (a failed health check, say) and is
+    // launching one in its place: removing the rotation's +1 now would take an instance in service out
+    // while that one is not yet, and in-service capacity would drop below desired. Inside the window,
+    // wait until the others in service cover the saved desired without the +1; the window's last run
+    // ends it whatever the state.
+    // (Where fewer count towards desired than the saved desired, setting it back terminates nothing.)
+    const serving = g.instances.filter((i) => i.id !== r.instance && inService(i)).length;
+    const countedNow = g.instances.filter(counted).length;
+    if (
+      g.desired === r.desired + 1 &&
+      (g.activities[0] || (countedNow > r.desired && serving < r.desired + 1))
+    )
+      return idle(
+        g,
+        'unchanged',
+        `${r.instance} left the group, which is replacing it (${serving} of ${g.desired} in service` +
+          (g.activities[0] ? `, ${g.activities[0]}` : '') +
+          `): the rotation's +1 is removed once the others in service cover desired ${r.desired} without it`,
+      );
     const gone = oldGone(g, r, opts.now);
     if (gone.steps.length === 0) return idle(g, 'failed', `${gone.text}; ${gone.failure}`);
     return work(g, {

@@ -1000,6 +1000,51 @@ describe('planRotations: telling the replacement apart (review risks 1 and 2)', 
     expect(unknown?.failure).toMatch(/^cannot tell which instance is the replacement of i-0000000b/);
   });
 
+  it('waits, inside the window, for the instance the group launches in place of the old one before removing the +1', () => {
+    // i-…b failed its health check: the group terminated it and is launching i-…f; i-…d (ours) serves
+    const g = group({
+      tags: tags(),
+      desired: 4,
+      instances: [
+        instance('i-0000000a', 20),
+        instance('i-0000000c', 2),
+        { ...ours, health: 'Healthy' },
+        instance('i-0000000f', 0, { since: at('2026-11-23T03:30:00Z'), lifecycle: 'Pending' }),
+      ],
+      activities: ['Launching a new EC2 instance: i-0000000f (InProgress)'],
+      history: [
+        HEALTH_CHECK_LAUNCH('i-0000000f'),
+        HEALTH_CHECK_TERMINATION('i-0000000b'),
+        OUR_LAUNCH('i-0000000d'),
+      ],
+    });
+
+    expect(plan(g)).toMatchObject({
+      hasWork: false,
+      outcome: 'unchanged',
+      steps: [],
+      detail:
+        'i-0000000b left the group, which is replacing it (3 of 4 in service, Launching a new EC2 instance: i-0000000f (InProgress)): ' +
+        "the rotation's +1 is removed once the others in service cover desired 3 without it",
+    });
+    // Once i-…f is in service, i-…d goes, by id
+    const settled = {
+      ...g,
+      activities: [],
+      instances: g.instances.map((i) => (i.id === 'i-0000000f' ? { ...i, lifecycle: 'InService' } : i)),
+    };
+    expect(plan(settled)?.steps).toEqual([
+      { op: 'terminate-replacement', instanceId: 'i-0000000d' },
+      RESUME,
+      CLEAR,
+    ]);
+    // The window's last run does not wait
+    expect(plan(g, optsAt(LAST_RUN))?.steps[0]).toEqual({
+      op: 'terminate-replacement',
+      instanceId: 'i-0000000d',
+    });
+  });
+
   it('fits the rotation state in a tag value (256 characters) with the longest values', () => {
     const value = encodeRotation({
       desired: 999_999_999,
