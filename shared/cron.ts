@@ -18,7 +18,10 @@
  * one assumed here).
  *
  * What this evaluator refuses rather than guess (AWS documents none of them): ranges that wrap around
- * (`FRI-MON`, `22-2`), `L-n`, and `L`/`W`/`#` inside a list or a range.
+ * (`FRI-MON`, `22-2`), `L-n`, and `L`/`W`/`#` inside a list or a range. EventBridge may accept some of
+ * them (its parser descends from Quartz, where `L-3` is the third-to-last day of the month), but its
+ * cron reference defines `L` only as "the last day of the month or week": a schedule using them fails
+ * the configuration that evaluates it (instance-rotation's ROTATION_SCHEDULE), naming the field.
  */
 
 export class CronError extends Error {
@@ -135,6 +138,11 @@ const dayOfMonthRule = (field: string): DayRule => {
     const target = valueOf(w[1] ?? '', spec);
     return (y, m, d) => d === nearestWeekday(y, m, target);
   }
+  if (/^L-\d+$/i.test(field))
+    throw new CronError(
+      `day-of-month: "${field}" (days before the last day of the month) is not in the EventBridge cron reference, ` +
+        'where L is the last day of the month alone: its runs cannot be told for sure; use L, LW, 15W or days',
+    );
   if (/[LW#]/i.test(field)) throw new CronError(`day-of-month: "${field}": L and W stand alone (L, LW, 15W)`);
   const days = new Set(listValues(field, spec));
   return (_y, _m, d) => days.has(d);

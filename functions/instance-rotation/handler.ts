@@ -18,6 +18,7 @@ import {
   readGroupStates,
   ROTATION_TAG,
   type Clients,
+  type InFlight,
   type UnreadGroup,
 } from './inventory.ts';
 import { decodeRotation, leftSuspended, planRotations, type RotationOptions } from './plan.ts';
@@ -37,20 +38,47 @@ const defaultDeps = (): Deps =>
     now: () => new Date(),
   });
 
-/** The instance a group is rotating, read from its saved state, so only that one is looked up in ECS. */
-const rotatingInstance = (tags: Record<string, string>) => {
+/**
+ * The rotation in flight on a group, read from its saved state, so only its instances (the one being
+ * rotated, its replacement, those launched since it began) are looked up in ECS.
+ */
+const inFlightOf = (tags: Record<string, string>): InFlight | undefined => {
   try {
-    return tags[ROTATION_TAG] ? decodeRotation(tags[ROTATION_TAG]).instance : undefined;
+    if (!tags[ROTATION_TAG]) return undefined;
+    const r = decodeRotation(tags[ROTATION_TAG]);
+    return { instance: r.instance, started: r.started, ...(r.replacement && { replacement: r.replacement }) };
   } catch {
     return undefined;
   }
 };
 
-const inFlightNote = (g: { tags: Record<string, string>; suspended: string[] }, window: WindowFacts) =>
-  g.tags[ROTATION_TAG] !== undefined ? leftSuspended(g, window) : '';
+/**
+ * What stays suspended outside the window when a rotation in flight cannot be ended in this run: none
+ * when the rotation has nothing suspended any more (its processes were resumed: a roll-back draining
+ * its replacement, or one that could not tell its replacement apart).
+ */
+const inFlightNote = (g: { tags: Record<string, string>; suspended: string[] }, window: WindowFacts) => {
+  const text = g.tags[ROTATION_TAG];
+  if (text === undefined) return '';
+  try {
+    const r = decodeRotation(text);
+    if (!r.suspended.some((p) => g.suspended.includes(p))) return '';
+  } catch {
+    // Unreadable: say what is suspended, whatever suspended it.
+  }
+  return leftSuspended(g, window);
+};
 
-/** Another run holds the group: skipped; failed when that leaves a rotation suspended outside its window. */
-const leaseRow = (g: AutoScalingGroup, reason: string, window: WindowFacts): ResourceResult => {
+/**
+ * A group this run could not claim: `undone` when another run holds it (its work is still to do: it is
+ * carried over, and the undone alarm fires if it keeps happening), `failed` when the lease table could
+ * not be used, and `failed` too when that leaves a rotation in flight suspended outside its window.
+ */
+const leaseRow = (
+  g: AutoScalingGroup,
+  refused: { reason: string; outcome: 'undone' | 'failed' },
+  window: WindowFacts,
+): ResourceResult => {
   const brief = {
     tags: tagMapUpper(g.Tags),
     suspended: (g.SuspendedProcesses ?? []).map((p) => p.ProcessName ?? ''),
@@ -59,8 +87,8 @@ const leaseRow = (g: AutoScalingGroup, reason: string, window: WindowFacts): Res
   return {
     arn: g.AutoScalingGroupARN ?? '',
     type: 'autoscaling-group',
-    outcome: note ? 'failed' : 'skipped',
-    detail: `${reason}${note}`,
+    outcome: note ? 'failed' : refused.outcome,
+    detail: `${refused.reason}${note}`,
   };
 };
 
@@ -82,8 +110,17 @@ const asUnread = (g: AutoScalingGroup, what: string): UnreadGroup => ({
   what,
 });
 
+/**
+ * Reads stop this long before the Lambda's deadline (its timeout is 120 s), so a run whose reads are cut
+ * still applies what it read: the groups it read first (carried over, rotations in flight) advance, the
+ * rest are `undone` and go first in the next run. Without it a cut read would leave no time to change
+ * anything, and the same estate would be read, and left, run after run.
+ */
+export const APPLY_RESERVE_MS = 30_000;
+
 export const run = async (input: RotateInput, ctx: RunContext, d: Deps = defaultDeps()): Promise<Report> => {
   const now = d.now();
+  const readTime = () => ctx.hasTime() && ctx.remainingMs() > APPLY_RESERVE_MS;
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
   const window = windowAt(d.config.schedule, now, d.config.scheduleEnabled);
   const opts: RotationOptions = {
@@ -94,9 +131,25 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
     window,
   };
 
+  // The groups the previous run left undone (its deadline, or another run's lease) are claimed, read
+  // and advanced first, so a run cut short every day does not leave the same tail unread every day;
+  // rotations in flight before the rest (a closing run must end them; the others only start rotations).
+  // In order: carried over with a rotation in flight, in flight, carried over, the rest.
+  const first = await ctx.carriedOver('rotate');
+  const rank = (g: AutoScalingGroup) =>
+    (first.has(g.AutoScalingGroupARN ?? '') ? 0 : 2) +
+    ((g.Tags ?? []).some((t) => t.Key === ROTATION_TAG) ? 0 : 1);
+  const order = [0, 1, 2, 3];
+  const carriedFirst = (groups: AutoScalingGroup[]) =>
+    order.flatMap((n) => groups.filter((g) => rank(g) === n));
+
   let listed: AutoScalingGroup[];
+  // The report keeps the order AWS lists the groups in.
+  const position = new Map<string, number>();
   try {
-    listed = await describeGroups(d.clients, input.groups, ctx.hasTime);
+    const described = await describeGroups(d.clients, input.groups, readTime);
+    described.forEach((g, i) => position.set(g.AutoScalingGroupARN ?? '', i));
+    listed = carriedFirst(described);
   } catch (error) {
     if (!(error instanceof OutOfTimeError)) throw error;
     const note = window.open
@@ -114,23 +167,25 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
   let toRead = listed;
   if (!dryRun) {
     const scopeOf = (g: AutoScalingGroup) => groupLeaseScope(g.AutoScalingGroupARN ?? '');
-    const refused = await ctx.leases.takeAll(listed.map(scopeOf));
+    const refused = await ctx.leases.takeEach(listed.map(scopeOf));
     const leased: AutoScalingGroup[] = [];
     for (const g of listed) {
-      const reason = refused.get(scopeOf(g));
-      if (reason === undefined) leased.push(g);
+      const claim = refused.get(scopeOf(g));
+      if (claim === undefined) leased.push(g);
       else {
-        extra.push(leaseRow(g, reason, window));
+        extra.push(leaseRow(g, claim, window));
         setAside.add(g.AutoScalingGroupName ?? '');
       }
     }
     try {
       toRead =
         leased.length > 0
-          ? await describeGroups(
-              d.clients,
-              leased.map((g) => g.AutoScalingGroupName ?? ''),
-              ctx.hasTime,
+          ? carriedFirst(
+              await describeGroups(
+                d.clients,
+                leased.map((g) => g.AutoScalingGroupName ?? ''),
+                readTime,
+              ),
             )
           : [];
     } catch (error) {
@@ -141,11 +196,12 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
     }
   }
 
-  const { states, unread } = await readGroupStates(d.clients, toRead, rotatingInstance, ctx.hasTime, now);
+  const { states, unread } = await readGroupStates(d.clients, toRead, inFlightOf, readTime, now);
   extra.push(...unread.map((u) => unreadRow(u, window)));
   for (const u of unread) setAside.add(u.name);
+  const inListOrder = [...states].sort((a, b) => (position.get(a.arn) ?? 0) - (position.get(b.arn) ?? 0));
   const plan = planRotations(
-    states,
+    inListOrder,
     input.groups?.filter((name) => !setAside.has(name)),
     opts,
   );
@@ -156,8 +212,9 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
   }
   const changed = refuseChangedPlan(input.planDigest, plan);
   if (changed) return buildReport('rotate', false, [...changed, ...extra]);
-  const first = await ctx.carriedOver('rotate');
-  return executeRotations(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first }, extra);
+  // Applied in the order read: carried over and in flight first, should the deadline come mid-way.
+  const urgent = new Set(listed.filter((g) => rank(g) < 3).map((g) => g.AutoScalingGroupARN ?? ''));
+  return executeRotations(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first: urgent }, extra);
 };
 
 export const handler = withOps('instance-rotation', parseRotateInput, (input, ctx) => run(input, ctx));

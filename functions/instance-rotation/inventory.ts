@@ -60,6 +60,30 @@ export interface InstanceState {
   since?: Date;
 }
 
+/**
+ * A scaling activity that brought an instance into the group or took one out, since the rotation in
+ * flight began: how a run tells the rotation's replacement from an instance the group launched for
+ * another reason (an unhealthy one replaced, say).
+ */
+export interface ActivityRecord {
+  kind: 'launch' | 'terminate';
+  /** The instance it names (`Launching a new EC2 instance: i-…`); a launch that failed early names none. */
+  instance?: string;
+  /** Why it happened, as Auto Scaling says (`… changing the desired capacity from 3 to 4. …`). */
+  cause: string;
+  status: string;
+}
+
+/** What a run needs to know of a rotation in flight to read its group (from the group's tag). */
+export interface InFlight {
+  /** The instance being replaced. */
+  instance: string;
+  /** Its replacement, once recorded. */
+  replacement?: string;
+  /** When the rotation began: instances launched since may be its replacement. */
+  started: string;
+}
+
 export interface ContainerInstanceState {
   cluster: string;
   arn: string;
@@ -78,11 +102,17 @@ export interface GroupState {
   instances: InstanceState[];
   /** Descriptions of scaling activities still in progress (or why that could not be told). */
   activities: string[];
+  /**
+   * With a rotation in flight: the group's launches and terminations since it began, newest first.
+   * Undefined when they could not all be read (more than ACTIVITY_PAGES pages back to its start).
+   */
+  history?: ActivityRecord[];
   /** Status of an instance refresh in progress, or the error that kept us from knowing. */
   refresh?: string;
   /**
-   * ECS container instances on the instances that matter, by EC2 instance id: the one being rotated,
-   * or the oldest in service (the next to rotate, which would be drained first).
+   * ECS container instances on the instances that matter, by EC2 instance id: with a rotation in
+   * flight, the one being rotated and those launched since it began (its replacement among them);
+   * otherwise the oldest in service (the next to rotate, which would be drained first).
    */
   containers: Record<string, ContainerInstanceState>;
   /** The group has a warm pool (its instances keep their age when reused). */
@@ -170,13 +200,36 @@ const runningSince = async (
   return since;
 };
 
-const activitiesInProgress = async (
+/** Activities this far before a rotation's start still count as its own (clocks differ a little). */
+const HISTORY_MARGIN_MS = 60_000;
+const LAUNCH = /^(?:Launching a new EC2 instance|Attaching an existing EC2 instance)(?::\s*(i-[0-9a-f]+))?/;
+const TERMINATE = /^(?:Terminating EC2 instance|Detaching EC2 instance)(?::\s*(i-[0-9a-f]+))?/;
+
+const recordOf = (description: string, cause: string, status: string): ActivityRecord | undefined => {
+  const launch = LAUNCH.exec(description);
+  if (launch) return { kind: 'launch', ...(launch[1] && { instance: launch[1] }), cause, status };
+  const terminate = TERMINATE.exec(description);
+  if (terminate) return { kind: 'terminate', ...(terminate[1] && { instance: terminate[1] }), cause, status };
+  return undefined;
+};
+
+/**
+ * The group's scaling activities still in progress and, with `since` (a rotation's start), its launches
+ * and terminations since then. Activities come newest first; pages are read back ACTIVITY_LOOKBACK_MS,
+ * or to `since` when that is earlier, at most ACTIVITY_PAGES pages.
+ */
+const readActivities = async (
   client: AutoScalingClient,
   group: string,
   hasTime: () => boolean,
   now: Date,
-): Promise<string[]> => {
+  since: Date | undefined,
+): Promise<{ inProgress: string[]; history?: ActivityRecord[] }> => {
   const inProgress: string[] = [];
+  const history: ActivityRecord[] = [];
+  const from = since ? since.getTime() - HISTORY_MARGIN_MS : undefined;
+  const back = Math.min(now.getTime() - ACTIVITY_LOOKBACK_MS, from ?? Number.POSITIVE_INFINITY);
+  let complete = false;
   let pages = 0;
   const all = paginateDescribeScalingActivities(
     { client, pageSize: ACTIVITIES_PAGE },
@@ -190,9 +243,18 @@ const activitiesInProgress = async (
         .filter((a) => !ACTIVITY_DONE.has(a.StatusCode ?? ''))
         .map((a) => `${a.Description ?? 'activity'} (${a.StatusCode})`),
     );
-    if (!page.NextToken) break;
+    if (from !== undefined) {
+      for (const a of activities) {
+        if ((a.StartTime?.getTime() ?? now.getTime()) < from) continue;
+        const record = recordOf(a.Description ?? '', a.Cause ?? '', a.StatusCode ?? '');
+        if (record) history.push(record);
+      }
+    }
     const oldest = Math.min(...activities.map((a) => a.StartTime?.getTime() ?? now.getTime()));
-    if (now.getTime() - oldest > ACTIVITY_LOOKBACK_MS) break;
+    if (!page.NextToken || oldest < back) {
+      complete = true;
+      break;
+    }
     if (pages >= ACTIVITY_PAGES) {
       inProgress.push(
         `more than ${ACTIVITY_PAGES * ACTIVITIES_PAGE} scaling activities in the last 48 h: cannot tell whether one is still in progress`,
@@ -200,7 +262,7 @@ const activitiesInProgress = async (
       break;
     }
   }
-  return inProgress;
+  return { inProgress, ...(from !== undefined && complete && { history }) };
 };
 
 const refreshInProgress = async (client: AutoScalingClient, group: string): Promise<string | undefined> => {
@@ -218,31 +280,47 @@ const refreshInProgress = async (client: AutoScalingClient, group: string): Prom
   }
 };
 
+/** What a container-instance lookup found, and which ids it settled before the deadline, if it came. */
+export interface ContainerLookup {
+  found: Map<string, ContainerInstanceState>;
+  /** Ids looked for in every cluster: found, or known to be no container instance. */
+  settled: Set<string>;
+  /** The deadline stopped the lookup: ids not in `settled` are unknown. */
+  cut?: OutOfTimeError;
+}
+
 /**
- * Finds the ECS container instances running on these EC2 instances, in every cluster of the account:
- * one filtered listing per cluster and batch of ids, every page, described 100 at a time.
+ * Finds the ECS container instances running on these EC2 instances, in every cluster of the account.
+ * The ids are looked for in the order given, IDS_PER_FILTER at a time, each batch in every cluster
+ * (one filtered listing per cluster, every page, described 100 at a time) before the next batch: when
+ * the deadline comes, the ids asked for first (the groups the previous run left undone) are settled.
  */
 export const findContainerInstances = async (
   ecs: ECSClient,
   ec2InstanceIds: readonly string[],
   hasTime: () => boolean,
-): Promise<Map<string, ContainerInstanceState>> => {
-  const wanted = new Set(ec2InstanceIds);
+): Promise<ContainerLookup> => {
+  const wanted = [...new Set(ec2InstanceIds)];
   const found = new Map<string, ContainerInstanceState>();
-  if (wanted.size === 0) return found;
-  const clusters = paginateListClusters({ client: ecs, pageSize: ECS_PAGE }, {});
-  for await (const page of pagesWithin(clusters, hasTime, 'ECS clusters')) {
-    for (const cluster of page.clusterArns ?? []) {
-      const remaining = [...wanted].filter((id) => !found.has(id));
-      if (remaining.length === 0) return found;
-      for (const batch of chunk(remaining, IDS_PER_FILTER)) {
+  const settled = new Set<string>();
+  if (wanted.length === 0) return { found, settled };
+  try {
+    const clusters: string[] = [];
+    const listed = paginateListClusters({ client: ecs, pageSize: ECS_PAGE }, {});
+    for await (const page of pagesWithin(listed, hasTime, 'ECS clusters'))
+      clusters.push(...(page.clusterArns ?? []));
+    for (const batch of chunk(wanted, IDS_PER_FILTER)) {
+      const ids = new Set(batch);
+      for (const cluster of clusters) {
+        const remaining = batch.filter((id) => !found.has(id));
+        if (remaining.length === 0) break;
         assertTime(hasTime, `ECS container instances of ${cluster}`);
         const arns: string[] = [];
-        const listed = paginateListContainerInstances(
+        const pages = paginateListContainerInstances(
           { client: ecs, pageSize: ECS_PAGE },
-          { cluster, filter: `ec2InstanceId in [${batch.map((id) => `'${id}'`).join(', ')}]` },
+          { cluster, filter: `ec2InstanceId in [${remaining.map((id) => `'${id}'`).join(', ')}]` },
         );
-        for await (const list of pagesWithin(listed, hasTime, `ECS container instances of ${cluster}`)) {
+        for await (const list of pagesWithin(pages, hasTime, `ECS container instances of ${cluster}`)) {
           arns.push(...(list.containerInstanceArns ?? []));
         }
         for (const described of chunk(arns, DESCRIBE_CONTAINER_INSTANCES)) {
@@ -251,7 +329,7 @@ export const findContainerInstances = async (
             new DescribeContainerInstancesCommand({ cluster, containerInstances: described }),
           );
           for (const c of out.containerInstances ?? []) {
-            if (!c.ec2InstanceId || !wanted.has(c.ec2InstanceId)) continue;
+            if (!c.ec2InstanceId || !ids.has(c.ec2InstanceId)) continue;
             found.set(c.ec2InstanceId, {
               cluster,
               arn: c.containerInstanceArn ?? '',
@@ -261,9 +339,13 @@ export const findContainerInstances = async (
           }
         }
       }
+      for (const id of batch) settled.add(id);
     }
+  } catch (error) {
+    if (error instanceof OutOfTimeError) return { found, settled, cut: error };
+    throw error;
   }
-  return found;
+  return { found, settled };
 };
 
 const baseState = (g: AutoScalingGroup, since: Map<string, Date | undefined>): GroupState => ({
@@ -302,14 +384,16 @@ const unread = (g: GroupState | AutoScalingGroup, what: string): UnreadGroup =>
 
 /**
  * Reads everything the planner needs about these groups: their instances' ages, whether anything is
- * changing them, and the ECS container instance on the instance being rotated (`rotatingInstance`
- * reads it from the group's tags) or, without a rotation, on the oldest instance in service. One
- * group's failed read is that group's failed row; the deadline leaves the rest `unread`.
+ * changing them, and ECS container instances. With a rotation in flight (`inFlight` reads it from the
+ * group's tags): the launches and terminations since it began, and the container instances on the
+ * instance being rotated and on every instance launched since (its replacement among them). Without
+ * one: the container instance on the oldest instance in service. One group's failed read is that
+ * group's failed row; the deadline leaves the rest `unread`, the groups given first read first.
  */
 export const readGroupStates = async (
   clients: Clients,
   groups: readonly AutoScalingGroup[],
-  rotatingInstance: (tags: TagMap) => string | undefined,
+  inFlight: (tags: TagMap) => InFlight | undefined,
   hasTime: () => boolean,
   now: Date,
 ): Promise<{ states: GroupState[]; unread: UnreadGroup[] }> => {
@@ -327,6 +411,10 @@ export const readGroupStates = async (
     return { states: groups.map((g) => ({ ...baseState(g, new Map()), readError })), unread: [] };
   }
 
+  const startOf = (tags: TagMap) => {
+    const started = Date.parse(inFlight(tags)?.started ?? '');
+    return Number.isFinite(started) ? new Date(started) : undefined;
+  };
   type Read = { state: GroupState } | { unread: UnreadGroup };
   const reads = await mapLimit<AutoScalingGroup, Read>(
     groups,
@@ -335,10 +423,17 @@ export const readGroupStates = async (
       const base = baseState(g, since);
       try {
         const [activities, refresh] = await Promise.all([
-          activitiesInProgress(clients.autoscaling, base.name, hasTime, now),
+          readActivities(clients.autoscaling, base.name, hasTime, now, startOf(base.tags)),
           refreshInProgress(clients.autoscaling, base.name),
         ]);
-        return { state: { ...base, activities, ...(refresh && { refresh }) } };
+        return {
+          state: {
+            ...base,
+            activities: activities.inProgress,
+            ...(activities.history && { history: activities.history }),
+            ...(refresh && { refresh }),
+          },
+        };
       } catch (error) {
         if (error instanceof OutOfTimeError) return { unread: unread(base, error.what) };
         return { state: { ...base, readError: errorMessage(error) } };
@@ -349,32 +444,48 @@ export const readGroupStates = async (
   const states = reads.flatMap((r) => ('state' in r ? [r.state] : []));
   const missed = reads.flatMap((r) => ('unread' in r ? [r.unread] : []));
 
-  // The container instance that decides the next step: the one being rotated, or the next to rotate.
-  const lookup = new Map<GroupState, string>();
+  // The container instances that decide the next step.
+  const lookup = new Map<GroupState, string[]>();
   for (const s of states) {
     if (s.readError) continue;
-    const candidate =
-      s.tags[ROTATE_TAG] !== undefined && !isParked(s.tags)
-        ? oldestFirst(s.instances.filter((i) => i.lifecycle === 'InService' && i.health === 'Healthy'))[0]?.id
-        : undefined;
-    const id = rotatingInstance(s.tags) ?? candidate;
-    if (id) lookup.set(s, id);
+    const rotation = inFlight(s.tags);
+    const started = startOf(s.tags);
+    const ids = rotation
+      ? [
+          rotation.instance,
+          ...(rotation.replacement ? [rotation.replacement] : []),
+          // Launched since the rotation began, or so new EC2 cannot tell yet
+          ...s.instances
+            .filter((i) => i.id !== rotation.instance && i.id !== rotation.replacement)
+            .filter((i) => !i.since || !started || i.since.getTime() >= started.getTime())
+            .map((i) => i.id),
+        ]
+      : s.tags[ROTATE_TAG] !== undefined && !isParked(s.tags)
+        ? oldestFirst(s.instances.filter((i) => i.lifecycle === 'InService' && i.health === 'Healthy'))
+            .slice(0, 1)
+            .map((i) => i.id)
+        : [];
+    if (ids.length > 0) lookup.set(s, ids);
   }
+  let containers: ContainerLookup;
   try {
-    const containers = await findContainerInstances(clients.ecs, [...new Set(lookup.values())], hasTime);
-    for (const [s, id] of lookup) {
-      const c = containers.get(id);
-      if (c) s.containers[id] = c;
-    }
-    return { states, unread: missed };
+    // In the groups' order: those the previous run left undone come first, and are settled first.
+    containers = await findContainerInstances(clients.ecs, [...lookup.values()].flat(), hasTime);
   } catch (error) {
-    if (error instanceof OutOfTimeError) {
-      return {
-        states: states.filter((s) => !lookup.has(s)),
-        unread: [...missed, ...states.filter((s) => lookup.has(s)).map((s) => unread(s, error.what))],
-      };
-    }
     const readError = `ECS container instances could not be read: ${errorMessage(error)}`;
     return { states: states.map((s) => (lookup.has(s) ? { ...s, readError } : s)), unread: missed };
   }
+  const { found, settled, cut } = containers;
+  const cutShort = (s: GroupState) =>
+    cut !== undefined && (lookup.get(s) ?? []).some((id) => !settled.has(id));
+  for (const [s, ids] of lookup) {
+    for (const id of ids) {
+      const c = found.get(id);
+      if (c) s.containers[id] = c;
+    }
+  }
+  return {
+    states: states.filter((s) => !cutShort(s)),
+    unread: [...missed, ...states.filter(cutShort).map((s) => unread(s, cut?.what ?? ''))],
+  };
 };

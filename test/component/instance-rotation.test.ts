@@ -28,7 +28,7 @@ import {
   ListContainerInstancesCommand,
   UpdateContainerInstancesStateCommand,
 } from '@aws-sdk/client-ecs';
-import { run, type Deps } from '#functions/instance-rotation/handler.ts';
+import { APPLY_RESERVE_MS, run, type Deps } from '#functions/instance-rotation/handler.ts';
 import { RotationConfig } from '#functions/instance-rotation/config.ts';
 import { parseEnv } from '#shared/env.ts';
 import { RunLeases, type Lease, type LeaseStore } from '#shared/lease.ts';
@@ -364,7 +364,8 @@ describe('instance-rotation with simulated AWS', () => {
       });
       expect(ecs.commandCalls(ListContainerInstancesCommand)[1]?.args[0].input).toMatchObject({
         cluster,
-        filter: "ec2InstanceId in ['i-0000000b']",
+        // The instance being rotated, and the one launched since the rotation began (its replacement)
+        filter: "ec2InstanceId in ['i-0000000b', 'i-0000000d']",
         maxResults: 100,
       });
       expect(
@@ -453,6 +454,169 @@ describe('instance-rotation with simulated AWS', () => {
     });
   });
 
+  describe('carried-over groups are read first (M3)', () => {
+    const named = (n: number): AutoScalingGroup =>
+      ({
+        ...GROUP,
+        AutoScalingGroupName: `g${n}`,
+        AutoScalingGroupARN: ARN.replace('/web', `/g${n}`),
+        Instances: [
+          {
+            InstanceId: `i-${String(n).padStart(8, '0')}a`,
+            LifecycleState: 'InService',
+            HealthStatus: 'Healthy',
+          },
+        ],
+        DesiredCapacity: 1,
+      }) as AutoScalingGroup;
+
+    it('reads g5 and g6, carried over, first when the deadline allows only part of the reads', async () => {
+      const groups = [1, 2, 3, 4, 5, 6].map(named);
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: groups });
+      // The deadline comes while the third group's activities are read: the rest are not started
+      let time = true;
+      let reads = 0;
+      autoscaling.on(DescribeScalingActivitiesCommand).callsFake(() => {
+        reads += 1;
+        if (reads === 3) time = false;
+        return { Activities: [] };
+      });
+      const carried = [groups[4], groups[5]].map((g) => g?.AutoScalingGroupARN as string);
+
+      const report = await run(
+        { action: 'rotate', dryRun: true },
+        runContext({ hasTime: () => time, carried: { rotate: carried } }),
+        deps(),
+      );
+
+      const read = autoscaling
+        .commandCalls(DescribeScalingActivitiesCommand)
+        .map((c) => c.args[0].input.AutoScalingGroupName);
+      expect(read).toEqual(['g5', 'g6', 'g1']);
+      expect(
+        report.resources.filter((r) => r.outcome === 'undone').map((r) => r.arn.split('/').pop()),
+      ).toEqual(['g2', 'g3', 'g4']);
+      // The report keeps the order AWS lists the groups in, the unread ones after them
+      expect(report.resources.map((r) => r.arn.split('/').pop())).toEqual([
+        'g1',
+        'g5',
+        'g6',
+        'g2',
+        'g3',
+        'g4',
+      ]);
+    });
+
+    it('stops reading APPLY_RESERVE_MS before the deadline and applies what it read, carried-over groups first', async () => {
+      const groups = [1, 2, 3, 4, 5, 6].map(named);
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: groups });
+      autoscaling.on(CreateOrUpdateTagsCommand).resolves({});
+      autoscaling.on(SuspendProcessesCommand).resolves({});
+      autoscaling.on(SetDesiredCapacityCommand).resolves({});
+      // 60 s left until the third group's activities are read, then 25 s: inside the reserve kept for
+      // applying, but well before the Lambda's own deadline (hasTime stays true throughout)
+      let left = 60_000;
+      let reads = 0;
+      autoscaling.on(DescribeScalingActivitiesCommand).callsFake(() => {
+        reads += 1;
+        if (reads === 3) left = APPLY_RESERVE_MS - 5_000;
+        return { Activities: [] };
+      });
+      const carried = [groups[4], groups[5]].map((g) => g?.AutoScalingGroupARN as string);
+
+      const report = await run(
+        { action: 'rotate', maxAge: '0h' },
+        ctxAt(NOW, { remainingMs: () => left, carried: { rotate: carried } }),
+        deps(),
+      );
+
+      expect(report.resources.map((r) => [r.arn.split('/').pop(), r.outcome])).toEqual([
+        ['g1', 'changed'],
+        ['g5', 'changed'],
+        ['g6', 'changed'],
+        ['g2', 'undone'],
+        ['g3', 'undone'],
+        ['g4', 'undone'],
+      ]);
+      expect(
+        autoscaling.commandCalls(SetDesiredCapacityCommand).map((c) => c.args[0].input.AutoScalingGroupName),
+      ).toEqual(['g5', 'g6', 'g1']);
+    });
+
+    it('reads the groups with a rotation in flight before those with none', async () => {
+      const inFlight = {
+        ...named(3),
+        DesiredCapacity: 2,
+        Tags: [
+          { Key: 'nightshift:rotate', Value: 'true' },
+          {
+            Key: 'nightshift:rotation',
+            Value:
+              'desired=1 instance=i-00000003a phase=launching at=2026-11-23T02:50:00Z started=2026-11-23T02:50:00Z suspended=none',
+          },
+        ],
+      } as AutoScalingGroup;
+      autoscaling
+        .on(DescribeAutoScalingGroupsCommand)
+        .resolves({ AutoScalingGroups: [named(1), named(2), inFlight, named(4)] });
+      let time = true;
+      autoscaling.on(DescribeScalingActivitiesCommand).callsFake(() => {
+        time = false;
+        return { Activities: [] };
+      });
+
+      const report = await run(
+        { action: 'rotate', dryRun: true },
+        runContext({ hasTime: () => time }),
+        deps(),
+      );
+
+      expect(
+        autoscaling
+          .commandCalls(DescribeScalingActivitiesCommand)
+          .map((c) => c.args[0].input.AutoScalingGroupName),
+      ).toEqual(['g3']);
+      expect(report.resources.find((r) => r.arn.endsWith('/g3'))?.outcome).not.toBe('undone');
+    });
+
+    it('settles the container instances of carried-over groups first when the deadline cuts the ECS lookup', async () => {
+      // 25 groups: their next instances to rotate are looked up 20 at a time; the deadline comes
+      // after the first batch
+      const groups = Array.from({ length: 25 }, (_, i) => named(i + 1));
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: groups });
+      const cluster = 'arn:aws:ecs:eu-central-1:123456789012:cluster/stage';
+      let time = true;
+      ecs
+        .on(ListClustersCommand)
+        .resolves({ clusterArns: [cluster] })
+        .on(ListContainerInstancesCommand)
+        .resolves({ containerInstanceArns: [] })
+        .on(DescribeContainerInstancesCommand)
+        .resolves({ containerInstances: [] });
+      ecs.on(ListContainerInstancesCommand).callsFake(() => {
+        time = false;
+        return { containerInstanceArns: [] };
+      });
+      const carried = [groups[23], groups[24]].map((g) => g?.AutoScalingGroupARN as string);
+
+      const report = await run(
+        { action: 'rotate', dryRun: true },
+        runContext({ hasTime: () => time, carried: { rotate: carried } }),
+        deps(),
+      );
+
+      expect(ecs.commandCalls(ListContainerInstancesCommand)[0]?.args[0].input.filter).toMatch(
+        /^ec2InstanceId in \['i-00000024a', 'i-00000025a', 'i-00000001a', .*'i-00000018a'\]$/,
+      );
+      const undone = report.resources
+        .filter((r) => r.outcome === 'undone')
+        .map((r) => r.arn.split('/').pop());
+      expect(undone).toEqual(['g19', 'g20', 'g21', 'g22', 'g23']);
+      expect(report.resources.find((r) => r.arn.endsWith('/g24'))?.outcome).toBe('unchanged');
+      expect(report.resources.find((r) => r.arn.endsWith('/g25'))?.outcome).toBe('unchanged');
+    });
+  });
+
   describe('the last run of the window (item 2)', () => {
     beforeEach(() => {
       autoscaling
@@ -535,19 +699,193 @@ describe('instance-rotation with simulated AWS', () => {
       expect(mutations()).toEqual([]);
     });
 
-    it('skips a group whose lease another run holds inside the window, changing nothing', async () => {
+    it('reports a group whose lease another run holds at the last run undone when its rotation has nothing suspended any more', async () => {
+      // A roll-back draining its replacement: its processes were resumed already
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({
+        AutoScalingGroups: [
+          rotating('2026-11-23T04:35:00Z', {
+            SuspendedProcesses: [],
+            Tags: [
+              { Key: 'nightshift:rotate', Value: 'true' },
+              {
+                Key: 'nightshift:rotation',
+                Value:
+                  'desired=2 instance=i-0000000b phase=rolling-back at=2026-11-23T04:40:00Z started=2026-11-23T04:35:00Z suspended=none replacement=i-0000000d',
+              },
+            ],
+          }),
+        ],
+      });
+      await leasesOf('ecs-scheduler run 7c1d (nightshift-dev-ecs-scheduler)', LAST_RUN).take(ARN);
+
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'undone',
+        detail: expect.stringMatching(
+          /^another run holds the lease on it: ecs-scheduler run 7c1d [^;]*; nothing changed — run again once it is done$/,
+        ),
+      });
+      expect(mutations()).toEqual([]);
+    });
+
+    it('reports a group whose lease another run holds inside the window undone, changing nothing', async () => {
       autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [GROUP] });
       await leasesOf('ecs-scheduler run 7c1d (nightshift-dev-ecs-scheduler)', NOW).take(ARN);
 
       const report = await run({ action: 'rotate' }, ctxAt(NOW), deps());
 
+      // Its work is still to do: undone, so it is carried over and the undone alarm counts it
       expect(report.resources[0]).toMatchObject({
-        outcome: 'skipped',
+        outcome: 'undone',
         detail: expect.stringMatching(/^another run holds the lease on it: ecs-scheduler run 7c1d/),
       });
+      expect(report.summary).toMatchObject({ undone: 1, skipped: 0 });
       expect(mutations()).toEqual([]);
       // The lease is taken before the state is read, and the group read again under it
       expect(autoscaling.commandCalls(DescribeScalingActivitiesCommand)).toHaveLength(0);
+    });
+
+    it('fails a group whose lease cannot be taken because the lease table cannot be used, changing nothing', async () => {
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [GROUP] });
+      store = {
+        ...memoryLeases(),
+        acquire: async () => ({
+          ok: false,
+          error: 'ResourceNotFoundException: Requested resource not found',
+        }),
+      };
+
+      const report = await run({ action: 'rotate' }, ctxAt(NOW), deps());
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'failed',
+        detail:
+          'could not take a lease in nightshift-test-leases (ResourceNotFoundException: Requested resource not found); ' +
+          'nothing changed: without a lease another run could act on it at the same time',
+      });
+      expect(mutations()).toEqual([]);
+    });
+  });
+
+  describe('telling the replacement apart (review risks 1 and 2)', () => {
+    // The rotation of i-…b began at 05:35 CET; its replacement i-…d never became healthy; meanwhile
+    // i-…a failed its health check and the group replaced it with i-…e (ReplaceUnhealthy)
+    const STARTED = '2026-11-23T04:35:00Z';
+    const activities: Activity[] = [
+      {
+        ...activity(3, 'Successful', new Date('2026-11-23T04:45:10Z')),
+        Description: 'Launching a new EC2 instance: i-0000000e',
+        Cause:
+          'At 2026-11-23T04:45:02Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 2 to 3.',
+      },
+      {
+        ...activity(2, 'Successful', new Date('2026-11-23T04:44:30Z')),
+        Description: 'Terminating EC2 instance: i-0000000a',
+        Cause:
+          'At 2026-11-23T04:44:28Z an instance was taken out of service in response to an EC2 instance status checks failure.',
+      },
+      {
+        ...activity(1, 'Successful', new Date('2026-11-23T04:35:20Z')),
+        Description: 'Launching a new EC2 instance: i-0000000d',
+        Cause:
+          'At 2026-11-23T04:35:12Z a user request explicitly set group desired capacity changing the desired capacity from 2 to 3.  ' +
+          'At 2026-11-23T04:35:18Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 2 to 3.',
+      },
+    ];
+    const group = rotating(STARTED, {
+      Instances: [
+        { InstanceId: 'i-0000000b', LifecycleState: 'InService', HealthStatus: 'Healthy' },
+        { InstanceId: 'i-0000000d', LifecycleState: 'InService', HealthStatus: 'Unhealthy' },
+        { InstanceId: 'i-0000000e', LifecycleState: 'InService', HealthStatus: 'Healthy' },
+      ] as AutoScalingGroup['Instances'],
+    });
+
+    beforeEach(() => {
+      autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [group] });
+      autoscaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: activities });
+      ec2.on(DescribeInstancesCommand).resolves({
+        Reservations: [
+          {
+            Instances: [
+              { InstanceId: 'i-0000000b', LaunchTime: new Date(NOW.getTime() - 20 * DAY) },
+              { InstanceId: 'i-0000000d', LaunchTime: new Date('2026-11-23T04:35:18Z') },
+              { InstanceId: 'i-0000000e', LaunchTime: new Date('2026-11-23T04:45:02Z') },
+            ],
+          },
+        ],
+      });
+      for (const command of [
+        TerminateInstanceInAutoScalingGroupCommand,
+        ResumeProcessesCommand,
+        DeleteTagsCommand,
+        CreateOrUpdateTagsCommand,
+        SetDesiredCapacityCommand,
+      ] as const)
+        autoscaling.on(command as never).resolves({});
+    });
+
+    it('records the replacement its launch activity names, at a run inside the window', async () => {
+      const before = new Date('2026-11-23T04:46:00Z');
+
+      const report = await run({ action: 'rotate' }, ctxAt(before), deps(before));
+
+      expect(report.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(mutations().map((c) => c.args[0].input)).toEqual([
+        {
+          Tags: [
+            {
+              ResourceId: 'web',
+              ResourceType: 'auto-scaling-group',
+              Key: 'nightshift:rotation',
+              Value: `desired=2 instance=i-0000000b phase=launching at=${STARTED} started=${STARTED} suspended=AlarmNotification+ScheduledActions replacement=i-0000000d`,
+              PropagateAtLaunch: false,
+            },
+          ],
+        },
+      ]);
+    });
+
+    it('terminates at the last run the instance our SetDesiredCapacity launched, never the one that replaced an unhealthy instance', async () => {
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(mutations().map((c) => [(c.args[0] as object).constructor.name, c.args[0].input])).toEqual([
+        [
+          'TerminateInstanceInAutoScalingGroupCommand',
+          { InstanceId: 'i-0000000d', ShouldDecrementDesiredCapacity: true },
+        ],
+        [
+          'ResumeProcessesCommand',
+          { AutoScalingGroupName: 'web', ScalingProcesses: ['AlarmNotification', 'ScheduledActions'] },
+        ],
+        [
+          'DeleteTagsCommand',
+          { Tags: [{ ResourceId: 'web', ResourceType: 'auto-scaling-group', Key: 'nightshift:rotation' }] },
+        ],
+      ]);
+      expect(autoscaling.commandCalls(SetDesiredCapacityCommand)).toHaveLength(0);
+    });
+
+    it('lets the group pick no victim when its activities cannot tell: resumes, keeps the state, fails the row', async () => {
+      // Our launch's activity is not listed (say it was beyond what could be read)
+      autoscaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: activities.slice(0, 2) });
+
+      const report = await run({ action: 'rotate' }, ctxAt(LAST_RUN), deps(LAST_RUN));
+
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'failed',
+        error: expect.stringMatching(
+          /^cannot tell which instance is the replacement of i-0000000b: 2 instances launched since the rotation began are in the group \(i-0000000d, i-0000000e\); the group took out i-0000000a since the rotation began/,
+        ),
+      });
+      expect(mutations().map((c) => (c.args[0] as object).constructor.name)).toEqual([
+        'ResumeProcessesCommand',
+        'CreateOrUpdateTagsCommand',
+      ]);
+      expect(autoscaling.commandCalls(CreateOrUpdateTagsCommand)[0]?.args[0].input.Tags?.[0]?.Value).toBe(
+        `desired=2 instance=i-0000000b phase=launching at=${STARTED} started=${STARTED} suspended=none`,
+      );
     });
   });
 

@@ -261,12 +261,50 @@ describe('serverless.yml and infra/', () => {
     const tagging = rolePolicyStatements(dev, 'instance-rotation').filter((st) =>
       list(st.Action).some((a) => /Tags$/.test(a)),
     );
-    for (const st of tagging)
-      expect(st.Condition).toMatchObject({
-        'ForAllValues:StringEquals': {
-          'aws:TagKeys': ['nightshift:rotation', 'nightshift:rotation-abandoned'],
+    for (const st of tagging) {
+      const keys = (st.Condition as Record<string, Record<string, string[]>>)['ForAllValues:StringEquals']?.[
+        'aws:TagKeys'
+      ];
+      expect(keys?.length).toBeGreaterThan(0);
+      for (const key of keys ?? [])
+        expect(['nightshift:rotation', 'nightshift:rotation-abandoned']).toContain(key);
+    }
+  });
+
+  describe('instance-rotation: the role tags only groups it rotates, and only with its own keys', () => {
+    const pseudo = { partition: 'aws', region: 'eu-central-1', account: '123456789012' };
+    const group = 'arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:1:autoScalingGroupName/web';
+    const decide = (action: string, groupTags: Record<string, string>, keys: string[]) =>
+      evaluate(
+        rolePolicyStatements(dev, 'instance-rotation') as IamStatement[],
+        {
+          action,
+          resource: group,
+          context: {
+            'aws:TagKeys': keys,
+            ...Object.fromEntries(
+              Object.entries(groupTags).map(([k, v]) => [`autoscaling:ResourceTag/${k}`, v]),
+            ),
+          },
         },
-      });
+        pseudo,
+      ).allowed;
+    const rotation = { 'nightshift:rotation': 'desired=2 instance=i-0123456789abcdef0 phase=launching' };
+
+    it('may update the state of a rotation in flight on a group that opted out meanwhile (its replacement, a roll-back)', () => {
+      expect(decide('autoscaling:CreateOrUpdateTags', rotation, ['nightshift:rotation'])).toBe(true);
+      expect(decide('autoscaling:DeleteTags', rotation, ['nightshift:rotation'])).toBe(true);
+    });
+
+    it('may not start a rotation on, nor mark as abandoned, nor tag otherwise, a group that did not opt in', () => {
+      expect(decide('autoscaling:CreateOrUpdateTags', {}, ['nightshift:rotation'])).toBe(false);
+      expect(decide('autoscaling:CreateOrUpdateTags', rotation, ['nightshift:rotation-abandoned'])).toBe(
+        false,
+      );
+      expect(decide('autoscaling:CreateOrUpdateTags', rotation, ['nightshift:rotate'])).toBe(false);
+      expect(decide('autoscaling:CreateOrUpdateTags', { 'nightshift:rotate': 'true' }, ['team'])).toBe(false);
+      expect(decide('autoscaling:SetDesiredCapacity', {}, [])).toBe(false);
+    });
   });
 
   it('keeps snapshot copies and tags running for real in prod, where ECS schedules are off and dry', () => {

@@ -35,7 +35,11 @@ describe('parseCron', () => {
     ['cron(0 1 ? * FRI-MON *)', /^day-of-week: "FRI-MON" wraps around/],
     ['cron(0 22-2 * * ? *)', /^hours: "22-2" wraps around/],
     ['cron(0 1 ? * 3#1,6#3 *)', /^day-of-week: "3#1,6#3": L and # stand alone/],
-    ['cron(0 1 L-2 * ? *)', /^day-of-month: "L-2": L and W stand alone/],
+    [
+      'cron(0 1 L-2 * ? *)',
+      /^day-of-month: "L-2" \(days before the last day of the month\) is not in the EventBridge cron reference/,
+    ],
+    ['cron(0 1 L-2,15 * ? *)', /^day-of-month: "L-2,15": L and W stand alone/],
     ['cron(0 1 * * ? 2200)', /^year: "2200" is not a value from 1970 to 2199$/],
     ['cron(0/0 1 * * ? *)', /^minutes: "0\/0" needs a whole step of 1 or more/],
     ['cron(0 L * * ? *)', /^hours: "L" may use only , - \* \/$/],

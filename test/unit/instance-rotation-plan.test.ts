@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { planRotations, type RotationOptions } from '#functions/instance-rotation/plan.ts';
+import {
+  decodeRotation,
+  encodeRotation,
+  planRotations,
+  type RotationOptions,
+} from '#functions/instance-rotation/plan.ts';
 import type { GroupState, InstanceState } from '#functions/instance-rotation/inventory.ts';
 import { windowAt } from '#functions/instance-rotation/window.ts';
 import { parseCron } from '#shared/cron.ts';
@@ -36,6 +41,8 @@ const group = (extra: Partial<GroupState> = {}): GroupState => ({
   suspended: [],
   instances: [instance('i-0000000a', 20), instance('i-0000000b', 30), instance('i-0000000c', 2)],
   activities: [],
+  // Its scaling activities were read back to the rotation's start: none launched or terminated anything
+  history: [],
   containers: {},
   ...extra,
 });
@@ -209,14 +216,19 @@ describe('planRotations: a rotation in flight', () => {
       instances: withReplacement,
       containers: { 'i-0000000b': container },
     });
+    // The drain recorded the replacement
+    const recorded = (tags: Record<string, string>) => ({
+      ...tags,
+      'nightshift:rotation': `${tags['nightshift:rotation']} replacement=i-0000000d`,
+    });
     const draining = group({
-      tags: rotating('draining'),
+      tags: recorded(rotating('draining')),
       desired: 4,
       instances: withReplacement,
       containers: { 'i-0000000b': { ...container, status: 'DRAINING' } },
     });
     const drained = group({
-      tags: rotating('draining'),
+      tags: recorded(rotating('draining')),
       desired: 4,
       instances: withReplacement,
       containers: { 'i-0000000b': { ...container, status: 'DRAINING', runningTasks: 0 } },
@@ -227,7 +239,7 @@ describe('planRotations: a rotation in flight', () => {
       {
         op: 'save-rotation',
         value:
-          'desired=3 instance=i-0000000b phase=draining at=2026-11-23T03:00:00Z started=2026-11-23T02:50:00Z suspended=AlarmNotification+ScheduledActions',
+          'desired=3 instance=i-0000000b phase=draining at=2026-11-23T03:00:00Z started=2026-11-23T02:50:00Z suspended=AlarmNotification+ScheduledActions replacement=i-0000000d',
       },
     ]);
     expect(plan(draining)).toMatchObject({
@@ -246,7 +258,9 @@ describe('planRotations: a rotation in flight', () => {
 
     expect(plan(g)).toMatchObject({
       steps: [{ op: 'set-desired', desired: 3 }, RESUME, CLEAR],
-      detail: 'i-0000000b left the group; desired 4 → 3 restored; rotation finished',
+      detail:
+        'i-0000000b left the group; desired 4 → 3, which terminates nothing: only 3 instance(s) count towards desired; ' +
+        'AlarmNotification, ScheduledActions resumed; rotation finished',
     });
   });
 
@@ -259,7 +273,14 @@ describe('planRotations: a rotation in flight', () => {
       hasWork: false,
       detail: 'waiting before terminating i-0000000b: 2 other instance(s) in service, desired 4, min 2',
     });
-    expect(plan(atMin)).toMatchObject({ hasWork: false, outcome: 'unchanged' });
+    // Nothing is terminated; the run only records the replacement it can now tell apart
+    expect(plan(atMin)?.steps).toEqual([
+      {
+        op: 'save-rotation',
+        value:
+          'desired=3 instance=i-0000000b phase=launching at=2026-11-23T02:50:00Z started=2026-11-23T02:50:00Z suspended=AlarmNotification+ScheduledActions replacement=i-0000000d',
+      },
+    ]);
   });
 
   it('raises desired when the state was saved but the raise never happened', () => {
@@ -325,10 +346,10 @@ describe('planRotations: an abandoned rotation (item 10)', () => {
     expect(plan(g)).toMatchObject({
       steps: [{ op: 'terminate-replacement', instanceId: 'i-0000000d' }, RESUME, ABANDONED, CLEAR],
       detail:
-        'rotation of i-0000000b abandoned: replacement i-0000000d terminated, desired 4 → 3; AlarmNotification, ScheduledActions resumed',
+        'rotation of i-0000000b abandoned: replacement i-0000000d (the only instance launched since the rotation began) terminated, desired 4 → 3; AlarmNotification, ScheduledActions resumed',
       failure:
         'the replacement for i-0000000b did not come into service within 60 min (3 of 4 in service); rotation abandoned: ' +
-        'replacement i-0000000d terminated, desired 4 → 3; AlarmNotification, ScheduledActions resumed; ' +
+        'replacement i-0000000d (the only instance launched since the rotation began) terminated, desired 4 → 3; AlarmNotification, ScheduledActions resumed; ' +
         'no new rotation in this group before 2026-11-24T03:00:00Z (ABANDON_BACKOFF 24h, tag nightshift:rotation-abandoned)',
     });
   });
@@ -339,8 +360,9 @@ describe('planRotations: an abandoned rotation (item 10)', () => {
     expect(plan(g)?.steps).toEqual([{ op: 'set-desired', desired: 3 }, RESUME, ABANDONED, CLEAR]);
   });
 
-  it('never takes the old instance, or one that was there before the rotation, for the replacement', () => {
-    // i-…a, i-…c were there before; i-…b is the old one; nothing new: no instance is terminated by id
+  it('never takes the old instance, or one that was there before the rotation, for the replacement, nor lets the group pick one', () => {
+    // i-…a, i-…c were there before; i-…b is the old one; i-…e started before the rotation too, yet 4
+    // instances count towards desired: lowering desired would make the group pick one to terminate
     const before = group({
       tags: rotating('launching', '2026-11-23T01:00:00Z'),
       desired: 4,
@@ -353,12 +375,27 @@ describe('planRotations: an abandoned rotation (item 10)', () => {
     const two = group({
       tags: rotating('launching', '2026-11-23T01:00:00Z'),
       desired: 4,
-      instances: [...group().instances, unhealthy, instance('i-0000000f', 0, { health: 'Unhealthy' })],
+      instances: [
+        ...group().instances,
+        unhealthy,
+        instance('i-0000000f', 0, { since: new Date('2026-11-23T01:30:00Z'), health: 'Unhealthy' }),
+      ],
     });
 
-    expect(plan(before)?.steps[0]).toEqual({ op: 'set-desired', desired: 3 });
-    expect(plan(two)?.steps[0]).toEqual({ op: 'set-desired', desired: 3 });
-    expect(plan(two)?.detail).toContain('more than one instance launched since the rotation began');
+    // Inside the window the run waits, changing nothing, and fails the row saying what to check
+    for (const g of [before, two]) {
+      expect(plan(g)).toMatchObject({ hasWork: false, outcome: 'failed', steps: [] });
+      expect(plan(g)?.detail).toMatch(
+        /^the replacement for i-0000000b did not come into service within 60 min \(\d of 4 in service\); the rotation cannot be abandoned safely: cannot tell which instance is the replacement of i-0000000b: /,
+      );
+      expect(plan(g)?.detail).toContain(
+        'nothing was terminated and desired stays at 4, rather than letting the group pick which instance goes',
+      );
+    }
+    expect(plan(before)?.detail).toContain('no instance launched since the rotation began is in the group');
+    expect(plan(two)?.detail).toContain(
+      '2 instances launched since the rotation began are in the group (i-0000000d, i-0000000f)',
+    );
   });
 
   it('abandons a drain that does not finish in time, setting the container instance back to ACTIVE', () => {
@@ -531,7 +568,7 @@ describe('planRotations: nothing left suspended outside the window (item 2)', ()
       closing: true,
       steps: [{ op: 'terminate-replacement', instanceId: 'i-0000000d' }, RESUME, CLEAR],
       detail: expect.stringMatching(
-        /^rotation of i-0000000b rolled back \(i-0000000b stays\): replacement i-0000000d terminated, desired 4 → 3; AlarmNotification, ScheduledActions resumed — this is the last run/,
+        /^rotation of i-0000000b rolled back \(i-0000000b stays\): replacement i-0000000d \(the only instance launched since the rotation began\) terminated, desired 4 → 3; AlarmNotification, ScheduledActions resumed — this is the last run/,
       ),
     });
   });
@@ -741,5 +778,519 @@ describe('planRotations: the plan digest', () => {
       'save-rotation desired=3 instance=i-0000000b phase=launching suspended=AlarmNotification+ScheduledActions+AZRebalance; ' +
         '{"op":"suspend","processes":["AlarmNotification","ScheduledActions","AZRebalance"]}; {"op":"set-desired","desired":4}',
     );
+  });
+});
+
+describe('planRotations: telling the replacement apart (review risks 1 and 2)', () => {
+  // Started at 03:50 CET by a run of this window: desired 3 → 4
+  const STARTED = '2026-11-23T02:50:00Z';
+  const rotation = (extra = '') =>
+    `desired=3 instance=i-0000000b phase=launching at=${STARTED} started=${STARTED} suspended=AlarmNotification+ScheduledActions${extra}`;
+  const tags = (extra = '') => ({ 'nightshift:rotate': 'true', 'nightshift:rotation': rotation(extra) });
+  const RESUME = { op: 'resume', processes: ['AlarmNotification', 'ScheduledActions'] };
+  const CLEAR = { op: 'clear-rotation', keys: ['nightshift:rotation'] };
+  const LAST_RUN = new Date('2026-11-23T04:50:20Z');
+  const at = (iso: string) => new Date(iso);
+  // What Auto Scaling writes for the launch our SetDesiredCapacity started, and for one it starts to
+  // replace an unhealthy instance (DescribeScalingActivities; AWS CLI and Tools for PowerShell examples)
+  const OUR_LAUNCH = (id: string) => ({
+    kind: 'launch' as const,
+    instance: id,
+    cause:
+      'At 2026-11-23T02:50:05Z a user request explicitly set group desired capacity changing the desired capacity from 3 to 4.  ' +
+      'At 2026-11-23T02:50:12Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 3 to 4.',
+    status: 'Successful',
+  });
+  const HEALTH_CHECK_TERMINATION = (id: string) => ({
+    kind: 'terminate' as const,
+    instance: id,
+    cause:
+      'At 2026-11-23T03:20:00Z an instance was taken out of service in response to an EC2 instance status checks failure.',
+    status: 'Successful',
+  });
+  const HEALTH_CHECK_LAUNCH = (id: string) => ({
+    kind: 'launch' as const,
+    instance: id,
+    cause:
+      'At 2026-11-23T03:20:40Z an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 3 to 4.',
+    status: 'Successful',
+  });
+  // i-…d: the rotation's replacement, never healthy. i-…e: launched by ReplaceUnhealthy for i-…c.
+  const ours = instance('i-0000000d', 0, { since: at('2026-11-23T02:50:15Z'), health: 'Unhealthy' });
+  const replacedC = instance('i-0000000e', 0, { since: at('2026-11-23T03:20:45Z') });
+  const unhealthyReplacement = group({
+    tags: tags(),
+    desired: 4,
+    instances: [instance('i-0000000a', 20), instance('i-0000000b', 30), ours, replacedC],
+    history: [
+      HEALTH_CHECK_LAUNCH('i-0000000e'),
+      HEALTH_CHECK_TERMINATION('i-0000000c'),
+      OUR_LAUNCH('i-0000000d'),
+    ],
+  });
+
+  it('records the replacement as soon as a run can tell it, from the launch our SetDesiredCapacity caused', () => {
+    const g = group({
+      tags: tags(),
+      desired: 4,
+      instances: [...group().instances, { ...ours, lifecycle: 'Pending', health: 'Healthy' }],
+      activities: ['Launching a new EC2 instance: i-0000000d (InProgress)'],
+      history: [OUR_LAUNCH('i-0000000d')],
+    });
+
+    expect(plan(g)).toMatchObject({
+      hasWork: true,
+      steps: [{ op: 'save-rotation', value: rotation(' replacement=i-0000000d') }],
+      detail:
+        'waiting for the replacement of i-0000000b: 3 of 4 in service, Launching a new EC2 instance: i-0000000d (InProgress); ' +
+        'replacement i-0000000d recorded in nightshift:rotation',
+    });
+    // Recorded once: the next run only waits
+    expect(plan({ ...g, tags: tags(' replacement=i-0000000d') })).toMatchObject({
+      hasWork: false,
+      outcome: 'unchanged',
+    });
+  });
+
+  it('rolls back by its launch activity, not the instance the group launched meanwhile to replace an unhealthy one', () => {
+    const last = planRotations([unhealthyReplacement], undefined, optsAt(LAST_RUN))[0];
+
+    expect(last?.steps).toEqual([{ op: 'terminate-replacement', instanceId: 'i-0000000d' }, RESUME, CLEAR]);
+    expect(last?.detail).toMatch(
+      /^rotation of i-0000000b rolled back \(i-0000000b stays\): replacement i-0000000d \(its launch activity\) terminated, desired 4 → 3/,
+    );
+  });
+
+  it('rolls back only the recorded replacement, whatever the group launched since', () => {
+    const g = { ...unhealthyReplacement, tags: tags(' replacement=i-0000000d'), history: undefined };
+
+    expect(planRotations([g], undefined, optsAt(LAST_RUN))[0]?.steps[0]).toEqual({
+      op: 'terminate-replacement',
+      instanceId: 'i-0000000d',
+    });
+  });
+
+  it('never takes an instance launched by ReplaceUnhealthy for the replacement when ours is not told apart', () => {
+    // Our launch is pending and its activity not listed yet; i-…e replaced i-…c meanwhile
+    const g = group({
+      tags: tags(),
+      desired: 4,
+      instances: [
+        instance('i-0000000a', 20),
+        instance('i-0000000b', 30),
+        replacedC,
+        { ...ours, lifecycle: 'Pending', health: 'Healthy', since: undefined },
+      ],
+      history: [HEALTH_CHECK_LAUNCH('i-0000000e'), HEALTH_CHECK_TERMINATION('i-0000000c')],
+    });
+
+    const last = planRotations([g], undefined, optsAt(LAST_RUN))[0];
+
+    // Nothing is terminated and desired stays: the processes are resumed, the state kept, the row failed
+    expect(last?.steps).toEqual([
+      RESUME,
+      { op: 'save-rotation', value: rotation().replace(/suspended=\S+/, 'suspended=none') },
+    ]);
+    expect(last?.steps.some((s) => s.op === 'terminate-replacement' || s.op === 'set-desired')).toBe(false);
+    expect(last?.detail).toMatch(
+      /^rotation of i-0000000b not rolled back \(i-0000000b stays\): AlarmNotification, ScheduledActions resumed; the rotation's state is kept/,
+    );
+    expect(last?.failure).toBe(
+      'cannot tell which instance is the replacement of i-0000000b: EC2 does not say yet when i-0000000d started; ' +
+        'the group took out i-0000000c since the rotation began, and may have launched one in its place; ' +
+        'nothing was terminated and desired stays at 4, rather than letting the group pick which instance goes; ' +
+        "check the group's activity history for the instance launched for this rotation (desired 3 → 4 at 2026-11-23T02:50:00Z), " +
+        'then either terminate it with `aws autoscaling terminate-instance-in-auto-scaling-group --instance-id <id> --should-decrement-desired-capacity`, ' +
+        'or add replacement=<id> to tag nightshift:rotation and run `nightshift rotate --group web`: the next run then finishes the roll-back',
+    );
+  });
+
+  it('does not take an instance whose start EC2 does not know yet for the replacement', () => {
+    const g = group({
+      tags: tags(),
+      desired: 4,
+      instances: [
+        ...group().instances,
+        instance('i-0000000f', 0, { lifecycle: 'Pending', since: undefined }),
+      ],
+    });
+
+    const last = planRotations([g], undefined, optsAt(LAST_RUN))[0];
+    expect(last?.steps.map((s) => s.op)).toEqual(['resume', 'save-rotation']);
+    expect(last?.failure).toMatch(
+      /^cannot tell which instance is the replacement of i-0000000b: EC2 does not say yet when i-0000000f started/,
+    );
+  });
+
+  it('sets desired back only when that terminates nothing: fewer instances count than the saved desired', () => {
+    // Our launch failed; i-…e replaced i-…c: three instances count towards desired 4
+    const g = group({
+      tags: tags(),
+      desired: 4,
+      instances: [instance('i-0000000a', 20), instance('i-0000000b', 30), replacedC],
+      history: [HEALTH_CHECK_LAUNCH('i-0000000e'), HEALTH_CHECK_TERMINATION('i-0000000c')],
+    });
+
+    expect(planRotations([g], undefined, optsAt(LAST_RUN))[0]?.steps).toEqual([
+      { op: 'set-desired', desired: 3 },
+      RESUME,
+      CLEAR,
+    ]);
+  });
+
+  it('waits inside the window when the replacement cannot be told apart, and resumes at the closing run', () => {
+    const g = { ...unhealthyReplacement, history: undefined };
+    // An hour after it began, inside the window
+    const late = planRotations([g], undefined, optsAt(at('2026-11-23T03:55:00Z')))[0];
+
+    expect(late).toMatchObject({ hasWork: false, outcome: 'failed', steps: [] });
+    expect(late?.detail).toContain(
+      'the rotation cannot be abandoned safely: cannot tell which instance is the replacement of i-0000000b: ' +
+        'its scaling activities since 2026-11-23T02:50:00Z could not all be read',
+    );
+    expect(late?.detail).toMatch(
+      /The processes it suspended stay suspended until the window's last run, which resumes them$/,
+    );
+    expect(planRotations([g], undefined, optsAt(LAST_RUN))[0]?.steps.map((s) => s.op)).toEqual([
+      'resume',
+      'save-rotation',
+    ]);
+  });
+
+  it('keeps a rotation whose processes were resumed, failing each run until a person acts, changing nothing', () => {
+    const g = {
+      ...unhealthyReplacement,
+      tags: { ...tags(), 'nightshift:rotation': rotation().replace(/suspended=\S+/, 'suspended=none') },
+      history: undefined,
+    };
+
+    // The next window's first run: overdue, still cannot tell, nothing to resume
+    const next = planRotations([g], undefined, optsAt(at('2026-11-24T00:00:30Z')))[0];
+    expect(next).toMatchObject({ hasWork: false, outcome: 'failed', steps: [] });
+    expect(next?.detail).toMatch(/its processes were resumed, but its extra capacity and state stayed/);
+  });
+
+  it('removes the rotation’s +1 by id when the group replaced the old instance itself, never by lowering desired', () => {
+    // i-…b failed its health check: the group terminated it and launched i-…f; desired is still 4
+    const g = group({
+      tags: tags(),
+      desired: 4,
+      instances: [
+        instance('i-0000000a', 20),
+        instance('i-0000000c', 2),
+        { ...ours, health: 'Healthy' },
+        instance('i-0000000f', 0, { since: at('2026-11-23T03:30:00Z') }),
+      ],
+      history: [
+        HEALTH_CHECK_LAUNCH('i-0000000f'),
+        HEALTH_CHECK_TERMINATION('i-0000000b'),
+        OUR_LAUNCH('i-0000000d'),
+      ],
+    });
+
+    expect(plan(g)).toMatchObject({
+      steps: [{ op: 'terminate-replacement', instanceId: 'i-0000000d' }, RESUME, CLEAR],
+      detail:
+        'i-0000000b left the group; replacement i-0000000d (its launch activity) terminated, desired 4 → 3; ' +
+        'AlarmNotification, ScheduledActions resumed; rotation finished',
+    });
+    // Without its launch activity the two cannot be told apart: nothing terminated, desired kept
+    const unknown = plan({ ...g, history: undefined });
+    expect(unknown?.steps.map((s) => s.op)).toEqual(['resume', 'save-rotation']);
+    expect(unknown?.failure).toMatch(/^cannot tell which instance is the replacement of i-0000000b/);
+  });
+
+  it('waits, inside the window, for the instance the group launches in place of the old one before removing the +1', () => {
+    // i-…b failed its health check: the group terminated it and is launching i-…f; i-…d (ours) serves
+    const g = group({
+      tags: tags(),
+      desired: 4,
+      instances: [
+        instance('i-0000000a', 20),
+        instance('i-0000000c', 2),
+        { ...ours, health: 'Healthy' },
+        instance('i-0000000f', 0, { since: at('2026-11-23T03:30:00Z'), lifecycle: 'Pending' }),
+      ],
+      activities: ['Launching a new EC2 instance: i-0000000f (InProgress)'],
+      history: [
+        HEALTH_CHECK_LAUNCH('i-0000000f'),
+        HEALTH_CHECK_TERMINATION('i-0000000b'),
+        OUR_LAUNCH('i-0000000d'),
+      ],
+    });
+
+    expect(plan(g)).toMatchObject({
+      hasWork: false,
+      outcome: 'unchanged',
+      steps: [],
+      detail:
+        'i-0000000b left the group, which is replacing it (3 of 4 in service, Launching a new EC2 instance: i-0000000f (InProgress)): ' +
+        "the rotation's +1 is removed once the others in service cover desired 3 without it",
+    });
+    // Once i-…f is in service, i-…d goes, by id
+    const settled = {
+      ...g,
+      activities: [],
+      instances: g.instances.map((i) => (i.id === 'i-0000000f' ? { ...i, lifecycle: 'InService' } : i)),
+    };
+    expect(plan(settled)?.steps).toEqual([
+      { op: 'terminate-replacement', instanceId: 'i-0000000d' },
+      RESUME,
+      CLEAR,
+    ]);
+    // The window's last run does not wait
+    expect(plan(g, optsAt(LAST_RUN))?.steps[0]).toEqual({
+      op: 'terminate-replacement',
+      instanceId: 'i-0000000d',
+    });
+  });
+
+  it('fits the rotation state in a tag value (256 characters) with the longest values', () => {
+    const value = encodeRotation({
+      desired: 999_999_999,
+      instance: 'i-0123456789abcdef0',
+      phase: 'rolling-back',
+      at: '2026-11-23T02:50:00Z',
+      started: '2026-11-23T02:50:00Z',
+      suspended: ['AlarmNotification', 'ScheduledActions', 'AZRebalance'],
+      replacement: 'i-0fedcba9876543210',
+    });
+
+    expect(value.length).toBeLessThanOrEqual(256);
+    expect(decodeRotation(value)).toMatchObject({
+      phase: 'rolling-back',
+      replacement: 'i-0fedcba9876543210',
+    });
+    expect(() => decodeRotation(value.replace(/ replacement=\S+/, ''))).toThrow(/names no replacement/);
+  });
+
+  it('keeps the abandonment it records when the group carries an older one', () => {
+    const g = group({
+      tags: {
+        ...tags(),
+        'nightshift:rotation': `desired=3 instance=i-0000000b phase=launching at=2026-11-23T01:00:00Z started=2026-11-23T01:00:00Z suspended=AlarmNotification+ScheduledActions`,
+        'nightshift:rotation-abandoned': 'at=2026-11-20T01:00:00Z instance=i-0000000a',
+      },
+      desired: 4,
+      instances: [...group().instances, { ...ours, since: at('2026-11-23T01:00:30Z') }],
+    });
+
+    const steps = plan(g)?.steps;
+    expect(steps?.map((s) => s.op)).toEqual([
+      'terminate-replacement',
+      'resume',
+      'save-abandoned',
+      'clear-rotation',
+    ]);
+    expect(steps?.at(-1)).toEqual(CLEAR);
+  });
+});
+
+describe('planRotations: an old instance out of service (review risk 3)', () => {
+  const STARTED = '2026-11-23T02:50:00Z';
+  const tags = {
+    'nightshift:rotate': 'true',
+    'nightshift:rotation': `desired=3 instance=i-0000000b phase=launching at=${STARTED} started=${STARTED} suspended=AlarmNotification replacement=i-0000000d`,
+  };
+  const replacement = instance('i-0000000d', 0, { since: new Date('2026-11-23T02:51:00Z') });
+  // Someone put the old instance in Standby without decrementing: the group launched i-…e in its place
+  const standby = group({
+    tags,
+    desired: 4,
+    instances: [
+      instance('i-0000000a', 20),
+      instance('i-0000000b', 30, { lifecycle: 'Standby' }),
+      instance('i-0000000c', 2),
+      replacement,
+      instance('i-0000000e', 0, { since: new Date('2026-11-23T02:55:00Z') }),
+    ],
+  });
+
+  it('never terminates an old instance in Standby with a decrement: desired does not count it', () => {
+    const w = plan(standby);
+
+    expect(w).toMatchObject({ hasWork: false, outcome: 'unchanged' });
+    expect(w?.detail).toBe(
+      'waiting before terminating i-0000000b: i-0000000b is Standby, and only an instance in service is counted in desired capacity: ' +
+        'terminating it with ShouldDecrementDesiredCapacity would make the group take an instance in service out instead; ' +
+        'it is terminated once it is in service again (ExitStandby), or the rotation is rolled back at the window’s last run or after REPLACEMENT_TIMEOUT_MINUTES',
+    );
+  });
+
+  it('rolls back at the last run instead, terminating the recorded replacement', () => {
+    const last = planRotations([standby], undefined, optsAt(new Date('2026-11-23T04:50:20Z')))[0];
+
+    expect(last?.steps.some((s) => s.op === 'terminate' && s.instanceId === 'i-0000000b')).toBe(false);
+    expect(last?.steps[0]).toEqual({ op: 'terminate-replacement', instanceId: 'i-0000000d' });
+  });
+
+  it('never terminates a replacement in Standby with a decrement either', () => {
+    // Put in Standby without a decrement: the group launched i-…e for it
+    const g = group({
+      tags,
+      desired: 4,
+      instances: [
+        ...group().instances,
+        { ...replacement, lifecycle: 'Standby' },
+        instance('i-0000000e', 0, { since: new Date('2026-11-23T02:55:00Z'), lifecycle: 'Pending' }),
+      ],
+    });
+
+    const last = planRotations([g], undefined, optsAt(new Date('2026-11-23T04:50:20Z')))[0];
+    expect(last?.steps.map((s) => s.op)).toEqual(['resume', 'save-rotation']);
+    expect(last?.failure).toMatch(
+      /^its replacement i-0000000d is Standby, which desired capacity does not count/,
+    );
+  });
+});
+
+describe('planRotations: rolling back a replacement that carries ECS tasks (M5)', () => {
+  const STARTED = '2026-11-23T04:00:00Z';
+  const LAST_RUN = new Date('2026-11-23T04:50:20Z');
+  const tags = (phase: string, extra = '') => ({
+    'nightshift:rotate': 'true',
+    'nightshift:rotation': `desired=3 instance=i-0000000b phase=${phase} at=${STARTED} started=${STARTED} suspended=AlarmNotification+ScheduledActions replacement=i-0000000d${extra}`,
+  });
+  const ROLLING_BACK = `desired=3 instance=i-0000000b phase=rolling-back at=2026-11-23T04:50:20Z started=${STARTED} suspended=none replacement=i-0000000d`;
+  const withReplacement = [
+    ...group().instances,
+    instance('i-0000000d', 0, { since: new Date('2026-11-23T04:01:00Z') }),
+  ];
+  const ci = (status: string, runningTasks: number) => ({
+    cluster: 'stage',
+    arn: 'arn:ci-d',
+    status,
+    runningTasks,
+  });
+  const rolling = (container: ReturnType<typeof ci> | undefined, extra: Partial<GroupState> = {}) =>
+    group({
+      tags: { 'nightshift:rotate': 'true', 'nightshift:rotation': ROLLING_BACK },
+      desired: 4,
+      instances: withReplacement,
+      ...(container && { containers: { 'i-0000000d': container } }),
+      ...extra,
+    });
+
+  it('drains the replacement first at the closing run, resuming the processes at once, and keeps a rolling-back state', () => {
+    // The old instance is draining, its tasks moving to the replacement; the window ends
+    const g = group({
+      tags: tags('draining'),
+      desired: 4,
+      instances: withReplacement,
+      containers: {
+        'i-0000000b': { cluster: 'stage', arn: 'arn:ci-b', status: 'DRAINING', runningTasks: 1 },
+        'i-0000000d': ci('ACTIVE', 3),
+      },
+    });
+
+    const last = planRotations([g], undefined, optsAt(LAST_RUN))[0];
+
+    expect(last).toMatchObject({
+      closing: true,
+      steps: [
+        { op: 'undrain', cluster: 'stage', containerInstance: 'arn:ci-b' },
+        { op: 'drain', cluster: 'stage', containerInstance: 'arn:ci-d' },
+        { op: 'resume', processes: ['AlarmNotification', 'ScheduledActions'] },
+        { op: 'save-rotation', value: ROLLING_BACK },
+      ],
+    });
+    expect(last?.steps.some((s) => s.op === 'terminate-replacement')).toBe(false);
+    expect(last?.failure).toBeUndefined();
+    expect(last?.detail).toMatch(
+      /replacement i-0000000d \(recorded in nightshift:rotation\) set to DRAINING, 3 ECS task\(s\) on it: a later run terminates it, desired 4 → 3, once they have left; AlarmNotification, ScheduledActions resumed/,
+    );
+  });
+
+  it('finishes the roll-back in a later run, even outside any window, once the replacement has drained', () => {
+    // The next afternoon: outside the window
+    const afternoon = optsAt(new Date('2026-11-23T13:00:00Z'));
+    const waiting = planRotations(
+      [rolling(ci('DRAINING', 2))],
+      undefined,
+      optsAt(new Date('2026-11-23T05:00:00Z')),
+    )[0];
+    const drained = planRotations([rolling(ci('DRAINING', 0))], undefined, afternoon)[0];
+
+    expect(waiting).toMatchObject({
+      hasWork: false,
+      outcome: 'unchanged',
+      detail:
+        'rolling back the rotation of i-0000000b: waiting for replacement i-0000000d to drain before it is terminated (2 ECS task(s) still on it)',
+    });
+    expect(drained).toMatchObject({
+      steps: [
+        { op: 'terminate-replacement', instanceId: 'i-0000000d' },
+        { op: 'clear-rotation', keys: ['nightshift:rotation'] },
+      ],
+      detail:
+        'roll-back of the rotation of i-0000000b finished: replacement i-0000000d terminated, its ECS tasks gone, desired 4 → 3',
+    });
+    expect(drained?.closing).toBeUndefined();
+  });
+
+  it('fails, changing nothing, when the replacement does not drain within REPLACEMENT_TIMEOUT_MINUTES', () => {
+    const stuck = planRotations(
+      [rolling(ci('DRAINING', 1))],
+      undefined,
+      optsAt(new Date('2026-11-23T06:00:00Z')),
+    )[0];
+
+    expect(stuck).toMatchObject({ hasWork: false, outcome: 'failed' });
+    expect(stuck?.detail).toMatch(
+      /replacement i-0000000d has not finished draining after 1h 9m \(REPLACEMENT_TIMEOUT_MINUTES 60\): 1 ECS task\(s\) still on it; standalone tasks do not drain/,
+    );
+  });
+
+  it('leaves the replacement, back to ACTIVE, when desired was changed meanwhile', () => {
+    const scaled = planRotations(
+      [rolling(ci('DRAINING', 2), { desired: 5 })],
+      undefined,
+      optsAt(LAST_RUN),
+    )[0];
+
+    expect(scaled?.steps).toEqual([
+      { op: 'undrain', cluster: 'stage', containerInstance: 'arn:ci-d' },
+      { op: 'clear-rotation', keys: ['nightshift:rotation'] },
+    ]);
+  });
+
+  it('terminates at once a replacement whose ECS container instance has no tasks left', () => {
+    const g = group({
+      tags: tags('launching'),
+      desired: 4,
+      instances: [
+        ...group().instances,
+        instance('i-0000000d', 0, { since: new Date('2026-11-23T04:01:00Z'), health: 'Unhealthy' }),
+      ],
+      containers: { 'i-0000000d': ci('DRAINING', 0) },
+    });
+
+    expect(planRotations([g], undefined, optsAt(LAST_RUN))[0]?.steps[0]).toEqual({
+      op: 'terminate-replacement',
+      instanceId: 'i-0000000d',
+    });
+  });
+
+  it('abandons inside the window by draining the replacement too, recording the back-off', () => {
+    const g = group({
+      tags: tags('launching'),
+      desired: 4,
+      instances: [
+        ...group().instances,
+        instance('i-0000000d', 0, { since: new Date('2026-11-23T04:01:00Z'), health: 'Unhealthy' }),
+      ],
+      containers: { 'i-0000000d': ci('ACTIVE', 1) },
+    });
+
+    const abandoned = planRotations(
+      [g],
+      undefined,
+      optsAt(new Date('2026-11-23T05:01:00Z'), parseCron('cron(* * * * ? *)', 'UTC')),
+    )[0];
+    expect(abandoned?.steps.map((s) => s.op)).toEqual(['drain', 'resume', 'save-abandoned', 'save-rotation']);
+    expect(abandoned?.steps.at(-1)).toEqual({
+      op: 'save-rotation',
+      value: `desired=3 instance=i-0000000b phase=rolling-back at=2026-11-23T05:01:00Z started=${STARTED} suspended=none replacement=i-0000000d`,
+    });
   });
 });
