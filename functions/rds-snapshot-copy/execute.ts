@@ -152,7 +152,7 @@ const inheritedTagsDenied = (error: unknown) =>
 const usage = async (state: RunState, w: CopyWork): Promise<string> => {
   const quotas = await once(state.quotas, w.region, () =>
     accountQuotas(state.clientFor(w.region)).catch(
-      (error: unknown) => `DescribeAccountAttributes failed: ${errorMessage(error)}`,
+      (error: unknown) => `DescribeAccountAttributes failed: ${shortError(error)}`,
     ),
   );
   if (typeof quotas === 'string') return `${QUOTA_NAME[w.kind]}: usage unknown, ${quotas}`;
@@ -165,7 +165,7 @@ const quotaFull = async (state: RunState, w: CopyWork, message: string): Promise
   if (kind) return kind === 'quota';
   const quotas = await once(state.quotas, w.region, () =>
     accountQuotas(state.clientFor(w.region)).catch(
-      (error: unknown) => `DescribeAccountAttributes failed: ${errorMessage(error)}`,
+      (error: unknown) => `DescribeAccountAttributes failed: ${shortError(error)}`,
     ),
   );
   const q = typeof quotas === 'string' ? undefined : quotas[QUOTA_NAME[w.kind]];

@@ -38,9 +38,10 @@ const defaultDeps = (): Deps =>
   });
 
 /**
- * Reads the sources the input asks for, and every snapshot in each destination region, every page of
- * each. A read the deadline cuts throws OutOfTimeError (withOps reports it as undone): nothing is ever
- * copied or pruned from half a picture.
+ * Reads the sources the input asks for (a sweep: with every DB instance and cluster of the region), and
+ * every snapshot in each destination region, every page of each. A read the deadline cuts throws
+ * OutOfTimeError (withOps reports it as undone): nothing is ever copied, unmarked or pruned from half a
+ * picture.
  */
 const observe = async (
   input: Exclude<CopyInput, { action: 'event' }> | { action: 'event'; arn: string },

@@ -616,7 +616,9 @@ const planLag = (
   const eligible = new Map<string, Snapshot[]>();
   for (const s of input.sources) {
     if (!COPYABLE_TYPES.has(s.type) || nightshiftCopy(s).ours || !selected(s)) continue;
-    eligible.set(dbKey(s), [...(eligible.get(dbKey(s)) ?? []), s]);
+    const held = eligible.get(dbKey(s));
+    if (held) held.push(s);
+    else eligible.set(dbKey(s), [s]);
   }
   const hoursSince = (d: Date) =>
     Math.round((Math.max(0, opts.now.getTime() - d.getTime()) / HOUR_MS) * 100) / 100;
@@ -808,7 +810,9 @@ const claimedRows = (
   const byReason = new Map<string, { code: ClaimCode; snapshots: Snapshot[] }>();
   for (const { s, claim } of counted) {
     const key = `${s.kind}:${claim.code}`;
-    byReason.set(key, { code: claim.code, snapshots: [...(byReason.get(key)?.snapshots ?? []), s] });
+    const held = byReason.get(key);
+    if (held) held.snapshots.push(s);
+    else byReason.set(key, { code: claim.code, snapshots: [s] });
   }
   return [
     ...rows,
