@@ -200,7 +200,7 @@ const REFUSALS: Fold = {
  * row i; the summary counts snapshots either way.
  */
 export const fitReport = (report: Report, plan: readonly SnapshotTagging[], fold: Fold = CHANGES): Report => {
-  const compact = compactReport(report);
+  const compact = compactReport(report, { fold: false });
   const dropped = fold.outcomes.some((outcome) => (compact.omitted?.[outcome] ?? 0) > 0);
   if (!dropped && bytes(compact) <= MAX_REPORT_BYTES) return report;
   const groups = new Map<string, { rows: SnapshotTagging[]; results: ResourceResult[] }>();

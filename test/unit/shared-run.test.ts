@@ -246,3 +246,51 @@ describe('lease claims', () => {
     expect(runsHoldingLeases.has(run)).toBe(false);
   });
 });
+
+describe('compactReport at its limits', () => {
+  it('folds thousands of rows that failed the same way into rows naming up to 1000 resources each', () => {
+    // Prepare: every CreateTags refused by IAM, each error with its own encoded authorization message
+    const blob = 'x'.repeat(1500);
+    const rows = Array.from({ length: 20_000 }, (_, i) => ({
+      arn: `arn:aws:ec2:eu-central-1::snapshot/snap-${i.toString(16).padStart(17, '0')}`,
+      type: 'ebs-snapshot',
+      outcome: 'failed' as const,
+      detail: `add 2 tags from volume vol-${i.toString(16).padStart(17, '0')}`,
+      error: `CreateTags failed: UnauthorizedOperation: You are not authorized. Encoded authorization failure message: ${blob}${i}`,
+    }));
+    const report = buildReport('sweep', false, rows);
+
+    // Act
+    const out = compactReport(report);
+
+    // Assess: every snapshot still named, the report fits, the summary untouched
+    expect(Buffer.byteLength(JSON.stringify(out))).toBeLessThan(MAX_REPORT_BYTES);
+    expect(out.summary.failed).toBe(20_000);
+    expect(out.resources).toHaveLength(20);
+    expect(out.resources[0]).toMatchObject({
+      arn: '1000 resources',
+      outcome: 'failed',
+      error:
+        'CreateTags failed: UnauthorizedOperation: You are not authorized. Encoded authorization failure message: <in the log>',
+    });
+    expect(out.resources.flatMap((r) => r.detail.match(/snap-[0-9a-f]{17}/g) ?? [])).toHaveLength(20_000);
+  });
+
+  it('lists what fits, failures first, and counts the rest, when even folded rows do not fit', () => {
+    const rows = Array.from({ length: 30_000 }, (_, i) => ({
+      arn: `arn:aws:rds:eu-central-1:123456789012:snapshot:s-${i}`,
+      type: 'rds-snapshot',
+      outcome: (i % 2 ? 'failed' : 'changed') as 'failed' | 'changed',
+      detail: `unique reason ${i} ${'y'.repeat(300)}`,
+    }));
+    const out = compactReport(buildReport('sweep', false, rows));
+    expect(Buffer.byteLength(JSON.stringify(out))).toBeLessThanOrEqual(MAX_REPORT_BYTES);
+    const listed = out.resources.length;
+    expect(listed + (out.omitted?.failed ?? 0) + (out.omitted?.changed ?? 0)).toBe(30_000);
+    expect(
+      out.resources.every(
+        (r, i, all) => i === 0 || all[i - 1]?.outcome === 'failed' || r.outcome !== 'failed',
+      ),
+    ).toBe(true);
+  });
+});
