@@ -320,6 +320,21 @@ const markFor = (source: Snapshot): { mark: Mark; error?: string; note?: string 
   };
 };
 
+/** Per destination region, its snapshots by `kind:lower-case identifier` (RDS identifiers ignore case). */
+type DestinationIndex = ReadonlyMap<string, ReadonlyMap<string, Snapshot>>;
+
+/**
+ * Built once per plan, so looking up a source's target is constant time: a sweep over thousands of
+ * sources and thousands of copies stays linear (the identifier is unique per kind in a region).
+ */
+const indexDestinations = (destinations: CopyPlanInput['destinations']): DestinationIndex =>
+  new Map(
+    Object.entries(destinations).map(([region, snapshots]) => [
+      region,
+      new Map(snapshots.map((s) => [`${s.kind}:${s.id.toLowerCase()}`, s])),
+    ]),
+  );
+
 /** The option group a copy gets in `region`: `<source-group>@<region>` first, then `<region>`. */
 export const optionGroupFor = (groups: Record<string, string>, sourceGroup: string, region: string) =>
   groups[`${sourceGroup.toLowerCase()}@${region}`] ?? groups[region];
@@ -342,6 +357,7 @@ export const planCopies = (input: CopyPlanInput, opts: CopyPlanOptions): CopyPla
     dbKey,
     takenAt,
   );
+  const atTargets = indexDestinations(input.destinations);
   const budget = Object.fromEntries(
     input.regions.map((region) => {
       // AWS's limit counts every copy in flight into the region, whoever started it.
@@ -380,11 +396,21 @@ export const planCopies = (input: CopyPlanInput, opts: CopyPlanOptions): CopyPla
   }
 
   // Carried over from a run the deadline cut first, then newest first: the in-flight budget goes to them.
-  const carried = (s: Snapshot) =>
-    input.regions.some((r) => opts.first?.has(snapshotArn(s.arn, r, s.kind, targetIdentifier(s.id, s.kind))));
+  const carried = new Set(
+    opts.first && opts.first.size > 0
+      ? input.sources
+          .filter((s) =>
+            input.regions.some((r) =>
+              opts.first?.has(snapshotArn(s.arn, r, s.kind, targetIdentifier(s.id, s.kind))),
+            ),
+          )
+          .map((s) => s.arn)
+      : [],
+  );
   const sources = [...input.sources].sort(
     (a, b) =>
-      Number(carried(b)) - Number(carried(a)) || (takenAt(b)?.getTime() ?? 0) - (takenAt(a)?.getTime() ?? 0),
+      Number(carried.has(b.arn)) - Number(carried.has(a.arn)) ||
+      (takenAt(b)?.getTime() ?? 0) - (takenAt(a)?.getTime() ?? 0),
   );
   for (const source of sources) {
     const base = {
@@ -431,8 +457,7 @@ export const planCopies = (input: CopyPlanInput, opts: CopyPlanOptions): CopyPla
         say('skipped', `${region} is the source region; TARGET_REGIONS should name other regions`);
         continue;
       }
-      const inRegion = (input.destinations[region] ?? []).filter((s) => s.kind === source.kind);
-      const atTarget = inRegion.find((s) => s.id.toLowerCase() === targetId);
+      const atTarget = atTargets.get(region)?.get(`${source.kind}:${targetId}`);
       if (atTarget) {
         const claim = nightshiftCopy(atTarget);
         if (!claim.ours || !sameArn(claim.source, source.arn)) {
@@ -521,7 +546,7 @@ export const planCopies = (input: CopyPlanInput, opts: CopyPlanOptions): CopyPla
   const sweep = input.mode === 'sweep';
   return {
     copies,
-    unmarks: sweep ? planUnmarks(input, opts, { copies, newest, selected }) : [],
+    unmarks: sweep ? planUnmarks(input, opts, { copies, newest, selected, atTargets }) : [],
     prunes: sweep ? planPrunes(input, opts, known, selected) : [],
     lag: sweep ? planLag(input, opts, known, selected) : {},
   };
@@ -542,6 +567,7 @@ const planUnmarks = (
     copies: readonly CopyWork[];
     newest: ReadonlyMap<string, Snapshot>;
     selected: (s: Snapshot) => boolean;
+    atTargets: DestinationIndex;
   },
 ): UnmarkWork[] => {
   const unmarks: UnmarkWork[] = [];
@@ -554,9 +580,7 @@ const planUnmarks = (
     if (!COPYABLE_TYPES.has(source.type) || nightshiftCopy(source).ours || !seen.selected(source)) continue;
     const targetId = targetIdentifier(source.id, source.kind);
     const atTargets = targets.map((region) => {
-      const at = (input.destinations[region] ?? []).find(
-        (s) => s.kind === source.kind && s.id.toLowerCase() === targetId,
-      );
+      const at = seen.atTargets.get(region)?.get(`${source.kind}:${targetId}`);
       const claim = at && nightshiftCopy(at);
       return { at, ours: !!claim?.ours && sameArn(claim.source, source.arn) };
     });

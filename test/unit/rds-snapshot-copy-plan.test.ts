@@ -1044,3 +1044,61 @@ describe('planCopies: pruning', () => {
     ).toEqual([]);
   });
 });
+
+describe('planCopies: scale', () => {
+  /**
+   * An array that counts how many times its elements are read (by index, iteration, filter, find…): a
+   * plan that looks up each source's copy by scanning a region reads sources × copies elements.
+   */
+  const counted = <T>(items: T[], reads: { n: number }): T[] =>
+    new Proxy(items, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) reads.n += 1;
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+
+  it('plans a sweep over thousands of sources and copies in two regions reading each snapshot a few times, not once per pair', () => {
+    // Prepare: 3,000 daily snapshots of 300 databases, each copied to two regions (copies 3,000 each),
+    // half the sources still marked, and 300 snapshots a person copied with the tags
+    const N = 3000;
+    const US = 'us-east-1';
+    const sources = Array.from({ length: N }, (_, i) =>
+      (i % 2 ? marked : source)(`s-${i}`, { dbId: `db-${i % 300}`, originalCreated: daysAgo(i % 7) }),
+    );
+    const copiesIn = (region: string) =>
+      sources.map((s) => {
+        const c = copyOf(s.id, 0, { dbId: s.dbId, originalCreated: s.originalCreated });
+        return { ...c, arn: c.arn.replace(DST, region) };
+      });
+    const strays = Array.from({ length: 300 }, (_, i) =>
+      copyOf(`s-${i}`, 1, { id: `audit-${i}`, arn: dstArn(`audit-${i}`), copiedFrom: dstArn(`s-${i}`) }),
+    );
+    const reads = { n: 0 };
+
+    // Act
+    const p = planCopies(
+      {
+        mode: 'sweep',
+        sources: counted(sources, reads),
+        siblings: [],
+        missing: [],
+        regions: [DST, US],
+        destinations: {
+          [DST]: counted([...copiesIn(DST), ...strays], reads),
+          [US]: counted(copiesIn(US), reads),
+        },
+        databases: {},
+      },
+      { sourceRegion: SRC, retentionDays: 7, kmsKeys: {}, optionGroups: {}, sourceTags: [], now: NOW },
+    );
+
+    // Assess: every source is found copied in both regions, the strays counted in one row, the marks of the copied sources removed; and every snapshot was read a bounded number of times
+    expect(p.copies.filter((w) => w.hasWork)).toEqual([]);
+    expect(p.copies.filter((w) => w.outcome === 'unchanged')).toHaveLength(2 * N);
+    expect(p.unmarks).toHaveLength(N / 2);
+    expect(p.prunes.filter((w) => w.outcome === 'skipped')).toHaveLength(1);
+    const snapshots = N + 2 * N + strays.length;
+    expect(reads.n).toBeLessThan(20 * snapshots);
+  });
+});
