@@ -4,8 +4,10 @@
  * one principal in one account: an explicit Deny wins, then any Allow, else the request is denied.
  * Condition key names are matched without regard to case, as IAM does ("condition key names are not
  * case-sensitive"; for aws:ResourceTag/… and aws:RequestTag/… the tag key part too, while values keep
- * their case). It knows only the condition operators the templates use, and throws on any other, so a
- * new operator can never be passed over silently. Statements under Fn::If are expanded for the
+ * their case). Set operators (ForAllValues, ForAnyValue), IfExists and absent keys follow IAM's rules
+ * (conditionHolds). It knows the string, Bool and Null operators, and throws on any other operator, on a
+ * single-valued operator given a multivalued key, and on NotAction/NotResource/Principal, so nothing
+ * can be passed over silently. Statements under Fn::If are expanded for the
  * template conditions given (resolveStatements), never dropped.
  */
 
@@ -92,35 +94,75 @@ const contextValues = (request: IamRequest, key: string): string[] | undefined =
   return matches.length === 0 ? undefined : matches.flatMap(([, v]) => list(v));
 };
 
+const SINGLE_VALUED = new Set(['StringEquals', 'StringNotEquals', 'StringLike', 'StringNotLike', 'Bool']);
+
+/**
+ * One condition operator on one key, as IAM evaluates it (IAM User Guide, "Condition operators" and
+ * "Set operators for multivalued context keys"):
+ * - `…IfExists`: true when the key is absent from the request, else the operator without the suffix;
+ * - an absent key makes the positive operators false and the negated ones (`StringNotEquals`,
+ *   `StringNotLike`) true;
+ * - `ForAllValues:` is true when every value of the key matches one of the policy's values, and so
+ *   vacuously true when the key is absent or has no value; `ForAnyValue:` when at least one does, so
+ *   false when the key is absent;
+ * - several policy values are OR'ed; `Null: true` means absent.
+ * A single-valued operator on a key the request gives as a list (aws:TagKeys) throws: IAM's result there
+ * is not what a reader expects, and a policy must use a set operator.
+ */
 const conditionHolds = (operator: string, key: string, wanted: string[], request: IamRequest): boolean => {
+  const raw = Object.entries(request.context).filter(([k]) => k.toLowerCase() === key.toLowerCase());
+  const multivalued = raw.some(([, v]) => Array.isArray(v));
   const found = contextValues(request, key);
   const present = found !== undefined;
   const values = found ?? [];
-  const [base, ifExists] = operator.endsWith('IfExists')
+  const [qualified, ifExists] = operator.endsWith('IfExists')
     ? [operator.slice(0, -'IfExists'.length), true]
     : [operator, false];
-  if (!present && ifExists) return true;
-  switch (base) {
-    case 'StringEquals':
-      return present && values.some((v) => wanted.includes(v));
-    case 'StringNotEquals':
-      // A negated operator on an absent key matches (IAM: "the condition returns true").
-      return !present || values.every((v) => !wanted.includes(v));
-    case 'StringLike':
-      return present && values.some((v) => wanted.some((w) => glob(w, v)));
-    case 'Bool':
-      return present && values.some((v) => wanted.includes(v.toLowerCase()));
-    case 'ForAllValues:StringEquals':
-      // Vacuously true for an absent or empty key, as IAM documents.
-      return values.every((v) => wanted.includes(v));
-    case 'Null':
-      return wanted.includes(present ? 'false' : 'true');
-    default:
-      throw new Error(`iam-eval does not know the condition operator ${operator}`);
+  const [set, base] = qualified.includes(':')
+    ? (qualified.split(':', 2) as [string, string])
+    : [undefined, qualified];
+  if (base === 'Null') {
+    if (set || ifExists) throw new Error(`iam-eval does not know the condition operator ${operator}`);
+    return wanted.includes(present ? 'false' : 'true');
   }
+  if (!SINGLE_VALUED.has(base) || (set !== undefined && set !== 'ForAllValues' && set !== 'ForAnyValue'))
+    throw new Error(`iam-eval does not know the condition operator ${operator}`);
+  if (set === undefined && multivalued)
+    throw new Error(
+      `${operator} on ${key}, which the request gives as a list: use ForAllValues or ForAnyValue`,
+    );
+  if (!present && ifExists) return true;
+  const matches = (v: string): boolean => {
+    switch (base) {
+      case 'StringEquals':
+        return wanted.includes(v);
+      case 'StringNotEquals':
+        return !wanted.includes(v);
+      case 'StringLike':
+        return wanted.some((w) => glob(w, v));
+      case 'StringNotLike':
+        return !wanted.some((w) => glob(w, v));
+      default:
+        // Bool: "true" and "false", in any case.
+        return wanted.map((w) => w.toLowerCase()).includes(v.toLowerCase());
+    }
+  };
+  if (set === 'ForAllValues') return values.every(matches);
+  if (set === 'ForAnyValue') return values.some(matches);
+  const negated = base === 'StringNotEquals' || base === 'StringNotLike';
+  if (!present) return negated;
+  return negated ? values.every(matches) : values.some(matches);
 };
 
 const statementApplies = (s: IamStatement, request: IamRequest, p: Pseudo): boolean => {
+  // NotAction, NotResource and Principal change what a statement covers: never evaluate them as absent.
+  const unknown = Object.keys(s).filter(
+    (k) => !['Sid', 'Effect', 'Action', 'Resource', 'Condition'].includes(k),
+  );
+  if (unknown.length > 0)
+    throw new Error(`iam-eval does not know ${unknown.join(', ')} (statement ${s.Sid ?? '?'})`);
+  if (s.Effect !== 'Allow' && s.Effect !== 'Deny')
+    throw new Error(`Effect ${s.Effect} is neither Allow nor Deny`);
   if (!list(s.Action).some((a) => actionMatches(a, request.action))) return false;
   if (!list(s.Resource).some((r) => resolve(r, p).some((arn) => glob(arn, request.resource)))) return false;
   return Object.entries(s.Condition ?? {}).every(([operator, keys]) =>
