@@ -10,7 +10,14 @@ import {
 import { errorMessage } from '#shared/errors.ts';
 import { executeWork, resultOf, type ExecuteOptions } from '#shared/execute.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
-import { accountQuotas, COPY_SOURCE_TAG, findSnapshot, type Quota, type SnapshotKind } from './inventory.ts';
+import {
+  accountQuotas,
+  COPY_SOURCE_TAG,
+  findSnapshot,
+  SOURCE_TIME_TAG,
+  type Quota,
+  type SnapshotKind,
+} from './inventory.ts';
 import {
   nightshiftCopy,
   sameArn,
@@ -96,7 +103,9 @@ const markSource = (state: RunState, w: CopyWork): Promise<MarkOutcome> =>
             await client.send(new AddTagsToResourceCommand({ ResourceName: w.sourceArn, Tags: w.mark.add }));
           return undefined;
         } catch (error) {
-          return notFound(error) ? { gone: true } : { error: shortError(error) };
+          if (notFound(error)) return { gone: true };
+          const why = markRefusal(error, state.sourceRegion);
+          return { error: why ? `${why}; AWS said: ${shortError(error)}` : shortError(error) };
         }
       });
 
@@ -148,6 +157,78 @@ const STAYS_MARKED = `the source keeps its ${COPY_SOURCE_TAG} mark until every t
  */
 const inheritedTagsDenied = (error: unknown) =>
   /AccessDenied|UnauthorizedOperation/.test(errorName(error)) && /AddTagsToResource/.test(messageOf(error));
+
+const accessDenied = (error: unknown) =>
+  /^(AccessDenied|AccessDeniedException|UnauthorizedOperation|AuthorizationError)$/.test(errorName(error));
+
+/**
+ * What IAM says it refused: "… is not authorized to perform: rds:CopyDBSnapshot on resource: arn:… with an
+ * explicit deny in a service control policy" (the form of IAM's AccessDenied messages). Undefined when the
+ * message names no action (an encoded authorization message only).
+ */
+const refusedAction = (message: string) => {
+  const m = /not authorized to perform:?\s+([a-z0-9-]+:[A-Za-z0-9]+)(?:\s+on resource:?\s+(\S+))?/i.exec(
+    message,
+  );
+  if (!m) return undefined;
+  const by = /explicit deny in an? ([a-z -]+?policy)/i.exec(message)?.[1];
+  return { action: m[1] as string, resource: m[2], by };
+};
+
+/**
+ * Why IAM or KMS refused a copy, and what the role needs, for the row (R1): the statement of
+ * infra/rds-snapshot-copy.yml that should allow it, or the key and the param that lists it. RDS uses
+ * the destination key through a grant it creates with the caller's rights (kms:CreateGrant with
+ * kms:GrantIsForAWSResource, kms:DescribeKey), and reads the source snapshot with the source key the same
+ * way; CopyDBSnapshot answers KMSKeyNotAccessibleFault when it cannot (RDS API reference, CopyDBSnapshot
+ * errors).
+ */
+const refusal = (w: CopyWork, error: unknown): string | undefined => {
+  const message = messageOf(error);
+  const kmsHint =
+    `RDS must use the source snapshot's KMS key in ${w.sourceRegion} and ` +
+    (w.kmsKeyId ? `the key ${w.kmsKeyId} in ${w.region}` : `a key in ${w.region}`) +
+    ` through grants it creates with the role's rights: the role needs kms:CreateGrant and kms:DescribeKey on ` +
+    `both (list their ARNs in the copyKmsKeyArns param), and each key's policy must let this account's IAM ` +
+    `policies use it (and must not deny the role)`;
+  if (/KMSKeyNotAccessible/.test(errorName(error))) return `KMS refused the copy to ${w.region}: ${kmsHint}`;
+  if (!accessDenied(error)) return undefined;
+  const refused = refusedAction(message);
+  const where = refused?.by ? ` (an explicit deny in a ${refused.by}: ask who owns it)` : '';
+  if (refused && /^kms:/i.test(refused.action))
+    return `IAM refused ${refused.action}${refused.resource ? ` on ${refused.resource}` : ''}${where}: ${kmsHint}`;
+  const statement = w.kind === 'cluster' ? 'rds:CopyDBClusterSnapshot' : 'rds:CopyDBSnapshot';
+  if (refused && /^rds:Copy/i.test(refused.action))
+    return (
+      `IAM refused ${refused.action}${refused.resource ? ` on ${refused.resource}` : ''}${where}: the role needs ` +
+      `${statement} on the source snapshot in ${w.sourceRegion} and on the new snapshot ${w.targetId} in ${w.region} ` +
+      `(statement CopySnapshots of infra/rds-snapshot-copy.yml; a service control policy that denies ${w.region} refuses it too)`
+    );
+  if (refused)
+    return (
+      `IAM refused ${refused.action}${refused.resource ? ` on ${refused.resource}` : ''}${where}, which the copy to ${w.region} needs; ` +
+      `compare the role with infra/rds-snapshot-copy.yml of this version`
+    );
+  return (
+    `IAM refused the copy to ${w.region} without naming the permission: the role needs ${statement} on the source ` +
+    `and on the new snapshot (CopySnapshots), rds:AddTagsToResource of the inherited tags on the new snapshot ` +
+    `(InheritTagsOnCopies)` +
+    (w.kmsKeyId ? `, and for this encrypted snapshot: ${kmsHint}` : '') +
+    `; decode the message with sts:DecodeAuthorizationMessage`
+  );
+};
+
+/**
+ * Why the source could not be marked or unmarked when IAM refused it: an older role (earlier versions let
+ * the role add only nightshift:source-arn) or a policy that overrides it.
+ */
+const markRefusal = (error: unknown, sourceRegion: string): string | undefined =>
+  accessDenied(error)
+    ? `IAM refused it: the role needs rds:AddTagsToResource of exactly ${COPY_SOURCE_TAG} and ${SOURCE_TIME_TAG}, and ` +
+      `rds:RemoveTagsFromResource of nightshift's keys, on the snapshots of ${sourceRegion} (statements MarkSources and ` +
+      `UnmarkSources of infra/rds-snapshot-copy.yml): a role deployed by an earlier version lacks them ` +
+      `(README: Upgrading from an earlier version)`
+    : undefined;
 
 const usage = async (state: RunState, w: CopyWork): Promise<string> => {
   const quotas = await once(state.quotas, w.region, () =>
@@ -226,6 +307,11 @@ const applyCopy = async (state: RunState, w: CopyWork): Promise<ResourceResult> 
           `nothing was copied and nothing can be until the role is changed (README: Upgrading); ${STAYS_MARKED}; ` +
           `AWS said: ${shortError(error)}`,
       });
+    const why = refusal(w, error);
+    if (why)
+      return resultOf(w, 'failed', {
+        error: `${why}; nothing was copied; ${STAYS_MARKED}; AWS said: ${shortError(error)}`,
+      });
     return resultOf(w, 'failed', {
       error: `copy to ${w.region} failed: ${shortError(error)}; ${STAYS_MARKED}`,
     });
@@ -244,7 +330,10 @@ const applyUnmark = async (
     return resultOf(w, 'changed');
   } catch (error) {
     if (notFound(error)) return resultOf(w, 'unchanged', { detail: 'the source is already gone' });
-    return resultOf(w, 'failed', { error: `removing ${w.keys.join(', ')} failed: ${shortError(error)}` });
+    const why = markRefusal(error, sourceRegion);
+    return resultOf(w, 'failed', {
+      error: `removing ${w.keys.join(', ')} failed: ${why ? `${why}; AWS said: ` : ''}${shortError(error)}`,
+    });
   }
 };
 
@@ -258,7 +347,14 @@ const applyPrune = async (clientFor: ClientFor, w: PruneWork): Promise<ResourceR
   } catch (error) {
     if (notFound(error))
       return resultOf(w, 'unchanged', { detail: `${w.id} in ${w.region} is already gone` });
-    return resultOf(w, 'failed', { error: `delete failed: ${shortError(error)}` });
+    // The role may delete only snapshots whose marker names a snapshot of its own region and account
+    // (PruneOwnCopies, PruneLegacyCopies).
+    const why = accessDenied(error)
+      ? `IAM refused it: the role may delete only snapshots whose ${COPY_SOURCE_TAG} (or legacy nightshift:source-arn) ` +
+        `names a snapshot of ${w.arn.split(':')[4] ?? 'this account'} in the function's own region (PruneOwnCopies); ` +
+        `AWS said: `
+      : '';
+    return resultOf(w, 'failed', { error: `delete failed: ${why}${shortError(error)}` });
   }
 };
 

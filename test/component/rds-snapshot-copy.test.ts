@@ -393,9 +393,92 @@ describe('rds-snapshot-copy with simulated RDS', () => {
     expect(report.resources[0]).toMatchObject({
       outcome: 'failed',
       error:
-        'marking the source with nightshift:copy-source and nightshift:source-time failed: AccessDenied: not authorized to perform rds:AddTagsToResource; nothing copied',
+        `marking the source with nightshift:copy-source and nightshift:source-time failed: IAM refused it: the role needs ` +
+        `rds:AddTagsToResource of exactly nightshift:copy-source and nightshift:source-time, and rds:RemoveTagsFromResource ` +
+        `of nightshift's keys, on the snapshots of ${SOURCE} (statements MarkSources and UnmarkSources of ` +
+        `infra/rds-snapshot-copy.yml): a role deployed by an earlier version lacks them (README: Upgrading from an ` +
+        `earlier version); AWS said: AccessDenied: not authorized to perform rds:AddTagsToResource; nothing copied`,
     });
     expect(dst.commandCalls(CopyDBSnapshotCommand)).toEqual([]);
+  });
+
+  describe('a copy IAM or KMS refuses says what the role lacks', () => {
+    const ROLE = `arn:aws:sts::${ACCOUNT}:assumed-role/nightshift-prod-rds-snapshot-copy/nightshift-prod-rds-snapshot-copy`;
+    const KEY = `arn:aws:kms:${TARGET}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+    const failedRow = async (error: Error, encrypted = false) => {
+      src
+        .on(DescribeDBSnapshotsCommand)
+        .resolves({ DBSnapshots: [snap('orders-a', { Encrypted: encrypted })] });
+      dst.on(CopyDBSnapshotCommand).rejects(error);
+      const report = await run(
+        { action: 'sweep' },
+        ctx,
+        deps(encrypted ? { TARGET_KMS_KEYS: `${TARGET}=${KEY}` } : {}),
+      );
+      expect(report.resources[0]?.outcome).toBe('failed');
+      return report.resources[0]?.error ?? '';
+    };
+
+    it('names rds:CopyDBSnapshot, where the role needs it, and the service control policy that denied it', async () => {
+      const error = await failedRow(
+        awsError(
+          'AccessDenied',
+          `User: ${ROLE} is not authorized to perform: rds:CopyDBSnapshot on resource: ${dstArn('orders-a')} with an explicit deny in a service control policy`,
+        ),
+      );
+
+      expect(error).toMatch(
+        new RegExp(
+          `^IAM refused rds:CopyDBSnapshot on ${dstArn('orders-a')} \\(an explicit deny in a service control policy: ask who owns it\\): ` +
+            `the role needs rds:CopyDBSnapshot on the source snapshot in ${SOURCE} and on the new snapshot orders-a in ${TARGET} ` +
+            `\\(statement CopySnapshots of infra/rds-snapshot-copy.yml`,
+        ),
+      );
+      expect(error).toMatch(/nothing was copied; the source keeps its nightshift:copy-source mark/);
+    });
+
+    it('names the KMS grant RDS needs, the key and the param, when KMS refuses the copy of an encrypted snapshot', async () => {
+      const error = await failedRow(
+        awsError('KMSKeyNotAccessibleFault', 'The specified KMS key is not accessible.'),
+        true,
+      );
+
+      expect(error).toMatch(
+        new RegExp(
+          `^KMS refused the copy to ${TARGET}: RDS must use the source snapshot's KMS key in ${SOURCE} and the key ${KEY} in ${TARGET} ` +
+            `through grants it creates with the role's rights: the role needs kms:CreateGrant and kms:DescribeKey on both ` +
+            `\\(list their ARNs in the copyKmsKeyArns param\\)`,
+        ),
+      );
+      expect(dst.commandCalls(CopyDBSnapshotCommand)[0]?.args[0].input).toMatchObject({ KmsKeyId: KEY });
+    });
+
+    it('names kms:CreateGrant when IAM refuses it', async () => {
+      const error = await failedRow(
+        awsError(
+          'AccessDenied',
+          `User: ${ROLE} is not authorized to perform: kms:CreateGrant on resource: ${KEY}`,
+        ),
+        true,
+      );
+
+      expect(error).toMatch(new RegExp(`^IAM refused kms:CreateGrant on ${KEY}: RDS must use`));
+      expect(error).toMatch(/copyKmsKeyArns/);
+    });
+
+    it('lists what the copy needs when IAM names no permission', async () => {
+      const error = await failedRow(
+        awsError('AccessDenied', 'Encoded authorization failure message: AbCdEf'),
+      );
+
+      expect(error).toMatch(
+        new RegExp(
+          `^IAM refused the copy to ${TARGET} without naming the permission: the role needs rds:CopyDBSnapshot on the source ` +
+            `and on the new snapshot \\(CopySnapshots\\), rds:AddTagsToResource of the inherited tags on the new snapshot ` +
+            `\\(InheritTagsOnCopies\\); decode the message with sts:DecodeAuthorizationMessage`,
+        ),
+      );
+    });
   });
 
   it('reads every page of every Describe (MaxRecords 100, Marker) and plans from all of them', async () => {
@@ -709,10 +792,12 @@ describe('rds-snapshot-copy with simulated RDS', () => {
       // Act
       const report = await deployed(deps())({ action: 'sweep' }, lambdaContext('rds-snapshot-copy'));
 
-      // Assess: every failure is listed, and short
+      // Assess: every failure is listed, and short: what IAM refused and what the role needs, then AWS's
+      // message cut at MESSAGE_CHARS
       expect(report.summary.failed).toBe(1500 + 1499);
       expect(report.resources.filter((r) => r.outcome === 'failed')).toHaveLength(2999);
-      expect(Math.max(...report.resources.map((r) => (r.error ?? '').length))).toBeLessThan(500);
+      expect(Math.max(...report.resources.map((r) => (r.error ?? '').length))).toBeLessThan(1000);
+      expect(report.resources.every((r) => (r.error ?? '').endsWith('x…'))).toBe(true);
       expect(Buffer.byteLength(JSON.stringify(report))).toBeLessThan(MAX_REPORT_BYTES);
     });
 
