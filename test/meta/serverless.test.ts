@@ -24,6 +24,8 @@ import {
   type Pseudo,
 } from '#test/support/iam-eval.ts';
 import { LAG_METRIC, recordLag } from '#functions/rds-snapshot-copy/metrics.ts';
+import { planCopies } from '#functions/rds-snapshot-copy/plan.ts';
+import type { Snapshot } from '#functions/rds-snapshot-copy/inventory.ts';
 
 const FUNCTIONS = readdirSync('functions').filter((name) =>
   existsSync(join('functions', name, 'handler.ts')),
@@ -861,4 +863,90 @@ describe('serverless.yml and infra/', () => {
     expect(parameter(dev)).toBe('ENABLED');
     expect(parameter(switches)).toBe('copySchedulesState');
   });
+
+  it.each([0, 1])(
+    'pages within two days when copies stop at RETENTION_DAYS %i, although sources expire daily (BackupRetentionPeriod 1)',
+    (retentionDays) => {
+      // Prepare: the deployed alarm, evaluated as CloudWatch does: hourly periods of the Maximum, missing
+      // data breaching, DatapointsToAlarm of EvaluationPeriods; one automated snapshot a day at 03:00 (the
+      // previous one expires), a sweep a day at 05:00. Copies work for days -3 to -1 and stop on day 0.
+      const alarm = alarms(dev).find((a) => a.MetricName === LAG_METRIC) as Alarm & Record<string, number>;
+      expect(alarm).toMatchObject({
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'breaching',
+      });
+      const threshold = Number(alarm.Threshold);
+      const HOUR = 3_600_000;
+      const start = Date.parse('2026-11-20T00:00:00Z');
+      const at = (day: number, hour: number) => new Date(start + (day + 3) * 24 * HOUR + hour * HOUR);
+      const SRC = 'eu-central-1';
+      const DST = 'eu-west-1';
+      const id = (day: number) => `rds:orders-2026-11-${20 + day + 3}-03-00`;
+      const arn = (region: string, snapshot: string) =>
+        `arn:aws:rds:${region}:123456789012:snapshot:${snapshot}`;
+      let copies: Snapshot[] = [];
+      const lag = new Map<number, number>();
+      for (let day = -3; day <= 3; day += 1) {
+        const now = at(day, 5);
+        const taken = at(day, 3);
+        const today: Snapshot = {
+          arn: arn(SRC, id(day)),
+          id: id(day),
+          kind: 'instance',
+          type: 'automated',
+          status: 'available',
+          encrypted: false,
+          created: taken,
+          originalCreated: taken,
+          dbId: 'orders',
+          tags: {},
+        };
+        // Act: the sweep plans; its copies land while copies work, its deletions always
+        const plan = planCopies(
+          {
+            mode: 'sweep',
+            sources: [today],
+            siblings: [],
+            missing: [],
+            regions: [DST],
+            destinations: { [DST]: copies },
+            databases: { 'instance:orders': { tags: {}, created: at(-10, 0) } },
+          },
+          { sourceRegion: SRC, retentionDays, kmsKeys: {}, optionGroups: {}, sourceTags: [], now },
+        );
+        lag.set(now.getTime(), plan.lag[DST]?.hours ?? 0);
+        const pruned = new Set(plan.prunes.filter((w) => w.hasWork).map((w) => w.id));
+        copies = copies.filter((c) => !pruned.has(c.id));
+        if (day < 0)
+          for (const w of plan.copies.filter((c) => c.hasWork))
+            copies.push({
+              ...today,
+              arn: arn(DST, w.targetId),
+              id: w.targetId,
+              type: 'manual',
+              copiedFrom: today.arn,
+              sourceArn: today.arn,
+              markerKey: 'nightshift:copy-source',
+              tags: { 'nightshift:copy-source': today.arn },
+            });
+      }
+      const breaching = (hour: number) => {
+        const value = lag.get(start + hour * HOUR);
+        return value === undefined || value > threshold;
+      };
+      const inAlarm = (hour: number) =>
+        Array.from({ length: alarm.EvaluationPeriods as number }, (_, i) => hour - i).filter(breaching)
+          .length >= (alarm.DatapointsToAlarm as number);
+      const hourOf = (d: Date) => (d.getTime() - start) / HOUR;
+
+      // Assess: OK while copies work (from the first full window), ALARM within 48 hours of the first sweep
+      // that copied nothing, and it stays there
+      for (let h = hourOf(at(-2, 7)); h < hourOf(at(0, 5)) + 26; h += 1)
+        expect(inAlarm(h), `hour ${h}`).toBe(false);
+      const first = Array.from({ length: 24 * 4 }, (_, i) => hourOf(at(0, 5)) + i).find(inAlarm);
+      expect(first).toBeDefined();
+      expect((first as number) - hourOf(at(0, 5))).toBeLessThanOrEqual(48);
+      for (let h = first as number; h <= hourOf(at(3, 5)); h += 1) expect(inAlarm(h), `hour ${h}`).toBe(true);
+    },
+  );
 });
