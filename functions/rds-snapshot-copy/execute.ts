@@ -171,7 +171,7 @@ const refusedAction = (message: string) => {
     message,
   );
   if (!m) return undefined;
-  const by = /explicit deny in an? ([a-z -]+?policy)/i.exec(message)?.[1];
+  const by = /explicit deny in an? ([A-Za-z -]+?)\s*(?=[.:;,]|$|\s+because)/i.exec(message)?.[1];
   return { action: m[1] as string, resource: m[2], by };
 };
 
@@ -186,15 +186,15 @@ const refusedAction = (message: string) => {
 const refusal = (w: CopyWork, error: unknown): string | undefined => {
   const message = messageOf(error);
   const kmsHint =
-    `RDS must use the source snapshot's KMS key in ${w.sourceRegion} and ` +
-    (w.kmsKeyId ? `the key ${w.kmsKeyId} in ${w.region}` : `a key in ${w.region}`) +
-    ` through grants it creates with the role's rights: the role needs kms:CreateGrant and kms:DescribeKey on ` +
-    `both (list their ARNs in the copyKmsKeyArns param), and each key's policy must let this account's IAM ` +
-    `policies use it (and must not deny the role)`;
+    `RDS uses ${w.kmsKeyId ? `the key ${w.kmsKeyId}` : 'the key'} in ${w.region} and the source snapshot's key in ` +
+    `${w.sourceRegion} through grants it creates with the role's rights: the role needs kms:CreateGrant and ` +
+    `kms:DescribeKey on the key in ${w.region} (list its ARN in the copyKmsKeyArns param, and the source's ` +
+    `customer-managed key too when its key policy leaves access to IAM), and each key's policy must let this ` +
+    `account's IAM policies use it`;
   if (/KMSKeyNotAccessible/.test(errorName(error))) return `KMS refused the copy to ${w.region}: ${kmsHint}`;
   if (!accessDenied(error)) return undefined;
   const refused = refusedAction(message);
-  const where = refused?.by ? ` (an explicit deny in a ${refused.by}: ask who owns it)` : '';
+  const where = refused?.by ? ` (an explicit deny in a ${refused.by})` : '';
   if (refused && /^kms:/i.test(refused.action))
     return `IAM refused ${refused.action}${refused.resource ? ` on ${refused.resource}` : ''}${where}: ${kmsHint}`;
   const statement = w.kind === 'cluster' ? 'rds:CopyDBClusterSnapshot' : 'rds:CopyDBSnapshot';
@@ -299,6 +299,15 @@ const applyCopy = async (state: RunState, w: CopyWork): Promise<ResourceResult> 
     // DBSnapshotNotFound / DBClusterSnapshotNotFoundFault name the source (CopyDBSnapshot, CopyDBClusterSnapshot errors).
     if (/^DB(Cluster)?SnapshotNotFound/.test(errorName(error)))
       return resultOf(w, 'skipped', { detail: DELETED_SINCE_READ, error: shortError(error) });
+    const deniedBy = refusedAction(messageOf(error))?.by;
+    if (inheritedTagsDenied(error) && deniedBy && !/identity-based/i.test(deniedBy))
+      return resultOf(w, 'failed', {
+        error:
+          `IAM refused the tags the copy inherits from its source (rds:AddTagsToResource on the new snapshot in ${w.region}) ` +
+          `with an explicit deny in a ${deniedBy}, outside the role's own policy: that policy must allow ` +
+          `rds:AddTagsToResource of inherited tags (rds:TagsFromRequest false) on snapshots in ${w.region}; ` +
+          `nothing was copied; ${STAYS_MARKED}; AWS said: ${shortError(error)}`,
+      });
     if (inheritedTagsDenied(error))
       return resultOf(w, 'failed', {
         error:

@@ -429,7 +429,7 @@ describe('rds-snapshot-copy with simulated RDS', () => {
 
       expect(error).toMatch(
         new RegExp(
-          `^IAM refused rds:CopyDBSnapshot on ${dstArn('orders-a')} \\(an explicit deny in a service control policy: ask who owns it\\): ` +
+          `^IAM refused rds:CopyDBSnapshot on ${dstArn('orders-a')} \\(an explicit deny in a service control policy\\): ` +
             `the role needs rds:CopyDBSnapshot on the source snapshot in ${SOURCE} and on the new snapshot orders-a in ${TARGET} ` +
             `\\(statement CopySnapshots of infra/rds-snapshot-copy.yml`,
         ),
@@ -445,9 +445,9 @@ describe('rds-snapshot-copy with simulated RDS', () => {
 
       expect(error).toMatch(
         new RegExp(
-          `^KMS refused the copy to ${TARGET}: RDS must use the source snapshot's KMS key in ${SOURCE} and the key ${KEY} in ${TARGET} ` +
-            `through grants it creates with the role's rights: the role needs kms:CreateGrant and kms:DescribeKey on both ` +
-            `\\(list their ARNs in the copyKmsKeyArns param\\)`,
+          `^KMS refused the copy to ${TARGET}: RDS uses the key ${KEY} in ${TARGET} and the source snapshot's key in ${SOURCE} ` +
+            `through grants it creates with the role's rights: the role needs kms:CreateGrant and kms:DescribeKey on the key in ` +
+            `${TARGET} \\(list its ARN in the copyKmsKeyArns param`,
         ),
       );
       expect(dst.commandCalls(CopyDBSnapshotCommand)[0]?.args[0].input).toMatchObject({ KmsKeyId: KEY });
@@ -462,8 +462,24 @@ describe('rds-snapshot-copy with simulated RDS', () => {
         true,
       );
 
-      expect(error).toMatch(new RegExp(`^IAM refused kms:CreateGrant on ${KEY}: RDS must use`));
+      expect(error).toMatch(new RegExp(`^IAM refused kms:CreateGrant on ${KEY}: RDS uses the key`));
       expect(error).toMatch(/copyKmsKeyArns/);
+    });
+
+    it('names a permissions boundary that denies the inherited tags, rather than blaming rds:TagsFromRequest', async () => {
+      const error = await failedRow(
+        awsError(
+          'AccessDenied',
+          `User: ${ROLE} is not authorized to perform: rds:AddTagsToResource on resource: ${dstArn('orders-a')} with an explicit deny in a permissions boundary`,
+        ),
+      );
+
+      expect(error).toMatch(
+        new RegExp(
+          `^IAM refused the tags the copy inherits from its source \\(rds:AddTagsToResource on the new snapshot in ${TARGET}\\) ` +
+            `with an explicit deny in a permissions boundary, outside the role's own policy`,
+        ),
+      );
     });
 
     it('lists what the copy needs when IAM names no permission', async () => {
