@@ -870,7 +870,7 @@ describe('serverless.yml and infra/', () => {
       // Prepare: the deployed alarm, evaluated as CloudWatch does: hourly periods of the Maximum, missing
       // data breaching, DatapointsToAlarm of EvaluationPeriods; one automated snapshot a day at 03:00 (the
       // previous one expires), a sweep a day at 05:00. Copies work for days -3 to -1 and stop on day 0.
-      const alarm = alarms(dev).find((a) => a.MetricName === LAG_METRIC) as Alarm & Record<string, number>;
+      const alarm = alarms(dev).find((a) => a.MetricName === LAG_METRIC) as Alarm & Record<string, unknown>;
       expect(alarm).toMatchObject({
         ComparisonOperator: 'GreaterThanThreshold',
         TreatMissingData: 'breaching',
@@ -935,8 +935,8 @@ describe('serverless.yml and infra/', () => {
         return value === undefined || value > threshold;
       };
       const inAlarm = (hour: number) =>
-        Array.from({ length: alarm.EvaluationPeriods as number }, (_, i) => hour - i).filter(breaching)
-          .length >= (alarm.DatapointsToAlarm as number);
+        Array.from({ length: Number(alarm.EvaluationPeriods) }, (_, i) => hour - i).filter(breaching)
+          .length >= Number(alarm.DatapointsToAlarm);
       const hourOf = (d: Date) => (d.getTime() - start) / HOUR;
 
       // Assess: OK while copies work (from the first full window), ALARM within 48 hours of the first sweep
