@@ -10,12 +10,13 @@ import { CopyConfig } from './config.ts';
 import { executeCopyPlan, type ClientFor } from './execute.ts';
 import {
   findSnapshot,
-  listDatabaseTags,
+  listDatabases,
   listSnapshots,
   parseSnapshotArn,
+  type Database,
   type Snapshot,
 } from './inventory.ts';
-import { recordUncopied, SERVICE } from './metrics.ts';
+import { recordLag, SERVICE } from './metrics.ts';
 import { planCopies, type CopyPlan, type CopyPlanInput } from './plan.ts';
 
 export interface Deps {
@@ -23,8 +24,8 @@ export interface Deps {
   clientFor: ClientFor;
   config: CopyConfig;
   now: () => Date;
-  /** Writes a sweep's uncopied ages as metrics (metrics.ts); tests capture them. */
-  recordUncopied?: (uncopied: CopyPlan['uncopied']) => void;
+  /** Writes a sweep's copy lags as metrics (metrics.ts); tests capture them. */
+  recordLag?: (lag: CopyPlan['lag']) => void;
 }
 
 let deps: Deps | undefined;
@@ -33,13 +34,14 @@ const defaultDeps = (): Deps =>
     clientFor: (region) => rdsClient(region),
     config: parseEnv(CopyConfig),
     now: () => new Date(),
-    recordUncopied,
+    recordLag,
   });
 
 /**
- * Reads the sources the input asks for, and every snapshot in each destination region, every page of
- * each. A read the deadline cuts throws OutOfTimeError (withOps reports it as undone): nothing is ever
- * copied or pruned from half a picture.
+ * Reads the sources the input asks for (a sweep: with every DB instance and cluster of the region), and
+ * every snapshot in each destination region, every page of each. A read the deadline cuts throws
+ * OutOfTimeError (withOps reports it as undone): nothing is ever copied, unmarked or pruned from half a
+ * picture.
  */
 const observe = async (
   input: Exclude<CopyInput, { action: 'event' }> | { action: 'event'; arn: string },
@@ -52,10 +54,11 @@ const observe = async (
   let sources: Snapshot[] = [];
   let siblings: Snapshot[] = [];
   const missing: string[] = [];
-  let databaseTags = {};
+  let databases: Record<string, Database> = {};
   if (input.action === 'sweep') {
     sources = await listSnapshots(source, { hasTime, where });
-    if (config.SOURCE_TAGS.length > 0) databaseTags = await listDatabaseTags(source, undefined, hasTime);
+    // Every database: SOURCE_TAGS, whether a copy's database still exists, and when each was created.
+    databases = await listDatabases(source, undefined, hasTime);
   } else {
     const arn = input.action === 'copy' ? input.snapshot : input.arn;
     // Described by identifier in this account and region: a snapshot of another region or account that
@@ -65,7 +68,7 @@ const observe = async (
     else {
       sources = [found];
       siblings = await listSnapshots(source, { dbId: found.dbId, kind: found.kind, hasTime, where });
-      if (config.SOURCE_TAGS.length > 0) databaseTags = await listDatabaseTags(source, found, hasTime);
+      if (config.SOURCE_TAGS.length > 0) databases = await listDatabases(source, found, hasTime);
     }
   }
   const regions = input.action === 'copy' && input.regions ? input.regions : config.TARGET_REGIONS;
@@ -73,7 +76,7 @@ const observe = async (
     region === config.AWS_REGION ? [] : listSnapshots(d.clientFor(region), { hasTime, where: region }),
   );
   const destinations = Object.fromEntries(regions.map((r, i) => [r, listed[i] ?? []]));
-  return { sources, siblings, missing, regions, destinations, databaseTags } satisfies Omit<
+  return { sources, siblings, missing, regions, destinations, databases } satisfies Omit<
     CopyPlanInput,
     'mode'
   >;
@@ -107,9 +110,9 @@ export const run = async (input: CopyInput, ctx: RunContext, d: Deps = defaultDe
       ...(first && { first }),
     },
   );
-  // Only a sweep sees every source: only a sweep can say how long the oldest one has waited for a copy.
-  if (input.action === 'sweep') d.recordUncopied?.(plan.uncopied);
-  const works = [...plan.copies, ...plan.prunes];
+  // Only a sweep sees every source and copy: only a sweep can say how far each region is behind.
+  if (input.action === 'sweep') d.recordLag?.(plan.lag);
+  const works = [...plan.copies, ...plan.unmarks, ...plan.prunes];
   if (!dryRun && 'planDigest' in input) {
     const refused = refuseChangedPlan(input.planDigest, works);
     if (refused) return buildReport(action, false, refused);

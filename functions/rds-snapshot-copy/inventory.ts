@@ -15,13 +15,26 @@ import {
 import { pagesWithin } from '#shared/deadline.ts';
 import { tagMapUpper, type TagMap } from '#shared/tags.ts';
 
-/** The tag every nightshift copy carries, naming its source. Public contract. */
-export const SOURCE_ARN_TAG = 'nightshift:source-arn';
 /**
- * When the source was taken, on every copy. Cluster snapshots have no OriginalSnapshotCreateTime, and
- * a copy's own time would let a late copy of an old source pass for the newest one when pruning.
+ * The tag that marks a source snapshot, and so every copy of it (CopyTags), with the source's ARN.
+ * Public contract. Earlier versions used nightshift:source-arn, and they (another stage, another
+ * region's deployment copying into this one, a rollback) take any snapshot carrying that key for one of
+ * their copies: a new key they never act on keeps the sources this version marks out of their reach.
+ */
+export const COPY_SOURCE_TAG = 'nightshift:copy-source';
+/**
+ * When the source was taken, on the source while it is marked and so on every copy. Cluster snapshots
+ * have no OriginalSnapshotCreateTime, and a copy's own time would let a late copy of an old source pass
+ * for the newest one when pruning.
  */
 export const SOURCE_TIME_TAG = 'nightshift:source-time';
+/**
+ * The marker of earlier versions. Copies they made carry it and are still recognised (by what RDS records,
+ * like new copies) and pruned; no new copy carries it, and the sweep removes it from sources.
+ */
+export const LEGACY_SOURCE_TAG = 'nightshift:source-arn';
+/** Every key nightshift puts on a source snapshot: what unmarking removes. */
+export const MARK_KEYS = [COPY_SOURCE_TAG, SOURCE_TIME_TAG, LEGACY_SOURCE_TAG] as const;
 
 /**
  * Every Describe call that pages asks for RDS's largest page: DescribeDBSnapshots,
@@ -52,10 +65,13 @@ export interface Snapshot {
   dbId: string;
   tags: TagMap;
   /**
-   * The `nightshift:source-arn` tag. A claim, never proof: tags are copied by people (a copy with
-   * "copy tags") and by AWS (CopyTagsToSnapshot on a database restored from a copy).
+   * The source its nightshift tag names: `nightshift:copy-source`, else the legacy
+   * `nightshift:source-arn`. A claim, never proof: tags are copied by people (a copy with "copy tags")
+   * and by AWS (CopyTagsToSnapshot on a database restored from a copy).
    */
   sourceArn?: string;
+  /** Which key `sourceArn` came from. */
+  markerKey?: typeof COPY_SOURCE_TAG | typeof LEGACY_SOURCE_TAG;
   /**
    * What RDS itself records this snapshot was copied from: `SourceDBSnapshotIdentifier` on instance
    * snapshots ("the DB snapshot ARN that the DB snapshot was copied from; it only has a value in the
@@ -67,6 +83,13 @@ export interface Snapshot {
   /** The option group of an instance snapshot (`default:<engine>-<version>` unless someone chose one). */
   optionGroup?: string;
 }
+
+/** The marker a snapshot carries: the new key wins over the legacy one. */
+const marker = (tags: TagMap): Pick<Snapshot, 'sourceArn' | 'markerKey'> => {
+  if (tags[COPY_SOURCE_TAG]) return { sourceArn: tags[COPY_SOURCE_TAG], markerKey: COPY_SOURCE_TAG };
+  if (tags[LEGACY_SOURCE_TAG]) return { sourceArn: tags[LEGACY_SOURCE_TAG], markerKey: LEGACY_SOURCE_TAG };
+  return {};
+};
 
 const fromInstanceSnapshot = (s: DBSnapshot): Snapshot => {
   const tags = tagMapUpper(s.TagList);
@@ -82,7 +105,7 @@ const fromInstanceSnapshot = (s: DBSnapshot): Snapshot => {
     ...(s.OriginalSnapshotCreateTime && { originalCreated: s.OriginalSnapshotCreateTime }),
     dbId: s.DBInstanceIdentifier ?? '',
     tags,
-    ...(tags[SOURCE_ARN_TAG] && { sourceArn: tags[SOURCE_ARN_TAG] }),
+    ...marker(tags),
     // A same-Region copy may name its source by identifier; only an ARN says where the data came from.
     ...(s.SourceDBSnapshotIdentifier?.startsWith('arn:') && { copiedFrom: s.SourceDBSnapshotIdentifier }),
     ...(s.OptionGroupName && { optionGroup: s.OptionGroupName }),
@@ -102,7 +125,7 @@ const fromClusterSnapshot = (s: DBClusterSnapshot): Snapshot => {
     ...(s.SnapshotCreateTime && { created: s.SnapshotCreateTime }),
     dbId: s.DBClusterIdentifier ?? '',
     tags,
-    ...(tags[SOURCE_ARN_TAG] && { sourceArn: tags[SOURCE_ARN_TAG] }),
+    ...marker(tags),
     ...(s.SourceDBClusterSnapshotArn && { copiedFrom: s.SourceDBClusterSnapshotArn }),
   };
 };
@@ -173,25 +196,38 @@ export const findSnapshot = async (rds: RDSClient, arn: string): Promise<Snapsho
   }
 };
 
-/** Tags of every DB instance and cluster in the region (or of one), keyed `kind:id`. */
-export const listDatabaseTags = async (
+/** A DB instance or cluster of the source region: its tags, and when it was created. */
+export interface Database {
+  tags: TagMap;
+  /** InstanceCreateTime or ClusterCreateTime. */
+  created?: Date;
+}
+
+/**
+ * Every DB instance and cluster in the region (or one), keyed `kind:id`: their tags decide SOURCE_TAGS,
+ * and a key that is missing means the database no longer exists.
+ */
+export const listDatabases = async (
   rds: RDSClient,
   only?: { kind: SnapshotKind; dbId: string },
   hasTime: () => boolean = () => true,
 ) => {
-  const tags: Record<string, TagMap> = {};
+  const databases: Record<string, Database> = {};
+  const add = (kind: SnapshotKind, id: string | undefined, tags: TagMap, created: Date | undefined) => {
+    databases[`${kind}:${id}`] = { tags, ...(created && { created }) };
+  };
   try {
     if (!only || only.kind === 'instance') {
       if (only) {
         // One identifier: one record, no Marker.
         const out = await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: only.dbId }));
         for (const db of out.DBInstances ?? [])
-          tags[`instance:${db.DBInstanceIdentifier}`] = tagMapUpper(db.TagList);
+          add('instance', db.DBInstanceIdentifier, tagMapUpper(db.TagList), db.InstanceCreateTime);
       } else {
         const pages = paginateDescribeDBInstances({ client: rds, pageSize: PAGE_SIZE }, {});
         for await (const page of pagesWithin(pages, hasTime, 'the DB instances')) {
           for (const db of page.DBInstances ?? [])
-            tags[`instance:${db.DBInstanceIdentifier}`] = tagMapUpper(db.TagList);
+            add('instance', db.DBInstanceIdentifier, tagMapUpper(db.TagList), db.InstanceCreateTime);
         }
       }
     }
@@ -199,20 +235,21 @@ export const listDatabaseTags = async (
       if (only) {
         const out = await rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: only.dbId }));
         for (const db of out.DBClusters ?? [])
-          tags[`cluster:${db.DBClusterIdentifier}`] = tagMapUpper(db.TagList);
+          add('cluster', db.DBClusterIdentifier, tagMapUpper(db.TagList), db.ClusterCreateTime);
       } else {
         const pages = paginateDescribeDBClusters({ client: rds, pageSize: PAGE_SIZE }, {});
         for await (const page of pagesWithin(pages, hasTime, 'the DB clusters')) {
           for (const db of page.DBClusters ?? [])
-            tags[`cluster:${db.DBClusterIdentifier}`] = tagMapUpper(db.TagList);
+            add('cluster', db.DBClusterIdentifier, tagMapUpper(db.TagList), db.ClusterCreateTime);
         }
       }
     }
   } catch (error) {
-    // A deleted database has no tags to match: its snapshots are then not eligible under SOURCE_TAGS.
-    if (!notFound(error)) throw error;
+    // Only the one-database read can meet NotFound: a deleted database has no tags to match, and its
+    // snapshots are then not eligible under SOURCE_TAGS.
+    if (!only || !notFound(error)) throw error;
   }
-  return tags;
+  return databases;
 };
 
 export interface Quota {

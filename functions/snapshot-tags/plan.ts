@@ -5,6 +5,12 @@ import { sourceKey, type Estate, type SnapshotState, type SourceRef } from './in
 
 /** AWS allows 50 user tags per RDS or EC2 resource; keys starting with `aws:` do not count. */
 export const TAG_LIMIT = 50;
+/**
+ * Tags snapshot-tags leaves free on an RDS snapshot: rds-snapshot-copy marks a source it copies with
+ * two (`nightshift:copy-source` and `nightshift:source-time`) and cannot copy a snapshot that has no
+ * room for them. So snapshot-tags fills an RDS snapshot to at most 48 tags of its own.
+ */
+export const RDS_ROOM_KEPT = 2;
 /** EC2 CreateTags takes up to 1000 resource ids per call. */
 export const CREATE_TAGS_BATCH = 1000;
 
@@ -81,7 +87,8 @@ export interface TagMerge {
 /**
  * Which of a source's tags a snapshot receives: never a key it already has (whatever the value), no
  * reserved prefixes, only TAG_KEYS when given, never EXCLUDE_TAG_KEYS, and no more than the 50-tag
- * limit leaves room for, in key order.
+ * limit leaves room for (on RDS snapshots, keeping RDS_ROOM_KEPT free for nightshift's copy marks), in
+ * key order.
  */
 export const mergeTags = (
   snapshotTags: TagMap,
@@ -100,7 +107,15 @@ export const mergeTags = (
   const has = (key: string) => Object.hasOwn(snapshotTags, key);
   const missing = eligible.filter((key) => !has(key));
   const kept = eligible.filter((key) => has(key) && snapshotTags[key] !== sourceTags[key]);
-  const room = Math.max(0, TAG_LIMIT - Object.keys(snapshotTags).filter(countsTowardLimit).length);
+  const counted = Object.keys(snapshotTags).filter(countsTowardLimit);
+  // nightshift's own keys on the snapshot already use the room kept for them.
+  const ownKeys = counted.filter((key) => key.toLowerCase().startsWith('nightshift:')).length;
+  const room = Math.max(
+    0,
+    type === 'ebs-snapshot'
+      ? TAG_LIMIT - counted.length
+      : Math.min(TAG_LIMIT - RDS_ROOM_KEPT - (counted.length - ownKeys), TAG_LIMIT - counted.length),
+  );
   return { add: missing.slice(0, room), leftOut: missing.slice(room), kept, eligible };
 };
 
@@ -149,8 +164,11 @@ const planSnapshot = (s: SnapshotState, estate: Estate, rules: TagRules): Snapsh
   }
   const merge = mergeTags(s.tags, sourceTags, s.type, rules);
   const kept = merge.kept.length > 0 ? `; kept the snapshot's own value of: ${merge.kept.join(', ')}` : '';
-  const leftOut =
-    merge.leftOut.length > 0 ? `left out (${TAG_LIMIT}-tag limit): ${merge.leftOut.join(', ')}` : '';
+  const limit =
+    s.type === 'ebs-snapshot'
+      ? `${TAG_LIMIT}-tag limit`
+      : `${TAG_LIMIT}-tag limit, ${RDS_ROOM_KEPT} kept free for nightshift's copy marks`;
+  const leftOut = merge.leftOut.length > 0 ? `left out (${limit}): ${merge.leftOut.join(', ')}` : '';
   const total = Object.keys(sourceTags).length;
   if (merge.eligible.length === 0) {
     return noWork(
@@ -169,7 +187,8 @@ const planSnapshot = (s: SnapshotState, estate: Estate, rules: TagRules): Snapsh
     );
   }
   if (merge.add.length === 0) {
-    return noWork(s, 'skipped', `the snapshot already has ${TAG_LIMIT} tags; ${leftOut}${kept}`);
+    const has = Object.keys(s.tags).filter(countsTowardLimit).length;
+    return noWork(s, 'skipped', `the snapshot already has ${has} tags; ${leftOut}${kept}`);
   }
   const add = Object.fromEntries(merge.add.map((key) => [key, sourceTags[key] ?? '']));
   const what = `${plural(merge.add.length, 'tag')} from ${from}: ${merge.add.join(', ')}`;

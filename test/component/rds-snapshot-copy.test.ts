@@ -13,9 +13,13 @@ import {
   DeleteDBSnapshotCommand,
   DescribeAccountAttributesCommand,
   DescribeDBClusterSnapshotsCommand,
+  DescribeDBClustersCommand,
+  DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   RDSClient,
+  RemoveTagsFromResourceCommand,
   type DBClusterSnapshot,
+  type DBInstance,
   type DBSnapshot,
 } from '@aws-sdk/client-rds';
 import { run, type Deps } from '#functions/rds-snapshot-copy/handler.ts';
@@ -45,7 +49,7 @@ const deps = (env: Record<string, string> = {}, recorded: unknown[] = []): Deps 
   clientFor: (region) => (region === TARGET ? target : source),
   config: parseEnv(CopyConfig, { AWS_REGION: SOURCE, TARGET_REGIONS: TARGET, ...env }),
   now: () => NOW,
-  recordUncopied: (u) => recorded.push(u),
+  recordLag: (r) => recorded.push(r),
 });
 const deployed = (d: Deps) => withOps(SERVICE, parseCopyInput, (input, c) => run(input, c, d));
 
@@ -68,7 +72,7 @@ const copyOf = (id: string, extra: Partial<DBSnapshot> = {}): DBSnapshot =>
   snap(id, {
     DBSnapshotArn: dstArn(id),
     SourceDBSnapshotIdentifier: srcArn(id),
-    TagList: [{ Key: 'nightshift:source-arn', Value: srcArn(id) }],
+    TagList: [{ Key: 'nightshift:copy-source', Value: srcArn(id) }],
     ...extra,
   });
 const clusterSnap = (id: string, extra: Partial<DBClusterSnapshot> = {}): DBClusterSnapshot => ({
@@ -86,7 +90,7 @@ const rows = (report: { resources: { arn: string; outcome: string }[] }) =>
 
 /** Serves `items` in pages of at most MaxRecords (RDS: 20 to 100) with a Marker, as RDS does. */
 const paged =
-  <T>(items: T[], key: 'DBSnapshots' | 'DBClusterSnapshots', served: { pages: number }) =>
+  <T>(items: T[], key: 'DBSnapshots' | 'DBClusterSnapshots' | 'DBInstances', served: { pages: number }) =>
   (input: { MaxRecords?: number; Marker?: string }) => {
     const size = input.MaxRecords ?? 100;
     const start = Number(input.Marker ?? 0);
@@ -113,7 +117,10 @@ describe('rds-snapshot-copy with simulated RDS', () => {
     src.reset();
     dst.reset();
     src.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [] });
+    src.on(DescribeDBInstancesCommand).resolves({ DBInstances: [] });
+    src.on(DescribeDBClustersCommand).resolves({ DBClusters: [] });
     src.on(AddTagsToResourceCommand).resolves({});
+    src.on(RemoveTagsFromResourceCommand).resolves({});
     dst.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [] });
     dst.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [] });
   });
@@ -132,7 +139,7 @@ describe('rds-snapshot-copy with simulated RDS', () => {
       {
         ResourceName: automated.DBSnapshotArn,
         Tags: [
-          { Key: 'nightshift:source-arn', Value: automated.DBSnapshotArn },
+          { Key: 'nightshift:copy-source', Value: automated.DBSnapshotArn },
           { Key: 'nightshift:source-time', Value: '2026-11-23T03:24:00Z' },
         ],
       },
@@ -252,7 +259,7 @@ describe('rds-snapshot-copy with simulated RDS', () => {
       expect(report.resources[0]).toMatchObject({
         outcome: 'skipped',
         detail:
-          "AWS's in-flight copy limit in eu-west-1 is reached; left for the next sweep (would have: copy orders-a to eu-west-1 as orders-a with its tags; first marks the source with nightshift:source-arn and nightshift:source-time, which the copy inherits)",
+          "AWS's in-flight copy limit in eu-west-1 is reached; left for the next sweep (would have: copy orders-a to eu-west-1 as orders-a with its tags; first marks the source with nightshift:copy-source and nightshift:source-time, which the copy inherits)",
         error: 'SnapshotQuotaExceeded: Cannot copy more than 20 snapshots across regions',
       });
       expect(dst.commandCalls(DescribeAccountAttributesCommand)).toEqual([]);
@@ -269,7 +276,8 @@ describe('rds-snapshot-copy with simulated RDS', () => {
       expect(report.resources[0]).toMatchObject({
         outcome: 'failed',
         error:
-          'the manual snapshot quota in eu-west-1 is full (ManualSnapshots: 100 of 100 used); copies count toward it: raise the quota (Service Quotas, Amazon RDS) or delete snapshots there; RDS said: SnapshotQuotaExceeded: Cannot create more than 100 manual snapshots',
+          'the manual snapshot quota in eu-west-1 is full (ManualSnapshots: 100 of 100 used); copies count toward it: raise the quota (Service Quotas, Amazon RDS) or delete snapshots there; ' +
+          'the source keeps its nightshift:copy-source mark until every target region has its copy; RDS said: SnapshotQuotaExceeded: Cannot create more than 100 manual snapshots',
       });
       expect(src.commandCalls(DescribeAccountAttributesCommand)).toEqual([]);
     });
@@ -385,14 +393,119 @@ describe('rds-snapshot-copy with simulated RDS', () => {
     expect(report.resources[0]).toMatchObject({
       outcome: 'failed',
       error:
-        'marking the source with nightshift:source-arn and nightshift:source-time failed: AccessDenied: not authorized to perform rds:AddTagsToResource; nothing copied',
+        `marking the source with nightshift:copy-source and nightshift:source-time failed: IAM refused it: the role needs ` +
+        `rds:AddTagsToResource of exactly nightshift:copy-source and nightshift:source-time, and rds:RemoveTagsFromResource ` +
+        `of nightshift's keys, on the snapshots of ${SOURCE} (statements MarkSources and UnmarkSources of ` +
+        `infra/rds-snapshot-copy.yml): a role deployed by an earlier version lacks them (README: Upgrading from an ` +
+        `earlier version); AWS said: AccessDenied: not authorized to perform rds:AddTagsToResource; nothing copied`,
     });
     expect(dst.commandCalls(CopyDBSnapshotCommand)).toEqual([]);
   });
 
+  describe('a copy IAM or KMS refuses says what the role lacks', () => {
+    const ROLE = `arn:aws:sts::${ACCOUNT}:assumed-role/nightshift-prod-rds-snapshot-copy/nightshift-prod-rds-snapshot-copy`;
+    const KEY = `arn:aws:kms:${TARGET}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+    const failedRow = async (error: Error, encrypted = false) => {
+      src
+        .on(DescribeDBSnapshotsCommand)
+        .resolves({ DBSnapshots: [snap('orders-a', { Encrypted: encrypted })] });
+      dst.on(CopyDBSnapshotCommand).rejects(error);
+      const report = await run(
+        { action: 'sweep' },
+        ctx,
+        deps(encrypted ? { TARGET_KMS_KEYS: `${TARGET}=${KEY}` } : {}),
+      );
+      expect(report.resources[0]?.outcome).toBe('failed');
+      return report.resources[0]?.error ?? '';
+    };
+
+    it('names rds:CopyDBSnapshot, where the role needs it, and the service control policy that denied it', async () => {
+      const error = await failedRow(
+        awsError(
+          'AccessDenied',
+          `User: ${ROLE} is not authorized to perform: rds:CopyDBSnapshot on resource: ${dstArn('orders-a')} with an explicit deny in a service control policy`,
+        ),
+      );
+
+      expect(error).toMatch(
+        new RegExp(
+          `^IAM refused rds:CopyDBSnapshot on ${dstArn('orders-a')} \\(an explicit deny in a service control policy\\): ` +
+            `the role needs rds:CopyDBSnapshot on the source snapshot in ${SOURCE} and on the new snapshot orders-a in ${TARGET} ` +
+            `\\(statement CopySnapshots of infra/rds-snapshot-copy.yml`,
+        ),
+      );
+      expect(error).toMatch(/nothing was copied; the source keeps its nightshift:copy-source mark/);
+    });
+
+    it('names the KMS grant RDS needs, the key and the param, when KMS refuses the copy of an encrypted snapshot', async () => {
+      const error = await failedRow(
+        awsError('KMSKeyNotAccessibleFault', 'The specified KMS key is not accessible.'),
+        true,
+      );
+
+      expect(error).toMatch(
+        new RegExp(
+          `^KMS refused the copy to ${TARGET}: RDS uses the key ${KEY} in ${TARGET} and the source snapshot's key in ${SOURCE} ` +
+            `through grants it creates with the role's rights: the role needs kms:CreateGrant and kms:DescribeKey on the key in ` +
+            `${TARGET} \\(list its ARN in the copyKmsKeyArns param`,
+        ),
+      );
+      expect(dst.commandCalls(CopyDBSnapshotCommand)[0]?.args[0].input).toMatchObject({ KmsKeyId: KEY });
+    });
+
+    it('names kms:CreateGrant when IAM refuses it', async () => {
+      const error = await failedRow(
+        awsError(
+          'AccessDenied',
+          `User: ${ROLE} is not authorized to perform: kms:CreateGrant on resource: ${KEY}`,
+        ),
+        true,
+      );
+
+      expect(error).toMatch(new RegExp(`^IAM refused kms:CreateGrant on ${KEY}: RDS uses the key`));
+      expect(error).toMatch(/copyKmsKeyArns/);
+    });
+
+    it('names a permissions boundary that denies the inherited tags, rather than blaming rds:TagsFromRequest', async () => {
+      const error = await failedRow(
+        awsError(
+          'AccessDenied',
+          `User: ${ROLE} is not authorized to perform: rds:AddTagsToResource on resource: ${dstArn('orders-a')} with an explicit deny in a permissions boundary`,
+        ),
+      );
+
+      expect(error).toMatch(
+        new RegExp(
+          `^IAM refused the tags the copy inherits from its source \\(rds:AddTagsToResource on the new snapshot in ${TARGET}\\) ` +
+            `with an explicit deny in a permissions boundary, outside the role's own policy`,
+        ),
+      );
+    });
+
+    it('lists what the copy needs when IAM names no permission', async () => {
+      const error = await failedRow(
+        awsError('AccessDenied', 'Encoded authorization failure message: AbCdEf'),
+      );
+
+      expect(error).toMatch(
+        new RegExp(
+          `^IAM refused the copy to ${TARGET} without naming the permission: the role needs rds:CopyDBSnapshot on the source ` +
+            `and on the new snapshot \\(CopySnapshots\\), rds:AddTagsToResource of the inherited tags on the new snapshot ` +
+            `\\(InheritTagsOnCopies\\); decode the message with sts:DecodeAuthorizationMessage`,
+        ),
+      );
+    });
+  });
+
   it('reads every page of every Describe (MaxRecords 100, Marker) and plans from all of them', async () => {
-    // Prepare: 250 sources, 230 of them copied; 120 cluster snapshots, all copied; an old copy on the last page
+    // Prepare: 250 sources of 250 databases, 230 of them copied; 120 cluster snapshots, all copied; an old
+    // copy on the last page
     const served = { pages: 0 };
+    const databases: DBInstance[] = Array.from({ length: 250 }, (_, i) => ({
+      DBInstanceIdentifier: `db-${i}`,
+      InstanceCreateTime: new Date(NOW.getTime() - 10 * 24 * HOUR),
+      TagList: [],
+    }));
     const sources = Array.from({ length: 250 }, (_, i) =>
       snap(`orders-${String(i).padStart(3, '0')}`, { DBInstanceIdentifier: `db-${i}` }),
     );
@@ -408,12 +521,13 @@ describe('rds-snapshot-copy with simulated RDS', () => {
       ...c,
       DBClusterSnapshotArn: c.DBClusterSnapshotArn?.replace(SOURCE, TARGET),
       SourceDBClusterSnapshotArn: c.DBClusterSnapshotArn,
-      TagList: [{ Key: 'nightshift:source-arn', Value: c.DBClusterSnapshotArn }],
+      TagList: [{ Key: 'nightshift:copy-source', Value: c.DBClusterSnapshotArn }],
     }));
     src.on(DescribeDBSnapshotsCommand).callsFake(paged(sources, 'DBSnapshots', served));
     dst.on(DescribeDBSnapshotsCommand).callsFake(paged([...copies, old], 'DBSnapshots', served));
     src.on(DescribeDBClusterSnapshotsCommand).callsFake(paged(clusters, 'DBClusterSnapshots', served));
     dst.on(DescribeDBClusterSnapshotsCommand).callsFake(paged(clusterCopies, 'DBClusterSnapshots', served));
+    src.on(DescribeDBInstancesCommand).callsFake(paged(databases, 'DBInstances', served));
     dst.on(CopyDBSnapshotCommand).resolves({});
     dst.on(DeleteDBSnapshotCommand).resolves({});
     const recorded: unknown[] = [];
@@ -422,19 +536,30 @@ describe('rds-snapshot-copy with simulated RDS', () => {
     const report = await run({ action: 'sweep' }, ctx, deps({}, recorded));
 
     // Assess
-    expect(served.pages).toBe(3 + 3 + 2 + 2);
+    expect(served.pages).toBe(3 + 3 + 2 + 2 + 3);
     for (const call of [
       ...src.commandCalls(DescribeDBSnapshotsCommand),
       ...dst.commandCalls(DescribeDBSnapshotsCommand),
       ...src.commandCalls(DescribeDBClusterSnapshotsCommand),
       ...dst.commandCalls(DescribeDBClusterSnapshotsCommand),
+      ...src.commandCalls(DescribeDBInstancesCommand),
     ])
       expect(call.args[0].input.MaxRecords).toBe(100);
     expect(report.summary).toMatchObject({ unchanged: 230 + 120, changed: 20 + 1, failed: 0 });
     expect(
       dst.commandCalls(DeleteDBSnapshotCommand).map((c) => c.args[0].input.DBSnapshotIdentifier),
     ).toEqual(['orders-old']);
-    expect(recorded).toEqual([{ [TARGET]: { arn: srcArn('orders-230'), ageHours: 0.6 } }]);
+    // The 20 databases read on the third page of DescribeDBInstances have no copy yet: since their creation
+    expect(recorded).toEqual([
+      {
+        [TARGET]: {
+          database: 'instance:db-230',
+          basis: 'database',
+          since: '2026-11-13T04:00:00Z',
+          hours: 240,
+        },
+      },
+    ]);
   });
 
   it('changes nothing when the deadline cuts a read, and reports the run undone', async () => {
@@ -549,4 +674,188 @@ describe('rds-snapshot-copy with simulated RDS', () => {
     expect(report.resources).toEqual([]);
     expect(Buffer.byteLength(JSON.stringify(report))).toBeLessThan(MAX_REPORT_BYTES);
   });
+  describe('marking, unmarking and what RDS answers', () => {
+    const legacy = snap('orders-a', {
+      TagList: [
+        { Key: 'team', Value: 'shop' },
+        { Key: 'nightshift:source-arn', Value: srcArn('orders-a') },
+      ],
+    });
+
+    it('removes the legacy marker from the source before marking it anew, then copies: no call tags the destination', async () => {
+      const order: string[] = [];
+      src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [legacy] });
+      src.on(RemoveTagsFromResourceCommand).callsFake(() => order.push('remove') && {});
+      src.on(AddTagsToResourceCommand).callsFake(() => order.push('add') && {});
+      dst.on(CopyDBSnapshotCommand).callsFake(() => order.push('copy') && {});
+
+      const report = await run({ action: 'sweep' }, ctx, deps());
+
+      expect(order).toEqual(['remove', 'add', 'copy']);
+      expect(src.commandCalls(RemoveTagsFromResourceCommand)[0]?.args[0].input).toEqual({
+        ResourceName: srcArn('orders-a'),
+        TagKeys: ['nightshift:source-arn'],
+      });
+      expect(src.commandCalls(AddTagsToResourceCommand)[0]?.args[0].input.Tags?.map((t) => t.Key)).toEqual([
+        'nightshift:copy-source',
+        'nightshift:source-time',
+      ]);
+      expect([
+        ...dst.commandCalls(AddTagsToResourceCommand),
+        ...dst.commandCalls(RemoveTagsFromResourceCommand),
+      ]).toEqual([]);
+      expect(report.resources[0]?.outcome).toBe('changed');
+    });
+
+    it('removes the marks of a source copied everywhere, and counts a source deleted meanwhile as done', async () => {
+      const marked = (id: string) =>
+        snap(id, {
+          DBInstanceIdentifier: id,
+          TagList: [
+            { Key: 'nightshift:copy-source', Value: srcArn(id) },
+            { Key: 'nightshift:source-time', Value: '2026-11-23T03:24:00Z' },
+          ],
+        });
+      src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [marked('orders-a'), marked('orders-b')] });
+      dst.on(DescribeDBSnapshotsCommand).resolves({
+        DBSnapshots: [
+          copyOf('orders-a', { DBInstanceIdentifier: 'orders-a' }),
+          copyOf('orders-b', { DBInstanceIdentifier: 'orders-b' }),
+        ],
+      });
+      src
+        .on(RemoveTagsFromResourceCommand, { ResourceName: srcArn('orders-b') })
+        .rejects(awsError('DBSnapshotNotFoundFault', 'DBSnapshot orders-b not found.'));
+
+      const report = await run({ action: 'sweep' }, ctx, deps());
+
+      expect(src.commandCalls(RemoveTagsFromResourceCommand).map((c) => c.args[0].input)).toEqual([
+        { ResourceName: srcArn('orders-a'), TagKeys: ['nightshift:copy-source', 'nightshift:source-time'] },
+        { ResourceName: srcArn('orders-b'), TagKeys: ['nightshift:copy-source', 'nightshift:source-time'] },
+      ]);
+      expect(rows(report)).toEqual([
+        'orders-a unchanged',
+        'orders-b unchanged',
+        'orders-a changed',
+        'orders-b unchanged',
+      ]);
+      expect(report.resources[3]?.detail).toBe('the source is already gone');
+    });
+
+    it.each([
+      ['marking it', AddTagsToResourceCommand, 'DBSnapshotNotFoundFault'],
+      ['copying it', CopyDBSnapshotCommand, 'DBSnapshotNotFound'],
+    ])(
+      'reports a source deleted between the read and %s as skipped, not failed',
+      async (_, command, name) => {
+        src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snap('orders-a')] });
+        (command === AddTagsToResourceCommand ? src : dst)
+          .on(command as typeof CopyDBSnapshotCommand)
+          .rejects(awsError(name, 'DBSnapshot orders-a not found.'));
+
+        const report = await run({ action: 'copy', snapshot: srcArn('orders-a') }, ctx, deps());
+
+        expect(report.resources[0]).toMatchObject({
+          outcome: 'skipped',
+          detail: 'the source was deleted since it was read; nothing copied',
+        });
+      },
+    );
+
+    it('names the cause when IAM refuses a copy the tags it inherits (rds:TagsFromRequest not reported false)', async () => {
+      src.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snap('orders-a')] });
+      dst
+        .on(CopyDBSnapshotCommand)
+        .rejects(
+          awsError(
+            'AccessDenied',
+            `User: arn:aws:sts::${ACCOUNT}:assumed-role/nightshift-prod-rds-snapshot-copy/nightshift-prod-rds-snapshot-copy is not authorized to perform: rds:AddTagsToResource on resource: ${dstArn('orders-a')} with an explicit deny in an identity-based policy`,
+          ),
+        );
+
+      const report = await run({ action: 'sweep' }, ctx, deps());
+
+      expect(report.resources[0]?.outcome).toBe('failed');
+      expect(report.resources[0]?.error).toMatch(
+        /^IAM denied the copy the tags it inherits from its source \(rds:AddTagsToResource on the new snapshot\): the role allows them only when RDS reports them inherited \(rds:TagsFromRequest false\), and RDS did not; nothing was copied/,
+      );
+    });
+
+    it('keeps rows short when thousands of deletions and unmarkings fail with long AWS messages, so the report fits', async () => {
+      // Prepare: 1,500 marked sources copied everywhere, and 1,500 copies past retention of one database;
+      // IAM refuses every RemoveTagsFromResource and DeleteDBSnapshot with a 10,000-character message
+      const refusal = awsError(
+        'AccessDenied',
+        `Encoded authorization failure message: ${'x'.repeat(10_000)}`,
+      );
+      const sources = Array.from({ length: 1500 }, (_, i) =>
+        snap(`orders-${i}`, {
+          DBInstanceIdentifier: `db-${i}`,
+          TagList: [{ Key: 'nightshift:copy-source', Value: srcArn(`orders-${i}`) }],
+        }),
+      );
+      const copies = sources.map((c) =>
+        copyOf(c.DBSnapshotIdentifier ?? '', { DBInstanceIdentifier: c.DBInstanceIdentifier }),
+      );
+      const old = Array.from({ length: 1500 }, (_, i) =>
+        copyOf(`old-${i}`, { OriginalSnapshotCreateTime: new Date(NOW.getTime() - (30 + i) * 24 * HOUR) }),
+      );
+      src.on(DescribeDBSnapshotsCommand).callsFake(paged(sources, 'DBSnapshots', { pages: 0 }));
+      dst.on(DescribeDBSnapshotsCommand).callsFake(paged([...copies, ...old], 'DBSnapshots', { pages: 0 }));
+      src.on(RemoveTagsFromResourceCommand).rejects(refusal);
+      dst.on(DeleteDBSnapshotCommand).rejects(refusal);
+
+      // Act
+      const report = await deployed(deps())({ action: 'sweep' }, lambdaContext('rds-snapshot-copy'));
+
+      // Assess: every failure is listed, and short: what IAM refused and what the role needs, then AWS's
+      // message cut at MESSAGE_CHARS
+      expect(report.summary.failed).toBe(1500 + 1499);
+      expect(report.resources.filter((r) => r.outcome === 'failed')).toHaveLength(2999);
+      expect(Math.max(...report.resources.map((r) => (r.error ?? '').length))).toBeLessThan(1000);
+      expect(report.resources.every((r) => (r.error ?? '').endsWith('x…'))).toBe(true);
+      expect(Buffer.byteLength(JSON.stringify(report))).toBeLessThan(MAX_REPORT_BYTES);
+    });
+
+    it('copies into the option group mapped for the source option group in that region', async () => {
+      src.on(DescribeDBSnapshotsCommand).resolves({
+        DBSnapshots: [
+          snap('ledger-nightly', { OptionGroupName: 'oracle-ee-19-tde', DBInstanceIdentifier: 'ledger' }),
+        ],
+      });
+      dst.on(CopyDBSnapshotCommand).resolves({});
+
+      await run(
+        { action: 'sweep' },
+        ctx,
+        deps({ TARGET_OPTION_GROUPS: `${TARGET}=any-dr,oracle-ee-19-tde@${TARGET}=oracle-tde-dr` }),
+      );
+
+      expect(dst.commandCalls(CopyDBSnapshotCommand)[0]?.args[0].input.OptionGroupName).toBe('oracle-tde-dr');
+    });
+  });
+
+  it.each(['0', '1'])(
+    'records a copy lag past the 36-hour alarm at RETENTION_DAYS %s when nothing was ever copied',
+    async (days) => {
+      // Prepare: encrypted snapshots 40 and 16 hours old, no key for the region: every copy fails
+      src.on(DescribeDBSnapshotsCommand).resolves({
+        DBSnapshots: [40, 16].map((h) =>
+          snap(`orders-${h}h`, {
+            Encrypted: true,
+            OriginalSnapshotCreateTime: new Date(NOW.getTime() - h * HOUR),
+          }),
+        ),
+      });
+      const recorded: { [TARGET]: { hours: number } }[] = [];
+
+      // Act
+      await run({ action: 'sweep' }, ctx, deps({ RETENTION_DAYS: days }, recorded));
+
+      // Assess
+      expect(dst.commandCalls(CopyDBSnapshotCommand)).toEqual([]);
+      expect(recorded[0]?.[TARGET].hours).toBe(40);
+      expect(recorded[0]?.[TARGET].hours).toBeGreaterThan(36);
+    },
+  );
 });

@@ -41,6 +41,9 @@ const sampleEvent = (file: string, sourceArn: string) => {
   return event;
 };
 const rows = (report: Report) => report.resources.map((r) => `${r.arn.split(':').pop()} ${r.outcome}`);
+/** Rows with the region of their resource: the source's (marks) or the target's (copies, deletions). */
+const placed = (report: Report) =>
+  report.resources.map((r) => `${r.arn.split(':')[3]} ${r.arn.split(':').pop()} ${r.outcome}`);
 
 describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
   let moto: Moto;
@@ -162,11 +165,11 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
       type: 'rds-snapshot',
       outcome: 'changed',
       detail:
-        'copy orders-before-migration to eu-west-1 as orders-before-migration with its tags; first marks the source with nightshift:source-arn and nightshift:source-time, which the copy inherits (copy started)',
+        'copy orders-before-migration to eu-west-1 as orders-before-migration with its tags; first marks the source with nightshift:copy-source and nightshift:source-time, which the copy inherits (copy started)',
     });
     const ours = [
       { Key: 'purpose', Value: 'before-migration' },
-      { Key: 'nightshift:source-arn', Value: arn },
+      { Key: 'nightshift:copy-source', Value: arn },
       { Key: 'nightshift:source-time', Value: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) },
     ];
     expect(await tagsOf(src, arn)).toEqual(ours);
@@ -232,7 +235,7 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
         kms: expect.anything(),
         tags: [
           { Key: 'owner', Value: 'finance' },
-          { Key: 'nightshift:source-arn', Value: arn },
+          { Key: 'nightshift:copy-source', Value: arn },
           { Key: 'nightshift:source-time', Value: expect.stringMatching(/Z$/) },
         ],
       },
@@ -347,14 +350,24 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     const report = await copy({ action: 'sweep' }, { SOURCE_TAGS: 'team=shop' });
     const again = await copy({ action: 'sweep' }, { SOURCE_TAGS: 'team=shop' });
 
-    // Assess
+    // Assess: the snapshot that only carried the legacy tag is marked afresh with its own ARN, never
+    // with nightshift:source-arn; once both are copied, the next sweep removes their marks
     expect(rows(report).sort()).toEqual(['orders-a changed', 'tagged changed']);
     expect(await ids()).toEqual(['orders-a', 'tagged']);
-    expect(rows(again).sort()).toEqual(['orders-a unchanged', 'tagged unchanged']);
-    expect(await tagsOf(src, `${ARN}:snapshot:tagged`)).toContainEqual({
-      Key: 'nightshift:source-arn',
-      Value: `${ARN}:snapshot:tagged`,
-    });
+    expect(await tagsOf(dst, `arn:aws:rds:${TARGET}:123456789012:snapshot:tagged`)).toEqual([
+      { Key: 'nightshift:copy-source', Value: `${ARN}:snapshot:tagged` },
+      { Key: 'nightshift:source-time', Value: expect.stringMatching(/Z$/) },
+    ]);
+    expect(placed(again).sort()).toEqual([
+      'eu-central-1 orders-a changed',
+      'eu-central-1 tagged changed',
+      'eu-west-1 orders-a unchanged',
+      'eu-west-1 tagged unchanged',
+    ]);
+    expect(await tagsOf(src, `${ARN}:snapshot:tagged`)).toEqual([]);
+    expect(await tagsOf(src, `${ARN}:snapshot:orders-a`)).toEqual([
+      { Key: 'purpose', Value: 'before-migration' },
+    ]);
   });
 
   it('prunes copies past RETENTION_DAYS but keeps the newest of each database, and never re-copies old sources', async () => {
@@ -375,9 +388,15 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     const next = await copy({ action: 'sweep' });
 
     // Assess
-    // orders-monday's source is past retention and not the newest: a sweep passes it by quietly
-    expect(rows(sweep)).toEqual(['orders-tuesday unchanged', 'orders-monday changed']);
-    expect(sweep.resources[1]?.detail).toMatch(
+    // orders-monday's source is past retention and not the newest: a sweep passes it by quietly; both
+    // sources lose their marks (both are copied)
+    expect(placed(sweep)).toEqual([
+      'eu-west-1 orders-tuesday unchanged',
+      'eu-central-1 orders-monday changed',
+      'eu-central-1 orders-tuesday changed',
+      'eu-west-1 orders-monday changed',
+    ]);
+    expect(sweep.resources[3]?.detail).toMatch(
       /^delete copy orders-monday in eu-west-1 \(of arn:aws:rds:eu-central-1:123456789012:snapshot:orders-monday, taken .*\): 10d old, past RETENTION_DAYS 7; newest copy orders-tuesday kept$/,
     );
     expect(await ids()).toEqual(['orders-tuesday', 'reports-keep']);
@@ -402,20 +421,20 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
       (await tagsOf(dst, `arn:aws:rds:${TARGET}:123456789012:snapshot:orders-monday-audit`)).map(
         (t) => t.Key,
       ),
-    ).toContain('nightshift:source-arn');
+    ).toContain('nightshift:copy-source');
 
     // Act: ten days later
     clock = new Date(Date.now() + 10 * DAY);
     const sweep = await copy({ action: 'sweep' });
 
     // Assess
-    expect(rows(sweep)).toEqual([
-      'orders-tuesday unchanged',
-      'orders-monday changed',
-      'orders-monday-audit skipped',
+    expect(placed(sweep).filter((r) => r.startsWith(TARGET))).toEqual([
+      'eu-west-1 orders-tuesday unchanged',
+      'eu-west-1 orders-monday changed',
+      'eu-west-1 orders-monday-audit skipped',
     ]);
-    expect(sweep.resources[2]?.detail).toBe(
-      'carries nightshift:source-arn but is not a copy this deployment made: RDS records no source for it (no SourceDBSnapshotIdentifier): it was not copied across Regions; never pruned',
+    expect(sweep.resources.find((r) => r.arn.endsWith(':orders-monday-audit'))?.detail).toBe(
+      'carries nightshift:copy-source but is not a copy this deployment made: RDS records no source for it (no SourceDBSnapshotIdentifier): it was not copied across Regions; never pruned',
     );
     expect(await ids()).toEqual(['orders-monday-audit', 'orders-tuesday']);
   });
@@ -443,14 +462,16 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
       );
     expect(
       (await tagsOf(dst, `arn:aws:rds:${TARGET}:123456789012:snapshot:orders-drill-1`)).map((t) => t.Key),
-    ).toEqual(expect.arrayContaining(['nightshift:source-arn', 'nightshift:source-time']));
+    ).toEqual(expect.arrayContaining(['nightshift:copy-source', 'nightshift:source-time']));
 
     // Act: ten days later
     clock = new Date(Date.now() + 10 * DAY);
     const sweep = await copy({ action: 'sweep' });
 
-    // Assess
-    expect(sweep.resources.filter((r) => r.outcome === 'changed')).toEqual([]);
+    // Assess: nothing changed in the DR region (the source only lost its marks)
+    expect(placed(sweep).filter((r) => r.endsWith(' changed'))).toEqual([
+      'eu-central-1 orders-monday changed',
+    ]);
     // …including the automated snapshot RDS took of the restored database
     expect(rows(sweep).filter((r) => r.includes('drill'))).toEqual([
       expect.stringMatching(/^orders-drill-\d{4}(-\d\d){4} skipped$/),
@@ -469,7 +490,9 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     const dry = await copy({ action: 'sweep', dryRun: true });
     const untouched = await copiesIn();
     const sourceTags = await tagsOf(src, arn);
-    const mutations = proxy.delivered().filter((r) => /^(Copy|Delete|AddTags)/.test(r.operation)).length;
+    const mutations = proxy
+      .delivered()
+      .filter((r) => /^(Copy|Delete|AddTags|RemoveTags)/.test(r.operation)).length;
     await snapshot('orders', 'orders-b');
     const stale = await copy({ action: 'sweep', planDigest: dry.planDigest });
     const afterStale = await copiesIn();
@@ -516,6 +539,107 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     expect(await ids()).toEqual(['orders-a']);
   });
 
+  /** What a person does in the console: copy a source into the DR region with "copy tags" on. */
+  const personCopies = (sourceArn: string, targetId: string) =>
+    new RDSClient({
+      region: TARGET,
+      endpoint: proxy.url,
+      credentials: { accessKeyId: 't', secretAccessKey: 't' },
+    }).send(
+      new CopyDBSnapshotCommand({
+        SourceDBSnapshotIdentifier: sourceArn,
+        TargetDBSnapshotIdentifier: targetId,
+        CopyTags: true,
+      }),
+    );
+  /** Snapshots an earlier nightshift takes for its copies: anything carrying nightshift:source-arn. */
+  const takenByEarlierVersions = async (client: RDSClient) =>
+    (await copiesIn(client))
+      .filter((c) => c.tags?.some((t) => t.Key === 'nightshift:source-arn'))
+      .map((c) => c.id);
+
+  it('marks sources and copies with nightshift:copy-source, which earlier versions never act on, and retires the legacy key', async () => {
+    // Prepare: an earlier version marked orders-monday with nightshift:source-arn and copied it with its
+    // tags; orders-tuesday is new. An older nightshift copying INTO eu-central-1 (another stage or region, a
+    // rollback) deletes every snapshot there that carries nightshift:source-arn.
+    await seedDatabase();
+    const monday = await snapshot('orders', 'orders-monday', [
+      { Key: 'nightshift:source-arn', Value: `${ARN}:snapshot:orders-monday` },
+      { Key: 'nightshift:source-time', Value: '2026-11-01T03:00:00Z' },
+    ]);
+    await personCopies(monday, 'orders-monday');
+    await new Promise((r) => setTimeout(r, 1100));
+    await snapshot('orders', 'orders-tuesday');
+
+    // Act
+    const first = await copy({ action: 'sweep' });
+    const afterFirst = await takenByEarlierVersions(src);
+    const second = await copy({ action: 'sweep' });
+
+    // Assess: no source ever carries the legacy key again, and the new copy does not carry it either
+    expect(afterFirst).toEqual([]);
+    expect(await takenByEarlierVersions(src)).toEqual([]);
+    expect(placed(first)).toEqual([
+      'eu-west-1 orders-tuesday changed',
+      'eu-west-1 orders-monday unchanged',
+      'eu-central-1 orders-monday changed',
+    ]);
+    expect(first.resources[2]?.detail).toBe(
+      'remove nightshift:source-time, nightshift:source-arn from orders-monday: it has an available copy in every target region (eu-west-1); ' +
+        "copies people make of it later are then never taken for nightshift's",
+    );
+    expect(
+      (await tagsOf(dst, `arn:aws:rds:${TARGET}:123456789012:snapshot:orders-tuesday`)).map((t) => t.Key),
+    ).toEqual(['purpose', 'nightshift:copy-source', 'nightshift:source-time']);
+    // The legacy copy is still recognised as nightshift's: the source it names is unmarked, it is not re-copied
+    expect(await takenByEarlierVersions(dst)).toEqual(['orders-monday']);
+    expect(placed(second).filter((r) => r.endsWith(' changed'))).toEqual([
+      'eu-central-1 orders-tuesday changed',
+    ]);
+  });
+
+  it("never adopts a person's later copy of a source: unmarked once copied, and the natural identifier taken while marked", async () => {
+    // Prepare: monday copied by a sweep
+    await seedDatabase();
+    const monday = await snapshot('orders', 'orders-monday');
+    await copy({ action: 'sweep' });
+
+    // Act: while the source is marked, a person's copy under its natural identifier collides with ours
+    const collided = await personCopies(monday, 'orders-monday').then(
+      () => undefined,
+      (e: unknown) => (e as Error).name,
+    );
+    // The next sweep removes the marks; the person copies it again for an audit, with its tags
+    const unmarking = await copy({ action: 'sweep' });
+    await personCopies(monday, 'orders-monday-audit');
+    // Ten days later tuesday is the newest and copied, monday's copy is pruned, and the person copies
+    // monday again under the identifier nightshift derives, now free
+    await new Promise((r) => setTimeout(r, 1100));
+    await snapshot('orders', 'orders-tuesday');
+    clock = new Date(Date.now() + 10 * DAY);
+    await copy({ action: 'sweep' });
+    const pruning = await copy({ action: 'sweep' });
+    await personCopies(monday, 'orders-monday');
+    const later = await copy({ action: 'sweep' });
+
+    // Assess
+    expect(collided).toMatch(/AlreadyExists/);
+    expect(placed(unmarking)).toEqual([
+      'eu-west-1 orders-monday unchanged',
+      'eu-central-1 orders-monday changed',
+    ]);
+    expect(await tagsOf(src, monday)).toEqual([{ Key: 'purpose', Value: 'before-migration' }]);
+    expect(placed(pruning).filter((r) => r.startsWith(TARGET))).toEqual([
+      'eu-west-1 orders-tuesday unchanged',
+      'eu-west-1 orders-monday changed',
+    ]);
+    expect(placed(later).filter((r) => r.startsWith(TARGET))).toEqual(['eu-west-1 orders-tuesday unchanged']);
+    expect(await ids()).toEqual(['orders-monday', 'orders-monday-audit', 'orders-tuesday']);
+    expect(
+      (await tagsOf(dst, `arn:aws:rds:${TARGET}:123456789012:snapshot:orders-monday`)).map((t) => t.Key),
+    ).toEqual(['purpose']);
+  });
+
   it.each([
     { event: { action: 'copy' }, field: 'snapshot' },
     { event: { action: 'copy', snapshot: 'orders-a' }, field: 'snapshot' },
@@ -552,7 +676,31 @@ describe('rds-snapshot-copy configuration', () => {
         RETENTION_DAYS: '-1',
       }),
     ).toThrow(
-      'invalid configuration: TARGET_REGIONS: required: a comma list of regions, e.g. eu-west-1,us-east-1; TARGET_KMS_KEYS: "eu-west-1" is not region=key; TARGET_OPTION_GROUPS: "tde" is not region=option group; RETENTION_DAYS: expected a whole number of days, 0 or more',
+      'invalid configuration: TARGET_REGIONS: required: a comma list of regions, e.g. eu-west-1,us-east-1; TARGET_KMS_KEYS: "eu-west-1" is not region=key; TARGET_OPTION_GROUPS: "tde" is not region=option group or source-option-group@region=option group; RETENTION_DAYS: expected a whole number of days, 0 or more',
+    );
+  });
+
+  it('reads source-option-group@region=name pairs next to region=name, and refuses bad ones at cold start', () => {
+    const parse = (groups: string) =>
+      parseEnv(CopyConfig, { AWS_REGION: SOURCE, TARGET_REGIONS: TARGET, TARGET_OPTION_GROUPS: groups });
+
+    expect(
+      parse(
+        'eu-west-1=any-dr, Oracle-EE-19-TDE@eu-west-1=oracle-tde-dr,sqlserver-se-tde@eu-west-1=mssql-tde-dr',
+      ).TARGET_OPTION_GROUPS,
+    ).toEqual({
+      'eu-west-1': 'any-dr',
+      'oracle-ee-19-tde@eu-west-1': 'oracle-tde-dr',
+      'sqlserver-se-tde@eu-west-1': 'mssql-tde-dr',
+    });
+    expect(() => parse('oracle@eu-west=x')).toThrow(
+      'TARGET_OPTION_GROUPS: "oracle@eu-west=x" is not region=option group or source-option-group@region=option group',
+    );
+    expect(() => parse('ora_cle@eu-west-1=x,eu-west-1=dr--1')).toThrow(
+      'TARGET_OPTION_GROUPS: "ora_cle@eu-west-1=x" names an option group that is not 1-255 letters, digits or single hyphens starting with a letter; TARGET_OPTION_GROUPS: "eu-west-1=dr--1" names an option group',
+    );
+    expect(() => parse('oracle@eu-west-1=a,ORACLE@eu-west-1=b')).toThrow(
+      'TARGET_OPTION_GROUPS: "ORACLE@eu-west-1=b" repeats oracle@eu-west-1 with another option group (a)',
     );
   });
 

@@ -15,8 +15,17 @@ import { RotationConfig } from '#functions/instance-rotation/config.ts';
 import { FUNCTION_DIMENSIONS, METRICS_NAMESPACE, OUTCOME_METRICS, RUNS_METRIC } from '#shared/metrics.ts';
 import { buildReport } from '#shared/report.ts';
 import { lambdaContext } from '#test/support/context.ts';
-import { evaluate, type IamRequest, type IamStatement } from '#test/support/iam-eval.ts';
-import { recordUncopied, UNCOPIED_METRIC } from '#functions/rds-snapshot-copy/metrics.ts';
+import {
+  authorize,
+  evaluate,
+  resolveStatements,
+  type IamRequest,
+  type IamStatement,
+  type Pseudo,
+} from '#test/support/iam-eval.ts';
+import { LAG_METRIC, recordLag } from '#functions/rds-snapshot-copy/metrics.ts';
+import { planCopies } from '#functions/rds-snapshot-copy/plan.ts';
+import type { Snapshot } from '#functions/rds-snapshot-copy/inventory.ts';
 
 const FUNCTIONS = readdirSync('functions').filter((name) =>
   existsSync(join('functions', name, 'handler.ts')),
@@ -587,14 +596,28 @@ describe('serverless.yml and infra/', () => {
   });
 
   describe('rds-snapshot-copy: the role can never make a snapshot it did not create deletable', () => {
-    // The stack in eu-central-1 (the source region) copying into eu-west-1.
-    const pseudo = { partition: 'aws', region: 'eu-central-1', account: '123456789012' };
-    const foreign = 'arn:aws:rds:eu-west-1:123456789012:snapshot:reports-keep';
-    const foreignCluster = 'arn:aws:rds:eu-west-1:123456789012:cluster-snapshot:ledger-keep';
-    const source = 'arn:aws:rds:eu-central-1:123456789012:snapshot:orders-a';
-    const copy = 'arn:aws:rds:eu-west-1:123456789012:snapshot:orders-a';
-    const statements = () => rolePolicyStatements(dev, 'rds-snapshot-copy') as IamStatement[];
-    const decide = (request: IamRequest) => evaluate(statements(), request, pseudo);
+    const ACCOUNT = '123456789012';
+    // The stack in eu-central-1 (the source region) copying into eu-west-1; the same template deployed in
+    // eu-west-1 is deployment B, copying the other way.
+    const pseudo: Pseudo = { partition: 'aws', region: 'eu-central-1', account: ACCOUNT };
+    const pseudoB: Pseudo = { ...pseudo, region: 'eu-west-1' };
+    const foreign = `arn:aws:rds:eu-west-1:${ACCOUNT}:snapshot:reports-keep`;
+    const foreignCluster = `arn:aws:rds:eu-west-1:${ACCOUNT}:cluster-snapshot:ledger-keep`;
+    const source = `arn:aws:rds:eu-central-1:${ACCOUNT}:snapshot:orders-a`;
+    const copy = `arn:aws:rds:eu-west-1:${ACCOUNT}:snapshot:orders-a`;
+    type RawStatement = IamStatement | { 'Fn::If': unknown[] };
+    /** The role's statements as written, Fn::If included (rolePolicyStatements leaves those out). */
+    const rawStatements = (): unknown[] => {
+      const fn = dev.Resources[logicalId('rds-snapshot-copy')]?.Properties as {
+        Role: { 'Fn::GetAtt': [string, string] };
+      };
+      const role = dev.Resources[fn.Role['Fn::GetAtt'][0]]?.Properties;
+      return (role?.Policies as { PolicyDocument: { Statement: RawStatement[] } }[]).flatMap(
+        (p) => p.PolicyDocument.Statement,
+      );
+    };
+    const statements = (kms = false) => resolveStatements(rawStatements(), { HasCopyKmsKeys: kms });
+    const decide = (request: IamRequest, p: Pseudo = pseudo) => evaluate(statements(), request, p);
     // The request context RDS builds for rds:AddTagsToResource (Service Authorization Reference: aws:RequestTag,
     // aws:TagKeys, rds:req-tag, rds:TagsFromRequest), and aws:RequestedRegion, which every request has.
     const tagging = (
@@ -612,7 +635,13 @@ describe('serverless.yml and infra/', () => {
         ...(fromRequest !== undefined && { 'rds:TagsFromRequest': String(fromRequest) }),
       },
     });
-    const marker = { 'nightshift:source-arn': source };
+    const untagging = (resource: string, region: string, keys?: string[]) => ({
+      action: 'rds:RemoveTagsFromResource',
+      resource,
+      context: { 'aws:RequestedRegion': region, ...(keys && { 'aws:TagKeys': keys }) },
+    });
+    const marker = { 'nightshift:copy-source': source };
+    const legacy = { 'nightshift:source-arn': source };
     const deletion = (resource: string, region: string, tags: Record<string, string>) => ({
       action: resource.includes(':cluster-snapshot:')
         ? 'rds:DeleteDBClusterSnapshot'
@@ -628,6 +657,7 @@ describe('serverless.yml and infra/', () => {
       ['AddTagsToResource of the marker', tagging(foreign, 'eu-west-1', marker, true)],
       ['the same on a cluster snapshot', tagging(foreignCluster, 'eu-west-1', marker, true)],
       ['the same if RDS sent no rds:TagsFromRequest', tagging(foreign, 'eu-west-1', marker)],
+      ['the legacy marker', tagging(foreign, 'eu-west-1', legacy, true)],
       ['a copy with explicit Tags (tag-on-create)', tagging(copy, 'eu-west-1', marker, true)],
       ['any other tag', tagging(foreign, 'eu-west-1', { team: 'shop' }, true)],
     ])('denies tagging in a destination region: %s', (_, request) => {
@@ -639,41 +669,150 @@ describe('serverless.yml and infra/', () => {
         allowed: true,
         by: 'MarkSources',
       });
-      expect(decide(deletion(source, 'eu-central-1', marker))).toEqual({
-        allowed: false,
-        by: 'DenyDeleteInSourceRegion',
-      });
+      for (const tags of [marker, legacy])
+        expect(decide(deletion(source, 'eu-central-1', tags))).toEqual({
+          allowed: false,
+          by: 'DenyDeleteInSourceRegion',
+        });
     });
 
-    it('marks sources in its own region with nightshift tags pointing there, and nothing else', () => {
+    it('marks sources in its own region with nightshift:copy-source pointing there, and nothing else', () => {
       expect(decide(tagging(source, 'eu-central-1', { team: 'shop' }, true)).allowed).toBe(false);
       expect(
-        decide(tagging(source, 'eu-central-1', { 'nightshift:source-arn': foreign }, true)).allowed,
+        decide(tagging(source, 'eu-central-1', { 'nightshift:copy-source': foreign }, true)).allowed,
+      ).toBe(false);
+      // No statement lets it add the legacy key anywhere, in any case
+      expect(decide(tagging(source, 'eu-central-1', legacy, true))).toEqual({
+        allowed: false,
+        by: 'implicit deny',
+      });
+      expect(
+        decide(tagging(source, 'eu-central-1', { 'Nightshift:Copy-Source': source }, true)).allowed,
+      ).toBe(false);
+      // ForAllValues holds vacuously for a request without aws:TagKeys: the Null condition refuses it
+      expect(
+        decide({
+          ...tagging(source, 'eu-central-1', marker, true),
+          context: { 'aws:RequestedRegion': 'eu-central-1' },
+        }).allowed,
       ).toBe(false);
       expect(
         decide(tagging(source, 'eu-central-1', { 'nightshift:source-time': '2026-11-23T03:24:00Z' }, true)),
       ).toEqual({ allowed: true, by: 'MarkSources' });
     });
 
-    it('copies with CopyTags into a destination region, and deletes there only what carries the marker', () => {
-      const copying = {
-        action: 'rds:CopyDBSnapshot',
-        resource: copy,
-        context: { 'aws:RequestedRegion': 'eu-west-1' },
-      };
-      expect(decide(copying)).toEqual({ allowed: true, by: 'CopySnapshots' });
-      expect(decide(tagging(copy, 'eu-west-1', marker, false))).toEqual({
+    it('removes only nightshift keys, only in its own region', () => {
+      expect(
+        decide(
+          untagging(source, 'eu-central-1', [
+            'nightshift:copy-source',
+            'nightshift:source-time',
+            'nightshift:source-arn',
+          ]),
+        ),
+      ).toEqual({ allowed: true, by: 'UnmarkSources' });
+      expect(decide(untagging(source, 'eu-central-1', ['nightshift:copy-source', 'team'])).allowed).toBe(
+        false,
+      );
+      expect(decide(untagging(source, 'eu-central-1')).allowed).toBe(false);
+      expect(decide(untagging(copy, 'eu-west-1', ['nightshift:copy-source'])).allowed).toBe(false);
+    });
+
+    it('copies with CopyTags into a destination region, authorised on the source and on the target, and deletes there only what its marker names', () => {
+      // CopyDBSnapshot is authorised on the source (in its region, through the presigned request) and on
+      // the target; CopyTags adds an rds:AddTagsToResource of inherited tags on the target.
+      const copying = [
+        {
+          action: 'rds:CopyDBSnapshot',
+          resource: source,
+          context: { 'aws:RequestedRegion': 'eu-central-1' },
+        },
+        { action: 'rds:CopyDBSnapshot', resource: copy, context: { 'aws:RequestedRegion': 'eu-west-1' } },
+        tagging(copy, 'eu-west-1', marker, false),
+      ];
+      expect(authorize(statements(), copying, pseudo)).toEqual({
         allowed: true,
-        by: 'InheritTagsOnCopies',
+        by: 'CopySnapshots, InheritTagsOnCopies',
       });
+      const otherAccount = { ...copying[0], resource: source.replace(ACCOUNT, '210987654321') } as IamRequest;
+      expect(authorize(statements(), [otherAccount, ...copying.slice(1)], pseudo).allowed).toBe(false);
       expect(decide(deletion(copy, 'eu-west-1', marker))).toEqual({ allowed: true, by: 'PruneOwnCopies' });
+      expect(decide(deletion(copy, 'eu-west-1', legacy))).toEqual({ allowed: true, by: 'PruneLegacyCopies' });
       expect(decide(deletion(foreign, 'eu-west-1', {})).allowed).toBe(false);
     });
 
-    it('has no statement that lets it add tags of its own choosing outside its region, or delete without the marker', () => {
-      for (const s of statements().filter((st) => st.Effect === 'Allow')) {
+    it('reads tag keys in conditions without regard to case, as IAM does, and still lets nothing be tagged deletable', () => {
+      // A person's tag in another case still names this region: IAM matches it (the code does not: it
+      // reads exactly nightshift:copy-source, and RDS must name the source too)
+      expect(decide(deletion(copy, 'eu-west-1', { 'NIGHTSHIFT:COPY-SOURCE': source }))).toEqual({
+        allowed: true,
+        by: 'PruneOwnCopies',
+      });
+      expect(decide(tagging(foreign, 'eu-west-1', { 'NightShift:Copy-Source': source }, true)).allowed).toBe(
+        false,
+      );
+    });
+
+    it('with nightshift in two regions, never lets one deployment delete what the other marked', () => {
+      // Prepare: deployment B (eu-west-1) marks B's production snapshot for its copies into eu-central-1
+      const production = `arn:aws:rds:eu-west-1:${ACCOUNT}:snapshot:ledger-2026-11-23`;
+      const bCopy = `arn:aws:rds:eu-central-1:${ACCOUNT}:snapshot:ledger-2026-11-23`;
+      expect(
+        decide(tagging(production, 'eu-west-1', { 'nightshift:copy-source': production }, true), pseudoB),
+      ).toEqual({
+        allowed: true,
+        by: 'MarkSources',
+      });
+
+      // Act / Assess: A may delete neither B's marked production snapshot nor one an earlier B marked
+      const marks: Record<string, string>[] = [
+        { 'nightshift:copy-source': production },
+        { 'nightshift:source-arn': production },
+      ];
+      for (const tags of marks)
+        expect(decide(deletion(production, 'eu-west-1', tags))).toEqual({
+          allowed: false,
+          by: 'implicit deny',
+        });
+      // B may not delete it either (its own region), nor A's sources, nor A's copies
+      expect(
+        decide(deletion(production, 'eu-west-1', { 'nightshift:copy-source': production }), pseudoB).allowed,
+      ).toBe(false);
+      expect(decide(deletion(source, 'eu-central-1', marker), pseudoB).allowed).toBe(false);
+      expect(decide(deletion(copy, 'eu-west-1', marker), pseudoB).allowed).toBe(false);
+      // Each deletes its own copies in the other's region
+      expect(decide(deletion(copy, 'eu-west-1', marker)).allowed).toBe(true);
+      expect(
+        decide(deletion(bCopy, 'eu-central-1', { 'nightshift:copy-source': production }), pseudoB).allowed,
+      ).toBe(true);
+    });
+
+    it('evaluates the KMS statements under Fn::If for both values of HasCopyKmsKeys', () => {
+      const key = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd';
+      const grant = {
+        action: 'kms:CreateGrant',
+        resource: key,
+        context: { 'aws:RequestedRegion': 'eu-west-1', 'kms:GrantIsForAWSResource': 'true' },
+      };
+      const withKeys = { ...pseudo, parameters: { CopyKmsKeyArns: [key] } };
+
+      expect(evaluate(statements(true), grant, withKeys)).toEqual({
+        allowed: true,
+        by: 'GrantConfiguredKeysToRds',
+      });
+      expect(
+        evaluate(statements(true), { ...grant, context: { 'aws:RequestedRegion': 'eu-west-1' } }, withKeys)
+          .allowed,
+      ).toBe(false);
+      expect(evaluate(statements(false), grant, pseudo)).toEqual({ allowed: false, by: 'implicit deny' });
+      expect(() => resolveStatements(rawStatements(), {})).toThrow('HasCopyKmsKeys');
+    });
+
+    it('has no statement that lets it add tags of its own choosing outside its region, or delete unless its marker names its own region', () => {
+      const pinned = { 'Fn::Sub': 'arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:*' };
+      for (const s of [...statements(true), ...statements(false)].filter((st) => st.Effect === 'Allow')) {
         const actions = list(s.Action);
-        if (actions.includes('rds:AddTagsToResource')) {
+        if (actions.some((a) => /^rds:(AddTags|RemoveTags)/.test(a))) {
           const inOwnRegion = list(s.Resource as string).every((r) =>
             JSON.stringify(r).includes(':rds:${AWS::Region}:'),
           );
@@ -684,12 +823,15 @@ describe('serverless.yml and infra/', () => {
           expect(inOwnRegion || inheritedOnly, JSON.stringify(s)).toBe(true);
         }
         if (actions.some((a) => /^rds:Delete/.test(a)))
-          expect(s.Condition).toEqual({ StringLike: { 'aws:ResourceTag/nightshift:source-arn': 'arn:*' } });
+          expect([
+            { StringLike: { 'aws:ResourceTag/nightshift:copy-source': pinned } },
+            { StringLike: { 'aws:ResourceTag/nightshift:source-arn': pinned } },
+          ]).toContainEqual(s.Condition);
       }
     });
   });
 
-  it('alarms when a destination region stops receiving copies, on the metric the sweep really writes', () => {
+  it('alarms when a destination region falls behind, on the metric the sweep really writes', () => {
     // Prepare: metrics on, as deployed in dev; stdout captured
     vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
     vi.stubEnv('NIGHTSHIFT_STAGE', 'dev');
@@ -700,8 +842,14 @@ describe('serverless.yml and infra/', () => {
     }) as typeof process.stdout.write);
 
     // Act
-    recordUncopied({
-      'eu-west-1': { arn: 'arn:aws:rds:eu-central-1:123456789012:snapshot:orders-a', ageHours: 40 },
+    recordLag({
+      'eu-west-1': {
+        database: 'instance:orders',
+        basis: 'source',
+        arn: 'arn:aws:rds:eu-central-1:123456789012:snapshot:orders-a',
+        since: '2026-11-21T12:00:00Z',
+        hours: 40,
+      },
       'us-east-1': null,
     });
 
@@ -711,8 +859,7 @@ describe('serverless.yml and infra/', () => {
       .split('\n')
       .filter((l) => l.includes('"_aws"'))
       .map((l) => JSON.parse(l) as EmfRecord);
-    const alarm = alarms(dev).find((a) => a.MetricName === UNCOPIED_METRIC) as Alarm &
-      Record<string, unknown>;
+    const alarm = alarms(dev).find((a) => a.MetricName === LAG_METRIC) as Alarm & Record<string, unknown>;
     expect(alarm).toMatchObject({
       AlarmName: 'nightshift-dev-rds-snapshot-copy-uncopied',
       Namespace: METRICS_NAMESPACE,
@@ -732,9 +879,9 @@ describe('serverless.yml and infra/', () => {
     expect(alarm.Period).toBe(3600);
     expect(alarm.EvaluationPeriods).toBe(26);
     expect(alarm.DatapointsToAlarm).toBe(26);
-    expect(records.map((r) => [r.region, r[UNCOPIED_METRIC]])).toEqual([
-      ['eu-west-1', 40],
-      ['us-east-1', 0],
+    expect(records.map((r) => [r.region, r[LAG_METRIC], r.lag_database])).toEqual([
+      ['eu-west-1', 40, 'instance:orders'],
+      ['us-east-1', 0, undefined],
     ]);
     for (const record of records) {
       const directive = record._aws.CloudWatchMetrics.find((d) => d.Namespace === alarm.Namespace);
@@ -754,4 +901,90 @@ describe('serverless.yml and infra/', () => {
     expect(parameter(dev)).toBe('ENABLED');
     expect(parameter(switches)).toBe('copySchedulesState');
   });
+
+  it.each([0, 1])(
+    'pages within two days when copies stop at RETENTION_DAYS %i, although sources expire daily (BackupRetentionPeriod 1)',
+    (retentionDays) => {
+      // Prepare: the deployed alarm, evaluated as CloudWatch does: hourly periods of the Maximum, missing
+      // data breaching, DatapointsToAlarm of EvaluationPeriods; one automated snapshot a day at 03:00 (the
+      // previous one expires), a sweep a day at 05:00. Copies work for days -3 to -1 and stop on day 0.
+      const alarm = alarms(dev).find((a) => a.MetricName === LAG_METRIC) as Alarm & Record<string, unknown>;
+      expect(alarm).toMatchObject({
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'breaching',
+      });
+      const threshold = Number(alarm.Threshold);
+      const HOUR = 3_600_000;
+      const start = Date.parse('2026-11-20T00:00:00Z');
+      const at = (day: number, hour: number) => new Date(start + (day + 3) * 24 * HOUR + hour * HOUR);
+      const SRC = 'eu-central-1';
+      const DST = 'eu-west-1';
+      const id = (day: number) => `rds:orders-2026-11-${20 + day + 3}-03-00`;
+      const arn = (region: string, snapshot: string) =>
+        `arn:aws:rds:${region}:123456789012:snapshot:${snapshot}`;
+      let copies: Snapshot[] = [];
+      const lag = new Map<number, number>();
+      for (let day = -3; day <= 3; day += 1) {
+        const now = at(day, 5);
+        const taken = at(day, 3);
+        const today: Snapshot = {
+          arn: arn(SRC, id(day)),
+          id: id(day),
+          kind: 'instance',
+          type: 'automated',
+          status: 'available',
+          encrypted: false,
+          created: taken,
+          originalCreated: taken,
+          dbId: 'orders',
+          tags: {},
+        };
+        // Act: the sweep plans; its copies land while copies work, its deletions always
+        const plan = planCopies(
+          {
+            mode: 'sweep',
+            sources: [today],
+            siblings: [],
+            missing: [],
+            regions: [DST],
+            destinations: { [DST]: copies },
+            databases: { 'instance:orders': { tags: {}, created: at(-10, 0) } },
+          },
+          { sourceRegion: SRC, retentionDays, kmsKeys: {}, optionGroups: {}, sourceTags: [], now },
+        );
+        lag.set(now.getTime(), plan.lag[DST]?.hours ?? 0);
+        const pruned = new Set(plan.prunes.filter((w) => w.hasWork).map((w) => w.id));
+        copies = copies.filter((c) => !pruned.has(c.id));
+        if (day < 0)
+          for (const w of plan.copies.filter((c) => c.hasWork))
+            copies.push({
+              ...today,
+              arn: arn(DST, w.targetId),
+              id: w.targetId,
+              type: 'manual',
+              copiedFrom: today.arn,
+              sourceArn: today.arn,
+              markerKey: 'nightshift:copy-source',
+              tags: { 'nightshift:copy-source': today.arn },
+            });
+      }
+      const breaching = (hour: number) => {
+        const value = lag.get(start + hour * HOUR);
+        return value === undefined || value > threshold;
+      };
+      const inAlarm = (hour: number) =>
+        Array.from({ length: Number(alarm.EvaluationPeriods) }, (_, i) => hour - i).filter(breaching)
+          .length >= Number(alarm.DatapointsToAlarm);
+      const hourOf = (d: Date) => (d.getTime() - start) / HOUR;
+
+      // Assess: OK while copies work (from the first full window), ALARM within 48 hours of the first sweep
+      // that copied nothing, and it stays there
+      for (let h = hourOf(at(-2, 7)); h < hourOf(at(0, 5)) + 26; h += 1)
+        expect(inAlarm(h), `hour ${h}`).toBe(false);
+      const first = Array.from({ length: 24 * 4 }, (_, i) => hourOf(at(0, 5)) + i).find(inAlarm);
+      expect(first).toBeDefined();
+      expect((first as number) - hourOf(at(0, 5))).toBeLessThanOrEqual(48);
+      for (let h = first as number; h <= hourOf(at(3, 5)); h += 1) expect(inAlarm(h), `hour ${h}`).toBe(true);
+    },
+  );
 });

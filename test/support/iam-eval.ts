@@ -2,8 +2,13 @@
  * A small evaluator of identity-policy statements from the packaged template, for the meta tests that
  * prove what a role can and cannot do (test/meta). It follows IAM's documented evaluation logic for
  * one principal in one account: an explicit Deny wins, then any Allow, else the request is denied.
- * It knows only the condition operators the templates use, and throws on any other, so a new operator
- * can never be passed over silently.
+ * Condition key names are matched without regard to case, as IAM does ("condition key names are not
+ * case-sensitive"; for aws:ResourceTag/… and aws:RequestTag/… the tag key part too, while values keep
+ * their case). Set operators (ForAllValues, ForAnyValue), IfExists and absent keys follow IAM's rules
+ * (conditionHolds). It knows the string, Bool and Null operators, and throws on any other operator, on a
+ * single-valued operator given a multivalued key, and on NotAction/NotResource/Principal, so nothing
+ * can be passed over silently. Statements under Fn::If are expanded for the
+ * template conditions given (resolveStatements), never dropped.
  */
 
 export interface IamStatement {
@@ -27,13 +32,15 @@ export interface Pseudo {
   partition: string;
   region: string;
   account: string;
+  /** Template parameters by name, for `Ref`. */
+  parameters?: Record<string, string | string[]>;
 }
 
 const list = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 
-/** Resolves `{ "Fn::Sub": "…${AWS::Region}…" }` and `{ "Ref": "AWS::Region" }` as CloudFormation would. */
-const resolve = (value: unknown, p: Pseudo): string => {
-  if (typeof value === 'string') return value;
+/** Resolves `{ "Fn::Sub": "…${AWS::Region}…" }` and `{ "Ref": … }` as CloudFormation would. */
+const resolve = (value: unknown, p: Pseudo): string[] => {
+  if (typeof value === 'string') return [value];
   const pseudo: Record<string, string> = {
     'AWS::Partition': p.partition,
     'AWS::Region': p.region,
@@ -41,14 +48,34 @@ const resolve = (value: unknown, p: Pseudo): string => {
   };
   const v = value as { 'Fn::Sub'?: string; Ref?: string };
   if (typeof v['Fn::Sub'] === 'string')
-    return v['Fn::Sub'].replace(/\$\{(AWS::\w+)\}/g, (whole, name: string) => {
-      const resolved = pseudo[name];
-      if (resolved === undefined) throw new Error(`cannot resolve ${whole}`);
-      return resolved;
-    });
-  if (v.Ref && pseudo[v.Ref]) return pseudo[v.Ref] as string;
+    return [
+      v['Fn::Sub'].replace(/\$\{(AWS::\w+)\}/g, (whole, name: string) => {
+        const resolved = pseudo[name];
+        if (resolved === undefined) throw new Error(`cannot resolve ${whole}`);
+        return resolved;
+      }),
+    ];
+  if (v.Ref && pseudo[v.Ref]) return [pseudo[v.Ref] as string];
+  if (v.Ref && p.parameters && v.Ref in p.parameters) return list(p.parameters[v.Ref] as string | string[]);
   throw new Error(`cannot resolve ${JSON.stringify(value)}`);
 };
+
+/**
+ * A role's statements as CloudFormation would deploy them for the given template conditions:
+ * `{ "Fn::If": [condition, a, b] }` becomes a or b, and `{ "Ref": "AWS::NoValue" }` disappears. An
+ * Fn::If on a condition not given throws: evaluate each value of it in turn.
+ */
+export const resolveStatements = (raw: unknown[], conditions: Record<string, boolean>): IamStatement[] =>
+  raw.flatMap((entry): IamStatement[] => {
+    const e = entry as { 'Fn::If'?: [string, unknown, unknown]; Ref?: string };
+    if (e.Ref === 'AWS::NoValue') return [];
+    if (e['Fn::If']) {
+      const [name, whenTrue, whenFalse] = e['Fn::If'];
+      if (!(name in conditions)) throw new Error(`no value given for the template condition ${name}`);
+      return resolveStatements([conditions[name] ? whenTrue : whenFalse], conditions);
+    }
+    return [entry as IamStatement];
+  });
 
 /** IAM's wildcard match: `*` any run of characters, `?` one character; case-sensitive. */
 const glob = (pattern: string, text: string) =>
@@ -61,42 +88,89 @@ const glob = (pattern: string, text: string) =>
 
 const actionMatches = (pattern: string, action: string) => glob(pattern.toLowerCase(), action.toLowerCase());
 
+/** Every value of the context keys named `key` in any case (a resource may carry `Team` and `team`). */
+const contextValues = (request: IamRequest, key: string): string[] | undefined => {
+  const matches = Object.entries(request.context).filter(([k]) => k.toLowerCase() === key.toLowerCase());
+  return matches.length === 0 ? undefined : matches.flatMap(([, v]) => list(v));
+};
+
+const SINGLE_VALUED = new Set(['StringEquals', 'StringNotEquals', 'StringLike', 'StringNotLike', 'Bool']);
+
+/**
+ * One condition operator on one key, as IAM evaluates it (IAM User Guide, "Condition operators" and
+ * "Set operators for multivalued context keys"):
+ * - `…IfExists`: true when the key is absent from the request, else the operator without the suffix;
+ * - an absent key makes the positive operators false and the negated ones (`StringNotEquals`,
+ *   `StringNotLike`) true;
+ * - `ForAllValues:` is true when every value of the key matches one of the policy's values, and so
+ *   vacuously true when the key is absent or has no value; `ForAnyValue:` when at least one does, so
+ *   false when the key is absent;
+ * - several policy values are OR'ed; `Null: true` means absent.
+ * A single-valued operator on a key the request gives as a list (aws:TagKeys) throws: IAM's result there
+ * is not what a reader expects, and a policy must use a set operator.
+ */
 const conditionHolds = (operator: string, key: string, wanted: string[], request: IamRequest): boolean => {
-  const present = key in request.context;
-  const values = present ? list(request.context[key] as string | string[]) : [];
-  const [base, ifExists] = operator.endsWith('IfExists')
+  const raw = Object.entries(request.context).filter(([k]) => k.toLowerCase() === key.toLowerCase());
+  const multivalued = raw.some(([, v]) => Array.isArray(v));
+  const found = contextValues(request, key);
+  const present = found !== undefined;
+  const values = found ?? [];
+  const [qualified, ifExists] = operator.endsWith('IfExists')
     ? [operator.slice(0, -'IfExists'.length), true]
     : [operator, false];
-  if (!present && ifExists) return true;
-  switch (base) {
-    case 'StringEquals':
-      return present && values.some((v) => wanted.includes(v));
-    case 'StringNotEquals':
-      // A negated operator on an absent key matches (IAM: "the condition returns true").
-      return !present || values.every((v) => !wanted.includes(v));
-    case 'StringLike':
-      return present && values.some((v) => wanted.some((w) => glob(w, v)));
-    case 'Bool':
-      return present && values.some((v) => wanted.includes(v.toLowerCase()));
-    case 'ForAllValues:StringEquals':
-      // Vacuously true for an absent or empty key, as IAM documents.
-      return values.every((v) => wanted.includes(v));
-    case 'Null':
-      return wanted.includes(present ? 'false' : 'true');
-    default:
-      throw new Error(`iam-eval does not know the condition operator ${operator}`);
+  const [set, base] = qualified.includes(':')
+    ? (qualified.split(':', 2) as [string, string])
+    : [undefined, qualified];
+  if (base === 'Null') {
+    if (set || ifExists) throw new Error(`iam-eval does not know the condition operator ${operator}`);
+    return wanted.includes(present ? 'false' : 'true');
   }
+  if (!SINGLE_VALUED.has(base) || (set !== undefined && set !== 'ForAllValues' && set !== 'ForAnyValue'))
+    throw new Error(`iam-eval does not know the condition operator ${operator}`);
+  if (set === undefined && multivalued)
+    throw new Error(
+      `${operator} on ${key}, which the request gives as a list: use ForAllValues or ForAnyValue`,
+    );
+  if (!present && ifExists) return true;
+  const matches = (v: string): boolean => {
+    switch (base) {
+      case 'StringEquals':
+        return wanted.includes(v);
+      case 'StringNotEquals':
+        return !wanted.includes(v);
+      case 'StringLike':
+        return wanted.some((w) => glob(w, v));
+      case 'StringNotLike':
+        return !wanted.some((w) => glob(w, v));
+      default:
+        // Bool: "true" and "false", in any case.
+        return wanted.map((w) => w.toLowerCase()).includes(v.toLowerCase());
+    }
+  };
+  if (set === 'ForAllValues') return values.every(matches);
+  if (set === 'ForAnyValue') return values.some(matches);
+  const negated = base === 'StringNotEquals' || base === 'StringNotLike';
+  if (!present) return negated;
+  return negated ? values.every(matches) : values.some(matches);
 };
 
 const statementApplies = (s: IamStatement, request: IamRequest, p: Pseudo): boolean => {
+  // NotAction, NotResource and Principal change what a statement covers: never evaluate them as absent.
+  const unknown = Object.keys(s).filter(
+    (k) => !['Sid', 'Effect', 'Action', 'Resource', 'Condition'].includes(k),
+  );
+  if (unknown.length > 0)
+    throw new Error(`iam-eval does not know ${unknown.join(', ')} (statement ${s.Sid ?? '?'})`);
+  if (s.Effect !== 'Allow' && s.Effect !== 'Deny')
+    throw new Error(`Effect ${s.Effect} is neither Allow nor Deny`);
   if (!list(s.Action).some((a) => actionMatches(a, request.action))) return false;
-  if (!list(s.Resource).some((r) => glob(resolve(r, p), request.resource))) return false;
+  if (!list(s.Resource).some((r) => resolve(r, p).some((arn) => glob(arn, request.resource)))) return false;
   return Object.entries(s.Condition ?? {}).every(([operator, keys]) =>
     Object.entries(keys).every(([key, wanted]) =>
       conditionHolds(
         operator,
         key,
-        list(wanted as unknown).map((w) => (typeof w === 'boolean' ? String(w) : resolve(w, p))),
+        list(wanted as unknown).flatMap((w) => (typeof w === 'boolean' ? [String(w)] : resolve(w, p))),
         request,
       ),
     ),
@@ -111,4 +185,17 @@ export const evaluate = (statements: IamStatement[], request: IamRequest, p: Pse
   if (deny) return { allowed: false, by: deny.Sid ?? 'a Deny' };
   const allow = statements.find((s) => s.Effect === 'Allow' && statementApplies(s, request, p));
   return allow ? { allowed: true, by: allow.Sid ?? 'an Allow' } : { allowed: false, by: 'implicit deny' };
+};
+
+/**
+ * An API call AWS authorises as several requests (CopyDBSnapshot: on the source snapshot and on the
+ * target snapshot; CopyTags: an extra rds:AddTagsToResource on the new snapshot): allowed only when
+ * every one is. The decision names the first request refused, or the statements that allowed them.
+ */
+export const authorize = (statements: IamStatement[], requests: IamRequest[], p: Pseudo): Decision => {
+  const decisions = requests.map((r) => ({ r, d: evaluate(statements, r, p) }));
+  const refused = decisions.find(({ d }) => !d.allowed);
+  if (refused)
+    return { allowed: false, by: `${refused.d.by} (${refused.r.action} on ${refused.r.resource})` };
+  return { allowed: true, by: [...new Set(decisions.map(({ d }) => d.by))].join(', ') };
 };

@@ -7,6 +7,7 @@ import {
   type CopyPlanInput,
 } from '#functions/rds-snapshot-copy/plan.ts';
 import type { Snapshot } from '#functions/rds-snapshot-copy/inventory.ts';
+import type { TagRule } from '#shared/tags.ts';
 
 const NOW = new Date('2026-11-23T04:00:00Z');
 const DAY = 86_400_000;
@@ -41,9 +42,25 @@ const copyOf = (id: string, days: number, extra: Partial<Snapshot> = {}): Snapsh
   originalCreated: daysAgo(days),
   copiedFrom: srcArn(id),
   sourceArn: srcArn(id),
-  tags: { 'nightshift:source-arn': srcArn(id), 'nightshift:source-time': daysAgo(days).toISOString() },
+  markerKey: 'nightshift:copy-source',
+  tags: { 'nightshift:copy-source': srcArn(id), 'nightshift:source-time': daysAgo(days).toISOString() },
   ...extra,
 });
+/** A copy an earlier version made: its marker is nightshift:source-arn. */
+const legacyCopyOf = (id: string, days: number, extra: Partial<Snapshot> = {}): Snapshot =>
+  copyOf(id, days, {
+    markerKey: 'nightshift:source-arn',
+    tags: { 'nightshift:source-arn': srcArn(id), 'nightshift:source-time': daysAgo(days).toISOString() },
+    ...extra,
+  });
+/** A source marked for its copies. */
+const marked = (id: string, extra: Partial<Snapshot> = {}): Snapshot =>
+  source(id, {
+    sourceArn: srcArn(id),
+    markerKey: 'nightshift:copy-source',
+    tags: { 'nightshift:copy-source': srcArn(id), 'nightshift:source-time': '2026-11-23T04:00:00Z' },
+    ...extra,
+  });
 
 const plan = (
   input: Partial<CopyPlanInput>,
@@ -51,6 +68,7 @@ const plan = (
     retentionDays?: number;
     kmsKeys?: Record<string, string>;
     optionGroups?: Record<string, string>;
+    sourceTags?: TagRule[];
     first?: Set<string>;
   } = {},
 ) =>
@@ -62,7 +80,7 @@ const plan = (
       missing: [],
       regions: [DST],
       destinations: {},
-      databaseTags: {},
+      databases: {},
       ...input,
     },
     {
@@ -70,13 +88,15 @@ const plan = (
       retentionDays: opts.retentionDays ?? 7,
       kmsKeys: opts.kmsKeys ?? {},
       optionGroups: opts.optionGroups ?? {},
-      sourceTags: [],
+      sourceTags: opts.sourceTags ?? [],
       now: NOW,
       ...(opts.first && { first: opts.first }),
     },
   );
 const summary = (p: ReturnType<typeof plan>) =>
-  [...p.copies, ...p.prunes].map((w) => `${w.arn.split(':').pop()} ${w.hasWork ? 'work' : w.outcome}`);
+  [...p.copies, ...p.unmarks, ...p.prunes].map(
+    (w) => `${w.arn.split(':').pop()} ${w.hasWork ? 'work' : w.outcome}`,
+  );
 
 describe('targetIdentifier', () => {
   it.each([
@@ -150,6 +170,22 @@ describe('nightshiftCopy: ours by what RDS records, not by tags', () => {
       { ...copyOf('mon', 1), id: 'audit-mon' },
       false,
     ],
+    ['a copy an earlier version made (nightshift:source-arn)', legacyCopyOf('mon', 1), true],
+    [
+      'a copy whose recorded source differs from its marker only in case',
+      { ...copyOf('mon', 1), copiedFrom: srcArn('mon').toUpperCase().replace('ARN:AWS:RDS', 'arn:aws:rds') },
+      true,
+    ],
+    [
+      'a copy whose identifier differs from the derived one only in case',
+      { ...copyOf('mon', 1), id: 'MON' },
+      true,
+    ],
+    [
+      'a source marked by another deployment (its marker names itself)',
+      { ...marked('mon'), arn: dstArn('mon'), sourceArn: dstArn('mon') },
+      false,
+    ],
   ])('%s: %s', (_, snapshot, ours) => {
     expect(nightshiftCopy(snapshot as Snapshot).ours).toBe(ours);
   });
@@ -169,48 +205,92 @@ describe('planCopies: what to copy', () => {
       hasWork: true,
       targetId: 'orders-a',
       kmsKeyId: 'alias/copies',
-      stamp: [
-        { Key: 'nightshift:source-arn', Value: srcArn('orders-a') },
-        { Key: 'nightshift:source-time', Value: '2026-11-23T04:00:00Z' },
-      ],
+      mark: {
+        add: [
+          { Key: 'nightshift:copy-source', Value: srcArn('orders-a') },
+          { Key: 'nightshift:source-time', Value: '2026-11-23T04:00:00Z' },
+        ],
+        remove: [],
+      },
       digestKey: 'copy orders-a to eu-west-1 as orders-a with its tags, encrypted with KMS key alias/copies',
       detail:
-        'copy orders-a to eu-west-1 as orders-a with its tags, encrypted with KMS key alias/copies; first marks the source with nightshift:source-arn and nightshift:source-time, which the copy inherits',
+        'copy orders-a to eu-west-1 as orders-a with its tags, encrypted with KMS key alias/copies; first marks the source with nightshift:copy-source and nightshift:source-time, which the copy inherits',
     });
   });
 
-  it('does not mark a source again that carries both tags already', () => {
-    const tags = {
-      'nightshift:source-arn': srcArn('orders-a'),
-      'nightshift:source-time': '2026-11-23T04:00:00Z',
-    };
-
-    const work = plan({ sources: [source('orders-a', { tags })] }).copies[0];
+  it('does not mark a source again that carries both marks already', () => {
+    const work = plan({ sources: [marked('orders-a')] }).copies[0];
 
     expect(work).toMatchObject({
       hasWork: true,
-      stamp: [],
+      mark: { add: [], remove: [] },
       detail: 'copy orders-a to eu-west-1 as orders-a with its tags',
     });
   });
 
-  it('refuses a source with no room for nightshift:source-arn before any call, and leaves out the time when only one tag fits', () => {
+  it('marks a source with nightshift:copy-source only, and first removes the legacy nightshift:source-arn, so no new copy carries it', () => {
+    // Prepare: an earlier version marked the source with the key older versions take for their copy
+    const legacy = source('orders-a', {
+      tags: { 'nightshift:source-arn': srcArn('orders-a'), 'nightshift:source-time': '2026-11-23T04:00:00Z' },
+      sourceArn: srcArn('orders-a'),
+      markerKey: 'nightshift:source-arn',
+    });
+
+    // Act
+    const work = plan({ mode: 'event', sources: [legacy] }).copies[0];
+
+    // Assess
+    expect(work).toMatchObject({
+      hasWork: true,
+      mark: {
+        add: [{ Key: 'nightshift:copy-source', Value: srcArn('orders-a') }],
+        remove: ['nightshift:source-arn'],
+      },
+      detail:
+        'copy orders-a to eu-west-1 as orders-a with its tags; first marks the source with nightshift:copy-source, which the copy inherits and removes the legacy nightshift:source-arn from it',
+    });
+    expect(JSON.stringify(plan({ sources: [source('orders-b')] }).copies)).not.toContain(
+      'nightshift:source-arn',
+    );
+  });
+
+  it('refuses a source with no room for nightshift:copy-source before any call, saying what to do, and leaves out the time when only one tag fits', () => {
     const tags = (n: number) =>
       Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${String(i).padStart(2, '0')}`, 'v']));
 
     const p = plan({
-      sources: [source('full', { tags: tags(50) }), source('nearly', { tags: tags(49), dbId: 'other' })],
+      sources: [
+        source('full', { tags: tags(50) }),
+        source('nearly', { tags: tags(49), dbId: 'other' }),
+        // The legacy marker's place is freed before the new one is added
+        source('legacy', { tags: { ...tags(49), 'nightshift:source-arn': srcArn('legacy') }, dbId: 'third' }),
+        source('system', { tags: { ...tags(48), 'aws:backup:source-resource': 'x' }, dbId: 'fourth' }),
+      ],
     });
 
     expect(p.copies.map((w) => [w.targetId, w.hasWork ? 'work' : w.outcome])).toEqual([
       ['full', 'failed'],
       ['nearly', 'work'],
+      ['legacy', 'work'],
+      ['system', 'work'],
     ]);
-    expect(p.copies[0]?.detail).toMatch(
-      /^the source has 50 tags, RDS's limit: nightshift needs one free for nightshift:source-arn/,
+    expect(p.copies[0]?.detail).toBe(
+      "the source has 50 tags, RDS's limit, and nightshift needs one free for nightshift:copy-source, which marks its copies: " +
+        'remove a tag from this snapshot, and from its database if CopyTagsToSnapshot copies them all (snapshot-tags adds at most 48); nothing attempted',
     );
-    expect(p.copies[1]?.stamp).toEqual([{ Key: 'nightshift:source-arn', Value: srcArn('nearly') }]);
+    expect(p.copies[1]?.mark).toEqual({
+      add: [{ Key: 'nightshift:copy-source', Value: srcArn('nearly') }],
+      remove: [],
+    });
     expect(p.copies[1]?.detail).toMatch(/no room for nightshift:source-time on the source/);
+    expect(p.copies[2]?.mark).toEqual({
+      add: [{ Key: 'nightshift:copy-source', Value: srcArn('legacy') }],
+      remove: ['nightshift:source-arn'],
+    });
+    expect(p.copies[3]?.mark.add.map((t) => t.Key)).toEqual([
+      'nightshift:copy-source',
+      'nightshift:source-time',
+    ]);
   });
 
   it('passes by real copies and foreign snapshot types quietly in a sweep', () => {
@@ -230,7 +310,9 @@ describe('planCopies: what to copy', () => {
     const restored = source('rds:restored-2026-11-23-03-24', {
       type: 'automated',
       dbId: 'restored',
-      tags: { 'nightshift:source-arn': dstArn('mon'), 'nightshift:source-time': '2026-11-01T00:00:00Z' },
+      tags: { 'nightshift:copy-source': dstArn('mon'), 'nightshift:source-time': '2026-11-01T00:00:00Z' },
+      sourceArn: dstArn('mon'),
+      markerKey: 'nightshift:copy-source',
       originalCreated: daysAgo(0.1),
       created: daysAgo(0.1),
     });
@@ -240,8 +322,8 @@ describe('planCopies: what to copy', () => {
 
     // Assess: dated by AWS, not by the inherited tag, and marked with its own ARN
     expect(work).toMatchObject({ hasWork: true, targetId: 'restored-2026-11-23-03-24' });
-    expect(work?.stamp).toEqual([
-      { Key: 'nightshift:source-arn', Value: restored.arn },
+    expect(work?.mark.add).toEqual([
+      { Key: 'nightshift:copy-source', Value: restored.arn },
       { Key: 'nightshift:source-time', Value: '2026-11-23T01:36:00Z' },
     ]);
   });
@@ -367,10 +449,38 @@ describe('planCopies: what to copy', () => {
       ['pg-nightly', 'work', undefined],
     ]);
     expect(without.copies[0]?.detail).toBe(
-      'uses the option group oracle-ee-19-tde, and no option group is configured for eu-west-1 in TARGET_OPTION_GROUPS (a copy across Regions needs one there for a non-default option group; Oracle and SQL Server TDE cannot be restored without it); nothing attempted',
+      'uses the option group oracle-ee-19-tde, and TARGET_OPTION_GROUPS names none for it in eu-west-1 (add oracle-ee-19-tde@eu-west-1=<group> or eu-west-1=<group>: a copy across Regions needs one there for a non-default option group, and Oracle and SQL Server TDE cannot be restored without it); nothing attempted',
     );
     expect(withGroup.copies[0]).toMatchObject({ hasWork: true, optionGroup: 'oracle-ee-19-tde-dr' });
     expect(withGroup.copies[0]?.detail).toMatch(/, option group oracle-ee-19-tde-dr/);
+  });
+
+  it('maps each source option group to its own group in a region, before the region-wide one', () => {
+    // Prepare: an Oracle and a SQL Server database, each with its TDE option group
+    const oracle = source('oracle-nightly', { optionGroup: 'Oracle-EE-19-TDE', dbId: 'ledger' });
+    const mssql = source('mssql-nightly', { optionGroup: 'sqlserver-se-tde', dbId: 'crm' });
+    const other = source('mysql-nightly', { optionGroup: 'mysql-audit', dbId: 'shop' });
+    const groups = {
+      'oracle-ee-19-tde@eu-west-1': 'oracle-tde-dr',
+      'sqlserver-se-tde@eu-west-1': 'sqlserver-tde-dr',
+      'eu-west-1': 'any-dr',
+    };
+
+    // Act
+    const p = plan({ sources: [oracle, mssql, other] }, { optionGroups: groups });
+
+    // Assess
+    expect(p.copies.map((w) => [w.targetId, w.optionGroup])).toEqual([
+      ['oracle-nightly', 'oracle-tde-dr'],
+      ['mssql-nightly', 'sqlserver-tde-dr'],
+      ['mysql-nightly', 'any-dr'],
+    ]);
+    expect(
+      plan({ sources: [mssql] }, { optionGroups: { 'oracle-ee-19-tde@eu-west-1': 'x' } }).copies[0],
+    ).toMatchObject({
+      hasWork: false,
+      outcome: 'failed',
+    });
   });
 
   it('reports a missing snapshot as failed on demand and skipped for an event', () => {
@@ -398,39 +508,245 @@ describe('planCopies: what to copy', () => {
   });
 });
 
-describe('planCopies: the oldest source without a copy, per destination region', () => {
-  it('names the oldest source that should have a copy and has no available one, per region', () => {
+describe('planCopies: how far each destination region is behind', () => {
+  const HOURS_36 = 36;
+
+  it.each([0, 1])(
+    'crosses 36 hours at RETENTION_DAYS %i when nothing was ever copied, however the sources age',
+    (retentionDays) => {
+      // Prepare: daily snapshots, the oldest 40 hours old; nothing ever reached the DR region
+      const sources = [
+        source('a-40h', { originalCreated: new Date(NOW.getTime() - 40 * HOUR) }),
+        source('a-16h', { originalCreated: new Date(NOW.getTime() - 16 * HOUR) }),
+      ];
+
+      // Act
+      const p = plan({ sources, destinations: { [DST]: [] } }, { retentionDays });
+
+      // Assess
+      expect(p.lag[DST]).toEqual({
+        database: 'instance:orders',
+        basis: 'source',
+        arn: srcArn('a-40h'),
+        since: '2026-11-21T12:00:00Z',
+        hours: 40,
+      });
+      expect(p.lag[DST]?.hours).toBeGreaterThan(HOURS_36);
+    },
+  );
+
+  it('measures from the newest available copy, not from one still copying, and counts the worst database per region', () => {
     const p = planCopies(
       {
         mode: 'sweep',
         sources: [
-          source('copied', { originalCreated: daysAgo(3), dbId: 'a' }),
-          source('copying', { originalCreated: daysAgo(2), dbId: 'b' }),
-          source('waiting', { originalCreated: daysAgo(1), dbId: 'c' }),
-          source('old-not-newest', { originalCreated: daysAgo(30), dbId: 'c' }),
+          source('a-mon', { originalCreated: daysAgo(3), dbId: 'a' }),
+          source('a-tue', { originalCreated: daysAgo(2), dbId: 'a' }),
+          source('b-tue', { originalCreated: daysAgo(2), dbId: 'b' }),
         ],
         siblings: [],
         missing: [],
         regions: [DST, 'us-east-1'],
         destinations: {
-          [DST]: [copyOf('copied', 3), copyOf('copying', 2, { status: 'copying' }), copyOf('waiting', 1)],
+          [DST]: [
+            copyOf('a-mon', 3, { dbId: 'a' }),
+            copyOf('a-tue', 2, { dbId: 'a', status: 'copying' }),
+            copyOf('b-tue', 2, { dbId: 'b' }),
+          ],
           'us-east-1': [],
         },
-        databaseTags: {},
+        databases: {},
       },
       { sourceRegion: SRC, retentionDays: 7, kmsKeys: {}, optionGroups: {}, sourceTags: [], now: NOW },
     );
 
-    expect(p.uncopied).toEqual({
-      [DST]: { arn: srcArn('copying'), ageHours: 48 },
-      'us-east-1': { arn: srcArn('copied'), ageHours: 72 },
+    expect(p.lag).toEqual({
+      [DST]: {
+        database: 'instance:a',
+        basis: 'copy',
+        arn: dstArn('a-mon'),
+        since: '2026-11-20T04:00:00Z',
+        hours: 72,
+      },
+      'us-east-1': {
+        database: 'instance:a',
+        basis: 'source',
+        arn: srcArn('a-mon'),
+        since: '2026-11-20T04:00:00Z',
+        hours: 72,
+      },
     });
   });
 
-  it('is null for a region where every source has an available copy', () => {
-    expect(plan({ sources: [source('a')], destinations: { [DST]: [copyOf('a', 0)] } }).uncopied).toEqual({
-      [DST]: null,
+  it('keeps growing while copies stop, after the sources it could measure from are gone', () => {
+    // Prepare: BackupRetentionPeriod 1 keeps one automated snapshot; the last copy is 5 days old
+    const today = source('rds:orders-today', {
+      type: 'automated',
+      originalCreated: new Date(NOW.getTime() - 3 * HOUR),
     });
+
+    // Act
+    const p = plan({ sources: [today], destinations: { [DST]: [copyOf('orders-5d', 5)] } });
+
+    // Assess
+    expect(p.lag[DST]).toMatchObject({ basis: 'copy', hours: 120 });
+  });
+
+  it('is 0 for a database whose newest snapshot is copied, however old: stopped, deleted, or snapshotted weekly', () => {
+    // Prepare: a deleted database's final snapshot, copied 200 days ago; a weekly one copied 6 days ago
+    const p = plan({
+      sources: [
+        source('final', { originalCreated: daysAgo(200), dbId: 'retired', type: 'manual' }),
+        source('weekly', { originalCreated: daysAgo(6), dbId: 'reports' }),
+        source('weekly-before', { originalCreated: daysAgo(13), dbId: 'reports' }),
+      ],
+      destinations: {
+        [DST]: [copyOf('final', 200, { dbId: 'retired' }), copyOf('weekly', 6, { dbId: 'reports' })],
+      },
+    });
+
+    expect(p.lag[DST]).toEqual({
+      database: 'instance:retired',
+      basis: 'current',
+      arn: dstArn('final'),
+      since: '2026-05-07T04:00:00Z',
+      hours: 0,
+    });
+  });
+
+  it('measures a database that never had a copy from its creation when that is earlier than its snapshots', () => {
+    // Prepare: BackupRetentionPeriod 1: only today's automated snapshot exists; the database is 10 days old
+    const today = source('rds:orders-today', {
+      type: 'automated',
+      originalCreated: new Date(NOW.getTime() - 3 * HOUR),
+    });
+
+    // Act
+    const p = plan({
+      sources: [today],
+      databases: { 'instance:orders': { tags: {}, created: daysAgo(10) } },
+    });
+
+    // Assess
+    expect(p.lag[DST]).toEqual({
+      database: 'instance:orders',
+      basis: 'database',
+      since: '2026-11-13T04:00:00Z',
+      hours: 240,
+    });
+  });
+
+  it('measures only the databases this deployment copies, and is null where there are none', () => {
+    const p = plan(
+      {
+        sources: [
+          source('dev-a', { originalCreated: daysAgo(1), dbId: 'dev' }),
+          source('prod-a', { originalCreated: daysAgo(30), dbId: 'prod' }),
+          source('backup', { originalCreated: daysAgo(30), dbId: 'dev', type: 'awsbackup' }),
+        ],
+        databases: { 'instance:dev': { tags: { env: 'dev' } }, 'instance:prod': { tags: { env: 'prod' } } },
+      },
+      { sourceTags: [{ key: 'env', value: 'dev' }] },
+    );
+
+    expect(p.lag[DST]).toMatchObject({ database: 'instance:dev', hours: 24 });
+    expect(plan({ sources: [] }).lag).toEqual({ [DST]: null });
+    expect(plan({ mode: 'event', sources: [source('a')] }).lag).toEqual({});
+  });
+});
+
+describe('planCopies: marks are transient', () => {
+  it('removes the marks from a source once every target region has an available copy of it', () => {
+    // Prepare: two target regions; a is copied to both, b to one, c is still copying into one
+    const regions = [DST, 'us-east-1'];
+    const inVirginia = (s: Snapshot) => ({ ...s, arn: s.arn.replace(DST, 'us-east-1') });
+    const p = plan({
+      regions,
+      sources: [marked('a', { dbId: 'a' }), marked('b', { dbId: 'b' }), marked('c', { dbId: 'c' })],
+      destinations: {
+        [DST]: [copyOf('a', 0, { dbId: 'a' }), copyOf('b', 0, { dbId: 'b' }), copyOf('c', 0, { dbId: 'c' })],
+        'us-east-1': [
+          inVirginia(copyOf('a', 0, { dbId: 'a' })),
+          inVirginia(copyOf('c', 0, { dbId: 'c', status: 'copying' })),
+        ],
+      },
+    });
+
+    expect(p.unmarks).toEqual([
+      expect.objectContaining({
+        arn: srcArn('a'),
+        hasWork: true,
+        keys: ['nightshift:copy-source', 'nightshift:source-time'],
+        detail:
+          "remove nightshift:copy-source, nightshift:source-time from a: it has an available copy in every target region (eu-west-1, us-east-1); copies people make of it later are then never taken for nightshift's",
+      }),
+    ]);
+    expect(p.copies.filter((w) => w.hasWork).map((w) => w.arn)).toEqual([
+      'arn:aws:rds:us-east-1:123456789012:snapshot:b',
+    ]);
+  });
+
+  it('keeps the mark of a source whose copy keeps failing', () => {
+    const p = plan({
+      sources: [marked('a')],
+      destinations: { [DST]: [copyOf('a', 0, { status: 'failed' })] },
+    });
+
+    expect(p.unmarks).toEqual([]);
+  });
+
+  it('removes the marks of a source that is not copied again, and the legacy key from every source it copies', () => {
+    // Prepare: an old marked source that is not its database's newest; two sources an earlier version marked
+    const legacyTags = (id: string) => ({
+      'nightshift:source-arn': srcArn(id),
+      'nightshift:source-time': 'x',
+    });
+    const p = plan({
+      sources: [
+        marked('old', { originalCreated: daysAgo(9) }),
+        source('new', { originalCreated: daysAgo(1) }),
+        source('legacy-waiting', { tags: legacyTags('legacy-waiting'), dbId: 'b', status: 'creating' }),
+        source('legacy-copied', { tags: legacyTags('legacy-copied'), dbId: 'c' }),
+      ],
+      destinations: { [DST]: [legacyCopyOf('legacy-copied', 0, { dbId: 'c' })] },
+    });
+
+    expect(p.unmarks.map((w) => [w.arn.split(':').pop(), w.keys])).toEqual([
+      ['old', ['nightshift:copy-source', 'nightshift:source-time']],
+      ['legacy-waiting', ['nightshift:source-arn']],
+      ['legacy-copied', ['nightshift:source-time', 'nightshift:source-arn']],
+    ]);
+    expect(p.unmarks[1]?.detail).toBe(
+      'remove the legacy nightshift:source-arn from legacy-waiting: earlier nightshift versions take any snapshot carrying it for one of their copies; it is marked with nightshift:copy-source when it is copied',
+    );
+  });
+
+  it('never touches the marks of sources another stage copies, nor nightshift copies in the source region, nor outside a sweep', () => {
+    const p = plan(
+      {
+        sources: [
+          marked('prod-a', { dbId: 'prod' }),
+          {
+            ...legacyCopyOf('virginia', 0),
+            arn: srcArn('virginia'),
+            copiedFrom: 'arn:aws:rds:us-east-1:123456789012:snapshot:virginia',
+            sourceArn: 'arn:aws:rds:us-east-1:123456789012:snapshot:virginia',
+            tags: { 'nightshift:source-arn': 'arn:aws:rds:us-east-1:123456789012:snapshot:virginia' },
+          },
+        ],
+        destinations: { [DST]: [copyOf('prod-a', 0, { dbId: 'prod' })] },
+        databases: { 'instance:prod': { tags: { env: 'prod' } } },
+      },
+      { sourceTags: [{ key: 'env', value: 'dev' }] },
+    );
+    const event = plan({
+      mode: 'event',
+      sources: [marked('a')],
+      destinations: { [DST]: [copyOf('a', 0)] },
+    });
+
+    expect(p.unmarks).toEqual([]);
+    expect(event.unmarks).toEqual([]);
   });
 });
 
@@ -510,7 +826,7 @@ describe('planCopies: pruning', () => {
     // Assess: tue is still the newest copy of orders; neither foreign snapshot is touched
     expect(summary(p)).toEqual(['mon work', 'audit-wed skipped', 'restored-2026-11-01-03-00 skipped']);
     expect(p.prunes[1]?.detail).toBe(
-      'carries nightshift:source-arn but is not a copy this deployment made: RDS records no source for it (no SourceDBSnapshotIdentifier): it was not copied across Regions; never pruned',
+      'carries nightshift:copy-source but is not a copy this deployment made: RDS records no source for it (no SourceDBSnapshotIdentifier): it was not copied across Regions; never pruned',
     );
   });
 
@@ -523,7 +839,7 @@ describe('planCopies: pruning', () => {
       copiedFrom: srcClusterArn('billing-mon'),
       sourceArn: srcClusterArn('billing-mon'),
       originalCreated: undefined,
-      tags: { 'nightshift:source-arn': srcClusterArn('billing-mon') },
+      tags: { 'nightshift:copy-source': srcClusterArn('billing-mon') },
       dbId: 'billing',
     };
     const kept = {
@@ -532,7 +848,7 @@ describe('planCopies: pruning', () => {
       arn: dstClusterArn('billing-tue'),
       copiedFrom: srcClusterArn('billing-tue'),
       sourceArn: srcClusterArn('billing-tue'),
-      tags: { 'nightshift:source-arn': srcClusterArn('billing-tue') },
+      tags: { 'nightshift:copy-source': srcClusterArn('billing-tue') },
       created: daysAgo(9),
     };
     const audit = { ...ours, id: 'billing-audit', arn: dstClusterArn('billing-audit'), copiedFrom: ours.arn };
@@ -541,7 +857,7 @@ describe('planCopies: pruning', () => {
 
     expect(summary(p)).toEqual(['billing-mon work', 'billing-audit skipped']);
     expect(p.prunes[1]?.detail).toMatch(
-      /RDS says it was copied from arn:aws:rds:eu-west-1:123456789012:cluster-snapshot:billing-mon, not from arn:aws:rds:eu-central-1:123456789012:cluster-snapshot:billing-mon as its nightshift:source-arn tag claims/,
+      /RDS says it was copied from arn:aws:rds:eu-west-1:123456789012:cluster-snapshot:billing-mon, not from arn:aws:rds:eu-central-1:123456789012:cluster-snapshot:billing-mon as its nightshift:copy-source tag claims/,
     );
   });
 
@@ -554,7 +870,7 @@ describe('planCopies: pruning', () => {
             ...copyOf('mon', 30),
             copiedFrom: virginia,
             sourceArn: virginia,
-            tags: { 'nightshift:source-arn': virginia },
+            tags: { 'nightshift:copy-source': virginia },
           },
         ],
       },
@@ -562,8 +878,10 @@ describe('planCopies: pruning', () => {
 
     expect(p.prunes).toMatchObject([
       {
+        arn: 'arn:aws:rds:eu-west-1:123456789012:snapshot:*',
         outcome: 'skipped',
-        detail: expect.stringMatching(/from another Region or account: the deployment there prunes it/),
+        detail:
+          "1 snapshots in eu-west-1 carry a nightshift marker but are not this deployment's to prune: they are nightshift copies of snapshots in another Region or account, pruned by the deployment there (mon); never pruned here",
       },
     ]);
   });
@@ -584,7 +902,7 @@ describe('planCopies: pruning', () => {
         outcome: 'skipped',
         hasWork: false,
         detail:
-          '25 snapshots in eu-west-1 carry nightshift:source-arn but are not copies this deployment made: RDS records no copy source for them (snapshots of a database restored from a copy, copies made inside the region) (restored-0, restored-1, restored-2, restored-3, restored-4, …); never pruned',
+          "25 snapshots in eu-west-1 carry a nightshift marker but are not this deployment's to prune: RDS records no copy source for them (snapshots of a database restored from a copy, copies made inside the region) (restored-0, restored-1, restored-2, restored-3, restored-4, …); never pruned here",
       }),
     ]);
   });
@@ -599,7 +917,7 @@ describe('planCopies: pruning', () => {
       sourceArn: srcClusterArn(id),
       originalCreated: undefined,
       dbId: 'billing',
-      tags: { 'nightshift:source-arn': srcClusterArn(id), 'nightshift:source-time': sourceTime },
+      tags: { 'nightshift:copy-source': srcClusterArn(id), 'nightshift:source-time': sourceTime },
     });
     const tueSource = {
       ...source('tue'),
@@ -622,9 +940,165 @@ describe('planCopies: pruning', () => {
     expect(p.prunes.map((w) => w.id)).toEqual(['tue']);
   });
 
+  it('prunes copies earlier versions made (nightshift:source-arn) by the same rule', () => {
+    const p = plan({
+      destinations: {
+        [DST]: [
+          legacyCopyOf('mon', 10),
+          legacyCopyOf('tue', 9),
+          { ...legacyCopyOf('wed', 8), id: 'audit-wed', arn: dstArn('audit-wed') },
+        ],
+      },
+    });
+
+    expect(summary(p)).toEqual(['mon work', 'audit-wed skipped']);
+    expect(p.prunes[1]?.detail).toBe(
+      `carries nightshift:source-arn but is not a copy this deployment made: its identifier is not wed, the one nightshift derives from ${srcArn('wed')}; never pruned`,
+    );
+  });
+
+  it('recognises its copy whatever the case RDS recorded its source or identifier in', () => {
+    // Prepare: the copy was asked with a mixed-case source ARN, which RDS keeps as given
+    const upper = (id: string) => `arn:aws:rds:${SRC}:123456789012:snapshot:${id.toUpperCase()}`;
+    const p = plan({
+      sources: [source('tue', { originalCreated: daysAgo(9) })],
+      destinations: {
+        [DST]: [
+          copyOf('mon', 10, { copiedFrom: upper('mon') }),
+          copyOf('tue', 9, { copiedFrom: upper('tue'), id: 'TUE' }),
+        ],
+      },
+    });
+
+    expect(summary(p)).toEqual(['tue unchanged', 'mon work']);
+    expect(p.copies[0]?.detail).toBe('already copied to eu-west-1 as TUE (available)');
+  });
+
+  it("counts, never lists, another deployment's marked sources and copies, however few", () => {
+    // Prepare: the deployment in eu-west-1 marks its own production snapshots there for its copies
+    const theirs = (id: string) => ({
+      ...marked(id),
+      arn: dstArn(id),
+      sourceArn: dstArn(id),
+      tags: { 'nightshift:copy-source': dstArn(id) },
+    });
+
+    const p = plan({ destinations: { [DST]: [theirs('ledger-a'), theirs('ledger-b')] } });
+
+    expect(p.prunes).toEqual([
+      expect.objectContaining({
+        arn: 'arn:aws:rds:eu-west-1:123456789012:snapshot:*',
+        hasWork: false,
+        outcome: 'skipped',
+        detail:
+          "2 snapshots in eu-west-1 carry a nightshift marker but are not this deployment's to prune: they are source snapshots the nightshift deployment of eu-west-1 marked for its own copies (their marker names themselves) (ledger-a, ledger-b); never pruned here",
+      }),
+    ]);
+  });
+
+  describe('with SOURCE_TAGS: only copies of the databases this stage copies', () => {
+    const env = (value: string) => ({ tags: { env: value } });
+    const devOnly = { sourceTags: [{ key: 'env', value: 'dev' }], retentionDays: 7 };
+
+    it("never prunes another stage's copies, nor copies of databases that no longer exist, and counts both", () => {
+      // Prepare: prod's database copied by prod; a database deleted since its copies were made
+      const p = plan(
+        {
+          destinations: {
+            [DST]: [
+              copyOf('dev-mon', 10, { dbId: 'dev' }),
+              copyOf('dev-tue', 9, { dbId: 'dev' }),
+              copyOf('prod-mon', 10, { dbId: 'prod' }),
+              copyOf('prod-tue', 9, { dbId: 'prod' }),
+              copyOf('gone-mon', 10, { dbId: 'gone' }),
+              copyOf('gone-tue', 9, { dbId: 'gone', status: 'failed' }),
+            ],
+          },
+          databases: { 'instance:dev': env('dev'), 'instance:prod': env('prod') },
+        },
+        devOnly,
+      );
+
+      // Assess
+      expect(p.prunes.filter((w) => w.hasWork).map((w) => w.id)).toEqual(['dev-mon']);
+      expect(p.prunes.filter((w) => !w.hasWork).map((w) => w.detail)).toEqual([
+        "2 snapshots in eu-west-1 carry a nightshift marker but are not this deployment's to prune: they are nightshift copies of databases that do not carry SOURCE_TAGS env=dev, copied and pruned by another stage (prod-mon, prod-tue); never pruned here",
+        "2 snapshots in eu-west-1 carry a nightshift marker but are not this deployment's to prune: they are nightshift copies of databases that no longer exist in eu-central-1: with SOURCE_TAGS set, nothing says which stage they belong to, so they are kept; delete them by hand when they are no longer needed (gone-mon, gone-tue); never pruned here",
+      ]);
+    });
+
+    it('still prunes copies of deleted databases without SOURCE_TAGS', () => {
+      const p = plan({
+        destinations: {
+          [DST]: [copyOf('gone-mon', 10, { dbId: 'gone' }), copyOf('gone-tue', 9, { dbId: 'gone' })],
+        },
+      });
+
+      expect(p.prunes.map((w) => w.id)).toEqual(['gone-mon']);
+    });
+  });
+
   it('prunes nothing outside a sweep', () => {
     expect(
       plan({ mode: 'event', destinations: { [DST]: [copyOf('mon', 10), copyOf('tue', 9)] } }).prunes,
     ).toEqual([]);
+  });
+});
+
+describe('planCopies: scale', () => {
+  /**
+   * An array that counts how many times its elements are read (by index, iteration, filter, find…): a
+   * plan that looks up each source's copy by scanning a region reads sources × copies elements.
+   */
+  const counted = <T>(items: T[], reads: { n: number }): T[] =>
+    new Proxy(items, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) reads.n += 1;
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+
+  it('plans a sweep over thousands of sources and copies in two regions reading each snapshot a few times, not once per pair', () => {
+    // Prepare: 3,000 daily snapshots of 300 databases, each copied to two regions (copies 3,000 each),
+    // half the sources still marked, and 300 snapshots a person copied with the tags
+    const N = 3000;
+    const US = 'us-east-1';
+    const sources = Array.from({ length: N }, (_, i) =>
+      (i % 2 ? marked : source)(`s-${i}`, { dbId: `db-${i % 300}`, originalCreated: daysAgo(i % 7) }),
+    );
+    const copiesIn = (region: string) =>
+      sources.map((s) => {
+        const c = copyOf(s.id, 0, { dbId: s.dbId, originalCreated: s.originalCreated });
+        return { ...c, arn: c.arn.replace(DST, region) };
+      });
+    const strays = Array.from({ length: 300 }, (_, i) =>
+      copyOf(`s-${i}`, 1, { id: `audit-${i}`, arn: dstArn(`audit-${i}`), copiedFrom: dstArn(`s-${i}`) }),
+    );
+    const reads = { n: 0 };
+
+    // Act
+    const p = planCopies(
+      {
+        mode: 'sweep',
+        sources: counted(sources, reads),
+        siblings: [],
+        missing: [],
+        regions: [DST, US],
+        destinations: {
+          [DST]: counted([...copiesIn(DST), ...strays], reads),
+          [US]: counted(copiesIn(US), reads),
+        },
+        databases: {},
+      },
+      { sourceRegion: SRC, retentionDays: 7, kmsKeys: {}, optionGroups: {}, sourceTags: [], now: NOW },
+    );
+
+    // Assess: every source is found copied in both regions, the strays counted in one row, the marks of the copied sources removed; and every snapshot was read a bounded number of times
+    expect(p.copies.filter((w) => w.hasWork)).toEqual([]);
+    expect(p.copies.filter((w) => w.outcome === 'unchanged')).toHaveLength(2 * N);
+    expect(p.unmarks).toHaveLength(N / 2);
+    expect(p.prunes.filter((w) => w.outcome === 'skipped')).toHaveLength(1);
+    const snapshots = N + 2 * N + strays.length;
+    expect(reads.n).toBeLessThan(20 * snapshots);
   });
 });

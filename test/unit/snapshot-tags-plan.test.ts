@@ -130,12 +130,50 @@ describe('snapshot-tags planner: which tags a snapshot receives', () => {
 
   it('skips a snapshot that already has 50 tags, naming what it lacks', () => {
     const p = only(dbSnapshot('a', many('own', 50)), { 'db:orders': { team: 'shop' } });
+    const ebs = only(ebsSnapshot('snap-1', 'vol-1', many('own', 50)), { 'volume:vol-1': { team: 'shop' } });
 
     expect(p).toMatchObject({
       hasWork: false,
       outcome: 'skipped',
-      detail: 'the snapshot already has 50 tags; left out (50-tag limit): team',
+      detail:
+        "the snapshot already has 50 tags; left out (50-tag limit, 2 kept free for nightshift's copy marks): team",
     });
+    expect(ebs?.detail).toBe('the snapshot already has 50 tags; left out (50-tag limit): team');
+  });
+
+  it("fills an RDS snapshot to 48 tags at most, keeping two free for nightshift's copy marks", () => {
+    // Prepare: rds-snapshot-copy cannot copy a snapshot without room for nightshift:copy-source
+    const sources = { 'db:orders': many('new', 5) };
+
+    // Act
+    const partly = only(dbSnapshot('a', many('own', 45)), sources);
+    const full = only(dbSnapshot('b', many('own', 48)), sources);
+    const marked = mergeTags(
+      { ...many('own', 46), 'nightshift:copy-source': 'x', 'nightshift:source-time': 'y' },
+      sources['db:orders'],
+      'rds-snapshot',
+      ALL,
+    );
+    const cluster = mergeTags(many('own', 47), sources['db:orders'], 'rds-cluster-snapshot', ALL);
+    const volume = mergeTags(many('own', 47), sources['db:orders'], 'ebs-snapshot', ALL);
+
+    // Assess
+    expect(partly).toMatchObject({
+      hasWork: true,
+      add: { 'new-00': 'x', 'new-01': 'x', 'new-02': 'x' },
+      detail:
+        "add 3 tags from db orders: new-00, new-01, new-02; left out (50-tag limit, 2 kept free for nightshift's copy marks): new-03, new-04",
+    });
+    expect(full).toMatchObject({
+      hasWork: false,
+      outcome: 'skipped',
+      detail:
+        "the snapshot already has 48 tags; left out (50-tag limit, 2 kept free for nightshift's copy marks): new-00, new-01, new-02, new-03, new-04",
+    });
+    // The marks already there use the room kept for them: 46 + 2 + 2 = 50
+    expect(marked.add).toEqual(['new-00', 'new-01']);
+    expect(cluster.add).toEqual(['new-00']);
+    expect(volume.add).toEqual(['new-00', 'new-01', 'new-02']);
   });
 
   it('leaves a snapshot unchanged when it already carries every tag of its source', () => {
