@@ -122,7 +122,9 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
   const now = d.now();
   const readTime = () => ctx.hasTime() && ctx.remainingMs() > APPLY_RESERVE_MS;
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
-  const window = windowAt(d.config.schedule, now, d.config.scheduleEnabled);
+  // A run that may still hold leases when the window's last run starts closes the window itself.
+  const runsUntil = new Date(now.getTime() + ctx.remainingMs());
+  const window = windowAt(d.config.schedule, now, d.config.scheduleEnabled, runsUntil);
   const opts: RotationOptions = {
     maxAge: input.maxAge ? { text: input.maxAge, ms: parseDuration(input.maxAge) ?? 0 } : d.config.MAX_AGE,
     replacementTimeoutMinutes: d.config.REPLACEMENT_TIMEOUT_MINUTES,

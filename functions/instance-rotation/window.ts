@@ -72,8 +72,13 @@ const chainStart = (s: CronSchedule, from: Date, since: Date): Date | undefined 
 const span = (s: CronSchedule, start: Date | undefined, last: Date) =>
   `${start ? formatLocal(start, s.timeZone) : 'more than 8 days back'} to ${formatLocal(last, s.timeZone)}`;
 
-/** Where `now` stands in the schedule's windows. `enabled` false: the schedule is off, no windows. */
-export const windowAt = (s: CronSchedule, now: Date, enabled = true): WindowFacts => {
+/**
+ * Where `now` stands in the schedule's windows. `enabled` false: the schedule is off, no windows.
+ * `runsUntil`: the latest this run can still be changing things (its Lambda deadline). A run that may
+ * still hold a group's lease when the window's last run starts is a closing run too: that last run
+ * would find the group held and could end nothing, leaving processes suspended until the next window.
+ */
+export const windowAt = (s: CronSchedule, now: Date, enabled = true, runsUntil?: Date): WindowFacts => {
   if (!enabled) {
     return {
       open: false,
@@ -87,12 +92,20 @@ export const windowAt = (s: CronSchedule, now: Date, enabled = true): WindowFact
   const next = runsAfter(s, now, new Date(t + HORIZON_MS)).next().value ?? undefined;
   const base = { previous, next, timeZone: s.timeZone };
   if (previous && next && next.getTime() - previous.getTime() <= WINDOW_GAP_MS) {
-    return {
-      ...base,
-      open: true,
-      start: chainStart(s, previous, new Date(t - HORIZON_MS)),
-      last: chainEnd(s, next, new Date(t + HORIZON_MS)),
-    };
+    const start = chainStart(s, previous, new Date(t - HORIZON_MS));
+    const last = chainEnd(s, next, new Date(t + HORIZON_MS));
+    if (last && runsUntil && runsUntil.getTime() >= last.getTime()) {
+      return {
+        ...base,
+        open: false,
+        reason:
+          `the window's last run (${formatLocal(last, s.timeZone)}) starts before this run can end ` +
+          `(it may run until ${formatLocal(runsUntil, s.timeZone)}), so this run closes the window`,
+        ...(start && { start }),
+        last,
+      };
+    }
+    return { ...base, open: true, start, last };
   }
   const start = previous && chainStart(s, previous, new Date(t - HORIZON_MS));
   const following = next

@@ -79,8 +79,14 @@ const leasesOf = (holder: string, now: Date) =>
     () => now,
     () => 900_000,
   );
+/** The deployed function's timeout (serverless.yml): how long a run may go on changing things. */
+const FUNCTION_TIMEOUT_MS = 120_000;
 const ctxAt = (now: Date, extra: Parameters<typeof runContext>[0] = {}) =>
-  runContext({ leases: leasesOf('instance-rotation run', now), ...extra });
+  runContext({
+    leases: leasesOf('instance-rotation run', now),
+    remainingMs: () => FUNCTION_TIMEOUT_MS,
+    ...extra,
+  });
 
 const deps = (now = NOW, env: Record<string, string> = {}): Deps => ({
   clients: { autoscaling: new AutoScalingClient({}), ec2: new EC2Client({}), ecs: new ECSClient({}) },
@@ -844,6 +850,36 @@ describe('instance-rotation with simulated AWS', () => {
           ],
         },
       ]);
+    });
+
+    it('closes the window at an on-demand run that may still hold the group when the last run starts', async () => {
+      // 05:49:00 Berlin, on demand: the window's last run (05:50) starts before this run's deadline
+      // (120 s), and would find the group held and end nothing. This run closes the window itself.
+      const late = new Date('2026-11-23T04:49:00Z');
+
+      const report = await run({ action: 'rotate' }, ctxAt(late), deps(late));
+
+      expect(report.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(mutations().map((c) => (c.args[0] as object).constructor.name)).toEqual([
+        'TerminateInstanceInAutoScalingGroupCommand',
+        'ResumeProcessesCommand',
+        'DeleteTagsCommand',
+      ]);
+      expect(mutations()[0]!.args[0].input).toEqual({
+        InstanceId: 'i-0000000d',
+        ShouldDecrementDesiredCapacity: true,
+      });
+    });
+
+    it('keeps the window open at a run that ends before the last run starts', async () => {
+      const earlier = new Date('2026-11-23T04:47:30Z');
+
+      await run({ action: 'rotate' }, ctxAt(earlier), deps(earlier));
+
+      expect(mutations().map((c) => (c.args[0] as object).constructor.name)).toEqual([
+        'CreateOrUpdateTagsCommand',
+      ]);
+      expect(autoscaling.commandCalls(ResumeProcessesCommand)).toHaveLength(0);
     });
 
     it('terminates at the last run the instance our SetDesiredCapacity launched, never the one that replaced an unhealthy instance', async () => {

@@ -40,6 +40,23 @@ describe('rotation windows: consecutive scheduled runs (at most 60 minutes apart
     expect([iso(w.start), iso(w.last)]).toEqual(['2026-11-24T00:00Z', '2026-11-24T04:50Z']);
   });
 
+  it('closes the window at a run that may still be running when the last run starts (its deadline)', () => {
+    // 05:49:30 Berlin, on demand, 120 s to run: the 05:50 run would find the groups held.
+    const onDemand = at('2026-11-24T04:49:30Z');
+    const w = windowAt(weekdays, onDemand, true, new Date(onDemand.getTime() + 120_000));
+
+    expect(w.open).toBe(false);
+    expect(w.reason).toBe(
+      "the window's last run (Tue 2026-11-24 05:50 Europe/Berlin) starts before this run can end " +
+        '(it may run until Tue 2026-11-24 05:51 Europe/Berlin), so this run closes the window',
+    );
+    expect(iso(w.last)).toBe('2026-11-24T04:50Z');
+
+    // The 05:40 run, 120 s to run, ends well before 05:50: still inside the window.
+    const scheduled = at('2026-11-24T04:40:05Z');
+    expect(windowAt(weekdays, scheduled, true, new Date(scheduled.getTime() + 120_000)).open).toBe(true);
+  });
+
   it("counts a retry of the last run up to 15 minutes late as the last run, and Friday's last run looks to Monday", () => {
     const w = windowAt(weekdays, at('2026-11-27T05:02:00Z'));
 
