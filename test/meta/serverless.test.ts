@@ -741,6 +741,28 @@ describe('serverless.yml and infra/', () => {
       expect(decide(deletion(foreign, 'eu-west-1', {})).allowed).toBe(false);
     });
 
+    it('copies into an option group of the account (OptionGroupName may be authorised on the og), and does nothing else with it', () => {
+      const og = `arn:aws:rds:eu-west-1:${ACCOUNT}:og:oracle-tde`;
+      const withOptionGroup = [
+        { action: 'rds:CopyDBSnapshot', resource: copy, context: { 'aws:RequestedRegion': 'eu-west-1' } },
+        { action: 'rds:CopyDBSnapshot', resource: og, context: { 'aws:RequestedRegion': 'eu-west-1' } },
+        tagging(copy, 'eu-west-1', marker, false),
+      ];
+      expect(authorize(statements(), withOptionGroup, pseudo)).toEqual({
+        allowed: true,
+        by: 'CopySnapshots, CopyIntoOptionGroups, InheritTagsOnCopies',
+      });
+      const foreignOg = {
+        ...withOptionGroup[1],
+        resource: og.replace(ACCOUNT, '210987654321'),
+      } as IamRequest;
+      expect(decide(foreignOg).allowed).toBe(false);
+      for (const action of ['rds:ModifyOptionGroup', 'rds:DeleteOptionGroup', 'rds:AddTagsToResource'])
+        expect(
+          decide({ action, resource: og, context: { 'aws:RequestedRegion': 'eu-west-1' } }).allowed,
+        ).toBe(false);
+    });
+
     it('reads tag keys in conditions without regard to case, as IAM does, and still lets nothing be tagged deletable', () => {
       // A person's tag in another case still names this region: IAM matches it (the code does not: it
       // reads exactly nightshift:copy-source, and RDS must name the source too)
