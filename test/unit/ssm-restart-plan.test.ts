@@ -150,6 +150,11 @@ describe('requestFromAlarm', () => {
         reason: 'alarm web-1-container-unhealthy',
         what: { kind: 'container', name: 'web' },
         selection: { instanceIds: ['i-0a1b2c3d4e5f60718'], groups: ['web-fleet'], services: [] },
+        // The state change, read from detail.state.timestamp (CloudWatch's `+0000` offset)
+        stateChange: {
+          alarm: 'arn:aws:cloudwatch:eu-central-1:123456789012:alarm:web-1-container-unhealthy',
+          at: '2026-11-23T02:14:40.989Z',
+        },
       },
     });
   });
@@ -598,7 +603,8 @@ describe('planRestart: ECS services', () => {
           detail:
             'redeploy (UpdateService forceNewDeployment; alarm shop-web-memory-leak); restart time recorded ' +
             'in tag nightshift:last-restart',
-          digestKey: 'redeploy (UpdateService forceNewDeployment; alarm shop-web-memory-leak)',
+          digestKey:
+            'redeploy (UpdateService forceNewDeployment; alarm shop-web-memory-leak); never restarted; tag none',
         },
       ],
       tagValue: 'at=2026-11-23T02:15:00Z what=ecs-service via=alarm',
