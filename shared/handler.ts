@@ -76,11 +76,17 @@ const recordUndone = async (
   service: string,
   report: Report,
   loaded: ReadonlySet<string> | undefined,
+  held: ReadonlySet<string>,
 ): Promise<void> => {
   const undone = report.resources.filter((r) => r.outcome === 'undone' && r.arn).map((r) => r.arn);
   if (undone.length === 0 && (loaded === undefined || loaded.size === 0)) return;
   const previous = loaded ?? (await carryOver.load(service, report.action));
-  const settled = new Set(report.resources.filter((r) => r.outcome !== 'undone').map((r) => r.arn));
+  // Settled: every row that ended otherwise, and every scope this run held a lease on (a cluster that
+  // was held by another run last time is a row then, and no row when this run could take it).
+  const settled = new Set([
+    ...report.resources.filter((r) => r.outcome !== 'undone').map((r) => r.arn),
+    ...[...held].filter((scope) => !undone.includes(scope)),
+  ]);
   const next = [...new Set([...undone, ...[...previous].filter((arn) => !settled.has(arn))])];
   if (next.length > 0) await carryOver.save(service, report.action, next);
   else if (previous.size > 0) await carryOver.clear(service, report.action);
@@ -211,7 +217,13 @@ export const withOps = <I>(
 
     if (carryOver && !report.dryRun) {
       try {
-        await recordUndone(carryOver, serviceName, report, loaded.get(report.action));
+        await recordUndone(
+          carryOver,
+          serviceName,
+          report,
+          loaded.get(report.action),
+          leases?.held ?? new Set(),
+        );
       } catch (error) {
         logger.warn('could not record what this run left undone', { error: error as Error });
       }

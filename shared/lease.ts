@@ -247,6 +247,8 @@ export const runsHoldingLeases = new Set<RunLeases>();
 
 export class RunLeases {
   private readonly taken = new Set<string>();
+  /** Every scope this run held at some point, released or not. */
+  readonly held = new Set<string>();
 
   constructor(
     private readonly store: LeaseStore | undefined,
@@ -283,6 +285,7 @@ export class RunLeases {
     const claim = await this.store.acquire(scope, this.owner, this.now(), this.ttlMs());
     if (claim.ok) {
       this.taken.add(scope);
+      this.held.add(scope);
       runsHoldingLeases.add(this);
     }
     return claim;

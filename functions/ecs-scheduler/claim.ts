@@ -9,6 +9,7 @@ import {
   type ClusterInfo,
   type Estate,
   type Reader,
+  type Refusal,
 } from './inventory.ts';
 import { clustersInPlay } from './plan.ts';
 
@@ -18,8 +19,9 @@ import { clustersInPlay } from './plan.ts';
  * a selected service) and which capacity groups they run on, without planning from any of it; then it
  * takes a lease on each cluster (scope: its ARN) and each group (`groupLeaseScope`, the scope
  * instance-rotation takes too); then it reads everything again, under those leases. A stop or start
- * (or a rotation step) that holds one of them keeps its scope, and this run reports it `skipped` with
- * the holder and its age. Without a lease table every claim fails and nothing changes.
+ * (or a rotation step) that holds one of them keeps its scope, and this run reports it `undone` with
+ * the holder and its age (its work is still to do: the next run starts with it). Without a usable lease
+ * table every claim fails, nothing changes, and the rows are `failed` (claimOutcome).
  *
  * Clusters that only share a group (a stop reads their services to decide whether the group may be
  * parked) are not leased: any run that could start their services on the group holds the group's lease.
@@ -37,15 +39,15 @@ export const readClaimedEstate = async (
   }
   const groups = inPlay.length > 0 ? await readGroupRefs(reader, inPlay) : [];
 
-  const refused = await leases.takeAll([
+  const refused = await leases.takeEach([
     ...inPlay.map((c) => c.arn),
     ...groups.map((g) => groupLeaseScope(g.arn)),
   ]);
   const leased = inPlay.filter((c) => !refused.has(c.arn));
-  const groupRefused = new Map<string, string>();
+  const groupRefused = new Map<string, Refusal>();
   for (const g of groups) {
-    const reason = refused.get(groupLeaseScope(g.arn));
-    if (reason) groupRefused.set(g.arn, reason);
+    const refusal = refused.get(groupLeaseScope(g.arn));
+    if (refusal) groupRefused.set(g.arn, refusal);
   }
 
   const estate = await readEstate(
@@ -60,8 +62,9 @@ export const readClaimedEstate = async (
   return {
     ...estate,
     missingClusters: [...described.missing, ...estate.missingClusters],
-    heldClusters: inPlay
-      .filter((c) => refused.has(c.arn))
-      .map((c) => ({ arn: c.arn, name: c.name, reason: refused.get(c.arn) ?? '' })),
+    heldClusters: inPlay.flatMap((c) => {
+      const refusal = refused.get(c.arn);
+      return refusal ? [{ arn: c.arn, name: c.name, ...refusal }] : [];
+    }),
   };
 };

@@ -58,6 +58,17 @@ export interface Held {
   name: string;
   /** Who holds it and since when, or why the lease could not be taken (claimReason). */
   reason: string;
+  /**
+   * The outcome of its rows (claimOutcome): `undone` when another run holds it (the work is still to do,
+   * carried over to the next run), `failed` when the lease table could not be used.
+   */
+  outcome: 'undone' | 'failed';
+}
+
+/** Why a scope could not be claimed, and the outcome its rows get (RunLeases.takeEach). */
+export interface Refusal {
+  reason: string;
+  outcome: 'undone' | 'failed';
 }
 
 export interface Estate {
@@ -350,7 +361,7 @@ export const readEstate = async (
   options: {
     withSharers: boolean;
     leasedGroups?: ReadonlySet<string>;
-    refused?: ReadonlyMap<string, string>;
+    refused?: ReadonlyMap<string, Refusal>;
   },
 ): Promise<Estate> => {
   const empty = scope.clusters !== undefined && scope.clusters.length === 0;
@@ -387,12 +398,14 @@ export const readEstate = async (
   const heldGroups = leased
     ? all
         .filter((g) => !leased.has(g.arn))
-        .map((g) => ({
+        .map((g): Held => ({
           arn: g.arn,
           name: g.name,
-          reason:
-            options.refused?.get(g.arn) ??
-            'not leased by this run: it became a capacity provider of the cluster while this run started; nothing changed — run again',
+          ...(options.refused?.get(g.arn) ?? {
+            reason:
+              'not leased by this run: it became a capacity provider of the cluster while this run started; nothing changed — run again',
+            outcome: 'undone',
+          }),
         }))
     : [];
   return {

@@ -4,13 +4,15 @@ import { matchesTags, protectedBy, type TagMap, type TagRule } from '#shared/tag
 import type { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
 import type { ClusterState, Estate, GroupState, Held, ServiceState } from './inventory.ts';
 import {
-  ALL_SUSPENDED,
   decodeGroup,
   decodeService,
   describeSuspension,
   encodeGroup,
   encodeService,
+  PARKED_LIMITS,
+  PARKED_SIZE,
   sameScaling,
+  sameSize,
   SAVED_STATE_TAG,
   type GroupSize,
   type SavedGroup,
@@ -24,11 +26,20 @@ export type Step =
   | { op: 'park-scaling'; resourceId: string }
   | { op: 'restore-scaling'; resourceId: string; limits: ScalingLimits }
   | { op: 'set-desired-count'; desiredCount: number }
-  /** Removes the saved state only if the tag still holds `expected`, the value this run planned from. */
+  /**
+   * Removes the saved state only if the tag still holds `expected`, the value this run planned from;
+   * then, if a stop parked the service right after that re-read, writes `expected` back.
+   */
   | { op: 'clear-service-state'; expected: string }
+  /**
+   * A stop's last step: reads the tag again after parking and writes `value` back if it is gone or
+   * different while the service is still parked (a start without a common lease removed it).
+   */
+  | { op: 'verify-service-state'; value: string }
   | { op: 'save-group-state'; value: string }
   | { op: 'set-group-size'; size: GroupSize }
-  | { op: 'clear-group-state'; expected: string };
+  | { op: 'clear-group-state'; expected: string }
+  | { op: 'verify-group-state'; value: string };
 
 export type ResourceType = 'ecs-service' | 'autoscaling-group' | 'ecs-cluster';
 
@@ -40,7 +51,8 @@ export interface PlannedAction {
   cluster?: string;
   /** What to do, in order. Empty: nothing to do, and `outcome` says why. */
   steps: Step[];
-  outcome?: 'unchanged' | 'skipped' | 'failed';
+  /** `undone`: another run holds its scope (or its capacity group's); the next run starts with it. */
+  outcome?: 'unchanged' | 'skipped' | 'undone' | 'failed';
   /** What the steps do, or why there are none, for a person at 3 a.m. */
   detail: string;
   /**
@@ -62,9 +74,6 @@ export interface PlanOptions {
   protectedTags: readonly TagRule[];
   now: Date;
 }
-
-const PARKED: ScalingLimits = { min: 0, max: 0, suspended: ALL_SUSPENDED };
-const PARKED_GROUP: GroupSize = { min: 0, desired: 0, max: 0 };
 
 /**
  * How long a stop may still be working on a resource after it saved its state: the longest a run can
@@ -112,8 +121,6 @@ const limitsChange = (from: ScalingLimits, to: ScalingLimits) => {
 const sizeText = (g: GroupSize) => `min ${g.min} desired ${g.desired} max ${g.max}`;
 const sizeChange = (from: GroupSize, to: GroupSize) =>
   `min ${from.min}→${to.min}, desired ${from.desired}→${to.desired}, max ${from.max}→${to.max}`;
-const sameSize = (a: GroupSize, b: GroupSize) =>
-  a.min === b.min && a.desired === b.desired && a.max === b.max;
 
 const isReplica = (s: ServiceState) => s.status === 'ACTIVE' && s.schedulingStrategy !== 'DAEMON';
 
@@ -226,10 +233,12 @@ const readSaved = <T>(
 };
 
 /** Nothing of the service is parked: it runs and its scaling target (if any) is live. */
-const isRunning = (s: ServiceState) => s.desiredCount > 0 && (!s.scaling || !sameScaling(s.scaling, PARKED));
+const isRunning = (s: ServiceState) =>
+  s.desiredCount > 0 && (!s.scaling || !sameScaling(s.scaling, PARKED_LIMITS));
 
 /** Everything of the service is parked: desiredCount 0, and its scaling target (if any) at 0/0, suspended. */
-const isParked = (s: ServiceState) => s.desiredCount === 0 && (!s.scaling || sameScaling(s.scaling, PARKED));
+const isParked = (s: ServiceState) =>
+  s.desiredCount === 0 && (!s.scaling || sameScaling(s.scaling, PARKED_LIMITS));
 
 /** The live values are the saved ones: a stop was interrupted before it parked anything, or a start finished. */
 const matchesSaved = (s: ServiceState, saved: SavedService) =>
@@ -237,17 +246,21 @@ const matchesSaved = (s: ServiceState, saved: SavedService) =>
   (saved.scaling === undefined || (s.scaling !== undefined && sameScaling(s.scaling, saved.scaling)));
 
 /**
- * A start restored the scaling target, which moved desiredCount into [min, max] (Application Auto
- * Scaling scales a service at 0 out to a new min), and then could not set the saved desiredCount. The
- * tag is still the state to come back to: the next start finishes the job, and a stop keeps it.
+ * A start restored the scaling target and then could not set the saved desiredCount. Registering the
+ * limits moves the current capacity into [min, max] ("it changes the resource's current capacity to a
+ * value that is inside of this range", RegisterScalableTarget API reference), so from a parked 0 it
+ * lands on exactly the saved min: that, with the target back at the saved limits, is what such a start
+ * leaves. The tag is still the state to come back to: the next start finishes the job, and a stop
+ * keeps it. Any other desiredCount means something moved the service since (Application Auto Scaling
+ * after a start that set desiredCount but could not remove the tag, or a person): it is not ours to
+ * set back, and the tag is stale.
  */
 const interruptedStart = (s: ServiceState, saved: SavedService) =>
   saved.scaling !== undefined &&
   s.scaling !== undefined &&
   sameScaling(s.scaling, saved.scaling) &&
   s.desiredCount !== saved.desired &&
-  s.desiredCount >= saved.scaling.min &&
-  s.desiredCount <= saved.scaling.max;
+  s.desiredCount === saved.scaling.min;
 
 /**
  * A saved-state tag on a service that runs with other values than it saved is stale — left by a
@@ -270,14 +283,16 @@ const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
   if (stale) return { ...base, steps: [], outcome: 'failed', detail: stale };
   const steps: Step[] = [];
   const changes: string[] = [];
-  const liveScaling = s.scaling && !sameScaling(s.scaling, PARKED) ? s.scaling : undefined;
+  const liveScaling = s.scaling && !sameScaling(s.scaling, PARKED_LIMITS) ? s.scaling : undefined;
+  let fresh: string | undefined;
   if (!saved) {
     const state: SavedService = {
       desired: s.desiredCount,
       ...(s.scaling && { scaling: s.scaling }),
       at: stamp(now),
     };
-    steps.push({ op: 'save-service-state', value: encodeService(state) });
+    fresh = encodeService(state);
+    steps.push({ op: 'save-service-state', value: fresh });
   } else if (!saved.scaling && liveScaling) {
     // A scalable target was registered after the stop saved state without one: its limits are added
     // to the saved state (nothing saved is replaced) before it is parked, so start can restore them.
@@ -288,7 +303,7 @@ const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
   }
   if (liveScaling) {
     steps.push({ op: 'park-scaling', resourceId: scalingResourceId(s.clusterName, s.name) });
-    changes.push(limitsChange(liveScaling, PARKED));
+    changes.push(limitsChange(liveScaling, PARKED_LIMITS));
   }
   if (s.desiredCount > 0) {
     steps.push({ op: 'set-desired-count', desiredCount: 0 });
@@ -306,14 +321,19 @@ const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
     }
     // The saved values are written again, with this run's time, before anything is parked: a start
     // that read the old tag and is about to remove it then finds another value and leaves it, and a
-    // start that removed it already sees it come back. The values themselves are never replaced.
-    steps.unshift({ op: 'save-service-state', value: encodeService({ ...saved, at: stamp(now) }) });
+    // start that removed it already sees it come back. The values themselves are never replaced. Last,
+    // the tag is read again: a start without a common lease that read the old value before this write
+    // may have removed the new one since (tags have no conditional delete); it is written back.
+    const value = encodeService({ ...saved, at: stamp(now) });
+    steps.unshift({ op: 'save-service-state', value });
+    steps.push({ op: 'verify-service-state', value });
     const why =
       read.saved && interruptedStart(s, read.saved)
         ? `a start from before restored its scaling but not its desiredCount; saved state from ${saved.at} kept`
         : `finishing a stop from ${saved.at}; saved state kept`;
     return { ...base, steps, detail: `${changes.join('; ')} (${why}, ${restores})` };
   }
+  if (fresh !== undefined) steps.push({ op: 'verify-service-state', value: fresh });
   if (changes.length === 0) {
     return { ...base, steps, detail: `already at desiredCount 0; saved as 0 so start leaves it at 0` };
   }
@@ -451,7 +471,7 @@ const groupKeepReason = (
 
 /** Same rule as for services: a group that runs with other sizes than it saved carries a stale tag. */
 const staleGroupTag = (g: GroupState, saved: SavedGroup) =>
-  !sameSize(g, PARKED_GROUP) && !sameSize(g, saved)
+  !sameSize(g, PARKED_SIZE) && !sameSize(g, saved)
     ? `saved state from ${saved.at} (${sizeText(saved)}) does not match the running group (${sizeText(g)}): ` +
       `it may be left over from a start that could not remove it; nothing changed — delete tag ${PARKED_TAG} and run again`
     : undefined;
@@ -468,7 +488,7 @@ const planGroupStop = (
   const stale = saved && staleGroupTag(g, saved);
   if (stale) return { ...groupBase(g), steps: [], outcome: 'failed', detail: stale };
   if (saved) {
-    if (sameSize(g, PARKED_GROUP)) {
+    if (sameSize(g, PARKED_SIZE)) {
       return {
         ...groupBase(g),
         steps: [],
@@ -477,15 +497,17 @@ const planGroupStop = (
       };
     }
     // Saved again with this run's time before parking, as for services: a start about to remove the
-    // old tag leaves the new one alone.
+    // old tag leaves the new one alone, and one that removed it anyway finds it written back.
+    const value = encodeGroup({ ...saved, at: stamp(now) });
     return {
       ...groupBase(g),
       steps: [
-        { op: 'save-group-state', value: encodeGroup({ ...saved, at: stamp(now) }) },
-        { op: 'set-group-size', size: PARKED_GROUP },
+        { op: 'save-group-state', value },
+        { op: 'set-group-size', size: PARKED_SIZE },
+        { op: 'verify-group-state', value },
       ],
       requires,
-      detail: `${sizeChange(g, PARKED_GROUP)} (finishing a stop from ${saved.at}; saved state kept, start restores ${sizeText(saved)})`,
+      detail: `${sizeChange(g, PARKED_SIZE)} (finishing a stop from ${saved.at}; saved state kept, start restores ${sizeText(saved)})`,
     };
   }
   const value = encodeGroup({ min: g.min, desired: g.desired, max: g.max, at: stamp(now) });
@@ -493,12 +515,13 @@ const planGroupStop = (
     ...groupBase(g),
     steps: [
       { op: 'save-group-state', value },
-      ...(sameSize(g, PARKED_GROUP) ? [] : [{ op: 'set-group-size' as const, size: PARKED_GROUP }]),
+      ...(sameSize(g, PARKED_SIZE) ? [] : [{ op: 'set-group-size' as const, size: PARKED_SIZE }]),
+      { op: 'verify-group-state', value },
     ],
     requires,
-    detail: sameSize(g, PARKED_GROUP)
+    detail: sameSize(g, PARKED_SIZE)
       ? 'already at min 0 desired 0 max 0; saved as 0 so start leaves it at 0'
-      : `${sizeChange(g, PARKED_GROUP)}; saved in tag ${PARKED_TAG}`,
+      : `${sizeChange(g, PARKED_SIZE)}; saved in tag ${PARKED_TAG}`,
   };
 };
 
@@ -520,7 +543,7 @@ const planGroupStart = (
       detail: `not parked by nightshift (${sizeText(g)})`,
     };
   }
-  if (!sameSize(g, PARKED_GROUP) && mayBeStopping(saved.at, now)) {
+  if (!sameSize(g, PARKED_SIZE) && mayBeStopping(saved.at, now)) {
     return {
       ...groupBase(g),
       steps: [],
@@ -541,13 +564,16 @@ const planGroupStart = (
   };
 };
 
-/** The row of a cluster or group this run holds no lease on: nothing of it changes. */
+/**
+ * The row of a cluster or group this run holds no lease on: nothing of it changes. `undone` when another
+ * run holds it (still to do: carried over to the next run), `failed` when the lease table is unusable.
+ */
 const heldRow = (h: Held, type: 'ecs-cluster' | 'autoscaling-group'): PlannedAction => ({
   arn: h.arn,
   type,
   name: h.name,
   steps: [],
-  outcome: 'skipped',
+  outcome: h.outcome,
   detail: h.reason,
 });
 
@@ -598,11 +624,15 @@ export const planSchedule = (input: SchedulerInput, estate: Estate, opts: PlanOp
   const held = (estate.heldGroups ?? []).filter((h) => touched(h.name));
 
   if (input.action === 'start') {
-    // A service starts only on capacity that is back: never while another run holds its group or a
-    // stop may still be parking it, and only after this run's restore of the group succeeded.
-    const withheld = [
+    // A service starts only on capacity that is back: never while another run holds its group (the
+    // service is then as undone as the group, or failed with it when the lease table is unusable) or a
+    // stop may still be parking it (skipped: no run can start it before that stop is done), and only
+    // after this run's restore of the group succeeded.
+    const withheld: { name: string; reason: string; outcome: 'skipped' | 'undone' | 'failed' }[] = [
       ...held,
-      ...groups.filter((g) => g.capacityWithheld).map((g) => ({ ...g, reason: g.detail })),
+      ...groups
+        .filter((g) => g.capacityWithheld)
+        .map((g) => ({ name: g.name, reason: g.detail, outcome: 'skipped' as const })),
     ];
     services = services.map((p) => {
       if (p.steps.length === 0) return p;
@@ -612,7 +642,7 @@ export const planSchedule = (input: SchedulerInput, estate: Estate, opts: PlanOp
         return {
           ...p,
           steps: [],
-          outcome: 'skipped' as const,
+          outcome: blocked.outcome,
           detail: `not started: its capacity group ${blocked.name} is not this run's to restore (${blocked.reason})`,
         };
       }

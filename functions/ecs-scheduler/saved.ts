@@ -33,6 +33,15 @@ export interface SavedGroup extends GroupSize {
 
 export const ALL_SUSPENDED: Suspension = { in: true, out: true, scheduled: true };
 
+/** A scaling target a stop parked: min 0, max 0, every kind of scaling suspended. */
+export const PARKED_LIMITS: ScalingLimits = { min: 0, max: 0, suspended: ALL_SUSPENDED };
+
+/** A capacity group a stop parked. */
+export const PARKED_SIZE: GroupSize = { min: 0, desired: 0, max: 0 };
+
+export const sameSize = (a: GroupSize, b: GroupSize): boolean =>
+  a.min === b.min && a.desired === b.desired && a.max === b.max;
+
 const encodeSuspension = (s: Suspension): string =>
   (['in', 'out', 'scheduled'] as const).filter((k) => s[k]).join('+') || 'none';
 

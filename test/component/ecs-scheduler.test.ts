@@ -5,7 +5,7 @@
  * the lease table in memory with DynamoDB's conditional-write semantics.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { UntagResourceCommand, UpdateServiceCommand } from '@aws-sdk/client-ecs';
+import { TagResourceCommand, UntagResourceCommand, UpdateServiceCommand } from '@aws-sdk/client-ecs';
 import { DeleteTagsCommand, UpdateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
 import { run, type Deps } from '#functions/ecs-scheduler/handler.ts';
 import { OutOfTimeError } from '#shared/deadline.ts';
@@ -69,6 +69,23 @@ const inputs = (log: { op: string; input: Record<string, unknown> }[], op: strin
   log.filter((c) => c.op === op).map((c) => c.input);
 const writes = <C extends { op: string }>(log: C[]) => log.filter((c) => WRITES.includes(c.op));
 const outcomes = (report: Report) => report.resources.map((r) => `${r.arn.split('/').pop()} ${r.outcome}`);
+
+/**
+ * A clock for a run (RunContext.hasTime) that says "no time" once, right after the fake answered `op`
+ * for the first time: the run stops there, between that call's step and the next.
+ */
+const cutAfter = (aws: FakeAws, op: string) => {
+  let out = false;
+  let done = false;
+  aws.hooks.before = (called) => {
+    if (called === op && !done) out = done = true;
+  };
+  return () => {
+    if (!out) return true;
+    out = false;
+    return false;
+  };
+};
 
 /** A stage cluster of plain services at desiredCount 2 on one capacity group. */
 const stage = (names: string[], extra: Partial<FakeCluster> = {}): FakeEstate => ({
@@ -281,6 +298,96 @@ describe('ecs-scheduler with simulated AWS', () => {
     });
   });
 
+  describe('a start whose UntagResource failed, then Application Auto Scaling moved the service (M1)', () => {
+    it('is stale for the next start, which fails it and leaves the scaled service alone', async () => {
+      // Prepare: web parked the night before; this start's UntagResource fails (throttled), after which
+      // target tracking scales web from 3 to 5, inside its restored limits 2–6
+      const aws = fakeAws({
+        clusters: [
+          {
+            name: 'stage',
+            services: [
+              {
+                name: 'web',
+                desired: 0,
+                scaling: { min: 0, max: 0, suspended: [true, true, true] },
+                tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+              },
+            ],
+          },
+        ],
+      });
+      aws.hooks.before = (op) => {
+        if (op === 'UntagResource') {
+          throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+        }
+      };
+      const first = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+      aws.service('stage', 'web')!.desired = 5;
+      const log = calls(aws);
+
+      // Act
+      const again = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess: nothing sets web back to 3; the row says why and what to do
+      expect(first.resources[0]).toMatchObject({
+        outcome: 'failed',
+        error: expect.stringMatching(
+          /^remove saved state \(UntagResource\) failed: ThrottlingException: Rate exceeded; done before it: restore scaling \(RegisterScalableTarget\), set desiredCount \(UpdateService\)$/,
+        ),
+      });
+      expect(again.resources[0]).toMatchObject({
+        outcome: 'failed',
+        detail:
+          `saved state from ${EARLIER} (desiredCount 3, scaling min 2 max 6, scaling active) does not match the ` +
+          'running service (desiredCount 5, scaling min 2 max 6, scaling active): it may be left over from a start ' +
+          'that could not remove it; nothing changed — delete tag nightshift:stopped and run again',
+      });
+      expect(writes(log)).toEqual([]);
+      expect(aws.service('stage', 'web')?.desired).toBe(5);
+    });
+
+    it('still finishes a start cut off after its scaling restore, which left desiredCount at the saved min', async () => {
+      // Prepare: the first start's UpdateService fails; registering min 2 moved desiredCount 0 → 2
+      const aws = fakeAws({
+        clusters: [
+          {
+            name: 'stage',
+            services: [
+              {
+                name: 'web',
+                desired: 0,
+                scaling: { min: 0, max: 0, suspended: [true, true, true] },
+                tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+              },
+            ],
+          },
+        ],
+      });
+      let failing = true;
+      aws.hooks.before = (op) => {
+        if (op === 'UpdateService' && failing) {
+          failing = false;
+          throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+        }
+      };
+      const first = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+      const between = structuredClone(aws.service('stage', 'web'));
+
+      // Act
+      const again = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(first.resources[0]).toMatchObject({ outcome: 'failed' });
+      expect(between).toMatchObject({ desired: 2, scaling: { min: 2, max: 6 } });
+      expect(again.resources[0]).toMatchObject({
+        outcome: 'changed',
+        detail: `desiredCount 2 → 3 (finishing a start that restored the scaling target but not desiredCount); saved state from ${EARLIER} removed`,
+      });
+      expect(aws.service('stage', 'web')).toMatchObject({ desired: 3, tags: {} });
+    });
+  });
+
   describe('a start never removes saved state written after it read', () => {
     const parked = (): FakeEstate => ({
       clusters: [
@@ -407,8 +514,195 @@ describe('ecs-scheduler with simulated AWS', () => {
     });
   });
 
+  describe('without a common lease, the saved state a stop wrote survives a start that removes it (H1)', () => {
+    /** web at 3 on a capacity group, as a stop finds it. */
+    const running = (): FakeEstate => ({
+      clusters: [{ name: 'stage', providers: ['stage-cp'], services: [{ name: 'web', desired: 3 }] }],
+      providers: { 'stage-cp': 'stage-nodes' },
+      groups: [{ name: 'stage-nodes', min: 1, desired: 2, max: 3 }],
+    });
+
+    it("writes a service's tag back when a start (an older version, say) removed it after the stop parked it", async () => {
+      // Prepare: the start's UntagResource lands between the stop's UpdateService and its re-read
+      const aws = fakeAws(running());
+      let parked = false;
+      aws.hooks.before = (op) => {
+        if (op === 'UpdateService') parked = true;
+        if (op === 'DescribeServices' && parked && aws.service('stage', 'web')?.tags?.[STOPPED]) {
+          aws.service('stage', 'web')!.tags = {};
+        }
+      };
+
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources[0]).toMatchObject({
+        outcome: 'changed',
+        detail:
+          'desiredCount 3 → 0; saved in tag nightshift:stopped; its saved state was removed after this stop wrote ' +
+          'it (by a start without a common lease) while the service stayed parked: written back',
+      });
+      expect(aws.service('stage', 'web')).toMatchObject({
+        desired: 0,
+        tags: { [STOPPED]: 'desired=3 at=2026-11-23T18:00:00Z' },
+      });
+    });
+
+    it('leaves a service a start restored meanwhile as it is, and says so', async () => {
+      // Prepare: between the stop's UpdateService and its re-read, a start restores web and removes the tag
+      const aws = fakeAws(running());
+      let parked = false;
+      aws.hooks.before = (op) => {
+        if (op === 'UpdateService') parked = true;
+        const web = aws.service('stage', 'web')!;
+        if (op === 'DescribeServices' && parked && web.tags?.[STOPPED])
+          Object.assign(web, { desired: 3, tags: {} });
+      };
+
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources[0]?.detail).toMatch(
+        /; its saved state was removed after this stop wrote it, and the service runs again \(desiredCount 3\): a start restored it; left as it is$/,
+      );
+      expect(aws.ecs.commandCalls(TagResourceCommand)).toHaveLength(1);
+      expect(aws.service('stage', 'web')).toMatchObject({ desired: 3, tags: {} });
+    });
+
+    it.each([
+      {
+        title: 'the same values saved by another stop, with its own time',
+        service: { desired: 3 },
+        found: 'desired=3 at=2026-11-23T18:00:05Z',
+      },
+      {
+        title: 'other values, where this stop saved a state that restores nothing',
+        service: { desired: 0 },
+        found: 'desired=3 at=2026-11-22T18:00:00Z',
+      },
+    ])('keeps a tag its re-read finds replaced by $title', async ({ service, found }) => {
+      // Prepare
+      const aws = fakeAws({ clusters: [{ name: 'stage', services: [{ name: 'web', ...service }] }] });
+      let saved = false;
+      aws.hooks.before = (op) => {
+        if (op === 'TagResource') saved = true;
+        const web = aws.service('stage', 'web')!;
+        if (op === 'DescribeServices' && saved && web.tags?.[STOPPED] !== found)
+          web.tags = { [STOPPED]: found };
+      };
+
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(aws.ecs.commandCalls(TagResourceCommand)).toHaveLength(1);
+      expect(aws.service('stage', 'web')).toMatchObject({ desired: 0, tags: { [STOPPED]: found } });
+    });
+
+    it("writes a group's tag back when a start removed it after the stop parked the group", async () => {
+      // Prepare
+      const aws = fakeAws(running());
+      let parked = false;
+      aws.hooks.before = (op) => {
+        if (op === 'UpdateAutoScalingGroup') parked = true;
+        const g = aws.groups.get('stage-nodes')!;
+        if (op === 'DescribeAutoScalingGroups' && parked && g.tags?.[STOPPED]) g.tags = {};
+      };
+
+      // Act
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources[1]).toMatchObject({
+        arn: groupArn('stage-nodes'),
+        outcome: 'changed',
+        detail:
+          'min 1→0, desired 2→0, max 3→0; saved in tag nightshift:stopped; its saved state was removed after this ' +
+          'stop wrote it (by a start without a common lease) while the group stayed parked: written back',
+      });
+      expect(aws.groups.get('stage-nodes')).toEqual({
+        name: 'stage-nodes',
+        min: 0,
+        desired: 0,
+        max: 0,
+        tags: { [STOPPED]: 'min=1 desired=2 max=3 at=2026-11-23T18:00:00Z' },
+      });
+    });
+
+    it("makes a start that removed a group's tag a stop saved after the start's re-read write it back", async () => {
+      // Prepare: the group parked the night before; between the start's re-read and its DeleteTags a stop
+      // (another stage's) saves the same values again and parks the group it had found restored
+      const aws = fakeAws({
+        clusters: [{ name: 'stage', providers: ['stage-cp'], services: [] }],
+        providers: { 'stage-cp': 'stage-nodes' },
+        groups: [
+          {
+            name: 'stage-nodes',
+            min: 0,
+            desired: 0,
+            max: 0,
+            tags: { [STOPPED]: `min=1 desired=2 max=3 at=${EARLIER}` },
+          },
+        ],
+      });
+      aws.hooks.before = (op) => {
+        if (op === 'DeleteTags') {
+          Object.assign(aws.groups.get('stage-nodes')!, {
+            min: 0,
+            desired: 0,
+            max: 0,
+            tags: { [STOPPED]: 'min=1 desired=2 max=3 at=2026-11-23T18:00:05Z' },
+          });
+        }
+      };
+
+      // Act
+      const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(report.resources[0]?.detail).toBe(
+        `min 0→1, desired 0→2, max 0→3; saved state from ${EARLIER} removed; a stop parked it again right after ` +
+          "this start read its saved state, and this start's removal took the state that stop saved: " +
+          `"min=1 desired=2 max=3 at=${EARLIER}" written back for the next start`,
+      );
+      expect(aws.groups.get('stage-nodes')).toMatchObject({
+        min: 0,
+        desired: 0,
+        max: 0,
+        tags: { [STOPPED]: `min=1 desired=2 max=3 at=${EARLIER}` },
+      });
+    });
+
+    it('writes nothing back after removing the tag of a service it leaves running', async () => {
+      // Prepare
+      const aws = fakeAws({
+        clusters: [
+          {
+            name: 'stage',
+            services: [{ name: 'web', desired: 0, tags: { [STOPPED]: `desired=3 at=${EARLIER}` } }],
+          },
+        ],
+      });
+      const log = calls(aws);
+
+      // Act
+      await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess: the check after the removal is one DescribeServices of web alone
+      expect(writes(log).map((c) => c.op)).toEqual(['UpdateService', 'UntagResource']);
+      expect(inputs(log, 'DescribeServices').slice(-2)).toEqual([
+        { cluster: 'stage', services: [serviceArn('stage', 'web')], include: ['TAGS'] },
+        { cluster: 'stage', services: [serviceArn('stage', 'web')], include: ['TAGS'] },
+      ]);
+      expect(aws.service('stage', 'web')).toMatchObject({ desired: 3, tags: {} });
+    });
+  });
+
   describe('leases', () => {
-    it('changes nothing without a lease table, and says so for each cluster', async () => {
+    it('changes nothing without a lease table, and fails each cluster saying why', async () => {
       // Prepare
       const aws = fakeAws(stage(['a']));
       const log = calls(aws);
@@ -421,7 +715,7 @@ describe('ecs-scheduler with simulated AWS', () => {
         {
           arn: clusterArn('stage'),
           type: 'ecs-cluster',
-          outcome: 'skipped',
+          outcome: 'failed',
           detail:
             'could not take a lease in (no lease table: LEASE_TABLE is not set) (LEASE_TABLE is not set); nothing ' +
             'changed: without a lease another run could act on it at the same time',
@@ -459,7 +753,7 @@ describe('ecs-scheduler with simulated AWS', () => {
       ]);
     });
 
-    it('stops the services but leaves a group whose lease another run holds, naming the holder', async () => {
+    it('stops the services but leaves a group whose lease another run holds undone, naming the holder', async () => {
       // Prepare: instance-rotation holds the group for a rotation step
       const aws = fakeAws(stage(['a']));
       await leases(
@@ -471,7 +765,7 @@ describe('ecs-scheduler with simulated AWS', () => {
       const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
 
       // Assess
-      expect(outcomes(report)).toEqual(['a changed', 'stage-nodes skipped']);
+      expect(outcomes(report)).toEqual(['a changed', 'stage-nodes undone']);
       expect(report.resources[1]?.detail).toBe(
         'another run holds the lease on it: instance-rotation run 9c1d (nightshift-dev-instance-rotation), for 2m ' +
           '(since 2026-11-23T17:58:00Z, expires 2026-11-23T18:13:00Z); nothing changed — run again once it is done',
@@ -480,7 +774,7 @@ describe('ecs-scheduler with simulated AWS', () => {
       expect(aws.groups.get('stage-nodes')).toEqual({ name: 'stage-nodes', min: 1, desired: 2, max: 3 });
     });
 
-    it('starts no service of a cluster whose capacity group another run holds', async () => {
+    it('starts no service of a cluster whose capacity group another run holds: both are undone', async () => {
       // Prepare: everything parked; a stop of another cluster sharing the group holds it
       const estate = stage(['a', 'b']);
       estate.clusters[0]!.services = [
@@ -502,14 +796,14 @@ describe('ecs-scheduler with simulated AWS', () => {
       const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
 
       // Assess
-      expect(outcomes(report)).toEqual(['stage-nodes skipped', 'a skipped', 'b unchanged']);
+      expect(outcomes(report)).toEqual(['stage-nodes undone', 'a undone', 'b unchanged']);
       expect(report.resources[1]?.detail).toMatch(
         /^not started: its capacity group stage-nodes is not this run's to restore \(another run holds the lease on it: ecs-scheduler run 4e2a/,
       );
       expect(writes(log)).toEqual([]);
     });
 
-    it('reads nothing more of a cluster another run holds, and reports the holder', async () => {
+    it('reads nothing more of a cluster another run holds, and reports it undone with the holder', async () => {
       // Prepare
       const aws = fakeAws(stage(['a']));
       const log = calls(aws);
@@ -519,7 +813,7 @@ describe('ecs-scheduler with simulated AWS', () => {
       const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
 
       // Assess
-      expect(outcomes(report)).toEqual(['stage skipped']);
+      expect(outcomes(report)).toEqual(['stage undone']);
       expect(report.resources[0]?.detail).toMatch(
         /^another run holds the lease on it: ecs-scheduler run 77aa/,
       );
@@ -741,18 +1035,22 @@ describe('ecs-scheduler with simulated AWS', () => {
     });
 
     it('starts with what the previous run left undone, and reports what the deadline leaves undone', async () => {
-      // Prepare: the previous stop was cut short before f and g; time for two services this time
+      // Prepare: the previous stop was cut short before f and g; this time the run has time to start two
+      // services and none more. The executor asks before each service it starts, all in one go (the
+      // fake answers synchronously); the two that started then finish their steps.
       const aws = fakeAws(stage(['a', 'b', 'c', 'd', 'e', 'f', 'g']));
       const log = calls(aws);
       let budget = 2;
+      let started = false;
+      const hasTime = () => {
+        if (started) return true;
+        queueMicrotask(() => (started = true));
+        return budget-- > 0;
+      };
       const carried = { stop: [serviceArn('stage', 'f'), serviceArn('stage', 'g')] };
 
       // Act
-      const report = await run(
-        { action: 'stop', clusters: ['stage'] },
-        ctx({ hasTime: () => budget-- > 0, carried }),
-        deps(),
-      );
+      const report = await run({ action: 'stop', clusters: ['stage'] }, ctx({ hasTime, carried }), deps());
 
       // Assess
       expect(
@@ -783,6 +1081,247 @@ describe('ecs-scheduler with simulated AWS', () => {
       );
       expect(aws.groups.get('stage-nodes')).toMatchObject({ min: 1, desired: 2, max: 3 });
     });
+  });
+
+  describe('a run out of time between two steps of a resource (M2)', () => {
+    // web (autoscaled 2–6, at 3) on stage-nodes (1/2/3). A stop's steps: web save, park scaling, desiredCount 0,
+    // check; then the group save, resize, check. A start's: group resize, remove; then web scaling,
+    // desiredCount, remove. The clock says "no time" once, right after the named call: the resource stops
+    // there, `undone`, and the next run must finish it whatever comes next.
+    const estate = (): FakeEstate => ({
+      clusters: [
+        {
+          name: 'stage',
+          providers: ['stage-cp'],
+          services: [{ name: 'web', desired: 3, scaling: { min: 2, max: 6 } }],
+        },
+      ],
+      providers: { 'stage-cp': 'stage-nodes' },
+      groups: [{ name: 'stage-nodes', min: 1, desired: 2, max: 3 }],
+    });
+    const MORNING = new Date('2026-11-24T07:00:00Z');
+    /** What a stop and a start act on, in one comparable shape. */
+    const state = (aws: FakeAws) => {
+      const web = aws.service('stage', 'web')!;
+      const g = aws.groups.get('stage-nodes')!;
+      return {
+        web: {
+          desired: web.desired,
+          min: web.scaling?.min,
+          max: web.scaling?.max,
+          suspended: web.scaling?.suspended ?? [false, false, false],
+          tags: web.tags ?? {},
+        },
+        group: { min: g.min, desired: g.desired, max: g.max, tags: g.tags ?? {} },
+      };
+    };
+    const RUNNING = {
+      web: { desired: 3, min: 2, max: 6, suspended: [false, false, false], tags: {} },
+      group: { min: 1, desired: 2, max: 3, tags: {} },
+    };
+
+    it.each([
+      { after: 'TagResource', row: 'web', before: 'park scaling (RegisterScalableTarget)' },
+      { after: 'RegisterScalableTarget', row: 'web', before: 'set desiredCount (UpdateService)' },
+      {
+        after: 'UpdateService',
+        row: 'web',
+        before: 'check saved state is still there (DescribeServices)',
+      },
+      { after: 'CreateOrUpdateTags', row: 'stage-nodes', before: 'resize group (UpdateAutoScalingGroup)' },
+      {
+        after: 'UpdateAutoScalingGroup',
+        row: 'stage-nodes',
+        before: 'check saved state is still there (DescribeAutoScalingGroups)',
+      },
+    ])(
+      'stops a stop after $after; the next stop finishes it, and a start from either restores exactly',
+      async (cut) => {
+        // Prepare
+        const aws = fakeAws(estate());
+
+        // Act: the cut stop; a start straight after it (on a copy of AWS's state), then the next stop and a start
+        const cutReport = await run(
+          { action: 'stop', clusters: ['stage'] },
+          ctx({ hasTime: cutAfter(aws, cut.after) }),
+          deps(),
+        );
+        aws.hooks.before = undefined;
+        const cutState = state(aws);
+        const stop = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+        const stopped = state(aws);
+        const start = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps(MORNING));
+        const restored = state(aws);
+
+        const other = fakeAws(estate());
+        Object.assign(other.service('stage', 'web')!, {
+          desired: cutState.web.desired,
+          scaling: { min: cutState.web.min, max: cutState.web.max, suspended: cutState.web.suspended },
+          tags: cutState.web.tags,
+        });
+        Object.assign(other.groups.get('stage-nodes')!, cutState.group);
+        const direct = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps(MORNING));
+
+        // Assess: the cut row says where it stopped and what it had done; every way on restores exactly
+        const cutRow = cutReport.resources.find((r) => r.arn.endsWith(cut.row));
+        expect(cutRow).toMatchObject({ outcome: 'undone' });
+        expect(cutRow?.detail).toMatch(
+          new RegExp(
+            `^stopped before ${cut.before.replace(/[()]/g, '\\$&')}: the run was about to time out; done before it: .*; the next run finishes it \\(planned: `,
+          ),
+        );
+        expect(cutReport.summary).toMatchObject({ failed: 0, undone: cut.row === 'web' ? 2 : 1 });
+        expect(stop.summary).toMatchObject({ failed: 0, undone: 0 });
+        expect(stopped).toEqual({
+          web: {
+            desired: 0,
+            min: 0,
+            max: 0,
+            suspended: [true, true, true],
+            tags: { [STOPPED]: 'desired=3 min=2 max=6 suspended=none at=2026-11-23T18:00:00Z' },
+          },
+          group: {
+            min: 0,
+            desired: 0,
+            max: 0,
+            tags: { [STOPPED]: 'min=1 desired=2 max=3 at=2026-11-23T18:00:00Z' },
+          },
+        });
+        expect(start.summary).toMatchObject({ changed: 2, failed: 0 });
+        expect(restored).toEqual(RUNNING);
+        expect(direct.summary).toMatchObject({ failed: 0, undone: 0, skipped: 0 });
+        expect(state(other)).toEqual(RUNNING);
+      },
+    );
+  });
+
+  describe('a start out of time between two steps of a resource (M2)', () => {
+    /** The same estate parked by a stop the night before. */
+    const parked = (): FakeEstate => ({
+      clusters: [
+        {
+          name: 'stage',
+          providers: ['stage-cp'],
+          services: [
+            {
+              name: 'web',
+              desired: 0,
+              scaling: { min: 0, max: 0, suspended: [true, true, true] },
+              tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+            },
+          ],
+        },
+      ],
+      providers: { 'stage-cp': 'stage-nodes' },
+      groups: [
+        {
+          name: 'stage-nodes',
+          min: 0,
+          desired: 0,
+          max: 0,
+          tags: { [STOPPED]: `min=1 desired=2 max=3 at=${EARLIER}` },
+        },
+      ],
+    });
+    const running = (aws: FakeAws) => {
+      expect(aws.service('stage', 'web')).toEqual({
+        name: 'web',
+        desired: 3,
+        scaling: { min: 2, max: 6, suspended: [false, false, false] },
+        tags: {},
+      });
+      expect(aws.groups.get('stage-nodes')).toEqual({
+        name: 'stage-nodes',
+        min: 1,
+        desired: 2,
+        max: 3,
+        tags: {},
+      });
+    };
+
+    it.each([
+      {
+        after: 'UpdateAutoScalingGroup',
+        row: 'stage-nodes',
+        before: 'remove saved state (DeleteTags)',
+        undone: 2,
+        kept: EARLIER,
+      },
+      {
+        after: 'RegisterScalableTarget',
+        row: 'web',
+        before: 'set desiredCount (UpdateService)',
+        undone: 1,
+        kept: '2026-11-23T19:00:00Z',
+      },
+      {
+        after: 'UpdateService',
+        row: 'web',
+        before: 'remove saved state (UntagResource)',
+        undone: 1,
+        kept: '2026-11-23T19:00:00Z',
+      },
+    ])(
+      'stops a start after $after; the next start finishes it, and so does a stop then a start',
+      async (cut) => {
+        // Prepare
+        const first = fakeAws(parked());
+
+        // Act: the cut start, then the next start
+        const cutReport = await run(
+          { action: 'start', clusters: ['stage'] },
+          ctx({ hasTime: cutAfter(first, cut.after) }),
+          deps(),
+        );
+        first.hooks.before = undefined;
+        const between = {
+          web: structuredClone(first.service('stage', 'web')),
+          group: { ...first.groups.get('stage-nodes') },
+        };
+        const next = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+        // Assess
+        const cutRow = cutReport.resources.find((r) => r.arn.endsWith(cut.row));
+        expect(cutRow).toMatchObject({ outcome: 'undone' });
+        expect(cutRow?.detail).toMatch(
+          new RegExp(
+            `^stopped before ${cut.before.replace(/[()]/g, '\\$&')}: the run was about to time out; done before it: `,
+          ),
+        );
+        expect(cutReport.summary).toMatchObject({ failed: 0, undone: cut.undone });
+        if (cut.row === 'stage-nodes') {
+          expect(cutReport.resources.find((r) => r.arn.endsWith('/web'))).toMatchObject({
+            outcome: 'undone',
+            detail: `not started: its capacity group ${groupArn('stage-nodes')} is not back (undone), so its tasks would have nowhere to run; nothing changed — run start again`,
+          });
+        }
+        expect(next.summary).toMatchObject({ failed: 0, undone: 0, skipped: 0 });
+        running(first);
+
+        // Act: from the same cut state, a stop (that evening) and then a start (the next morning)
+        const second = fakeAws(parked());
+        Object.assign(second.service('stage', 'web')!, between.web);
+        Object.assign(second.groups.get('stage-nodes')!, between.group);
+        const stop = await run(
+          { action: 'stop', clusters: ['stage'] },
+          ctx(),
+          deps(new Date('2026-11-23T19:00:00Z')),
+        );
+        const stoppedTags = { ...second.service('stage', 'web')?.tags };
+        const start = await run(
+          { action: 'start', clusters: ['stage'] },
+          ctx(),
+          deps(new Date('2026-11-24T07:00:00Z')),
+        );
+
+        // Assess: the stop kept what was saved as the saved state (written again by a stop that parks web,
+        // as it is when the start did not get to web)
+        expect(stop.summary).toMatchObject({ failed: 0, undone: 0 });
+        expect(stoppedTags).toEqual({ [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${cut.kept}` });
+        expect(start.summary).toMatchObject({ failed: 0, undone: 0, skipped: 0 });
+        running(second);
+      },
+    );
   });
 
   describe('the plan digest', () => {

@@ -193,7 +193,174 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler: a stop and a start at once (m
     expect(await observe(aws, ['solo'], [])).toEqual(before);
   });
 
-  it('skips a start while a stop holds the lease on the cluster, naming the holder, and restores exactly afterwards', async () => {
+  describe('a start whose UntagResource lands after a stop in another lease table saved again', () => {
+    /** `solo` runs web (autoscaled 2–6) at 3 and worker at 2 on no capacity group; a stop parked both the night before. */
+    const parkedSolo = async () => {
+      await createCluster(aws, {
+        name: 'solo',
+        services: [
+          { name: 'web', desired: 3, scaling: { min: 2, max: 6 } },
+          { name: 'worker', desired: 2 },
+        ],
+      });
+      const before = await observe(aws, ['solo'], []);
+      const night = await run(
+        { action: 'stop', clusters: ['solo'] },
+        runContext({ leases: runLeases(dev, 'ecs-scheduler stop (nightshift-dev)') }),
+        deps(aws, T0),
+      );
+      expect(night.summary).toMatchObject({ changed: 2, failed: 0 });
+      return before;
+    };
+    const morning = minutes(13 * 60);
+    const SAVED = {
+      'solo/web': 'desired=3 min=2 max=6 suspended=none at=2026-11-23T18:00:00Z',
+      'solo/worker': 'desired=2 at=2026-11-23T18:00:00Z',
+    };
+    const PARKED_WEB = { min: 0, max: 0, suspended: [true, true, true] };
+    /** A single-service DescribeServices: a run's re-read of one service, not its read of the estate. */
+    const oneService = (body: string) => /"services":\["[^"]+"\]/.test(body);
+
+    it('holds the start at its UntagResource while the stop runs in full: the start writes the state back', async () => {
+      // Prepare: the start (stage `stage`) has restored both services and re-read their tags; both its
+      // UntagResource calls wait while a stop (stage `dev`, its own lease table) runs from start to end
+      const before = await parkedSolo();
+      const go = door();
+      let arrived = 0;
+      let stop: Report | undefined;
+      proxy.before('UntagResource', async () => {
+        arrived += 1;
+        if (arrived === 2) {
+          stop = await run(
+            { action: 'stop', clusters: ['solo'] },
+            runContext({ leases: runLeases(dev, 'ecs-scheduler stop (nightshift-dev)') }),
+            deps(aws, morning),
+          );
+          go.open();
+        }
+        await go.opened;
+      });
+
+      // Act
+      const start = await run(
+        { action: 'start', clusters: ['solo'] },
+        runContext({ leases: runLeases(stage, 'ecs-scheduler start (nightshift-stage)') }),
+        deps(held, morning),
+      );
+      const after = await observe(aws, ['solo'], []);
+      const later = await run(
+        { action: 'start', clusters: ['solo'] },
+        runContext({ leases: runLeases(stage, 'ecs-scheduler start (nightshift-stage)') }),
+        deps(aws, minutes(13 * 60 + 20)),
+      );
+
+      // Assess: the stop ran in full and found its tags in place; the start's UntagResource then removed
+      // them, saw each service parked by someone else, and wrote back what it had removed
+      expect(stop?.summary).toMatchObject({ changed: 2, failed: 0 });
+      for (const name of ['web', 'worker'] as const) {
+        expect(row(start, `service/solo/${name}`)).toMatchObject({ outcome: 'changed' });
+        expect(row(start, `service/solo/${name}`)?.detail).toContain(
+          `a stop parked it again right after this start read its saved state, and this start's removal took the state that stop saved: "${SAVED[`solo/${name}`]}" written back for the next start`,
+        );
+      }
+      const sent = proxy.delivered().map((r) => r.operation);
+      expect(sent.lastIndexOf('TagResource')).toBeGreaterThan(sent.lastIndexOf('UntagResource'));
+      expect(after.services).toEqual({
+        'solo/web': { desired: 0, scaling: PARKED_WEB, tags: { [STOPPED]: SAVED['solo/web'] } },
+        'solo/worker': { desired: 0, tags: { [STOPPED]: SAVED['solo/worker'] } },
+      });
+      expect(later.summary).toMatchObject({ changed: 2, failed: 0 });
+      expect(await observe(aws, ['solo'], [])).toEqual(before);
+    });
+
+    it("lets the start's UntagResource land between the stop's park and its re-read: the stop writes the state back", async () => {
+      // Prepare: as above, but the stop runs through its own proxy: its re-read of each service (its last
+      // step) waits until the start's UntagResource calls have landed, and the start's own check after
+      // them waits until the stop is done, so the stop alone finds its tags gone
+      const before = await parkedSolo();
+      const stopProxy = await startProxy(moto.url);
+      const stopClients = seedClients(stopProxy.url);
+      try {
+        const untag = door();
+        let untagOpen = false;
+        const landed = door();
+        let checks = 0;
+        const stopDone = door();
+        let untags = 0;
+        let stop: Promise<Report> | undefined;
+        proxy.before('UntagResource', async () => {
+          untags += 1;
+          if (untags === 2) {
+            stop = run(
+              { action: 'stop', clusters: ['solo'] },
+              runContext({ leases: runLeases(dev, 'ecs-scheduler stop (nightshift-dev)') }),
+              deps(stopClients, morning),
+            ).finally(() => stopDone.open());
+          }
+          await untag.opened;
+        });
+        proxy.before('DescribeServices', async () => {
+          if (!untagOpen) return;
+          checks += 1;
+          if (checks === 2) landed.open();
+          await stopDone.opened;
+        });
+        stopProxy.before('DescribeServices', async (request) => {
+          if (!oneService(request.body)) return;
+          untagOpen = true;
+          untag.open();
+          await landed.opened;
+        });
+
+        // Act
+        const start = await run(
+          { action: 'start', clusters: ['solo'] },
+          runContext({ leases: runLeases(stage, 'ecs-scheduler start (nightshift-stage)') }),
+          deps(held, morning),
+        );
+        const stopped = await stop;
+        const after = await observe(aws, ['solo'], []);
+        const later = await run(
+          { action: 'start', clusters: ['solo'] },
+          runContext({ leases: runLeases(stage, 'ecs-scheduler start (nightshift-stage)') }),
+          deps(aws, minutes(13 * 60 + 20)),
+        );
+
+        // Assess
+        expect(start.summary).toMatchObject({ changed: 2, failed: 0 });
+        for (const name of ['web', 'worker']) {
+          expect(row(stopped, `service/solo/${name}`)).toMatchObject({ outcome: 'changed' });
+          expect(row(stopped, `service/solo/${name}`)?.detail).toMatch(
+            /; its saved state was removed after this stop wrote it \(by a start without a common lease\) while the service stayed parked: written back$/,
+          );
+        }
+        // What the stop sent from its first re-read on: one TagResource per service, writing its tag back
+        const sent = stopProxy.delivered();
+        const check = sent.findIndex((r) => r.operation === 'DescribeServices' && oneService(r.body));
+        expect(
+          sent
+            .slice(check)
+            .filter((r) => r.operation === 'TagResource')
+            .map((r) => (JSON.parse(r.body) as { resourceArn: string }).resourceArn.split('/').pop())
+            .sort(),
+        ).toEqual(['web', 'worker']);
+        expect(after.services).toEqual({
+          'solo/web': {
+            desired: 0,
+            scaling: PARKED_WEB,
+            tags: { [STOPPED]: 'desired=3 min=2 max=6 suspended=none at=2026-11-24T07:00:00Z' },
+          },
+          'solo/worker': { desired: 0, tags: { [STOPPED]: 'desired=2 at=2026-11-24T07:00:00Z' } },
+        });
+        expect(later.summary).toMatchObject({ changed: 2, failed: 0 });
+        expect(await observe(aws, ['solo'], [])).toEqual(before);
+      } finally {
+        await stopProxy.close();
+      }
+    });
+  });
+
+  it('leaves a start undone while a stop holds the lease on the cluster, naming the holder, and restores exactly afterwards', async () => {
     // Prepare: one stage, one lease table; the stop is held at its first change
     const before = await observeSample(aws);
     const go = door();
@@ -225,12 +392,12 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler: a stop and a start at once (m
       deps(aws, minutes(5)),
     );
 
-    // Assess: the start was skipped whole, with who holds the cluster and since when
+    // Assess: the start left the cluster whole, undone, with who holds it and since when
     expect(start?.resources).toEqual([
       {
         arn: 'arn:aws:ecs:eu-central-1:123456789012:cluster/stage',
         type: 'ecs-cluster',
-        outcome: 'skipped',
+        outcome: 'undone',
         detail: expect.stringMatching(
           /^another run holds the lease on it: ecs-scheduler run 2f8e6c1a \(nightshift-dev-ecs-scheduler\), for 0m \(since .*Z, expires .*Z\); nothing changed — run again once it is done$/,
         ),
@@ -242,7 +409,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler: a stop and a start at once (m
     expect(await observeSample(aws)).toEqual(before);
   });
 
-  it('changes nothing when the lease table cannot be reached, and says why for each cluster', async () => {
+  it('changes nothing when the lease table cannot be reached, and fails each cluster saying why', async () => {
     // Prepare
     const before = await observeSample(aws);
     await dynamoClient(moto.url).send(new DeleteTableCommand({ TableName: 'nightshift-dev-leases' }));
@@ -257,8 +424,8 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler: a stop and a start at once (m
 
     // Assess
     expect(stop.resources.map((r) => `${r.arn.split('/').pop()} ${r.outcome}`).sort()).toEqual([
-      'prod skipped',
-      'stage skipped',
+      'prod failed',
+      'stage failed',
     ]);
     expect(row(stop, 'cluster/stage')?.detail).toMatch(
       /^could not take a lease in nightshift-dev-leases \(ResourceNotFoundException.*\); nothing changed: without a lease another run could act on it at the same time$/,

@@ -420,10 +420,11 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
   });
 
   it('reports work a deadline mid-write left as undone, and the next run finishes it first', async () => {
-    // Prepare: time runs out once the services are being stopped, before the group
-    let writing = false;
-    proxy.before('UpdateService', async () => {
-      writing = true;
+    // Prepare: time runs out once the services are stopped, before the group. A stop's last step for a
+    // service reads that service alone (its saved state, again): after the third, time is up.
+    let checked = 0;
+    proxy.before('DescribeServices', async (request) => {
+      if (/"services":\["[^"]+"\]/.test(request.body)) checked += 1;
     });
     const carryOver = () =>
       dynamoClient(moto.url).send(
@@ -436,7 +437,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     // Act
     const cut = (await handler(
       { action: 'stop', clusters: ['stage'] },
-      lambdaContext('ecs-scheduler', () => (writing ? 5_000 : 900_000)),
+      lambdaContext('ecs-scheduler', () => (checked >= 3 ? 5_000 : 900_000)),
     )) as Report;
     const carried = await carryOver();
     const next = await invoke({ action: 'stop', clusters: ['stage'] });

@@ -257,6 +257,27 @@ describe.runIf(motoTestsEnabled())('leases in DynamoDB (moto)', () => {
       delete process.env.LEASE_TABLE;
     });
 
+    it('settles a scope left undone last time once a run holds its lease, even without a row for it', async () => {
+      process.env.LEASE_TABLE = TEST_LEASE_TABLE;
+      const cluster = 'arn:aws:ecs:eu-central-1:123456789012:cluster/stage';
+      const carry = dynamoCarryOver(client, TEST_LEASE_TABLE, () => T0);
+      await carry.save('ecs-scheduler', 'start', [cluster, 'arn:other']);
+      const handler = withOps(
+        'ecs-scheduler',
+        (e) => e,
+        async (_, ctx) => {
+          await ctx.carriedOver('start');
+          expect(await ctx.leases.take(cluster)).toEqual({ ok: true });
+          return buildReport('start', false, []);
+        },
+      );
+
+      await handler({}, lambdaContext('ecs-scheduler'));
+
+      expect([...(await carry.load('ecs-scheduler', 'start'))]).toEqual(['arn:other']);
+      delete process.env.LEASE_TABLE;
+    });
+
     it('reports a read cut short by the deadline as undone, without failing the run', async () => {
       const handler = withOps(
         'ecs-scheduler',

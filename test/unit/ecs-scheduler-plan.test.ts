@@ -130,6 +130,7 @@ describe('planSchedule: stopping a service', () => {
         { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
         { op: 'park-scaling', resourceId: 'service/stage/web' },
         { op: 'set-desired-count', desiredCount: 0 },
+        { op: 'verify-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
       ],
       detail:
         'desiredCount 3 → 0; scaling min 2→0 max 6→0, all scaling suspended; saved in tag nightshift:stopped',
@@ -145,6 +146,7 @@ describe('planSchedule: stopping a service', () => {
         { op: 'save-service-state', value: `desired=3 min=1 max=4 suspended=in+scheduled at=${AT}` },
         { op: 'park-scaling', resourceId: 'service/stage/web' },
         { op: 'set-desired-count', desiredCount: 0 },
+        { op: 'verify-service-state', value: `desired=3 min=1 max=4 suspended=in+scheduled at=${AT}` },
       ],
       detail:
         'desiredCount 3 → 0; scaling min 1→0 max 4→0, all scaling suspended; saved in tag nightshift:stopped',
@@ -155,13 +157,17 @@ describe('planSchedule: stopping a service', () => {
       steps: [
         { op: 'save-service-state', value: `desired=2 at=${AT}` },
         { op: 'set-desired-count', desiredCount: 0 },
+        { op: 'verify-service-state', value: `desired=2 at=${AT}` },
       ],
       detail: 'desiredCount 2 → 0; saved in tag nightshift:stopped',
     },
     {
       title: 'only saves a service already at 0, so that start leaves it at 0',
       service: { name: 'batch', desiredCount: 0 },
-      steps: [{ op: 'save-service-state', value: `desired=0 at=${AT}` }],
+      steps: [
+        { op: 'save-service-state', value: `desired=0 at=${AT}` },
+        { op: 'verify-service-state', value: `desired=0 at=${AT}` },
+      ],
       detail: 'already at desiredCount 0; saved as 0 so start leaves it at 0',
     },
     {
@@ -183,6 +189,7 @@ describe('planSchedule: stopping a service', () => {
       steps: [
         { op: 'save-service-state', value: `desired=2 at=${AT}` },
         { op: 'set-desired-count', desiredCount: 0 },
+        { op: 'verify-service-state', value: `desired=2 at=${AT}` },
       ],
       detail: `desiredCount 2 → 0 (finishing a stop from ${EARLIER}; saved state kept, start restores desiredCount 2)`,
     },
@@ -207,6 +214,7 @@ describe('planSchedule: stopping a service', () => {
       steps: [
         { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
         { op: 'park-scaling', resourceId: 'service/stage/web' },
+        { op: 'verify-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
       ],
       detail:
         'scaling target registered since the stop: min 2 max 6 added to the saved state; ' +
@@ -225,6 +233,7 @@ describe('planSchedule: stopping a service', () => {
         { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
         { op: 'park-scaling', resourceId: 'service/stage/web' },
         { op: 'set-desired-count', desiredCount: 0 },
+        { op: 'verify-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
       ],
       detail:
         'desiredCount 3 → 0; scaling min 2→0 max 6→0, all scaling suspended ' +
@@ -407,6 +416,7 @@ describe('planSchedule: protection', () => {
         steps: [
           { op: 'save-service-state', value: `desired=4 at=${AT}` },
           { op: 'set-desired-count', desiredCount: 0 },
+          { op: 'verify-service-state', value: `desired=4 at=${AT}` },
         ],
         detail: 'desiredCount 4 → 0; saved in tag nightshift:stopped',
       }),
@@ -473,6 +483,7 @@ describe('planSchedule: selection', () => {
     expect(row(p, serviceArn('stage', 'worker'))?.steps).toEqual([
       { op: 'save-service-state', value: `desired=2 at=${AT}` },
       { op: 'set-desired-count', desiredCount: 0 },
+      { op: 'verify-service-state', value: `desired=2 at=${AT}` },
     ]);
   });
 
@@ -600,7 +611,7 @@ describe('planSchedule: services named by ARN or by every name', () => {
 
     // Assess
     expect(p.phases[2]?.map((r) => `${r.name} ${r.steps.map((s) => s.op).join('+')}`)).toEqual([
-      'stage-nodes save-group-state+set-group-size',
+      'stage-nodes save-group-state+set-group-size+verify-group-state',
     ]);
   });
 
@@ -656,7 +667,11 @@ describe('planSchedule: capacity groups on stop', () => {
       arn: groupArn('stage-nodes'),
       type: 'autoscaling-group',
       name: 'stage-nodes',
-      steps: [{ op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` }, PARK_GROUP],
+      steps: [
+        { op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` },
+        PARK_GROUP,
+        { op: 'verify-group-state', value: `min=1 desired=2 max=4 at=${AT}` },
+      ],
       requires: [serviceArn('stage', 'web'), serviceArn('stage', 'worker'), serviceArn('stage', 'batch')],
       detail: 'min 1→0, desired 2→0, max 4→0; saved in tag nightshift:stopped',
     });
@@ -768,7 +783,11 @@ describe('planSchedule: capacity groups on stop', () => {
         arn: groupArn('stage-nodes'),
         type: 'autoscaling-group',
         name: 'stage-nodes',
-        steps: [{ op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` }, PARK_GROUP],
+        steps: [
+          { op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` },
+          PARK_GROUP,
+          { op: 'verify-group-state', value: `min=1 desired=2 max=4 at=${AT}` },
+        ],
         requires: [serviceArn('stage', 'web')],
         detail: 'min 1→0, desired 2→0, max 4→0; saved in tag nightshift:stopped',
       },
@@ -832,7 +851,11 @@ describe('planSchedule: capacity groups on stop', () => {
       arn: groupArn('stage-nodes'),
       type: 'autoscaling-group',
       name: 'stage-nodes',
-      steps: [{ op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` }, PARK_GROUP],
+      steps: [
+        { op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` },
+        PARK_GROUP,
+        { op: 'verify-group-state', value: `min=1 desired=2 max=4 at=${AT}` },
+      ],
       requires: [serviceArn('stage', 'web')],
       detail: `min 1→0, desired 2→0, max 4→0 (finishing a stop from ${EARLIER}; saved state kept, start restores min 1 desired 2 max 4)`,
     });
@@ -1119,6 +1142,7 @@ describe('planSchedule: a start interrupted after its scaling restore', () => {
           { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
           { op: 'park-scaling', resourceId: 'service/stage/web' },
           { op: 'set-desired-count', desiredCount: 0 },
+          { op: 'verify-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
         ],
         detail:
           'desiredCount 2 → 0; scaling min 2→0 max 6→0, all scaling suspended (a start from before restored its ' +
@@ -1134,6 +1158,24 @@ describe('planSchedule: a start interrupted after its scaling restore', () => {
       outcome: 'failed',
     });
   });
+
+  // A start set desiredCount 3 and could not remove its tag; Application Auto Scaling then moved the
+  // service to 5, inside the limits. Setting it back to 3 would scale a live service down.
+  it.each(['start', 'stop'] as const)(
+    'is not what a %s finishes when desiredCount moved inside the limits but off the saved min: the tag is stale',
+    (action) => {
+      expect(only(action, { ...interrupted, desiredCount: 5 })).toEqual(
+        serviceRow('web', {
+          steps: [],
+          outcome: 'failed',
+          detail:
+            `saved state from ${EARLIER} (desiredCount 3, scaling min 2 max 6, scaling active) does not match the ` +
+            'running service (desiredCount 5, scaling min 2 max 6, scaling active): it may be left over from a start ' +
+            'that could not remove it; nothing changed — delete tag nightshift:stopped and run again',
+        }),
+      );
+    },
+  );
 });
 
 describe('planSchedule: groups with a rotation in flight', () => {
@@ -1153,7 +1195,7 @@ describe('planSchedule: groups with a rotation in flight', () => {
     );
 
     // Assess
-    expect(row(p, serviceArn('stage', 'web'))?.steps).toHaveLength(2);
+    expect(row(p, serviceArn('stage', 'web'))?.steps).toHaveLength(3);
     expect(row(p, groupArn('stage-nodes'))).toMatchObject({
       steps: [],
       outcome: 'skipped',
@@ -1165,13 +1207,17 @@ describe('planSchedule: groups with a rotation in flight', () => {
 });
 
 describe('planSchedule: scopes another run holds', () => {
-  const held = (name: string, arn: string) => ({
+  const held = (name: string, arn: string, outcome: 'undone' | 'failed' = 'undone') => ({
     arn,
     name,
-    reason: `another run holds the lease on it: x (${name})`,
+    reason:
+      outcome === 'undone'
+        ? `another run holds the lease on it: x (${name})`
+        : 'could not take a lease in nightshift-dev-leases (AccessDeniedException: no)',
+    outcome,
   });
 
-  it('reports a held cluster and a held group as skipped with the holder; a stop still stops the services', () => {
+  it('reports a held cluster and a held group as undone with the holder; a stop still stops the services', () => {
     // Prepare
     const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
     const e: Estate = {
@@ -1186,15 +1232,15 @@ describe('planSchedule: scopes another run holds', () => {
 
     // Assess
     expect(p.phases.map((phase) => phase.map((r) => `${r.name} ${r.outcome ?? 'planned'}`))).toEqual([
-      ['ops skipped'],
+      ['ops undone'],
       [],
       [],
     ]);
     const whole = plan({ action: 'stop', clusters: ['stage', 'ops'] }, e);
     expect(whole.phases.map((phase) => phase.map((r) => `${r.name} ${r.outcome ?? 'planned'}`))).toEqual([
-      ['ops skipped'],
+      ['ops undone'],
       ['web planned'],
-      ['stage-nodes skipped'],
+      ['stage-nodes undone'],
     ]);
     expect(row(whole, groupArn('stage-nodes'))?.detail).toBe(
       'another run holds the lease on it: x (stage-nodes)',
@@ -1226,12 +1272,39 @@ describe('planSchedule: scopes another run holds', () => {
     // Assess
     expect(row(p, serviceArn('stage', 'web'))).toMatchObject({
       steps: [],
-      outcome: 'skipped',
+      outcome: 'undone',
       detail:
         "not started: its capacity group stage-nodes is not this run's to restore (another run holds the lease on it: x (stage-nodes))",
     });
     expect(row(p, serviceArn('stage', 'api'))).toMatchObject({ outcome: 'unchanged' });
     expect(row(p, serviceArn('ops', 'cron'))?.requires).toEqual([groupArn('ops-nodes')]);
+  });
+
+  it('fails the rows of a group whose lease could not be taken (lease table unusable), and its services with it', () => {
+    // Prepare
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 0, tags: { [STOPPED]: `desired=2 at=${EARLIER}` } },
+    ]);
+    const e: Estate = {
+      ...estate({ clusters: [stage] }),
+      groupUsers: { 'stage-nodes': [stage.arn] },
+      heldGroups: [held('stage-nodes', groupArn('stage-nodes'), 'failed')],
+      heldClusters: [held('ops', clusterArn('ops'), 'failed')],
+    };
+
+    // Act
+    const p = plan({ action: 'start', clusters: ['stage', 'ops'] }, e);
+
+    // Assess
+    expect(rows(p).map((r) => `${r.name} ${r.outcome ?? 'planned'}`)).toEqual([
+      'ops failed',
+      'stage-nodes failed',
+      'web failed',
+    ]);
+    expect(row(p, serviceArn('stage', 'web'))?.detail).toBe(
+      "not started: its capacity group stage-nodes is not this run's to restore (could not take a lease in " +
+        'nightshift-dev-leases (AccessDeniedException: no))',
+    );
   });
 });
 
