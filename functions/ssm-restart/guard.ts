@@ -142,9 +142,15 @@ export const awaitedCommand = (
   return runUntil.getTime() > now.getTime() ? { commandId, instanceId } : undefined;
 };
 
-/** What the plan digest says of a target's last restart: the plan changes when it was restarted since. */
+/**
+ * What the plan digest says of a target's restart record: its version, which every write to it moves
+ * (a restart, the command it sent, its end, a latched flap guard), and its last restart. An apply
+ * confirmed before any of those refuses: the plan the person saw is not the one it would carry out.
+ */
 export const lastRestartKey = (lease: Lease | undefined): string =>
-  lease ? `last restart ${lease.acquiredAt.toISOString()} by ${lease.token}` : 'never restarted';
+  lease
+    ? `restart record version ${lease.version}, last restart ${lease.acquiredAt.toISOString()} by ${lease.token}`
+    : 'never restarted';
 
 const who = (lease: Lease) =>
   `${lease.data.what ?? 'a restart'} via ${lease.data.via ?? 'unknown'}, by ${lease.holder || 'unknown holder'}`;

@@ -322,9 +322,11 @@ describe('planRestart with restart records', () => {
     const work = plan(new Map([[SCOPE, record(-30)]])).instances[0];
 
     expect(work).toMatchObject({ hasWork: true, scope: SCOPE, claim: { expected: 4 } });
-    // The digest names the last restart, so a restart between a dry run and its apply changes the plan
+    // The digest names the record's version and last restart, so a restart (or any write to the record)
+    // between a dry run and its apply changes the plan
     expect(work?.digestKey).toBe(
-      'docker restart web (alarm web-1-unhealthy); last restart 2026-11-23T02:30:00.000Z by run-1; tag none',
+      'docker restart web (alarm web-1-unhealthy); restart record version 4, last restart ' +
+        '2026-11-23T02:30:00.000Z by run-1; tag none',
     );
   });
 
