@@ -107,6 +107,54 @@ const why = (error: unknown, kind: 'instance' | 'service' = 'instance') =>
       ? ` (the role tags and sends commands only to instances tagged ${RESTARTABLE_TAG}=true: tag the instance, or check the role)`
       : ` (the role tags and redeploys only services tagged ${RESTARTABLE_TAG}=true: tag the service, or check the role)`);
 
+/** SSM refused the call for its rate (so it did not take it): the only failure a send is retried on. */
+const isThrottled = (error: unknown): boolean => {
+  const e = error as {
+    name?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: { throttling?: boolean };
+  };
+  return (
+    e?.$metadata?.httpStatusCode === 429 ||
+    e?.$retryable?.throttling === true ||
+    /^(ThrottlingException|Throttling|TooManyRequestsException|RequestLimitExceeded)$/.test(e?.name ?? '')
+  );
+};
+
+/** The SDK's finalizeRequest handler, as far as sendOnce uses it (it only passes args on). */
+type Next = (args: unknown) => Promise<unknown>;
+
+/** A send that failed in a way that does not say whether SSM took it: it is not sent again. */
+export const SEND_NOT_RETRIED = 'SendCommandNotRetried';
+
+/**
+ * SendCommand takes no client token, so a retry is a second command: after a 5xx, a timeout or a lost
+ * connection, SSM may already have taken the first, and the SDK's retries (shared/aws/config.ts: up to
+ * 10 attempts) would restart the instances again. This lets the SDK retry a throttled send only, which
+ * SSM refused; any other failure ends the send at once, as an error the SDK does not retry (no status
+ * code, no `cause`), that keeps the first error's message (errorMessage names its kind).
+ */
+export const sendOnce = (command: SendCommandCommand): SendCommandCommand => {
+  const once = (next: Next) => async (args: unknown) => {
+    try {
+      return await next(args);
+    } catch (error) {
+      if (isThrottled(error)) throw error;
+      throw Object.assign(new Error(`${errorMessage(error)} (not sent again: SSM may have taken it)`), {
+        name: SEND_NOT_RETRIED,
+      });
+    }
+  };
+  // After the retry middleware: inside its loop, so this sees every attempt.
+  command.middlewareStack.addRelativeTo(once as never, {
+    relation: 'after',
+    toMiddleware: 'retryMiddleware',
+    name: 'nightshiftSendOnce',
+    override: true,
+  });
+  return command;
+};
+
 const recordRestart = async (clients: Clients, id: string, value: string) =>
   clients.ec2.send(
     new CreateTagsCommand({ Resources: [id], Tags: [{ Key: LAST_RESTART_TAG, Value: value }] }),
@@ -314,15 +362,17 @@ const sendBatch = async (
   const timeoutSeconds = deliveryTimeoutSeconds(ready.length, limits.maxConcurrency);
   try {
     const out = await clients.ssm.send(
-      new SendCommandCommand({
-        DocumentName: 'AWS-RunShellScript',
-        InstanceIds: ready.map((r) => r.w.instanceId),
-        Parameters: { commands: send.commands, executionTimeout: [String(EXECUTION_TIMEOUT_SECONDS)] },
-        MaxConcurrency: limits.maxConcurrency,
-        MaxErrors: limits.maxErrors,
-        Comment: send.comment,
-        TimeoutSeconds: timeoutSeconds,
-      }),
+      sendOnce(
+        new SendCommandCommand({
+          DocumentName: 'AWS-RunShellScript',
+          InstanceIds: ready.map((r) => r.w.instanceId),
+          Parameters: { commands: send.commands, executionTimeout: [String(EXECUTION_TIMEOUT_SECONDS)] },
+          MaxConcurrency: limits.maxConcurrency,
+          MaxErrors: limits.maxErrors,
+          Comment: send.comment,
+          TimeoutSeconds: timeoutSeconds,
+        }),
+      ),
     );
     const commandId = out.Command?.CommandId;
     const status = out.Command?.Status ?? 'Pending';
@@ -338,17 +388,25 @@ const sendBatch = async (
     }));
     return { rows, sent, kept: [] };
   } catch (error) {
-    for (const { w } of ready) {
+    // A send whose failure does not say whether SSM took it may be running: say how to find out.
+    const maybeSent = (error as Error)?.name === SEND_NOT_RETRIED;
+    for (const { w, claimed } of ready) {
+      const ran = maybeSent
+        ? `SSM may have taken it and be running it: check aws ssm list-commands --instance-id ${w.instanceId} ` +
+          `(comment "${send.comment}"); its restart stays in progress until ${claimed.write.next.data.runUntil ?? 'its claim ends'} (by then ` +
+          'such a command can no longer run), and the restart time was recorded'
+        : 'nothing ran, but the restart time was recorded';
       rows.set(
         w.instanceId,
         resultOf(w, 'failed', {
           error:
-            `SendCommand failed: ${why(error)}; nothing ran, but the restart time was recorded in tag ` +
-            `${LAST_RESTART_TAG}, so alarm restarts of this instance wait for the cooldown (restart on demand to retry now)`,
+            `SendCommand failed: ${why(error)}; ${ran} in tag ${LAST_RESTART_TAG}, so alarm restarts of this ` +
+            `instance wait for the cooldown${maybeSent ? '' : ' (restart on demand to retry now)'}`,
         }),
       );
     }
-    return { rows, sent: [], kept: ready.map((r) => r.claimed) };
+    // One SSM may be running stays in progress (its claim's bound); one that surely did not run is over.
+    return { rows, sent: [], kept: maybeSent ? [] : ready.map((r) => r.claimed) };
   }
 };
 

@@ -277,6 +277,40 @@ describe('ssm-restart with simulated AWS', () => {
     );
   });
 
+  it('sends a command once: after a failure that does not say whether SSM took it, the restart stays in progress', async () => {
+    // Prepare: the send fails as sendOnce ends it after a 5xx or a timeout (test/unit/ssm-restart-send.test.ts)
+    running(1);
+    ssm
+      .on(SendCommandCommand)
+      .rejects(
+        awsError(
+          'SendCommandNotRetried',
+          'InternalServerError: We encountered an internal error (not sent again: SSM may have taken it)',
+        ),
+      );
+
+    const report = await run(restart(1), ctx(), deps());
+
+    // Assess: the send carried sendOnce, the row says what may be running, and the claim is not released
+    const [call] = ssm.commandCalls(SendCommandCommand);
+    // Resolved as the client resolves it: inside the SDK's retry loop, where it sees every attempt
+    const stack = new SSMClient({ region: 'eu-central-1' }).middlewareStack.concat(
+      call!.args[0].middlewareStack,
+    );
+    expect(stack.identify()).toContain('nightshiftSendOnce - after retryMiddleware');
+    const record = store.items.get(`restart#${arn(0)}`);
+    expect(record?.data.runUntil).toBe('2026-11-23T02:31:00Z');
+    expect(report.resources[0]).toMatchObject({
+      outcome: 'failed',
+      error:
+        'SendCommand failed: SendCommandNotRetried: InternalServerError: We encountered an internal error (not sent ' +
+        'again: SSM may have taken it); SSM may have taken it and be running it: check aws ssm list-commands ' +
+        `--instance-id ${id(0)} (comment "nightshift ssm-restart: on-demand"); its restart stays in progress until ` +
+        '2026-11-23T02:31:00Z (by then such a command can no longer run), and the restart time was recorded in tag ' +
+        'nightshift:last-restart, so alarm restarts of this instance wait for the cooldown',
+    });
+  });
+
   it('sends every batch before waiting for any, sharing MAX_CONCURRENCY and MAX_ERRORS out among them', async () => {
     // Prepare: 60 instances; two fail, in the first batch
     running(60);
