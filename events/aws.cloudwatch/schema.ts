@@ -29,9 +29,11 @@ const AlarmState = z.looseObject({
   reason: z.optional(z.string()),
   timestamp: z.optional(z.string()),
   /**
-   * Composite alarms with an actions suppressor: why the alarm's actions do not run in this state
-   * (`Alarm`: the suppressor is in ALARM; `WaitPeriod`, `ExtensionPeriod`: waiting for it, or after it).
-   * Absent when the actions run.
+   * Composite alarms with an actions suppressor: why the alarm's actions are suppressed in this state
+   * change (`Alarm`: the suppressor is in ALARM; `WaitPeriod`: the composite waits, up to its
+   * actionsSuppressorWaitPeriod, for the suppressor to go into ALARM; `ExtensionPeriod`: it waits, up to
+   * its actionsSuppressorExtensionPeriod, after the suppressor left ALARM). After a wait period AWS says
+   * the composite alarm performs its actions. Absent when the actions run now.
    */
   actionsSuppressedBy: z.optional(z.string()),
   actionsSuppressedReason: z.optional(z.string()),
@@ -50,8 +52,12 @@ const AlarmDetail = z.looseObject({
     z.looseObject({
       description: z.optional(z.string()),
       metrics: z.optional(z.array(AlarmMetric)),
+      /** Composite alarms only: the rule over other alarms; a composite alarm has no `metrics`. */
       alarmRule: z.optional(z.string()),
       actionsSuppressor: z.optional(z.string()),
+      // Seconds; read for the report only, so any shape is taken.
+      actionsSuppressorWaitPeriod: z.optional(z.unknown()),
+      actionsSuppressorExtensionPeriod: z.optional(z.unknown()),
     }),
   ),
   muteDetail: z.optional(
@@ -121,24 +127,89 @@ export const fromLambdaAction = (action: AlarmLambdaAction): AlarmStateChangeEve
 });
 
 /**
- * Why the alarm's actions do not run in this state change, or undefined when they do: an alarm mute
- * rule mutes it (`muteDetail`), or its actions suppressor suppresses them (`state.actionsSuppressedBy`;
- * only the new state counts, not the previous one). A restart is one of the alarm's actions.
+ * Why the alarm's actions do not run for this state change, or undefined when they do: an alarm mute
+ * rule mutes it (`muteDetail`: it keeps evaluating and changing state, but its actions are muted), or
+ * its actions suppressor suppresses them (`state.actionsSuppressedBy`; only the new state counts, not
+ * the previous one). A restart is one of the alarm's actions. The text is a clause for a report row.
  */
 export const actionsHeld = (event: AlarmStateChangeEvent): string | undefined => {
-  const { muteDetail, state, configuration } = event.detail;
+  const { muteDetail, state } = event.detail;
   if (muteDetail) {
     const window = [muteDetail.muteWindowStart, muteDetail.muteWindowEnd].filter(Boolean).join(' to ');
-    return `muted by ${muteDetail.mutedByArn ?? 'an alarm mute rule'}${window ? ` (${window})` : ''}`;
+    return (
+      `muted by ${muteDetail.mutedByArn ?? 'an alarm mute rule'}${window ? ` (${window})` : ''}, so its actions ` +
+      'are muted for this state change'
+    );
   }
-  if (state.actionsSuppressedBy) {
-    const suppressor = configuration?.actionsSuppressor
-      ? ` (suppressor alarm ${configuration.actionsSuppressor})`
-      : '';
-    return `its actions are suppressed: actionsSuppressedBy ${state.actionsSuppressedBy}${suppressor}`;
-  }
+  if (state.actionsSuppressedBy) return suppression(event);
   return undefined;
 };
+
+/**
+ * What `state.actionsSuppressedBy` says, as CloudWatch defines it (API CompositeAlarm, ActionsSuppressedBy):
+ * the actions are suppressed for this state change; after a wait or extension period that ends without
+ * the suppressor in ALARM, the composite alarm performs its actions then.
+ */
+const suppression = (event: AlarmStateChangeEvent): string => {
+  const { state, configuration } = event.detail;
+  const suppressor = configuration?.actionsSuppressor
+    ? `suppressor alarm ${configuration.actionsSuppressor}`
+    : 'its suppressor alarm';
+  const upTo = (seconds: unknown) => (typeof seconds === 'number' ? ` up to ${seconds} s` : '');
+  const by = state.actionsSuppressedBy;
+  const why =
+    by === 'Alarm' || by === 'ALARM'
+      ? `${suppressor} is in ALARM`
+      : by === 'WaitPeriod'
+        ? `it waits${upTo(configuration?.actionsSuppressorWaitPeriod)} for ${suppressor} to go into ALARM, and performs ` +
+          'its actions after that wait unless the suppressor went into ALARM'
+        : by === 'ExtensionPeriod'
+          ? `it waits${upTo(configuration?.actionsSuppressorExtensionPeriod)} after ${suppressor} left ALARM, and ` +
+            'performs its actions after that wait'
+          : `${suppressor}`;
+  return `its actions are suppressed for this state change (actionsSuppressedBy ${by}: ${why})`;
+};
+
+/** A composite alarm: its state comes from a rule over other alarms (`alarmRule`), and it has no metrics. */
+export const isComposite = (event: AlarmStateChangeEvent): boolean =>
+  event.detail.configuration?.alarmRule !== undefined;
+
+/**
+ * Why a composite alarm can restart nothing, with what its actions do in this state change: it has no
+ * metrics, so no dimension names an instance, group or service.
+ */
+export const compositeReason = (event: AlarmStateChangeEvent): string => {
+  const rule = event.detail.configuration?.alarmRule ?? '';
+  const shown = rule.length > 200 ? `${rule.slice(0, 200)}…` : rule;
+  const suppressed = event.detail.state.actionsSuppressedBy ? `; ${suppression(event)}` : '';
+  return (
+    `is a composite alarm (${shown}): it has no metrics, so no InstanceId, AutoScalingGroupName or ` +
+    `ClusterName/ServiceName dimension says what to restart; tag the metric alarms in its rule instead${suppressed}`
+  );
+};
+
+/**
+ * CloudWatch's times: `2026-11-23T02:14:40.989+0000` (an offset without a colon, which ISO 8601's
+ * extended format and Date.parse do not promise to read) or `…Z`. Undefined when it is no such time.
+ */
+export const parseAlarmTime = (text: string | undefined): Date | undefined => {
+  const match = text
+    ?.trim()
+    .match(/^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)(Z|[+-]\d{2}:?\d{2})$/);
+  if (!match) return undefined;
+  const [, local = '', zone = ''] = match;
+  const offset = zone === 'Z' ? 'Z' : `${zone.slice(0, 3)}:${zone.slice(-2)}`;
+  const at = new Date(`${local.replace(/(\.\d{3})\d+$/, '$1')}${offset}`);
+  return Number.isNaN(at.getTime()) ? undefined : at;
+};
+
+/**
+ * When the alarm changed into this state: `detail.state.timestamp`, which the EventBridge event and the
+ * alarm's Lambda action (`alarmData.state.timestamp`) both carry for the same state change. Undefined
+ * when it is missing or unreadable.
+ */
+export const stateChangedAt = (event: AlarmStateChangeEvent): Date | undefined =>
+  parseAlarmTime(event.detail.state.timestamp);
 
 type AlarmMetric = NonNullable<
   NonNullable<AlarmStateChangeEvent['detail']['configuration']>['metrics']

@@ -1,6 +1,13 @@
 import { errorMessage } from '#shared/errors.ts';
 import { leaseErrorReason, type Lease, type LeaseStore } from '#shared/lease.ts';
-import { decideRestart, finished, type GuardOptions, type GuardWrite } from './guard.ts';
+import {
+  awaitedCommand,
+  commandSent,
+  decideRestart,
+  finished,
+  type GuardOptions,
+  type GuardWrite,
+} from './guard.ts';
 
 /**
  * Claims restart targets in the lease table before anything is tagged or sent (guard.ts): one
@@ -17,6 +24,11 @@ export interface ClaimContext {
   /** Its name, for messages. */
   table: string;
   options: GuardOptions;
+  /**
+   * The status of another run's SSM command that a restart record names (GetCommandInvocation), or
+   * undefined when SSM does not say: a claim decided again asks it, as the planner did.
+   */
+  commandStatus?: (commandId: string, instanceId: string) => Promise<string | undefined>;
 }
 
 /** A target this run holds: the record it wrote, at `version`. */
@@ -25,7 +37,7 @@ export interface Claimed {
   version: number;
 }
 
-export type ClaimResult = { claimed: Claimed } | { outcome: 'skipped' | 'failed'; detail: string };
+export type ClaimResult = { claimed: Claimed } | { outcome: 'skipped' | 'undone' | 'failed'; detail: string };
 
 /**
  * Why a target was left alone when its restart record could not be written at all. An alarm restart
@@ -75,7 +87,9 @@ export const claimTarget = async (
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       if (!write) {
         const current: Lease | undefined = await ctx.store.read(scope);
-        const decision = decideRestart(scope, current, ctx.options);
+        const awaited = awaitedCommand(current, ctx.options.now, ctx.options.owner);
+        const status = awaited && (await ctx.commandStatus?.(awaited.commandId, awaited.instanceId));
+        const decision = decideRestart(scope, current, ctx.options, status);
         if (decision.kind === 'skip') return { outcome: 'skipped', detail: decision.reason };
         if (decision.kind === 'flap') {
           await writeLatch(ctx, decision.write);
@@ -84,18 +98,51 @@ export const claimTarget = async (
         write = decision.write;
       }
       const claim = inProgressUntil(write, until);
-      if (await ctx.store.compareAndSet(claim.next, claim.expected)) {
-        return { claimed: { write: claim, version: (claim.expected ?? 0) + 1 } };
-      }
+      const version = (claim.expected ?? 0) + 1;
+      if (await ctx.store.compareAndSet(claim.next, claim.expected))
+        return { claimed: { write: claim, version } };
+      // A write whose answer was lost and whose retry then failed its condition against itself is this
+      // run's own claim: never "restarted 0 min ago" by itself.
+      if (ownClaim(await ctx.store.read(scope), claim, version))
+        return { claimed: { write: claim, version } };
       write = undefined;
     }
   } catch (error) {
     return unguarded(ctx.table, errorMessage(error), nothing);
   }
+  // Other runs kept writing it: the work is still to do (carried over to the next run), as for any
+  // scope another run holds.
   return {
-    outcome: 'failed',
-    detail: `its restart record in ${ctx.table} changed under every one of ${ATTEMPTS} claims; ${nothing}`,
+    outcome: 'undone',
+    detail:
+      `other runs wrote its restart record in ${ctx.table} under every one of ${ATTEMPTS} claims; ${nothing}: ` +
+      'its restart is still to do — run again once they are done',
   };
+};
+
+/** Whether the record read is the very claim this run wrote at `version`. */
+const ownClaim = (current: Lease | undefined, claim: GuardWrite, version: number): boolean =>
+  current !== undefined &&
+  current.version === version &&
+  current.token === claim.next.token &&
+  current.acquiredAt.getTime() === claim.next.acquiredAt.getTime() &&
+  current.data.runUntil === claim.next.data.runUntil;
+
+/**
+ * Records the SSM command of a restart in its record, in progress until `until` (when that command can
+ * no longer start or run): a later run asks SSM about it instead of waiting. Returns the claim at its
+ * new version, or the same claim when the write did not go through (its record still says in progress
+ * until the bound written before the send, which is never earlier).
+ */
+export const recordCommand = async (
+  ctx: ClaimContext,
+  claimed: Claimed,
+  commandId: string | undefined,
+  until: Date,
+): Promise<Claimed> => {
+  const next = commandSent(claimed.write.next, commandId, until);
+  const written = await ctx.store?.compareAndSet(next, claimed.version).catch(() => false);
+  return written ? { write: { ...claimed.write, next }, version: claimed.version + 1 } : claimed;
 };
 
 /**

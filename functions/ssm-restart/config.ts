@@ -6,6 +6,8 @@ import { booleanFlag } from '#shared/env.ts';
 const MAX_CONCURRENCY = /^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$/;
 const MAX_ERRORS = /^([1-9][0-9]*|0|[1-9][0-9]%|[0-9]%|100%)$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+// A stage name is part of the lease table's name, so it holds only what DynamoDB table names may.
+const STAGE = /^[A-Za-z0-9_.-]{1,128}$/;
 
 /** An optional variable matching `pattern`; unset or empty gives `fallback`. */
 const optionalVar = (pattern: RegExp, fallback: string, message: string) =>
@@ -53,6 +55,25 @@ export const RestartConfig = z.object({
     'expected a number of errors (0 or more) or a percentage (0% to 100%)',
   ),
   DRY_RUN: booleanFlag,
+  /**
+   * The stage this function is deployed as (serverless.yml sets it; the CLI's --local too). An alarm
+   * tagged `nightshift:stage` is restarted for only by that stage; unset, this function acts only on
+   * alarms without that tag.
+   */
+  NIGHTSHIFT_STAGE: z.pipe(
+    z.optional(z.string()),
+    z.transform((text, ctx): string | undefined => {
+      const value = text?.trim() ?? '';
+      if (value === '') return undefined;
+      if (!STAGE.test(value))
+        ctx.issues.push({
+          code: 'custom',
+          input: text,
+          message: 'expected a stage name: letters, digits, "_", "." or "-"',
+        });
+      return value;
+    }),
+  ),
   /** The function's own region, for instance ARNs in the report. */
   AWS_REGION: z.string().check(z.regex(REGION, 'expected the Lambda region')),
 });

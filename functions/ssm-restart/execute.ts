@@ -11,9 +11,17 @@ import { carriedFirst, executeWork, NOT_STARTED, resultOf } from '#shared/execut
 import type { LeaseStore } from '#shared/lease.ts';
 import { planDigest } from '#shared/plan-digest.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
-import { claimTarget, finishClaim, writeLatch, type ClaimContext, type Claimed } from './claim.ts';
+import {
+  claimTarget,
+  finishClaim,
+  recordCommand,
+  writeLatch,
+  type ClaimContext,
+  type Claimed,
+} from './claim.ts';
 import { LAST_RESTART_TAG } from './cooldown.ts';
-import type { Clients } from './inventory.ts';
+import { COMMAND_ENDED } from './guard.ts';
+import { invocationStatus, type Clients } from './inventory.ts';
 import {
   RESTARTABLE_TAG,
   SEND_BATCH,
@@ -43,10 +51,16 @@ const MAX_TIMEOUT_SECONDS = 2_592_000;
  * agent stops a restart that hangs longer.
  */
 export const EXECUTION_TIMEOUT_SECONDS = 300;
+/**
+ * A restart stays in progress this long after its command can no longer start or run (its
+ * TimeoutSeconds plus the execution timeout, from the send): the send's answer reaches the Lambda after
+ * SSM's clock started, and the agent reports the end of a command a little after it stopped it.
+ */
+export const IN_PROGRESS_MARGIN_SECONDS = 60;
 /** Stdout and stderr are cut to this many characters in the report. */
 export const EXCERPT_LENGTH = 200;
 
-const TERMINAL = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
+const TERMINAL = COMMAND_ENDED;
 /** Invocation statuses of a command the instance's agent has not received yet. */
 const NOT_DELIVERED = new Set(['Pending', 'Delayed']);
 
@@ -92,6 +106,54 @@ const why = (error: unknown, kind: 'instance' | 'service' = 'instance') =>
     : kind === 'instance'
       ? ` (the role tags and sends commands only to instances tagged ${RESTARTABLE_TAG}=true: tag the instance, or check the role)`
       : ` (the role tags and redeploys only services tagged ${RESTARTABLE_TAG}=true: tag the service, or check the role)`);
+
+/** SSM refused the call for its rate (so it did not take it): the only failure a send is retried on. */
+const isThrottled = (error: unknown): boolean => {
+  const e = error as {
+    name?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: { throttling?: boolean };
+  };
+  return (
+    e?.$metadata?.httpStatusCode === 429 ||
+    e?.$retryable?.throttling === true ||
+    /^(ThrottlingException|Throttling|TooManyRequestsException|RequestLimitExceeded)$/.test(e?.name ?? '')
+  );
+};
+
+/** The SDK's finalizeRequest handler, as far as sendOnce uses it (it only passes args on). */
+type Next = (args: unknown) => Promise<unknown>;
+
+/** A send that failed in a way that does not say whether SSM took it: it is not sent again. */
+export const SEND_NOT_RETRIED = 'SendCommandNotRetried';
+
+/**
+ * SendCommand takes no client token, so a retry is a second command: after a 5xx, a timeout or a lost
+ * connection, SSM may already have taken the first, and the SDK's retries (shared/aws/config.ts: up to
+ * 10 attempts) would restart the instances again. This lets the SDK retry a throttled send only, which
+ * SSM refused; any other failure ends the send at once, as an error the SDK does not retry (no status
+ * code, no `cause`), that keeps the first error's message (errorMessage names its kind).
+ */
+export const sendOnce = (command: SendCommandCommand): SendCommandCommand => {
+  const once = (next: Next) => async (args: unknown) => {
+    try {
+      return await next(args);
+    } catch (error) {
+      if (isThrottled(error)) throw error;
+      throw Object.assign(new Error(`${errorMessage(error)} (not sent again: SSM may have taken it)`), {
+        name: SEND_NOT_RETRIED,
+      });
+    }
+  };
+  // After the retry middleware: inside its loop, so this sees every attempt.
+  command.middlewareStack.addRelativeTo(once as never, {
+    relation: 'after',
+    toMiddleware: 'retryMiddleware',
+    name: 'nightshiftSendOnce',
+    override: true,
+  });
+  return command;
+};
 
 const recordRestart = async (clients: Clients, id: string, value: string) =>
   clients.ec2.send(
@@ -203,21 +265,52 @@ export const concurrentSlots = (maxConcurrency: string, size: number): number =>
     ? Math.max(1, Math.floor((size * Number(maxConcurrency.slice(0, -1))) / 100))
     : Math.max(1, Math.min(size, Number(maxConcurrency)));
 
+/** The waves SSM starts a send of `size` instances in, at most `concurrentSlots` at a time. */
+const wavesOf = (size: number, maxConcurrency: string): number =>
+  Math.ceil(size / concurrentSlots(maxConcurrency, size));
+
+/**
+ * The most waves a send of up to `size` instances can take. A percentage is not monotonic in the size
+ * (25% of 8 is 2 at a time, 4 waves; 25% of 7 is 1 at a time, 7 waves): when some of the instances
+ * planned for a send drop out before it (their claim or tag failed), the send can take more waves than
+ * the planned one would, so a bound made before the send takes the worst size up to the planned one.
+ */
+export const wavesUpTo = (size: number, maxConcurrency: string): number => {
+  let most = 0;
+  for (let n = 1; n <= size; n++) most = Math.max(most, wavesOf(n, maxConcurrency));
+  return most;
+};
+
+const timeoutFor = (waves: number) =>
+  Math.min(
+    MAX_TIMEOUT_SECONDS,
+    DELIVERY_TIMEOUT_SECONDS + Math.max(0, waves - 1) * EXECUTION_TIMEOUT_SECONDS,
+  );
+
 /**
  * SendCommand's TimeoutSeconds for a send of `size` instances at `maxConcurrency`. SSM starts the
  * invocations in waves of its MaxConcurrency, each waiting for a place, and every one of them counts
  * its delivery timeout from the send: with a fixed 120 s, the invocations of the fourth wave of a 50
  * instance send at 25% (12 at a time) would expire before their turn whenever the waves before them run
  * long. So each wave after the first adds the execution timeout (how long the one before may run):
- * 120 s + (waves − 1) × 300 s.
+ * 120 s + (waves − 1) × 300 s, for the waves of this very send.
  */
-export const deliveryTimeoutSeconds = (size: number, maxConcurrency: string): number => {
-  const waves = Math.ceil(size / concurrentSlots(maxConcurrency, size));
-  return Math.min(
-    MAX_TIMEOUT_SECONDS,
-    DELIVERY_TIMEOUT_SECONDS + Math.max(0, waves - 1) * EXECUTION_TIMEOUT_SECONDS,
-  );
-};
+export const deliveryTimeoutSeconds = (size: number, maxConcurrency: string): number =>
+  timeoutFor(wavesOf(size, maxConcurrency));
+
+/**
+ * Seconds from a send until none of its invocations can still run: the TimeoutSeconds sent (the last
+ * moment one may start), the execution timeout (how long it may then run), and a margin.
+ */
+export const inProgressSeconds = (timeoutSeconds: number): number =>
+  timeoutSeconds + EXECUTION_TIMEOUT_SECONDS + IN_PROGRESS_MARGIN_SECONDS;
+
+/**
+ * The same bound before the send, when only the planned size is known: no send of up to `size` of the
+ * planned instances gets a longer TimeoutSeconds (wavesUpTo).
+ */
+export const plannedInProgressSeconds = (size: number, maxConcurrency: string): number =>
+  inProgressSeconds(timeoutFor(wavesUpTo(size, maxConcurrency)));
 
 const NOTHING_SENT = 'nothing tagged or sent';
 
@@ -239,10 +332,10 @@ const sendBatch = async (
   const rows = new Map<string, ResourceResult>();
   const ready: { w: InstanceWork; claimed: Claimed }[] = [];
   // SSM may start the last wave of this send up to its delivery timeout after the send, and run it for
-  // the execution timeout: until then, whatever becomes of this run, the restart is in progress.
+  // the execution timeout: until then, whatever becomes of this run, the restart is in progress. Before
+  // the send, the bound covers any send of these instances; after it, the one sent replaces it.
   const expires = new Date(
-    now().getTime() +
-      (deliveryTimeoutSeconds(work.length, limits.maxConcurrency) + EXECUTION_TIMEOUT_SECONDS) * 1000,
+    now().getTime() + plannedInProgressSeconds(work.length, limits.maxConcurrency) * 1000,
   );
   await mapLimit(work, CALL_CONCURRENCY, async (w) => {
     const claim = await claimTarget(claims, w.scope, w.claim, NOTHING_SENT, expires);
@@ -269,35 +362,51 @@ const sendBatch = async (
   const timeoutSeconds = deliveryTimeoutSeconds(ready.length, limits.maxConcurrency);
   try {
     const out = await clients.ssm.send(
-      new SendCommandCommand({
-        DocumentName: 'AWS-RunShellScript',
-        InstanceIds: ready.map((r) => r.w.instanceId),
-        Parameters: { commands: send.commands, executionTimeout: [String(EXECUTION_TIMEOUT_SECONDS)] },
-        MaxConcurrency: limits.maxConcurrency,
-        MaxErrors: limits.maxErrors,
-        Comment: send.comment,
-        TimeoutSeconds: timeoutSeconds,
-      }),
+      sendOnce(
+        new SendCommandCommand({
+          DocumentName: 'AWS-RunShellScript',
+          InstanceIds: ready.map((r) => r.w.instanceId),
+          Parameters: { commands: send.commands, executionTimeout: [String(EXECUTION_TIMEOUT_SECONDS)] },
+          MaxConcurrency: limits.maxConcurrency,
+          MaxErrors: limits.maxErrors,
+          Comment: send.comment,
+          TimeoutSeconds: timeoutSeconds,
+        }),
+      ),
     );
-    const commandId = out.Command?.CommandId ?? 'unknown';
+    const commandId = out.Command?.CommandId;
     const status = out.Command?.Status ?? 'Pending';
-    return {
-      rows,
-      sent: ready.map((r) => ({ work: r.w, commandId, status, timeoutSeconds, claimed: r.claimed })),
-      kept: [],
-    };
+    // In progress until this send's own invocations can no longer start or run, and naming its command,
+    // so a later run can ask SSM whether it ended.
+    const until = new Date(now().getTime() + inProgressSeconds(timeoutSeconds) * 1000);
+    const sent = await mapLimit(ready, FINISH_CONCURRENCY, async (r) => ({
+      work: r.w,
+      commandId: commandId ?? 'unknown',
+      status,
+      timeoutSeconds,
+      claimed: await recordCommand(claims, r.claimed, commandId, until),
+    }));
+    return { rows, sent, kept: [] };
   } catch (error) {
-    for (const { w } of ready) {
+    // A send whose failure does not say whether SSM took it may be running: say how to find out.
+    const maybeSent = (error as Error)?.name === SEND_NOT_RETRIED;
+    for (const { w, claimed } of ready) {
+      const ran = maybeSent
+        ? `SSM may have taken it and be running it: check aws ssm list-commands --instance-id ${w.instanceId} ` +
+          `(comment "${send.comment}"); its restart stays in progress until ${claimed.write.next.data.runUntil ?? 'its claim ends'} (by then ` +
+          'such a command can no longer run), and the restart time was recorded'
+        : 'nothing ran, but the restart time was recorded';
       rows.set(
         w.instanceId,
         resultOf(w, 'failed', {
           error:
-            `SendCommand failed: ${why(error)}; nothing ran, but the restart time was recorded in tag ` +
-            `${LAST_RESTART_TAG}, so alarm restarts of this instance wait for the cooldown (restart on demand to retry now)`,
+            `SendCommand failed: ${why(error)}; ${ran} in tag ${LAST_RESTART_TAG}, so alarm restarts of this ` +
+            `instance wait for the cooldown${maybeSent ? '' : ' (restart on demand to retry now)'}`,
         }),
       );
     }
-    return { rows, sent: [], kept: ready.map((r) => r.claimed) };
+    // One SSM may be running stays in progress (its claim's bound); one that surely did not run is over.
+    return { rows, sent: [], kept: maybeSent ? [] : ready.map((r) => r.claimed) };
   }
 };
 
@@ -447,7 +556,12 @@ export const executeRestart = async (
   clients: Clients,
   options: RestartOptions,
 ): Promise<Report> => {
-  const claims: ClaimContext = { store: options.store, table: options.table, options: plan.guard };
+  const claims: ClaimContext = {
+    store: options.store,
+    table: options.table,
+    options: plan.guard,
+    commandStatus: (commandId, instanceId) => invocationStatus(clients.ssm, commandId, instanceId),
+  };
   const selection = plan.selection.map((w) => resultOf(w, w.outcome ?? 'unchanged'));
   if (!options.dryRun) {
     const latches = [...plan.instances, ...plan.services].flatMap((w) => w.latch ?? []);

@@ -11,8 +11,16 @@ import { stamp, type Trigger } from './cooldown.ts';
  * - its `expiresAt` is the end of the cooldown (`RESTART_COOLDOWN_MINUTES` after the restart);
  * - `data.runUntil` is when the run that restarted it ends at the latest: until then another restart
  *   of it is in progress, whatever the cooldown (on demand too);
+ * - `data.command` is the SSM command of an instance's restart, written right after the send with the
+ *   `runUntil` that send's own TimeoutSeconds gives: a later run asks SSM (GetCommandInvocation) and
+ *   goes ahead once that invocation has ended, rather than wait for `runUntil`;
  * - `data.restarts` keeps the times of the alarm restarts in the last hour (since the last on-demand
- *   restart), for the flap guard; `data.flapped` latches the guard until a restart on demand.
+ *   restart), for the flap guard; `data.flapped` latches the guard until a restart on demand, and the
+ *   record then expires LATCH_HOLD_MS after the last alarm it refused (DynamoDB's TTL never removes it
+ *   while alarms keep coming: in practice, never on its own);
+ * - `data.alarms` keeps the alarm state changes (alarm ARN and `detail.state.timestamp`) that restarted
+ *   the target in the last hour: a second delivery of one of them (the alarm's Lambda action and the
+ *   EventBridge rule both deliver it, or a retry) restarts nothing, whatever the cooldown.
  * Two runs that read the same version cannot both write it: the loser reads again and decides again,
  * and so meets the winner's cooldown. `acquire` is not used: it would reset the version and drop
  * `data`, so a stale reader could overwrite a newer claim and the flap history would be lost.
@@ -21,10 +29,31 @@ import { stamp, type Trigger } from './cooldown.ts';
 /** The lease-table scope of a restart target. */
 export const restartScope = (arn: string): string => `restart#${arn}`;
 
-/** A latched flap guard keeps its item this long after the last alarm it refused. */
-export const FLAP_HOLD_MS = 30 * 86_400_000;
+/**
+ * A latched flap guard keeps its item this long after the last alarm it refused: the latch must not
+ * expire on its own ("until a person restarts it on demand"), and the lease table's TTL removes items a
+ * day after their `expiresAt`. Renewed by every alarm the latch refuses.
+ */
+export const LATCH_HOLD_MS = 10 * 365 * 86_400_000;
 const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
+/** How long a record remembers the alarm state changes that restarted its target. */
+const STATE_CHANGE_MEMORY_MS = HOUR_MS;
+/** At most this many remembered state changes (an alarm storm with RESTART_COOLDOWN_MINUTES=0). */
+const STATE_CHANGES_KEPT = 20;
+
+/**
+ * The statuses of an SSM command invocation that has ended (GetCommandInvocation Status): Success,
+ * Failed, TimedOut (delivery or execution timed out), Cancelled. Pending, InProgress, Delayed and
+ * Cancelling have not.
+ */
+export const COMMAND_ENDED: ReadonlySet<string> = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
+
+/** One alarm state change: the alarm's ARN and when it changed into ALARM (ISO, to the millisecond). */
+export interface StateChange {
+  alarm: string;
+  at: string;
+}
 
 export interface GuardOptions {
   trigger: Trigger;
@@ -40,6 +69,8 @@ export interface GuardOptions {
   owner: LeaseOwner;
   /** When this run ends at the latest (its timeout plus a margin). */
   runUntil: Date;
+  /** The alarm state change that asks for this restart; none on demand, or without a readable time. */
+  stateChange?: StateChange;
 }
 
 /** A write to make with compareAndSet over `expected` (undefined: there is no item yet). */
@@ -74,35 +105,102 @@ export const recordedRestarts = (lease: Lease | undefined): Date[] =>
 const inLastHour = (times: Date[], now: Date) =>
   times.filter((t) => t.getTime() > now.getTime() - HOUR_MS && t.getTime() <= now.getTime());
 
+/** The state changes a record remembers, those of the last hour only; an unreadable list is none. */
+export const recordedStateChanges = (
+  lease: Lease | undefined,
+  now: Date,
+): (StateChange & { restarted: string })[] => {
+  let list: unknown;
+  try {
+    list = JSON.parse(lease?.data.alarms ?? '[]');
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(list)) return [];
+  return list.filter(
+    (c): c is StateChange & { restarted: string } =>
+      typeof c?.alarm === 'string' &&
+      typeof c?.at === 'string' &&
+      typeof c?.restarted === 'string' &&
+      (parseTime(c.restarted)?.getTime() ?? 0) > now.getTime() - STATE_CHANGE_MEMORY_MS,
+  );
+};
+
+/**
+ * The SSM invocation a later run asks about: another run's restart of an instance still in progress
+ * by its record, with the command it sent. Undefined when there is nothing to ask.
+ */
+export const awaitedCommand = (
+  lease: Lease | undefined,
+  now: Date,
+  owner: LeaseOwner,
+): { commandId: string; instanceId: string } | undefined => {
+  const commandId = lease?.data.command;
+  const instanceId = lease?.scope.match(/:instance\/(i-[0-9a-f]+)$/)?.[1];
+  const runUntil = parseTime(lease?.data.runUntil);
+  if (!lease || !commandId || !instanceId || !runUntil || lease.token === owner.token) return undefined;
+  return runUntil.getTime() > now.getTime() ? { commandId, instanceId } : undefined;
+};
+
+/**
+ * What the plan digest says of a target's restart record: its version, which every write to it moves
+ * (a restart, the command it sent, its end, a latched flap guard), and its last restart. An apply
+ * confirmed before any of those refuses: the plan the person saw is not the one it would carry out.
+ */
+export const lastRestartKey = (lease: Lease | undefined): string =>
+  lease
+    ? `restart record version ${lease.version}, last restart ${lease.acquiredAt.toISOString()} by ${lease.token}`
+    : 'never restarted';
+
 const who = (lease: Lease) =>
   `${lease.data.what ?? 'a restart'} via ${lease.data.via ?? 'unknown'}, by ${lease.holder || 'unknown holder'}`;
 
-/** The item after a restart now by this run. */
-const claimed = (scope: string, o: GuardOptions, restarts: Date[]): Omit<Lease, 'version'> => ({
-  scope,
-  holder: o.owner.holder,
-  token: o.owner.token,
-  acquiredAt: o.now,
-  expiresAt: new Date(o.now.getTime() + o.cooldownMinutes * MINUTE_MS),
-  data: {
-    what: o.what,
-    via: o.trigger,
-    runUntil: stamp(o.runUntil),
-    ...(restarts.length > 0 && { restarts: restarts.map(stamp).join(' ') }),
-  },
-});
+/** The item after a restart now by this run; it remembers the state changes of the last hour. */
+const claimed = (
+  scope: string,
+  o: GuardOptions,
+  restarts: Date[],
+  lease: Lease | undefined,
+): Omit<Lease, 'version'> => {
+  const changes = [
+    ...recordedStateChanges(lease, o.now),
+    ...(o.stateChange ? [{ ...o.stateChange, restarted: stamp(o.now) }] : []),
+  ].slice(-STATE_CHANGES_KEPT);
+  return {
+    scope,
+    holder: o.owner.holder,
+    token: o.owner.token,
+    acquiredAt: o.now,
+    expiresAt: new Date(o.now.getTime() + o.cooldownMinutes * MINUTE_MS),
+    data: {
+      what: o.what,
+      via: o.trigger,
+      runUntil: stamp(o.runUntil),
+      ...(restarts.length > 0 && { restarts: restarts.map(stamp).join(' ') }),
+      ...(changes.length > 0 && { alarms: JSON.stringify(changes) }),
+    },
+  };
+};
 
 /**
  * Whether this restart of the target may go ahead now, given its item (undefined: never restarted, or
- * so long ago that the item expired). In this order:
- * 1. another run's restart of it is still in progress (`runUntil` ahead): skipped, alarm or on demand;
- * 2. on demand: go, resetting the flap guard and the alarm-restart history;
- * 3. the flap guard is latched: failed, until a restart on demand (the latch is renewed);
- * 4. within the cooldown: skipped;
- * 5. RESTART_MAX_PER_HOUR alarm restarts already in the last hour: failed, and the guard latches;
- * 6. go, recording this restart.
+ * so long ago that the item expired) and, when another run's restart of it is in progress with an SSM
+ * command, that command's invocation status (`commandStatus`, from GetCommandInvocation). In this order:
+ * 1. another run's restart of it is still in progress (`runUntil` ahead, and its command, if it names
+ *    one, has not ended): skipped, alarm or on demand;
+ * 2. an alarm state change that already restarted it (a second delivery of the same one): skipped;
+ * 3. on demand: go, resetting the flap guard and the alarm-restart history;
+ * 4. the flap guard is latched: failed, until a restart on demand (the latch is renewed);
+ * 5. within the cooldown: skipped;
+ * 6. RESTART_MAX_PER_HOUR alarm restarts already in the last hour: failed, and the guard latches;
+ * 7. go, recording this restart.
  */
-export const decideRestart = (scope: string, lease: Lease | undefined, o: GuardOptions): GuardDecision => {
+export const decideRestart = (
+  scope: string,
+  lease: Lease | undefined,
+  o: GuardOptions,
+  commandStatus?: string,
+): GuardDecision => {
   const now = o.now.getTime();
   const expected = lease?.version;
   const previous = lease && (({ version: _, ...rest }) => rest)(lease);
@@ -111,35 +209,56 @@ export const decideRestart = (scope: string, lease: Lease | undefined, o: GuardO
     expected,
     ...(previous && { previous }),
   });
+  let ended = '';
   if (lease) {
     const runUntil = parseTime(lease.data.runUntil);
     if (runUntil && runUntil.getTime() > now && lease.token !== o.owner.token) {
-      return {
-        kind: 'skip',
-        reason:
-          `another restart of it is in progress: ${who(lease)}, since ${stamp(lease.acquiredAt)} (that run ends ` +
-          `by ${stamp(runUntil)}); not restarted for ${o.reason} — run again once it is done`,
-      };
+      const command = lease.data.command;
+      if (command && commandStatus && COMMAND_ENDED.has(commandStatus)) {
+        ended = `; the restart before it (${who(lease)}, since ${stamp(lease.acquiredAt)}) is over: SSM command ${command} ended ${commandStatus}`;
+      } else {
+        const status = command
+          ? `; its SSM command ${command} is ${commandStatus ?? 'not known to SSM yet'}`
+          : '';
+        return {
+          kind: 'skip',
+          reason:
+            `another restart of it is in progress: ${who(lease)}, since ${stamp(lease.acquiredAt)} (that run ends ` +
+            `by ${stamp(runUntil)}${status}); not restarted for ${o.reason} — run again once it is done`,
+        };
+      }
     }
+  }
+  const change = o.stateChange;
+  const seen =
+    change && recordedStateChanges(lease, o.now).find((c) => c.alarm === change.alarm && c.at === change.at);
+  if (lease && seen) {
+    return {
+      kind: 'skip',
+      reason:
+        `this state change of the alarm (ALARM at ${seen.at}) already restarted it at ${seen.restarted}: a second ` +
+        `delivery of it (the alarm's Lambda action and the EventBridge rule both deliver it, or a retry) restarts ` +
+        `nothing; not restarted for ${o.reason}`,
+    };
   }
   if (o.trigger === 'on-demand') {
     const flapped = parseTime(lease?.data.flapped);
     const note = flapped
       ? `; this on-demand restart resets the flap guard (automatic restarts of it had stopped at ${stamp(flapped)})`
       : '';
-    return { kind: 'go', write: over(claimed(scope, o, [])), note };
+    return { kind: 'go', write: over(claimed(scope, o, [], lease)), note: `${ended}${note}` };
   }
   const recent = inLastHour(recordedRestarts(lease), o.now);
   const latch = (reason: string, since: Date): GuardDecision => ({
     kind: 'flap',
     reason,
-    // The last restart's holder, time and run stay as they were: only the latch is added.
+    // The last restart's holder, time and run stay as they were: only the latch is added, and renewed.
     write: over({
       scope,
       holder: lease?.holder ?? o.owner.holder,
       token: lease?.token ?? o.owner.token,
       acquiredAt: lease?.acquiredAt ?? o.now,
-      expiresAt: new Date(now + FLAP_HOLD_MS),
+      expiresAt: new Date(now + LATCH_HOLD_MS),
       data: { ...lease?.data, flapped: stamp(since) },
     }),
   });
@@ -168,11 +287,21 @@ export const decideRestart = (scope: string, lease: Lease | undefined, o: GuardO
       o.now,
     );
   }
-  return { kind: 'go', write: over(claimed(scope, o, [...recent, o.now])), note: '' };
+  return { kind: 'go', write: over(claimed(scope, o, [...recent, o.now], lease)), note: ended };
 };
 
 /** The item once this run's restart of it is over: no longer in progress, the cooldown unchanged. */
 export const finished = (next: Omit<Lease, 'version'>, at: Date): Omit<Lease, 'version'> => ({
   ...next,
   data: { ...next.data, runUntil: stamp(at) },
+});
+
+/** The item once its SSM command was sent: the command, and in progress until that command expires. */
+export const commandSent = (
+  next: Omit<Lease, 'version'>,
+  commandId: string | undefined,
+  until: Date,
+): Omit<Lease, 'version'> => ({
+  ...next,
+  data: { ...next.data, ...(commandId && { command: commandId }), runUntil: stamp(until) },
 });

@@ -8,17 +8,31 @@ import { resultOf } from '#shared/execute.ts';
 import { LEASE_MARGIN_MS, withOps, type RunContext } from '#shared/handler.ts';
 import { refuseChangedPlan } from '#shared/plan-digest.ts';
 import { buildReport, type Report } from '#shared/report.ts';
-import { actionsHeld } from '#events/aws.cloudwatch/schema.ts';
+import {
+  actionsHeld,
+  compositeReason,
+  isComposite,
+  parseAlarmTime,
+  stateChangedAt,
+  type AlarmStateChangeEvent,
+} from '#events/aws.cloudwatch/schema.ts';
 import { parseRestartInput, type RestartInput } from '#events/ssm-restart/schema.ts';
 import { RestartConfig } from './config.ts';
 import { executeRestart, pollDelayMs } from './execute.ts';
-import { readAlarmTags, readRestartRecords, readTargets, type Clients } from './inventory.ts';
+import {
+  readAlarmTags,
+  readCommandStatuses,
+  readRestartRecords,
+  readTargets,
+  type Clients,
+} from './inventory.ts';
 import {
   guardedScopes,
   planRestart,
   requestFromAction,
   requestFromAlarm,
   RESTART_TAG,
+  STAGE_TAG,
   type RestartRequest,
 } from './plan.ts';
 
@@ -48,12 +62,29 @@ const defaultDeps = (): Deps =>
   });
 
 const ALARM_TYPE = 'cloudwatch-alarm';
+/**
+ * An alarm state change older than this restarts nothing: the EventBridge rule's MaximumEventAgeInSeconds
+ * and the function's maximumEventAge (900 s) give up on it too.
+ */
+export const STALE_ALARM_MINUTES = 15;
+const MINUTE_MS = 60_000;
 
 /**
- * The request an input makes, or the report to return at once: an alarm that is not in ALARM, or
- * carries no `nightshift:restart` tag, is a quiet no-op; a tagged alarm whose actions are muted or
- * suppressed is skipped, saying so; one whose tag or dimensions make no sense is refused with a failed
- * row, before any mutating call.
+ * How long ago the alarm changed into ALARM: `detail.state.timestamp` (the EventBridge event and the
+ * alarm's Lambda action both carry it), else the event's `time`; undefined when neither is readable.
+ */
+const ageOf = (event: AlarmStateChangeEvent, now: Date): { at: Date; ms: number } | undefined => {
+  const at = stateChangedAt(event) ?? parseAlarmTime(event.time);
+  return at && { at, ms: now.getTime() - at.getTime() };
+};
+
+/**
+ * The request an input makes, or the report to return at once. An alarm that is not in ALARM, or
+ * carries no `nightshift:restart` tag, is a quiet no-op. Then, in this order, for a tagged alarm:
+ * tagged `nightshift:stage` for another stage: skipped (that stage restarts for it); muted: skipped; a
+ * composite alarm: failed (it has no metrics, so nothing it could restart); its actions suppressed:
+ * skipped; a state change more than STALE_ALARM_MINUTES old: skipped; a tag or dimensions that make no
+ * sense: failed. All of it before any mutating call.
  */
 const requestOf = async (input: RestartInput, d: Deps, dryRun: boolean): Promise<RestartRequest | Report> => {
   if (input.action !== 'alarm') return requestFromAction(input);
@@ -73,9 +104,36 @@ const requestOf = async (input: RestartInput, d: Deps, dryRun: boolean): Promise
   }
   const tag = read?.tags[RESTART_TAG];
   if (tag === undefined) return buildReport('restart', dryRun, []);
+  // Every stage deployed in the account sees every alarm: the alarm names the one that restarts for it.
+  const stage = read?.tags[STAGE_TAG]?.trim();
+  const own = d.config.NIGHTSHIFT_STAGE;
+  if (stage === '') {
+    // Every stage would act on it, or none: a misconfigured alarm pages, in every stage that sees it.
+    return row(
+      'failed',
+      `alarm ${name} has an empty ${STAGE_TAG} tag: set it to the stage that restarts for it; nothing restarted`,
+    );
+  }
+  if (stage !== undefined && stage !== own) {
+    return row(
+      'skipped',
+      `alarm ${name} is tagged ${STAGE_TAG}=${stage}: stage ${stage} restarts for it, and this is ` +
+        `${own ? `stage ${own}` : 'no stage (NIGHTSHIFT_STAGE is not set)'}; nothing restarted here`,
+    );
+  }
   // A restart is one of the alarm's actions: a muted or suppressed alarm restarts nothing.
   const held = actionsHeld(event);
-  if (held) return row('skipped', `alarm ${name}: ${held}, so none of its actions run; nothing restarted`);
+  if (event.detail.muteDetail && held) return row('skipped', `alarm ${name}: ${held}; nothing restarted`);
+  if (isComposite(event)) return row('failed', `alarm ${name} ${compositeReason(event)}; nothing restarted`);
+  if (held) return row('skipped', `alarm ${name}: ${held}; nothing restarted`);
+  const age = ageOf(event, d.now());
+  if (age && age.ms > STALE_ALARM_MINUTES * MINUTE_MS) {
+    return row(
+      'skipped',
+      `alarm ${name}: the alarm changed state ${Math.floor(age.ms / MINUTE_MS)} minutes ago (at ${age.at.toISOString()}); not ` +
+        `restarted so late (alarm events more than ${STALE_ALARM_MINUTES} minutes old are stale); nothing restarted`,
+    );
+  }
   const resolved = requestFromAlarm(event, tag, d.config.AWS_REGION);
   return 'refused' in resolved
     ? buildReport('restart', dryRun, [resultOf(resolved.refused, 'failed')])
@@ -93,14 +151,20 @@ export const run = async (input: RestartInput, ctx: RunContext, d: Deps = defaul
   if ('summary' in request) return request;
   const estate = await readTargets(d.clients, request.selection, d.config.AWS_REGION, ctx.hasTime);
   const store = ctx.leases.leaseStore;
-  const records = await readRestartRecords(store, guardedScopes(request, estate), ctx.hasTime);
+  const read = await readRestartRecords(store, guardedScopes(request, estate), ctx.hasTime);
   const now = d.now();
+  const owner = ctx.leases.runOwner;
+  // Another run's restart still in progress by its record: has its SSM command ended since?
+  const records =
+    'error' in read
+      ? read
+      : { ...read, commands: await readCommandStatuses(d.clients.ssm, read, now, owner, ctx.hasTime) };
   const plan = planRestart(request, estate, {
     cooldownMinutes: d.config.RESTART_COOLDOWN_MINUTES,
     maxPerHour: d.config.RESTART_MAX_PER_HOUR,
     now,
     records,
-    owner: ctx.leases.runOwner,
+    owner,
     runUntil: new Date(now.getTime() + ctx.remainingMs() + LEASE_MARGIN_MS),
   });
   if (!dryRun && input.action === 'restart') {

@@ -2,12 +2,17 @@ import { paginateDescribeInstances, type EC2Client, type Filter, type Instance }
 import { paginateDescribeAutoScalingGroups, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { DescribeServicesCommand, type ECSClient } from '@aws-sdk/client-ecs';
 import { ListTagsForResourceCommand, type CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import { paginateDescribeInstanceInformation, type SSMClient } from '@aws-sdk/client-ssm';
+import {
+  GetCommandInvocationCommand,
+  paginateDescribeInstanceInformation,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
 import { chunk, mapLimit } from '#shared/concurrency.ts';
 import { assertTime, OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
-import type { Lease, LeaseStore } from '#shared/lease.ts';
+import type { Lease, LeaseOwner, LeaseStore } from '#shared/lease.ts';
 import { matchesTags, tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
+import { awaitedCommand } from './guard.ts';
 
 export interface Clients {
   ec2: EC2Client;
@@ -78,6 +83,8 @@ const GROUP_PAGE = 100;
 const SERVICES_PER_CALL = 10;
 /** Restart records read from the lease table at once (GetItem, one a target). */
 const RECORD_READS = 10;
+/** GetCommandInvocation calls at once (one a target another run is restarting). */
+const INVOCATION_READS = 5;
 
 /** False once the Lambda is close to its timeout: reads stop with OutOfTimeError. */
 type HasTime = () => boolean;
@@ -322,4 +329,53 @@ export const readRestartRecords = async (
     return { error: `${store.table}: ${errorMessage(error)}` };
   }
   return { records };
+};
+
+/**
+ * The status of one instance's invocation of an SSM command (GetCommandInvocation `Status`: Pending,
+ * InProgress, Delayed, Success, Cancelled, TimedOut, Failed, Cancelling), or, when SSM does not say, why
+ * not, in words that are no status: the restart then counts as still in progress. SSM may not know an
+ * invocation yet right after the send (InvocationDoesNotExist).
+ */
+export const invocationStatus = async (
+  ssm: SSMClient,
+  commandId: string,
+  instanceId: string,
+): Promise<string> => {
+  try {
+    const out = await ssm.send(
+      new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId }),
+    );
+    return out.Status ?? 'of unknown status';
+  } catch (error) {
+    if (/InvocationDoesNotExist/.test((error as Error)?.name ?? '')) return 'not known to SSM yet';
+    return `of unknown status (GetCommandInvocation: ${errorMessage(error)})`;
+  }
+};
+
+/**
+ * For the restart records that another run's restart still holds in progress with an SSM command, the
+ * status of that command on the instance, by scope: the planner lets a restart whose command ended go
+ * ahead. A few calls at a time; reads respect the deadline.
+ */
+export const readCommandStatuses = async (
+  ssm: SSMClient,
+  records: { records: ReadonlyMap<string, Lease | undefined> } | { error: string },
+  now: Date,
+  owner: LeaseOwner,
+  hasTime: HasTime = () => true,
+): Promise<Map<string, string>> => {
+  const statuses = new Map<string, string>();
+  if ('error' in records) return statuses;
+  const asked = [...records.records].flatMap(([scope, lease]) => {
+    const awaited = awaitedCommand(lease, now, owner);
+    return awaited ? [{ scope, ...awaited }] : [];
+  });
+  for (const [n, batch] of chunk(asked, INVOCATION_READS).entries()) {
+    if (n > 0) assertTime(hasTime, 'SSM command invocations');
+    await Promise.all(
+      batch.map(async (a) => statuses.set(a.scope, await invocationStatus(ssm, a.commandId, a.instanceId))),
+    );
+  }
+  return statuses;
 };

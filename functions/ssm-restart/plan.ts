@@ -5,6 +5,7 @@ import type { TagMap } from '#shared/tags.ts';
 import {
   alarmDimensions,
   inputOnlyDimensions,
+  stateChangedAt,
   type AlarmStateChangeEvent,
 } from '#events/aws.cloudwatch/schema.ts';
 import {
@@ -15,11 +16,25 @@ import {
 } from '#events/ssm-restart/schema.ts';
 import type { Lease, LeaseOwner } from '#shared/lease.ts';
 import { decodeLastRestart, encodeLastRestart, LAST_RESTART_TAG, stamp, type Trigger } from './cooldown.ts';
-import { decideRestart, restartScope, type GuardOptions, type GuardWrite } from './guard.ts';
+import {
+  decideRestart,
+  lastRestartKey,
+  restartScope,
+  type GuardOptions,
+  type GuardWrite,
+  type StateChange,
+} from './guard.ts';
 import type { InstanceState, RestartEstate, Selection, ServiceState } from './inventory.ts';
 
 /** The alarm tag that says what to restart. Public contract. */
 export const RESTART_TAG = 'nightshift:restart';
+
+/**
+ * The alarm tag that names the one stage that restarts for it (`nightshift:stage=prod`). Every stage
+ * deployed in an account sees every alarm of the account, and each claims targets in its own lease
+ * table: with more than one stage, every restart alarm must carry it. Public contract.
+ */
+export const STAGE_TAG = 'nightshift:stage';
 
 /**
  * The tag instances and ECS services must carry, with value `true`, to be restarted: the planner skips
@@ -46,6 +61,8 @@ export interface RestartRequest {
   reason: string;
   what: RestartWhat;
   selection: Selection;
+  /** The alarm state change behind an alarm restart: a second delivery of it restarts nothing. */
+  stateChange?: StateChange;
 }
 
 /** What the restart guard needs of a target row (guard.ts). */
@@ -97,7 +114,16 @@ export interface RestartPlan {
  * The restart records of the targets, read from the lease table by scope (undefined: none), or why
  * they could not be read. A dry run shows its plan either way; a real run changes nothing it cannot claim.
  */
-export type RestartRecords = { records: ReadonlyMap<string, Lease | undefined> } | { error: string };
+export type RestartRecords =
+  | {
+      records: ReadonlyMap<string, Lease | undefined>;
+      /**
+       * By scope: the status of the SSM command (GetCommandInvocation) of another run's restart still in
+       * progress by its record; a restart whose command ended is over, whatever its record says.
+       */
+      commands?: ReadonlyMap<string, string>;
+    }
+  | { error: string };
 
 export interface PlanOptions {
   cooldownMinutes: number;
@@ -190,7 +216,13 @@ export const requestFromAlarm = (
       ? ` (it alarms on a metric-math expression: the ${keys.join(' and ')} dimensions of metrics that ` +
         'only feed it, with returnData false, are not restarted)'
       : '';
-  const base = { trigger: 'alarm' as const, reason: `alarm ${name}`, what: parsed.what };
+  const changedAt = stateChangedAt(event);
+  const base = {
+    trigger: 'alarm' as const,
+    reason: `alarm ${name}`,
+    what: parsed.what,
+    ...(changedAt && { stateChange: { alarm: arn, at: changedAt.toISOString() } }),
+  };
   if (parsed.what.kind === 'ecs-service') {
     const pairs = dimensions.filter((d) => d.ClusterName !== undefined && d.ServiceName !== undefined);
     if (pairs.length === 0) {
@@ -338,16 +370,31 @@ const instanceBlocked = (i: InstanceState): string | undefined => {
  */
 const REDEPLOYABLE_CONTROLLER = 'ECS';
 
-/** Why a service cannot be redeployed, or undefined when it can (the guard aside). */
-const serviceBlocked = (s: ServiceState): string | undefined => {
-  if (s.tags[RESTARTABLE_TAG] !== 'true') return `${notOptedIn('service', s.tags)}; nothing redeployed`;
+/**
+ * Why a service cannot be redeployed, and its outcome, or undefined when it can (the guard aside). A
+ * service ECS cannot redeploy is `skipped` on demand, and `failed` for an alarm: an alarm tagged to
+ * restart what it never can is misconfigured, and must page someone rather than be skipped every time.
+ */
+const serviceBlocked = (
+  s: ServiceState,
+  request: RestartRequest,
+): { outcome: 'skipped' | 'failed'; detail: string } | undefined => {
+  if (s.tags[RESTARTABLE_TAG] !== 'true')
+    return { outcome: 'skipped', detail: `${notOptedIn('service', s.tags)}; nothing redeployed` };
   const controller = s.deploymentController ?? REDEPLOYABLE_CONTROLLER;
   if (controller !== REDEPLOYABLE_CONTROLLER) {
-    return (
+    const detail =
       `its deployment controller is ${controller}, which does not take UpdateService forceNewDeployment: ` +
       `start a new deployment with ${controller === 'CODE_DEPLOY' ? 'CodeDeploy' : 'the external controller'} ` +
-      'instead; nothing redeployed, no restart recorded'
-    );
+      'instead; nothing redeployed, no restart recorded';
+    return request.trigger === 'alarm'
+      ? {
+          outcome: 'failed',
+          detail:
+            `${detail}; ${request.reason} can never restart it: change the alarm's ${RESTART_TAG} tag, or its ` +
+            'dimensions',
+        }
+      : { outcome: 'skipped', detail };
   }
   return undefined;
 };
@@ -355,7 +402,7 @@ const serviceBlocked = (s: ServiceState): string | undefined => {
 /** The scopes of the targets a request could restart: those the guard must be read for. */
 export const guardedScopes = (request: RestartRequest, estate: RestartEstate): string[] =>
   request.what.kind === 'ecs-service'
-    ? estate.services.filter((s) => serviceBlocked(s) === undefined).map((s) => restartScope(s.arn))
+    ? estate.services.filter((s) => serviceBlocked(s, request) === undefined).map((s) => restartScope(s.arn))
     : estate.instances.filter((i) => instanceBlocked(i) === undefined).map((i) => restartScope(i.arn));
 
 /**
@@ -376,23 +423,33 @@ const guarded = <W extends GuardedWork>(
   const cooldown = cooldownReason(tags, request, opts);
   const detail = (note: string) =>
     `${work}; restart time recorded in tag ${LAST_RESTART_TAG}${cooldown.note}${note}`;
+  // The digest names the last restart (record and tag): an apply refuses a plan confirmed before
+  // another restart of the target.
+  const digestKey = (record: string) => `${work}; ${record}; tag ${tags[LAST_RESTART_TAG] ?? 'none'}`;
   if ('error' in opts.records) {
     if (cooldown.skip) return { ...row, hasWork: false, outcome: 'skipped', detail: cooldown.skip };
     return {
       ...row,
       hasWork: true,
-      digestKey: work,
+      digestKey: digestKey('restart record not read'),
       detail: detail(`; its restart record could not be read while planning (${opts.records.error})`),
     };
   }
-  const decision = decideRestart(scope, opts.records.records.get(scope), guard);
+  const record = opts.records.records.get(scope);
+  const decision = decideRestart(scope, record, guard, opts.records.commands?.get(scope));
   if (decision.kind === 'skip')
     return { ...row, hasWork: false, outcome: 'skipped', detail: decision.reason };
   if (decision.kind === 'flap') {
     return { ...row, hasWork: false, outcome: 'failed', detail: decision.reason, latch: decision.write };
   }
   if (cooldown.skip) return { ...row, hasWork: false, outcome: 'skipped', detail: cooldown.skip };
-  return { ...row, hasWork: true, digestKey: work, detail: detail(decision.note), claim: decision.write };
+  return {
+    ...row,
+    hasWork: true,
+    digestKey: digestKey(lastRestartKey(record)),
+    detail: detail(decision.note),
+    claim: decision.write,
+  };
 };
 
 const planInstance = (
@@ -416,9 +473,8 @@ const planService = (
   guard: GuardOptions,
 ): ServiceWork => {
   const base = { arn: s.arn, type: 'ecs-service' as const, cluster: s.cluster, service: s.name };
-  const blocked = serviceBlocked(s);
-  if (blocked)
-    return { ...base, scope: restartScope(s.arn), hasWork: false, outcome: 'skipped', detail: blocked };
+  const blocked = serviceBlocked(s, request);
+  if (blocked) return { ...base, scope: restartScope(s.arn), hasWork: false, ...blocked };
   return guarded<ServiceWork>(
     base,
     s.tags,
@@ -453,6 +509,7 @@ export const planRestart = (
     now: opts.now,
     owner: opts.owner,
     runUntil: opts.runUntil,
+    ...(request.stateChange && { stateChange: request.stateChange }),
   };
   const outcome = missing(request);
   const selection: PlannedWork[] = [];

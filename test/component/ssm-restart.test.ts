@@ -23,7 +23,12 @@ import {
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { CloudWatchClient, ListTagsForResourceCommand } from '@aws-sdk/client-cloudwatch';
 import { run, type Deps } from '#functions/ssm-restart/handler.ts';
-import { deliveryTimeoutSeconds, pollDelayMs, shareLimit } from '#functions/ssm-restart/execute.ts';
+import {
+  deliveryTimeoutSeconds,
+  pollDelayMs,
+  shareLimit,
+  wavesUpTo,
+} from '#functions/ssm-restart/execute.ts';
 import { OutOfTimeError } from '#shared/deadline.ts';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { readFileSync } from 'node:fs';
@@ -55,6 +60,7 @@ const deps = (config: Partial<Deps['config']> = {}): Deps => ({
     MAX_CONCURRENCY: '25%',
     MAX_ERRORS: '1',
     DRY_RUN: false,
+    NIGHTSHIFT_STAGE: 'dev',
     AWS_REGION: 'eu-central-1',
     ...config,
   },
@@ -83,6 +89,12 @@ const restart = (count: number, extra: Record<string, unknown> = {}) =>
   });
 
 const RESTARTABLE = { Key: 'nightshift:restartable', Value: 'true' };
+
+/** An alarm sample from events/aws.cloudwatch/samples, parsed as the handler does. */
+const sample = (file: string) =>
+  parseRestartInput(JSON.parse(readFileSync(`events/aws.cloudwatch/samples/${file}`, 'utf8')));
+/** Dependencies whose clock reads `iso`. */
+const at = (iso: string): Deps => ({ ...deps(), now: () => new Date(iso) });
 
 /** `count` running instances i-…0, i-…1, …, opted in, their SSM agents online. */
 const running = (
@@ -263,6 +275,40 @@ describe('ssm-restart with simulated AWS', () => {
         'nothing ran, but the restart time was recorded in tag nightshift:last-restart, so alarm restarts of this ' +
         'instance wait for the cooldown (restart on demand to retry now)',
     );
+  });
+
+  it('sends a command once: after a failure that does not say whether SSM took it, the restart stays in progress', async () => {
+    // Prepare: the send fails as sendOnce ends it after a 5xx or a timeout (test/unit/ssm-restart-send.test.ts)
+    running(1);
+    ssm
+      .on(SendCommandCommand)
+      .rejects(
+        awsError(
+          'SendCommandNotRetried',
+          'InternalServerError: We encountered an internal error (not sent again: SSM may have taken it)',
+        ),
+      );
+
+    const report = await run(restart(1), ctx(), deps());
+
+    // Assess: the send carried sendOnce, the row says what may be running, and the claim is not released
+    const [call] = ssm.commandCalls(SendCommandCommand);
+    // Resolved as the client resolves it: inside the SDK's retry loop, where it sees every attempt
+    const stack = new SSMClient({ region: 'eu-central-1' }).middlewareStack.concat(
+      call!.args[0].middlewareStack,
+    );
+    expect(stack.identify()).toContain('nightshiftSendOnce - after retryMiddleware');
+    const record = store.items.get(`restart#${arn(0)}`);
+    expect(record?.data.runUntil).toBe('2026-11-23T02:31:00Z');
+    expect(report.resources[0]).toMatchObject({
+      outcome: 'failed',
+      error:
+        'SendCommand failed: SendCommandNotRetried: InternalServerError: We encountered an internal error (not sent ' +
+        'again: SSM may have taken it); SSM may have taken it and be running it: check aws ssm list-commands ' +
+        `--instance-id ${id(0)} (comment "nightshift ssm-restart: on-demand"); its restart stays in progress until ` +
+        '2026-11-23T02:31:00Z (by then such a command can no longer run), and the restart time was recorded in tag ' +
+        'nightshift:last-restart, so alarm restarts of this instance wait for the cooldown',
+    });
   });
 
   it('sends every batch before waiting for any, sharing MAX_CONCURRENCY and MAX_ERRORS out among them', async () => {
@@ -665,6 +711,102 @@ describe('ssm-restart with simulated AWS', () => {
     expect(ec2.calls()).toHaveLength(0);
   });
 
+  describe('stale alarm events', () => {
+    beforeEach(() => {
+      cloudwatch
+        .on(ListTagsForResourceCommand)
+        .resolves({ Tags: [{ Key: 'nightshift:restart', Value: 'container:web' }] });
+      running(1);
+      ec2.on(DescribeInstancesCommand).resolves({
+        Reservations: [
+          {
+            OwnerId: '123456789012',
+            Instances: [
+              { InstanceId: 'i-0a1b2c3d4e5f60718', State: { Name: 'running' }, Tags: [RESTARTABLE] },
+            ],
+          },
+        ],
+      });
+      agents([['i-0a1b2c3d4e5f60718', 'Online']]);
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+    });
+
+    it.each(['alarm-instance.json', 'lambda-action-instance.json'])(
+      'skips a state change more than 15 minutes old, by its detail.state.timestamp (%s)',
+      async (file) => {
+        // The alarm went to ALARM at 02:14:40.989 (its `+0000` time), handled 15 min 1 s later
+        const report = await run(sample(file), ctx(), at('2026-11-23T02:29:41.989Z'));
+
+        expect(report.resources).toEqual([
+          {
+            arn: 'arn:aws:cloudwatch:eu-central-1:123456789012:alarm:web-1-container-unhealthy',
+            type: 'cloudwatch-alarm',
+            outcome: 'skipped',
+            detail:
+              'alarm web-1-container-unhealthy: the alarm changed state 15 minutes ago (at 2026-11-23T02:14:40.989Z); ' +
+              'not restarted so late (alarm events more than 15 minutes old are stale); nothing restarted',
+          },
+        ]);
+        expect(ec2.calls()).toHaveLength(0);
+        expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+      },
+    );
+
+    it('restarts on a state change exactly 15 minutes old', async () => {
+      const report = await run(sample('lambda-action-instance.json'), ctx(), at('2026-11-23T02:29:40.989Z'));
+
+      expect(report.resources.map((r) => r.outcome)).toEqual(['changed']);
+    });
+  });
+
+  describe('alarms on ECS services that cannot be redeployed', () => {
+    beforeEach(() => {
+      ecs.on(DescribeServicesCommand).resolves({
+        services: [
+          {
+            serviceArn: 'arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
+            serviceName: 'web',
+            status: 'ACTIVE',
+            tags: [{ key: 'nightshift:restartable', value: 'true' }],
+            deploymentController: { type: 'CODE_DEPLOY' },
+          },
+        ],
+      });
+    });
+
+    it('fails a CODE_DEPLOY service on the alarm path, so the misconfigured alarm pages someone', async () => {
+      cloudwatch
+        .on(ListTagsForResourceCommand)
+        .resolves({ Tags: [{ Key: 'nightshift:restart', Value: 'ecs-service' }] });
+      const report = await run(sample('alarm-ecs-service.json'), ctx(), at('2026-11-23T04:21:00Z'));
+
+      expect(report.resources.map((r) => [r.arn, r.outcome])).toEqual([
+        ['arn:aws:ecs:eu-central-1:123456789012:service/shop/web', 'failed'],
+      ]);
+      expect(report.resources[0]?.detail).toMatch(
+        /^its deployment controller is CODE_DEPLOY, which does not take UpdateService forceNewDeployment: start a new deployment with CodeDeploy instead; nothing redeployed, no restart recorded; alarm .* can never restart it: change the alarm's nightshift:restart tag, or its dimensions$/,
+      );
+      expect(ecs.commandCalls(UpdateServiceCommand)).toHaveLength(0);
+      expect(ecs.commandCalls(TagResourceCommand)).toHaveLength(0);
+    });
+
+    it('skips it on demand', async () => {
+      const report = await run(
+        parseRestartInput({ action: 'restart', ecsService: { cluster: 'shop', service: 'web' } }),
+        ctx(),
+        deps(),
+      );
+
+      expect(report.resources.map((r) => [r.outcome, r.detail])).toEqual([
+        [
+          'skipped',
+          'its deployment controller is CODE_DEPLOY, which does not take UpdateService forceNewDeployment: start a ' +
+            'new deployment with CodeDeploy instead; nothing redeployed, no restart recorded',
+        ],
+      ]);
+    });
+  });
+
   describe('sends that fit their delivery timeout', () => {
     it.each([
       [1, '25%', 120],
@@ -680,6 +822,47 @@ describe('ssm-restart with simulated AWS', () => {
         expect(deliveryTimeoutSeconds(size, concurrency)).toBe(seconds);
       },
     );
+
+    it('bounds the waves of any send of up to n instances: a percentage of fewer can take more waves', () => {
+      // 25% of 8 is 2 at a time (4 waves), of 7 is 1 at a time (7 waves)
+      expect(Math.ceil(8 / 2)).toBeLessThan(7);
+      expect(wavesUpTo(8, '25%')).toBe(7);
+      expect(wavesUpTo(5, '25%')).toBe(5);
+      expect(wavesUpTo(50, '25%')).toBe(7);
+      expect(wavesUpTo(50, '2')).toBe(25);
+      for (let n = 1; n < 50; n++) {
+        expect(wavesUpTo(n + 1, '25%')).toBeGreaterThanOrEqual(wavesUpTo(n, '25%'));
+        expect(wavesUpTo(n, '10%')).toBeGreaterThanOrEqual(Math.ceil(n / Math.max(1, Math.floor(n / 10))));
+      }
+    });
+
+    it('keeps the restart in progress until the command it sent can no longer run, when fewer are sent than planned', async () => {
+      // Prepare: 8 planned at 25% (2 at a time: 1,020 s); 3 cannot be tagged, so 5 are sent (1 at a time:
+      // 5 waves, TimeoutSeconds 1,320 s); the Lambda stops right after the send
+      running(8);
+      for (const n of [1, 3, 6])
+        ec2.on(CreateTagsCommand, { Resources: [id(n)] }).rejects(awsError('UnauthorizedOperation', 'no'));
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('Pending'));
+      const hasTime = () => ssm.commandCalls(SendCommandCommand).length < 1;
+
+      // Act
+      await run(restart(8), ctx(hasTime), deps());
+
+      // Assess: what was sent, and until when the record says the restart is in progress
+      const [sent] = ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
+      expect([sent?.InstanceIds?.length, sent?.TimeoutSeconds]).toEqual([5, 1_320]);
+      const sentAt = new Date('2026-11-23T02:15:00Z').getTime();
+      const lastRun = sentAt + ((sent?.TimeoutSeconds ?? 0) + 300) * 1000;
+      for (const n of [0, 2, 4, 5, 7]) {
+        const record = store.items.get(`restart#${arn(n)}`);
+        // The last wave may start 1,320 s after the send and run 300 s: a minute's margin after that
+        expect(record?.data).toMatchObject({ runUntil: '2026-11-23T02:43:00Z', command: 'cmd-1' });
+        expect(Date.parse(record?.data.runUntil ?? '')).toBeGreaterThan(lastRun);
+        // Claimed before the send with a bound for any send of up to 8: never shorter than the one sent
+        const claimed = store.writes.find((w) => w.scope === `restart#${arn(n)}`)?.lease;
+        expect(Date.parse(claimed?.data.runUntil ?? '')).toBeGreaterThan(lastRun);
+      }
+    });
 
     it('sizes the TimeoutSeconds of each send to its waves, so the last wave is not expired before its turn', async () => {
       // Prepare: 200 instances at 25%: four sends of 50, each run 12 at a time in 5 waves
@@ -891,11 +1074,62 @@ describe('ssm-restart with simulated AWS', () => {
 
       // Assess
       expect(store.items.get(`restart#${arn(0)}`)?.data.runUntil).toBe('2026-11-23T02:15:00Z');
-      expect(store.items.get(`restart#${arn(1)}`)?.data.runUntil).toBe('2026-11-23T02:42:00Z');
+      expect(store.items.get(`restart#${arn(1)}`)?.data).toMatchObject({
+        runUntil: '2026-11-23T02:43:00Z',
+        command: 'cmd-1',
+      });
       expect(onDemand.resources.map((r) => r.outcome)).toEqual(['changed', 'skipped']);
       expect(onDemand.resources[1]?.detail).toMatch(
-        /^another restart of it is in progress: container:web via on-demand, by ssm-restart run 1, since 2026-11-23T02:15:00Z \(that run ends by 2026-11-23T02:42:00Z\)/,
+        /^another restart of it is in progress: container:web via on-demand, by ssm-restart run 1, since 2026-11-23T02:15:00Z \(that run ends by 2026-11-23T02:43:00Z; its SSM command cmd-1 is Pending\)/,
       );
+    });
+
+    it('restarts a target once SSM says the command of the restart in progress has ended, without waiting for its record', async () => {
+      // Prepare: a run sent to 2 instances at 25% and stopped before either ended; its record says
+      // "in progress" until 02:30:00 at least
+      running(2);
+      ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1', Status: 'Pending' } });
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('InProgress'));
+      await run(
+        restart(2),
+        ctx(() => ssm.commandCalls(SendCommandCommand).length < 1),
+        deps(),
+      );
+      // Later (same clock): i-…0's command ended, i-…1's still runs
+      ssm.reset();
+      agents([
+        [id(0), 'Online'],
+        [id(1), 'Online'],
+      ]);
+      ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-2', Status: 'Pending' } });
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+      ssm
+        .on(GetCommandInvocationCommand, { CommandId: 'cmd-1', InstanceId: id(1) })
+        .resolves(invocation('InProgress'));
+
+      // Act
+      const report = await run(
+        restart(2),
+        ctx(() => true, 'ssm-restart run 2'),
+        deps(),
+      );
+
+      // Assess: asked SSM about the first run's command, and restarted i-…0 only
+      expect(
+        ssm
+          .commandCalls(GetCommandInvocationCommand)
+          .map((c) => c.args[0].input)
+          .filter((i) => i.CommandId === 'cmd-1'),
+      ).toEqual([
+        { CommandId: 'cmd-1', InstanceId: id(0) },
+        { CommandId: 'cmd-1', InstanceId: id(1) },
+      ]);
+      expect(report.resources.map((r) => r.outcome)).toEqual(['changed', 'skipped']);
+      expect(report.resources[0]?.detail).toMatch(
+        /is over: SSM command cmd-1 ended Success; Success, exit code 0$/,
+      );
+      expect(report.resources[1]?.detail).toMatch(/its SSM command cmd-1 is InProgress\)/);
+      expect(ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input.InstanceIds)).toEqual([[id(0)]]);
     });
 
     it('claims nothing it cannot write, and tags and sends nothing then', async () => {
@@ -917,6 +1151,63 @@ describe('ssm-restart with simulated AWS', () => {
       );
       expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
       expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+    });
+
+    it('leaves a target undone when other runs write its record under every claim', async () => {
+      // Prepare: every time this run writes its claim, another run has just written the record
+      running(1);
+      const busy = memoryLeaseStore();
+      const write = busy.compareAndSet;
+      busy.compareAndSet = async (next) => {
+        // A restart by another run that is already over, with no cooldown left
+        const theirs = {
+          ...next,
+          holder: 'ssm-restart run 9',
+          token: 'run-9',
+          expiresAt: new Date(0),
+          data: { ...next.data, runUntil: '2026-11-23T02:00:00Z' },
+        };
+        await write(theirs, busy.items.get(next.scope)?.version);
+        return false;
+      };
+      store = busy;
+
+      // Act
+      const report = await run(restart(1), ctx(), deps());
+
+      // Assess: not failed (the table works) and not skipped (it is still to do): undone, nothing sent
+      expect(report.resources.map((r) => [r.outcome, r.detail])).toEqual([
+        [
+          'undone',
+          'other runs wrote its restart record in nightshift-test-leases under every one of 3 claims; nothing ' +
+            'tagged or sent: its restart is still to do — run again once they are done',
+        ],
+      ]);
+      expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+    });
+
+    it('fails an alarm whose nightshift:stage tag is empty, in every stage', async () => {
+      cloudwatch.on(ListTagsForResourceCommand).resolves({
+        Tags: [
+          { Key: 'nightshift:restart', Value: 'container:web' },
+          { Key: 'nightshift:stage', Value: ' ' },
+        ],
+      });
+
+      const report = await run(sample('alarm-instance.json'), ctx(), deps());
+
+      expect(report.resources).toEqual([
+        {
+          arn: 'arn:aws:cloudwatch:eu-central-1:123456789012:alarm:web-1-container-unhealthy',
+          type: 'cloudwatch-alarm',
+          outcome: 'failed',
+          detail:
+            'alarm web-1-container-unhealthy has an empty nightshift:stage tag: set it to the stage that restarts ' +
+            'for it; nothing restarted',
+        },
+      ]);
+      expect(ec2.calls()).toHaveLength(0);
     });
 
     it('puts the record back when the restart time could not be tagged, so the next alarm is not held off', async () => {

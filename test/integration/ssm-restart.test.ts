@@ -19,14 +19,20 @@ import { readFileSync } from 'node:fs';
 import { DeleteTagsCommand } from '@aws-sdk/client-ec2';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { lambdaContext, runContext } from '#test/support/context.ts';
-import { dynamoClient, leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
-import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
+import { dynamoClient, leaseTable, runLeases, TEST_LEASE_TABLE } from '#test/support/leases.ts';
+import {
+  DeleteTableCommand,
+  GetItemCommand,
+  PutItemCommand,
+  type PutItemCommandInput,
+} from '@aws-sdk/client-dynamodb';
 import { RunFailedError } from '#shared/errors.ts';
 import type { LeaseStore } from '#shared/lease.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 import {
   alarmEvent,
+  alarmTime,
   barrier,
   createAlarm,
   createGroup,
@@ -71,6 +77,9 @@ const invoke = (event: unknown, env: Record<string, string> = {}) =>
     event,
     lambdaContext('ssm-restart'),
   ) as Promise<Report>;
+/** The real sample of an alarm going to ALARM now, by the test clock (its detail.state.timestamp). */
+const alarmNow = (arn: string, dimensions: Record<string, string>) =>
+  alarmEvent(arn, dimensions, 'ALARM', clock);
 const row = (report: Report, suffix: string) => report.resources.find((r) => r.arn.endsWith(suffix));
 /** The report of a run, also when every row failed (withOps then throws it in a RunFailedError). */
 const settled = (run: Promise<Report>) =>
@@ -85,6 +94,7 @@ const fixture = (file: string) =>
     region: string;
     detail: {
       alarmName: string;
+      state: { timestamp: string };
       configuration: { metrics?: { metricStat: { metric: { dimensions: object } } }[] };
     };
   };
@@ -96,6 +106,8 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   let agents: Parameters<typeof stubSsmAgents>[1] = {};
   /** The lease table, read directly in moto (not through the proxy). */
   let records: LeaseStore;
+  /** The ids of the commands SSM (moto) answered SendCommand with, in order. */
+  let commandIds: string[] = [];
   /** These instances' SSM agents are online from now on. */
   const online = (...ids: (string | undefined)[]) => {
     for (const id of ids) agents[id ?? ''] = 'Online';
@@ -130,6 +142,12 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       proxy.before(op, undefined);
     agents = {};
     stubSsmAgents(proxy, agents);
+    commandIds = [];
+    proxy.rewrite('GetCommandInvocation', undefined);
+    proxy.rewrite('SendCommand', (body) => {
+      commandIds.push((JSON.parse(body) as { Command: { CommandId: string } }).Command.CommandId);
+      return body;
+    });
   });
 
   it('restarts the container an alarm names on the instance in its InstanceId dimension', async () => {
@@ -144,7 +162,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     proxy.requests.length = 0;
 
     // Act
-    const report = await invoke(alarmEvent(arn, { InstanceId: web! }));
+    const report = await invoke(alarmNow(arn, { InstanceId: web! }));
 
     // Assess: one send, to that instance only, running exactly the command built from the tag
     const sends = sendCommands(proxy.requests);
@@ -179,8 +197,14 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       'at=2026-11-23T02:14:41Z what=container:web via=alarm',
     );
     expect((await instanceTags(aws, other!))[LAST_RESTART]).toBeUndefined();
-    // Claimed in the lease table first, then tagged and sent; the claim is marked over once it ended
-    expect(mutations(proxy.requests)).toEqual(['PutItem', 'CreateTags', 'SendCommand', 'PutItem']);
+    // Claimed in the lease table first, then tagged and sent; the command is recorded in the claim right
+    // after the send, and the claim is marked over once the command ended
+    expect(mutations(proxy.requests)).toEqual(['PutItem', 'CreateTags', 'SendCommand', 'PutItem', 'PutItem']);
+    const commandId = commandIds[0];
+    expect((await records.read(`restart#${instanceArn(web!)}`))?.data).toMatchObject({
+      command: commandId,
+      runUntil: '2026-11-23T02:14:41Z',
+    });
     const asked = proxy.requests.find((r) => r.operation === 'DescribeInstanceInformation')?.body ?? '{}';
     expect(JSON.parse(asked)).toEqual({ Filters: [{ Key: 'InstanceIds', Values: [web] }], MaxResults: 50 });
   });
@@ -194,13 +218,13 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       { InstanceId: web! },
       { [RESTART]: 'container:web' },
     );
-    await invoke(alarmEvent(arn, { InstanceId: web! }));
+    await invoke(alarmNow(arn, { InstanceId: web! }));
     const tagged = (await instanceTags(aws, web!))[LAST_RESTART];
     proxy.requests.length = 0;
 
     // Act: the alarm flaps back into ALARM 5 minutes later
     clock = new Date(clock.getTime() + 5 * MINUTE);
-    const again = await invoke(alarmEvent(arn, { InstanceId: web! }));
+    const again = await invoke(alarmNow(arn, { InstanceId: web! }));
 
     // Assess
     expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, failed: 0 });
@@ -215,7 +239,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
 
     // Act: once the cooldown is over, the alarm restarts again
     clock = new Date('2026-11-23T02:29:41Z');
-    const later = await invoke(alarmEvent(arn, { InstanceId: web! }));
+    const later = await invoke(alarmNow(arn, { InstanceId: web! }));
 
     expect(later.summary.changed).toBe(1);
     expect(sendCommands(proxy.requests)).toHaveLength(1);
@@ -236,7 +260,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     );
     proxy.requests.length = 0;
 
-    const report = await invoke(alarmEvent(arn, { AutoScalingGroupName: 'web-fleet' }));
+    const report = await invoke(alarmNow(arn, { AutoScalingGroupName: 'web-fleet' }));
 
     const sends = sendCommands(proxy.requests);
     expect(sends).toHaveLength(1);
@@ -279,7 +303,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     const arn = await createAlarm(aws, 'cpu-high', { InstanceId: web! }, { team: 'shop' });
     proxy.requests.length = 0;
 
-    const report = await invoke(alarmEvent(arn, { InstanceId: web! }));
+    const report = await invoke(alarmNow(arn, { InstanceId: web! }));
 
     expect(report.resources).toEqual([]);
     expect(proxy.requests.map((r) => r.operation)).toEqual(['ListTagsForResource']);
@@ -296,8 +320,8 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     proxy.requests.length = 0;
 
     const ctx = runContext();
-    const report = await run(parseRestartInput(alarmEvent(arn, { InstanceId: web! })), ctx, deps());
-    await expect(invoke(alarmEvent(arn, { InstanceId: web! }))).rejects.toThrow(/all 1 resource\(s\) failed/);
+    const report = await run(parseRestartInput(alarmNow(arn, { InstanceId: web! })), ctx, deps());
+    await expect(invoke(alarmNow(arn, { InstanceId: web! }))).rejects.toThrow(/all 1 resource\(s\) failed/);
 
     expect(report.resources).toEqual([
       {
@@ -322,7 +346,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     proxy.requests.length = 0;
 
     // Act
-    const report = await invoke(alarmEvent(arn, dimensions));
+    const report = await invoke(alarmNow(arn, dimensions));
 
     // Assess
     const updates = proxy.requests
@@ -348,7 +372,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     // A second alarm within the cooldown leaves the service alone
     proxy.requests.length = 0;
     clock = new Date(clock.getTime() + 14 * MINUTE);
-    const again = await invoke(alarmEvent(arn, dimensions));
+    const again = await invoke(alarmNow(arn, dimensions));
     expect(again.resources[0]).toMatchObject({ outcome: 'skipped' });
     expect(mutations(proxy.requests)).toEqual([]);
   });
@@ -360,7 +384,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     const arn = await createAlarm(aws, 'shop-web-memory-leak', dimensions, { [RESTART]: 'ecs-service' });
     proxy.requests.length = 0;
 
-    const report = await invoke(alarmEvent(arn, dimensions));
+    const report = await invoke(alarmNow(arn, dimensions));
 
     expect(report.resources).toEqual([
       {
@@ -500,7 +524,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     );
     proxy.requests.length = 0;
 
-    const report = await invoke(alarmEvent(arn, { AutoScalingGroupName: 'web-fleet' }));
+    const report = await invoke(alarmNow(arn, { AutoScalingGroupName: 'web-fleet' }));
 
     expect(sendCommands(proxy.requests).map((s) => s.InstanceIds)).toEqual([[good]]);
     expect(row(report, plain!)).toMatchObject({ outcome: 'skipped' });
@@ -523,7 +547,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       { [RESTART]: 'container:web' },
     );
 
-    const report = await invoke(alarmEvent(arn, { InstanceId: web! }));
+    const report = await invoke(alarmNow(arn, { InstanceId: web! }));
 
     expect(report.summary.changed).toBe(1);
     expect(report.resources[0]?.detail).toMatch(
@@ -595,7 +619,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       container: 'web',
       dryRun: true,
     });
-    const alarm = await invoke(alarmEvent(arn, { InstanceId: web! }), { DRY_RUN: 'true' });
+    const alarm = await invoke(alarmNow(arn, { InstanceId: web! }), { DRY_RUN: 'true' });
 
     for (const report of [onDemand, alarm]) {
       expect(report.dryRun).toBe(true);
@@ -663,12 +687,16 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       // and both try to claim it
       proxy.before('DescribeInstanceInformation', barrier(2));
       const claims = raceForClaims(instanceArn(web!));
+      // The winner sends once the loser has decided
+      const runs = [
+        invoke({ ...alarmNow(unhealthy, dims(web!)), id: 'event-unhealthy' }),
+        invoke({ ...alarmNow(slow, dims(web!)), id: 'event-slow' }),
+      ];
+      const oneDone = Promise.race(runs);
+      proxy.before('SendCommand', async () => void (await oneDone));
 
       // Act
-      const reports = await Promise.all([
-        invoke({ ...alarmEvent(unhealthy, dims(web!)), id: 'event-unhealthy' }),
-        invoke({ ...alarmEvent(slow, dims(web!)), id: 'event-slow' }),
-      ]);
+      const reports = await Promise.all(runs);
 
       // Assess: one restart; the run that lost the claim read the record again and met the winner's
       // restart in progress
@@ -707,7 +735,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       proxy.requests.length = 0;
       proxy.before('DescribeInstanceInformation', barrier(2));
       raceForClaims(instanceArn(web!));
-      const event = alarmEvent(arn, dims(web!));
+      const event = alarmNow(arn, dims(web!));
 
       const reports = await Promise.all([invoke(event), invoke(event)]);
 
@@ -727,23 +755,30 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
         polled();
         await released;
       });
-      const alarmRun = invoke(alarmEvent(arn, dims(web!)));
+      const alarmRun = invoke(alarmNow(arn, dims(web!)));
       await polling;
       proxy.before('GetCommandInvocation', undefined);
+      // moto ends every command at once: SSM says it still runs (the on-demand run asks it)
+      proxy.rewrite('GetCommandInvocation', (body) =>
+        body.replace(/"Status": ?"Success"/, '"Status": "InProgress"'),
+      );
       const onDemand = { action: 'restart', targets: { instanceIds: [web] }, container: 'web' };
 
       // Act: a person restarts it while the alarm's restart is in progress
       const during = await invoke(onDemand);
+      proxy.rewrite('GetCommandInvocation', undefined);
       release();
       const alarm = await alarmRun;
       const after = await invoke(onDemand);
 
       // Assess
       expect(during.resources[0]).toMatchObject({ outcome: 'skipped' });
+      const [commandId] = commandIds;
       expect(during.resources[0]?.detail).toBe(
         'another restart of it is in progress: container:web via alarm, by ssm-restart run ' +
           'c4c1c1c9-6542-e61b-6ef0-8c4d36933a92 (ssm-restart), since 2026-11-23T02:14:41Z (that run ends by ' +
-          '2026-11-23T02:30:41Z); not restarted for on-demand — run again once it is done',
+          `2026-11-23T02:22:41Z; its SSM command ${commandId} is InProgress); not restarted for on-demand — run ` +
+          'again once it is done',
       );
       expect(alarm.resources[0]?.outcome).toBe('changed');
       // On demand ignores the cooldown, once the alarm's restart is over
@@ -760,7 +795,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       const arn = await createAlarm(aws, 'web-1-unhealthy', dims(web!), { [RESTART]: 'container:web' });
       const alarmAt = async (iso: string) => {
         clock = new Date(iso);
-        return settled(invoke(alarmEvent(arn, dims(web!))));
+        return settled(invoke(alarmNow(arn, dims(web!))));
       };
 
       // Act
@@ -768,6 +803,12 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       const third = await alarmAt('2026-11-23T02:30:00Z');
       const fourth = await alarmAt('2026-11-23T02:45:00Z');
       const hoursLater = await alarmAt('2026-11-23T05:00:00Z');
+      const latched = await dynamoClient(moto.url).send(
+        new GetItemCommand({
+          TableName: TEST_LEASE_TABLE,
+          Key: { scope: { S: `restart#${instanceArn(web!)}` } },
+        }),
+      );
       clock = new Date('2026-11-23T05:01:00Z');
       const byHand = await invoke({ action: 'restart', targets: { instanceIds: [web] }, container: 'web' });
       const next = await alarmAt('2026-11-23T05:20:00Z');
@@ -784,7 +825,8 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
           '2026-11-23T02:30:00Z); one more would be more than RESTART_MAX_PER_HOUR (3): no automatic restarts of it ' +
           'until a person restarts it on demand; not restarted for alarm web-1-unhealthy',
       );
-      // Still stopped hours later: the guard latched
+      // Still stopped hours later: the guard latched, and DynamoDB's TTL will not remove the latch for years
+      expect(Number(latched.Item?.ttl?.N) * 1000).toBeGreaterThan(Date.parse('2031-11-23T05:00:00Z'));
       expect(hoursLater.resources[0]).toMatchObject({ outcome: 'failed' });
       expect(hoursLater.resources[0]?.detail).toMatch(
         /^flap guard: automatic restarts of it stopped at 2026-11-23T02:45:00Z, after more than 3 restarts in an hour/,
@@ -795,12 +837,14 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       );
       expect(next.resources[0]?.outcome).toBe('changed');
       expect(sendCommands(proxy.requests)).toHaveLength(5);
-      expect((await records.read(`restart#${instanceArn(web!)}`))?.data).toEqual({
+      const data = (await records.read(`restart#${instanceArn(web!)}`))?.data;
+      expect(data).toMatchObject({
         what: 'container:web',
         via: 'alarm',
         restarts: '2026-11-23T05:20:00Z',
         runUntil: '2026-11-23T05:20:00Z',
       });
+      expect(data?.flapped).toBeUndefined();
     });
 
     it('never restarts without the lease table, on an alarm or on demand', async () => {
@@ -811,13 +855,13 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
 
       // Act: a function deployed without LEASE_TABLE, then one whose table was deleted
       delete process.env.LEASE_TABLE;
-      const unset = await settled(invoke(alarmEvent(arn, dims(web!))));
+      const unset = await settled(invoke(alarmNow(arn, dims(web!))));
       const unsetOnDemand = await settled(
         invoke({ action: 'restart', targets: { instanceIds: [web] }, container: 'web' }),
       );
       process.env.LEASE_TABLE = TEST_LEASE_TABLE;
       await dynamoClient(moto.url).send(new DeleteTableCommand({ TableName: TEST_LEASE_TABLE }));
-      const missing = await settled(invoke(alarmEvent(arn, dims(web!))));
+      const missing = await settled(invoke(alarmNow(arn, dims(web!))));
 
       // Assess: failed, and nothing tagged or sent
       for (const report of [unset, unsetOnDemand, missing])
@@ -835,19 +879,61 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     });
   });
 
-  describe('alarms', () => {
-    /** A published event about our alarm `arn` in this region, its metric on instance `id`. */
-    const published = (file: string, arn: string, id?: string) => {
-      const event = fixture(file);
-      event.resources = [arn];
-      event.region = 'eu-central-1';
-      const metric = event.detail.configuration.metrics?.[0];
-      if (metric && id) metric.metricStat.metric.dimensions = { InstanceId: id };
-      return event;
-    };
+  describe('two stages in one account', () => {
+    const STAGE = 'nightshift:stage';
+    /** Runs the function as deployed in `stage`: its own lease table, NIGHTSHIFT_STAGE set. */
+    const stageRun = (stage: string, store: LeaseStore, event: unknown) =>
+      settled(
+        run(
+          parseRestartInput(event),
+          runContext({ leases: runLeases(store, `ssm-restart run (${stage})`, () => clock) }),
+          deps({ NIGHTSHIFT_STAGE: stage }),
+        ),
+      );
 
-    it('restarts from an alarm that invokes the function as its own Lambda action', async () => {
-      // Prepare: the alarm action's payload (alarmArn, alarmData; no resources, no detail-type)
+    it('restarts once for an alarm tagged for one stage, when both stages get its event at once', async () => {
+      // Prepare: dev and prod deployed in one account, each with its own lease table; the alarm is prod's
+      const dev = await leaseTable(moto.url, 'nightshift-dev-leases');
+      const prod = await leaseTable(moto.url, 'nightshift-prod-leases');
+      const [web] = await launch(1);
+      const arn = await createAlarm(
+        aws,
+        'web-1-unhealthy',
+        { InstanceId: web! },
+        { [RESTART]: 'container:web', [STAGE]: 'prod' },
+      );
+      const event = alarmNow(arn, { InstanceId: web! });
+      // Both runs read the instance before either claims it, unless one stops before reading it
+      let devSettled: () => void = () => undefined;
+      const devDone = new Promise<void>((resolve) => (devSettled = resolve));
+      const bothRead = barrier(2);
+      proxy.before('DescribeInstanceInformation', () => Promise.race([bothRead(), devDone]));
+      proxy.requests.length = 0;
+
+      // Act
+      const devRun = stageRun('dev', dev, event).finally(devSettled);
+      const [devReport, prodReport] = await Promise.all([devRun, stageRun('prod', prod, event)]);
+
+      // Assess: prod restarted it; dev said why it did not
+      expect(sendCommands(proxy.requests)).toHaveLength(1);
+      expect(prodReport.resources[0]).toMatchObject({ arn: instanceArn(web!), outcome: 'changed' });
+      expect(devReport.resources).toEqual([
+        {
+          arn,
+          type: 'cloudwatch-alarm',
+          outcome: 'skipped',
+          detail:
+            'alarm web-1-unhealthy is tagged nightshift:stage=prod: stage prod restarts for it, and this is stage ' +
+            'dev; nothing restarted here',
+        },
+      ]);
+      expect(await dev.read(`restart#${instanceArn(web!)}`)).toBeUndefined();
+    });
+
+    it('lets every stage act on an alarm without nightshift:stage: only the last-restart tag holds the next one off', async () => {
+      // Prepare
+      const dev = await leaseTable(moto.url, 'nightshift-dev-leases');
+      const prod = await leaseTable(moto.url, 'nightshift-prod-leases');
       const [web] = await launch(1);
       const arn = await createAlarm(
         aws,
@@ -855,20 +941,105 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
         { InstanceId: web! },
         { [RESTART]: 'container:web' },
       );
+      const event = alarmNow(arn, { InstanceId: web! });
+      proxy.requests.length = 0;
+
+      // Act: prod handles the event first, dev right after
+      const prodReport = await stageRun('prod', prod, event);
+      const devReport = await stageRun('dev', dev, event);
+
+      // Assess: dev acted on it too, and only the tag prod wrote kept it from restarting again (a
+      // read-then-write: at the same moment both could restart it, hence the nightshift:stage tag)
+      expect(prodReport.resources[0]?.outcome).toBe('changed');
+      expect(devReport.resources[0]).toMatchObject({ outcome: 'skipped' });
+      expect(devReport.resources[0]?.detail).toMatch(
+        /^last restarted 0 min ago at 2026-11-23T02:14:41Z \(container:web via alarm\); alarm restarts wait for the 15-min cooldown/,
+      );
+      expect(sendCommands(proxy.requests)).toHaveLength(1);
+    });
+  });
+
+  describe('a claim whose answer was lost', () => {
+    it('restarts once when its first write landed and the retry failed its condition against it', async () => {
+      // Prepare: the first PutItem of the claim reaches the table, but its answer is lost: the SDK's retry
+      // then meets the item the first attempt wrote (simulated: the proxy writes it to moto first, then
+      // forwards the same request, whose condition fails)
+      const [web] = await launch(1);
+      const arn = await createAlarm(
+        aws,
+        'web-1-unhealthy',
+        { InstanceId: web! },
+        { [RESTART]: 'container:web' },
+      );
+      const scope = `restart#${instanceArn(web!)}`;
+      let landed = false;
+      proxy.before('PutItem', async (request) => {
+        if (landed || !request.body.includes(`"${scope}"`)) return;
+        landed = true;
+        const { TableName, Item } = JSON.parse(request.body) as PutItemCommandInput;
+        await dynamoClient(moto.url).send(new PutItemCommand({ TableName, Item }));
+      });
+      proxy.requests.length = 0;
+
+      // Act
+      const report = await invoke(alarmNow(arn, { InstanceId: web! }));
+
+      // Assess: restarted once, and not reported as held off by its own restart
+      expect(report.resources).toEqual([
+        expect.objectContaining({ arn: instanceArn(web!), outcome: 'changed' }),
+      ]);
+      expect(report.resources[0]?.detail).not.toMatch(/last restarted|in progress/);
+      expect(sendCommands(proxy.requests)).toHaveLength(1);
+      expect(landed).toBe(true);
+      expect((await records.read(scope))?.holder).toBe(
+        'ssm-restart run c4c1c1c9-6542-e61b-6ef0-8c4d36933a92 (ssm-restart)',
+      );
+    });
+  });
+
+  describe('alarms', () => {
+    /** A published event about our alarm `arn` in this region, its metric on instance `id`. */
+    const published = (file: string, arn: string, id?: string, fresh = true) => {
+      const event = fixture(file);
+      event.resources = [arn];
+      event.region = 'eu-central-1';
+      const metric = event.detail.configuration.metrics?.[0];
+      if (metric && id) metric.metricStat.metric.dimensions = { InstanceId: id };
+      // As if it had just happened: a state change more than 15 minutes old is stale
+      if (fresh) event.detail.state.timestamp = alarmTime(clock);
+      return event;
+    };
+
+    /** The alarm action's payload (alarmArn, alarmData; no resources, no detail-type) of the sample's state change. */
+    const lambdaAction = (arn: string, id: string) => {
       const payload = JSON.parse(
         readFileSync('events/aws.cloudwatch/samples/lambda-action-instance.json', 'utf8'),
       ) as { alarmArn: string; alarmData: Record<string, unknown> & { alarmName: string } };
       payload.alarmArn = arn;
-      payload.alarmData.alarmName = 'web-1-unhealthy';
+      payload.alarmData.alarmName = arn.split(':alarm:')[1] ?? '';
       const config = payload.alarmData.configuration as {
         metrics: { metricStat: { metric: { dimensions: object } } }[];
       };
-      config.metrics[0]!.metricStat.metric.dimensions = { InstanceId: web };
+      config.metrics[0]!.metricStat.metric.dimensions = { InstanceId: id };
+      return payload;
+    };
+    /** The EventBridge event of that same state change (the sample's detail.state.timestamp). */
+    const SAMPLE_CHANGE = new Date('2026-11-23T02:14:40.989Z');
+
+    it('restarts from an alarm that invokes the function as its own Lambda action', async () => {
+      // Prepare
+      const [web] = await launch(1);
+      const arn = await createAlarm(
+        aws,
+        'web-1-unhealthy',
+        { InstanceId: web! },
+        { [RESTART]: 'container:web' },
+      );
       proxy.requests.length = 0;
 
       // Act: the alarm's Lambda action, then the same state change from the EventBridge rule
-      const report = await invoke(payload);
-      const viaRule = await invoke(alarmEvent(arn, { InstanceId: web! }));
+      const report = await invoke(lambdaAction(arn, web!));
+      const viaRule = await invoke(alarmEvent(arn, { InstanceId: web! }, 'ALARM', SAMPLE_CHANGE));
 
       // Assess: restarted once
       expect(report.resources[0]).toMatchObject({ arn: instanceArn(web!), outcome: 'changed' });
@@ -879,18 +1050,40 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     });
 
     it.each([
-      [
-        'muted by an alarm mute rule',
-        'docs-current-single-metric-muted.json',
-        'muted by arn:aws:cloudwatch:us-east-1:1234567890:alarm-mute-rule:testMute (2026-01-01T10:00:00.000+0000 ' +
-          'to 2026-01-01T12:00:00.000+0000)',
-      ],
-      [
-        'whose actions its suppressor suppresses',
-        'awsdocs-composite-with-suppressor.json',
-        'its actions are suppressed: actionsSuppressedBy WaitPeriod (suppressor alarm ServiceMaintenanceAlarm)',
-      ],
-    ])('restarts nothing for an alarm %s', async (_, file, held) => {
+      ['the Lambda action and the EventBridge rule', 'both'],
+      ['the EventBridge rule, twice', 'rule'],
+    ])('restarts once for one state change delivered by %s, even with no cooldown', async (_, delivery) => {
+      // Prepare: RESTART_COOLDOWN_MINUTES=0, so only the state change tells the deliveries apart
+      const [web] = await launch(1);
+      const arn = await createAlarm(
+        aws,
+        'web-1-unhealthy',
+        { InstanceId: web! },
+        { [RESTART]: 'container:web' },
+      );
+      const viaRule = alarmEvent(arn, { InstanceId: web! }, 'ALARM', SAMPLE_CHANGE);
+      const first = delivery === 'both' ? lambdaAction(arn, web!) : viaRule;
+      const noCooldown = { RESTART_COOLDOWN_MINUTES: '0' };
+      proxy.requests.length = 0;
+
+      // Act: the second delivery a minute later; then the alarm goes back to ALARM anew
+      const one = await invoke(first, noCooldown);
+      clock = new Date('2026-11-23T02:15:41Z');
+      const two = await invoke(viaRule, noCooldown);
+      const anew = await invoke(alarmNow(arn, { InstanceId: web! }), noCooldown);
+
+      // Assess
+      expect([one, two, anew].map((r) => r.resources[0]?.outcome)).toEqual(['changed', 'skipped', 'changed']);
+      expect(two.resources[0]?.detail).toBe(
+        'this state change of the alarm (ALARM at 2026-11-23T02:14:40.989Z) already restarted it at ' +
+          "2026-11-23T02:14:41Z: a second delivery of it (the alarm's Lambda action and the EventBridge rule both " +
+          'deliver it, or a retry) restarts nothing; not restarted for alarm web-1-unhealthy',
+      );
+      expect(sendCommands(proxy.requests)).toHaveLength(2);
+    });
+
+    it('restarts nothing for an alarm a mute rule mutes', async () => {
+      const file = 'docs-current-single-metric-muted.json';
       const [web] = await launch(1);
       const name = fixture(file).detail.alarmName;
       const arn = await createAlarm(aws, name, { InstanceId: web! }, { [RESTART]: 'container:web' });
@@ -903,11 +1096,57 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
           arn,
           type: 'cloudwatch-alarm',
           outcome: 'skipped',
-          detail: `alarm ${name}: ${held}, so none of its actions run; nothing restarted`,
+          detail:
+            `alarm ${name}: muted by arn:aws:cloudwatch:us-east-1:1234567890:alarm-mute-rule:testMute ` +
+            '(2026-01-01T10:00:00.000+0000 to 2026-01-01T12:00:00.000+0000), so its actions are muted for this ' +
+            'state change; nothing restarted',
         },
       ]);
       expect(proxy.requests.map((r) => r.operation)).toEqual(['ListTagsForResource']);
       expect((await instanceTags(aws, web!))[LAST_RESTART]).toBeUndefined();
+    });
+
+    it('fails a composite alarm tagged to restart, suppressed or not: it has no metrics to name a target', async () => {
+      // Prepare: the published composite alarm (WaitPeriod), and its Lambda-action payload (not suppressed)
+      const name = fixture('awsdocs-composite-with-suppressor.json').detail.alarmName;
+      const arn = await createAlarm(aws, name, {}, { [RESTART]: 'container:web' });
+      const action = fixture('lambda-action-powertools-py-composite.json') as unknown as {
+        alarmArn: string;
+        region: string;
+        alarmData: { state: { timestamp: string } };
+      };
+      Object.assign(action, { alarmArn: arn, region: 'eu-central-1' });
+      action.alarmData.state.timestamp = alarmTime(clock);
+      proxy.requests.length = 0;
+
+      // Act
+      const suppressed = await settled(invoke(published('awsdocs-composite-with-suppressor.json', arn)));
+      const plain = await settled(invoke(action));
+
+      // Assess: failed (a misconfigured alarm pages), saying that AWS performs its actions after the wait
+      expect(suppressed.resources).toEqual([
+        {
+          arn,
+          type: 'cloudwatch-alarm',
+          outcome: 'failed',
+          detail:
+            `alarm ${name} is a composite alarm (ALARM(ServerCpuTooHigh) OR ALARM(TotalNetworkTrafficTooHigh)): it ` +
+            'has no metrics, so no InstanceId, AutoScalingGroupName or ClusterName/ServiceName dimension says what ' +
+            'to restart; tag the metric alarms in its rule instead; its actions are suppressed for this state ' +
+            'change (actionsSuppressedBy WaitPeriod: it waits up to 120 s for suppressor alarm ' +
+            'ServiceMaintenanceAlarm to go into ALARM, and performs its actions after that wait unless the ' +
+            'suppressor went into ALARM); nothing restarted',
+        },
+      ]);
+      expect(plain.resources).toEqual([
+        expect.objectContaining({
+          outcome: 'failed',
+          detail: expect.stringMatching(
+            /^alarm CompositeDemo.Main is a composite alarm \(ALARM\(CompositeDemo.FirstChild\) OR ALARM\(CompositeDemo.SecondChild\)\): it has no metrics, .*in its rule instead; nothing restarted$/,
+          ),
+        }),
+      ]);
+      expect(mutations(proxy.requests)).toEqual([]);
     });
 
     it('restarts on a published alarm that is not muted', async () => {
@@ -926,7 +1165,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
   });
 
   it.each(['CODE_DEPLOY', 'EXTERNAL'] as const)(
-    'skips a service deployed by %s, before recording any restart',
+    'fails a service deployed by %s on an alarm, and skips it on demand, before recording any restart',
     async (controller) => {
       // Prepare
       const serviceArn = await createService(aws, 'shop', 'web', RESTARTABLE, controller);
@@ -935,19 +1174,26 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       proxy.requests.length = 0;
 
       // Act
-      const report = await invoke(alarmEvent(arn, dimensions));
+      const report = await settled(invoke(alarmNow(arn, dimensions)));
+      const onDemand = await invoke({ action: 'restart', ecsService: { cluster: 'shop', service: 'web' } });
 
-      // Assess
+      // Assess: the alarm can never restart it, so it pages (failed); on demand a person reads why (skipped)
+      const why =
+        `its deployment controller is ${controller}, which does not take UpdateService forceNewDeployment: ` +
+        `start a new deployment with ${controller === 'CODE_DEPLOY' ? 'CodeDeploy' : 'the external controller'} ` +
+        'instead; nothing redeployed, no restart recorded';
       expect(report.resources).toEqual([
         {
           arn: serviceArn,
           type: 'ecs-service',
-          outcome: 'skipped',
+          outcome: 'failed',
           detail:
-            `its deployment controller is ${controller}, which does not take UpdateService forceNewDeployment: ` +
-            `start a new deployment with ${controller === 'CODE_DEPLOY' ? 'CodeDeploy' : 'the external controller'} ` +
-            'instead; nothing redeployed, no restart recorded',
+            `${why}; alarm shop-web-memory-leak can never restart it: change the alarm's nightshift:restart tag, ` +
+            'or its dimensions',
         },
+      ]);
+      expect(onDemand.resources).toEqual([
+        { arn: serviceArn, type: 'ecs-service', outcome: 'skipped', detail: why },
       ]);
       expect(mutations(proxy.requests)).toEqual([]);
       expect((await describeService(aws, 'shop', 'web')).tags[LAST_RESTART]).toBeUndefined();
@@ -976,12 +1222,47 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     expect(confirmed.resources[0]?.detail).toMatch(/last restarted 2 min ago/);
     expect(applied.resources[0]?.outcome).toBe('changed');
     expect(applied.resources[0]?.detail).toMatch(/last restarted 5 min ago/);
-    expect(again.planDigest).toBe(confirmed.planDigest);
+    // The apply restarted it: a plan confirmed before that is another plan now
+    expect(again.planDigest).not.toBe(confirmed.planDigest);
     expect(refused.summary).toMatchObject({ changed: 0, skipped: 2 });
     expect(row(refused, b!)?.detail).toMatch(
       /^the plan changed since it was confirmed .*; nothing changed — look at the new plan and confirm again \(the new plan: docker restart web \(on-demand\)/,
     );
     expect(mutations(proxy.requests)).toEqual([]);
     expect(applied.planDigest).toBeUndefined();
+  });
+
+  it('refuses an apply confirmed before another restart of the target, and applies one confirmed after it', async () => {
+    // Prepare: a person confirms a restart of web-1; an alarm restarts web-1 before they apply
+    const [web] = await launch(1, { app: 'web' });
+    const arn = await createAlarm(
+      aws,
+      'web-1-unhealthy',
+      { InstanceId: web! },
+      { [RESTART]: 'container:web' },
+    );
+    const restart = { action: 'restart', targets: { instanceIds: [web] }, container: 'web' };
+    const confirmed = await invoke({ ...restart, dryRun: true });
+    clock = new Date('2026-11-23T02:15:41Z');
+    const alarm = await invoke(alarmNow(arn, { InstanceId: web! }));
+    clock = new Date('2026-11-23T02:16:41Z');
+    proxy.requests.length = 0;
+
+    // Act
+    const stale = await invoke({ ...restart, planDigest: confirmed.planDigest });
+    const reconfirmed = await invoke({ ...restart, dryRun: true });
+    const applied = await invoke({ ...restart, planDigest: reconfirmed.planDigest });
+
+    // Assess: the person saw a plan from before that restart; they confirm what they see now
+    expect(alarm.resources[0]?.outcome).toBe('changed');
+    expect(stale.resources).toEqual([
+      expect.objectContaining({
+        outcome: 'skipped',
+        detail: expect.stringMatching(/^the plan changed since it was confirmed/),
+      }),
+    ]);
+    expect(reconfirmed.resources[0]?.detail).toMatch(/last restarted 1 min ago at 2026-11-23T02:15:41Z/);
+    expect(applied.resources[0]?.outcome).toBe('changed');
+    expect(sendCommands(proxy.requests).map((c) => c.Comment)).toEqual(['nightshift ssm-restart: on-demand']);
   });
 });

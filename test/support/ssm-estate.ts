@@ -204,8 +204,19 @@ const SAMPLES = {
   INSUFFICIENT_DATA: 'insufficient-data.json',
 } as const;
 
-/** The real sample of an alarm state change, about the alarm `arn` and its metric `dimensions`. */
-export const alarmEvent = (arn: string, dimensions: Tags, state: keyof typeof SAMPLES = 'ALARM') => {
+/** A time as CloudWatch writes it in alarm events: `2026-11-23T02:14:41.000+0000`. */
+export const alarmTime = (at: Date): string => at.toISOString().replace(/Z$/, '+0000');
+
+/**
+ * The real sample of an alarm state change, about the alarm `arn` and its metric `dimensions`; `at`:
+ * when the alarm changed state (`detail.state.timestamp` and the event's `time`), else the sample's own.
+ */
+export const alarmEvent = (
+  arn: string,
+  dimensions: Tags,
+  state: keyof typeof SAMPLES = 'ALARM',
+  at?: Date,
+) => {
   const event = JSON.parse(
     readFileSync(join('events', 'aws.cloudwatch', 'samples', SAMPLES[state]), 'utf8'),
   ) as Sample;
@@ -213,8 +224,13 @@ export const alarmEvent = (arn: string, dimensions: Tags, state: keyof typeof SA
   if (metric) metric.metricStat.metric.dimensions = dimensions;
   return {
     ...event,
+    ...(at && { time: at.toISOString().replace(/\.\d{3}Z$/, 'Z') }),
     resources: [arn],
-    detail: { ...event.detail, alarmName: arn.split(':alarm:')[1] ?? '' },
+    detail: {
+      ...event.detail,
+      alarmName: arn.split(':alarm:')[1] ?? '',
+      ...(at && { state: { ...event.detail.state, timestamp: alarmTime(at) } }),
+    },
   };
 };
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  awaitedCommand,
   decideRestart,
-  FLAP_HOLD_MS,
+  LATCH_HOLD_MS,
   restartScope,
   type GuardOptions,
 } from '#functions/ssm-restart/guard.ts';
@@ -144,13 +145,13 @@ describe('the restart guard', () => {
         '2026-11-23T02:45:00Z); one more would be more than RESTART_MAX_PER_HOUR (3): no automatic restarts of ' +
         'it until a person restarts it on demand; not restarted for alarm web-1-unhealthy',
     );
-    // The latch keeps the last restart as it was, and is kept a month
+    // The latch keeps the last restart as it was, and does not expire on its own
     expect(decision.write).toMatchObject({
       expected: 4,
       next: {
         holder: other.holder,
         acquiredAt: at(-15),
-        expiresAt: new Date(now.getTime() + FLAP_HOLD_MS),
+        expiresAt: new Date(now.getTime() + LATCH_HOLD_MS),
         data: { restarts, flapped: iso(0) },
       },
     });
@@ -174,6 +175,115 @@ describe('the restart guard', () => {
       '; this on-demand restart resets the flap guard (automatic restarts of it had stopped at 2026-11-23T00:10:00Z)',
     );
     expect(onDemand.write.next.data).toEqual({ what: 'container:web', via: 'on-demand', runUntil: iso(11) });
+  });
+});
+
+describe('the restart guard: what a record remembers', () => {
+  const ALARM = 'arn:aws:cloudwatch:eu-central-1:123456789012:alarm:web-1-unhealthy';
+  const change = { alarm: ALARM, at: '2026-11-23T02:59:40.989Z' };
+
+  it('remembers the state change that restarted it, and restarts nothing for a second delivery of it', () => {
+    const first = decideRestart(SCOPE, undefined, options({ cooldownMinutes: 0, stateChange: change }));
+    if (first.kind !== 'go') throw new Error('expected go');
+    expect(JSON.parse(first.write.next.data.alarms ?? '[]')).toEqual([{ ...change, restarted: iso(0) }]);
+    // The record as the first delivery left it: over, no cooldown (RESTART_COOLDOWN_MINUTES=0)
+    const written = { ...first.write.next, version: 1, data: { ...first.write.next.data, runUntil: iso(0) } };
+
+    const again = decideRestart(
+      SCOPE,
+      written,
+      options({ cooldownMinutes: 0, stateChange: change, now: at(1) }),
+    );
+    const next = decideRestart(
+      SCOPE,
+      written,
+      options({ cooldownMinutes: 0, stateChange: { ...change, at: '2026-11-23T03:00:50.000Z' }, now: at(1) }),
+    );
+
+    expect(again).toEqual({
+      kind: 'skip',
+      reason:
+        'this state change of the alarm (ALARM at 2026-11-23T02:59:40.989Z) already restarted it at ' +
+        "2026-11-23T03:00:00Z: a second delivery of it (the alarm's Lambda action and the EventBridge rule both " +
+        'deliver it, or a retry) restarts nothing; not restarted for alarm web-1-unhealthy',
+    });
+    // Another state change of the same alarm is a new one
+    expect(next.kind).toBe('go');
+    if (next.kind !== 'go') return;
+    expect(JSON.parse(next.write.next.data.alarms ?? '[]')).toHaveLength(2);
+  });
+
+  it('forgets state changes after an hour, and keeps them through an on-demand restart', () => {
+    const alarms = JSON.stringify([
+      { ...change, restarted: iso(-61) },
+      { alarm: ALARM, at: '2026-11-23T02:40:00.000Z', restarted: iso(-20) },
+    ]);
+    const lease = record(-20, { alarms });
+
+    const onDemand = decideRestart(SCOPE, lease, options({ trigger: 'on-demand', reason: 'on-demand' }));
+
+    if (onDemand.kind !== 'go') throw new Error('expected go');
+    expect(JSON.parse(onDemand.write.next.data.alarms ?? '[]')).toEqual([
+      { alarm: ALARM, at: '2026-11-23T02:40:00.000Z', restarted: iso(-20) },
+    ]);
+    // An unreadable list remembers nothing, rather than failing the restart
+    expect(
+      decideRestart(SCOPE, record(-20, { alarms: '{oops' }), options({ stateChange: change })).kind,
+    ).toBe('go');
+  });
+
+  it('lets a restart go ahead once the SSM command of the one in progress has ended', () => {
+    const running = record(-2, { runUntil: iso(25), command: 'cmd-1' }, 0);
+
+    const ended = decideRestart(
+      SCOPE,
+      running,
+      options({ trigger: 'on-demand', reason: 'on-demand' }),
+      'Success',
+    );
+    const pending = decideRestart(SCOPE, running, options(), 'Pending');
+    const unknown = decideRestart(SCOPE, running, options(), undefined);
+
+    expect(ended).toMatchObject({
+      kind: 'go',
+      note:
+        '; the restart before it (container:web via alarm, by ssm-restart run 1 (nightshift-dev-ssm-restart), since ' +
+        '2026-11-23T02:58:00Z) is over: SSM command cmd-1 ended Success',
+    });
+    expect(pending).toEqual({
+      kind: 'skip',
+      reason:
+        'another restart of it is in progress: container:web via alarm, by ssm-restart run 1 ' +
+        '(nightshift-dev-ssm-restart), since 2026-11-23T02:58:00Z (that run ends by 2026-11-23T03:25:00Z; its SSM ' +
+        'command cmd-1 is Pending); not restarted for alarm web-1-unhealthy — run again once it is done',
+    });
+    expect(unknown.kind).toBe('skip');
+    // An ended command does not end the cooldown: the restart happened
+    expect(decideRestart(SCOPE, { ...running, expiresAt: at(13) }, options(), 'Failed').kind).toBe('skip');
+  });
+
+  it("asks SSM only about another run's restart of an instance that is still in progress with a command", () => {
+    const running = record(-2, { runUntil: iso(25), command: 'cmd-1' }, 0);
+
+    expect(awaitedCommand(running, now, me)).toEqual({
+      commandId: 'cmd-1',
+      instanceId: 'i-0a1b2c3d4e5f60718',
+    });
+    expect(awaitedCommand({ ...running, token: me.token }, now, me)).toBeUndefined();
+    expect(awaitedCommand(record(-2, { runUntil: iso(-1), command: 'cmd-1' }), now, me)).toBeUndefined();
+    expect(awaitedCommand(record(-2, { runUntil: iso(25) }), now, me)).toBeUndefined();
+    expect(awaitedCommand(undefined, now, me)).toBeUndefined();
+  });
+
+  it('keeps a latched flap guard for years, renewed by every alarm it refuses: it does not expire on its own', () => {
+    const latched = record(-180, { restarts: iso(-195), flapped: iso(-170) });
+
+    const refused = decideRestart(SCOPE, { ...latched, expiresAt: at(60) }, options());
+
+    expect(refused.kind).toBe('flap');
+    if (refused.kind !== 'flap') return;
+    expect(refused.write.next.expiresAt).toEqual(new Date(now.getTime() + LATCH_HOLD_MS));
+    expect(LATCH_HOLD_MS).toBeGreaterThanOrEqual(5 * 365 * 86_400_000);
   });
 });
 
@@ -212,7 +322,12 @@ describe('planRestart with restart records', () => {
     const work = plan(new Map([[SCOPE, record(-30)]])).instances[0];
 
     expect(work).toMatchObject({ hasWork: true, scope: SCOPE, claim: { expected: 4 } });
-    expect(work?.digestKey).toBe('docker restart web (alarm web-1-unhealthy)');
+    // The digest names the record's version and last restart, so a restart (or any write to the record)
+    // between a dry run and its apply changes the plan
+    expect(work?.digestKey).toBe(
+      'docker restart web (alarm web-1-unhealthy); restart record version 4, last restart ' +
+        '2026-11-23T02:30:00.000Z by run-1; tag none',
+    );
   });
 
   it('skips a target within the cooldown of its record, even when its tag was removed', () => {
@@ -234,7 +349,10 @@ describe('planRestart with restart records', () => {
   it('still plans a restart when the records could not be read, and says so', () => {
     const work = plan('nightshift-dev-leases: ResourceNotFoundException: table not found').instances[0];
 
-    expect(work).toMatchObject({ hasWork: true, digestKey: 'docker restart web (alarm web-1-unhealthy)' });
+    expect(work).toMatchObject({
+      hasWork: true,
+      digestKey: 'docker restart web (alarm web-1-unhealthy); restart record not read; tag none',
+    });
     expect(work?.claim).toBeUndefined();
     expect(work?.detail).toBe(
       'docker restart web (alarm web-1-unhealthy); restart time recorded in tag nightshift:last-restart; its ' +

@@ -1,7 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
-import { actionsHeld } from '#events/aws.cloudwatch/schema.ts';
+import {
+  actionsHeld,
+  compositeReason,
+  isComposite,
+  parseAlarmTime,
+  stateChangedAt,
+} from '#events/aws.cloudwatch/schema.ts';
 import { RestartConfig } from '#functions/ssm-restart/config.ts';
 import { ConfigError, InputError } from '#shared/errors.ts';
 import { parseEnv } from '#shared/env.ts';
@@ -173,14 +179,48 @@ describe('published CloudWatch alarm events', () => {
   it('says an alarm whose actions a mute rule mutes, or a suppressor suppresses, has its actions held', () => {
     expect(actionsHeld(alarm('docs-current-single-metric-muted.json').event)).toBe(
       'muted by arn:aws:cloudwatch:us-east-1:1234567890:alarm-mute-rule:testMute ' +
-        '(2026-01-01T10:00:00.000+0000 to 2026-01-01T12:00:00.000+0000)',
+        '(2026-01-01T10:00:00.000+0000 to 2026-01-01T12:00:00.000+0000), so its actions are muted for this state change',
     );
+    // AWS: after the wait period the composite alarm performs its actions; only this state change's are suppressed
     expect(actionsHeld(alarm('awsdocs-composite-with-suppressor.json').event)).toBe(
-      'its actions are suppressed: actionsSuppressedBy WaitPeriod (suppressor alarm ServiceMaintenanceAlarm)',
+      'its actions are suppressed for this state change (actionsSuppressedBy WaitPeriod: it waits up to 120 s for ' +
+        'suppressor alarm ServiceMaintenanceAlarm to go into ALARM, and performs its actions after that wait unless ' +
+        'the suppressor went into ALARM)',
     );
     // Suppressed in the previous state only: the actions of this state change run.
     expect(actionsHeld(alarm('lambda-action-powertools-py-composite.json').event)).toBeUndefined();
     expect(actionsHeld(alarm('awsdocs-single-metric-ec2-instance.json').event)).toBeUndefined();
+  });
+
+  it('tells a composite alarm, which has no metrics, from a metric alarm, from either payload', () => {
+    const suppressed = alarm('awsdocs-composite-with-suppressor.json').event;
+
+    expect(isComposite(suppressed)).toBe(true);
+    expect(isComposite(alarm('lambda-action-powertools-py-composite.json').event)).toBe(true);
+    expect(isComposite(alarm('awsdocs-single-metric-ec2-instance.json').event)).toBe(false);
+    expect(isComposite(alarm('lambda-action-powertools-py-metric-math.json').event)).toBe(false);
+    expect(compositeReason(suppressed)).toBe(
+      'is a composite alarm (ALARM(ServerCpuTooHigh) OR ALARM(TotalNetworkTrafficTooHigh)): it has no metrics, so no ' +
+        'InstanceId, AutoScalingGroupName or ClusterName/ServiceName dimension says what to restart; tag the metric ' +
+        'alarms in its rule instead; its actions are suppressed for this state change (actionsSuppressedBy ' +
+        'WaitPeriod: it waits up to 120 s for suppressor alarm ServiceMaintenanceAlarm to go into ALARM, and ' +
+        'performs its actions after that wait unless the suppressor went into ALARM)',
+    );
+  });
+
+  it("reads when the alarm changed state from detail.state.timestamp, in CloudWatch's own format", () => {
+    // EventBridge and the Lambda action both carry it, with a +0000 offset
+    expect(stateChangedAt(alarm('awsdocs-single-metric-ec2-instance.json').event)).toEqual(
+      new Date('2019-10-02T17:04:40.989Z'),
+    );
+    expect(stateChangedAt(alarm('lambda-action-powertools-py-composite.json').event)).toEqual(
+      new Date('2023-08-04T12:56:46.138Z'),
+    );
+    expect(parseAlarmTime('2026-11-23T02:14:40Z')).toEqual(new Date('2026-11-23T02:14:40Z'));
+    expect(parseAlarmTime('2026-11-23T03:14:40.5+01:00')).toEqual(new Date('2026-11-23T02:14:40.500Z'));
+    // The Rust runtime's copy has stray spaces: no time
+    expect(parseAlarmTime('2023-08-04T12: 36: 15.490+0000')).toBeUndefined();
+    expect(parseAlarmTime(undefined)).toBeUndefined();
   });
 });
 
@@ -192,8 +232,18 @@ describe('ssm-restart configuration', () => {
       MAX_CONCURRENCY: '25%',
       MAX_ERRORS: '1',
       DRY_RUN: false,
+      NIGHTSHIFT_STAGE: undefined,
       AWS_REGION: 'eu-central-1',
     });
+  });
+
+  it('takes the stage serverless.yml sets, and refuses one that is no stage name', () => {
+    expect(parseEnv(RestartConfig, { AWS_REGION: 'eu-central-1', NIGHTSHIFT_STAGE: 'prod' })).toMatchObject({
+      NIGHTSHIFT_STAGE: 'prod',
+    });
+    expect(() =>
+      parseEnv(RestartConfig, { AWS_REGION: 'eu-central-1', NIGHTSHIFT_STAGE: 'prod stage' }),
+    ).toThrow('NIGHTSHIFT_STAGE: expected a stage name');
   });
 
   it('takes counts and percentages as SSM does, and empty values as unset', () => {

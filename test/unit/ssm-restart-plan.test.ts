@@ -10,6 +10,8 @@ import {
 import type { InstanceState, RestartEstate, ServiceState } from '#functions/ssm-restart/inventory.ts';
 import { AlarmStateChangeEvent } from '#events/aws.cloudwatch/schema.ts';
 import { parseInput } from '#shared/input.ts';
+import type { Lease } from '#shared/lease.ts';
+import { planDigest } from '#shared/plan-digest.ts';
 import { readFileSync } from 'node:fs';
 
 // The planner reads no clock: every run here happens at this instant.
@@ -150,6 +152,11 @@ describe('requestFromAlarm', () => {
         reason: 'alarm web-1-container-unhealthy',
         what: { kind: 'container', name: 'web' },
         selection: { instanceIds: ['i-0a1b2c3d4e5f60718'], groups: ['web-fleet'], services: [] },
+        // The state change, read from detail.state.timestamp (CloudWatch's `+0000` offset)
+        stateChange: {
+          alarm: 'arn:aws:cloudwatch:eu-central-1:123456789012:alarm:web-1-container-unhealthy',
+          at: '2026-11-23T02:14:40.989Z',
+        },
       },
     });
   });
@@ -598,7 +605,8 @@ describe('planRestart: ECS services', () => {
           detail:
             'redeploy (UpdateService forceNewDeployment; alarm shop-web-memory-leak); restart time recorded ' +
             'in tag nightshift:last-restart',
-          digestKey: 'redeploy (UpdateService forceNewDeployment; alarm shop-web-memory-leak)',
+          digestKey:
+            'redeploy (UpdateService forceNewDeployment; alarm shop-web-memory-leak); never restarted; tag none',
         },
       ],
       tagValue: 'at=2026-11-23T02:15:00Z what=ecs-service via=alarm',
@@ -674,5 +682,42 @@ describe('planRestart: ECS services', () => {
         detail: 'ECS service not found (or not ACTIVE); nothing redeployed',
       },
     ]);
+  });
+});
+
+describe('planRestart: the plan digest', () => {
+  const target = instance(1);
+  const scope = `restart#${target.arn}`;
+  const onDemand = request({
+    trigger: 'on-demand',
+    reason: 'on-demand',
+    selection: { instanceIds: [target.id], groups: [], services: [] },
+  });
+  const digestWith = (record: Lease) =>
+    planDigest(
+      planRestart(onDemand, estate({ instances: [target] }), {
+        ...opts,
+        records: { records: new Map([[scope, record]]) },
+      }).instances,
+    );
+  // An alarm restart 40 minutes ago, over: the cooldown has ended.
+  const restarted: Lease = {
+    scope,
+    holder: 'ssm-restart run 77aa (nightshift-dev-ssm-restart)',
+    token: 'alarm-run',
+    acquiredAt: new Date(now.getTime() - 40 * 60_000),
+    expiresAt: new Date(now.getTime() - 25 * 60_000),
+    version: 3,
+    data: { what: 'container:web', via: 'alarm', runUntil: minutesAgo(30), restarts: minutesAgo(40) },
+  };
+
+  it('changes when the restart record was written since, even where the last restart is the same', () => {
+    const confirmed = digestWith(restarted);
+    // Between the dry run and the apply, the flap guard latched on this target: the record's last
+    // restart is unchanged, only its version and the latch. The apply would reset a latch nobody saw.
+    const latched = { ...restarted, version: 4, data: { ...restarted.data, flapped: minutesAgo(1) } };
+
+    expect(digestWith(restarted)).toBe(confirmed);
+    expect(digestWith(latched)).not.toBe(confirmed);
   });
 });
