@@ -174,7 +174,7 @@ const writesBack = <T>(
   found: string | undefined,
   decode: (text: string) => T,
   same: (a: T, b: T) => boolean,
-  restoresNothing: (saved: T) => boolean,
+  worse: (ours: T, theirs: T) => boolean,
 ): boolean => {
   if (found === undefined) return true;
   let theirs: T;
@@ -184,7 +184,7 @@ const writesBack = <T>(
     return true;
   }
   const ours = decode(value);
-  return !same(ours, theirs) && !restoresNothing(ours);
+  return !same(ours, theirs) && !worse(ours, theirs);
 };
 
 const sameService = (a: SavedService, b: SavedService) =>
@@ -194,12 +194,30 @@ const sameService = (a: SavedService, b: SavedService) =>
     : sameScaling(a.scaling, b.scaling));
 const serviceRestoresNothing = (s: SavedService) =>
   s.desired === 0 && (!s.scaling || sameScaling(s.scaling, PARKED_LIMITS));
+/**
+ * Our state is worse than theirs when it restores nothing, or when it saved parked scaling limits
+ * (min 0 max 0, suspended: read from a target another stop had parked) where theirs has live ones.
+ */
+const serviceWorse = (ours: SavedService, theirs: SavedService) =>
+  serviceRestoresNothing(ours) ||
+  (ours.scaling !== undefined &&
+    sameScaling(ours.scaling, PARKED_LIMITS) &&
+    theirs.scaling !== undefined &&
+    !sameScaling(theirs.scaling, PARKED_LIMITS));
 
 /** Why a tag a stop wrote is not what it wrote any more, for the row. */
 const lostTag = (found: string | undefined) =>
   found === undefined
     ? 'its saved state was removed after this stop wrote it'
     : `its saved state was replaced by "${found}" after this stop wrote it`;
+
+/**
+ * A stop's last check found that a start brought the resource back after this stop parked it: the row
+ * fails (the resource runs), so a capacity group that requires the service is not parked under it.
+ */
+export class StartedMeanwhileError extends Error {
+  override name = 'StartedMeanwhileError';
+}
 
 /** Without a common lease (another stage, an older version, --local with another --stage). */
 const NO_COMMON_LEASE = 'by a start without a common lease';
@@ -246,12 +264,12 @@ const runStep = async (
       const now = await liveService(clients, action);
       if (!now || now.tag === step.value) return;
       if (!(await stillParked(clients, action, now.desiredCount, decodeService(step.value)))) {
-        note(
-          `${lostTag(now.tag)}, and the service runs again (desiredCount ${now.desiredCount}): a start restored it; left as it is`,
+        throw new StartedMeanwhileError(
+          `${lostTag(now.tag)}, and the service runs again (desiredCount ${now.desiredCount}): restored ` +
+            `${NO_COMMON_LEASE}; left as it is, running, and its capacity group with it`,
         );
-        return;
       }
-      if (!writesBack(step.value, now.tag, decodeService, sameService, serviceRestoresNothing)) return;
+      if (!writesBack(step.value, now.tag, decodeService, sameService, serviceWorse)) return;
       await saveServiceTag(clients, action, step.value);
       note(`${lostTag(now.tag)} (${NO_COMMON_LEASE}) while the service stayed parked: written back`);
       return;
@@ -304,13 +322,12 @@ const runStep = async (
       const now = await liveGroup(clients, action);
       if (!now || now.tag === step.value) return;
       if (!sameSize(now.size, PARKED_SIZE)) {
-        note(
+        throw new StartedMeanwhileError(
           `${lostTag(now.tag)}, and the group runs again (min ${now.size.min} desired ${now.size.desired} max ` +
-            `${now.size.max}): a start restored it; left as it is`,
+            `${now.size.max}): restored ${NO_COMMON_LEASE}; left as it is, running`,
         );
-        return;
       }
-      const restoresNothing = (g: GroupSize) => sameSize(g, PARKED_SIZE);
+      const restoresNothing = (ours: GroupSize) => sameSize(ours, PARKED_SIZE);
       if (!writesBack(step.value, now.tag, decodeGroup, sameSize, restoresNothing)) return;
       await saveGroupTag(clients, action, step.value);
       note(`${lostTag(now.tag)} (${NO_COMMON_LEASE}) while the group stayed parked: written back`);

@@ -274,12 +274,48 @@ const staleTag = (s: ServiceState, saved: SavedService) =>
       `from a start that could not remove it; nothing changed — delete tag ${SAVED_STATE_TAG} and run again`
     : undefined;
 
+/**
+ * A stop or start cut short with the scaling target at the saved limits, after which Application Auto
+ * Scaling moved desiredCount within them (a stop that saved its tag but could not park; a start that
+ * restored the target, or set desiredCount, but could not remove the tag). Only a stop finishes it:
+ * the limits it saved are the ones in force, and the saved desiredCount is kept. A start still
+ * refuses (staleTag): it would set back a count Application Auto Scaling chose.
+ */
+const driftedWithinSaved = (s: ServiceState, saved: SavedService) =>
+  isRunning(s) &&
+  saved.scaling !== undefined &&
+  s.scaling !== undefined &&
+  sameScaling(s.scaling, saved.scaling) &&
+  s.desiredCount !== saved.desired &&
+  s.desiredCount >= saved.scaling.min &&
+  s.desiredCount <= saved.scaling.max;
+
+/**
+ * No saved state, but a scaling target parked (min 0 max 0, all suspended) under a service that still
+ * runs: the state a stop leaves between its park and its UpdateService, seen by a run that read the
+ * service before that stop saved its tag and the target after it parked it. Saving now would save the
+ * parked limits as the service's own and lose the real ones.
+ */
+const parkedWithoutTag = (s: ServiceState) =>
+  s.desiredCount > 0 && s.scaling !== undefined && sameScaling(s.scaling, PARKED_LIMITS);
+
 const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
   const base = { arn: s.arn, type: 'ecs-service' as const, name: s.name, cluster: s.clusterName };
   const read = readSaved(s.tags, decodeService);
   if (read.error) return { ...base, steps: [], outcome: 'failed', detail: read.error };
   let saved = read.saved;
-  const stale = saved && staleTag(s, saved);
+  if (!saved && parkedWithoutTag(s)) {
+    return {
+      ...base,
+      steps: [],
+      outcome: 'undone',
+      detail:
+        `desiredCount ${s.desiredCount} with its scaling target parked (min 0 max 0, all scaling suspended) and no ` +
+        `saved state: another stop may be parking it; nothing saved or changed — the next run finishes. If this ` +
+        `persists, no stop is: register the target with its real limits (or tag ${SAVED_STATE_TAG}) and run stop again`,
+    };
+  }
+  const stale = saved && !driftedWithinSaved(s, saved) && staleTag(s, saved);
   if (stale) return { ...base, steps: [], outcome: 'failed', detail: stale };
   const steps: Step[] = [];
   const changes: string[] = [];
@@ -330,7 +366,10 @@ const planServiceStop = (s: ServiceState, now: Date): PlannedAction => {
     const why =
       read.saved && interruptedStart(s, read.saved)
         ? `a start from before restored its scaling but not its desiredCount; saved state from ${saved.at} kept`
-        : `finishing a stop from ${saved.at}; saved state kept`;
+        : read.saved && driftedWithinSaved(s, read.saved)
+          ? `a stop or start from before was cut short at the saved scaling limits and Application Auto Scaling ` +
+            `moved desiredCount since; saved state from ${saved.at} kept`
+          : `finishing a stop from ${saved.at}; saved state kept`;
     return { ...base, steps, detail: `${changes.join('; ')} (${why}, ${restores})` };
   }
   if (fresh !== undefined) steps.push({ op: 'verify-service-state', value: fresh });
@@ -460,7 +499,8 @@ const groupKeepReason = (
   for (const c of users) {
     for (const s of c.services.filter(isReplica)) {
       const action = planned.get(s.arn);
-      const stops = action !== undefined && action.outcome !== 'failed' && action.outcome !== 'skipped';
+      // Only a row with work (or nothing left to do) stops it: failed, skipped and undone rows leave it up.
+      const stops = action !== undefined && (action.outcome === undefined || action.outcome === 'unchanged');
       if (!stops && s.desiredCount > 0) {
         return `capacity left running: service ${s.name} in cluster ${c.name} still runs (desiredCount ${s.desiredCount})`;
       }
@@ -476,6 +516,19 @@ const staleGroupTag = (g: GroupState, saved: SavedGroup) =>
       `it may be left over from a start that could not remove it; nothing changed — delete tag ${PARKED_TAG} and run again`
     : undefined;
 
+/**
+ * A stop cut short after saving the group's tag (UpdateAutoScalingGroup failed, or the deadline), after
+ * which ECS managed scaling moved desired within the saved min and max. Only a stop finishes it, keeping
+ * the saved values; a start still refuses (staleGroupTag).
+ */
+const groupDriftedWithinSaved = (g: GroupState, saved: SavedGroup) =>
+  !sameSize(g, PARKED_SIZE) &&
+  g.min === saved.min &&
+  g.max === saved.max &&
+  g.desired !== saved.desired &&
+  g.desired >= g.min &&
+  g.desired <= g.max;
+
 const planGroupStop = (
   g: GroupState,
   keep: string | undefined,
@@ -485,7 +538,8 @@ const planGroupStop = (
   if (keep) return { ...groupBase(g), steps: [], outcome: 'skipped', detail: keep };
   const { saved, error } = readSaved(g.tags, decodeGroup, PARKED_TAG);
   if (error) return { ...groupBase(g), steps: [], outcome: 'failed', detail: error };
-  const stale = saved && staleGroupTag(g, saved);
+  const drifted = saved !== undefined && groupDriftedWithinSaved(g, saved);
+  const stale = saved && !drifted && staleGroupTag(g, saved);
   if (stale) return { ...groupBase(g), steps: [], outcome: 'failed', detail: stale };
   if (saved) {
     if (sameSize(g, PARKED_SIZE)) {
@@ -507,7 +561,10 @@ const planGroupStop = (
         { op: 'verify-group-state', value },
       ],
       requires,
-      detail: `${sizeChange(g, PARKED_SIZE)} (finishing a stop from ${saved.at}; saved state kept, start restores ${sizeText(saved)})`,
+      detail:
+        `${sizeChange(g, PARKED_SIZE)} (finishing a stop from ${saved.at}` +
+        `${drifted ? ' cut short before it parked the group, whose desired managed scaling moved since' : ''}; ` +
+        `saved state kept, start restores ${sizeText(saved)})`,
     };
   }
   const value = encodeGroup({ min: g.min, desired: g.desired, max: g.max, at: stamp(now) });

@@ -347,6 +347,56 @@ describe('ecs-scheduler with simulated AWS', () => {
       expect(aws.service('stage', 'web')?.desired).toBe(5);
     });
 
+    it('is parked by the next stop, which keeps the saved desiredCount for the start after it', async () => {
+      // Prepare: as above: the start's UntagResource failed, then target tracking scaled web from 3 to 5
+      const aws = fakeAws({
+        clusters: [
+          {
+            name: 'stage',
+            services: [
+              {
+                name: 'web',
+                desired: 0,
+                scaling: { min: 0, max: 0, suspended: [true, true, true] },
+                tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=none at=${EARLIER}` },
+              },
+            ],
+          },
+        ],
+      });
+      let failing = true;
+      aws.hooks.before = (op) => {
+        if (op === 'UntagResource' && failing) {
+          failing = false;
+          throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+        }
+      };
+      const morning = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+      aws.service('stage', 'web')!.desired = 5;
+
+      // Act
+      const stop = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+      const stopped = structuredClone(aws.service('stage', 'web'));
+      const start = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(morning.resources[0]).toMatchObject({ outcome: 'failed' });
+      expect(stop.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(stopped).toEqual({
+        name: 'web',
+        desired: 0,
+        scaling: { min: 0, max: 0, suspended: [true, true, true] },
+        tags: { [STOPPED]: 'desired=3 min=2 max=6 suspended=none at=2026-11-23T18:00:00Z' },
+      });
+      expect(start.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(aws.service('stage', 'web')).toEqual({
+        name: 'web',
+        desired: 3,
+        scaling: { min: 2, max: 6, suspended: [false, false, false] },
+        tags: {},
+      });
+    });
+
     it('still finishes a start cut off after its scaling restore, which left desiredCount at the saved min', async () => {
       // Prepare: the first start's UpdateService fails; registering min 2 moved desiredCount 0 → 2
       const aws = fakeAws({
@@ -384,6 +434,83 @@ describe('ecs-scheduler with simulated AWS', () => {
         outcome: 'changed',
         detail: `desiredCount 2 → 3 (finishing a start that restored the scaling target but not desiredCount); saved state from ${EARLIER} removed`,
       });
+      expect(aws.service('stage', 'web')).toMatchObject({ desired: 3, tags: {} });
+    });
+  });
+
+  describe('a stop cut short after saving its state, then scaling moved the resource', () => {
+    it('finishes a stop cut short after saving its state, once Application Auto Scaling moved desiredCount', async () => {
+      // Prepare: the stop saved web's state, then RegisterScalableTarget was throttled; target tracking then
+      // scaled web from 3 to 4 inside its live limits 2–6
+      const aws = fakeAws({
+        clusters: [{ name: 'stage', services: [{ name: 'web', desired: 3, scaling: { min: 2, max: 6 } }] }],
+      });
+      let failing = true;
+      aws.hooks.before = (op) => {
+        if (op === 'RegisterScalableTarget' && failing) {
+          failing = false;
+          throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+        }
+      };
+      const first = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+      aws.service('stage', 'web')!.desired = 4;
+
+      // Act
+      const again = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+      const stopped = structuredClone(aws.service('stage', 'web'));
+      const start = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(first.resources[0]).toMatchObject({ outcome: 'failed' });
+      expect(again.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(stopped).toMatchObject({
+        desired: 0,
+        scaling: { min: 0, max: 0, suspended: [true, true, true] },
+        tags: { [STOPPED]: 'desired=3 min=2 max=6 suspended=none at=2026-11-23T18:00:00Z' },
+      });
+      expect(start.resources[0]).toMatchObject({ outcome: 'changed' });
+      expect(aws.service('stage', 'web')).toEqual({
+        name: 'web',
+        desired: 3,
+        scaling: { min: 2, max: 6, suspended: [false, false, false] },
+        tags: {},
+      });
+    });
+
+    it('finishes parking a group whose stop was cut short, once managed scaling moved its desired', async () => {
+      // Prepare: the stop parked web and saved the group's state, then UpdateAutoScalingGroup failed; ECS
+      // managed scaling then scaled the empty group in from 2 to 1
+      const aws = fakeAws({
+        clusters: [{ name: 'stage', providers: ['stage-cp'], services: [{ name: 'web', desired: 3 }] }],
+        providers: { 'stage-cp': 'stage-nodes' },
+        groups: [{ name: 'stage-nodes', min: 1, desired: 2, max: 4 }],
+      });
+      let failing = true;
+      aws.hooks.before = (op) => {
+        if (op === 'UpdateAutoScalingGroup' && failing) {
+          failing = false;
+          throw Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
+        }
+      };
+      const first = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+      aws.groups.get('stage-nodes')!.desired = 1;
+
+      // Act
+      const again = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
+      const parked = structuredClone(aws.groups.get('stage-nodes'));
+      const start = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
+
+      // Assess
+      expect(outcomes(first)).toEqual(['web changed', 'stage-nodes failed']);
+      expect(outcomes(again)).toEqual(['web unchanged', 'stage-nodes changed']);
+      expect(parked).toMatchObject({
+        min: 0,
+        desired: 0,
+        max: 0,
+        tags: { [STOPPED]: 'min=1 desired=2 max=4 at=2026-11-23T18:00:00Z' },
+      });
+      expect(outcomes(start)).toEqual(['stage-nodes changed', 'web changed']);
+      expect(aws.groups.get('stage-nodes')).toMatchObject({ min: 1, desired: 2, max: 4, tags: {} });
       expect(aws.service('stage', 'web')).toMatchObject({ desired: 3, tags: {} });
     });
   });
@@ -549,7 +676,7 @@ describe('ecs-scheduler with simulated AWS', () => {
       });
     });
 
-    it('leaves a service a start restored meanwhile as it is, and says so', async () => {
+    it('leaves a service a start restored meanwhile as it is, fails its row, and keeps its capacity group up', async () => {
       // Prepare: between the stop's UpdateService and its re-read, a start restores web and removes the tag
       const aws = fakeAws(running());
       let parked = false;
@@ -563,12 +690,23 @@ describe('ecs-scheduler with simulated AWS', () => {
       // Act
       const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
 
-      // Assess
-      expect(report.resources[0]?.detail).toMatch(
-        /; its saved state was removed after this stop wrote it, and the service runs again \(desiredCount 3\): a start restored it; left as it is$/,
-      );
+      // Assess: web runs, so its row is not `changed` and the group it runs on is not parked under it
+      expect(report.resources[0]).toMatchObject({
+        arn: serviceArn('stage', 'web'),
+        outcome: 'failed',
+        detail: 'desiredCount 3 → 0; saved in tag nightshift:stopped',
+        error:
+          'check saved state is still there (DescribeServices) failed: StartedMeanwhileError: its saved state was ' +
+          'removed after this stop wrote it, and the service runs again (desiredCount 3): restored by a start ' +
+          'without a common lease; left as it is, running, and its capacity group with it; done before it: save ' +
+          'state (TagResource), set desiredCount (UpdateService)',
+      });
+      expect(report.resources[1]).toMatchObject({ arn: groupArn('stage-nodes'), outcome: 'skipped' });
       expect(aws.ecs.commandCalls(TagResourceCommand)).toHaveLength(1);
+      expect(aws.autoscaling.commandCalls(UpdateAutoScalingGroupCommand)).toHaveLength(0);
       expect(aws.service('stage', 'web')).toMatchObject({ desired: 3, tags: {} });
+      expect(aws.groups.get('stage-nodes')).toMatchObject({ min: 1, desired: 2, max: 3 });
+      expect(aws.groups.get('stage-nodes')?.tags?.[STOPPED]).toBeUndefined();
     });
 
     it.each([
@@ -581,6 +719,16 @@ describe('ecs-scheduler with simulated AWS', () => {
         title: 'other values, where this stop saved a state that restores nothing',
         service: { desired: 0 },
         found: 'desired=3 at=2026-11-22T18:00:00Z',
+      },
+      {
+        // The parked limits came from a tag an earlier version saved from a target another stop had parked.
+        title: 'live scaling limits, where this stop saved parked ones',
+        service: {
+          desired: 3,
+          scaling: { min: 0, max: 0, suspended: [true, true, true] as [boolean, boolean, boolean] },
+          tags: { [STOPPED]: `desired=3 min=0 max=0 suspended=in+out+scheduled at=${EARLIER}` },
+        },
+        found: 'desired=3 min=2 max=6 suspended=none at=2026-11-23T18:00:05Z',
       },
     ])('keeps a tag its re-read finds replaced by $title', async ({ service, found }) => {
       // Prepare

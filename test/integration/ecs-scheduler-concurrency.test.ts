@@ -32,6 +32,7 @@ const HOOKED = [
   'UpdateService',
   'DescribeServices',
   'UntagResource',
+  'DescribeScalableTargets',
 ];
 
 const deps = (clients: SeedClients, now: Date): Deps => ({
@@ -358,6 +359,58 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler: a stop and a start at once (m
         await stopProxy.close();
       }
     });
+  });
+
+  it("keeps web's scaling when a stop in another lease table reads web before a stop parks it and its target after", async () => {
+    // Prepare: stop B (stage `stage`) has read web at desiredCount 3 without a tag; before it reads the
+    // scalable targets, stop A (stage `dev`, its own lease table) stops web from start to end
+    const before = await observeSample(aws);
+    let stopA: Report | undefined;
+    proxy.before('DescribeScalableTargets', async () => {
+      if (stopA) return;
+      const leases = runLeases(dev, 'ecs-scheduler stop (nightshift-dev)');
+      stopA = await run(
+        { action: 'stop', clusters: ['stage'], services: ['web'] },
+        runContext({ leases }),
+        deps(aws, T0),
+      );
+      await leases.releaseAll();
+    });
+
+    // Act
+    const stopB = await run(
+      { action: 'stop', clusters: ['stage'], services: ['web'] },
+      runContext({ leases: runLeases(stage, 'ecs-scheduler stop (nightshift-stage)') }),
+      deps(held, minutes(0.5)),
+    );
+    const stopped = await observeSample(aws);
+    const nextB = await run(
+      { action: 'stop', clusters: ['stage'], services: ['web'] },
+      runContext({ leases: runLeases(stage, 'ecs-scheduler stop (nightshift-stage)') }),
+      deps(aws, minutes(1)),
+    );
+    const start = await run(
+      { action: 'start', clusters: ['stage'], services: ['web'] },
+      runContext({ leases: runLeases(dev, 'ecs-scheduler start (nightshift-dev)') }),
+      deps(aws, minutes(20)),
+    );
+
+    // Assess: B saved and changed nothing (web undone), A's saved state stands, and the start restores
+    // web's own limits 2–6 with scaling active
+    expect(row(stopA, 'service/stage/web')).toMatchObject({ outcome: 'changed' });
+    expect(row(stopB, 'service/stage/web')).toMatchObject({
+      outcome: 'undone',
+      detail: expect.stringContaining('another stop may be parking it; nothing saved or changed'),
+    });
+    expect(proxy.delivered().filter((r) => !/^(Describe|List)/.test(r.operation))).toEqual([]);
+    expect(stopped.services['stage/web']).toEqual({
+      desired: 0,
+      scaling: { min: 0, max: 0, suspended: [true, true, true] },
+      tags: { app: 'web', [STOPPED]: 'desired=3 min=2 max=6 suspended=none at=2026-11-23T18:00:00Z' },
+    });
+    expect(row(nextB, 'service/stage/web')).toMatchObject({ outcome: 'unchanged' });
+    expect(row(start, 'service/stage/web')).toMatchObject({ outcome: 'changed' });
+    expect((await observeSample(aws)).services['stage/web']).toEqual(before.services['stage/web']);
   });
 
   it('leaves a start undone while a stop holds the lease on the cluster, naming the holder, and restores exactly afterwards', async () => {

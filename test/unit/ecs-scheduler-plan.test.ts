@@ -1161,7 +1161,7 @@ describe('planSchedule: a start interrupted after its scaling restore', () => {
 
   // A start set desiredCount 3 and could not remove its tag; Application Auto Scaling then moved the
   // service to 5, inside the limits. Setting it back to 3 would scale a live service down.
-  it.each(['start', 'stop'] as const)(
+  it.each(['start'] as const)(
     'is not what a %s finishes when desiredCount moved inside the limits but off the saved min: the tag is stale',
     (action) => {
       expect(only(action, { ...interrupted, desiredCount: 5 })).toEqual(
@@ -1176,6 +1176,160 @@ describe('planSchedule: a start interrupted after its scaling restore', () => {
       );
     },
   );
+});
+
+describe('planSchedule: a stop or start cut short, then scaling moved desiredCount within the saved limits', () => {
+  const SAVED = `desired=3 min=2 max=6 suspended=none at=${EARLIER}`;
+  // A stop saved its tag and then could not park (RegisterScalableTarget throttled, or the deadline), or
+  // a start restored everything but could not remove the tag; Application Auto Scaling then moved 3 → 4.
+  const moved: ServiceSpec = {
+    name: 'web',
+    desiredCount: 4,
+    scaling: ACTIVE_SCALING,
+    tags: { [STOPPED]: SAVED },
+  };
+
+  it.each([
+    { title: 'inside the limits', desiredCount: 4 },
+    { title: 'at the saved max', desiredCount: 6 },
+  ])('is parked by the next stop ($title), which keeps the saved values', ({ desiredCount }) => {
+    expect(only('stop', { ...moved, desiredCount })).toEqual(
+      serviceRow('web', {
+        steps: [
+          { op: 'save-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
+          { op: 'park-scaling', resourceId: 'service/stage/web' },
+          { op: 'set-desired-count', desiredCount: 0 },
+          { op: 'verify-service-state', value: `desired=3 min=2 max=6 suspended=none at=${AT}` },
+        ],
+        detail:
+          `desiredCount ${desiredCount} → 0; scaling min 2→0 max 6→0, all scaling suspended (a stop or start from ` +
+          'before was cut short at the saved scaling limits and Application Auto Scaling moved desiredCount since; ' +
+          `saved state from ${EARLIER} kept, start restores desiredCount 3, scaling min 2 max 6, scaling active)`,
+      }),
+    );
+  });
+
+  it.each([
+    {
+      title: 'the live limits differ from the saved ones',
+      service: { ...moved, scaling: { ...ACTIVE_SCALING, max: 8 } },
+    },
+    {
+      title: 'the live suspension differs from the saved one',
+      service: {
+        ...moved,
+        scaling: { ...ACTIVE_SCALING, suspended: { in: true, out: false, scheduled: false } },
+      },
+    },
+    { title: 'desiredCount is outside the saved limits', service: { ...moved, desiredCount: 7 } },
+  ])('is still stale for a stop when $title', ({ service }) => {
+    expect(only('stop', service)).toMatchObject({
+      steps: [],
+      outcome: 'failed',
+      detail: expect.stringMatching(/^saved state from .* does not match the running service/),
+    });
+  });
+
+  it('is still stale for a start', () => {
+    expect(only('start', moved)).toMatchObject({ steps: [], outcome: 'failed' });
+  });
+
+  it('parks a group whose stop saved its tag and was cut short, after managed scaling moved desired within min and max', () => {
+    // Prepare: the stop saved min 1 desired 2 max 4, then UpdateAutoScalingGroup failed; ECS managed
+    // scaling then scaled the empty group in to 1
+    const stage = cluster('stage', [
+      { name: 'web', desiredCount: 0, scaling: PARKED_SCALING, tags: { [STOPPED]: SAVED }, tasks: 0 },
+    ]);
+    const nodes = group(
+      'stage-nodes',
+      { min: 1, desired: 1, max: 4 },
+      { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` },
+    );
+
+    // Act
+    const stopped = plan(
+      { action: 'stop', clusters: ['stage'] },
+      estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }),
+    );
+    const started = plan(
+      { action: 'start', clusters: ['stage'] },
+      estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }),
+    );
+
+    // Assess: the stop parks it and keeps desired 2; a start still refuses the tag
+    expect(row(stopped, groupArn('stage-nodes'))).toEqual({
+      arn: groupArn('stage-nodes'),
+      type: 'autoscaling-group',
+      name: 'stage-nodes',
+      steps: [
+        { op: 'save-group-state', value: `min=1 desired=2 max=4 at=${AT}` },
+        PARK_GROUP,
+        { op: 'verify-group-state', value: `min=1 desired=2 max=4 at=${AT}` },
+      ],
+      requires: [],
+      detail:
+        `min 1→0, desired 1→0, max 4→0 (finishing a stop from ${EARLIER} cut short before it parked the group, ` +
+        'whose desired managed scaling moved since; saved state kept, start restores min 1 desired 2 max 4)',
+    });
+    expect(row(started, groupArn('stage-nodes'))).toMatchObject({ steps: [], outcome: 'failed' });
+  });
+
+  it.each([
+    { title: 'its min differs from the saved one', size: { min: 2, desired: 2, max: 4 } },
+    { title: 'its max differs from the saved one', size: { min: 1, desired: 2, max: 5 } },
+  ])('still fails a group for a stop when $title', ({ size }) => {
+    const stage = cluster('stage', [{ name: 'web', desiredCount: 3 }]);
+    const nodes = group('stage-nodes', size, { [STOPPED]: `min=1 desired=2 max=4 at=${EARLIER}` });
+    const p = plan(
+      { action: 'stop', clusters: ['stage'] },
+      estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }),
+    );
+    expect(row(p, groupArn('stage-nodes'))).toMatchObject({ steps: [], outcome: 'failed' });
+  });
+});
+
+describe('planSchedule: two stops without a common lease', () => {
+  // Stop B read web (desiredCount 3, no tag) before stop A saved its tag, and web's scaling target after
+  // A parked it: the target B sees is A's parking, not web's scaling.
+  const halfSeen: ServiceSpec = { name: 'web', desiredCount: 3, scaling: PARKED_SCALING };
+
+  it('saves nothing for a running service with no tag whose scaling target is parked, and leaves it undone', () => {
+    // Prepare
+    const stage = cluster('stage', [halfSeen]);
+    const nodes = group('stage-nodes', { min: 1, desired: 2, max: 4 });
+
+    // Act
+    const p = plan(
+      { action: 'stop', clusters: ['stage'] },
+      estate({ clusters: [stage], groups: [{ group: nodes, users: [stage] }] }),
+    );
+
+    // Assess: nothing saved or changed for web, and its capacity stays up
+    expect(row(p, serviceArn('stage', 'web'))).toEqual(
+      serviceRow('web', {
+        steps: [],
+        outcome: 'undone',
+        detail:
+          'desiredCount 3 with its scaling target parked (min 0 max 0, all scaling suspended) and no saved state: ' +
+          'another stop may be parking it; nothing saved or changed — the next run finishes. If this persists, no ' +
+          'stop is: register the target with its real limits (or tag nightshift:stopped) and run stop again',
+      }),
+    );
+    expect(row(p, groupArn('stage-nodes'))).toMatchObject({
+      steps: [],
+      outcome: 'skipped',
+      detail: 'capacity left running: service web in cluster stage still runs (desiredCount 3)',
+    });
+  });
+
+  it('still saves desiredCount 0 for a parked service with no tag (start leaves it at 0)', () => {
+    expect(only('stop', { ...halfSeen, desiredCount: 0 })).toMatchObject({
+      steps: [
+        { op: 'save-service-state', value: `desired=0 min=0 max=0 suspended=in+out+scheduled at=${AT}` },
+        { op: 'verify-service-state', value: `desired=0 min=0 max=0 suspended=in+out+scheduled at=${AT}` },
+      ],
+    });
+  });
 });
 
 describe('planSchedule: groups with a rotation in flight', () => {
