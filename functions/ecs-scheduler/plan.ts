@@ -286,6 +286,8 @@ const driftedWithinSaved = (s: ServiceState, saved: SavedService) =>
   saved.scaling !== undefined &&
   s.scaling !== undefined &&
   sameScaling(s.scaling, saved.scaling) &&
+  // With every kind of scaling suspended, Application Auto Scaling moved nothing: a person did.
+  !(s.scaling.suspended.in && s.scaling.suspended.out && s.scaling.suspended.scheduled) &&
   s.desiredCount !== saved.desired &&
   s.desiredCount >= saved.scaling.min &&
   s.desiredCount <= saved.scaling.max;

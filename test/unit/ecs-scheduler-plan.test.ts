@@ -1222,6 +1222,14 @@ describe('planSchedule: a stop or start cut short, then scaling moved desiredCou
       },
     },
     { title: 'desiredCount is outside the saved limits', service: { ...moved, desiredCount: 7 } },
+    {
+      title: 'every kind of scaling is suspended (a person moved desiredCount, not Application Auto Scaling)',
+      service: {
+        ...moved,
+        scaling: { ...ACTIVE_SCALING, suspended: { in: true, out: true, scheduled: true } },
+        tags: { [STOPPED]: `desired=3 min=2 max=6 suspended=in+out+scheduled at=${EARLIER}` },
+      },
+    },
   ])('is still stale for a stop when $title', ({ service }) => {
     expect(only('stop', service)).toMatchObject({
       steps: [],
