@@ -35,7 +35,10 @@ export const EXIT = {
   ok: 0,
   /** Something failed: a failed row, the function threw, the lease table could not be used. */
   failed: 1,
-  /** Refused before running: bad input, no --yes without a terminal, a kill switch, a local run that cannot be as guarded as its stage. */
+  /**
+   * Refused: bad input, no --yes without a terminal, a kill switch, a local run that cannot be as
+   * guarded as its stage, a change asked of a function whose DRY_RUN=true makes it only plan.
+   */
   usage: 2,
   /**
    * Not finished, nothing lost: work left undone, scopes held by another run, a plan that changed, a
@@ -53,6 +56,12 @@ const PLAN_CHANGED = 'the plan changed since it was confirmed';
 const HELD = 'another run holds the lease on it';
 const NO_LEASE = 'could not take a lease in';
 const STILL_RUNNING = ['still running when the Lambda had to stop', 'not yet delivered to the instance'];
+
+/** What to say when a change was asked of a function that only plans (its DRY_RUN is true). */
+export const onlyPlans = (where: string, stage: string): string =>
+  `${where} only plans: DRY_RUN is true for it in stage ${stage}, so nothing was changed and nothing will be ` +
+  '(the plan above is what it would do). Nothing was asked; this is a refusal (exit 2). Change DRY_RUN for the ' +
+  'stage (a deploy) to let it act, or use --dry-run to only look.';
 
 export interface Verdict {
   code: number;
@@ -154,16 +163,22 @@ export const verdict = (report: Report, asked: Asked): Verdict => {
   } else if (restart && skipped.length > 0) {
     lines.push(`${skipped.length} target(s) not restarted (${skippedReasons(skipped)}); the rows say why.`);
   }
-  if (report.dryRun && wantedChange && !asked.planOfChange) {
+  // The function's own DRY_RUN made a change that was asked for a dry run: refused, not done.
+  // (With nothing planned, a real run would have changed nothing either: that is done.)
+  const onlyPlanned = report.dryRun && wantedChange && !asked.planOfChange && report.summary.planned > 0;
+  if (onlyPlanned) {
     lines.push(
-      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed.',
+      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed. ' +
+        'This is a refusal (exit 2): change DRY_RUN for the stage to let it act, or use --dry-run to only look.',
     );
   }
   const code =
     failed > 0 || noLease > 0
       ? EXIT.failed
-      : changedPlan || held > 0 || undone > 0 || stillRunning.length > 0 || nothingRestarted
-        ? EXIT.notFinished
-        : EXIT.ok;
+      : onlyPlanned
+        ? EXIT.usage
+        : changedPlan || held > 0 || undone > 0 || stillRunning.length > 0 || nothingRestarted
+          ? EXIT.notFinished
+          : EXIT.ok;
   return { code, lines };
 };

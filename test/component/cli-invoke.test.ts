@@ -4,7 +4,7 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { GetFunctionConfigurationCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { cli } from '#test/support/cli.ts';
 
 const lambda = mockClient(LambdaClient);
@@ -355,7 +355,7 @@ describe('nightshift CLI invoking deployed functions', () => {
     expect(run.err).toContain('ecs-scheduler stop (dry run): 0 changed, 1 planned');
   });
 
-  it('says so when the stage made the apply a dry run (DRY_RUN), and changed nothing', async () => {
+  it('refuses (exit 2) when the stage made the apply a dry run (DRY_RUN), saying nothing changed', async () => {
     lambda.on(InvokeCommand).resolves({
       StatusCode: 200,
       Payload: encode({ ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } }),
@@ -363,9 +363,80 @@ describe('nightshift CLI invoking deployed functions', () => {
 
     const run = await cli(['stop', '--cluster', 'stage', '--stage', 'prod', '--yes']);
 
-    expect(run.code).toBe(0);
+    expect(run.code).toBe(2);
     expect(run.err).toBe(
-      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed.',
+      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed. ' +
+        'This is a refusal (exit 2): change DRY_RUN for the stage to let it act, or use --dry-run to only look.',
     );
+  });
+
+  it('does not ask to apply a plan the deployed function will not carry out (DRY_RUN=true): shows it and exits 2', async () => {
+    // Prepare: prod's function has DRY_RUN=true; both its plan and any "apply" would be dry runs
+    const planned = { ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } };
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: encode(planned) });
+    lambda
+      .on(GetFunctionConfigurationCommand)
+      .resolves({ Environment: { Variables: { DRY_RUN: 'true', PROTECTED_TAGS: '' } }, Timeout: 300 });
+
+    // Act
+    const run = await cli(['stop', '--cluster', 'shop', '--stage', 'prod'], {
+      interactive: true,
+      answer: true,
+    });
+    const json = await cli(['stop', '--cluster', 'shop', '--stage', 'prod', '--json'], {
+      interactive: true,
+      answer: true,
+    });
+
+    // Assess
+    expect(run.questions).toEqual([]);
+    expect(run.code).toBe(2);
+    expect(run.out).toContain('ecs-scheduler stop (dry run): 0 changed, 1 planned');
+    expect(run.err).toBe(
+      'nightshift-prod-ecs-scheduler only plans: DRY_RUN is true for it in stage prod, so nothing was changed and nothing will be ' +
+        '(the plan above is what it would do). Nothing was asked; this is a refusal (exit 2). Change DRY_RUN for the ' +
+        'stage (a deploy) to let it act, or use --dry-run to only look.',
+    );
+    expect(payloads()).toEqual([
+      { action: 'stop', clusters: ['shop'], dryRun: true },
+      { action: 'stop', clusters: ['shop'], dryRun: true },
+    ]);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.out)).toMatchObject({ dryRun: true, summary: { planned: 1 } });
+  });
+
+  it('still asks when the deployed configuration cannot be read, and refuses (exit 2) when the apply comes back a dry run', async () => {
+    // Prepare: ops may have only lambda:InvokeFunction
+    const planned = { ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } };
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: encode(planned) });
+    lambda
+      .on(GetFunctionConfigurationCommand)
+      .rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+
+    // Act
+    const run = await cli(['stop', '--cluster', 'shop', '--stage', 'prod'], {
+      interactive: true,
+      answer: true,
+    });
+
+    // Assess
+    expect(run.questions).toEqual(['Apply 1 planned change(s) in stage prod?']);
+    expect(run.code).toBe(2);
+    expect(run.err).toContain('the function ran as a dry run although a change was asked for');
+  });
+
+  it('exits 0 for --dry-run of a function whose DRY_RUN is true, and for a DRY_RUN run with nothing to change', async () => {
+    const planned = { ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } };
+    const nothing = { ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, unchanged: 1 } };
+    lambda
+      .on(InvokeCommand)
+      .resolvesOnce({ StatusCode: 200, Payload: encode(planned) })
+      .resolves({ StatusCode: 200, Payload: encode(nothing) });
+
+    const dry = await cli(['stop', '--cluster', 'shop', '--stage', 'prod', '--dry-run']);
+    const done = await cli(['stop', '--cluster', 'shop', '--stage', 'prod', '--yes']);
+
+    expect([dry.code, done.code]).toEqual([0, 0]);
+    expect(done.err).toBe('');
   });
 });
