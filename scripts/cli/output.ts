@@ -55,6 +55,9 @@ export const EXIT = {
 const PLAN_CHANGED = 'the plan changed since it was confirmed';
 const HELD = 'another run holds the lease on it';
 const NO_LEASE = 'could not take a lease in';
+// functions/ecs-scheduler/plan.ts and execute.ts: a start that must wait for a stop, or for its capacity.
+const LEFT_FOR_LATER = ['a stop may still be running on it', 'not started: its capacity group'];
+const OUT_OF_TIME = ['the Lambda was about to time out', 'the run was about to time out'];
 const STILL_RUNNING = ['still running when the Lambda had to stop', 'not yet delivered to the instance'];
 
 /** What to say when a change was asked of a function that only plans (its DRY_RUN is true). */
@@ -102,6 +105,7 @@ const skippedReasons = (skipped: Report['resources']): string => {
 /** The exit code of a run's report, and what to say about it beyond the table. */
 export const verdict = (report: Report, asked: Asked): Verdict => {
   const lines: string[] = [];
+  const wantedChange = !asked.dryRun;
   const changedPlan = report.resources.some(
     (r) => r.outcome === 'skipped' && r.detail.startsWith(PLAN_CHANGED),
   );
@@ -112,11 +116,28 @@ export const verdict = (report: Report, asked: Asked): Verdict => {
   const stillRunning = report.resources.filter(
     (r) => r.outcome === 'changed' && STILL_RUNNING.some((words) => r.detail.startsWith(words)),
   );
+  // Undone rows other than held scopes: the deadline's (shared/execute.ts, or a whole run that ran out of
+  // time while reading) and work a function left for a later run, for the reason its row gives (an
+  // ecs-scheduler start while a stop may still be parking the service, or behind capacity not back).
+  const undoneRows = report.resources.filter((r) => r.outcome === 'undone' && !r.detail.includes(HELD));
+  const reasonedUndone = undoneRows.filter(
+    (r) => !OUT_OF_TIME.some((words) => r.detail.includes(words)),
+  ).length;
+  // The same rows are `skipped` from an ecs-scheduler deployed before they became `undone`.
+  const reasonedSkipped = report.resources.filter(
+    (r) =>
+      r.outcome === 'skipped' &&
+      !r.detail.includes(HELD) &&
+      LEFT_FOR_LATER.some((words) => r.detail.includes(words)),
+  ).length;
+  // The rest (the deadline's, and any counted but not listed) get the deadline's words.
   const undone =
     report.summary.undone -
-    report.resources.filter((r) => r.outcome === 'undone' && r.detail.includes(HELD)).length;
+    report.resources.filter((r) => r.outcome === 'undone' && r.detail.includes(HELD)).length -
+    reasonedUndone;
+  // In a dry run they say what a change would leave; the dry run itself is done.
+  const leftForLater = wantedChange ? reasonedUndone + reasonedSkipped : 0;
   const { failed } = report.summary;
-  const wantedChange = !asked.dryRun;
   // An on-demand restart that restarted nothing because its targets were skipped is not done.
   const restart = report.action === 'restart' && wantedChange;
   const skipped = report.resources.filter(
@@ -148,6 +169,13 @@ export const verdict = (report: Report, asked: Asked): Verdict => {
         'Run the same command again: the next run starts with them.',
     );
   }
+  if (leftForLater > 0) {
+    lines.push(
+      `${leftForLater} not done yet, for the reason each row gives (e.g. a stop may still be running on it, ` +
+        'or its capacity is not back); nothing changed there and nothing was lost. Run the same command again ' +
+        '(after the time the row names, if it names one); scheduled runs start with them.',
+    );
+  }
   if (stillRunning.length > 0) {
     lines.push(
       `${stillRunning.length} still running when the function had to stop: SSM goes on without it, so whether ` +
@@ -177,7 +205,12 @@ export const verdict = (report: Report, asked: Asked): Verdict => {
       ? EXIT.failed
       : onlyPlanned
         ? EXIT.usage
-        : changedPlan || held > 0 || undone > 0 || stillRunning.length > 0 || nothingRestarted
+        : changedPlan ||
+            held > 0 ||
+            undone > 0 ||
+            leftForLater > 0 ||
+            stillRunning.length > 0 ||
+            nothingRestarted
           ? EXIT.notFinished
           : EXIT.ok;
   return { code, lines };

@@ -261,6 +261,44 @@ describe('nightshift CLI invoking deployed functions', () => {
     );
   });
 
+  it('exits 3 for a start that did nothing because a stop may still be running on the service, and says what to do', async () => {
+    const detail =
+      'saved state from 2025-01-01T03:00:00Z is 2m old and the service is not parked yet: a stop may still be running on it ' +
+      '(a stop saves its state before it parks); nothing changed — if no stop is running, run start again after 2025-01-01T03:15:00Z';
+    const report = (outcome: string) => ({
+      action: 'start',
+      dryRun: false,
+      summary: {
+        changed: 0,
+        planned: 0,
+        unchanged: 0,
+        skipped: outcome === 'skipped' ? 1 : 0,
+        undone: outcome === 'undone' ? 1 : 0,
+        failed: 0,
+      },
+      resources: [
+        {
+          arn: 'arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
+          type: 'ecs-service',
+          outcome,
+          detail,
+        },
+      ],
+    });
+    lambda
+      .on(InvokeCommand)
+      .resolvesOnce({ StatusCode: 200, Payload: encode(report('undone')) })
+      .resolves({ StatusCode: 200, Payload: encode(report('skipped')) });
+
+    const run = await cli(['start', '--cluster', 'shop', '--stage', 'dev', '--yes']);
+    // An ecs-scheduler deployed before these rows became undone reports them skipped.
+    const older = await cli(['start', '--cluster', 'shop', '--stage', 'dev', '--yes']);
+
+    expect([run.code, older.code]).toEqual([3, 3]);
+    expect(run.err).toContain('1 not done yet, for the reason each row gives');
+    expect(older.err).toBe(run.err);
+  });
+
   it('exits 1 when the report has failed rows, and prints JSON for machines', async () => {
     lambda.on(InvokeCommand).resolves({
       StatusCode: 200,
