@@ -9,6 +9,7 @@ import {
   deployedName,
   FunctionFailedError,
   invoke,
+  InvokeRefusedError,
   OutcomeUnknownError,
   type Target,
 } from './invoke.ts';
@@ -161,6 +162,10 @@ const runFunction = async (
     if (error instanceof OutcomeUnknownError) {
       io.err(error.message);
       return EXIT.failed;
+    }
+    if (error instanceof InvokeRefusedError) {
+      io.err(error.message);
+      return error.exitCode;
     }
     throw error;
   };

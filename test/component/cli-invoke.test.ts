@@ -4,7 +4,13 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
-import { GetFunctionConfigurationCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import {
+  GetFunctionConcurrencyCommand,
+  GetFunctionConfigurationCommand,
+  InvokeCommand,
+  LambdaClient,
+  TooManyRequestsException,
+} from '@aws-sdk/client-lambda';
 import { cli } from '#test/support/cli.ts';
 
 const lambda = mockClient(LambdaClient);
@@ -297,6 +303,69 @@ describe('nightshift CLI invoking deployed functions', () => {
     expect([run.code, older.code]).toEqual([3, 3]);
     expect(run.err).toContain('1 not done yet, for the reason each row gives');
     expect(older.err).toBe(run.err);
+  });
+
+  describe('Lambda refusing the invoke for its reserved concurrency (429)', () => {
+    const throttled = () =>
+      new TooManyRequestsException({
+        message: 'Rate Exceeded.',
+        $metadata: { httpStatusCode: 429 },
+        Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded',
+      } as never);
+
+    it('exits 2, switched off, when reserved concurrency is 0 (the kill switch)', async () => {
+      lambda.on(InvokeCommand).rejects(throttled());
+      lambda.on(GetFunctionConcurrencyCommand).resolves({ ReservedConcurrentExecutions: 0 });
+
+      const run = await cli(['stop', '--cluster', 'shop', '--stage', 'dev', '--yes', '--json']);
+
+      expect(run.code).toBe(2);
+      expect(run.err).toBe(
+        'Lambda refused to run nightshift-dev-ecs-scheduler (TooManyRequestsException: Rate Exceeded., ' +
+          'ReservedFunctionConcurrentInvocationLimitExceeded); nothing ran: it is switched off (reserved concurrency 0: ' +
+          'the kill switch). Nothing nightshift does runs until the switch is turned back on (see Deploy safety in the README).',
+      );
+      expect(JSON.parse(run.out)).toMatchObject({
+        error: { type: 'InvokeRefusedError', function: 'nightshift-dev-ecs-scheduler' },
+      });
+      expect(lambda.commandCalls(InvokeCommand)).toHaveLength(1);
+    });
+
+    it('exits 3, run again, when another run holds the only slot (reserved concurrency 1)', async () => {
+      lambda.on(InvokeCommand).rejects(throttled());
+      lambda.on(GetFunctionConcurrencyCommand).resolves({ ReservedConcurrentExecutions: 1 });
+
+      const run = await cli(['start', '--cluster', 'shop', '--stage', 'dev', '--yes']);
+
+      expect(run.code).toBe(3);
+      expect(run.err).toContain(
+        'nothing ran: another run of the function is in progress (reserved concurrency 1); run the same command again when it ends',
+      );
+    });
+
+    it('exits 2 naming both causes when it cannot check which, and 1 for other throttling', async () => {
+      lambda.on(InvokeCommand).rejects(throttled());
+      lambda
+        .on(GetFunctionConcurrencyCommand)
+        .rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+
+      const unknown = await cli(['stop', '--cluster', 'shop', '--stage', 'dev', '--yes']);
+      lambda.on(InvokeCommand).rejects(
+        new TooManyRequestsException({
+          message: 'Rate Exceeded.',
+          $metadata: { httpStatusCode: 429 },
+          Reason: 'CallerRateLimitExceeded',
+        } as never),
+      );
+      const rate = await cli(['stop', '--cluster', 'shop', '--stage', 'dev', '--yes']);
+
+      expect(unknown.code).toBe(2);
+      expect(unknown.err).toContain(
+        'Either it is switched off (reserved concurrency 0: the kill switch) or another run of it is in progress; ' +
+          'which could not be checked (AccessDeniedException: not authorized)',
+      );
+      expect(rate.code).toBe(1);
+    });
   });
 
   it('exits 1 when the report has failed rows, and prints JSON for machines', async () => {
