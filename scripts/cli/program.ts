@@ -425,7 +425,7 @@ export const buildProgram = (io: Io, result: { code: number }) => {
         if (g.region) useRegion(io, g.region);
         const done = io.interactive ? io.progress('reading what nightshift holds…') : () => undefined;
         const status = await readStatus(
-          { copyRegions: regions, leaseTable: leaseTableName(g.stage, g.serviceName) },
+          { copyRegions: regions, leaseTable: leaseTableName(g.stage, g.serviceName), stage: g.stage },
           new Date(),
         ).finally(done);
         io.out(g.json ? JSON.stringify(status, null, 2) : renderStatus(status));
