@@ -109,6 +109,13 @@ export const interruptLocalRuns = (): void => {
   interrupted = true;
 };
 
+/**
+ * In-process (`--local`) runs not returned yet. On a signal the CLI waits for them: a run stops
+ * starting work once interrupted, but a call it already sent (an UpdateService) may still land, and
+ * its leases must be held until then; its handler releases them when it returns.
+ */
+export const localRunsInFlight = new Set<Promise<unknown>>();
+
 /** Deployed functions invoked and not answered yet: they go on in Lambda whatever happens here. */
 export const invokesInFlight = new Set<string>();
 
@@ -145,13 +152,17 @@ export const invoke = async (
       getRemainingTimeInMillis: () =>
         interrupted ? 0 : Math.max(0, options.timeoutMs - (Date.now() - started)),
     };
+    const running = handler(payload, context);
+    localRunsInFlight.add(running);
     try {
-      return await handler(payload, context);
+      return await running;
     } catch (error) {
       // Every resource failed: the function throws so retries and queues see it, but the report it
       // carries is what a person needs here.
       if (error instanceof RunFailedError) return error.report;
       throw error;
+    } finally {
+      localRunsInFlight.delete(running);
     }
   }
   const name = deployedName(t, fn);
