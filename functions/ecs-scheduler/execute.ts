@@ -402,8 +402,8 @@ const blockedDetail = (action: Plan['action'], blocker: ResourceResult) =>
 
 /**
  * Carries out a plan phase by phase with bounded concurrency, or only reports it in a dry run.
- * A resource that `requires` others runs only when they all changed cleanly: it is `undone` with
- * them when one was left undone (the next run does them all), else `skipped`. Work the previous run
+ * A resource that `requires` others runs only when they all changed cleanly, else it is `undone`
+ * (the next run does it, once they are done). Work the previous run
  * left undone (`options.first`) starts first within its phase.
  */
 export const executePlan = async (
@@ -421,11 +421,9 @@ export const executePlan = async (
         const blocker = (action.requires ?? [])
           .map((arn) => byArn.get(arn))
           .find((r) => r && r.outcome !== 'changed');
-        if (blocker) {
-          return result(action, blocker.outcome === 'undone' ? 'undone' : 'skipped', {
-            detail: blockedDetail(plan.action, blocker),
-          });
-        }
+        // Blocked by a step that did not complete: work still to do, so `undone` (carried over to the
+        // next run, counted by the undone alarm), never `skipped`, which reads as done.
+        if (blocker) return result(action, 'undone', { detail: blockedDetail(plan.action, blocker) });
         return apply(clients, action, options.hasTime);
       },
     );

@@ -402,7 +402,8 @@ const planServiceStart = (s: ServiceState, now: Date): PlannedAction => {
         };
   }
   if (!isParked(s) && mayBeStopping(saved.at, now)) {
-    return { ...base, steps: [], outcome: 'skipped', detail: stopInFlightReason('service', saved.at, now) };
+    // Work still to do, not a reason to leave it: `undone` is carried over and counted by the undone alarm.
+    return { ...base, steps: [], outcome: 'undone', detail: stopInFlightReason('service', saved.at, now) };
   }
   const stale = staleTag(s, saved);
   if (stale) return { ...base, steps: [], outcome: 'failed', detail: stale };
@@ -606,7 +607,7 @@ const planGroupStart = (
     return {
       ...groupBase(g),
       steps: [],
-      outcome: 'skipped',
+      outcome: 'undone',
       detail: stopInFlightReason('group', saved.at, now),
       capacityWithheld: true,
     };
@@ -685,13 +686,13 @@ export const planSchedule = (input: SchedulerInput, estate: Estate, opts: PlanOp
   if (input.action === 'start') {
     // A service starts only on capacity that is back: never while another run holds its group (the
     // service is then as undone as the group, or failed with it when the lease table is unusable) or a
-    // stop may still be parking it (skipped: no run can start it before that stop is done), and only
-    // after this run's restore of the group succeeded.
-    const withheld: { name: string; reason: string; outcome: 'skipped' | 'undone' | 'failed' }[] = [
+    // stop may still be parking it (undone with the group: a later start does it once that stop is
+    // done), and only after this run's restore of the group succeeded.
+    const withheld: { name: string; reason: string; outcome: 'undone' | 'failed' }[] = [
       ...held,
       ...groups
         .filter((g) => g.capacityWithheld)
-        .map((g) => ({ name: g.name, reason: g.detail, outcome: 'skipped' as const })),
+        .map((g) => ({ name: g.name, reason: g.detail, outcome: 'undone' as const })),
     ];
     services = services.map((p) => {
       if (p.steps.length === 0) return p;

@@ -49,6 +49,33 @@ export class OutcomeUnknownError extends Error {
   }
 }
 
+/**
+ * Lambda refused the invoke because the function's reserved concurrency is used up
+ * (TooManyRequestsException, 429, Reason ReservedFunctionConcurrentInvocationLimitExceeded): nothing
+ * ran. Reserved concurrency 0 is the kill switch (exit 2); otherwise another run holds the only slot
+ * serverless.yml reserves (exit 3: run again when it ends).
+ */
+export class InvokeRefusedError extends Error {
+  override name = 'InvokeRefusedError';
+  constructor(
+    public readonly functionName: string,
+    message: string,
+    public readonly exitCode: 2 | 3,
+  ) {
+    super(message);
+  }
+}
+
+const CONCURRENCY_LIMIT = 'ReservedFunctionConcurrentInvocationLimitExceeded';
+
+/** The reason Lambda gives with a 429, or undefined for any other error. */
+const throttleReason = (error: unknown): string | undefined => {
+  const e = error as { name?: string; Reason?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'TooManyRequestsException' || e.$metadata?.httpStatusCode === 429
+    ? (e.Reason ?? 'unknown')
+    : undefined;
+};
+
 export const deployedName = (t: Target, fn: FunctionName) => `${t.service}-${t.stage}-${fn}`;
 
 const lambdas = new Map<string, LambdaClient>();
@@ -64,8 +91,12 @@ const lambdaClient = (region: string | undefined, once = false) => {
     client = new LambdaClient({
       ...(region && { region }),
       maxAttempts: once ? 1 : 5,
-      // A run may take minutes (ssm-restart waits for its commands): no client-side timeout below Lambda's.
-      requestHandler: { requestTimeout: 15 * 60_000 },
+      // A run may take minutes (ssm-restart waits for its commands): no client-side timeout below Lambda's
+      // own 15-minute limit. Past it, with a minute's margin, an answer will never come (a connection a NAT
+      // or proxy dropped silently): the request is aborted (its socket destroyed) and fails with a
+      // TimeoutError. Without throwOnRequestTimeout smithy only logs a warning and waits on forever.
+      // A changing invoke is then not resent (maxAttempts 1): its outcome is unknown (OutcomeUnknownError).
+      requestHandler: { requestTimeout: 16 * 60_000, throwOnRequestTimeout: true },
     });
     lambdas.set(key, client);
   }
@@ -77,6 +108,13 @@ let interrupted = false;
 export const interruptLocalRuns = (): void => {
   interrupted = true;
 };
+
+/**
+ * In-process (`--local`) runs not returned yet. On a signal the CLI waits for them: a run stops
+ * starting work once interrupted, but a call it already sent (an UpdateService) may still land, and
+ * its leases must be held until then; its handler releases them when it returns.
+ */
+export const localRunsInFlight = new Set<Promise<unknown>>();
 
 /** Deployed functions invoked and not answered yet: they go on in Lambda whatever happens here. */
 export const invokesInFlight = new Set<string>();
@@ -114,13 +152,17 @@ export const invoke = async (
       getRemainingTimeInMillis: () =>
         interrupted ? 0 : Math.max(0, options.timeoutMs - (Date.now() - started)),
     };
+    const running = handler(payload, context);
+    localRunsInFlight.add(running);
     try {
-      return await handler(payload, context);
+      return await running;
     } catch (error) {
       // Every resource failed: the function throws so retries and queues see it, but the report it
       // carries is what a person needs here.
       if (error instanceof RunFailedError) return error.report;
       throw error;
+    } finally {
+      localRunsInFlight.delete(running);
     }
   }
   const name = deployedName(t, fn);
@@ -135,6 +177,7 @@ export const invoke = async (
       }),
     );
   } catch (error) {
+    if (throttleReason(error) === CONCURRENCY_LIMIT) throw await concurrencyRefusal(t, fn, error);
     if (options.mutates && !refusedByLambda(error)) throw new OutcomeUnknownError(name, errorMessage(error));
     throw error;
   } finally {
@@ -157,6 +200,34 @@ export const invoke = async (
   return JSON.parse(text) as Report;
 };
 
+/** Why Lambda refused an invoke for its reserved concurrency: the kill switch, or another run. */
+const concurrencyRefusal = async (t: Target, fn: FunctionName, error: unknown) => {
+  const name = deployedName(t, fn);
+  const said = `Lambda refused to run ${name} (${errorMessage(error)}, ${CONCURRENCY_LIMIT}); nothing ran`;
+  const switched = await deployedSwitchedOff(t, fn);
+  if ('unknown' in switched)
+    return new InvokeRefusedError(
+      name,
+      `${said}. Either it is switched off (reserved concurrency 0: the kill switch) or another run of it is in ` +
+        `progress; which could not be checked (${switched.unknown}). Look with \`aws lambda get-function-concurrency ` +
+        `--function-name ${name}\` before you run it again.`,
+      2,
+    );
+  if (switched.off)
+    return new InvokeRefusedError(
+      name,
+      `${said}: it is switched off (reserved concurrency 0: the kill switch). Nothing nightshift does runs until ` +
+        'the switch is turned back on (see Deploy safety in the README).',
+      2,
+    );
+  return new InvokeRefusedError(
+    name,
+    `${said}: another run of the function is in progress (reserved concurrency ${switched.reserved ?? 'reached'}); ` +
+      'run the same command again when it ends (`nightshift status` lists the leases held now).',
+    3,
+  );
+};
+
 /**
  * Whether the deployed function is switched off: reserved concurrency 0 is the kill switch, whether
  * flipped by the README's one-line loop or made to stick with the killSwitch param. Any error is
@@ -165,12 +236,12 @@ export const invoke = async (
 export const deployedSwitchedOff = async (
   t: Target,
   fn: FunctionName,
-): Promise<{ off: boolean } | { unknown: string }> => {
+): Promise<{ off: boolean; reserved?: number } | { unknown: string }> => {
   try {
     const out = await lambdaClient(t.region).send(
       new GetFunctionConcurrencyCommand({ FunctionName: deployedName(t, fn) }),
     );
-    return { off: out.ReservedConcurrentExecutions === 0 };
+    return { off: out.ReservedConcurrentExecutions === 0, reserved: out.ReservedConcurrentExecutions };
   } catch (error) {
     return { unknown: errorMessage(error) };
   }

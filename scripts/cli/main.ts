@@ -5,46 +5,97 @@
 import './defaults.ts';
 import confirm from '@inquirer/confirm';
 import ora from 'ora';
-import { interruptLocalRuns, invokesInFlight } from './invoke.ts';
+import { interruptLocalRuns, invokesInFlight, localRunsInFlight } from './invoke.ts';
 import { releaseHeldLeases } from './local.ts';
 import { EXIT, runCli } from './program.ts';
 
 const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
 const say = (text: string) => process.stderr.write(`${text}\n`);
 
+/** Stdout carried a document already (with --json: exactly one, whatever happens). */
+let printed = false;
+const argv = process.argv.slice(2);
+const json = argv.includes('--json') && !argv.slice(0, argv.indexOf('--json')).includes('--');
+
+/** How long the first signal waits for an in-process run to return before its leases are released anyway. */
+const DRAIN_MS = 20_000;
+
 /**
  * Ctrl-C (SIGINT) or SIGTERM: a Lambda is never interrupted between its statements, a local run is.
- * Its leases are released rather than left to block their clusters, groups and targets until they
- * expire; the in-process run starts nothing new meanwhile. A second signal exits at once.
+ * The first signal stops it starting new work and waits (up to DRAIN_MS) for its handler to return: a
+ * call it already sent (an UpdateService) may still land, so its leases stay held until that call
+ * settled, and the handler's own `finally` then releases them. A second signal, or the bound passing,
+ * releases them at once (another run could then act while that call lands) and exits.
  */
-let stopping = false;
+let signals = 0;
+let exiting = false;
+const exitWith = (signal: 'SIGINT' | 'SIGTERM', code: number, text: string) => {
+  if (exiting) return;
+  exiting = true;
+  if (json && !printed) {
+    process.stdout.write(
+      `${JSON.stringify({ error: { type: 'Interrupted', message: text, exitCode: code } }, null, 2)}\n`,
+    );
+  }
+  say(`nightshift: ${signal}: ${text}`);
+  process.exit(code);
+};
+const releaseAndExit = async (signal: 'SIGINT' | 'SIGTERM', code: number, why: string) => {
+  const { runs, problems } = await releaseHeldLeases();
+  for (const problem of problems)
+    say(`nightshift: a lease was not released (it expires on its own): ${problem}`);
+  exitWith(
+    signal,
+    code,
+    `${why}; ` +
+      (runs > 0
+        ? 'released the leases this local run held, although a call it had sent may still land. '
+        : '') +
+      'what it changed so far stays changed: look with `nightshift status`, and run the same command again to finish.',
+  );
+};
 const onSignal = (signal: 'SIGINT' | 'SIGTERM', code: number) =>
   process.on(signal, () => {
-    if (stopping) process.exit(code);
-    stopping = true;
+    signals += 1;
+    if (signals > 1) {
+      void releaseAndExit(signal, code, 'stopped at once (second signal)');
+      return;
+    }
     interruptLocalRuns();
     for (const name of invokesInFlight)
       say(
         `nightshift: ${signal}: ${name} was invoked and goes on running in Lambda; its outcome is unknown here. ` +
           'Look with `nightshift status` and the same command with --dry-run before you run it again.',
       );
-    void releaseHeldLeases()
-      .then(({ runs, problems }) => {
-        if (runs > 0)
-          say(
-            `nightshift: ${signal}: stopped; released the leases this local run held. What it changed so far ` +
-              'stays changed: look with `nightshift status`, and run the same command again to finish.',
-          );
-        for (const problem of problems)
-          say(`nightshift: a lease was not released (it expires on its own): ${problem}`);
-      })
-      .finally(() => process.exit(code));
+    const running = [...localRunsInFlight];
+    if (running.length === 0) {
+      void releaseAndExit(signal, code, 'stopped');
+      return;
+    }
+    say(
+      `nightshift: ${signal}: stopping: the local run starts nothing new and keeps its leases until the calls it ` +
+        `already sent have landed (up to ${DRAIN_MS / 1000} s). Send it again to stop at once.`,
+    );
+    const timer = setTimeout(
+      () => void releaseAndExit(signal, code, `the local run did not return within ${DRAIN_MS / 1000} s`),
+      DRAIN_MS,
+    );
+    // The command returning (its report printed, with --json the one document) means the run returned:
+    // its handler released its leases; anything left (a release that failed) goes now.
+    void Promise.allSettled([...running, cliDone]).then(async () => {
+      clearTimeout(timer);
+      await releaseAndExit(signal, code, 'stopped; the local run returned and released its leases');
+    });
   });
 onSignal('SIGINT', EXIT.interrupted);
 onSignal('SIGTERM', EXIT.terminated);
 
-const code = await runCli(process.argv.slice(2), {
-  out: (text) => process.stdout.write(`${text}\n`),
+const cliDone = runCli(argv, {
+  out: (text) => {
+    if (exiting) return;
+    printed = true;
+    process.stdout.write(`${text}\n`);
+  },
   err: say,
   interactive,
   confirm: (message) => confirm({ message, default: false }, { output: process.stderr }),
@@ -55,4 +106,6 @@ const code = await runCli(process.argv.slice(2), {
   width: process.stdout.columns ?? 120,
   env: process.env,
 });
-process.exitCode = code;
+const code = await cliDone;
+// After a signal, the signal's code wins (set by the handler above, which exits).
+if (signals === 0) process.exitCode = code;

@@ -35,7 +35,10 @@ export const EXIT = {
   ok: 0,
   /** Something failed: a failed row, the function threw, the lease table could not be used. */
   failed: 1,
-  /** Refused before running: bad input, no --yes without a terminal, a kill switch, a local run that cannot be as guarded as its stage. */
+  /**
+   * Refused: bad input, no --yes without a terminal, a kill switch, a local run that cannot be as
+   * guarded as its stage, a change asked of a function whose DRY_RUN=true makes it only plan.
+   */
   usage: 2,
   /**
    * Not finished, nothing lost: work left undone, scopes held by another run, a plan that changed, a
@@ -52,7 +55,16 @@ export const EXIT = {
 const PLAN_CHANGED = 'the plan changed since it was confirmed';
 const HELD = 'another run holds the lease on it';
 const NO_LEASE = 'could not take a lease in';
+// functions/ecs-scheduler/plan.ts and execute.ts: a start that must wait for a stop, or for its capacity.
+const LEFT_FOR_LATER = ['a stop may still be running on it', 'not started: its capacity group'];
+const OUT_OF_TIME = ['the Lambda was about to time out', 'the run was about to time out'];
 const STILL_RUNNING = ['still running when the Lambda had to stop', 'not yet delivered to the instance'];
+
+/** What to say when a change was asked of a function that only plans (its DRY_RUN is true). */
+export const onlyPlans = (where: string, stage: string): string =>
+  `${where} only plans: DRY_RUN is true for it in stage ${stage}, so nothing was changed and nothing will be ` +
+  '(the plan above is what it would do). Nothing was asked; this is a refusal (exit 2). Change DRY_RUN for the ' +
+  'stage (a deploy) to let it act, or use --dry-run to only look.';
 
 export interface Verdict {
   code: number;
@@ -93,6 +105,7 @@ const skippedReasons = (skipped: Report['resources']): string => {
 /** The exit code of a run's report, and what to say about it beyond the table. */
 export const verdict = (report: Report, asked: Asked): Verdict => {
   const lines: string[] = [];
+  const wantedChange = !asked.dryRun;
   const changedPlan = report.resources.some(
     (r) => r.outcome === 'skipped' && r.detail.startsWith(PLAN_CHANGED),
   );
@@ -103,11 +116,28 @@ export const verdict = (report: Report, asked: Asked): Verdict => {
   const stillRunning = report.resources.filter(
     (r) => r.outcome === 'changed' && STILL_RUNNING.some((words) => r.detail.startsWith(words)),
   );
+  // Undone rows other than held scopes: the deadline's (shared/execute.ts, or a whole run that ran out of
+  // time while reading) and work a function left for a later run, for the reason its row gives (an
+  // ecs-scheduler start while a stop may still be parking the service, or behind capacity not back).
+  const undoneRows = report.resources.filter((r) => r.outcome === 'undone' && !r.detail.includes(HELD));
+  const reasonedUndone = undoneRows.filter(
+    (r) => !OUT_OF_TIME.some((words) => r.detail.includes(words)),
+  ).length;
+  // The same rows are `skipped` from an ecs-scheduler deployed before they became `undone`.
+  const reasonedSkipped = report.resources.filter(
+    (r) =>
+      r.outcome === 'skipped' &&
+      !r.detail.includes(HELD) &&
+      LEFT_FOR_LATER.some((words) => r.detail.includes(words)),
+  ).length;
+  // The rest (the deadline's, and any counted but not listed) get the deadline's words.
   const undone =
     report.summary.undone -
-    report.resources.filter((r) => r.outcome === 'undone' && r.detail.includes(HELD)).length;
+    report.resources.filter((r) => r.outcome === 'undone' && r.detail.includes(HELD)).length -
+    reasonedUndone;
+  // In a dry run they say what a change would leave; the dry run itself is done.
+  const leftForLater = wantedChange ? reasonedUndone + reasonedSkipped : 0;
   const { failed } = report.summary;
-  const wantedChange = !asked.dryRun;
   // An on-demand restart that restarted nothing because its targets were skipped is not done.
   const restart = report.action === 'restart' && wantedChange;
   const skipped = report.resources.filter(
@@ -139,6 +169,13 @@ export const verdict = (report: Report, asked: Asked): Verdict => {
         'Run the same command again: the next run starts with them.',
     );
   }
+  if (leftForLater > 0) {
+    lines.push(
+      `${leftForLater} not done yet, for the reason each row gives (e.g. a stop may still be running on it, ` +
+        'or its capacity is not back); nothing changed there and nothing was lost. Run the same command again ' +
+        '(after the time the row names, if it names one); scheduled runs start with them.',
+    );
+  }
   if (stillRunning.length > 0) {
     lines.push(
       `${stillRunning.length} still running when the function had to stop: SSM goes on without it, so whether ` +
@@ -154,16 +191,27 @@ export const verdict = (report: Report, asked: Asked): Verdict => {
   } else if (restart && skipped.length > 0) {
     lines.push(`${skipped.length} target(s) not restarted (${skippedReasons(skipped)}); the rows say why.`);
   }
-  if (report.dryRun && wantedChange && !asked.planOfChange) {
+  // The function's own DRY_RUN made a change that was asked for a dry run: refused, not done.
+  // (With nothing planned, a real run would have changed nothing either: that is done.)
+  const onlyPlanned = report.dryRun && wantedChange && !asked.planOfChange && report.summary.planned > 0;
+  if (onlyPlanned) {
     lines.push(
-      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed.',
+      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed. ' +
+        'This is a refusal (exit 2): change DRY_RUN for the stage to let it act, or use --dry-run to only look.',
     );
   }
   const code =
     failed > 0 || noLease > 0
       ? EXIT.failed
-      : changedPlan || held > 0 || undone > 0 || stillRunning.length > 0 || nothingRestarted
-        ? EXIT.notFinished
-        : EXIT.ok;
+      : onlyPlanned
+        ? EXIT.usage
+        : changedPlan ||
+            held > 0 ||
+            undone > 0 ||
+            leftForLater > 0 ||
+            stillRunning.length > 0 ||
+            nothingRestarted
+          ? EXIT.notFinished
+          : EXIT.ok;
   return { code, lines };
 };

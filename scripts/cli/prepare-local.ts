@@ -25,6 +25,11 @@ const MAX_LAMBDA_SECONDS = 900;
 export interface LocalRun {
   /** The function's DRY_RUN (or the operator's) makes it a dry run whatever was asked. */
   dryRun: boolean;
+  /**
+   * Whose DRY_RUN made it one: the stage's (serverless.yml or the deployed function: a change that was
+   * asked for is refused, exit 2) or only the operator's own (they asked for a dry run).
+   */
+  dryRunBy?: 'stage' | 'operator';
   /** The deployed function's timeout: what the in-process Lambda context gives the run. */
   timeoutMs: number;
 }
@@ -125,7 +130,11 @@ export const prepareLocal = async (
       `--local: DRY_RUN=true for ${fn} in stage ${stage.stage}: this run is a dry run, and nothing will change.`,
     );
   const mutates = asked.mutates && !forcedDryRun;
-  const go: LocalRun = { dryRun: forcedDryRun, timeoutMs: timeout * 1000 };
+  const go: LocalRun = {
+    dryRun: forcedDryRun,
+    ...(forcedDryRun && { dryRunBy: base.env.DRY_RUN === 'true' ? 'stage' : 'operator' }),
+    timeoutMs: timeout * 1000,
+  };
   if (mutates && config.killSwitch) {
     return refuse(
       `refusing to run ${fn} with --local: stage ${stage.stage}'s kill switch is on (killSwitch 'true' in ${origin}), so its functions change nothing, and neither does a local run. Add --dry-run to see the plan.`,

@@ -4,8 +4,16 @@ import { InputError } from '#shared/errors.ts';
 import { leaseTableName } from '#shared/lease.ts';
 import { PLAN_DIGEST } from '#shared/plan-digest.ts';
 import { checkPayload, type FunctionName } from './functions.ts';
-import { deployedName, FunctionFailedError, invoke, OutcomeUnknownError, type Target } from './invoke.ts';
-import { EXIT, renderReport, verdict } from './output.ts';
+import {
+  deployedFunction,
+  deployedName,
+  FunctionFailedError,
+  invoke,
+  InvokeRefusedError,
+  OutcomeUnknownError,
+  type Target,
+} from './invoke.ts';
+import { EXIT, onlyPlans, renderReport, verdict } from './output.ts';
 import { deployedConfiguration } from './local.ts';
 import { prepareLocal } from './prepare-local.ts';
 import { readStatus, renderStatus } from './status.ts';
@@ -84,6 +92,8 @@ const runFunction = async (
     return EXIT.usage;
   }
   let forcedDryRun = false;
+  /** The stage's DRY_RUN (not the operator's) made a run that was asked to change things a dry run. */
+  let stageDryRun = false;
   // Deployed functions use their own timeout; an in-process run gets the same (prepareLocal).
   let timeoutMs = 900_000;
   if (target.local) {
@@ -93,6 +103,7 @@ const runFunction = async (
     if (ready.dryRun) {
       // The function's DRY_RUN makes it a dry run anyway; the input says so too.
       forcedDryRun = true;
+      stageDryRun = ready.dryRunBy === 'stage';
       mutates = false;
       request = { ...request, dryRun: true };
       checkPayload(fn, request);
@@ -152,6 +163,10 @@ const runFunction = async (
       io.err(error.message);
       return EXIT.failed;
     }
+    if (error instanceof InvokeRefusedError) {
+      io.err(error.message);
+      return error.exitCode;
+    }
     throw error;
   };
 
@@ -170,6 +185,17 @@ const runFunction = async (
       const result = verdict(plan, { dryRun: false, planOfChange: true });
       for (const line of result.lines) io.err(line);
       return result.code;
+    }
+    // A deployed function with DRY_RUN=true (prod, typically) only ever plans: do not ask to apply a
+    // change it will not make. Its configuration needs lambda:GetFunctionConfiguration; without it the
+    // question is asked, and the apply's report (dryRun: true) says so and refuses (verdict).
+    if (!target.local) {
+      const deployed = await deployedFunction(target, fn);
+      if ('env' in deployed && deployed.env.DRY_RUN?.trim() === 'true') {
+        show(plan);
+        io.err(onlyPlans(where, g.stage));
+        return EXIT.usage;
+      }
     }
     (g.json ? io.err : io.out)(table(plan));
     const label = target.local ? 'with your credentials' : `in stage ${g.stage}`;
@@ -191,7 +217,9 @@ const runFunction = async (
     return failedRun(error, apply.dryRun !== true);
   }
   show(report);
-  const result = verdict(report, { dryRun: dryRun || forcedDryRun });
+  // A dry run the operator asked for (--dry-run, their own DRY_RUN) is done; one the stage's DRY_RUN
+  // imposed on a change is refused (verdict).
+  const result = verdict(report, { dryRun: dryRun || (forcedDryRun && !stageDryRun) });
   for (const line of result.lines) io.err(line);
   return result.code;
 };
@@ -397,7 +425,7 @@ export const buildProgram = (io: Io, result: { code: number }) => {
         if (g.region) useRegion(io, g.region);
         const done = io.interactive ? io.progress('reading what nightshift holds…') : () => undefined;
         const status = await readStatus(
-          { copyRegions: regions, leaseTable: leaseTableName(g.stage, g.serviceName) },
+          { copyRegions: regions, leaseTable: leaseTableName(g.stage, g.serviceName), stage: g.stage },
           new Date(),
         ).finally(done);
         io.out(g.json ? JSON.stringify(status, null, 2) : renderStatus(status));

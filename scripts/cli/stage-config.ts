@@ -198,6 +198,28 @@ export const withDeployed = (
   return { env, notes };
 };
 
+/** The operator's DRY_RUN spellings that make a run a dry run, and those that leave it as it is. */
+const DRY_RUN_ON = ['true', '1', 'yes'];
+const DRY_RUN_OFF = ['false', '0', 'no', ''];
+
+/**
+ * Whether the operator's own `DRY_RUN` asks for a dry run: `true`, `1`, `yes` in any case do;
+ * `false`, `0`, `no`, empty or unset ask nothing (the stage's value stands, it is never made laxer).
+ * Anything else is refused: a person who typed `DRY_RUN=ture` meant a dry run, and must not get a
+ * change.
+ */
+export const operatorDryRun = (value: string | undefined): boolean => {
+  if (value === undefined) return false;
+  const word = value.trim().toLowerCase();
+  if (DRY_RUN_ON.includes(word)) return true;
+  if (DRY_RUN_OFF.includes(word)) return false;
+  throw new InputError(
+    `DRY_RUN=${value} in your environment is neither on (true, 1, yes) nor off (false, 0, no, empty), in any case; ` +
+      'nothing was run. Fix or unset it (DRY_RUN=true or --dry-run for a dry run).',
+    'DRY_RUN',
+  );
+};
+
 export interface LocalEnvironment {
   /** What the in-process handler runs with. */
   env: Record<string, string>;
@@ -207,7 +229,8 @@ export interface LocalEnvironment {
 
 /**
  * The stage's environment with the operator's own variables laid over it where that only makes the
- * run more guarded: `DRY_RUN=true` makes it a dry run; `PROTECTED_TAGS` adds rules to the stage's
+ * run more guarded: `DRY_RUN=true` (or `1`, `yes`, in any case; see operatorDryRun) makes it a dry
+ * run, and an off value never turns the stage's off; `PROTECTED_TAGS` adds rules to the stage's
  * (to the built-in rules when the stage keeps those). Any other variable the stage sets is the
  * stage's: a value of the operator's is ignored and said so. A stage's `DRY_RUN=true` or protection
  * can never be turned off by an unset or different variable here.
@@ -215,22 +238,22 @@ export interface LocalEnvironment {
 export const localEnvironment = (stage: StageConfig, operator: NodeJS.ProcessEnv): LocalEnvironment => {
   const env = { ...stage.env };
   const notes: string[] = [];
+  // The operator's DRY_RUN, whether or not the stage declares one: it can only make the run a dry run.
+  const ownDryRun = operator.DRY_RUN;
+  if (operatorDryRun(ownDryRun)) {
+    if (env.DRY_RUN !== 'true')
+      notes.push(
+        `your DRY_RUN=${ownDryRun} applies: every run is a dry run (stage ${stage.stage} has ${stage.env.DRY_RUN || '""'})`,
+      );
+    env.DRY_RUN = 'true';
+  } else if (ownDryRun !== undefined && ownDryRun.trim() !== '' && env.DRY_RUN === 'true') {
+    notes.push(
+      `your DRY_RUN=${ownDryRun} is ignored: stage ${stage.stage} has DRY_RUN=true, and a local run is never less guarded than its stage`,
+    );
+  }
   for (const [name, value] of Object.entries(stage.env)) {
     const own = operator[name];
-    if (own === undefined || own === value) continue;
-    if (name === 'DRY_RUN') {
-      if (own.trim() === 'true') {
-        env.DRY_RUN = 'true';
-        notes.push(
-          `your DRY_RUN=true applies: every run is a dry run (stage ${stage.stage} has ${value || '""'})`,
-        );
-      } else if (own.trim() !== '' && own.trim() !== value) {
-        notes.push(
-          `your DRY_RUN=${own} is ignored: stage ${stage.stage} has DRY_RUN=${value || '""'}, and a local run is never less guarded than its stage`,
-        );
-      }
-      continue;
-    }
+    if (own === undefined || own === value || name === 'DRY_RUN') continue;
     if (name === 'PROTECTED_TAGS') {
       if (own.trim() === '') continue;
       const parsed = parseTagRules(own);

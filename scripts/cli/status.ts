@@ -56,6 +56,11 @@ export interface Status {
   /** What the last run of a function and action left undone, which its next run starts with. */
   carriedOver: StatusRow[];
   notes: string[];
+  /**
+   * Set when the lease table could not be read (missing, not allowed): leases, carried-over work and
+   * the restart guard are then not known, not empty.
+   */
+  leasesUnknown?: true;
 }
 
 export interface StatusOptions {
@@ -63,6 +68,8 @@ export interface StatusOptions {
   copyRegions: string[];
   /** The stage's lease table (nightshift-<stage>-leases). */
   leaseTable: string;
+  /** The stage, to name it when its lease table is not there. */
+  stage?: string;
 }
 
 const RECENT_MS = 24 * 3_600_000;
@@ -283,7 +290,7 @@ const restartGuardRow = (item: Record<string, AttributeValue>, now: number): Sta
  * leases linger until DynamoDB's TTL removes them and are left out. A stage without a table (not
  * deployed in this region) is a note, not an error.
  */
-const leaseRows = async (table: string, now: Date, status: Status) => {
+const leaseRows = async (table: string, now: Date, status: Status, stage: string | undefined) => {
   try {
     for await (const page of paginateScan({ client: dynamoDbClient() }, { TableName: table })) {
       for (const item of page.Items ?? []) {
@@ -313,8 +320,17 @@ const leaseRows = async (table: string, now: Date, status: Status) => {
     }
     return undefined;
   } catch (error) {
-    if ((error as Error).name === 'ResourceNotFoundException')
-      return `leases: there is no lease table ${table} in this region (is the stage deployed here?)`;
+    status.leasesUnknown = true;
+    if ((error as Error).name === 'ResourceNotFoundException') {
+      const region = await dynamoDbClient()
+        .config.region()
+        .catch(() => 'this region');
+      return (
+        `leases: ${stage ? `stage ${stage} has ` : 'there is '}no lease table ${table} in ${region}, so the leases ` +
+        'held now, the work carried over and the restart guard are not known here. Is the stage deployed in ' +
+        'this region? (--stage, --region, --service-name)'
+      );
+    }
     throw error;
   }
 };
@@ -337,7 +353,7 @@ export const readStatus = async (options: StatusOptions, now = new Date()): Prom
     ['Auto Scaling groups', groupRows(status.parked, status.rotations)],
     ['EC2 instances', instanceRows(now, status.restarts)],
     ['RDS snapshot copies', copyRows(copyRegions, status.copies)],
-    [`leases in ${leaseTable}`, leaseRows(leaseTable, now, status)],
+    [`leases in ${leaseTable}`, leaseRows(leaseTable, now, status, options.stage)],
   ];
   const settled = await Promise.allSettled(parts.map(([, p]) => p));
   settled.forEach((s, i) => {
@@ -366,14 +382,20 @@ const section = (title: string, rows: StatusRow[], empty: string) => {
   return `${title} (${rows.length}):\n${table.toString()}`;
 };
 
+const UNKNOWN = 'not known (the lease table could not be read: see the note below)';
+
 export const renderStatus = (s: Status): string =>
   [
     section('Parked by nightshift', s.parked, 'nothing'),
     section('Rotations in progress', s.rotations, 'none'),
     section('Restarts in the last 24 h', s.restarts, 'none'),
-    section('Restart guard (ssm-restart)', s.restartGuard, 'nothing in progress, no cooldown, no flap guard'),
+    section(
+      'Restart guard (ssm-restart)',
+      s.restartGuard,
+      s.leasesUnknown ? UNKNOWN : 'nothing in progress, no cooldown, no flap guard',
+    ),
     section('Snapshot copies in flight', s.copies, 'none'),
-    section('Leases held now', s.leases, 'none'),
-    section('Work carried over to the next run', s.carriedOver, 'none'),
+    section('Leases held now', s.leases, s.leasesUnknown ? UNKNOWN : 'none'),
+    section('Work carried over to the next run', s.carriedOver, s.leasesUnknown ? UNKNOWN : 'none'),
     ...s.notes.map((n) => `note: ${n}`),
   ].join('\n\n');

@@ -36,6 +36,12 @@ describe('nightshift invoking a deployed function that changes things', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
+        // The deployed configuration the CLI reads before it asks (is DRY_RUN true?): a function that acts.
+        if (req.method === 'GET' && req.url?.endsWith('/configuration')) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ Environment: { Variables: { DRY_RUN: 'false' } }, Timeout: 300 }));
+          return;
+        }
         received.push({ path: req.url ?? '', payload: JSON.parse(Buffer.concat(chunks).toString() || '{}') });
         const answer = answers.shift() ?? 'reset';
         if (answer === 'reset') {

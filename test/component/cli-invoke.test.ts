@@ -4,7 +4,13 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import {
+  GetFunctionConcurrencyCommand,
+  GetFunctionConfigurationCommand,
+  InvokeCommand,
+  LambdaClient,
+  TooManyRequestsException,
+} from '@aws-sdk/client-lambda';
 import { cli } from '#test/support/cli.ts';
 
 const lambda = mockClient(LambdaClient);
@@ -261,6 +267,107 @@ describe('nightshift CLI invoking deployed functions', () => {
     );
   });
 
+  it('exits 3 for a start that did nothing because a stop may still be running on the service, and says what to do', async () => {
+    const detail =
+      'saved state from 2025-01-01T03:00:00Z is 2m old and the service is not parked yet: a stop may still be running on it ' +
+      '(a stop saves its state before it parks); nothing changed — if no stop is running, run start again after 2025-01-01T03:15:00Z';
+    const report = (outcome: string) => ({
+      action: 'start',
+      dryRun: false,
+      summary: {
+        changed: 0,
+        planned: 0,
+        unchanged: 0,
+        skipped: outcome === 'skipped' ? 1 : 0,
+        undone: outcome === 'undone' ? 1 : 0,
+        failed: 0,
+      },
+      resources: [
+        {
+          arn: 'arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
+          type: 'ecs-service',
+          outcome,
+          detail,
+        },
+      ],
+    });
+    lambda
+      .on(InvokeCommand)
+      .resolvesOnce({ StatusCode: 200, Payload: encode(report('undone')) })
+      .resolves({ StatusCode: 200, Payload: encode(report('skipped')) });
+
+    const run = await cli(['start', '--cluster', 'shop', '--stage', 'dev', '--yes']);
+    // An ecs-scheduler deployed before these rows became undone reports them skipped.
+    const older = await cli(['start', '--cluster', 'shop', '--stage', 'dev', '--yes']);
+
+    expect([run.code, older.code]).toEqual([3, 3]);
+    expect(run.err).toContain('1 not done yet, for the reason each row gives');
+    expect(older.err).toBe(run.err);
+  });
+
+  describe('Lambda refusing the invoke for its reserved concurrency (429)', () => {
+    const throttled = () =>
+      new TooManyRequestsException({
+        message: 'Rate Exceeded.',
+        $metadata: { httpStatusCode: 429 },
+        Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded',
+      } as never);
+
+    it('exits 2, switched off, when reserved concurrency is 0 (the kill switch)', async () => {
+      lambda.on(InvokeCommand).rejects(throttled());
+      lambda.on(GetFunctionConcurrencyCommand).resolves({ ReservedConcurrentExecutions: 0 });
+
+      const run = await cli(['stop', '--cluster', 'shop', '--stage', 'dev', '--yes', '--json']);
+
+      expect(run.code).toBe(2);
+      expect(run.err).toBe(
+        'Lambda refused to run nightshift-dev-ecs-scheduler (TooManyRequestsException: Rate Exceeded., ' +
+          'ReservedFunctionConcurrentInvocationLimitExceeded); nothing ran: it is switched off (reserved concurrency 0: ' +
+          'the kill switch). Nothing nightshift does runs until the switch is turned back on (see Deploy safety in the README).',
+      );
+      expect(JSON.parse(run.out)).toMatchObject({
+        error: { type: 'InvokeRefusedError', function: 'nightshift-dev-ecs-scheduler' },
+      });
+      expect(lambda.commandCalls(InvokeCommand)).toHaveLength(1);
+    });
+
+    it('exits 3, run again, when another run holds the only slot (reserved concurrency 1)', async () => {
+      lambda.on(InvokeCommand).rejects(throttled());
+      lambda.on(GetFunctionConcurrencyCommand).resolves({ ReservedConcurrentExecutions: 1 });
+
+      const run = await cli(['start', '--cluster', 'shop', '--stage', 'dev', '--yes']);
+
+      expect(run.code).toBe(3);
+      expect(run.err).toContain(
+        'nothing ran: another run of the function is in progress (reserved concurrency 1); run the same command again when it ends',
+      );
+    });
+
+    it('exits 2 naming both causes when it cannot check which, and 1 for other throttling', async () => {
+      lambda.on(InvokeCommand).rejects(throttled());
+      lambda
+        .on(GetFunctionConcurrencyCommand)
+        .rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+
+      const unknown = await cli(['stop', '--cluster', 'shop', '--stage', 'dev', '--yes']);
+      lambda.on(InvokeCommand).rejects(
+        new TooManyRequestsException({
+          message: 'Rate Exceeded.',
+          $metadata: { httpStatusCode: 429 },
+          Reason: 'CallerRateLimitExceeded',
+        } as never),
+      );
+      const rate = await cli(['stop', '--cluster', 'shop', '--stage', 'dev', '--yes']);
+
+      expect(unknown.code).toBe(2);
+      expect(unknown.err).toContain(
+        'Either it is switched off (reserved concurrency 0: the kill switch) or another run of it is in progress; ' +
+          'which could not be checked (AccessDeniedException: not authorized)',
+      );
+      expect(rate.code).toBe(1);
+    });
+  });
+
   it('exits 1 when the report has failed rows, and prints JSON for machines', async () => {
     lambda.on(InvokeCommand).resolves({
       StatusCode: 200,
@@ -355,7 +462,7 @@ describe('nightshift CLI invoking deployed functions', () => {
     expect(run.err).toContain('ecs-scheduler stop (dry run): 0 changed, 1 planned');
   });
 
-  it('says so when the stage made the apply a dry run (DRY_RUN), and changed nothing', async () => {
+  it('refuses (exit 2) when the stage made the apply a dry run (DRY_RUN), saying nothing changed', async () => {
     lambda.on(InvokeCommand).resolves({
       StatusCode: 200,
       Payload: encode({ ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } }),
@@ -363,9 +470,80 @@ describe('nightshift CLI invoking deployed functions', () => {
 
     const run = await cli(['stop', '--cluster', 'stage', '--stage', 'prod', '--yes']);
 
-    expect(run.code).toBe(0);
+    expect(run.code).toBe(2);
     expect(run.err).toBe(
-      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed.',
+      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed. ' +
+        'This is a refusal (exit 2): change DRY_RUN for the stage to let it act, or use --dry-run to only look.',
     );
+  });
+
+  it('does not ask to apply a plan the deployed function will not carry out (DRY_RUN=true): shows it and exits 2', async () => {
+    // Prepare: prod's function has DRY_RUN=true; both its plan and any "apply" would be dry runs
+    const planned = { ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } };
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: encode(planned) });
+    lambda
+      .on(GetFunctionConfigurationCommand)
+      .resolves({ Environment: { Variables: { DRY_RUN: 'true', PROTECTED_TAGS: '' } }, Timeout: 300 });
+
+    // Act
+    const run = await cli(['stop', '--cluster', 'shop', '--stage', 'prod'], {
+      interactive: true,
+      answer: true,
+    });
+    const json = await cli(['stop', '--cluster', 'shop', '--stage', 'prod', '--json'], {
+      interactive: true,
+      answer: true,
+    });
+
+    // Assess
+    expect(run.questions).toEqual([]);
+    expect(run.code).toBe(2);
+    expect(run.out).toContain('ecs-scheduler stop (dry run): 0 changed, 1 planned');
+    expect(run.err).toBe(
+      'nightshift-prod-ecs-scheduler only plans: DRY_RUN is true for it in stage prod, so nothing was changed and nothing will be ' +
+        '(the plan above is what it would do). Nothing was asked; this is a refusal (exit 2). Change DRY_RUN for the ' +
+        'stage (a deploy) to let it act, or use --dry-run to only look.',
+    );
+    expect(payloads()).toEqual([
+      { action: 'stop', clusters: ['shop'], dryRun: true },
+      { action: 'stop', clusters: ['shop'], dryRun: true },
+    ]);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.out)).toMatchObject({ dryRun: true, summary: { planned: 1 } });
+  });
+
+  it('still asks when the deployed configuration cannot be read, and refuses (exit 2) when the apply comes back a dry run', async () => {
+    // Prepare: ops may have only lambda:InvokeFunction
+    const planned = { ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } };
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: encode(planned) });
+    lambda
+      .on(GetFunctionConfigurationCommand)
+      .rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+
+    // Act
+    const run = await cli(['stop', '--cluster', 'shop', '--stage', 'prod'], {
+      interactive: true,
+      answer: true,
+    });
+
+    // Assess
+    expect(run.questions).toEqual(['Apply 1 planned change(s) in stage prod?']);
+    expect(run.code).toBe(2);
+    expect(run.err).toContain('the function ran as a dry run although a change was asked for');
+  });
+
+  it('exits 0 for --dry-run of a function whose DRY_RUN is true, and for a DRY_RUN run with nothing to change', async () => {
+    const planned = { ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, planned: 1 } };
+    const nothing = { ...REPORT, dryRun: true, summary: { ...REPORT.summary, changed: 0, unchanged: 1 } };
+    lambda
+      .on(InvokeCommand)
+      .resolvesOnce({ StatusCode: 200, Payload: encode(planned) })
+      .resolves({ StatusCode: 200, Payload: encode(nothing) });
+
+    const dry = await cli(['stop', '--cluster', 'shop', '--stage', 'prod', '--dry-run']);
+    const done = await cli(['stop', '--cluster', 'shop', '--stage', 'prod', '--yes']);
+
+    expect([dry.code, done.code]).toEqual([0, 0]);
+    expect(done.err).toBe('');
   });
 });

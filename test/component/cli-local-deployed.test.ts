@@ -176,7 +176,7 @@ describe('nightshift --local against AWS takes the stricter of serverless.yml an
     expect(dry.out).toContain('ecs-scheduler stop (dry run): 0 changed, 1 planned');
   });
 
-  it('runs as a dry run when the deployed function has DRY_RUN=true, for a stage without params in serverless.yml', async () => {
+  it('runs as a dry run and exits 2 when the deployed function has DRY_RUN=true, for a stage without params in serverless.yml', async () => {
     // Prepare: prod-eu has no params block (ecsDryRun defaults to 'false'); it was deployed with
     // --param="ecsDryRun=true"
     lambda
@@ -201,7 +201,54 @@ describe('nightshift --local against AWS takes the stricter of serverless.yml an
       { dryRun: true, DRY_RUN: 'true', PROTECTED_TAGS: '', LEASE_TABLE: 'nightshift-prod-eu-leases' },
     ]);
     expect(dynamo.commandCalls(PutItemCommand)).toHaveLength(0);
-    expect(run.code).toBe(0);
+    // A change was asked for and the stage's DRY_RUN refused it: not done.
+    expect(run.err).toContain(
+      'DRY_RUN is true for it in this stage, so nothing changed. This is a refusal (exit 2)',
+    );
+    expect(run.code).toBe(2);
+  });
+
+  it('makes the run a dry run for the operator’s DRY_RUN=TRUE, 1, yes, True: nothing asked, no lease, nothing changed', async () => {
+    for (const own of ['TRUE', '1', 'yes', 'True']) {
+      // Act
+      const run = await cli(['--stage', 'stage', 'stop', '--cluster', 'stage', '--local'], {
+        interactive: true,
+        answer: true,
+        env: { DRY_RUN: own },
+      });
+
+      // Assess
+      expect(run.err, own).toContain(
+        `--local: your DRY_RUN=${own} applies: every run is a dry run (stage stage has false)`,
+      );
+      expect(run.err, own).toContain('this run is a dry run, and nothing will change.');
+      expect(run.questions, own).toEqual([]);
+      expect(run.code, own).toBe(0);
+    }
+    expect(stub.runs.map((r) => [r.dryRun, r.DRY_RUN])).toEqual([
+      [true, 'true'],
+      [true, 'true'],
+      [true, 'true'],
+      [true, 'true'],
+    ]);
+    expect(dynamo.commandCalls(PutItemCommand)).toHaveLength(0);
+  });
+
+  it('refuses (exit 2) an operator’s DRY_RUN it cannot read, naming it and what it accepts, before any call', async () => {
+    // Act
+    const run = await cli(['--stage', 'stage', 'stop', '--cluster', 'stage', '--local', '--yes', '--json'], {
+      env: { DRY_RUN: 'ture' },
+    });
+
+    // Assess
+    expect(run.code).toBe(2);
+    expect(run.err).toContain(
+      'DRY_RUN=ture in your environment is neither on (true, 1, yes) nor off (false, 0, no, empty), in any case; nothing was run.',
+    );
+    expect(JSON.parse(run.out)).toMatchObject({ error: { type: 'Refused', exitCode: 2 } });
+    expect(stub.runs).toEqual([]);
+    expect(lambda.calls()).toHaveLength(0);
+    expect(dynamo.calls()).toHaveLength(0);
   });
 
   it('protects what either protects, and leases in the table the deployed function uses, saying each difference', async () => {

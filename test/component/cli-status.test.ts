@@ -403,10 +403,26 @@ describe('nightshift status past the first page', () => {
       );
 
     const run = await cli(['status', '--stage', 'qa', '--copy-region', 'eu-west-1', '--json']);
+    const text = await cli([
+      'status',
+      '--stage',
+      'qa',
+      '--copy-region',
+      'eu-west-1',
+      '--region',
+      'eu-west-3',
+    ]);
 
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.out).notes).toEqual([
-      'leases: there is no lease table nightshift-qa-leases in this region (is the stage deployed here?)',
-    ]);
+    const note =
+      'leases: stage qa has no lease table nightshift-qa-leases in eu-central-1, so the leases held now, the work ' +
+      'carried over and the restart guard are not known here. Is the stage deployed in this region? (--stage, --region, --service-name)';
+    expect(JSON.parse(run.out)).toMatchObject({ notes: [note], leasesUnknown: true });
+    expect(text.code).toBe(0);
+    expect(text.out).toContain(`note: ${note}`);
+    expect(text.out).toContain(
+      'Leases held now: not known (the lease table could not be read: see the note below)',
+    );
+    expect(text.out).not.toContain('Leases held now: none');
   });
 });

@@ -108,7 +108,7 @@ describe('ecs-scheduler with simulated AWS', () => {
   });
 
   describe('partial failure', () => {
-    it('stops the other services when one fails, and leaves their shared capacity running', async () => {
+    it('stops the other services when one fails, and leaves their shared capacity running (undone: still to do)', async () => {
       // Prepare
       const aws = fakeAws(stage(['a', 'b', 'c']));
       aws.ecs
@@ -119,7 +119,7 @@ describe('ecs-scheduler with simulated AWS', () => {
       const report = await run({ action: 'stop', clusters: ['stage'] }, ctx(), deps());
 
       // Assess
-      expect(outcomes(report)).toEqual(['a changed', 'b failed', 'c changed', 'stage-nodes skipped']);
+      expect(outcomes(report)).toEqual(['a changed', 'b failed', 'c changed', 'stage-nodes undone']);
       expect(report.resources[1]?.error).toBe(
         'set desiredCount (UpdateService) failed: ThrottlingException: Rate exceeded; done before it: save state (TagResource)',
       );
@@ -192,7 +192,7 @@ describe('ecs-scheduler with simulated AWS', () => {
       });
     });
 
-    it('starts no service whose capacity group could not be restored', async () => {
+    it('starts no service whose capacity group could not be restored, and leaves it undone for the next run', async () => {
       // Prepare
       const estate = stage(['a']);
       estate.clusters[0]!.services[0] = {
@@ -216,7 +216,8 @@ describe('ecs-scheduler with simulated AWS', () => {
       const report = await run({ action: 'start', clusters: ['stage'] }, ctx(), deps());
 
       // Assess
-      expect(outcomes(report)).toEqual(['stage-nodes failed', 'a skipped']);
+      expect(outcomes(report)).toEqual(['stage-nodes failed', 'a undone']);
+      expect(report.summary).toMatchObject({ failed: 1, undone: 1, skipped: 0 });
       expect(report.resources[1]?.detail).toBe(
         `not started: its capacity group ${groupArn('stage-nodes')} is not back (failed), so its tasks would have nowhere to run; nothing changed — run start again`,
       );
@@ -588,7 +589,7 @@ describe('ecs-scheduler with simulated AWS', () => {
       });
     });
 
-    it('leaves a young tag on a service that is not parked yet: a stop may be between its save and its park', async () => {
+    it('leaves a young tag on a service that is not parked yet, undone: a stop may be between its save and its park', async () => {
       // Prepare: the state a start sees between a stop's TagResource and its UpdateService
       const aws = fakeAws({
         clusters: [
@@ -607,7 +608,7 @@ describe('ecs-scheduler with simulated AWS', () => {
 
       // Assess
       expect(report.resources[0]).toMatchObject({
-        outcome: 'skipped',
+        outcome: 'undone',
         detail:
           'saved state from 2026-11-23T17:55:00Z is 5m old and the service is not parked yet: a stop may still be ' +
           'running on it (a stop saves its state before it parks); nothing changed — if no stop is running, run ' +

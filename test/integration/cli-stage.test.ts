@@ -58,8 +58,10 @@ describe.runIf(motoTestsEnabled())('nightshift --local with the stage’s config
       '--local: your DRY_RUN=false is ignored: stage prod has DRY_RUN=true, and a local run is never less guarded than its stage',
       '--local: DRY_RUN=true for ecs-scheduler in stage prod: this run is a dry run, and nothing will change.',
       '--local: created the lease table nightshift-prod-leases in the local emulator',
+      'the function ran as a dry run although a change was asked for: DRY_RUN is true for it in this stage, so nothing changed. ' +
+        'This is a refusal (exit 2): change DRY_RUN for the stage to let it act, or use --dry-run to only look.',
     ]);
-    expect(run.code).toBe(0);
+    expect(run.code).toBe(2);
   });
 
   it('does not ask a person to confirm changes the stage’s DRY_RUN=true will not make', async () => {
@@ -72,7 +74,7 @@ describe.runIf(motoTestsEnabled())('nightshift --local with the stage’s config
 
     expect(run.questions).toEqual([]);
     expect(run.out).toContain('ecs-scheduler stop (dry run): 0 changed, 4 planned');
-    expect(run.code).toBe(0);
+    expect(run.code).toBe(2);
     expect(await observeSample(aws)).toEqual(before);
   });
 
@@ -83,7 +85,7 @@ describe.runIf(motoTestsEnabled())('nightshift --local with the stage’s config
       DRY_RUN: 'false',
     });
 
-    expect(run.status).toBe(0);
+    expect(run.status).toBe(2);
     expect(JSON.parse(run.stdout)).toMatchObject({ dryRun: true, summary: { changed: 0, planned: 4 } });
     expect(run.stderr).toContain(
       "--local: ecs-scheduler runs with stage prod's configuration from serverless.yml (as built into this CLI): ",
@@ -99,6 +101,7 @@ describe.runIf(motoTestsEnabled())('nightshift --local with the stage’s config
       DRY_RUN: 'true',
     });
 
+    expect(run.status).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ dryRun: true, summary: { changed: 0, planned: 4 } });
     expect(run.stderr).toContain(
       '--local: your DRY_RUN=true applies: every run is a dry run (stage dev has false)',

@@ -56,6 +56,50 @@ describe('the verdict on a report', () => {
     expect(verdict(buildReport('stop', false, changed ?? []), { dryRun: false }).code).toBe(3);
   });
 
+  it('is 3 for work an ecs-scheduler start left for later (a stop may still be running, capacity not back), with what to do', () => {
+    const stopRunning =
+      'saved state from 2026-11-23T02:58:00Z is 2m old and the service is not parked yet: a stop may still be ' +
+      'running on it (a stop saves its state before it parks); nothing changed — if no stop is running, run start again after 2026-11-23T03:14:00Z';
+    const notBack =
+      'not started: its capacity group arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:x:autoScalingGroupName/stage-nodes ' +
+      'is not back (failed), so its tasks would have nowhere to run; nothing changed — run start again';
+
+    const undone = verdict(
+      buildReport('start', false, [row('undone', stopRunning), row('undone', notBack, 'b')]),
+      {
+        dryRun: false,
+      },
+    );
+    // From an ecs-scheduler deployed before these rows became undone.
+    const skipped = verdict(
+      buildReport('start', false, [row('skipped', stopRunning), row('skipped', notBack, 'b')]),
+      {
+        dryRun: false,
+      },
+    );
+    const dryRun = verdict(buildReport('start', true, [row('undone', stopRunning)]), { dryRun: true });
+
+    expect(undone).toEqual({
+      code: 3,
+      lines: [
+        '2 not done yet, for the reason each row gives (e.g. a stop may still be running on it, or its capacity is not back); ' +
+          'nothing changed there and nothing was lost. Run the same command again (after the time the row names, if it names one); ' +
+          'scheduled runs start with them.',
+      ],
+    });
+    expect(skipped).toEqual(undone);
+    expect(dryRun).toEqual({ code: 0, lines: [] });
+  });
+
+  it('is 2, refused, when the function’s own DRY_RUN made a change that was asked for a dry run; 0 with nothing planned', () => {
+    const planned = buildReport('stop', true, [row('planned', 'desiredCount 3 → 0')]);
+    const nothing = buildReport('stop', true, [row('unchanged', 'already parked')]);
+
+    expect(verdict(planned, { dryRun: false }).code).toBe(2);
+    expect(verdict(planned, { dryRun: true })).toEqual({ code: 0, lines: [] });
+    expect(verdict(nothing, { dryRun: false })).toEqual({ code: 0, lines: [] });
+  });
+
   it('is 1 when a row failed or the lease table could not be used, whatever else', () => {
     const reason = leaseErrorReason('nightshift-dev-leases', 'AccessDeniedException: no');
 

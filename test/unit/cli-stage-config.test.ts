@@ -221,6 +221,38 @@ describe('the operator’s own variables under --local', () => {
     expect(local.notes).toEqual(['your DRY_RUN=true applies: every run is a dry run (stage dev has false)']);
   });
 
+  it('makes the run a dry run for every spelling of on: true, 1, yes, in any case', () => {
+    for (const own of ['true', 'TRUE', 'True', '1', 'yes', 'YES', ' yes ']) {
+      const local = localEnvironment(dev, { DRY_RUN: own });
+
+      expect(local.env.DRY_RUN, own).toBe('true');
+      expect(local.notes, own).toEqual([
+        `your DRY_RUN=${own} applies: every run is a dry run (stage dev has false)`,
+      ]);
+    }
+  });
+
+  it('leaves the stage’s DRY_RUN as it is for every spelling of off: false, 0, no, empty', () => {
+    for (const own of ['false', 'False', '0', 'no', 'NO', '']) {
+      expect(localEnvironment(dev, { DRY_RUN: own }).env.DRY_RUN, own).toBe('false');
+      expect(localEnvironment(prod, { DRY_RUN: own }).env.DRY_RUN, own).toBe('true');
+    }
+  });
+
+  it('refuses a DRY_RUN it cannot read, naming the value and what it accepts', () => {
+    for (const own of ['ture', 'on', '2', 'y']) {
+      expect(() => localEnvironment(dev, { DRY_RUN: own }), own).toThrow(
+        `DRY_RUN=${own} in your environment is neither on (true, 1, yes) nor off (false, 0, no, empty)`,
+      );
+    }
+  });
+
+  it('applies the operator’s DRY_RUN also when the stage does not declare one', () => {
+    const bare = { ...dev, env: { PROTECTED_TAGS: '' } };
+
+    expect(localEnvironment(bare, { DRY_RUN: '1' }).env.DRY_RUN).toBe('true');
+  });
+
   it('adds the operator’s protection rules to the stage’s, keeping the built-in rules the stage keeps', () => {
     const local = localEnvironment(dev, { PROTECTED_TAGS: 'team=payments, env=PROD' });
     const custom = localEnvironment(

@@ -1041,12 +1041,12 @@ describe('planSchedule: a start never removes state a stop may still be writing'
         tags: { [STOPPED]: `desired=0 min=2 max=6 suspended=none at=${minutesAgo(15)}` },
       },
     },
-  ])('leaves alone $title', ({ service }) => {
+  ])('leaves alone $title, as work still to do (undone)', ({ service }) => {
     // Act
     const action = only('start', service);
 
     // Assess
-    expect(action).toMatchObject({ steps: [], outcome: 'skipped' });
+    expect(action).toMatchObject({ steps: [], outcome: 'undone' });
     expect(action?.detail).toMatch(
       /^saved state from .* is \d+m old and the service is not parked yet: a stop may still be running on it/,
     );
@@ -1083,7 +1083,7 @@ describe('planSchedule: a start never removes state a stop may still be writing'
     ]);
   });
 
-  it('leaves alone a young tag on a group that is not parked yet, and starts none of its services', () => {
+  it('leaves alone a young tag on a group that is not parked yet, and starts none of its services: all undone', () => {
     // Prepare
     const stage = cluster('stage', [
       { name: 'web', desiredCount: 0, tags: { [STOPPED]: `desired=3 at=${EARLIER}` } },
@@ -1101,11 +1101,11 @@ describe('planSchedule: a start never removes state a stop may still be writing'
     );
 
     // Assess
-    expect(row(p, groupArn('stage-nodes'))).toMatchObject({ steps: [], outcome: 'skipped' });
+    expect(row(p, groupArn('stage-nodes'))).toMatchObject({ steps: [], outcome: 'undone' });
     expect(row(p, groupArn('stage-nodes'))?.detail).toMatch(
       /^saved state from .* is 2m old and the group is not parked yet/,
     );
-    expect(row(p, serviceArn('stage', 'web'))).toMatchObject({ steps: [], outcome: 'skipped' });
+    expect(row(p, serviceArn('stage', 'web'))).toMatchObject({ steps: [], outcome: 'undone' });
     expect(row(p, serviceArn('stage', 'web'))?.detail).toMatch(
       /^not started: its capacity group stage-nodes is not this run's to restore \(saved state from .* is 2m old/,
     );
