@@ -8,6 +8,7 @@ import {
   type GuardOptions,
   type GuardWrite,
 } from './guard.ts';
+import { stamp } from './cooldown.ts';
 
 /**
  * Claims restart targets in the lease table before anything is tagged or sent (guard.ts): one
@@ -49,9 +50,30 @@ const unguarded = (table: string, error: string, nothing: string): ClaimResult =
   detail: `${leaseErrorReason(table, error)}; no restart goes ahead unguarded: ${nothing}`,
 });
 
-/** Latches (or renews) the flap guard; a write lost to another run is left to that run. */
-export const writeLatch = async (ctx: ClaimContext, latch: GuardWrite): Promise<void> => {
-  await ctx.store?.compareAndSet(latch.next, latch.expected).catch(() => false);
+/**
+ * Latches (or renews) the flap guard; a write lost to another run is left to that run. Returns what the
+ * row must add when the latch could not be written: the row stays `failed`, but it cannot claim that
+ * automatic restarts stopped when the record does not say so.
+ */
+export const writeLatch = async (ctx: ClaimContext, latch: GuardWrite): Promise<string | undefined> => {
+  let error: string;
+  try {
+    if (!ctx.store) error = 'LEASE_TABLE is not set';
+    else {
+      await ctx.store.compareAndSet(latch.next, latch.expected);
+      return undefined;
+    }
+  } catch (e) {
+    error = errorMessage(e);
+  }
+  const before = latch.previous;
+  // Renewing a latch that is there: it still holds, until the time its record says.
+  const holds =
+    before?.data.flapped !== undefined && before.expiresAt.getTime() > ctx.options.now.getTime()
+      ? `and the latch recorded before still holds, until ${stamp(before.expiresAt)}`
+      : 'so nothing stops automatic restarts of it yet: alarms in the next hour meet the flap guard again and try ' +
+        'to latch it, but once its last restarts are more than an hour old, alarms restart it again';
+  return `; but the latch could not be written to its restart record in ${ctx.table} (${error}), ${holds}`;
 };
 
 /** `write` with its restart in progress until `until` at least (a command SSM may still start then). */
@@ -92,8 +114,8 @@ export const claimTarget = async (
         const decision = decideRestart(scope, current, ctx.options, status);
         if (decision.kind === 'skip') return { outcome: 'skipped', detail: decision.reason };
         if (decision.kind === 'flap') {
-          await writeLatch(ctx, decision.write);
-          return { outcome: 'failed', detail: decision.reason };
+          const unwritten = await writeLatch(ctx, decision.write);
+          return { outcome: 'failed', detail: `${decision.reason}${unwritten ?? ''}` };
         }
         write = decision.write;
       }

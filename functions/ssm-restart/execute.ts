@@ -121,6 +121,16 @@ const isThrottled = (error: unknown): boolean => {
   );
 };
 
+/**
+ * SSM answered, and refused the request as the caller's fault (a 4xx: InvalidInstanceId,
+ * AccessDeniedException, ValidationException…): it did not take the command, and the error says why.
+ * An answer is what tells it apart from a timeout or a lost connection, which have no status code.
+ */
+const isRefused = (error: unknown): boolean => {
+  const status = (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500;
+};
+
 /** The SDK's finalizeRequest handler, as far as sendOnce uses it (it only passes args on). */
 type Next = (args: unknown) => Promise<unknown>;
 
@@ -130,16 +140,20 @@ export const SEND_NOT_RETRIED = 'SendCommandNotRetried';
 /**
  * SendCommand takes no client token, so a retry is a second command: after a 5xx, a timeout or a lost
  * connection, SSM may already have taken the first, and the SDK's retries (shared/aws/config.ts: up to
- * 10 attempts) would restart the instances again. This lets the SDK retry a throttled send only, which
- * SSM refused; any other failure ends the send at once, as an error the SDK does not retry (no status
- * code, no `cause`), that keeps the first error's message (errorMessage names its kind).
+ * 10 attempts) would restart the instances again. Those failures end the send at once, as an error the
+ * SDK does not retry (no status code, no `cause`), that keeps the first error's message (errorMessage
+ * names its kind) and says SSM may have taken it. A refusal, a 4xx (throttling, InvalidInstanceId,
+ * AccessDeniedException…), says SSM did not take it: it goes on as the SDK threw it, so the row names
+ * the real error and the restart is over at once. The SDK retries a refusal only when a retry can fix
+ * it (@smithy/core retry: throttling, a signature its corrected clock skew had made invalid, a request
+ * SSM timed out reading), and those SSM refused before taking anything either.
  */
 export const sendOnce = (command: SendCommandCommand): SendCommandCommand => {
   const once = (next: Next) => async (args: unknown) => {
     try {
       return await next(args);
     } catch (error) {
-      if (isThrottled(error)) throw error;
+      if (isThrottled(error) || isRefused(error)) throw error;
       throw Object.assign(new Error(`${errorMessage(error)} (not sent again: SSM may have taken it)`), {
         name: SEND_NOT_RETRIED,
       });
@@ -548,6 +562,26 @@ const redeploy = async (
 };
 
 /**
+ * Latches the flap guard of the rows it refused (a real run only). A row whose latch could not be
+ * written says so: it stays `failed`, but automatic restarts of it are not stopped by a record that
+ * does not exist.
+ */
+const latchFlapGuards = async (plan: RestartPlan, claims: ClaimContext): Promise<RestartPlan> => {
+  const latched = [...plan.instances, ...plan.services].filter((w) => w.latch !== undefined);
+  const unwritten = new Map<string, string>();
+  await mapLimit(latched, CALL_CONCURRENCY, async (w) => {
+    const note = w.latch && (await writeLatch(claims, w.latch));
+    if (note) unwritten.set(w.scope, note);
+  });
+  if (unwritten.size === 0) return plan;
+  const amend = <W extends InstanceWork | ServiceWork>(w: W): W => {
+    const note = unwritten.get(w.scope);
+    return note ? { ...w, detail: `${w.detail ?? ''}${note}` } : w;
+  };
+  return { ...plan, instances: plan.instances.map(amend), services: plan.services.map(amend) };
+};
+
+/**
  * Carries out a restart plan, or only reports it in a dry run (with the digest of the plan, which the
  * apply sends back). Rows the flap guard refused latch the guard (a real run only).
  */
@@ -563,20 +597,17 @@ export const executeRestart = async (
     commandStatus: (commandId, instanceId) => invocationStatus(clients.ssm, commandId, instanceId),
   };
   const selection = plan.selection.map((w) => resultOf(w, w.outcome ?? 'unchanged'));
-  if (!options.dryRun) {
-    const latches = [...plan.instances, ...plan.services].flatMap((w) => w.latch ?? []);
-    await mapLimit(latches, CALL_CONCURRENCY, (latch) => writeLatch(claims, latch));
-  }
-  const instances = await restartInstances(clients, plan, options, claims);
+  const work = options.dryRun ? plan : await latchFlapGuards(plan, claims);
+  const instances = await restartInstances(clients, work, options, claims);
   const services = await executeWork(
-    plan.services,
+    work.services,
     {
       dryRun: options.dryRun,
       hasTime: options.hasTime,
       concurrency: CALL_CONCURRENCY,
       ...(options.first && { first: options.first }),
     },
-    (w) => redeploy(clients, w, plan.tagValue, claims, options.now),
+    (w) => redeploy(clients, w, work.tagValue, claims, options.now),
   );
   const report = buildReport('restart', options.dryRun, [...selection, ...instances, ...services]);
   return options.dryRun

@@ -248,8 +248,16 @@ export const requestFromAlarm = (
     ];
     return { request: { ...base, selection: { instanceIds: [], groups: [], services } } };
   }
+  // Decided metric by metric. The CloudWatch agent's usual config (append_dimensions) adds InstanceId,
+  // AutoScalingGroupName, ImageId and InstanceType to every metric it sends: such a metric is about its
+  // one instance, and its group name only says where that instance lives. Only a metric about the group
+  // itself (AutoScalingGroupName and no InstanceId: EC2's group metrics, the agent's
+  // aggregation_dimensions) restarts the group's InService instances.
   const instanceIds = valuesOf(dimensions, 'InstanceId');
-  const groups = valuesOf(dimensions, 'AutoScalingGroupName');
+  const groups = valuesOf(
+    dimensions.filter((d) => d.InstanceId === undefined),
+    'AutoScalingGroupName',
+  );
   if (instanceIds.length === 0 && groups.length === 0) {
     return refuse(
       `alarm ${name} is tagged ${whatText(parsed.what)} but its metrics have no InstanceId or AutoScalingGroupName dimension` +

@@ -1256,4 +1256,161 @@ describe('ssm-restart with simulated AWS', () => {
       expect(ec2.calls()).toHaveLength(0);
     });
   });
+
+  describe('the restart record as the lease table and SSM answer it', () => {
+    const ALARMED = 'i-0a1b2c3d4e5f60718';
+    const SCOPE = `restart#arn:aws:ec2:eu-central-1:123456789012:instance/${ALARMED}`;
+    const denied = () => awsError('AccessDeniedException', 'not authorized to perform: dynamodb:PutItem');
+    /** Another run's record of the instance: `data` and `expiresAt` say what it holds. */
+    const theirs = (expiresAt: string, data: Record<string, string>) => ({
+      scope: SCOPE,
+      holder: 'ssm-restart run 9',
+      token: 'run-9',
+      acquiredAt: new Date('2026-11-23T02:00:00Z'),
+      expiresAt: new Date(expiresAt),
+      data: { what: 'container:web', via: 'alarm', ...data },
+    });
+
+    beforeEach(() => {
+      cloudwatch
+        .on(ListTagsForResourceCommand)
+        .resolves({ Tags: [{ Key: 'nightshift:restart', Value: 'container:web' }] });
+      ec2.on(DescribeInstancesCommand).resolves({
+        Reservations: [
+          {
+            OwnerId: '123456789012',
+            Instances: [{ InstanceId: ALARMED, State: { Name: 'running' }, Tags: [RESTARTABLE] }],
+          },
+        ],
+      });
+      agents([[ALARMED, 'Online']]);
+      ssm.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+    });
+
+    it('says so when the flap guard could not be latched, and stays failed', async () => {
+      // Prepare: 3 alarm restarts in the last hour, the cooldown over; the table refuses writes
+      await store.compareAndSet(
+        theirs('2026-11-23T02:15:00Z', {
+          restarts: '2026-11-23T01:30:00Z 2026-11-23T01:45:00Z 2026-11-23T02:00:00Z',
+          runUntil: '2026-11-23T02:01:00Z',
+        }),
+        undefined,
+      );
+      store.compareAndSet = async () => {
+        throw denied();
+      };
+
+      // Act
+      const report = await run(sample('alarm-instance.json'), ctx(), deps());
+
+      // Assess
+      expect(report.resources).toHaveLength(1);
+      expect(report.resources[0]).toMatchObject({ outcome: 'failed' });
+      expect(report.resources[0]?.detail).toBe(
+        'flap guard: restarted 3 times by alarms in the last hour (2026-11-23T01:30:00Z, 2026-11-23T01:45:00Z, ' +
+          '2026-11-23T02:00:00Z); one more would be more than RESTART_MAX_PER_HOUR (3): no automatic restarts of it ' +
+          'until a person restarts it on demand; not restarted for alarm web-1-container-unhealthy; but the latch ' +
+          'could not be written to its restart record in nightshift-test-leases (AccessDeniedException: not ' +
+          'authorized to perform: dynamodb:PutItem), so nothing stops automatic restarts of it yet: alarms in the ' +
+          'next hour meet the flap guard again and try to latch it, but once its last restarts are more than an ' +
+          'hour old, alarms restart it again',
+      );
+      expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+    });
+
+    it('says so when a latch another run wrote since the plan could not be renewed, and that it still holds', async () => {
+      // Prepare: nothing recorded when planned; as this run claims it, another run latches the guard,
+      // then the table refuses writes
+      const write = store.compareAndSet;
+      let writes = 0;
+      store.compareAndSet = async () => {
+        if (writes++ > 0) throw denied();
+        await write(
+          theirs('2036-11-23T02:10:00Z', {
+            flapped: '2026-11-23T02:10:00Z',
+            runUntil: '2026-11-23T02:01:00Z',
+          }),
+          undefined,
+        );
+        return false;
+      };
+
+      // Act
+      const report = await run(sample('alarm-instance.json'), ctx(), deps());
+
+      // Assess
+      expect(report.resources[0]).toMatchObject({ outcome: 'failed' });
+      expect(report.resources[0]?.detail).toMatch(
+        /^flap guard: automatic restarts of it stopped at 2026-11-23T02:10:00Z, .*; but the latch could not be written to its restart record in nightshift-test-leases \(AccessDeniedException: not authorized to perform: dynamodb:PutItem\), and the latch recorded before still holds, until 2036-11-23T02:10:00Z$/,
+      );
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+    });
+
+    it('keeps a restart in progress while SSM does not know its command yet, right after the send (planned)', async () => {
+      // Prepare: another run sent cmd-9 a moment ago; SSM does not list the invocation yet
+      await store.compareAndSet(
+        theirs('2026-11-23T02:30:00Z', { command: 'cmd-9', runUntil: '2026-11-23T02:43:00Z' }),
+        undefined,
+      );
+      ssm.on(GetCommandInvocationCommand, { CommandId: 'cmd-9' }).rejects(awsError('InvocationDoesNotExist'));
+
+      // Act: a person restarts it on demand
+      const report = await run(
+        parseRestartInput({ action: 'restart', targets: { instanceIds: [ALARMED] }, container: 'web' }),
+        ctx(),
+        deps(),
+      );
+
+      // Assess: still in progress, not over
+      expect(ssm.commandCalls(GetCommandInvocationCommand).map((c) => c.args[0].input)).toEqual([
+        { CommandId: 'cmd-9', InstanceId: ALARMED },
+      ]);
+      expect(report.resources.map((r) => [r.outcome, r.detail])).toEqual([
+        [
+          'skipped',
+          'another restart of it is in progress: container:web via alarm, by ssm-restart run 9, since ' +
+            '2026-11-23T02:00:00Z (that run ends by 2026-11-23T02:43:00Z; its SSM command cmd-9 is not known to SSM ' +
+            'yet); not restarted for on-demand — run again once it is done',
+        ],
+      ]);
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+      expect(store.items.get(SCOPE)?.token).toBe('run-9');
+    });
+
+    it('keeps a restart in progress while SSM does not know its command yet, when it was sent as this run claimed', async () => {
+      // Prepare: nothing recorded when planned; as this run claims it, another run has just sent cmd-9
+      const write = store.compareAndSet;
+      let raced = false;
+      store.compareAndSet = async (next, expected) => {
+        if (raced) return write(next, expected);
+        raced = true;
+        await write(
+          theirs('2026-11-23T02:30:00Z', { command: 'cmd-9', runUntil: '2026-11-23T02:43:00Z' }),
+          undefined,
+        );
+        return false;
+      };
+      ssm.on(GetCommandInvocationCommand, { CommandId: 'cmd-9' }).rejects(awsError('InvocationDoesNotExist'));
+
+      // Act
+      const report = await run(
+        parseRestartInput({ action: 'restart', targets: { instanceIds: [ALARMED] }, container: 'web' }),
+        ctx(),
+        deps(),
+      );
+
+      // Assess: asked SSM once the claim was lost, and left it in progress
+      expect(ssm.commandCalls(GetCommandInvocationCommand).map((c) => c.args[0].input)).toEqual([
+        { CommandId: 'cmd-9', InstanceId: ALARMED },
+      ]);
+      expect(report.resources[0]).toMatchObject({ outcome: 'skipped' });
+      expect(report.resources[0]?.detail).toMatch(
+        /its SSM command cmd-9 is not known to SSM yet\); not restarted/,
+      );
+      expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+      expect(store.items.get(SCOPE)?.token).toBe('run-9');
+    });
+  });
 });

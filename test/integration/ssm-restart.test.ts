@@ -17,6 +17,8 @@ import { withOps } from '#shared/handler.ts';
 import type { Report } from '#shared/report.ts';
 import { readFileSync } from 'node:fs';
 import { DeleteTagsCommand } from '@aws-sdk/client-ec2';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { sdkConfig } from '#shared/aws/config.ts';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { lambdaContext, runContext } from '#test/support/context.ts';
 import { dynamoClient, leaseTable, runLeases, TEST_LEASE_TABLE } from '#test/support/leases.ts';
@@ -269,6 +271,68 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     expect(report.summary).toMatchObject({ changed: 3, failed: 0 });
     for (const id of members)
       expect((await instanceTags(aws, id))[LAST_RESTART]).toMatch(/what=unit:nginx.service/);
+  });
+
+  it('restarts only the instance of an alarm on a CloudWatch agent metric, not the rest of its group', async () => {
+    // Prepare: the agent's usual append_dimensions put the group's name on every instance metric
+    const members = await createGroup(aws, 'web-fleet', 3, RESTARTABLE);
+    online(...members);
+    const agentDims = {
+      InstanceId: members[0]!,
+      AutoScalingGroupName: 'web-fleet',
+      ImageId: 'ami-12c6146b',
+      InstanceType: 't3.micro',
+    };
+    const arn = await createAlarm(aws, 'web-1-mem', agentDims, { [RESTART]: 'container:web' });
+    proxy.requests.length = 0;
+
+    // Act
+    const report = await invoke(alarmNow(arn, agentDims));
+
+    // Assess: one send, to that instance; the group was not even read, its other members untouched
+    expect(sendCommands(proxy.requests).map((c) => c.InstanceIds)).toEqual([[members[0]]]);
+    expect(proxy.requests.map((r) => r.operation)).not.toContain('DescribeAutoScalingGroups');
+    expect(report.resources.map((r) => [r.arn, r.outcome])).toEqual([[instanceArn(members[0]!), 'changed']]);
+    for (const id of members.slice(1)) expect((await instanceTags(aws, id))[LAST_RESTART]).toBeUndefined();
+  });
+
+  it('says why SSM refused a send (a 4xx), and ends that restart at once so it can be retried on demand', async () => {
+    // Prepare: the function's SSM calls go through a second proxy, which answers SendCommand as SSM
+    // refuses one, once; everything else goes on to the first proxy and moto
+    const [web] = await launch(1);
+    const refusing = await startProxy(proxy.url);
+    refusing.stub('SendCommand', {
+      status: 400,
+      contentType: 'application/x-amz-json-1.1',
+      body: JSON.stringify({
+        __type: 'InvalidInstanceId',
+        message: 'Instances [[' + web + ']] not in a valid state for account 123456789012',
+      }),
+    });
+    const onDemand = { action: 'restart', targets: { instanceIds: [web] }, container: 'web' };
+    const refusedRun = withOps('ssm-restart', parseRestartInput, (input, ctx) =>
+      run(input, ctx, {
+        ...deps(),
+        clients: { ...deps().clients, ssm: new SSMClient({ ...sdkConfig(), endpoint: refusing.url }) },
+      }),
+    );
+
+    // Act: refused; a person retries at once
+    const refused = await settled(refusedRun(onDemand, lambdaContext('ssm-restart')) as Promise<Report>);
+    await refusing.close();
+    const retried = await invoke(onDemand);
+
+    // Assess: sent once, the real error in the row, the restart over, and the retry went ahead
+    expect(sendCommands(refusing.requests)).toHaveLength(1);
+    expect(refused.resources[0]).toMatchObject({
+      outcome: 'failed',
+      error:
+        `SendCommand failed: InvalidInstanceId: Instances [[${web}]] not in a valid state for account ` +
+        '123456789012; nothing ran, but the restart time was recorded in tag nightshift:last-restart, so alarm ' +
+        'restarts of this instance wait for the cooldown (restart on demand to retry now)',
+    });
+    expect(retried.resources[0]).toMatchObject({ outcome: 'changed' });
+    expect(sendCommands(proxy.requests)).toHaveLength(1);
   });
 
   it.each(['OK', 'INSUFFICIENT_DATA'] as const)(

@@ -161,6 +161,58 @@ describe('requestFromAlarm', () => {
     });
   });
 
+  it('restarts only the instance of a CloudWatch agent metric, whose group name only says where it lives', () => {
+    // Prepare: the agent's usual append_dimensions add all four to every metric it sends
+    const event = sample('alarm-instance.json');
+    event.detail.configuration!.metrics = [
+      {
+        id: 'm1',
+        metricStat: {
+          metric: {
+            namespace: 'CWAgent',
+            name: 'mem_used_percent',
+            dimensions: {
+              InstanceId: 'i-0a1b2c3d4e5f60718',
+              AutoScalingGroupName: 'web-fleet',
+              ImageId: 'ami-0123456789abcdef0',
+              InstanceType: 'm6g.large',
+            },
+          },
+        },
+        returnData: true,
+      },
+    ];
+
+    // Act
+    const resolved = requestFromAlarm(event, 'container:web');
+
+    // Assess: the one instance, not the InService members of web-fleet
+    expect(resolved).toMatchObject({
+      request: { selection: { instanceIds: ['i-0a1b2c3d4e5f60718'], groups: [], services: [] } },
+    });
+  });
+
+  it('decides metric by metric: a group only from a metric about the group itself', () => {
+    const event = withDimensions([
+      // An agent metric of one instance of web-fleet
+      { InstanceId: 'i-0a1b2c3d4e5f60718', AutoScalingGroupName: 'web-fleet', InstanceType: 'm6g.large' },
+      // The agent's aggregate over api-fleet (aggregation_dimensions), or EC2's group metric
+      { AutoScalingGroupName: 'api-fleet' },
+      // An instance of api-fleet, named with its group
+      { InstanceId: 'i-0fedcba9876543210', AutoScalingGroupName: 'api-fleet' },
+    ]);
+
+    expect(requestFromAlarm(event, 'unit:nginx')).toMatchObject({
+      request: {
+        selection: {
+          instanceIds: ['i-0a1b2c3d4e5f60718', 'i-0fedcba9876543210'],
+          groups: ['api-fleet'],
+          services: [],
+        },
+      },
+    });
+  });
+
   it('targets only the metric a metric-math alarm returns, not the metrics that only feed it', () => {
     const event = withDimensions([]);
     event.detail.configuration.metrics = [

@@ -80,4 +80,50 @@ describe('SendCommand is sent once', () => {
     expect(out.Command?.CommandId).toBe('cmd-1');
     expect(attempts).toEqual(['AmazonSSM.SendCommand', 'AmazonSSM.SendCommand']);
   });
+
+  it.each([
+    ['InvalidInstanceId', 'Instances [[i-0123456789abcdef0]] not in a valid state for account 123456789012'],
+    ['AccessDeniedException', 'User is not authorized to perform: ssm:SendCommand'],
+    ['ValidationException', '1 validation error detected'],
+  ])(
+    'ends at once with the error itself when SSM refused it outright (%s, a 4xx): it took nothing',
+    async (code, message) => {
+      const { client, attempts } = ssmAnswering([{ status: 400, body: { __type: code, message } }, SENT]);
+
+      const error = await client.send(sendOnce(send())).then(
+        () => undefined,
+        (e: unknown) => e as Error & { $fault?: string },
+      );
+
+      expect(attempts).toEqual(['AmazonSSM.SendCommand']);
+      expect(error?.name).toBe(code);
+      expect(error?.message).toBe(message);
+      expect(error?.$fault).toBe('client');
+    },
+  );
+
+  it('is not sent again after a lost connection, which got no answer at all', async () => {
+    const attempts: string[] = [];
+    const client = new SSMClient({
+      ...sdkConfig(),
+      region: 'eu-central-1',
+      endpoint: 'http://ssm.test',
+      credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' },
+      requestHandler: {
+        handle: async () => {
+          attempts.push('SendCommand');
+          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        },
+      },
+    });
+
+    const error = await client.send(sendOnce(send())).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+
+    expect(attempts).toEqual(['SendCommand']);
+    expect(error?.name).toBe(SEND_NOT_RETRIED);
+    expect(error?.message).toMatch(/socket hang up \(not sent again: SSM may have taken it\)$/);
+  });
 });
