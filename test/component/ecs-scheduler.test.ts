@@ -702,7 +702,7 @@ describe('ecs-scheduler with simulated AWS', () => {
           'without a common lease; left as it is, running, and its capacity group with it; done before it: save ' +
           'state (TagResource), set desiredCount (UpdateService)',
       });
-      expect(report.resources[1]).toMatchObject({ arn: groupArn('stage-nodes'), outcome: 'skipped' });
+      expect(report.resources[1]).toMatchObject({ arn: groupArn('stage-nodes'), outcome: 'undone' });
       expect(aws.ecs.commandCalls(TagResourceCommand)).toHaveLength(1);
       expect(aws.autoscaling.commandCalls(UpdateAutoScalingGroupCommand)).toHaveLength(0);
       expect(aws.service('stage', 'web')).toMatchObject({ desired: 3, tags: {} });
