@@ -6,6 +6,7 @@ import { build, type Plugin } from 'esbuild';
 import { chmodSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readServerless } from './cli/serverless-source.ts';
+import { loadSchedulesFile, SCHEDULES_FILE } from './cli/schedule.ts';
 
 export const functionNames = (): string[] =>
   readdirSync('functions')
@@ -36,6 +37,13 @@ const embedServerless = (): Plugin => ({
 });
 
 const main = async () => {
+  // An invalid schedules file fails the build before anything is built, naming the schedule and field.
+  try {
+    loadSchedulesFile(SCHEDULES_FILE);
+  } catch (error) {
+    console.error(`build failed: ${(error as Error).message}`);
+    process.exit(1);
+  }
   rmSync('dist', { recursive: true, force: true });
   for (const name of functionNames()) {
     const outfile = join('dist', name, 'index.mjs');

@@ -16,6 +16,7 @@ import {
 import { EXIT, onlyPlans, renderReport, verdict } from './output.ts';
 import { deployedConfiguration } from './local.ts';
 import { prepareLocal } from './prepare-local.ts';
+import { scheduleCommands } from './schedule.ts';
 import { readStatus, renderStatus } from './status.ts';
 
 /** Everything the CLI touches outside itself, so tests can drive it like a person or a pipeline. */
@@ -399,6 +400,14 @@ export const buildProgram = (io: Io, result: { code: number }) => {
         return runFunction(io, globals(), 'ssm-restart', payload, { mutates: true });
       })();
     });
+
+  scheduleCommands(program.command('schedule'), io, {
+    json: () => program.opts<Globals>().json === true,
+    now: () => new Date(),
+    done: (code) => {
+      result.code = code;
+    },
+  });
 
   withCommon(program.command('status'))
     .description(

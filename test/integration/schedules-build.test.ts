@@ -1,0 +1,95 @@
+/**
+ * `npm run build` validates infra/schedules.yml before it builds anything: an invalid schedule fails the
+ * build naming the schedule and the field (issue 9). The build runs in a scratch directory holding only
+ * the schedules file, so a failing build cannot touch this checkout's dist/.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadSchedulesFile } from '#scripts/cli/schedule.ts';
+
+const BUILD = resolve('scripts', 'build.ts');
+const TSX = resolve('node_modules', '.bin', 'tsx');
+let dir: string | undefined;
+
+const buildWith = (schedules: string) => {
+  dir = mkdtempSync(join(tmpdir(), 'nightshift-build-'));
+  mkdirSync(join(dir, 'infra'));
+  writeFileSync(join(dir, 'infra', 'schedules.yml'), schedules);
+  return spawnSync(TSX, [BUILD], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+};
+
+afterEach(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+describe('build-time validation of infra/schedules.yml', () => {
+  it('fails the build on an invalid schedule, naming the schedule and the field, before building anything', () => {
+    const result = buildWith(
+      [
+        'schedules:',
+        '  office-hours:',
+        '    timezone: Europe/Berlin',
+        '    periods:',
+        "      - { begintime: '07:00', endtime: '19:00', weekdays: [mon-funday] }",
+        '    holidays: { calendar: DE-XX }',
+        '',
+      ].join('\n'),
+    );
+
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('build failed: infra/schedules.yml is invalid:');
+    expect(result.stderr).toContain('schedules.office-hours.periods[0].weekdays: "funday" is not a weekday');
+    expect(result.stderr).toContain('schedules.office-hours.holidays.calendar: "DE-XX": DE has no state');
+    expect(existsSync(join(dir!, 'dist'))).toBe(false);
+  });
+
+  it('fails on a YAML syntax error with its line', () => {
+    const result = buildWith('schedules:\n  office-hours:\n    periods: [ {begintime: "07:00" }\n');
+
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(
+      /build failed: infra\/schedules\.yml is invalid:\n {2}infra\/schedules\.yml: Flow sequence .*at line 4, column 1/,
+    );
+  });
+
+  it("accepts the project's own schedules file, with the issue's example schedules", () => {
+    const schedules = loadSchedulesFile('infra/schedules.yml');
+
+    expect([...schedules.keys()]).toEqual(['office-hours', 'stage-nights']);
+    expect(schedules.get('office-hours')).toMatchObject({
+      timezone: 'Europe/Berlin',
+      calendar: 'DE-BE',
+      enforced: false,
+    });
+    expect([...schedules.get('office-hours')!.dates]).toEqual(['2026-12-24', '2026-12-31']);
+  });
+});
+
+describe('the built nightshift bin', () => {
+  it('previews schedules offline, holiday calendars bundled in', () => {
+    const bin = resolve('dist', 'cli', 'nightshift.mjs');
+    expect(existsSync(bin), `${bin} missing: run npm run build`).toBe(true);
+
+    const run = spawnSync(
+      process.execPath,
+      [bin, 'schedule', 'check', '--at', '2026-12-25T10:00:00Z', '--json'],
+      {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH },
+      },
+    );
+
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout)[0]).toEqual({
+      schedule: 'office-hours',
+      at: '2026-12-25T10:00:00Z',
+      state: 'stopped',
+      reason:
+        'office-hours: stopped since Wed 19:00 Europe/Berlin (holiday: Christmas Day (DE-BE)); next start Mon 07:00',
+    });
+  });
+});
