@@ -439,13 +439,17 @@ export const parseSchedules = (doc: unknown, options: ParseOptions = {}): Schedu
       holidayOn: (date) => {
         if (dates.has(date)) return `${date} (holidays.dates)`;
         if (code === undefined || !calendars) return undefined;
+        const inYear = (year: number) => {
+          let days = byYear.get(year);
+          if (!days) {
+            days = calendars.holidays(code, year);
+            byYear.set(year, days);
+          }
+          return days.get(date);
+        };
+        // A holiday of next year may be observed on 31 Dec (a New Year's Day that falls on a Saturday).
         const year = Number(date.slice(0, 4));
-        let days = byYear.get(year);
-        if (!days) {
-          days = calendars.holidays(code, year);
-          byYear.set(year, days);
-        }
-        const holiday = days.get(date);
+        const holiday = inYear(year) ?? inYear(year + 1);
         return holiday === undefined ? undefined : `${holiday} (${code})`;
       },
     });

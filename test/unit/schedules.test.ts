@@ -312,6 +312,10 @@ describe('holidays', () => {
       ['2026-03-08T12:00:00Z', 'stopped'], // International Women's Day: public in Berlin only
     ]);
     expect(desiredState(allDay({ calendar: 'DE-BY' }), new Date('2026-03-08T12:00:00Z'))).toBe('running');
+    // New Year's Day 2022 was a Saturday: observed on Friday 31 Dec 2021.
+    expect(
+      desiredState(allDay({ calendar: 'US' }, 'America/New_York'), new Date('2021-12-31T15:00:00Z')),
+    ).toBe('stopped');
     expect(
       desiredState(allDay({ calendar: 'US-NY' }, 'America/New_York'), new Date('2026-11-26T15:00:00Z')),
     ).toBe('stopped');
