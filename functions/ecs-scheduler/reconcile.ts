@@ -8,7 +8,7 @@ import {
 } from '#shared/schedules.ts';
 import type { ClusterState, Estate, ServiceState } from './inventory.ts';
 import { planSchedule, type Plan, type PlannedAction, type PlanOptions } from './plan.ts';
-import { SAVED_STATE_TAG } from './saved.ts';
+import { PARKED_LIMITS, SAVED_STATE_TAG, sameScaling } from './saved.ts';
 
 /** The tag a service or cluster opts in with: `nightshift:schedule=<name>`. Public contract. */
 export const SCHEDULE_TAG = 'nightshift:schedule';
@@ -195,6 +195,7 @@ export const planReconcile = (estate: Estate, opts: ReconcileOptions): Reconcile
       d.row?.outcome === 'unchanged' &&
       stopClusters.has(d.service.clusterArn) &&
       d.service.desiredCount === 0 &&
+      (!d.service.scaling || sameScaling(d.service.scaling, PARKED_LIMITS)) &&
       d.service.tags[SAVED_STATE_TAG] !== undefined &&
       d.state === 'stopped',
   );
@@ -222,6 +223,18 @@ export const planReconcile = (estate: Estate, opts: ReconcileOptions): Reconcile
           opts,
         )
       : undefined;
+  // A group both plans touch (clusters sharing it, or one cluster's services, on different schedules)
+  // is the start's: it keeps or brings back capacity for the services it starts. The stop, run first,
+  // never parks it under them (the start planned from the group as it was before the stop).
+  const startGroups = new Set(
+    (start?.phases.flat() ?? []).filter((p) => p.type === 'autoscaling-group').map((p) => p.arn),
+  );
+  const stopPlan = stop && {
+    ...stop,
+    phases: stop.phases.map((phase) =>
+      phase.filter((p) => p.type !== 'autoscaling-group' || !startGroups.has(p.arn)),
+    ),
+  };
   const withWhy = (plan: Plan | undefined, ds: readonly ServiceDecision[]) =>
     plan && {
       ...plan,
@@ -243,7 +256,7 @@ export const planReconcile = (estate: Estate, opts: ReconcileOptions): Reconcile
         }));
   return {
     idle: [...unplanned, ...idleRows],
-    stop: withWhy(stop, stopSet),
+    stop: withWhy(stopPlan, stopSet),
     start: withWhy(start, dueStart),
   };
 };

@@ -168,6 +168,35 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler reconcile (moto)', () => {
     );
   });
 
+  it('shows a dry run with its planDigest, refuses an apply whose plan changed, applies the confirmed one', async () => {
+    // Prepare
+    await seedEstate(aws, [STAGE()]);
+    const before = await observeStage();
+
+    // Act
+    const dry = await runAt({ action: 'reconcile', dryRun: true }, FRI_1900);
+    const other = await runAt(
+      { action: 'reconcile', planDigest: 'f'.repeat(64) },
+      at('2026-11-27T18:03:00Z'),
+    );
+
+    // Assess: nothing changed by either
+    expect(dry.summary).toMatchObject({ planned: 3, changed: 0 });
+    expect(dry.planDigest).toMatch(/^[0-9a-f]{64}$/);
+    expect(other.summary.changed).toBe(0);
+    expect(await observeStage()).toEqual(before);
+
+    // Act: the confirmed plan, minutes later
+    const apply = await runAt(
+      { action: 'reconcile', planDigest: dry.planDigest! },
+      at('2026-11-27T18:04:00Z'),
+    );
+
+    // Assess
+    expect(apply.summary).toMatchObject({ changed: 3, failed: 0 });
+    expect((await observeStage()).services['stage/web']?.desired).toBe(0);
+  });
+
   it('catches up a missed stop at the next reconcile', async () => {
     // Prepare: no run at 19:00 (a failed invocation); the next one comes at 21:40 local
     await seedEstate(aws, [STAGE()]);

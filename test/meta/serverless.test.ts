@@ -253,7 +253,7 @@ describe('serverless.yml and infra/', () => {
 
   it('reconciles ECS every 10 minutes with the schedules built into the bundle, off in prod', () => {
     const schedule = dev.Resources.EcsReconcileSchedule?.Properties as Record<string, never>;
-    expect(schedule).toMatchObject({ ScheduleExpression: 'rate(10 minutes)', State: 'ENABLED' });
+    expect(schedule).toMatchObject({ ScheduleExpression: 'cron(0/10 * * * ? *)', State: 'ENABLED' });
     expect(schedule.Target).toMatchObject({
       Input: '{"action":"reconcile"}',
       DeadLetterConfig: { Arn: { 'Fn::GetAtt': ['OnFailureQueue', 'Arn'] } },

@@ -274,4 +274,49 @@ describe('reconcile planner', () => {
     ]);
     expect(startRecordCandidates(e, SCHEDULES, new Date('2026-11-27T12:00:00Z'))).toEqual([]);
   });
+
+  it('never parks a capacity group the same reconcile starts services on', () => {
+    // Prepare: clusters stage (Berlin office hours, due to stop) and tools (New York office hours, due
+    // to start: 13:00 there) share the group nodes
+    const tools = (name: string): ServiceState => ({
+      ...parked(name, '2026-11-26T18:00:30Z', 'ny'),
+      arn: `arn:aws:ecs:eu-central-1:123456789012:service/tools/${name}`,
+      clusterArn: 'arn:aws:ecs:eu-central-1:123456789012:cluster/tools',
+      clusterName: 'tools',
+    });
+    const base = estate([service('web')], { 'nightshift:schedule': 'office-hours' });
+    const group = {
+      arn: 'arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:1:autoScalingGroupName/nodes',
+      name: 'nodes',
+      min: 0,
+      desired: 0,
+      max: 0,
+      tags: { 'nightshift:stopped': 'min=1 desired=2 max=4 at=2026-11-26T18:00:30Z' },
+    };
+    const e: Estate = {
+      ...base,
+      clusters: [
+        { ...base.clusters[0]!, capacityProviders: ['nodes-cp'] },
+        {
+          arn: 'arn:aws:ecs:eu-central-1:123456789012:cluster/tools',
+          name: 'tools',
+          tags: {},
+          capacityProviders: ['nodes-cp'],
+          tasks: 0,
+          services: [tools('ci')],
+        },
+      ],
+      groups: [group],
+      groupUsers: { nodes: [CLUSTER_ARN, 'arn:aws:ecs:eu-central-1:123456789012:cluster/tools'] },
+    };
+
+    // Act
+    const plan = planReconcile(e, options('2026-11-27T18:00:30Z'));
+
+    // Assess: the start restores the group first; the stop has no row for it
+    expect(plan.stop?.phases.flat().some((p) => p.arn === group.arn)).toBe(false);
+    const restore = plan.start?.phases.flat().find((p) => p.arn === group.arn);
+    expect(restore?.steps.map((s) => s.op)).toEqual(['set-group-size', 'clear-group-state']);
+    expect(restore?.detail).toMatch(/^reconcile start for schedule ny: /);
+  });
 });
