@@ -11,6 +11,8 @@ import {
   startRecordCandidates,
   type ReconcileOptions,
 } from '#functions/ecs-scheduler/reconcile.ts';
+import { EcsSchedulerInput } from '#events/ecs-scheduler/schema.ts';
+import { parseInput } from '#shared/input.ts';
 import { parseSchedules } from '#shared/schedules.ts';
 import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
 
@@ -318,5 +320,18 @@ describe('reconcile planner', () => {
     const restore = plan.start?.phases.flat().find((p) => p.arn === group.arn);
     expect(restore?.steps.map((s) => s.op)).toEqual(['set-group-size', 'clear-group-state']);
     expect(restore?.detail).toMatch(/^reconcile start for schedule ny: /);
+  });
+
+  it('accepts {"action": "reconcile"} and refuses any scope field, naming it', () => {
+    expect(parseInput(EcsSchedulerInput, { action: 'reconcile', dryRun: true })).toEqual({
+      action: 'reconcile',
+      dryRun: true,
+    });
+    expect(() => parseInput(EcsSchedulerInput, { action: 'reconcile', clusters: ['stage'] })).toThrow(
+      expect.objectContaining({ message: 'invalid event: unknown field(s) clusters' }),
+    );
+    expect(() => parseInput(EcsSchedulerInput, { action: 'reconcile', planDigest: 'abc' })).toThrow(
+      /field "planDigest": expected the hex sha256 planDigest of a dry run/,
+    );
   });
 });
