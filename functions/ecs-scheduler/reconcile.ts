@@ -3,6 +3,7 @@ import {
   evaluate,
   localLabel,
   type DesiredState,
+  type Evaluation,
   type Schedule,
   type Schedules,
 } from '#shared/schedules.ts';
@@ -87,6 +88,7 @@ const decideService = (
   s: ServiceState,
   cluster: ClusterState,
   opts: ReconcileOptions,
+  evaluations: Map<string, Evaluation>,
 ): ServiceDecision | undefined => {
   const tag = scheduleOf(s, cluster);
   if (!tag) return undefined;
@@ -100,7 +102,9 @@ const decideService = (
       row: idle(s, 'failed', `${why}; nothing changed — fix the tag or add the schedule and deploy`),
     };
   }
-  const ev = evaluate(schedule, opts.now);
+  // One evaluation per schedule and run (it searches the transitions: milliseconds each, for every service).
+  let ev = evaluations.get(schedule.name);
+  if (!ev) evaluations.set(schedule.name, (ev = evaluate(schedule, opts.now)));
   const why = tag.from === 'on the service' ? ev.reason : `${ev.reason} (tag ${tag.from})`;
   const base = { service: s, why, schedule: schedule.name, state: ev.state };
   if (s.createdAt && opts.now.getTime() - s.createdAt.getTime() < opts.graceMs) {
@@ -141,10 +145,14 @@ const decideService = (
 };
 
 /** Every opted-in ACTIVE service of the estate, and what its schedule asks now. Pure. */
-export const decideReconcile = (estate: Estate, opts: ReconcileOptions): ServiceDecision[] =>
-  estate.clusters.flatMap((c) =>
-    c.services.filter((s) => s.status === 'ACTIVE').flatMap((s) => decideService(s, c, opts) ?? []),
+export const decideReconcile = (estate: Estate, opts: ReconcileOptions): ServiceDecision[] => {
+  const evaluations = new Map<string, Evaluation>();
+  return estate.clusters.flatMap((c) =>
+    c.services
+      .filter((s) => s.status === 'ACTIVE')
+      .flatMap((s) => decideService(s, c, opts, evaluations) ?? []),
   );
+};
 
 /**
  * The services whose lease-table start record a reconcile needs: opted in, their schedule stopped
