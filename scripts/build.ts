@@ -3,8 +3,9 @@
  * tree-shaken ESM file exporting `handler`, for the nodejs22.x runtime on arm64.
  */
 import { build, type Plugin } from 'esbuild';
-import { chmodSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { readServerless } from './cli/serverless-source.ts';
 import { loadSchedulesFile, SCHEDULES_FILE } from './cli/schedule.ts';
 
@@ -36,6 +37,26 @@ const embedServerless = (): Plugin => ({
   },
 });
 
+/**
+ * Replaces functions/<fn>/schedules-source.ts with the schedules document as it is now (infra/schedules.yml,
+ * validated above): functions that reconcile carry their schedules and never read them at run time.
+ */
+const embedSchedules = (): Plugin => ({
+  name: 'embed-schedules',
+  setup(b) {
+    b.onResolve({ filter: /[/\\]schedules-source\.ts$/ }, (args) => ({
+      path: args.path,
+      namespace: 'embedded-schedules',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'embedded-schedules' }, () => ({
+      contents:
+        `export const SCHEDULES_ORIGIN = ${JSON.stringify(`${SCHEDULES_FILE} (as built into this bundle)`)};\n` +
+        `export const schedulesDocument = () => (${JSON.stringify(parse(readFileSync(SCHEDULES_FILE, 'utf8')))});`,
+      loader: 'js',
+    }));
+  },
+});
+
 const main = async () => {
   // An invalid schedules file fails the build before anything is built, naming the schedule and field.
   try {
@@ -63,6 +84,7 @@ const main = async () => {
       banner: {
         js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
       },
+      plugins: [embedSchedules()],
       logLevel: 'warning',
     });
     console.log(`${outfile}  ${(statSync(outfile).size / 1024).toFixed(1)} KiB`);
@@ -79,7 +101,7 @@ const main = async () => {
     format: 'esm',
     mainFields: ['module', 'main'],
     legalComments: 'none',
-    plugins: [embedServerless()],
+    plugins: [embedServerless(), embedSchedules()],
     banner: {
       js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
     },

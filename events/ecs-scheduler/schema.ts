@@ -52,3 +52,23 @@ export const SchedulerInput = z
   );
 
 export type SchedulerInput = Infer<typeof SchedulerInput>;
+
+/**
+ * `{"action": "reconcile"}`: every service and cluster that opted in with the tag
+ * `nightshift:schedule=<name>` is brought to its schedule's state (infra/schedules.yml). No scope
+ * fields: the tag is the scope.
+ */
+export const ReconcileInput = z.strictObject({
+  action: z.literal('reconcile'),
+  dryRun: z.optional(z.boolean()),
+  planDigest: z.optional(
+    z.string().check(z.regex(PLAN_DIGEST, 'expected the hex sha256 planDigest of a dry run')),
+  ),
+});
+
+export type ReconcileInput = Infer<typeof ReconcileInput>;
+
+/** Everything the ecs-scheduler accepts: an explicit stop or start, or a reconcile. */
+export const EcsSchedulerInput = z.discriminatedUnion('action', [SchedulerInput, ReconcileInput]);
+
+export type EcsSchedulerInput = Infer<typeof EcsSchedulerInput>;

@@ -3,12 +3,26 @@ import type { Infer } from '#shared/zod.ts';
 import { booleanFlag, tagRulesVar } from '#shared/env.ts';
 import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
 
+/** SCHEDULE_GRACE_MINUTES when unset or empty. */
+export const DEFAULT_GRACE_MINUTES = 15;
+
 /** Environment of the ecs-scheduler, parsed once per cold start. */
 export const SchedulerConfig = z.object({
   /** `key=value,…` compared case-insensitively; unset or empty keeps the default prod/production/live rules. */
   PROTECTED_TAGS: tagRulesVar(DEFAULT_PROTECTED_TAGS),
   /** `true` makes every run a dry run, whatever the event says. */
   DRY_RUN: booleanFlag,
+  /**
+   * A reconcile leaves alone a service created less than this many minutes ago (ECS `createdAt`; a
+   * cluster has no creation time, so its services' count): a new environment is not parked the minute
+   * it is created.
+   */
+  SCHEDULE_GRACE_MINUTES: z.optional(
+    z.pipe(
+      z.string().check(z.regex(/^\d{0,4}$/, 'expected a whole number of minutes (0-9999)')),
+      z.transform((text) => (text === '' ? DEFAULT_GRACE_MINUTES : Number(text))),
+    ),
+  ),
 });
 
 export type SchedulerConfig = Infer<typeof SchedulerConfig>;

@@ -29,6 +29,8 @@ export interface ServiceState {
   tags: TagMap;
   /** The Application Auto Scaling target on ecs:service:DesiredCount, when there is one. */
   scaling?: ScalingLimits;
+  /** When ECS created the service (DescribeServices `createdAt`): a reconcile's grace period. */
+  createdAt?: Date;
 }
 
 export interface ClusterState {
@@ -210,6 +212,7 @@ const loadServices = async ({ clients, hasTime }: Reader, cluster: ClusterInfo):
         desiredCount: s.desiredCount ?? 0,
         tasks: (s.runningCount ?? 0) + (s.pendingCount ?? 0),
         tags: tagMap(s.tags),
+        ...(s.createdAt && { createdAt: new Date(s.createdAt) }),
       });
     }
   }

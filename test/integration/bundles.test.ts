@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DescribeClustersCommand, TagResourceCommand } from '@aws-sdk/client-ecs';
 import type { Report } from '#shared/report.ts';
 import { lambdaContext } from '#test/support/context.ts';
 import { observeSample, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
@@ -64,6 +65,39 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
     expect(stopped.services['stage/web']?.desired).toBe(0);
     expect(start.summary.changed).toBe(4);
     expect(await observeSample(aws)).toEqual(before);
+  });
+
+  it('ecs-scheduler bundle reconciles with the schedules built into it (infra/schedules.yml), reading no file', async () => {
+    // Prepare: the stage cluster follows office-hours; web names a schedule the file does not define
+    const handler = await load('ecs-scheduler');
+    const cluster = (await aws.ecs.send(new DescribeClustersCommand({ clusters: ['stage'] }))).clusters?.[0];
+    await aws.ecs.send(
+      new TagResourceCommand({
+        resourceArn: cluster?.clusterArn,
+        tags: [{ key: 'nightshift:schedule', value: 'office-hours' }],
+      }),
+    );
+    await aws.ecs.send(
+      new TagResourceCommand({
+        resourceArn: cluster?.clusterArn?.replace(':cluster/stage', ':service/stage/web'),
+        tags: [{ key: 'nightshift:schedule', value: 'no-such-schedule' }],
+      }),
+    );
+
+    // Act
+    const dry = await handler(
+      sample('ecs-scheduler', 'reconcile-dry-run.json'),
+      lambdaContext('ecs-scheduler'),
+    );
+
+    // Assess: the bundled schedules decided (whatever the time now), and the unknown name is named
+    expect(dry).toMatchObject({ action: 'reconcile', dryRun: true });
+    const row = (suffix: string) => dry.resources.find((r) => r.arn.endsWith(suffix));
+    expect(row('service/stage/worker')?.detail).toMatch(/^office-hours: (running|stopped) since /);
+    expect(row('service/stage/web')).toMatchObject({ outcome: 'failed' });
+    expect(row('service/stage/web')?.detail).toMatch(
+      /^schedule "no-such-schedule" .* is not defined in infra\/schedules.yml \(known: office-hours, stage-nights\)/,
+    );
   });
 
   it('ecs-scheduler bundle refuses a bad event naming the field', async () => {

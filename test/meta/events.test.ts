@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
+import { EcsSchedulerInput } from '#events/ecs-scheduler/schema.ts';
 import { parseRotateInput } from '#events/instance-rotation/schema.ts';
 import { parseCopyInput } from '#events/rds-snapshot-copy/schema.ts';
 import { parseSnapshotTagsInput } from '#events/snapshot-tags/schema.ts';
@@ -10,7 +10,7 @@ import { parseInput } from '#shared/input.ts';
 
 /** Each function's input contract, and the sample folders under events/ it must accept. */
 const CONTRACTS: Record<string, { parse: (event: unknown) => unknown; samples: string[] }> = {
-  'ecs-scheduler': { parse: (e) => parseInput(SchedulerInput, e), samples: ['ecs-scheduler'] },
+  'ecs-scheduler': { parse: (e) => parseInput(EcsSchedulerInput, e), samples: ['ecs-scheduler'] },
   'rds-snapshot-copy': { parse: parseCopyInput, samples: ['rds-snapshot-copy', 'aws.rds'] },
   'instance-rotation': { parse: parseRotateInput, samples: ['instance-rotation'] },
   'ssm-restart': { parse: parseRestartInput, samples: ['ssm-restart', 'aws.cloudwatch'] },

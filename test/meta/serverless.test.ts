@@ -49,6 +49,7 @@ const SERIAL = ['ecs-scheduler', 'instance-rotation'];
 // The stage params that turn each function's schedules and event rules on and off, and what they switch.
 const SWITCHES: Record<string, { fn: string; resources: string[] }> = {
   ecsSchedulesState: { fn: 'ecs-scheduler', resources: ['EcsStopSchedule', 'EcsStartSchedule'] },
+  ecsReconcileState: { fn: 'ecs-scheduler', resources: ['EcsReconcileSchedule'] },
   copySchedulesState: { fn: 'rds-snapshot-copy', resources: ['RdsSnapshotCopySweepSchedule'] },
   copyRulesState: { fn: 'rds-snapshot-copy', resources: ['RdsSnapshotCreatedRule'] },
   snapshotSchedulesState: { fn: 'snapshot-tags', resources: ['SnapshotSweepSchedule'] },
@@ -248,6 +249,20 @@ describe('serverless.yml and infra/', () => {
     }
     expect(dev.Resources.EcsStopSchedule?.Properties.ScheduleExpression).toBe('cron(0 19 ? * MON-FRI *)');
     expect(dev.Resources.EcsStartSchedule?.Properties.ScheduleExpression).toBe('cron(0 7 ? * MON-FRI *)');
+  });
+
+  it('reconciles ECS every 10 minutes with the schedules built into the bundle, off in prod', () => {
+    const schedule = dev.Resources.EcsReconcileSchedule?.Properties as Record<string, never>;
+    expect(schedule).toMatchObject({ ScheduleExpression: 'cron(0/10 * * * ? *)', State: 'ENABLED' });
+    expect(schedule.Target).toMatchObject({
+      Input: '{"action":"reconcile"}',
+      DeadLetterConfig: { Arn: { 'Fn::GetAtt': ['OnFailureQueue', 'Arn'] } },
+    });
+    expect(prod.Resources.EcsReconcileSchedule?.Properties.State).toBe('DISABLED');
+    // The deployed function never reads infra/schedules.yml: the build embedded the parsed document.
+    const bundle = readFileSync('dist/ecs-scheduler/index.mjs', 'utf8');
+    expect(bundle.includes('"office-hours":{timezone:"Europe/Berlin"'), 'schedules embedded').toBe(true);
+    expect(bundle.includes('../../infra/schedules.yml'), 'no read of the file').toBe(false);
   });
 
   it('gives instance-rotation the schedule it runs on, so it knows its windows, and a config it accepts', () => {

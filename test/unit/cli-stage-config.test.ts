@@ -24,6 +24,7 @@ describe('the configuration --local applies, from serverless.yml', () => {
       LEASE_TABLE: 'nightshift-prod-leases',
       PROTECTED_TAGS: '',
       DRY_RUN: 'true',
+      SCHEDULE_GRACE_MINUTES: '15',
     });
     expect(prod.unresolved).toEqual(['SUMMARY_TOPIC_ARN']);
     expect(prod.ownParams).toBe(true);
@@ -291,7 +292,7 @@ describe('the operator’s own variables under --local', () => {
 
   it('describes what it applied in one line', () => {
     expect(describeEnvironment(localEnvironment(prod, {}).env)).toBe(
-      'NIGHTSHIFT_STAGE=prod, LEASE_TABLE=nightshift-prod-leases, PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=true',
+      'NIGHTSHIFT_STAGE=prod, LEASE_TABLE=nightshift-prod-leases, PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=true, SCHEDULE_GRACE_MINUTES=15',
     );
   });
 });

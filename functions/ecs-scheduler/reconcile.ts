@@ -1,0 +1,270 @@
+import {
+  desiredState,
+  evaluate,
+  localLabel,
+  type DesiredState,
+  type Evaluation,
+  type Schedule,
+  type Schedules,
+} from '#shared/schedules.ts';
+import type { ClusterState, Estate, ServiceState } from './inventory.ts';
+import { planSchedule, type Plan, type PlannedAction, type PlanOptions } from './plan.ts';
+import { PARKED_LIMITS, SAVED_STATE_TAG, sameScaling } from './saved.ts';
+
+/** The tag a service or cluster opts in with: `nightshift:schedule=<name>`. Public contract. */
+export const SCHEDULE_TAG = 'nightshift:schedule';
+
+export interface ReconcileOptions extends PlanOptions {
+  schedules: Schedules;
+  /** SCHEDULE_GRACE_MINUTES in ms: a service younger than this is not acted on. */
+  graceMs: number;
+  /** When a nightshift start last restored each service (the lease-table record), by service ARN. */
+  startedAt: ReadonlyMap<string, Date>;
+}
+
+/** What the schedule asks of one opted-in service, and why, before the stop and start planners run. */
+export interface ServiceDecision {
+  service: ServiceState;
+  /** Undefined: nothing to do now; `row` says why. */
+  want?: 'stop' | 'start';
+  /** The schedule's reason in the resource's local time, which prefixes every row of the service. */
+  why: string;
+  schedule?: string;
+  /** The schedule's desired state now; undefined for an unknown schedule. */
+  state?: DesiredState;
+  row?: PlannedAction;
+}
+
+const savedAt = (s: ServiceState): Date | undefined => {
+  const text = s.tags[SAVED_STATE_TAG];
+  const at = text?.match(/(?:^| )at=(\S+)/)?.[1];
+  const ms = at === undefined ? NaN : Date.parse(at);
+  return Number.isNaN(ms) ? undefined : new Date(ms);
+};
+
+const idle = (
+  s: ServiceState,
+  outcome: 'unchanged' | 'skipped' | 'failed',
+  detail: string,
+): PlannedAction => ({
+  arn: s.arn,
+  type: 'ecs-service',
+  name: s.name,
+  cluster: s.clusterName,
+  steps: [],
+  outcome,
+  detail,
+});
+
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** The schedule a service follows: its own tag wins; without one, its cluster's. */
+export const scheduleOf = (
+  s: ServiceState,
+  cluster: ClusterState,
+): { name: string; from: string } | undefined => {
+  const own = s.tags[SCHEDULE_TAG];
+  if (own !== undefined) return { name: own, from: 'on the service' };
+  const inherited = cluster.tags[SCHEDULE_TAG];
+  return inherited !== undefined ? { name: inherited, from: `on cluster ${cluster.name}` } : undefined;
+};
+
+/**
+ * Whether nightshift acted on the service since `since` (the schedule's last transition), toward
+ * `state`. A stop saves `nightshift:stopped` with `at=<its time>` before it parks, so a tag stamped
+ * at or after the transition says a stop ran since. A start removes that tag, so for a service without
+ * it the lease-table record of the last start (`startedAt`) says whether a start ran since (a person's
+ * `nightshift start` after the evening stop, say). Tags a person changed by hand do not count.
+ */
+const actedSince = (s: ServiceState, since: Date | undefined, startedAt: Date | undefined) => {
+  const t = since?.getTime() ?? -Infinity;
+  const stopped = savedAt(s);
+  if (stopped) return stopped.getTime() >= t ? { by: 'stop' as const, at: stopped } : undefined;
+  if (s.tags[SAVED_STATE_TAG] !== undefined) return undefined;
+  return startedAt && startedAt.getTime() >= t ? { by: 'start' as const, at: startedAt } : undefined;
+};
+
+const decideService = (
+  s: ServiceState,
+  cluster: ClusterState,
+  opts: ReconcileOptions,
+  evaluations: Map<string, Evaluation>,
+): ServiceDecision | undefined => {
+  const tag = scheduleOf(s, cluster);
+  if (!tag) return undefined;
+  const schedule: Schedule | undefined = opts.schedules.get(tag.name);
+  if (!schedule) {
+    const known = [...opts.schedules.keys()].join(', ') || 'none';
+    const why = `schedule "${tag.name}" (tag ${SCHEDULE_TAG} ${tag.from}) is not defined in infra/schedules.yml (known: ${known})`;
+    return {
+      service: s,
+      why,
+      row: idle(s, 'failed', `${why}; nothing changed — fix the tag or add the schedule and deploy`),
+    };
+  }
+  // One evaluation per schedule and run (it searches the transitions: milliseconds each, for every service).
+  let ev = evaluations.get(schedule.name);
+  if (!ev) evaluations.set(schedule.name, (ev = evaluate(schedule, opts.now)));
+  const why = tag.from === 'on the service' ? ev.reason : `${ev.reason} (tag ${tag.from})`;
+  const base = { service: s, why, schedule: schedule.name, state: ev.state };
+  if (s.createdAt && opts.now.getTime() - s.createdAt.getTime() < opts.graceMs) {
+    const from = new Date(s.createdAt.getTime() + opts.graceMs);
+    return {
+      ...base,
+      row: idle(
+        s,
+        'skipped',
+        `${why}; created at ${iso(s.createdAt)}, less than ${Math.round(opts.graceMs / 60_000)} min ago ` +
+          `(SCHEDULE_GRACE_MINUTES): left alone until ${localLabel(schedule.timezone, from, opts.now)} ${schedule.timezone}`,
+      ),
+    };
+  }
+  if (ev.state === 'any') return { ...base, row: idle(s, 'unchanged', `${why}; no action`) };
+  const want = ev.state === 'stopped' ? 'stop' : 'start';
+  if (want === 'start' && s.tags[SAVED_STATE_TAG] === undefined) {
+    // Nothing saved: nightshift did not stop it (or already started it); a start has nothing to restore.
+    return { ...base, row: idle(s, 'unchanged', `${why}; not stopped by nightshift (no saved state)`) };
+  }
+  const acted = actedSince(s, ev.since?.at, opts.startedAt.get(s.arn));
+  if (schedule.enforced || !acted) return { ...base, want };
+  const until = ev.next
+    ? `until ${localLabel(schedule.timezone, ev.next.at, opts.now)}`
+    : 'until the next transition';
+  const what =
+    acted.by === want
+      ? `nightshift ${want === 'stop' ? 'stopped' : 'started'} it at ${iso(acted.at)}, since the transition`
+      : `${acted.by === 'stop' ? 'stopped' : 'started'} on demand at ${iso(acted.at)}, after the transition`;
+  return {
+    ...base,
+    row: idle(
+      s,
+      'unchanged',
+      `${why}; ${what}: left as it is ${until} (enforced: false acts on transitions only)`,
+    ),
+  };
+};
+
+/** Every opted-in ACTIVE service of the estate, and what its schedule asks now. Pure. */
+export const decideReconcile = (estate: Estate, opts: ReconcileOptions): ServiceDecision[] => {
+  const evaluations = new Map<string, Evaluation>();
+  return estate.clusters.flatMap((c) =>
+    c.services
+      .filter((s) => s.status === 'ACTIVE')
+      .flatMap((s) => decideService(s, c, opts, evaluations) ?? []),
+  );
+};
+
+/**
+ * The services whose lease-table start record a reconcile needs: opted in, their schedule stopped
+ * now, and no saved state (whether a start ran since the stop transition decides). Pure.
+ */
+export const startRecordCandidates = (estate: Estate, schedules: Schedules, now: Date): string[] =>
+  estate.clusters.flatMap((c) =>
+    c.services.flatMap((s) => {
+      if (s.status !== 'ACTIVE' || s.tags[SAVED_STATE_TAG] !== undefined) return [];
+      const schedule = schedules.get(scheduleOf(s, c)?.name ?? '');
+      return schedule && desiredState(schedule, now) === 'stopped' ? [s.arn] : [];
+    }),
+  );
+
+/** The clusters a reconcile has work in: the ones a mutating run leases and reads again. */
+export const clustersWithWork = (decisions: readonly ServiceDecision[]): string[] => [
+  ...new Set(decisions.filter((d) => d.want).map((d) => d.service.clusterArn)),
+];
+
+export interface ReconcilePlan {
+  /** The rows no stop or start is planned for (failed, in grace, nothing due), first. */
+  idle: PlannedAction[];
+  stop?: Plan;
+  start?: Plan;
+}
+
+const prefix = (p: PlannedAction, why: ReadonlyMap<string, string>, groupWhy: string): PlannedAction => {
+  const reason = why.get(p.arn) ?? (p.type === 'autoscaling-group' ? groupWhy : undefined);
+  return reason ? { ...p, detail: `${reason}: ${p.detail}` } : p;
+};
+
+/**
+ * Decides, from the estate and the time, what a reconcile does, and builds the stop and the start with
+ * the existing planners (planSchedule): the same saved state, scaling, capacity groups, protection
+ * and leases as an explicit stop or start. A stop takes, besides the services that are due, the parked
+ * services of the same clusters that follow a stopped schedule, so a cluster whose services all rest
+ * parks its capacity group as an explicit stop of the whole cluster would. Pure.
+ */
+export const planReconcile = (estate: Estate, opts: ReconcileOptions): ReconcilePlan => {
+  const decisions = decideReconcile(estate, opts);
+  const why = new Map(decisions.map((d) => [d.service.arn, d.why]));
+  const dueStop = decisions.filter((d) => d.want === 'stop');
+  const dueStart = decisions.filter((d) => d.want === 'start');
+  const stopClusters = new Set(dueStop.map((d) => d.service.clusterArn));
+  const resting = decisions.filter(
+    (d) =>
+      !d.want &&
+      d.row?.outcome === 'unchanged' &&
+      stopClusters.has(d.service.clusterArn) &&
+      d.service.desiredCount === 0 &&
+      (!d.service.scaling || sameScaling(d.service.scaling, PARKED_LIMITS)) &&
+      d.service.tags[SAVED_STATE_TAG] !== undefined &&
+      d.state === 'stopped',
+  );
+  const restingArns = new Set(resting.map((d) => d.service.arn));
+  const idleRows = decisions.flatMap((d) => (d.row && !restingArns.has(d.service.arn) ? [d.row] : []));
+  const clustersOf = (ds: readonly ServiceDecision[]) => [...new Set(ds.map((d) => d.service.clusterArn))];
+  const namesOf = (ds: readonly ServiceDecision[]) =>
+    [...new Set(ds.flatMap((d) => d.schedule ?? []))].join(', ');
+
+  const stopSet = [...dueStop, ...resting];
+  const stop =
+    stopSet.length > 0
+      ? planSchedule(
+          { action: 'stop', clusters: clustersOf(stopSet), services: stopSet.map((d) => d.service.arn) },
+          estate,
+          opts,
+        )
+      : undefined;
+  const start =
+    dueStart.length > 0
+      ? planSchedule(
+          { action: 'start', clusters: clustersOf(dueStart), services: dueStart.map((d) => d.service.arn) },
+          // Clusters not found or held by another run are reported once, by the stop (or here, without one).
+          stop ? { ...estate, missingClusters: [], heldClusters: [] } : estate,
+          opts,
+        )
+      : undefined;
+  // A group both plans touch (clusters sharing it, or one cluster's services, on different schedules)
+  // is the start's: it keeps or brings back capacity for the services it starts. The stop, run first,
+  // never parks it under them (the start planned from the group as it was before the stop).
+  const startGroups = new Set(
+    (start?.phases.flat() ?? []).filter((p) => p.type === 'autoscaling-group').map((p) => p.arn),
+  );
+  const stopPlan = stop && {
+    ...stop,
+    phases: stop.phases.map((phase) =>
+      phase.filter((p) => p.type !== 'autoscaling-group' || !startGroups.has(p.arn)),
+    ),
+  };
+  const withWhy = (plan: Plan | undefined, ds: readonly ServiceDecision[]) =>
+    plan && {
+      ...plan,
+      phases: plan.phases.map((phase) =>
+        phase.map((p) => prefix(p, why, `reconcile ${plan.action} for schedule ${namesOf(ds)}`)),
+      ),
+    };
+  // Without a stop or start to report them, clusters not found or held by another run get their rows here.
+  const unplanned: PlannedAction[] =
+    stop || start
+      ? []
+      : (estate.heldClusters ?? []).map((h) => ({
+          arn: h.arn,
+          type: 'ecs-cluster' as const,
+          name: h.name,
+          steps: [],
+          outcome: h.outcome,
+          detail: h.reason,
+        }));
+  return {
+    idle: [...unplanned, ...idleRows],
+    stop: withWhy(stopPlan, stopSet),
+    start: withWhy(start, dueStart),
+  };
+};

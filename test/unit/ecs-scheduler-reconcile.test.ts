@@ -1,0 +1,337 @@
+/**
+ * The reconcile planner (functions/ecs-scheduler/reconcile.ts): which opted-in services a reconcile
+ * stops or starts at `now`, and why, with DST edges in Europe/Berlin and America/New_York. Pure: no
+ * AWS, a fixed `now`.
+ */
+import { describe, expect, it } from 'vitest';
+import type { ClusterState, Estate, ServiceState } from '#functions/ecs-scheduler/inventory.ts';
+import {
+  decideReconcile,
+  planReconcile,
+  startRecordCandidates,
+  type ReconcileOptions,
+} from '#functions/ecs-scheduler/reconcile.ts';
+import { EcsSchedulerInput } from '#events/ecs-scheduler/schema.ts';
+import { parseInput } from '#shared/input.ts';
+import { parseSchedules } from '#shared/schedules.ts';
+import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
+
+const SCHEDULES = parseSchedules({
+  schedules: {
+    'office-hours': {
+      timezone: 'Europe/Berlin',
+      periods: [{ begintime: '07:00', endtime: '19:00', weekdays: 'mon-fri' }],
+    },
+    'office-enforced': {
+      timezone: 'Europe/Berlin',
+      periods: [{ begintime: '07:00', endtime: '19:00', weekdays: 'mon-fri' }],
+      enforced: true,
+    },
+    // Begins inside the hour Berlin skips on 29 March 2026 (02:00 → 03:00).
+    early: { timezone: 'Europe/Berlin', periods: [{ begintime: '02:30', endtime: '20:00' }] },
+    // Runs 01:00-02:30: on 25 October 2026 Berlin lives 02:00-03:00 twice, so it runs twice that night.
+    repeat: { timezone: 'Europe/Berlin', periods: [{ begintime: '01:00', endtime: '02:30' }] },
+    ny: {
+      timezone: 'America/New_York',
+      periods: [{ begintime: '07:00', endtime: '19:00', weekdays: 'mon-fri' }],
+    },
+    'stage-nights': { periods: [{ endtime: '20:00', weekdays: 'mon-fri' }] },
+    'always-on': { periods: [{ weekdays: 'mon-sun' }] },
+  },
+});
+
+const OLD = new Date('2026-01-05T09:00:00Z');
+const CLUSTER_ARN = 'arn:aws:ecs:eu-central-1:123456789012:cluster/stage';
+
+const service = (name: string, over: Partial<ServiceState> = {}): ServiceState => ({
+  arn: `arn:aws:ecs:eu-central-1:123456789012:service/stage/${name}`,
+  name,
+  clusterArn: CLUSTER_ARN,
+  clusterName: 'stage',
+  status: 'ACTIVE',
+  schedulingStrategy: 'REPLICA',
+  desiredCount: 2,
+  tasks: 2,
+  tags: {},
+  createdAt: OLD,
+  ...over,
+});
+
+const parked = (name: string, at: string, schedule?: string): ServiceState =>
+  service(name, {
+    desiredCount: 0,
+    tasks: 0,
+    tags: {
+      'nightshift:stopped': `desired=2 at=${at}`,
+      ...(schedule && { 'nightshift:schedule': schedule }),
+    },
+  });
+
+const estate = (services: ServiceState[], clusterTags: Record<string, string> = {}): Estate => {
+  const cluster: ClusterState = {
+    arn: CLUSTER_ARN,
+    name: 'stage',
+    tags: clusterTags,
+    capacityProviders: [],
+    tasks: services.reduce((n, s) => n + s.tasks, 0),
+    services,
+  };
+  return { clusters: [cluster], missingClusters: [], sharers: [], groups: [], groupUsers: {} };
+};
+
+const options = (now: string, startedAt: Record<string, string> = {}): ReconcileOptions => ({
+  protectedTags: DEFAULT_PROTECTED_TAGS,
+  now: new Date(now),
+  schedules: SCHEDULES,
+  graceMs: 15 * 60_000,
+  startedAt: new Map(
+    Object.entries(startedAt).map(([name, at]) => [service(name).arn, new Date(at)] as const),
+  ),
+});
+
+const decide = (e: Estate, o: ReconcileOptions) =>
+  Object.fromEntries(
+    decideReconcile(e, o).map((d) => [d.service.name, { want: d.want, why: d.why, row: d.row }]),
+  );
+
+describe('reconcile planner', () => {
+  it.each([
+    // [case, schedule, now (UTC), service, want]
+    [
+      'Berlin spring forward: before the start that falls in the skipped hour, a service parked the evening before rests',
+      'early',
+      '2026-03-29T00:55:00Z',
+      parked('web', '2026-03-28T19:00:30Z', 'early'),
+      undefined,
+    ],
+    [
+      'Berlin spring forward: a begintime of 02:30 starts at 03:00 local, the first time after the gap',
+      'early',
+      '2026-03-29T01:05:00Z',
+      parked('web', '2026-03-28T19:00:30Z', 'early'),
+      'start',
+    ],
+    [
+      'Berlin fall back: the first 02:30 stopped it, the repeated hour ran again, the second 02:30 is due',
+      'repeat',
+      '2026-10-25T01:40:00Z',
+      parked('web', '2026-10-25T00:30:30Z', 'repeat'),
+      'stop',
+    ],
+    [
+      'Berlin fall back: in the repeated hour the stop of the first 02:30 is older than the start at 02:00',
+      'repeat',
+      '2026-10-25T01:10:00Z',
+      parked('web', '2026-10-25T00:30:30Z', 'repeat'),
+      'start',
+    ],
+    [
+      'New York fall back over the weekend: Friday 19:00 EDT stop still holds on Sunday',
+      'ny',
+      '2026-11-01T12:00:00Z',
+      parked('web', '2026-10-30T23:00:30Z', 'ny'),
+      undefined,
+    ],
+    [
+      'New York: Monday 07:00 EST (12:00Z, an hour later in UTC than the week before) starts it',
+      'ny',
+      '2026-11-02T12:00:30Z',
+      parked('web', '2026-10-30T23:00:30Z', 'ny'),
+      'start',
+    ],
+  ])('%s', (_case, _schedule, now, svc, want) => {
+    const [d] = decideReconcile(estate([svc]), options(now));
+    expect(d?.want).toBe(want);
+    expect(d?.why).toMatch(/ (Europe\/Berlin|America\/New_York) /);
+  });
+
+  it('says the schedule, since when and what is next, in local time', () => {
+    const e = estate([service('web')], { 'nightshift:schedule': 'office-hours' });
+
+    const d = decide(e, options('2026-11-27T18:00:30Z'));
+
+    expect(d.web?.want).toBe('stop');
+    expect(d.web?.why).toBe(
+      'office-hours: stopped since Fri 19:00 Europe/Berlin (period 1 ended at 19:00); next start Mon 07:00 (tag on cluster stage)',
+    );
+  });
+
+  it("follows a service's own tag over its cluster's", () => {
+    const e = estate([service('web'), service('search', { tags: { 'nightshift:schedule': 'always-on' } })], {
+      'nightshift:schedule': 'office-hours',
+    });
+
+    const d = decide(e, options('2026-11-27T18:00:30Z'));
+
+    expect(d.web?.want).toBe('stop');
+    expect(d.search?.want).toBeUndefined();
+    expect(d.search?.why).toMatch(/^always-on: running/);
+  });
+
+  it('leaves out services with no schedule on them or their cluster', () => {
+    expect(decideReconcile(estate([service('web')]), options('2026-11-27T18:00:30Z'))).toEqual([]);
+  });
+
+  it('fails the row of an unknown schedule, naming it', () => {
+    const e = estate([service('web', { tags: { 'nightshift:schedule': 'ofice-hours' } })]);
+
+    const d = decide(e, options('2026-11-27T18:00:30Z'));
+
+    expect(d.web?.want).toBeUndefined();
+    expect(d.web?.row).toMatchObject({ outcome: 'failed', steps: [] });
+    expect(d.web?.row?.detail).toMatch(/^schedule "ofice-hours" \(tag nightshift:schedule on the service\)/);
+  });
+
+  it('leaves a service in its grace period alone and says until when, in local time', () => {
+    const e = estate([service('web', { createdAt: new Date('2026-11-27T17:58:00Z') })], {
+      'nightshift:schedule': 'office-hours',
+    });
+
+    const d = decide(e, options('2026-11-27T18:00:30Z'));
+
+    expect(d.web?.want).toBeUndefined();
+    expect(d.web?.row?.outcome).toBe('skipped');
+    expect(d.web?.row?.detail).toMatch(/left alone until Fri 19:13 Europe\/Berlin$/);
+  });
+
+  it('takes no action where a one-sided period has no wish yet', () => {
+    const e = estate([service('web', { tags: { 'nightshift:schedule': 'stage-nights' } })]);
+
+    const d = decide(e, options('2026-11-27T14:00:00Z'));
+
+    expect(d.web?.want).toBeUndefined();
+    expect(d.web?.row).toMatchObject({ outcome: 'unchanged' });
+    expect(d.web?.row?.detail).toMatch(/^stage-nights: any .*; no action$/);
+  });
+
+  it('transition-only: a service started on demand after the stop transition rests; one started before it is due', () => {
+    const e = estate([service('web'), service('api')], { 'nightshift:schedule': 'office-hours' });
+
+    const d = decide(
+      e,
+      options('2026-11-27T21:10:00Z', { web: '2026-11-27T21:00:00Z', api: '2026-11-27T06:00:30Z' }),
+    );
+
+    expect(d.web?.want).toBeUndefined();
+    expect(d.web?.row?.detail).toMatch(/started on demand at 2026-11-27T21:00:00Z, after the transition/);
+    expect(d.api?.want).toBe('stop');
+  });
+
+  it('enforced: every run enforces the state, whatever happened since the transition', () => {
+    const e = estate([service('web')], { 'nightshift:schedule': 'office-enforced' });
+
+    const d = decide(e, options('2026-11-27T21:10:00Z', { web: '2026-11-27T21:00:00Z' }));
+
+    expect(d.web?.want).toBe('stop');
+  });
+
+  it('transition-only: a service stopped on demand after the start transition stays stopped until the next one', () => {
+    const e = estate([parked('web', '2026-11-27T10:00:00Z', 'office-hours')]);
+
+    const d = decide(e, options('2026-11-27T10:10:00Z'));
+
+    expect(d.web?.want).toBeUndefined();
+    expect(d.web?.row?.detail).toMatch(
+      /stopped on demand at 2026-11-27T10:00:00Z, after the transition: left as it is until Fri 19:00/,
+    );
+  });
+
+  it('does not start a service nightshift did not stop', () => {
+    const e = estate([service('web', { desiredCount: 0, tasks: 0 })], {
+      'nightshift:schedule': 'office-hours',
+    });
+
+    const d = decide(e, options('2026-11-30T06:00:30Z'));
+
+    expect(d.web?.want).toBeUndefined();
+    expect(d.web?.row?.detail).toMatch(/not stopped by nightshift \(no saved state\)$/);
+  });
+
+  it('stops with the existing planner, taking along the parked services of the cluster so it is stopped whole', () => {
+    const e = estate([service('web'), parked('worker', '2026-11-27T18:00:30Z')], {
+      'nightshift:schedule': 'office-hours',
+    });
+
+    const plan = planReconcile(e, options('2026-11-27T18:20:00Z'));
+
+    expect(plan.start).toBeUndefined();
+    const rows = Object.fromEntries((plan.stop?.phases.flat() ?? []).map((p) => [p.name, p]));
+    expect(rows.web?.steps.map((s) => s.op)).toEqual([
+      'save-service-state',
+      'set-desired-count',
+      'verify-service-state',
+    ]);
+    expect(rows.web?.detail).toMatch(/^office-hours: stopped since Fri 19:00 .*: desiredCount 2 → 0/);
+    expect(rows.worker).toMatchObject({ steps: [], outcome: 'unchanged' });
+    expect(plan.idle).toEqual([]);
+  });
+
+  it('reads start records only for services due to rest that carry no saved state', () => {
+    const e = estate([service('web'), parked('worker', '2026-11-27T18:00:30Z')], {
+      'nightshift:schedule': 'office-hours',
+    });
+
+    expect(startRecordCandidates(e, SCHEDULES, new Date('2026-11-27T18:20:00Z'))).toEqual([
+      service('web').arn,
+    ]);
+    expect(startRecordCandidates(e, SCHEDULES, new Date('2026-11-27T12:00:00Z'))).toEqual([]);
+  });
+
+  it('never parks a capacity group the same reconcile starts services on', () => {
+    // Prepare: clusters stage (Berlin office hours, due to stop) and tools (New York office hours, due
+    // to start: 13:00 there) share the group nodes
+    const tools = (name: string): ServiceState => ({
+      ...parked(name, '2026-11-26T18:00:30Z', 'ny'),
+      arn: `arn:aws:ecs:eu-central-1:123456789012:service/tools/${name}`,
+      clusterArn: 'arn:aws:ecs:eu-central-1:123456789012:cluster/tools',
+      clusterName: 'tools',
+    });
+    const base = estate([service('web')], { 'nightshift:schedule': 'office-hours' });
+    const group = {
+      arn: 'arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:1:autoScalingGroupName/nodes',
+      name: 'nodes',
+      min: 0,
+      desired: 0,
+      max: 0,
+      tags: { 'nightshift:stopped': 'min=1 desired=2 max=4 at=2026-11-26T18:00:30Z' },
+    };
+    const e: Estate = {
+      ...base,
+      clusters: [
+        { ...base.clusters[0]!, capacityProviders: ['nodes-cp'] },
+        {
+          arn: 'arn:aws:ecs:eu-central-1:123456789012:cluster/tools',
+          name: 'tools',
+          tags: {},
+          capacityProviders: ['nodes-cp'],
+          tasks: 0,
+          services: [tools('ci')],
+        },
+      ],
+      groups: [group],
+      groupUsers: { nodes: [CLUSTER_ARN, 'arn:aws:ecs:eu-central-1:123456789012:cluster/tools'] },
+    };
+
+    // Act
+    const plan = planReconcile(e, options('2026-11-27T18:00:30Z'));
+
+    // Assess: the start restores the group first; the stop has no row for it
+    expect(plan.stop?.phases.flat().some((p) => p.arn === group.arn)).toBe(false);
+    const restore = plan.start?.phases.flat().find((p) => p.arn === group.arn);
+    expect(restore?.steps.map((s) => s.op)).toEqual(['set-group-size', 'clear-group-state']);
+    expect(restore?.detail).toMatch(/^reconcile start for schedule ny: /);
+  });
+
+  it('accepts {"action": "reconcile"} and refuses any scope field, naming it', () => {
+    expect(parseInput(EcsSchedulerInput, { action: 'reconcile', dryRun: true })).toEqual({
+      action: 'reconcile',
+      dryRun: true,
+    });
+    expect(() => parseInput(EcsSchedulerInput, { action: 'reconcile', clusters: ['stage'] })).toThrow(
+      expect.objectContaining({ message: 'invalid event: unknown field(s) clusters' }),
+    );
+    expect(() => parseInput(EcsSchedulerInput, { action: 'reconcile', planDigest: 'abc' })).toThrow(
+      /field "planDigest": expected the hex sha256 planDigest of a dry run/,
+    );
+  });
+});
