@@ -4,7 +4,7 @@
  */
 import { parseInput } from '#shared/input.ts';
 import type { Report } from '#shared/report.ts';
-import { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
+import { EcsSchedulerInput } from '#events/ecs-scheduler/schema.ts';
 import { CopyAction } from '#events/rds-snapshot-copy/schema.ts';
 import { SnapshotTagsAction } from '#events/snapshot-tags/schema.ts';
 import { RotateInput } from '#events/instance-rotation/schema.ts';
@@ -37,7 +37,7 @@ export const RUN_SERVICES: readonly string[] = ['DynamoDB', 'SNS', 'Lambda'];
 /** Refuses a payload the function would refuse, with the same message, before any AWS call. */
 export const checkPayload = (fn: FunctionName, payload: unknown): void => {
   const schema = {
-    'ecs-scheduler': SchedulerInput,
+    'ecs-scheduler': EcsSchedulerInput,
     'rds-snapshot-copy': CopyAction,
     'snapshot-tags': SnapshotTagsAction,
     'instance-rotation': RotateInput,
