@@ -24,6 +24,8 @@
  * the configuration that evaluates it (instance-rotation's ROTATION_SCHEDULE), naming the field.
  */
 
+import { zoneFormatter } from './zone.ts';
+
 export class CronError extends Error {
   override name = 'CronError';
 }
@@ -223,24 +225,7 @@ export const parseCron = (expression: string, timeZone: string): CronSchedule =>
 
 // ---- Time zones, from Intl ----
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-const formatterFor = (timeZone: string) => {
-  let f = formatters.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
-    formatters.set(timeZone, f);
-  }
-  return f;
-};
+const formatterFor = zoneFormatter;
 
 interface WallTime {
   year: number;

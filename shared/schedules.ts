@@ -31,6 +31,8 @@
  * reasons, previews and the catch-up of missed runs.
  */
 
+import { zoneFormatter } from './zone.ts';
+
 export type DesiredState = 'running' | 'stopped' | 'any';
 
 export interface ScheduleProblem {
@@ -461,24 +463,7 @@ export const parseSchedules = (doc: unknown, options: ParseOptions = {}): Schedu
 // ---------------------------------------------------------------------------------------------
 // Time zones (Intl only)
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-const formatter = (timeZone: string) => {
-  let f = formatters.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
-    formatters.set(timeZone, f);
-  }
-  return f;
-};
+const formatter = zoneFormatter;
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
