@@ -499,6 +499,31 @@ const instantsOf = (timeZone: string, wall: number): number[] => {
   return [...offsets].map((o) => wall - o).filter((t) => wallMs(timeZone, t) === wall);
 };
 
+/**
+ * The first instant after `after` at which the clock in `timeZone` reads `seconds` past midnight
+ * (`--until 22:00`): today's if it is still ahead, else tomorrow's. On a day whose clock skips that
+ * time (spring forward), the instant the clock jumps past it; in a repeated hour, the first.
+ */
+export const nextWallClock = (timeZone: string, seconds: number, after: Date): Date => {
+  const l = localTime(timeZone, after.getTime());
+  for (let day = 0; day < 3; day++) {
+    const wall = Date.UTC(l.year, l.month - 1, l.day + day) + seconds * 1000;
+    const found = instantsOf(timeZone, wall);
+    // In a gap the clock passes `wall` at the change, which lies between `wall` read in the offset after
+    // it and in the offset before it.
+    const at =
+      found.length > 0
+        ? Math.min(...found)
+        : (offsetChanges(
+            timeZone,
+            wall - offsetAt(timeZone, wall + DAY),
+            wall - offsetAt(timeZone, wall - DAY),
+          )[0] ?? wall - offsetAt(timeZone, wall - DAY));
+    if (at > after.getTime()) return new Date(at);
+  }
+  throw new Error(`no ${clock(seconds)} in ${timeZone} within two days of ${after.toISOString()}`);
+};
+
 /** Instants in (from, to] at which the zone's offset changes (DST). */
 const offsetChanges = (timeZone: string, from: number, to: number): number[] => {
   const out: number[] = [];

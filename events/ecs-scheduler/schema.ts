@@ -68,7 +68,73 @@ export const ReconcileInput = z.strictObject({
 
 export type ReconcileInput = Infer<typeof ReconcileInput>;
 
-/** Everything the ecs-scheduler accepts: an explicit stop or start, or a reconcile. */
-export const EcsSchedulerInput = z.discriminatedUnion('action', [SchedulerInput, ReconcileInput]);
+const DURATION = /^\d{1,6}[mhd]$/;
+const UNTIL = /^(([01]\d|2[0-3]):[0-5]\d|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))$/;
+
+/**
+ * `nightshift wake|sleep <target>`: records the override `nightshift:override` on each target (a
+ * cluster named whole, or services), then reconciles them at once. `for` (`3h`) or `until` (`22:00` in
+ * the zone of the target's schedule, or a full ISO time with its offset); `cancel` ends an override.
+ * `by` names who asks (the CLI sends the caller's STS identity).
+ */
+export const OverrideInput = z
+  .strictObject({
+    action: z.enum(['wake', 'sleep']),
+    clusters: SchedulerInput.shape.clusters,
+    services: SchedulerInput.shape.services,
+    tags: SchedulerInput.shape.tags,
+    for: z.optional(z.string().check(z.regex(DURATION, 'expected a duration such as 30m, 3h or 1d'))),
+    until: z.optional(
+      z
+        .string()
+        .check(
+          z.regex(
+            UNTIL,
+            'expected a clock time such as 22:00, or a full time such as 2026-11-29T22:00:00+01:00',
+          ),
+        ),
+    ),
+    cancel: z.optional(z.boolean()),
+    by: z.string().check(z.minLength(1, 'name who asks for the override'), z.maxLength(200)),
+    reason: z.optional(z.string().check(z.maxLength(1000))),
+    dryRun: z.optional(z.boolean()),
+    planDigest: z.optional(
+      z.string().check(z.regex(PLAN_DIGEST, 'expected the hex sha256 planDigest of a dry run')),
+    ),
+  })
+  .check(
+    z.refine((input) => input.clusters !== undefined || input.tags !== undefined, {
+      message: 'clusters or tags is required (services narrow them down), as for stop and start',
+      path: ['clusters'],
+    }),
+    z.refine((input) => !(input.for !== undefined && input.until !== undefined), {
+      message: 'give for or until, not both',
+      path: ['until'],
+    }),
+    z.refine((input) => !(input.cancel === true && (input.for !== undefined || input.until !== undefined)), {
+      message: 'cancel ends an override now: leave for and until out',
+      path: ['cancel'],
+    }),
+    z.refine(
+      (input) =>
+        input.action !== 'wake' ||
+        input.cancel === true ||
+        input.for !== undefined ||
+        input.until !== undefined,
+      {
+        message: 'wake needs for (3h) or until (22:00): an override always ends',
+        path: ['for'],
+      },
+    ),
+  );
+
+export type OverrideInput = Infer<typeof OverrideInput>;
+
+/** Everything the ecs-scheduler accepts: an explicit stop or start, a reconcile, or an override. */
+export const EcsSchedulerInput = z.discriminatedUnion('action', [
+  SchedulerInput,
+  ReconcileInput,
+  OverrideInput,
+]);
 
 export type EcsSchedulerInput = Infer<typeof EcsSchedulerInput>;

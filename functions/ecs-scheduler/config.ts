@@ -2,6 +2,7 @@ import * as z from 'zod/mini';
 import type { Infer } from '#shared/zod.ts';
 import { booleanFlag, tagRulesVar } from '#shared/env.ts';
 import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
+import { DEFAULT_OVERRIDE_MAX_HOURS } from '#shared/override.ts';
 
 /** SCHEDULE_GRACE_MINUTES when unset or empty. */
 export const DEFAULT_GRACE_MINUTES = 15;
@@ -21,6 +22,13 @@ export const SchedulerConfig = z.object({
     z.pipe(
       z.string().check(z.regex(/^\d{0,4}$/, 'expected a whole number of minutes (0-9999)')),
       z.transform((text) => (text === '' ? DEFAULT_GRACE_MINUTES : Number(text))),
+    ),
+  ),
+  /** Overrides (`nightshift wake|sleep`) may last at most this many hours: more is refused, naming it. */
+  OVERRIDE_MAX_HOURS: z.optional(
+    z.pipe(
+      z.string().check(z.regex(/^(\d{1,4}(\.\d{1,2})?)?$/, 'expected a number of hours, e.g. 24 or 0.5')),
+      z.transform((text) => (text === '' ? DEFAULT_OVERRIDE_MAX_HOURS : Number(text))),
     ),
   ),
 });

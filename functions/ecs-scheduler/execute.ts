@@ -1,5 +1,6 @@
 import {
   DescribeServicesCommand,
+  ListTagsForResourceCommand,
   TagResourceCommand,
   UntagResourceCommand,
   UpdateServiceCommand,
@@ -22,6 +23,7 @@ import {
   type PlannedWork,
 } from '#shared/execute.ts';
 import { PARKED_TAG } from '#shared/group-tags.ts';
+import { OVERRIDE_TAG } from '#shared/override.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
 import { tagMap, tagMapUpper } from '#shared/tags.ts';
 import { scalingResourceId, type Clients } from './inventory.ts';
@@ -53,6 +55,8 @@ const STEP_NAMES: Record<Step['op'], string> = {
   'set-group-size': 'resize group (UpdateAutoScalingGroup)',
   'clear-group-state': 'remove saved state (DeleteTags)',
   'verify-group-state': 'check saved state is still there (DescribeAutoScalingGroups)',
+  'set-override': 'record the override (TagResource)',
+  'clear-override': 'remove the expired override (UntagResource)',
 };
 
 const suspendedState = (s: Suspension) => ({
@@ -239,6 +243,23 @@ const runStep = async (
   note: (text: string) => void,
 ): Promise<void> => {
   switch (step.op) {
+    case 'set-override':
+      await clients.ecs.send(
+        new TagResourceCommand({ resourceArn: action.arn, tags: [{ key: OVERRIDE_TAG, value: step.value }] }),
+      );
+      return;
+    case 'clear-override': {
+      // ECS has no conditional untag: read first, so an override set since this run read it stays.
+      const out = await clients.ecs.send(new ListTagsForResourceCommand({ resourceArn: action.arn }));
+      const now = tagMap(out.tags)[OVERRIDE_TAG];
+      if (now === undefined) return;
+      if (now !== step.expected) {
+        note(`a new override was set meanwhile (${now}): kept`);
+        return;
+      }
+      await clients.ecs.send(new UntagResourceCommand({ resourceArn: action.arn, tagKeys: [OVERRIDE_TAG] }));
+      return;
+    }
     case 'save-service-state':
       await saveServiceTag(clients, action, step.value);
       return;

@@ -7,13 +7,26 @@ import { withOps, type RunContext } from '#shared/handler.ts';
 import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
 import { buildReport, type Report } from '#shared/report.ts';
 import type { Schedules } from '#shared/schedules.ts';
-import { EcsSchedulerInput, type ReconcileInput, type SchedulerInput } from '#events/ecs-scheduler/schema.ts';
+import {
+  EcsSchedulerInput,
+  type OverrideInput,
+  type ReconcileInput,
+  type SchedulerInput,
+} from '#events/ecs-scheduler/schema.ts';
+import { DEFAULT_OVERRIDE_MAX_HOURS, OVERRIDE_TAG } from '#shared/override.ts';
 import { readClaimedEstate } from './claim.ts';
 import { DEFAULT_GRACE_MINUTES, SchedulerConfig } from './config.ts';
 import { executePlan, plannedWork } from './execute.ts';
 import { readEstate, type Clients, type Estate } from './inventory.ts';
 import { planSchedule, type Plan } from './plan.ts';
-import { planReconcile, startRecordCandidates, type ReconcilePlan } from './reconcile.ts';
+import { planOverride, refuseLength, scopeOf, withTags } from './override.ts';
+import {
+  clusterClearRows,
+  planReconcile,
+  startRecordCandidates,
+  type ReconcileOptions,
+  type ReconcilePlan,
+} from './reconcile.ts';
 import { bundledSchedules } from './schedules.ts';
 import { readStarted, recordStarted } from './started.ts';
 
@@ -42,12 +55,16 @@ const startedServices = (report: Report) =>
     ? []
     : report.resources.filter((r) => r.type === 'ecs-service' && r.outcome === 'changed').map((r) => r.arn);
 
+const isOverride = (input: SchedulerInput | OverrideInput): input is OverrideInput =>
+  input.action === 'wake' || input.action === 'sleep';
+
 export const run = async (
   input: EcsSchedulerInput,
   ctx: RunContext,
   d: Deps = defaultDeps(),
 ): Promise<Report> => {
   if (input.action === 'reconcile') return runReconcile(input, ctx, d);
+  if (isOverride(input)) return runOverride(input, ctx, d);
   const report = await runAction(input, ctx, d);
   if (input.action === 'start') await noteStarts(report, ctx, d);
   return report;
@@ -92,34 +109,86 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
   return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };
 
+/** The clusters a reconcile plan changes something in: leased and read again by a mutating run. */
 const clusterNames = (plan: ReconcilePlan) =>
   new Set(
-    [plan.stop, plan.start].flatMap((p) =>
-      (p?.phases.flat() ?? []).flatMap((a) => (a.type === 'ecs-service' && a.cluster ? [a.cluster] : [])),
-    ),
+    [
+      // Every service of a stop or start (their groups too), and idle rows with a step (an expired override).
+      ...[plan.stop, plan.start].flatMap((p) => p?.phases.flat() ?? []),
+      ...plan.idle.filter((a) => a.steps.length > 0),
+    ]
+      .flatMap((a) => (a.type === 'ecs-service' && a.cluster ? [a.cluster] : []))
+      .concat(plan.clusterClears.map((c) => c.name)),
   );
+
+const reconcilePlans = (plan: ReconcilePlan): Plan[] => [
+  { action: 'stop', phases: [plan.idle] },
+  ...(plan.stop ? [plan.stop] : []),
+  ...(plan.start ? [plan.start] : []),
+];
+
+/** Everything a reconcile plan would do, for the plan digest: the cluster overrides' removal included. */
+const reconcileWorks = (plan: ReconcilePlan) =>
+  [...reconcilePlans(plan).flatMap((p) => p.phases.flat()), ...clusterClearRows(plan.clusterClears, [])].map(
+    plannedWork,
+  );
+
+/** Runs a reconcile plan: idle rows, stop, start, then the expired cluster overrides it settled. */
+const executeReconcile = async (
+  plan: ReconcilePlan,
+  ctx: RunContext,
+  d: Deps,
+  options: { dryRun: boolean; first?: ReadonlySet<string> },
+): Promise<Report['resources']> => {
+  const results: Report['resources'] = [];
+  for (const p of reconcilePlans(plan)) {
+    const report = await executePlan(p, d.clients, { ...options, hasTime: ctx.hasTime });
+    results.push(...report.resources);
+    if (p === plan.start) await noteStarts(report, ctx, d);
+  }
+  const clears = clusterClearRows(plan.clusterClears, results);
+  if (clears.length > 0) {
+    const report = await executePlan({ action: 'stop', phases: [clears] }, d.clients, {
+      dryRun: options.dryRun,
+      hasTime: ctx.hasTime,
+    });
+    results.push(...report.resources);
+  }
+  return results;
+};
+
+const reconcileOptions = async (
+  estate: Estate,
+  ctx: RunContext,
+  d: Deps,
+  now: Date,
+): Promise<ReconcileOptions> => {
+  const schedules = stageSchedules(d);
+  return {
+    protectedTags: d.config.PROTECTED_TAGS,
+    now,
+    schedules,
+    graceMs: (d.config.SCHEDULE_GRACE_MINUTES ?? DEFAULT_GRACE_MINUTES) * 60_000,
+    startedAt: await readStarted(
+      ctx.leases.leaseStore,
+      startRecordCandidates(estate, schedules, now),
+      ctx.hasTime,
+    ),
+  };
+};
 
 /**
  * `{"action": "reconcile"}`: reads every cluster and service, decides from each opted-in service's
- * schedule what is due (reconcile.ts), and stops and starts those with the same planners and executor
- * as an explicit stop or start. A mutating run then leases the clusters with work (and their groups),
- * reads them again and plans from that; the other rows come from the first read.
+ * schedule (or override) what is due (reconcile.ts), and stops and starts those with the same planners
+ * and executor as an explicit stop or start. A mutating run then leases the clusters with work (and
+ * their groups), reads them again and plans from that; the other rows come from the first read.
  */
 const runReconcile = async (input: ReconcileInput, ctx: RunContext, d: Deps): Promise<Report> => {
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
   const now = d.now();
-  const schedules = stageSchedules(d);
-  const graceMs = (d.config.SCHEDULE_GRACE_MINUTES ?? DEFAULT_GRACE_MINUTES) * 60_000;
-  const store = ctx.leases.leaseStore;
   const planFrom = async (estate: Estate) =>
-    planReconcile(estate, {
-      protectedTags: d.config.PROTECTED_TAGS,
-      now,
-      schedules,
-      graceMs,
-      startedAt: await readStarted(store, startRecordCandidates(estate, schedules, now), ctx.hasTime),
-    });
+    planReconcile(estate, await reconcileOptions(estate, ctx, d, now));
 
   let plan = await planFrom(await readEstate(reader, {}, { withSharers: false }));
   const inPlay = clusterNames(plan);
@@ -130,24 +199,123 @@ const runReconcile = async (input: ReconcileInput, ctx: RunContext, d: Deps): Pr
     );
     plan = { ...leased, idle: [...seen.idle.filter((r) => !inPlay.has(r.cluster ?? '')), ...leased.idle] };
   }
-  const plans: Plan[] = [
-    { action: 'stop', phases: [plan.idle] },
-    ...(plan.stop ? [plan.stop] : []),
-    ...(plan.start ? [plan.start] : []),
-  ];
-  const works = plans.flatMap((p) => p.phases.flat()).map(plannedWork);
+  const works = reconcileWorks(plan);
   if (!dryRun) {
     const refused = refuseChangedPlan(input.planDigest, works);
     if (refused) return buildReport('reconcile', false, refused);
   }
   const first = dryRun || !works.some((w) => w.hasWork) ? undefined : await ctx.carriedOver('reconcile');
-  const results: Report['resources'] = [];
-  for (const p of plans) {
-    const report = await executePlan(p, d.clients, { dryRun, hasTime: ctx.hasTime, first });
-    results.push(...report.resources);
-    if (p === plan.start) await noteStarts(report, ctx, d);
+  const report = buildReport('reconcile', dryRun, await executeReconcile(plan, ctx, d, { dryRun, first }));
+  return dryRun ? { ...report, planDigest: planDigest(works) } : report;
+};
+
+const SETTLED = new Set(['failed', 'undone']);
+
+/**
+ * One row per resource: an override target's row (the tag) and its reconcile row (the stop or start
+ * that followed) become one, which fails or stays undone when either did.
+ */
+const mergeRows = (set: Report['resources'], reconciled: Report['resources']): Report['resources'] => {
+  const byArn = new Map(reconciled.map((r) => [r.arn, r]));
+  const merged = set.map((r) => {
+    const rec = byArn.get(r.arn);
+    if (!rec) return r;
+    byArn.delete(r.arn);
+    return {
+      ...r,
+      outcome: SETTLED.has(r.outcome) ? r.outcome : SETTLED.has(rec.outcome) ? rec.outcome : r.outcome,
+      detail: `${r.detail}; ${rec.detail}`,
+      ...((r.error ?? rec.error) !== undefined && { error: r.error ?? rec.error }),
+    };
+  });
+  return [...merged, ...reconciled.filter((r) => byArn.has(r.arn))];
+};
+
+/**
+ * `wake` / `sleep` (nightshift wake|sleep <target>): records the override on each target, then
+ * reconciles the clusters it was recorded in at once, from the state read under their leases with
+ * the tags written. A cluster where a tag could not be written is left to the next reconcile.
+ */
+const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Promise<Report> => {
+  const dryRun = input.dryRun === true || d.config.DRY_RUN;
+  const now = d.now();
+  const maxMs = (d.config.OVERRIDE_MAX_HOURS ?? DEFAULT_OVERRIDE_MAX_HOURS) * 3_600_000;
+  refuseLength(input, now, maxMs);
+  const reader = { clients: d.clients, hasTime: ctx.hasTime };
+  const scope: SchedulerInput = {
+    action: input.action === 'sleep' ? 'stop' : 'start',
+    ...(scopeOf(input) as { clusters: string[] }),
+  };
+  const estate = dryRun
+    ? await readEstate(reader, scope, { withSharers: true })
+    : await readClaimedEstate(reader, { ...scope, action: 'stop' }, ctx.leases);
+  const planned = planOverride(input, estate, {
+    schedules: stageSchedules(d),
+    protectedTags: d.config.PROTECTED_TAGS,
+    now,
+    maxMs,
+  });
+  const clusterOf = new Map(
+    estate.clusters.flatMap((c) => [
+      [c.arn, c.arn] as const,
+      ...c.services.map((s) => [s.arn, c.arn] as const),
+    ]),
+  );
+  const tagged = (rows: readonly { arn: string }[]) =>
+    new Set(rows.flatMap((r) => clusterOf.get(r.arn) ?? []));
+  const only = (e: Estate, arns: ReadonlySet<string>): Estate => ({
+    ...e,
+    clusters: e.clusters.filter((c) => arns.has(c.arn)),
+    missingClusters: [],
+    heldClusters: [],
+  });
+  const writes = planned.rows.filter((r) => r.steps.length > 0);
+  const predicted = planReconcile(
+    only(planned.estate, tagged(writes)),
+    await reconcileOptions(planned.estate, ctx, d, now),
+  );
+  const works = [...planned.rows.map(plannedWork), ...reconcileWorks(predicted)];
+  if (!dryRun) {
+    const refused = refuseChangedPlan(input.planDigest, works);
+    if (refused) return buildReport(input.action, false, refused);
   }
-  const report = buildReport('reconcile', dryRun, results);
+  // Held and missing clusters are reported once, here.
+  const held = planSchedule(
+    scope,
+    { ...estate, clusters: [] },
+    { protectedTags: d.config.PROTECTED_TAGS, now },
+  )
+    .phases.flat()
+    .filter((r) => r.type === 'ecs-cluster');
+  const set = await executePlan({ action: 'stop', phases: [[...held, ...planned.rows]] }, d.clients, {
+    dryRun,
+    hasTime: ctx.hasTime,
+  });
+  const ok = new Set(['changed', 'planned']);
+  const written = set.resources.filter((r) => ok.has(r.outcome) && writes.some((w) => w.arn === r.arn));
+  const failedIn = tagged(
+    set.resources.filter((r) => !ok.has(r.outcome) && writes.some((w) => w.arn === r.arn)),
+  );
+  const values = new Map(
+    writes.flatMap((w) => {
+      const step = w.steps[0];
+      return written.some((r) => r.arn === w.arn) && step?.op === 'set-override'
+        ? [[w.arn, { [OVERRIDE_TAG]: step.value }] as const]
+        : [];
+    }),
+  );
+  const reconcileIn = new Set([...tagged(written)].filter((arn) => !failedIn.has(arn)));
+  const actual = withTags(estate, values);
+  const plan = planReconcile(only(actual, reconcileIn), await reconcileOptions(actual, ctx, d, now));
+  const reconciled = await executeReconcile(plan, ctx, d, { dryRun });
+  const note = (r: Report['resources'][number]) =>
+    failedIn.has(clusterOf.get(r.arn) ?? '') && ok.has(r.outcome)
+      ? {
+          ...r,
+          detail: `${r.detail}; not reconciled now: another override in its cluster could not be recorded — the next reconcile applies it`,
+        }
+      : r;
+  const report = buildReport(input.action, dryRun, mergeRows(set.resources.map(note), reconciled));
   return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };
 

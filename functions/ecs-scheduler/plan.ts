@@ -39,7 +39,11 @@ export type Step =
   | { op: 'save-group-state'; value: string }
   | { op: 'set-group-size'; size: GroupSize }
   | { op: 'clear-group-state'; expected: string }
-  | { op: 'verify-group-state'; value: string };
+  | { op: 'verify-group-state'; value: string }
+  /** An override (`nightshift wake|sleep`) on the row's service or cluster: tag nightshift:override. */
+  | { op: 'set-override'; value: string }
+  /** Removes an expired override, only if the tag still holds `expected` (a new one may have replaced it). */
+  | { op: 'clear-override'; expected: string };
 
 export type ResourceType = 'ecs-service' | 'autoscaling-group' | 'ecs-cluster';
 
@@ -124,7 +128,7 @@ const sizeChange = (from: GroupSize, to: GroupSize) =>
 
 const isReplica = (s: ServiceState) => s.status === 'ACTIVE' && s.schedulingStrategy !== 'DAEMON';
 
-interface Selection {
+export interface Selection {
   selected: ServiceState[];
   /** Cluster ARNs where every active service was selected (and the cluster's own tags match). */
   fully: Set<string>;
@@ -158,7 +162,7 @@ const skipService = (s: ServiceState, reason: string): PlannedAction => ({
   detail: reason,
 });
 
-const select = (input: SchedulerInput, clusters: ClusterState[]): Selection => {
+export const select = (input: SchedulerInput, clusters: ClusterState[]): Selection => {
   const wanted = input.services && [
     ...new Map(input.services.map((ref) => [ref, parseServiceRef(ref)])).values(),
   ];
@@ -209,7 +213,11 @@ const select = (input: SchedulerInput, clusters: ClusterState[]): Selection => {
   return { selected, fully, unmatched };
 };
 
-const protection = (service: ServiceState, cluster: ClusterState | undefined, rules: readonly TagRule[]) => {
+export const protection = (
+  service: ServiceState,
+  cluster: ClusterState | undefined,
+  rules: readonly TagRule[],
+) => {
   const own = protectedBy(service.tags, rules);
   if (own) return `protected by tag ${own} on the service`;
   const inherited = cluster && protectedBy(cluster.tags, rules);
@@ -742,6 +750,7 @@ export const clustersInPlay = (input: SchedulerInput, clusters: ClusterState[]):
 export const digestKeyOf = (action: PlannedAction): string =>
   JSON.stringify(
     action.steps.map((step) =>
-      'value' in step ? { ...step, value: step.value.replace(/(^| )at=\S+/, '') } : step,
+      // A saved state's time and an override's end (`--for 3h` from now) move between plan and apply.
+      'value' in step ? { ...step, value: step.value.replace(/(^| )(at|until)=\S+/g, '') } : step,
     ),
   );

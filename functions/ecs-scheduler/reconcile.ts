@@ -7,6 +7,7 @@ import {
   type Schedule,
   type Schedules,
 } from '#shared/schedules.ts';
+import { decodeOverride, overrideActive, OVERRIDE_TAG, type Override } from '#shared/override.ts';
 import type { ClusterState, Estate, ServiceState } from './inventory.ts';
 import { planSchedule, type Plan, type PlannedAction, type PlanOptions } from './plan.ts';
 import { PARKED_LIMITS, SAVED_STATE_TAG, sameScaling } from './saved.ts';
@@ -33,6 +34,19 @@ export interface ServiceDecision {
   /** The schedule's desired state now; undefined for an unknown schedule. */
   state?: DesiredState;
   row?: PlannedAction;
+  /** The override that decided (active), or an expired one to remove once the service is on schedule. */
+  override?: OverrideRef;
+}
+
+/** An override tag on a service or a cluster, as read. */
+export interface OverrideRef {
+  arn: string;
+  type: 'ecs-service' | 'ecs-cluster';
+  name: string;
+  /** The tag value as read: removed only if it still holds this. */
+  text: string;
+  override: Override;
+  active: boolean;
 }
 
 const savedAt = (s: ServiceState): Date | undefined => {
@@ -68,6 +82,34 @@ export const scheduleOf = (
   const inherited = cluster.tags[SCHEDULE_TAG];
   return inherited !== undefined ? { name: inherited, from: `on cluster ${cluster.name}` } : undefined;
 };
+
+/**
+ * The override a service follows: its own `nightshift:override` wins over its cluster's. An unreadable
+ * one is returned as an error (a person edited it): the service is then not touched.
+ */
+export const overrideOf = (
+  s: ServiceState,
+  cluster: ClusterState,
+  now: Date,
+): OverrideRef | { error: string } | undefined => {
+  const own = s.tags[OVERRIDE_TAG];
+  const [text, ref] =
+    own !== undefined
+      ? [own, { arn: s.arn, type: 'ecs-service' as const, name: s.name }]
+      : [cluster.tags[OVERRIDE_TAG], { arn: cluster.arn, type: 'ecs-cluster' as const, name: cluster.name }];
+  if (text === undefined) return undefined;
+  try {
+    const override = decodeOverride(text);
+    return { ...ref, text, override, active: overrideActive(override, now) };
+  } catch (error) {
+    const where = ref.type === 'ecs-service' ? 'on the service' : `on cluster ${cluster.name}`;
+    return { error: `${(error as Error).message} (${where})` };
+  }
+};
+
+const describeOverride = (o: Override, timeZone: string, now: Date) =>
+  `override by ${o.by} until ${localLabel(timeZone, o.until, now)} ${timeZone}` +
+  (o.why ? ` (why: ${o.why})` : '');
 
 /**
  * Whether nightshift acted on the service since `since` (the schedule's last transition), toward
@@ -118,6 +160,45 @@ const decideService = (
           `(SCHEDULE_GRACE_MINUTES): left alone until ${localLabel(schedule.timezone, from, opts.now)} ${schedule.timezone}`,
       ),
     };
+  }
+  const ov = overrideOf(s, cluster, opts.now);
+  if (ov && 'error' in ov) {
+    return {
+      ...base,
+      row: idle(
+        s,
+        'failed',
+        `${why}; ${ov.error}; nothing changed — fix or remove the tag (nightshift wake --cancel)`,
+      ),
+    };
+  }
+  if (ov?.active) {
+    // An override wins over the schedule until it expires, on every run (enforced: a person asked for it).
+    const want = ov.override.state === 'stopped' ? 'stop' : 'start';
+    const owhy = `${describeOverride(ov.override, schedule.timezone, opts.now)}, over ${why}`;
+    const decided = { ...base, why: owhy, state: ov.override.state, override: ov };
+    if (want === 'start' && s.tags[SAVED_STATE_TAG] === undefined) {
+      return {
+        ...decided,
+        row: idle(s, 'unchanged', `${owhy}; running (no saved state: not stopped by nightshift)`),
+      };
+    }
+    return { ...decided, want };
+  }
+  if (ov) {
+    // Expired: back to the schedule at once, whatever was done since its last transition (the override
+    // was), then the tag goes. It stays until the service is on schedule, so a failed run is retried.
+    const expired = `override by ${ov.override.by} ended at ${localLabel(schedule.timezone, ov.override.until, opts.now)} ${schedule.timezone}`;
+    const decided = { ...base, why: `${why} (${expired})`, override: ov };
+    if (ev.state === 'any') return { ...decided, row: idle(s, 'unchanged', `${decided.why}; no action`) };
+    const want = ev.state === 'stopped' ? 'stop' : 'start';
+    if (want === 'start' && s.tags[SAVED_STATE_TAG] === undefined) {
+      return {
+        ...decided,
+        row: idle(s, 'unchanged', `${decided.why}; not stopped by nightshift (no saved state)`),
+      };
+    }
+    return { ...decided, want };
   }
   if (ev.state === 'any') return { ...base, row: idle(s, 'unchanged', `${why}; no action`) };
   const want = ev.state === 'stopped' ? 'stop' : 'start';
@@ -172,11 +253,22 @@ export const clustersWithWork = (decisions: readonly ServiceDecision[]): string[
   ...new Set(decisions.filter((d) => d.want).map((d) => d.service.clusterArn)),
 ];
 
+/** An expired override on a cluster: removed once every service that followed it is on schedule. */
+export interface ClusterClear {
+  arn: string;
+  name: string;
+  text: string;
+  override: Override;
+  /** The services that followed it. */
+  governs: string[];
+}
+
 export interface ReconcilePlan {
   /** The rows no stop or start is planned for (failed, in grace, nothing due), first. */
   idle: PlannedAction[];
   stop?: Plan;
   start?: Plan;
+  clusterClears: ClusterClear[];
 }
 
 const prefix = (p: PlannedAction, why: ReadonlyMap<string, string>, groupWhy: string): PlannedAction => {
@@ -262,9 +354,84 @@ export const planReconcile = (estate: Estate, opts: ReconcileOptions): Reconcile
           outcome: h.outcome,
           detail: h.reason,
         }));
-  return {
-    idle: [...unplanned, ...idleRows],
-    stop: withWhy(stopPlan, stopSet),
-    start: withWhy(start, dueStart),
+  // An expired override on a service goes with the service's last step, so it stays if that fails.
+  const expired = new Map(
+    decisions.flatMap((d) =>
+      d.override && !d.override.active && d.override.type === 'ecs-service'
+        ? [[d.service.arn, d.override]]
+        : [],
+    ),
+  );
+  const clearing = (p: PlannedAction): PlannedAction => {
+    const ov = p.type === 'ecs-service' ? expired.get(p.arn) : undefined;
+    if (!ov) return p;
+    const step = { op: 'clear-override' as const, expected: ov.text };
+    if (p.steps.length > 0)
+      return {
+        ...p,
+        steps: [...p.steps, step],
+        detail: `${p.detail}; then removes the expired ${OVERRIDE_TAG}`,
+      };
+    if (p.outcome !== 'unchanged') return p;
+    return {
+      ...p,
+      outcome: undefined,
+      steps: [step],
+      detail: `${p.detail}; removes the expired ${OVERRIDE_TAG}`,
+    };
   };
+  const withClears = (plan: Plan | undefined) =>
+    plan && { ...plan, phases: plan.phases.map((phase) => phase.map(clearing)) };
+  const clusterClears = new Map<string, ClusterClear>();
+  for (const d of decisions) {
+    const ov = d.override;
+    if (!ov || ov.active || ov.type !== 'ecs-cluster') continue;
+    const c = clusterClears.get(ov.arn) ?? {
+      arn: ov.arn,
+      name: ov.name,
+      text: ov.text,
+      override: ov.override,
+      governs: [],
+    };
+    c.governs.push(d.service.arn);
+    clusterClears.set(ov.arn, c);
+  }
+  return {
+    idle: [...unplanned, ...idleRows.map(clearing)],
+    stop: withClears(withWhy(stopPlan, stopSet)),
+    start: withClears(withWhy(start, dueStart)),
+    clusterClears: [...clusterClears.values()],
+  };
+};
+
+const SETTLED = new Set(['changed', 'unchanged', 'planned', 'skipped']);
+
+/**
+ * The rows that remove expired cluster overrides, once the services that followed them ran: a service
+ * that failed or was left undone keeps the override (and so the next run returns it to its schedule
+ * at once too). Pure.
+ */
+export const clusterClearRows = (
+  clears: readonly ClusterClear[],
+  results: ReadonlyArray<{ arn: string; outcome: string }>,
+): PlannedAction[] => {
+  const outcome = new Map(results.map((r) => [r.arn, r.outcome]));
+  return clears.map((c) => {
+    const ended = `${OVERRIDE_TAG} (by ${c.override.by}) ended at ${iso(c.override.until)}`;
+    const waiting = c.governs.filter((arn) => !SETTLED.has(outcome.get(arn) ?? 'unchanged'));
+    const row = { arn: c.arn, type: 'ecs-cluster' as const, name: c.name };
+    if (waiting.length > 0) {
+      return {
+        ...row,
+        steps: [],
+        outcome: 'skipped' as const,
+        detail: `${ended}; kept until its services are back on schedule (not yet: ${waiting.length} of ${c.governs.length})`,
+      };
+    }
+    return {
+      ...row,
+      steps: [{ op: 'clear-override' as const, expected: c.text }],
+      detail: `${ended}; its ${c.governs.length} service(s) are back on schedule: removes the tag`,
+    };
+  });
 };

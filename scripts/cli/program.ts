@@ -16,6 +16,7 @@ import {
 import { EXIT, onlyPlans, renderReport, verdict } from './output.ts';
 import { deployedConfiguration } from './local.ts';
 import { prepareLocal } from './prepare-local.ts';
+import { callerIdentity } from './identity.ts';
 import { scheduleCommands } from './schedule.ts';
 import { readStatus, renderStatus } from './status.ts';
 
@@ -310,6 +311,70 @@ export const buildProgram = (io: Io, result: { code: number }) => {
       });
   }
 
+  for (const action of ['wake', 'sleep'] as const) {
+    const state = action === 'wake' ? 'running' : 'stopped';
+    withCommon(program.command(action))
+      .description(
+        `keep ECS services ${state} against their schedule for a while, recorded as the tag nightshift:override ` +
+          '(who, why, until), then reconcile them at once (ecs-scheduler)',
+      )
+      .option(
+        '--cluster <name>',
+        'cluster name or ARN (repeatable); a cluster named whole carries the override',
+        collect,
+      )
+      .option('--service <name>', 'only these services (repeatable): each carries its own override', collect)
+      .option('--tag <key=value>', 'clusters or services whose tags match (repeatable)', collect)
+      .option(
+        '--for <duration>',
+        "how long, e.g. 30m, 3h (at most the stage's overrideMaxHours, 24 h by default)",
+      )
+      .option(
+        '--until <time>',
+        "until this time: 22:00 in the zone of the resource's schedule, or a full time (2026-11-29T22:00:00+01:00)",
+      )
+      .option('--reason <text>', 'why, recorded with the override (cut and cleaned to fit a tag)')
+      .option('--cancel', 'end the override now: the resources return to their schedule at once')
+      .action(function (this: Command) {
+        const o = this.opts<{
+          cluster?: string[];
+          service?: string[];
+          tag?: string[];
+          for?: string;
+          until?: string;
+          reason?: string;
+          cancel?: boolean;
+        }>();
+        return act(async () => {
+          const g = globals();
+          const payload = compact({
+            action,
+            clusters: o.cluster,
+            services: o.service,
+            tags: keyValues(o.tag, '--tag'),
+            for: o.for,
+            until: o.until,
+            reason: o.reason,
+            cancel: o.cancel,
+            by: 'you',
+          });
+          // Refuse a bad request before asking AWS who is asking.
+          checkPayload('ecs-scheduler', payload);
+          if (g.local && g.region) useRegion(io, g.region);
+          let by: string;
+          try {
+            by = await callerIdentity();
+          } catch (error) {
+            io.err(
+              `could not tell who you are (STS GetCallerIdentity: ${(error as Error).message}); an override records who asked for it, so nothing was changed.`,
+            );
+            return EXIT.failed;
+          }
+          return runFunction(io, g, 'ecs-scheduler', { ...payload, by }, { mutates: true });
+        })();
+      });
+  }
+
   withCommon(program.command('copy-snapshot'), { region: false })
     .description('copy an RDS snapshot to other regions (rds-snapshot-copy), e.g. before a risky change')
     .argument('<arn>', 'snapshot or cluster snapshot ARN')
@@ -411,7 +476,7 @@ export const buildProgram = (io: Io, result: { code: number }) => {
 
   withCommon(program.command('status'))
     .description(
-      'what nightshift holds now: parked services and groups, rotations, recent restarts, copies in flight, leases',
+      'what nightshift holds now: scheduled services (desired and actual state, overrides, next transition), parked services and groups, rotations, recent restarts, copies in flight, leases',
     )
     .option(
       '--copy-region <region>',
@@ -433,10 +498,23 @@ export const buildProgram = (io: Io, result: { code: number }) => {
           o.copyRegion ?? (stageRegions.length > 0 ? stageRegions : list(io.env.TARGET_REGIONS));
         if (g.region) useRegion(io, g.region);
         const done = io.interactive ? io.progress('reading what nightshift holds…') : () => undefined;
+        // The schedules the functions were built with: this CLI's build, or infra/schedules.yml from source.
+        const schedules = await import('#functions/ecs-scheduler/schedules.ts')
+          .then((m) => m.bundledSchedules())
+          .catch((error: Error) => error);
         const status = await readStatus(
-          { copyRegions: regions, leaseTable: leaseTableName(g.stage, g.serviceName), stage: g.stage },
+          {
+            copyRegions: regions,
+            leaseTable: leaseTableName(g.stage, g.serviceName),
+            stage: g.stage,
+            ...(!(schedules instanceof Error) && { schedules }),
+          },
           new Date(),
         ).finally(done);
+        if (schedules instanceof Error)
+          status.notes.push(
+            `schedules not shown: infra/schedules.yml could not be read (${schedules.message})`,
+          );
         io.out(g.json ? JSON.stringify(status, null, 2) : renderStatus(status));
         return status.notes.some((n) => n.startsWith('could not read')) ? EXIT.failed : EXIT.ok;
       })();

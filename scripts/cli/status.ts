@@ -8,7 +8,12 @@
  * thousands of resources takes as few calls as it can). Unlike the functions, status has no Lambda
  * deadline: it reads everything.
  */
-import { DescribeServicesCommand, paginateListClusters, paginateListServices } from '@aws-sdk/client-ecs';
+import {
+  DescribeClustersCommand,
+  DescribeServicesCommand,
+  paginateListClusters,
+  paginateListServices,
+} from '@aws-sdk/client-ecs';
 import { paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
 import { paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import { paginateScan, type AttributeValue } from '@aws-sdk/client-dynamodb';
@@ -25,7 +30,10 @@ import { rdsClient } from '#shared/aws/rds.ts';
 import { dynamoDbClient } from '#shared/aws/dynamodb.ts';
 import { formatAge } from '#shared/duration.ts';
 import { chunk } from '#shared/concurrency.ts';
-import { tagMap, tagMapUpper } from '#shared/tags.ts';
+import { tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
+import { evaluate, localLabel, type Schedules } from '#shared/schedules.ts';
+import { overrideOf, scheduleOf } from '#functions/ecs-scheduler/reconcile.ts';
+import type { ClusterState, ServiceState } from '#functions/ecs-scheduler/inventory.ts';
 import {
   decodeGroup,
   decodeService,
@@ -42,6 +50,11 @@ export interface StatusRow {
 }
 
 export interface Status {
+  /**
+   * Every service that follows a schedule (tag nightshift:schedule on it or its cluster): the schedule,
+   * the state it wants now and the actual one, any override (who, why, until) and the next transition.
+   */
+  schedules: StatusRow[];
   parked: StatusRow[];
   rotations: StatusRow[];
   restarts: StatusRow[];
@@ -70,6 +83,8 @@ export interface StatusOptions {
   leaseTable: string;
   /** The stage, to name it when its lease table is not there. */
   stage?: string;
+  /** The schedules the stage's functions were built with (infra/schedules.yml). */
+  schedules?: Schedules;
 }
 
 const RECENT_MS = 24 * 3_600_000;
@@ -83,11 +98,75 @@ const readable = <T>(decode: (text: string) => T, text: string): T | string => {
   }
 };
 
-const ecsRows = async (now: Date, parked: StatusRow[], restarts: StatusRow[]) => {
+/** One row of the Schedules section: what the schedule (or an override) wants, and what is. */
+const scheduleRow = (
+  s: ServiceState,
+  cluster: ClusterState,
+  schedules: Schedules,
+  now: Date,
+): StatusRow | undefined => {
+  const tag = scheduleOf(s, cluster);
+  if (!tag) return undefined;
+  const resource = `service ${cluster.name}/${s.name}`;
+  const actual = s.desiredCount > 0 ? `running (desiredCount ${s.desiredCount})` : 'stopped (desiredCount 0)';
+  const schedule = schedules.get(tag.name);
+  if (!schedule) {
+    return {
+      resource,
+      detail: `schedule "${tag.name}" (${tag.from}) is not defined in infra/schedules.yml: reconcile fails it; actual ${actual}`,
+    };
+  }
+  const ev = evaluate(schedule, now);
+  const ov = overrideOf(s, cluster, now);
+  const zone = schedule.timezone;
+  let desired: string = ev.state;
+  let override = '';
+  if (ov && 'error' in ov) override = `; ${ov.error}`;
+  else if (ov) {
+    const who = `by ${ov.override.by}${ov.override.why ? ` (why: ${ov.override.why})` : ''}`;
+    const where = ov.type === 'ecs-cluster' ? ` on cluster ${cluster.name}` : '';
+    if (ov.active) {
+      desired = ov.override.state;
+      override = `; override${where} ${who} until ${localLabel(zone, ov.override.until, now)} ${zone}`;
+    } else {
+      override = `; override${where} ${who} ended at ${localLabel(zone, ov.override.until, now)}: the next reconcile returns it to its schedule`;
+    }
+  }
+  const next = ev.next
+    ? `; next ${ev.next.to === 'running' ? 'start' : ev.next.to === 'stopped' ? 'stop' : 'change'} ${localLabel(zone, ev.next.at, now)} ${zone}`
+    : '';
+  return {
+    resource,
+    detail: `${schedule.name}${tag.from === 'on the service' ? '' : ` (${tag.from})`}: desired ${desired}, actual ${actual}${override}${next}`,
+  };
+};
+
+const ecsRows = async (
+  now: Date,
+  parked: StatusRow[],
+  restarts: StatusRow[],
+  scheduled: StatusRow[],
+  schedules: Schedules | undefined,
+) => {
   const ecs = ecsClient();
-  // ListClusters and ListServices return at most 100 per page; DescribeServices takes at most 10 services.
+  // ListClusters and ListServices return at most 100 per page; DescribeServices takes at most 10 services,
+  // DescribeClusters 100 clusters.
   for await (const clusters of paginateListClusters({ client: ecs }, { maxResults: 100 })) {
+    const described = (clusters.clusterArns ?? []).length
+      ? await ecs.send(new DescribeClustersCommand({ clusters: clusters.clusterArns, include: ['TAGS'] }))
+      : { clusters: [] };
+    const clusterTags = new Map<string, TagMap>(
+      (described.clusters ?? []).map((c) => [c.clusterArn ?? '', tagMap(c.tags)]),
+    );
     for (const cluster of clusters.clusterArns ?? []) {
+      const info: ClusterState = {
+        arn: cluster,
+        name: cluster.split('/').pop() ?? cluster,
+        tags: clusterTags.get(cluster) ?? {},
+        capacityProviders: [],
+        tasks: 0,
+        services: [],
+      };
       const arns: string[] = [];
       for await (const page of paginateListServices({ client: ecs }, { cluster, maxResults: 100 })) {
         arns.push(...(page.serviceArns ?? []));
@@ -99,6 +178,21 @@ const ecsRows = async (now: Date, parked: StatusRow[], restarts: StatusRow[]) =>
         for (const s of out.services ?? []) {
           const tags = tagMap(s.tags);
           const name = `service ${cluster.split('/').pop()}/${s.serviceName}`;
+          if (schedules && s.status === 'ACTIVE') {
+            const state: ServiceState = {
+              arn: s.serviceArn ?? '',
+              name: s.serviceName ?? '',
+              clusterArn: cluster,
+              clusterName: info.name,
+              status: s.status,
+              schedulingStrategy: s.schedulingStrategy ?? 'REPLICA',
+              desiredCount: s.desiredCount ?? 0,
+              tasks: (s.runningCount ?? 0) + (s.pendingCount ?? 0),
+              tags,
+            };
+            const r = scheduleRow(state, info, schedules, now);
+            if (r) scheduled.push(r);
+          }
           const stopped = tags[SAVED_STATE_TAG];
           if (stopped !== undefined) {
             const saved = readable(decodeService, stopped);
@@ -339,6 +433,7 @@ const leaseRows = async (table: string, now: Date, status: Status, stage: string
 export const readStatus = async (options: StatusOptions, now = new Date()): Promise<Status> => {
   const { copyRegions, leaseTable } = options;
   const status: Status = {
+    schedules: [],
     parked: [],
     rotations: [],
     restarts: [],
@@ -349,7 +444,7 @@ export const readStatus = async (options: StatusOptions, now = new Date()): Prom
     notes: [],
   };
   const parts: [string, Promise<string | void>][] = [
-    ['ECS services', ecsRows(now, status.parked, status.restarts)],
+    ['ECS services', ecsRows(now, status.parked, status.restarts, status.schedules, options.schedules)],
     ['Auto Scaling groups', groupRows(status.parked, status.rotations)],
     ['EC2 instances', instanceRows(now, status.restarts)],
     ['RDS snapshot copies', copyRows(copyRegions, status.copies)],
@@ -363,8 +458,8 @@ export const readStatus = async (options: StatusOptions, now = new Date()): Prom
   });
   if (copyRegions.length === 0)
     status.notes.push('copies in flight: name the target regions with --copy-region');
-  const { parked, rotations, restarts, restartGuard, copies, leases, carriedOver } = status;
-  for (const list of [parked, rotations, restarts, restartGuard, copies, leases, carriedOver]) {
+  const { schedules, parked, rotations, restarts, restartGuard, copies, leases, carriedOver } = status;
+  for (const list of [schedules, parked, rotations, restarts, restartGuard, copies, leases, carriedOver]) {
     list.sort((a, b) => a.resource.localeCompare(b.resource));
   }
   return status;
@@ -386,6 +481,7 @@ const UNKNOWN = 'not known (the lease table could not be read: see the note belo
 
 export const renderStatus = (s: Status): string =>
   [
+    section('On a schedule (ECS services)', s.schedules, 'none (no nightshift:schedule tags)'),
     section('Parked by nightshift', s.parked, 'nothing'),
     section('Rotations in progress', s.rotations, 'none'),
     section('Restarts in the last 24 h', s.restarts, 'none'),

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
+  DescribeClustersCommand,
   DescribeServicesCommand,
   ECSClient,
   ListClustersCommand,
@@ -79,10 +80,19 @@ describe('nightshift status past the first page', () => {
             nextToken: 'services-2',
           };
     });
+    // The last cluster follows a schedule, so all its 105 services are listed under it.
+    ecs.on(DescribeClustersCommand).callsFake((input: { clusters?: string[] }) => ({
+      clusters: (input.clusters ?? []).map((arn) => ({
+        clusterArn: arn,
+        clusterName: arn.split('/').pop(),
+        tags: arn === clusterArn(100) ? [{ key: 'nightshift:schedule', value: 'office-hours' }] : [],
+      })),
+    }));
     ecs.on(DescribeServicesCommand).callsFake((input: { services?: string[] }) => ({
       services: (input.services ?? []).map((arn): Service => ({
         serviceArn: arn,
         serviceName: arn.split('/').pop(),
+        status: 'ACTIVE',
         desiredCount: 0,
         tags: arn.endsWith('/s104')
           ? [{ key: 'nightshift:stopped', value: 'desired=3 at=2026-11-23T18:00:00Z' }]
@@ -192,6 +202,15 @@ describe('nightshift status past the first page', () => {
     const described = ecs.commandCalls(DescribeServicesCommand).map((c) => c.args[0].input.services ?? []);
     expect(described.every((batch) => batch.length <= 10)).toBe(true);
     expect(described.flat()).toHaveLength(105);
+    const clusters = ecs.commandCalls(DescribeClustersCommand).map((c) => c.args[0].input.clusters ?? []);
+    expect(clusters.map((batch) => batch.length)).toEqual([100, 1]);
+    expect(status.schedules).toHaveLength(105);
+    expect(status.schedules[0]).toEqual({
+      resource: 'service c100/s0',
+      detail: expect.stringMatching(
+        /^office-hours \(on cluster c100\): desired (running|stopped), actual stopped \(desiredCount 0\); next (start|stop) \w{3}( \d{4}-\d{2}-\d{2})? \d{2}:\d{2} Europe\/Berlin$/,
+      ),
+    });
     expect(sent.DescribeAutoScalingGroups).toEqual([
       { MaxRecords: 100 },
       { MaxRecords: 100, NextToken: 'groups-2' },

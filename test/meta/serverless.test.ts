@@ -237,10 +237,11 @@ describe('serverless.yml and infra/', () => {
     }
   });
 
-  it('runs the example schedules in a time zone, with retries and a dead-letter queue, off in prod', () => {
+  it('keeps the fixed stop and start crons (in a time zone, with retries and a dead-letter queue) off, reconcile replacing them', () => {
+    // They would stop at 19:00 a cluster someone woke until 22:00, and start it on a holiday.
     for (const id of ['EcsStopSchedule', 'EcsStartSchedule']) {
       const schedule = dev.Resources[id]?.Properties as Record<string, never>;
-      expect(schedule).toMatchObject({ ScheduleExpressionTimezone: 'Europe/Berlin', State: 'ENABLED' });
+      expect(schedule).toMatchObject({ ScheduleExpressionTimezone: 'Europe/Berlin', State: 'DISABLED' });
       expect(schedule.Target).toMatchObject({
         RetryPolicy: { MaximumRetryAttempts: 3 },
         DeadLetterConfig: { Arn: { 'Fn::GetAtt': ['OnFailureQueue', 'Arn'] } },

@@ -31,7 +31,10 @@ export interface Proxy {
    * Answers `operation` itself instead of moto, for calls moto cannot answer (a known gap), with what
    * AWS would send. The request is still recorded.
    */
-  stub: (operation: string, response: { status?: number; contentType: string; body: string }) => void;
+  stub: (
+    operation: string,
+    response: { status?: number; contentType: string; body: string } | undefined,
+  ) => void;
   /**
    * Passes `operation` to moto and rewrites moto's answer body before the client sees it: for a field
    * moto leaves out (say so in the test), or a state AWS would report. The request is still recorded.
@@ -168,7 +171,10 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     url: `http://127.0.0.1:${port}`,
     requests,
     delivered: () => requests.filter((r) => !r.fault),
-    stub: (operation, response) => stubs.set(operation, response),
+    stub: (operation, response) => {
+      if (response) stubs.set(operation, response);
+      else stubs.delete(operation);
+    },
     rewrite: (operation, transform) => {
       if (transform) rewrites.set(operation, transform);
       else rewrites.delete(operation);

@@ -25,6 +25,7 @@ describe('the configuration --local applies, from serverless.yml', () => {
       PROTECTED_TAGS: '',
       DRY_RUN: 'true',
       SCHEDULE_GRACE_MINUTES: '15',
+      OVERRIDE_MAX_HOURS: '24',
     });
     expect(prod.unresolved).toEqual(['SUMMARY_TOPIC_ARN']);
     expect(prod.ownParams).toBe(true);
@@ -292,7 +293,7 @@ describe('the operator’s own variables under --local', () => {
 
   it('describes what it applied in one line', () => {
     expect(describeEnvironment(localEnvironment(prod, {}).env)).toBe(
-      'NIGHTSHIFT_STAGE=prod, LEASE_TABLE=nightshift-prod-leases, PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=true, SCHEDULE_GRACE_MINUTES=15',
+      'NIGHTSHIFT_STAGE=prod, LEASE_TABLE=nightshift-prod-leases, PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=true, SCHEDULE_GRACE_MINUTES=15, OVERRIDE_MAX_HOURS=24',
     );
   });
 });

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterState, Estate, ServiceState } from '#functions/ecs-scheduler/inventory.ts';
 import {
+  clusterClearRows,
   decideReconcile,
   planReconcile,
   startRecordCandidates,
@@ -13,6 +14,8 @@ import {
 } from '#functions/ecs-scheduler/reconcile.ts';
 import { EcsSchedulerInput } from '#events/ecs-scheduler/schema.ts';
 import { parseInput } from '#shared/input.ts';
+import { planOverride, type OverrideOptions } from '#functions/ecs-scheduler/override.ts';
+import type { OverrideInput } from '#events/ecs-scheduler/schema.ts';
 import { parseSchedules } from '#shared/schedules.ts';
 import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
 
@@ -333,5 +336,282 @@ describe('reconcile planner', () => {
     expect(() => parseInput(EcsSchedulerInput, { action: 'reconcile', planDigest: 'abc' })).toThrow(
       /field "planDigest": expected the hex sha256 planDigest of a dry run/,
     );
+  });
+
+  describe('overrides', () => {
+    const OV = 'nightshift:override';
+    const running = (name: string, tags: Record<string, string> = {}) =>
+      service(name, { desiredCount: 2, tags });
+    // Friday 27 November 2026, 20:00 Berlin (19:00Z): office-hours stopped since 19:00.
+    const FRI_2000 = '2026-11-27T19:00:00Z';
+
+    it('an active override on the cluster wins over the schedule, and says who, why and until when', () => {
+      // Prepare
+      const e = estate([parked('web', '2026-11-27T18:00:30Z')], {
+        'nightshift:schedule': 'office-hours',
+        [OV]: 'state=running until=2026-11-27T22:00:00Z by=user/jane why=release test',
+      });
+
+      // Act
+      const d = decideReconcile(e, options(FRI_2000))[0];
+
+      // Assess
+      expect(d?.want).toBe('start');
+      expect(d?.why).toMatch(
+        /^override by user\/jane until Fri 23:00 Europe\/Berlin \(why: release test\), over office-hours: stopped since Fri 19:00/,
+      );
+    });
+
+    it("a service's own override wins over its cluster's", () => {
+      // Prepare
+      const e = estate(
+        [
+          running('web', { [OV]: 'state=stopped until=2026-11-27T22:00:00Z by=user/sam' }),
+          parked('api', '2026-11-27T18:00:30Z'),
+        ],
+        {
+          'nightshift:schedule': 'office-hours',
+          [OV]: 'state=running until=2026-11-27T22:00:00Z by=user/jane',
+        },
+      );
+
+      // Act
+      const d = decide(e, options(FRI_2000));
+
+      // Assess
+      expect(d.web?.want).toBe('stop');
+      expect(d.web?.why).toMatch(/^override by user\/sam/);
+      expect(d.api?.want).toBe('start');
+    });
+
+    it('an unreadable override fails the row and touches nothing', () => {
+      // Prepare
+      const e = estate([parked('web', '2026-11-27T18:00:30Z', 'office-hours')], {
+        [OV]: 'running till 22:00',
+      });
+
+      // Act
+      const plan = planReconcile(e, options(FRI_2000));
+
+      // Assess
+      expect(plan.stop).toBeUndefined();
+      expect(plan.start).toBeUndefined();
+      expect(plan.idle[0]).toMatchObject({ outcome: 'failed', steps: [] });
+      expect(plan.idle[0]?.detail).toMatch(
+        /nightshift:override "running till 22:00": state must be running or stopped \(on cluster stage\)/,
+      );
+    });
+
+    it('an expired override returns the service to its schedule even when enforced: false would leave it, then goes', () => {
+      // Prepare: woken at 20:00 by the override (start record 20:00, after the 19:00 transition); it ended at 21:00
+      const e = estate([
+        running('web', {
+          'nightshift:schedule': 'office-hours',
+          [OV]: 'state=running until=2026-11-27T20:00:00Z by=user/jane',
+        }),
+      ]);
+
+      // Act
+      const plan = planReconcile(e, options('2026-11-27T20:05:00Z', { web: '2026-11-27T19:00:10Z' }));
+
+      // Assess: stopped, and the tag removed as its last step
+      const web = plan.stop?.phases.flat().find((p) => p.name === 'web');
+      expect(web?.steps.map((st) => st.op)).toEqual([
+        'save-service-state',
+        'set-desired-count',
+        'verify-service-state',
+        'clear-override',
+      ]);
+      expect(web?.detail).toMatch(/override by user\/jane ended at Fri 21:00 Europe\/Berlin/);
+    });
+
+    it('an expired override on a service already on schedule is removed alone', () => {
+      // Prepare
+      const e = estate(
+        [parked('web', '2026-11-27T18:00:30Z', 'office-hours')].map((s) => ({
+          ...s,
+          tags: { ...s.tags, [OV]: 'state=stopped until=2026-11-27T18:30:00Z by=user/sam' },
+        })),
+      );
+
+      // Act
+      const plan = planReconcile(e, options(FRI_2000));
+
+      // Assess: the stop finds it parked already; its only step removes the tag
+      const rows = [...plan.idle, ...(plan.stop?.phases.flat() ?? []), ...(plan.start?.phases.flat() ?? [])];
+      expect(rows.filter((r) => r.name === 'web')).toEqual([
+        expect.objectContaining({
+          steps: [{ op: 'clear-override', expected: expect.any(String) }],
+          outcome: undefined,
+        }),
+      ]);
+    });
+
+    it('an expired cluster override is removed only once every service that followed it settled', () => {
+      // Prepare
+      const e = estate([parked('web', '2026-11-27T18:00:30Z'), running('api')], {
+        'nightshift:schedule': 'office-hours',
+        [OV]: 'state=running until=2026-11-27T18:30:00Z by=user/jane',
+      });
+      const plan = planReconcile(e, options(FRI_2000));
+      expect(plan.clusterClears).toHaveLength(1);
+      const [web, api] = [service('web').arn, service('api').arn];
+
+      // Act
+      const blocked = clusterClearRows(plan.clusterClears, [
+        { arn: web, outcome: 'unchanged' },
+        { arn: api, outcome: 'failed' },
+      ]);
+      const settled = clusterClearRows(plan.clusterClears, [
+        { arn: web, outcome: 'unchanged' },
+        { arn: api, outcome: 'changed' },
+      ]);
+
+      // Assess
+      expect(blocked[0]).toMatchObject({ outcome: 'skipped', steps: [] });
+      expect(blocked[0]?.detail).toMatch(/kept until its services are back on schedule \(not yet: 1 of 2\)/);
+      expect(settled[0]).toMatchObject({ steps: [{ op: 'clear-override' }] });
+    });
+
+    describe('planOverride (wake, sleep, cancel)', () => {
+      const input = (over: Partial<OverrideInput>): OverrideInput => ({
+        action: 'wake',
+        clusters: ['stage'],
+        by: 'user/jane',
+        ...over,
+      });
+      const opts = (now: string, maxHours = 24): OverrideOptions => ({
+        schedules: SCHEDULES,
+        protectedTags: DEFAULT_PROTECTED_TAGS,
+        now: new Date(now),
+        maxMs: maxHours * 3_600_000,
+      });
+
+      it('puts the override on a cluster named whole, and on each service when services are named', () => {
+        // Prepare
+        const e = estate([parked('web', '2026-11-27T18:00:30Z'), parked('api', '2026-11-27T18:00:30Z')], {
+          'nightshift:schedule': 'office-hours',
+        });
+
+        // Act
+        const whole = planOverride(input({ for: '3h' }), e, opts(FRI_2000));
+        const one = planOverride(input({ for: '3h', services: ['web'] }), e, opts(FRI_2000));
+
+        // Assess
+        expect(whole.rows.map((r) => [r.type, r.name])).toEqual([['ecs-cluster', 'stage']]);
+        expect(whole.rows[0]?.steps).toEqual([
+          { op: 'set-override', value: 'state=running until=2026-11-27T22:00:00Z by=user/jane' },
+        ]);
+        expect(whole.estate.clusters[0]?.tags[OV]).toBe(
+          'state=running until=2026-11-27T22:00:00Z by=user/jane',
+        );
+        expect(one.rows.map((r) => [r.type, r.name])).toEqual([['ecs-service', 'web']]);
+        expect(one.estate.clusters[0]?.tags[OV]).toBeUndefined();
+      });
+
+      it('refuses --until 22:00 for a cluster whose services follow schedules in two zones', () => {
+        // Prepare
+        const e = estate([
+          parked('web', '2026-11-27T18:00:30Z', 'office-hours'),
+          parked('api', '2026-11-27T18:00:30Z', 'ny'),
+        ]);
+
+        // Act
+        const plan = planOverride(input({ until: '22:00' }), e, opts(FRI_2000));
+
+        // Assess
+        expect(plan.rows[0]).toMatchObject({ outcome: 'failed', steps: [] });
+        expect(plan.rows[0]?.detail).toMatch(/several zones \(Europe\/Berlin, America\/New_York\)/);
+      });
+
+      it('a sleep without --for or --until lasts until the next transition, at most the cap', () => {
+        // Prepare: Friday 10:00 Berlin, office-hours running until 19:00
+        const e = estate([running('web')], { 'nightshift:schedule': 'office-hours' });
+
+        // Act
+        const untilNext = planOverride(input({ action: 'sleep' }), e, opts('2026-11-27T09:00:00Z'));
+        const capped = planOverride(input({ action: 'sleep' }), e, opts('2026-11-27T09:00:00Z', 2));
+
+        // Assess
+        expect(untilNext.rows[0]?.steps[0]).toMatchObject({
+          value: expect.stringMatching(/^state=stopped until=2026-11-27T18:00:00Z /),
+        });
+        expect(capped.rows[0]?.steps[0]).toMatchObject({
+          value: expect.stringMatching(/until=2026-11-27T11:00:00Z /),
+        });
+      });
+
+      it('fails a target whose schedule is unknown, and refuses the whole request past the cap', () => {
+        // Prepare
+        const e = estate([parked('web', '2026-11-27T18:00:30Z')], { 'nightshift:schedule': 'nope' });
+        const ok = estate([parked('web', '2026-11-27T18:00:30Z')], { 'nightshift:schedule': 'office-hours' });
+
+        // Act + Assess
+        expect(planOverride(input({ for: '1h' }), e, opts(FRI_2000)).rows[0]).toMatchObject({
+          outcome: 'failed',
+        });
+        expect(() => planOverride(input({ until: '23:00' }), ok, opts(FRI_2000, 1))).toThrow(
+          /until: refused: an override may last at most 1 h .*asked: stage until Fri 23:00 Europe\/Berlin \(3 h\)/,
+        );
+      });
+
+      it('cancel ends the override now, and says so where there is none', () => {
+        // Prepare
+        const e = estate(
+          [running('web', { [OV]: 'state=running until=2026-11-27T22:00:00Z by=user/sam' }), running('api')],
+          {
+            'nightshift:schedule': 'office-hours',
+            [OV]: 'state=running until=2026-11-27T22:00:00Z by=user/jane',
+          },
+        );
+        const bare = estate([running('web')], { 'nightshift:schedule': 'office-hours' });
+
+        // Act
+        const plan = planOverride(input({ cancel: true, by: 'user/ops' }), e, opts(FRI_2000));
+        const none = planOverride(input({ cancel: true }), bare, opts(FRI_2000));
+
+        // Assess: the cluster's and the service's own override both end now
+        expect(plan.rows.map((r) => r.name)).toEqual(['stage', 'web']);
+        for (const r of plan.rows) {
+          expect(r.steps[0]).toMatchObject({
+            value: expect.stringMatching(
+              /^state=running until=2026-11-27T19:00:00Z by=user\/ops why=cancelled/,
+            ),
+          });
+        }
+        expect(none.rows[0]).toMatchObject({ outcome: 'unchanged', steps: [] });
+      });
+    });
+
+    it('accepts wake and sleep events and refuses what they cannot mean, naming the field', () => {
+      const ok = parseInput(EcsSchedulerInput, {
+        action: 'wake',
+        clusters: ['stage'],
+        for: '3h',
+        by: 'user/jane',
+      });
+      expect(ok).toMatchObject({ action: 'wake', for: '3h' });
+      expect(() => parseInput(EcsSchedulerInput, { action: 'wake', clusters: ['stage'], by: 'x' })).toThrow(
+        /field "for": wake needs for/,
+      );
+      expect(() =>
+        parseInput(EcsSchedulerInput, {
+          action: 'wake',
+          clusters: ['stage'],
+          for: '1h',
+          until: '22:00',
+          by: 'x',
+        }),
+      ).toThrow(/field "until": give for or until, not both/);
+      expect(() =>
+        parseInput(EcsSchedulerInput, { action: 'sleep', clusters: ['stage'], until: '25:00', by: 'x' }),
+      ).toThrow(/field "until": expected a clock time/);
+      expect(() =>
+        parseInput(EcsSchedulerInput, { action: 'sleep', services: ['web'], for: '1h', by: 'x' }),
+      ).toThrow(/field "clusters": clusters or tags is required/);
+      expect(() =>
+        parseInput(EcsSchedulerInput, { action: 'sleep', clusters: ['stage'], for: '1h' }),
+      ).toThrow(/field "by"/);
+    });
   });
 });
