@@ -43,9 +43,19 @@ export const encodeOverride = (o: Override): string => {
     TAG_VALUE_MAX,
   );
   const why = tagSafe(o.why);
-  const room = TAG_VALUE_MAX - head.length - ' why='.length;
+  const room = TAG_VALUE_MAX - Array.from(head).length - ' why='.length;
   if (why === '' || room < 4) return head;
-  return `${head} why=${why.length > room ? `${why.slice(0, room - 3).trimEnd()}...` : why}`;
+  // By code point: a cut through a surrogate pair would leave a character TagResource refuses. AWS counts
+  // a tag value's length in Unicode characters.
+  const chars = Array.from(why);
+  return `${head} why=${
+    chars.length > room
+      ? `${chars
+          .slice(0, room - 3)
+          .join('')
+          .trimEnd()}...`
+      : why
+  }`;
 };
 
 export class OverrideTagError extends Error {

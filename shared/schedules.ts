@@ -502,7 +502,7 @@ const instantsOf = (timeZone: string, wall: number): number[] => {
 /**
  * The first instant after `after` at which the clock in `timeZone` reads `seconds` past midnight
  * (`--until 22:00`): today's if it is still ahead, else tomorrow's. On a day whose clock skips that
- * time (spring forward), the instant the clock jumps past it; in a repeated hour, the first.
+ * time (spring forward), the instant the clock jumps past it; in a repeated hour, the first one ahead.
  */
 export const nextWallClock = (timeZone: string, seconds: number, after: Date): Date => {
   const l = localTime(timeZone, after.getTime());
@@ -511,9 +511,11 @@ export const nextWallClock = (timeZone: string, seconds: number, after: Date): D
     const found = instantsOf(timeZone, wall);
     // In a gap the clock passes `wall` at the change, which lies between `wall` read in the offset after
     // it and in the offset before it.
+    // In a repeated hour, the first occurrence still ahead (the second 02:30 when the first has passed).
+    const ahead = found.filter((t) => t > after.getTime());
     const at =
       found.length > 0
-        ? Math.min(...found)
+        ? Math.min(...(ahead.length > 0 ? ahead : found))
         : (offsetChanges(
             timeZone,
             wall - offsetAt(timeZone, wall + DAY),

@@ -46,3 +46,16 @@ export const protectedBy = (tags: TagMap, rules: readonly TagRule[]): string | u
 /** True when every wanted tag is present with exactly that value. */
 export const matchesTags = (tags: TagMap, wanted: TagMap): boolean =>
   Object.entries(wanted).every(([key, value]) => tags[key] === value);
+
+/**
+ * The tag that names the one stage that acts on a resource on its own (`nightshift:stage=dev`): every
+ * stage deployed in an account sees every resource of it, and each keeps its leases and records in its
+ * own table. With more than one stage in an account, opted-in resources must carry it. Public contract.
+ */
+export const STAGE_TAG = 'nightshift:stage';
+
+/** The stage a resource names (its own tag, else its parent's), when it names another than `stage`. */
+export const otherStage = (stage: string | undefined, ...tagSets: TagMap[]): string | undefined => {
+  const named = tagSets.map((t) => t[STAGE_TAG]).find((v) => v !== undefined);
+  return named !== undefined && named !== stage ? named : undefined;
+};

@@ -68,7 +68,8 @@ export const ReconcileInput = z.strictObject({
 
 export type ReconcileInput = Infer<typeof ReconcileInput>;
 
-const DURATION = /^\d{1,6}[mhd]$/;
+// At least one minute: `0m` would end the override as it is written.
+const DURATION = /^0*[1-9]\d{0,5}[mhd]$/;
 const UNTIL = /^(([01]\d|2[0-3]):[0-5]\d|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))$/;
 
 /**

@@ -24,6 +24,17 @@ export const SchedulerConfig = z.object({
       z.transform((text) => (text === '' ? DEFAULT_GRACE_MINUTES : Number(text))),
     ),
   ),
+  /**
+   * The stage this function is deployed as (serverless.yml sets it; the CLI's --local too). A service
+   * or cluster tagged `nightshift:stage` is reconciled and overridden only by that stage; unset, only
+   * resources without that tag are.
+   */
+  NIGHTSHIFT_STAGE: z.optional(
+    z.pipe(
+      z.string(),
+      z.transform((text) => text.trim() || undefined),
+    ),
+  ),
   /** Overrides (`nightshift wake|sleep`) may last at most this many hours: more is refused, naming it. */
   OVERRIDE_MAX_HOURS: z.optional(
     z.pipe(

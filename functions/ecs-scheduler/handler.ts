@@ -49,11 +49,42 @@ const defaultDeps = (): Deps =>
     now: () => new Date(),
   });
 
-/** Services a start brought back: recorded in the lease table for reconcile (started.ts). */
-const startedServices = (report: Report) =>
-  report.dryRun
-    ? []
-    : report.resources.filter((r) => r.type === 'ecs-service' && r.outcome === 'changed').map((r) => r.arn);
+/** The services a start plan brings back (rows with steps): what it records first (started.ts). */
+const startingServices = (plan: Plan | undefined) =>
+  (plan?.phases.flat() ?? []).filter((p) => p.type === 'ecs-service' && p.steps.length > 0).map((p) => p.arn);
+
+/**
+ * Records, before the start, each service it brings back (with the end of the override that asked for
+ * it), so a reconcile leaves it alone until the next transition (or the override's end). Returns the
+ * records that could not be written, by ARN.
+ */
+const recordStarts = (
+  plan: Plan | undefined,
+  ctx: RunContext,
+  d: Deps,
+  until: ReadonlyMap<string, Date> = new Map(),
+) =>
+  recordStarted(
+    ctx.leases.leaseStore,
+    startingServices(plan).map((arn) => ({ arn, ...(until.has(arn) && { until: until.get(arn)! }) })),
+    ctx.leases.runOwner,
+    d.now(),
+  );
+
+/** Says on a started service's row that its start record could not be written, and what that means. */
+const withRecordProblems = (rows: Report['resources'], problems: ReadonlyMap<string, string>) =>
+  problems.size === 0
+    ? rows
+    : rows.map((r) =>
+        problems.has(r.arn) && r.outcome === 'changed'
+          ? {
+              ...r,
+              detail:
+                `${r.detail}; its start record could not be written to the lease table (${problems.get(r.arn)}): ` +
+                "a reconcile may stop it again before the schedule's next transition",
+            }
+          : r,
+      );
 
 const isOverride = (input: SchedulerInput | OverrideInput): input is OverrideInput =>
   input.action === 'wake' || input.action === 'sleep';
@@ -65,21 +96,7 @@ export const run = async (
 ): Promise<Report> => {
   if (input.action === 'reconcile') return runReconcile(input, ctx, d);
   if (isOverride(input)) return runOverride(input, ctx, d);
-  const report = await runAction(input, ctx, d);
-  if (input.action === 'start') await noteStarts(report, ctx, d);
-  return report;
-};
-
-const noteStarts = async (report: Report, ctx: RunContext, d: Deps) => {
-  const problems = await recordStarted(
-    ctx.leases.leaseStore,
-    startedServices(report),
-    ctx.leases.runOwner,
-    d.now(),
-  );
-  if (problems.length > 0) {
-    ctx.logger?.warn('start records not written: a reconcile may stop these services again', { problems });
-  }
+  return runAction(input, ctx, d);
 };
 
 const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promise<Report> => {
@@ -105,8 +122,12 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
   }
   // Read (and so, once this run leaves nothing undone, cleared) only by a run that has work to order.
   const first = dryRun || !works.some((w) => w.hasWork) ? undefined : await ctx.carriedOver(input.action);
+  const problems =
+    !dryRun && plan.action === 'start' ? await recordStarts(plan, ctx, d) : new Map<string, string>();
   const report = await executePlan(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first });
-  return dryRun ? { ...report, planDigest: planDigest(works) } : report;
+  return dryRun
+    ? { ...report, planDigest: planDigest(works) }
+    : buildReport(report.action, false, withRecordProblems(report.resources, problems));
 };
 
 /** The clusters a reconcile plan changes something in: leased and read again by a mutating run. */
@@ -129,9 +150,10 @@ const reconcilePlans = (plan: ReconcilePlan): Plan[] => [
 
 /** Everything a reconcile plan would do, for the plan digest: the cluster overrides' removal included. */
 const reconcileWorks = (plan: ReconcilePlan) =>
-  [...reconcilePlans(plan).flatMap((p) => p.phases.flat()), ...clusterClearRows(plan.clusterClears, [])].map(
-    plannedWork,
-  );
+  [
+    ...reconcilePlans(plan).flatMap((p) => p.phases.flat()),
+    ...clusterClearRows(plan.clusterClears, [], new Date(0)),
+  ].map(plannedWork);
 
 /** Runs a reconcile plan: idle rows, stop, start, then the expired cluster overrides it settled. */
 const executeReconcile = async (
@@ -142,11 +164,14 @@ const executeReconcile = async (
 ): Promise<Report['resources']> => {
   const results: Report['resources'] = [];
   for (const p of reconcilePlans(plan)) {
+    const problems =
+      p === plan.start && !options.dryRun
+        ? await recordStarts(p, ctx, d, plan.overrideStarts)
+        : new Map<string, string>();
     const report = await executePlan(p, d.clients, { ...options, hasTime: ctx.hasTime });
-    results.push(...report.resources);
-    if (p === plan.start) await noteStarts(report, ctx, d);
+    results.push(...withRecordProblems(report.resources, problems));
   }
-  const clears = clusterClearRows(plan.clusterClears, results);
+  const clears = clusterClearRows(plan.clusterClears, results, d.now());
   if (clears.length > 0) {
     const report = await executePlan({ action: 'stop', phases: [clears] }, d.clients, {
       dryRun: options.dryRun,
@@ -169,6 +194,8 @@ const reconcileOptions = async (
     now,
     schedules,
     graceMs: (d.config.SCHEDULE_GRACE_MINUTES ?? DEFAULT_GRACE_MINUTES) * 60_000,
+    overrideMaxMs: (d.config.OVERRIDE_MAX_HOURS ?? DEFAULT_OVERRIDE_MAX_HOURS) * 3_600_000,
+    ...(d.config.NIGHTSHIFT_STAGE && { stage: d.config.NIGHTSHIFT_STAGE }),
     startedAt: await readStarted(
       ctx.leases.leaseStore,
       startRecordCandidates(estate, schedules, now),
@@ -250,6 +277,7 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
     ? await readEstate(reader, scope, { withSharers: true })
     : await readClaimedEstate(reader, { ...scope, action: 'stop' }, ctx.leases);
   const planned = planOverride(input, estate, {
+    ...(d.config.NIGHTSHIFT_STAGE && { stage: d.config.NIGHTSHIFT_STAGE }),
     schedules: stageSchedules(d),
     protectedTags: d.config.PROTECTED_TAGS,
     now,

@@ -220,15 +220,27 @@ const loadServices = async ({ clients, hasTime }: Reader, cluster: ClusterInfo):
 };
 
 /** Every service of each cluster, a few clusters at a time; the deadline is checked before each cluster. */
-export const withServices = (reader: Reader, clusters: readonly ClusterInfo[]): Promise<ClusterState[]> =>
-  mapLimit(
-    clusters.map((c, index) => ({ c, index })),
-    READ_CONCURRENCY,
-    async ({ c, index }) => {
-      if (index > 0) assertTime(reader.hasTime, `ECS services of cluster ${c.name}`);
-      return { ...c, services: await loadServices(reader, c) };
-    },
-  );
+export const withServices = async (
+  reader: Reader,
+  clusters: readonly ClusterInfo[],
+): Promise<ClusterState[]> =>
+  (
+    await mapLimit(
+      clusters.map((c, index) => ({ c, index })),
+      READ_CONCURRENCY,
+      async ({ c, index }) => {
+        if (index > 0) assertTime(reader.hasTime, `ECS services of cluster ${c.name}`);
+        try {
+          return { ...c, services: await loadServices(reader, c) };
+        } catch (error) {
+          // Deleted between ListClusters/DescribeClusters and ListServices (an ephemeral environment torn
+          // down): nothing left to act on, and no reason to fail the run for every other cluster.
+          if ((error as Error).name === 'ClusterNotFoundException') return undefined;
+          throw error;
+        }
+      },
+    )
+  ).filter((c): c is ClusterState => c !== undefined);
 
 /** DescribeScalableTargets for up to 50 resource ids a call, following NextToken. */
 const attachScaling = async ({ clients, hasTime }: Reader, services: ServiceState[]) => {

@@ -10,7 +10,7 @@ import {
 } from '#shared/override.ts';
 import { localLabel, nextTransition, type Schedule, type Schedules } from '#shared/schedules.ts';
 import { InputError } from '#shared/errors.ts';
-import { protectedBy, type TagRule } from '#shared/tags.ts';
+import { otherStage, protectedBy, type TagRule } from '#shared/tags.ts';
 import type { OverrideInput } from '#events/ecs-scheduler/schema.ts';
 import type { ClusterState, Estate, ServiceState } from './inventory.ts';
 import { protection, select, type PlannedAction } from './plan.ts';
@@ -22,6 +22,8 @@ export interface OverrideOptions {
   now: Date;
   /** OVERRIDE_MAX_HOURS in ms. */
   maxMs: number;
+  /** NIGHTSHIFT_STAGE: a target tagged nightshift:stage for another stage is that stage's to override. */
+  stage?: string;
 }
 
 /** An override that would last longer than the cap: the whole request is refused, nothing is written. */
@@ -73,12 +75,14 @@ const row = (
   outcome: PlannedAction['outcome'] | undefined,
   detail: string,
   value?: string,
+  fromNow?: boolean,
 ): PlannedAction => ({
   arn: t.arn,
   type: t.type,
   name: t.name,
   ...(t.service && { cluster: t.cluster.name }),
-  steps: value === undefined ? [] : [{ op: 'set-override', value }],
+  steps:
+    value === undefined ? [] : [{ op: 'set-override', value, ...(fromNow && { fromNow: true as const }) }],
   ...(outcome && { outcome }),
   detail,
 });
@@ -159,6 +163,17 @@ export const planOverride = (input: OverrideInput, estate: Estate, opts: Overrid
       );
       continue;
     }
+    const other = otherStage(opts.stage, t.service?.tags ?? {}, t.cluster.tags);
+    if (other !== undefined) {
+      rows.push(
+        row(
+          t,
+          'skipped',
+          `tagged nightshift:stage=${other}: that stage's to override (--stage ${other}); nothing changed`,
+        ),
+      );
+      continue;
+    }
     const current = t.type === 'ecs-service' ? t.service!.tags[OVERRIDE_TAG] : t.cluster.tags[OVERRIDE_TAG];
     if (input.cancel) {
       if (current === undefined) {
@@ -175,7 +190,9 @@ export const planOverride = (input: OverrideInput, estate: Estate, opts: Overrid
         why: input.reason ?? `cancelled${was ? ` (was: until ${iso(was.until)} by ${was.by})` : ''}`,
       });
       tags.set(t.arn, { [OVERRIDE_TAG]: value });
-      rows.push(row(t, undefined, `cancels ${OVERRIDE_TAG} "${current}": back to its schedule now`, value));
+      rows.push(
+        row(t, undefined, `cancels ${OVERRIDE_TAG} "${current}": back to its schedule now`, value, true),
+      );
       continue;
     }
     const { found, unknown } = schedulesOf(t, opts.schedules);
@@ -231,6 +248,8 @@ export const planOverride = (input: OverrideInput, estate: Estate, opts: Overrid
         `override: ${state} until ${localLabel(zone, until, now)} ${zone} (${iso(until)}) by ${input.by}` +
           (current !== undefined ? `, replacing "${current}"` : ''),
         value,
+        // `--for`, or a sleep's default end (capped from now): the end moves with the clock.
+        length === undefined || 'for' in length,
       ),
     );
   }

@@ -1,4 +1,5 @@
 import { formatAge } from '#shared/duration.ts';
+import { decodeOverride, OVERRIDE_TAG, overrideActive, type Override } from '#shared/override.ts';
 import { PARKED_TAG, ROTATION_TAG, rotationInFlight } from '#shared/group-tags.ts';
 import { matchesTags, protectedBy, type TagMap, type TagRule } from '#shared/tags.ts';
 import type { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
@@ -41,7 +42,8 @@ export type Step =
   | { op: 'clear-group-state'; expected: string }
   | { op: 'verify-group-state'; value: string }
   /** An override (`nightshift wake|sleep`) on the row's service or cluster: tag nightshift:override. */
-  | { op: 'set-override'; value: string }
+  /** `fromNow`: its end is `--for` from now, which moves between a dry run and the apply. */
+  | { op: 'set-override'; value: string; fromNow?: true }
   /** Removes an expired override, only if the tag still holds `expected` (a new one may have replaced it). */
   | { op: 'clear-override'; expected: string };
 
@@ -283,6 +285,26 @@ const staleTag = (s: ServiceState, saved: SavedService) =>
     : undefined;
 
 /**
+ * A service nightshift parked that someone started by hand since (the console, a deploy): it runs with
+ * other values than it saved, and no stop can still be working on it. Returns the saved-state tag as
+ * read, which a reconcile that wants it running removes (the person's values are the ones to keep; the
+ * next stop saves them), instead of failing every run as a start does (staleTag).
+ */
+export const startedByHand = (s: ServiceState, now: Date): { text: string; reason: string } | undefined => {
+  const { saved, text } = readSaved(s.tags, decodeService);
+  if (!saved || text === undefined || mayBeStopping(saved.at, now)) return undefined;
+  const reason = staleTag(s, saved);
+  return reason === undefined
+    ? undefined
+    : {
+        text,
+        reason:
+          `started by hand since nightshift stopped it (now desiredCount ${s.desiredCount}; saved at ${saved.at}: ` +
+          `${describeSaved(saved)}): the saved state is removed, so the next stop saves what runs then`,
+      };
+};
+
+/**
  * A stop or start cut short with the scaling target at the saved limits, after which Application Auto
  * Scaling moved desiredCount within them (a stop that saved its tag but could not park; a start that
  * restored the target, or set desiredCount, but could not remove the tag). Only a stop finishes it:
@@ -465,8 +487,38 @@ const planServices = (
           : 'DAEMON service: its tasks run again when the cluster capacity is back',
       );
     }
+    const overridden = contraryOverride(action, s, clusters.get(s.clusterArn), opts.now);
+    if (overridden) return skipService(s, overridden);
     return action === 'stop' ? planServiceStop(s, opts.now) : planServiceStart(s, opts.now);
   });
+
+/**
+ * An explicit stop of a service an active override keeps running (or a start of one it keeps stopped)
+ * would be undone by the next reconcile: refused, saying how to do it so that it holds.
+ */
+const contraryOverride = (
+  action: SchedulerInput['action'],
+  s: ServiceState,
+  cluster: ClusterState | undefined,
+  now: Date,
+): string | undefined => {
+  const own = s.tags[OVERRIDE_TAG];
+  const text = own ?? cluster?.tags[OVERRIDE_TAG];
+  if (text === undefined) return undefined;
+  let o: Override;
+  try {
+    o = decodeOverride(text);
+  } catch {
+    return undefined;
+  }
+  if (!overrideActive(o, now) || (o.state === 'running') === (action === 'start')) return undefined;
+  const where = own !== undefined ? 'on the service' : `on cluster ${cluster?.name}`;
+  return (
+    `an override ${where} keeps it ${o.state} until ${stamp(o.until)} (by ${o.by}${o.why ? `, why: ${o.why}` : ''}): ` +
+    `the next reconcile would undo this ${action}; nothing changed — use nightshift ${action === 'stop' ? 'sleep' : 'wake'} ` +
+    'for a change that holds, or end the override first (nightshift wake --cancel)'
+  );
+};
 
 const groupBase = (g: { arn: string; name: string }) => ({
   arn: g.arn,
@@ -749,8 +801,12 @@ export const clustersInPlay = (input: SchedulerInput, clusters: ClusterState[]):
  */
 export const digestKeyOf = (action: PlannedAction): string =>
   JSON.stringify(
-    action.steps.map((step) =>
-      // A saved state's time and an override's end (`--for 3h` from now) move between plan and apply.
-      'value' in step ? { ...step, value: step.value.replace(/(^| )(at|until)=\S+/g, '') } : step,
-    ),
+    action.steps.map((step) => {
+      if (!('value' in step)) return step;
+      // A saved state's time moves between plan and apply, and so does an override's end given as
+      // `--for 3h`; `--until 22:00` stays, unless 22:00 passed in between (then it is tomorrow's: a new plan).
+      if (step.op === 'set-override' && !step.fromNow) return step;
+      const moving = step.op === 'set-override' ? /(^| )until=\S+/g : /(^| )at=\S+/g;
+      return { ...step, value: step.value.replace(moving, '') };
+    }),
   );

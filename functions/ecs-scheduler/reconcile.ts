@@ -7,9 +7,11 @@ import {
   type Schedule,
   type Schedules,
 } from '#shared/schedules.ts';
+import { otherStage } from '#shared/tags.ts';
 import { decodeOverride, overrideActive, OVERRIDE_TAG, type Override } from '#shared/override.ts';
 import type { ClusterState, Estate, ServiceState } from './inventory.ts';
-import { planSchedule, type Plan, type PlannedAction, type PlanOptions } from './plan.ts';
+import type { StartRecord } from './started.ts';
+import { planSchedule, startedByHand, type Plan, type PlannedAction, type PlanOptions } from './plan.ts';
 import { PARKED_LIMITS, SAVED_STATE_TAG, sameScaling } from './saved.ts';
 
 /** The tag a service or cluster opts in with: `nightshift:schedule=<name>`. Public contract. */
@@ -20,7 +22,14 @@ export interface ReconcileOptions extends PlanOptions {
   /** SCHEDULE_GRACE_MINUTES in ms: a service younger than this is not acted on. */
   graceMs: number;
   /** When a nightshift start last restored each service (the lease-table record), by service ARN. */
-  startedAt: ReadonlyMap<string, Date>;
+  startedAt: ReadonlyMap<string, StartRecord>;
+  /**
+   * OVERRIDE_MAX_HOURS in ms: an override read with more time left than this (written by hand, or
+   * before the cap was lowered) is not obeyed. Undefined: no check (tests of other rules).
+   */
+  overrideMaxMs?: number;
+  /** NIGHTSHIFT_STAGE: resources tagged nightshift:stage for another stage are that stage's. */
+  stage?: string;
 }
 
 /** What the schedule asks of one opted-in service, and why, before the stop and start planners run. */
@@ -36,6 +45,8 @@ export interface ServiceDecision {
   row?: PlannedAction;
   /** The override that decided (active), or an expired one to remove once the service is on schedule. */
   override?: OverrideRef;
+  /** The schedule's zone, for times in rows. */
+  timezone?: string;
 }
 
 /** An override tag on a service or a cluster, as read. */
@@ -70,7 +81,6 @@ const idle = (
   detail,
 });
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** The schedule a service follows: its own tag wins; without one, its cluster's. */
 export const scheduleOf = (
@@ -118,12 +128,19 @@ const describeOverride = (o: Override, timeZone: string, now: Date) =>
  * it the lease-table record of the last start (`startedAt`) says whether a start ran since (a person's
  * `nightshift start` after the evening stop, say). Tags a person changed by hand do not count.
  */
-const actedSince = (s: ServiceState, since: Date | undefined, startedAt: Date | undefined) => {
+const actedSince = (
+  s: ServiceState,
+  since: Date | undefined,
+  started: StartRecord | undefined,
+  now: Date,
+) => {
   const t = since?.getTime() ?? -Infinity;
   const stopped = savedAt(s);
   if (stopped) return stopped.getTime() >= t ? { by: 'stop' as const, at: stopped } : undefined;
   if (s.tags[SAVED_STATE_TAG] !== undefined) return undefined;
-  return startedAt && startedAt.getTime() >= t ? { by: 'start' as const, at: startedAt } : undefined;
+  // A start an override asked for stops counting when the override ends, tag or no tag.
+  if (started?.until && now.getTime() >= started.until.getTime()) return undefined;
+  return started && started.at.getTime() >= t ? { by: 'start' as const, at: started.at } : undefined;
 };
 
 const decideService = (
@@ -134,6 +151,8 @@ const decideService = (
 ): ServiceDecision | undefined => {
   const tag = scheduleOf(s, cluster);
   if (!tag) return undefined;
+  // Another stage's (nightshift:stage): its reconcile acts on it, with its own leases and records.
+  if (otherStage(opts.stage, s.tags, cluster.tags) !== undefined) return undefined;
   const schedule: Schedule | undefined = opts.schedules.get(tag.name);
   if (!schedule) {
     const known = [...opts.schedules.keys()].join(', ') || 'none';
@@ -148,7 +167,7 @@ const decideService = (
   let ev = evaluations.get(schedule.name);
   if (!ev) evaluations.set(schedule.name, (ev = evaluate(schedule, opts.now)));
   const why = tag.from === 'on the service' ? ev.reason : `${ev.reason} (tag ${tag.from})`;
-  const base = { service: s, why, schedule: schedule.name, state: ev.state };
+  const base = { service: s, why, schedule: schedule.name, state: ev.state, timezone: schedule.timezone };
   if (s.createdAt && opts.now.getTime() - s.createdAt.getTime() < opts.graceMs) {
     const from = new Date(s.createdAt.getTime() + opts.graceMs);
     return {
@@ -156,7 +175,7 @@ const decideService = (
       row: idle(
         s,
         'skipped',
-        `${why}; created at ${iso(s.createdAt)}, less than ${Math.round(opts.graceMs / 60_000)} min ago ` +
+        `${why}; created at ${localLabel(schedule.timezone, s.createdAt, opts.now)}, less than ${Math.round(opts.graceMs / 60_000)} min ago ` +
           `(SCHEDULE_GRACE_MINUTES): left alone until ${localLabel(schedule.timezone, from, opts.now)} ${schedule.timezone}`,
       ),
     };
@@ -169,6 +188,24 @@ const decideService = (
         s,
         'failed',
         `${why}; ${ov.error}; nothing changed — fix or remove the tag (nightshift wake --cancel)`,
+      ),
+    };
+  }
+  const slack = 5 * 60_000;
+  if (
+    ov?.active &&
+    opts.overrideMaxMs !== undefined &&
+    ov.override.until.getTime() - opts.now.getTime() > opts.overrideMaxMs + slack
+  ) {
+    const hours = Math.round((opts.overrideMaxMs / 3_600_000) * 100) / 100;
+    return {
+      ...base,
+      row: idle(
+        s,
+        'failed',
+        `${why}; ${OVERRIDE_TAG} "${ov.text}" (${ov.type === 'ecs-service' ? 'on the service' : `on cluster ${cluster.name}`}) ` +
+          `lasts longer than the cap of ${hours} h (OVERRIDE_MAX_HOURS): not obeyed, nothing changed — ` +
+          'end it with nightshift wake --cancel, or set a shorter one',
       ),
     };
   }
@@ -206,15 +243,15 @@ const decideService = (
     // Nothing saved: nightshift did not stop it (or already started it); a start has nothing to restore.
     return { ...base, row: idle(s, 'unchanged', `${why}; not stopped by nightshift (no saved state)`) };
   }
-  const acted = actedSince(s, ev.since?.at, opts.startedAt.get(s.arn));
+  const acted = actedSince(s, ev.since?.at, opts.startedAt.get(s.arn), opts.now);
   if (schedule.enforced || !acted) return { ...base, want };
   const until = ev.next
     ? `until ${localLabel(schedule.timezone, ev.next.at, opts.now)}`
     : 'until the next transition';
   const what =
     acted.by === want
-      ? `nightshift ${want === 'stop' ? 'stopped' : 'started'} it at ${iso(acted.at)}, since the transition`
-      : `${acted.by === 'stop' ? 'stopped' : 'started'} on demand at ${iso(acted.at)}, after the transition`;
+      ? `nightshift ${want === 'stop' ? 'stopped' : 'started'} it at ${localLabel(schedule.timezone, acted.at, opts.now)}, since the transition`
+      : `${acted.by === 'stop' ? 'stopped' : 'started'} on demand at ${localLabel(schedule.timezone, acted.at, opts.now)}, after the transition`;
   return {
     ...base,
     row: idle(
@@ -225,13 +262,35 @@ const decideService = (
   };
 };
 
+/**
+ * A start due on a service someone started by hand since nightshift parked it: nothing to start, and the
+ * saved state is stale (a start would refuse it on every run): the row removes it instead.
+ */
+const handStarted = (d: ServiceDecision, now: Date): ServiceDecision => {
+  if (d.want !== 'start') return d;
+  const hand = startedByHand(d.service, now);
+  if (!hand) return d;
+  return {
+    ...d,
+    want: undefined,
+    row: {
+      ...idle(d.service, 'unchanged', `${d.why}; ${hand.reason}`),
+      outcome: undefined,
+      steps: [{ op: 'clear-service-state', expected: hand.text }],
+    },
+  };
+};
+
 /** Every opted-in ACTIVE service of the estate, and what its schedule asks now. Pure. */
 export const decideReconcile = (estate: Estate, opts: ReconcileOptions): ServiceDecision[] => {
   const evaluations = new Map<string, Evaluation>();
   return estate.clusters.flatMap((c) =>
     c.services
       .filter((s) => s.status === 'ACTIVE')
-      .flatMap((s) => decideService(s, c, opts, evaluations) ?? []),
+      .flatMap((s) => {
+        const d = decideService(s, c, opts, evaluations);
+        return d ? [handStarted(d, opts.now)] : [];
+      }),
   );
 };
 
@@ -259,6 +318,9 @@ export interface ClusterClear {
   name: string;
   text: string;
   override: Override;
+  /** The schedule the cluster's services follow, and its zone, for the row. */
+  schedule?: string;
+  timezone: string;
   /** The services that followed it. */
   governs: string[];
 }
@@ -269,6 +331,8 @@ export interface ReconcilePlan {
   stop?: Plan;
   start?: Plan;
   clusterClears: ClusterClear[];
+  /** The services the start brings back because an override asks for it: when that override ends. */
+  overrideStarts: ReadonlyMap<string, Date>;
 }
 
 const prefix = (p: PlannedAction, why: ReadonlyMap<string, string>, groupWhy: string): PlannedAction => {
@@ -391,6 +455,8 @@ export const planReconcile = (estate: Estate, opts: ReconcileOptions): Reconcile
       name: ov.name,
       text: ov.text,
       override: ov.override,
+      ...(d.schedule && { schedule: d.schedule }),
+      timezone: d.timezone ?? 'UTC',
       governs: [],
     };
     c.governs.push(d.service.arn);
@@ -401,6 +467,11 @@ export const planReconcile = (estate: Estate, opts: ReconcileOptions): Reconcile
     stop: withClears(withWhy(stopPlan, stopSet)),
     start: withClears(withWhy(start, dueStart)),
     clusterClears: [...clusterClears.values()],
+    overrideStarts: new Map(
+      dueStart.flatMap((d) =>
+        d.override?.active ? [[d.service.arn, d.override.override.until] as const] : [],
+      ),
+    ),
   };
 };
 
@@ -414,10 +485,13 @@ const SETTLED = new Set(['changed', 'unchanged', 'planned', 'skipped']);
 export const clusterClearRows = (
   clears: readonly ClusterClear[],
   results: ReadonlyArray<{ arn: string; outcome: string }>,
+  now: Date,
 ): PlannedAction[] => {
   const outcome = new Map(results.map((r) => [r.arn, r.outcome]));
   return clears.map((c) => {
-    const ended = `${OVERRIDE_TAG} (by ${c.override.by}) ended at ${iso(c.override.until)}`;
+    const ended =
+      `${c.schedule ? `${c.schedule}: ` : ''}${OVERRIDE_TAG} (by ${c.override.by}) ended at ` +
+      `${localLabel(c.timezone, c.override.until, now)} ${c.timezone}`;
     const waiting = c.governs.filter((arn) => !SETTLED.has(outcome.get(arn) ?? 'unchanged'));
     const row = { arn: c.arn, type: 'ecs-cluster' as const, name: c.name };
     if (waiting.length > 0) {

@@ -13,36 +13,55 @@ export const startedScope = (serviceArn: string) => `started#ecs-scheduler#${ser
 const KEPT_MS = 60 * 24 * 3_600_000;
 const CONCURRENCY = 10;
 
+/**
+ * A start nightshift made: when, and, for a start an override (`nightshift wake`) asked for, when that
+ * override ends — from then on the start no longer counts as "acted on since the transition", even if
+ * the override's tag was removed by hand or by IaC in the meantime.
+ */
+export interface StartRecord {
+  at: Date;
+  until?: Date;
+}
+
+const time = (text: string | undefined) => {
+  const ms = text === undefined ? NaN : Date.parse(text);
+  return Number.isNaN(ms) ? undefined : new Date(ms);
+};
+
 /** The recorded start of each service, for the ARNs given; none without a lease table. */
 export const readStarted = async (
   store: LeaseStore | undefined,
   arns: readonly string[],
   hasTime: () => boolean,
-): Promise<Map<string, Date>> => {
-  const out = new Map<string, Date>();
+): Promise<Map<string, StartRecord>> => {
+  const out = new Map<string, StartRecord>();
   if (!store) return out;
   await mapLimit([...new Set(arns)], CONCURRENCY, async (arn) => {
     assertTime(hasTime, 'the start records in the lease table');
     const item = await store.read(startedScope(arn));
-    const at = item?.data.at === undefined ? NaN : Date.parse(item.data.at);
-    if (!Number.isNaN(at)) out.set(arn, new Date(at));
+    const at = time(item?.data.at);
+    const until = time(item?.data.until);
+    if (at) out.set(arn, { at, ...(until && { until }) });
   });
   return out;
 };
 
 /**
- * Records that these services were started at `now`. Best effort: a record that cannot be written is
- * returned as a problem (a reconcile might then stop that service again before the next transition).
+ * Records that these services are being started at `now` (`until`: the end of the override that asked
+ * for it). Written before the start: a record for a start that then fails is harmless (the saved state,
+ * still there, is what a reconcile reads first). Returns, by ARN, the records that could not be written:
+ * a reconcile might stop those services again before the next transition, and their rows say so.
  */
 export const recordStarted = async (
   store: LeaseStore | undefined,
-  arns: readonly string[],
+  starts: ReadonlyArray<{ arn: string; until?: Date }>,
   owner: LeaseOwner,
   now: Date,
-): Promise<string[]> => {
-  if (!store || arns.length === 0) return [];
-  const problems: string[] = [];
-  await mapLimit([...new Set(arns)], CONCURRENCY, async (arn) => {
+): Promise<Map<string, string>> => {
+  const problems = new Map<string, string>();
+  if (!store || starts.length === 0) return problems;
+  const unique = [...new Map(starts.map((s) => [s.arn, s])).values()];
+  await mapLimit(unique, CONCURRENCY, async ({ arn, until }) => {
     const scope = startedScope(arn);
     const next = {
       scope,
@@ -50,14 +69,14 @@ export const recordStarted = async (
       token: owner.token,
       acquiredAt: now,
       expiresAt: new Date(now.getTime() + KEPT_MS),
-      data: { at: now.toISOString() },
+      data: { at: now.toISOString(), ...(until && { until: until.toISOString() }) },
     };
     try {
       const current = await store.read(scope);
       // Lost to another start writing the same record meanwhile: its time is as good as ours.
       await store.compareAndSet(next, current?.version);
     } catch (error) {
-      problems.push(`${arn}: ${(error as Error).message}`);
+      problems.set(arn, (error as Error).message);
     }
   });
   return problems;

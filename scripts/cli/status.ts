@@ -31,7 +31,7 @@ import { dynamoDbClient } from '#shared/aws/dynamodb.ts';
 import { formatAge } from '#shared/duration.ts';
 import { chunk } from '#shared/concurrency.ts';
 import { tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
-import { evaluate, localLabel, type Schedules } from '#shared/schedules.ts';
+import { evaluate, localLabel, type Evaluation, type Schedules } from '#shared/schedules.ts';
 import { overrideOf, scheduleOf } from '#functions/ecs-scheduler/reconcile.ts';
 import type { ClusterState, ServiceState } from '#functions/ecs-scheduler/inventory.ts';
 import {
@@ -104,6 +104,7 @@ const scheduleRow = (
   cluster: ClusterState,
   schedules: Schedules,
   now: Date,
+  evaluations: Map<string, Evaluation>,
 ): StatusRow | undefined => {
   const tag = scheduleOf(s, cluster);
   if (!tag) return undefined;
@@ -116,7 +117,9 @@ const scheduleRow = (
       detail: `schedule "${tag.name}" (${tag.from}) is not defined in infra/schedules.yml: reconcile fails it; actual ${actual}`,
     };
   }
-  const ev = evaluate(schedule, now);
+  // One evaluation per schedule and status (it searches transitions: milliseconds each).
+  let ev = evaluations.get(schedule.name);
+  if (!ev) evaluations.set(schedule.name, (ev = evaluate(schedule, now)));
   const ov = overrideOf(s, cluster, now);
   const zone = schedule.timezone;
   let desired: string = ev.state;
@@ -149,6 +152,7 @@ const ecsRows = async (
   schedules: Schedules | undefined,
 ) => {
   const ecs = ecsClient();
+  const evaluations = new Map<string, Evaluation>();
   // ListClusters and ListServices return at most 100 per page; DescribeServices takes at most 10 services,
   // DescribeClusters 100 clusters.
   for await (const clusters of paginateListClusters({ client: ecs }, { maxResults: 100 })) {
@@ -190,7 +194,7 @@ const ecsRows = async (
               tasks: (s.runningCount ?? 0) + (s.pendingCount ?? 0),
               tags,
             };
-            const r = scheduleRow(state, info, schedules, now);
+            const r = scheduleRow(state, info, schedules, now, evaluations);
             if (r) scheduled.push(r);
           }
           const stopped = tags[SAVED_STATE_TAG];

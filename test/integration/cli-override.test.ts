@@ -5,6 +5,8 @@
  */
 import { ListTagsForResourceCommand, TagResourceCommand } from '@aws-sdk/client-ecs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { bundledSchedules } from '#functions/ecs-scheduler/schedules.ts';
+import { desiredState } from '#shared/schedules.ts';
 import { cli } from '#test/support/cli.ts';
 import { observeSample, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
@@ -84,9 +86,11 @@ describe.runIf(motoTestsEnabled())('nightshift wake|sleep and status --local aga
     // Act: cancel
     const cancel = await cli(['wake', '--cancel', '--cluster', 'stage', '--local', '--yes', '--json']);
 
-    // Assess: the tag is gone; the report says the cluster went back to its schedule
+    // Assess: the tag is gone; the cluster is where its schedule wants it now
     expect(cancel.code).toBe(0);
     expect((await clusterTags())[OVERRIDE]).toBeUndefined();
+    const wanted = desiredState(bundledSchedules().get('office-hours')!, new Date());
+    expect((await observeSample(aws)).services['stage/web']?.desired).toBe(wanted === 'stopped' ? 0 : 3);
     expect(JSON.parse(cancel.out)).toMatchObject({ action: 'wake', summary: { failed: 0 } });
     expect(cancel.out).toContain('back to its schedule now');
   });

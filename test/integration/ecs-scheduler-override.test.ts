@@ -6,7 +6,13 @@
  * moto leaves out DescribeServices' `createdAt` (AWS always sends it): the proxy adds an old one.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ListTagsForResourceCommand, TagResourceCommand } from '@aws-sdk/client-ecs';
+import {
+  ListTagsForResourceCommand,
+  TagResourceCommand,
+  UntagResourceCommand,
+  UpdateServiceCommand,
+} from '@aws-sdk/client-ecs';
+import { startedScope } from '#functions/ecs-scheduler/started.ts';
 import { run, type Deps } from '#functions/ecs-scheduler/handler.ts';
 import type { LeaseStore } from '#shared/lease.ts';
 import type { Report } from '#shared/report.ts';
@@ -76,8 +82,13 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler overrides (moto)', () => {
     now: () => now,
     schedules: () => SCHEDULES,
   });
-  const runAt = async (event: Parameters<typeof run>[0], now: Date, holder = 'ecs-scheduler') => {
-    const leases = runLeases(store, holder, () => now);
+  const runAt = async (
+    event: Parameters<typeof run>[0],
+    now: Date,
+    holder = 'ecs-scheduler',
+    leaseStore: LeaseStore = store,
+  ) => {
+    const leases = runLeases(leaseStore, holder, () => now);
     try {
       return await run(event, runContext({ leases }), deps(now));
     } finally {
@@ -361,5 +372,162 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler overrides (moto)', () => {
     expect(proxy.delivered().filter((r) => r.operation === 'UntagResource')).toHaveLength(0);
     // Unchanged otherwise: still parked with its saved state
     expect((await observeStage()).services['stage/web']?.tags[STOPPED]).toBeDefined();
+  });
+
+  it('a woken cluster whose override tag was removed by hand still goes back to its schedule when the wake ends', async () => {
+    // Prepare: woken at 20:00 local until 23:00 local; then an IaC apply removes the tag
+    await seedEstate(aws, [STAGE()]);
+    await reconcile(FRI_1900);
+    await runAt({ action: 'wake', clusters: ['stage'], for: '3h', by: JANE }, FRI_2000);
+    await aws.ecs.send(
+      new UntagResourceCommand({
+        resourceArn: 'arn:aws:ecs:eu-central-1:123456789012:cluster/stage',
+        tagKeys: [OVERRIDE],
+      }),
+    );
+
+    // Act: while the wake lasts, and after it
+    const during = await reconcile(at('2026-11-27T21:30:00Z'));
+    const upDuring = (await observeStage()).services['stage/web']?.desired;
+    const after = await reconcile(at('2026-11-27T22:10:00Z'));
+
+    // Assess: up while it lasted (the start record carries its end), stopped once it ended
+    expect(during.summary.changed).toBe(0);
+    expect(upDuring).toBe(3);
+    expect(after.summary).toMatchObject({ failed: 0 });
+    expect((await observeStage()).services['stage/web']?.desired).toBe(0);
+    const record = await store.read(startedScope('arn:aws:ecs:eu-central-1:123456789012:service/stage/web'));
+    expect(record?.data).toMatchObject({ at: FRI_2000.toISOString(), until: '2026-11-27T22:00:00.000Z' });
+  });
+
+  it('records a start before it runs, and says on the row when the record cannot be written', async () => {
+    // Prepare: parked; the lease table refuses the start records (throttled past every retry)
+    await seedEstate(aws, [STAGE()]);
+    await reconcile(FRI_1900);
+    const failing: LeaseStore = Object.assign(Object.create(store) as LeaseStore, {
+      compareAndSet: (next: Parameters<LeaseStore['compareAndSet']>[0], version: number | undefined) =>
+        next.scope.startsWith('started#')
+          ? Promise.reject(
+              Object.assign(new Error('Throughput exceeds the current capacity'), {
+                name: 'ThrottlingException',
+              }),
+            )
+          : store.compareAndSet(next, version),
+    });
+
+    // Act: an explicit start at 22:00 local
+    const start = await runAt(
+      { action: 'start', clusters: ['stage'] },
+      at('2026-11-27T21:00:00Z'),
+      'ecs-scheduler',
+      failing,
+    );
+
+    // Assess: started, and the row says a reconcile may stop it again
+    expect((await observeStage()).services['stage/web']?.desired).toBe(3);
+    expect(row(start, 'service/stage/web')?.detail).toMatch(
+      /its start record could not be written to the lease table \(Throughput exceeds the current capacity\): a reconcile may stop it again/,
+    );
+
+    // Act: a start whose UpdateService fails still leaves its record (written first; harmless, the saved state wins)
+    await reconcile(at('2026-11-27T21:05:00Z'));
+    await runAt({ action: 'stop', clusters: ['stage'] }, at('2026-11-27T21:10:00Z'));
+    proxy.stub('UpdateService', {
+      status: 400,
+      contentType: 'application/x-amz-json-1.1',
+      body: JSON.stringify({ __type: 'ServerException', message: 'Service unavailable' }),
+    });
+    await runAt({ action: 'start', clusters: ['stage'] }, at('2026-11-27T21:20:00Z'));
+    const record = await store.read(
+      startedScope('arn:aws:ecs:eu-central-1:123456789012:service/stage/worker'),
+    );
+    expect(record?.data.at).toBe('2026-11-27T21:20:00.000Z');
+  });
+
+  it('does not obey an override that lasts longer than the cap (written by hand), and says so', async () => {
+    // Prepare
+    await seedEstate(aws, [
+      STAGE({
+        env: 'stage',
+        [SCHEDULE]: 'office-hours',
+        [OVERRIDE]: 'state=running until=2099-01-01T00:00:00Z by=anyone',
+      }),
+    ]);
+    await reconcile(FRI_1000);
+    proxy.requests.length = 0;
+
+    // Act
+    const report = await reconcile(FRI_1900);
+
+    // Assess: failed rows naming the cap; nothing changed
+    expect(row(report, 'service/stage/web')).toMatchObject({ outcome: 'failed' });
+    expect(row(report, 'service/stage/web')?.detail).toMatch(
+      /lasts longer than the cap of 24 h \(OVERRIDE_MAX_HOURS\): not obeyed/,
+    );
+    expect(mutations()).toHaveLength(0);
+  });
+
+  it('refuses an explicit stop of a cluster an override keeps running, saying how to do it so it holds', async () => {
+    // Prepare: woken at 20:00 local for 3 hours
+    await seedEstate(aws, [STAGE()]);
+    await reconcile(FRI_1900);
+    await runAt({ action: 'wake', clusters: ['stage'], for: '3h', by: JANE, reason: 'demo' }, FRI_2000);
+    proxy.requests.length = 0;
+
+    // Act
+    const stop = await runAt({ action: 'stop', clusters: ['stage'] }, at('2026-11-27T19:30:00Z'));
+
+    // Assess: nothing stopped, the reason names the override and the way out
+    expect(row(stop, 'service/stage/web')).toMatchObject({ outcome: 'skipped' });
+    expect(row(stop, 'service/stage/web')?.detail).toMatch(
+      /an override on cluster stage keeps it running until 2026-11-27T22:00:00Z \(by assumed-role\/Dev\/jane@example.com, why: demo\): the next reconcile would undo this stop; nothing changed — use nightshift sleep/,
+    );
+    expect((await observeStage()).services['stage/web']?.desired).toBe(3);
+    expect(mutations()).toHaveLength(0);
+  });
+
+  it('a service started by hand while parked is left running at the next start transition, its stale saved state removed', async () => {
+    // Prepare: parked Friday 19:00; someone starts worker by hand at 1 task over the weekend
+    await seedEstate(aws, [STAGE()]);
+    await reconcile(FRI_1900);
+    await aws.ecs.send(new UpdateServiceCommand({ cluster: 'stage', service: 'worker', desiredCount: 1 }));
+
+    // Act: Monday 07:00 local, and the next run
+    const monday = await reconcile(at('2026-11-30T06:00:30Z'));
+    const next = await reconcile(at('2026-11-30T06:10:00Z'));
+
+    // Assess: worker keeps what the person chose, nothing fails, web started as saved
+    expect(row(monday, 'service/stage/worker')).toMatchObject({ outcome: 'changed' });
+    expect(row(monday, 'service/stage/worker')?.detail).toMatch(
+      /started by hand since nightshift stopped it \(now desiredCount 1; saved at 2026-11-27T18:00:30Z: desiredCount 2\)/,
+    );
+    const after = await observeStage();
+    expect(after.services['stage/worker']).toMatchObject({ desired: 1 });
+    expect(after.services['stage/worker']?.tags[STOPPED]).toBeUndefined();
+    expect(after.services['stage/web']).toMatchObject({ desired: 3 });
+    expect(monday.summary.failed).toBe(0);
+    expect(next.summary).toMatchObject({ failed: 0, changed: 0 });
+  });
+
+  it('refuses an apply whose --until 22:00 became tomorrow’s 22:00 since the dry run', async () => {
+    // Prepare
+    await seedEstate(aws, [STAGE()]);
+    await reconcile(FRI_1900);
+
+    // Act: planned at 21:59 local, confirmed at 22:01 local
+    const dry = await runAt(
+      { action: 'wake', clusters: ['stage'], until: '22:00', by: JANE, dryRun: true },
+      at('2026-11-27T20:59:00Z'),
+    );
+    const apply = await runAt(
+      { action: 'wake', clusters: ['stage'], until: '22:00', by: JANE, planDigest: dry.planDigest! },
+      at('2026-11-27T21:01:00Z'),
+    );
+
+    // Assess: the plan said until tonight; nothing written
+    expect(row(dry, 'cluster/stage')?.detail).toMatch(/until Fri 22:00 Europe\/Berlin/);
+    expect(apply.summary.changed).toBe(0);
+    expect(JSON.stringify(apply.resources)).toMatch(/the plan changed since it was confirmed/);
+    expect((await clusterTags())[OVERRIDE]).toBeUndefined();
   });
 });

@@ -109,6 +109,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler reconcile (moto)', () => {
   });
   beforeEach(async () => {
     proxy.before('TagResource', undefined);
+    proxy.stub('ListServices', undefined);
     await moto.reset();
     store = await leaseTable(moto.url);
     created = {};
@@ -154,7 +155,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler reconcile (moto)', () => {
     const again = await reconcile(at('2026-11-27T18:10:00Z'));
     expect(again.summary).toMatchObject({ changed: 0, failed: 0 });
     expect(row(again, 'service/stage/web')?.detail).toMatch(
-      /nightshift stopped it at 2026-11-27T18:00:30Z, since the transition: left as it is until Mon 07:00/,
+      /nightshift stopped it at Fri 19:00, since the transition: left as it is until Mon 07:00/,
     );
 
     // Act: Monday morning
@@ -235,10 +236,10 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler reconcile (moto)', () => {
     expect(up.services['stage/web']).toMatchObject({ desired: 3, scaling: { min: 2, max: 6 } });
     expect(up.services['stage/worker']?.desired).toBe(2);
     expect(row(night, 'service/stage/web')?.detail).toMatch(
-      /started on demand at 2026-11-27T21:00:00Z, after the transition: left as it is until Mon 07:00 \(enforced: false/,
+      /started on demand at Fri 22:00, after the transition: left as it is until Mon 07:00 \(enforced: false/,
     );
     expect(row(night, 'service/stage/worker')?.detail).toMatch(
-      /nightshift stopped it at 2026-11-27T18:00:30Z, since the transition: left as it is until Mon 07:00/,
+      /nightshift stopped it at Fri 19:00, since the transition: left as it is until Mon 07:00/,
     );
 
     // Act: the same cluster on an enforced schedule with the same periods
@@ -275,7 +276,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler reconcile (moto)', () => {
     expect(seen.services['stage/web']?.tags[STOPPED]).toBeUndefined();
     expect(row(report, 'service/stage/web')).toMatchObject({ outcome: 'skipped' });
     expect(row(report, 'service/stage/web')?.detail).toMatch(
-      /created at 2026-11-27T17:55:30Z, less than 15 min ago \(SCHEDULE_GRACE_MINUTES\): left alone until Fri 19:10 Europe\/Berlin$/,
+      /created at Fri 18:55, less than 15 min ago \(SCHEDULE_GRACE_MINUTES\): left alone until Fri 19:10 Europe\/Berlin$/,
     );
     expect(mutationsOf('stage/web')).toEqual([]);
     expect(seen.services['stage/worker']?.desired).toBe(0);
@@ -396,5 +397,28 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler reconcile (moto)', () => {
     expect(Object.values(parked.services).every((s) => s.desired === 0)).toBe(true);
     expect(start.summary).toMatchObject({ changed: 120, failed: 0, undone: 0 });
     expect(await observeStage()).toEqual(before);
+  });
+
+  it('carries on with every other cluster when one is deleted while the reconcile reads it', async () => {
+    // Prepare: an ephemeral cluster torn down between ListClusters and ListServices
+    await seedEstate(aws, [STAGE()]);
+    await createCluster(aws, { name: 'pr-123', tags: { [SCHEDULE]: 'office-hours' }, services: [] });
+    // moto still lists services of a deleted cluster; ECS answers ClusterNotFoundException.
+    proxy.stub('ListServices', (request) =>
+      request.body.includes('pr-123')
+        ? {
+            status: 400,
+            contentType: 'application/x-amz-json-1.1',
+            body: JSON.stringify({ __type: 'ClusterNotFoundException', message: 'Cluster not found.' }),
+          }
+        : undefined,
+    );
+
+    // Act
+    const report = await reconcile(FRI_1900);
+
+    // Assess: ECS answered ClusterNotFoundException for it; the stage cluster was parked all the same
+    expect(report.summary).toMatchObject({ changed: 3, failed: 0 });
+    expect((await observeStage()).services['stage/web']?.desired).toBe(0);
   });
 });

@@ -21,6 +21,12 @@ export interface FaultRates {
   seed?: number;
 }
 
+export interface StubResponse {
+  status?: number;
+  contentType: string;
+  body: string;
+}
+
 export interface Proxy {
   url: string;
   requests: RecordedRequest[];
@@ -33,7 +39,7 @@ export interface Proxy {
    */
   stub: (
     operation: string,
-    response: { status?: number; contentType: string; body: string } | undefined,
+    response: StubResponse | ((request: RecordedRequest) => StubResponse | undefined) | undefined,
   ) => void;
   /**
    * Passes `operation` to moto and rewrites moto's answer body before the client sees it: for a field
@@ -98,7 +104,7 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
   const target = new URL(targetUrl);
   const requests: RecordedRequest[] = [];
   let faults: FaultRates | undefined;
-  const stubs = new Map<string, { status?: number; contentType: string; body: string }>();
+  const stubs = new Map<string, StubResponse | ((request: RecordedRequest) => StubResponse | undefined)>();
   const rewrites = new Map<string, (body: string) => string>();
   const hooks = new Map<string, (request: RecordedRequest) => Promise<void>>();
   let random = mulberry32(1);
@@ -110,7 +116,9 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     requests.push(entry);
     const hook = hooks.get(operation);
     if (hook) await hook(entry);
-    const stubbed = stubs.get(operation);
+    const stub = stubs.get(operation);
+    // A function answers only the requests it returns a response for (one cluster of several, say).
+    const stubbed = typeof stub === 'function' ? stub(entry) : stub;
     if (stubbed) {
       res.writeHead(stubbed.status ?? 200, {
         'content-type': stubbed.contentType,

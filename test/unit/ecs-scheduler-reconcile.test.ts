@@ -88,7 +88,7 @@ const options = (now: string, startedAt: Record<string, string> = {}): Reconcile
   schedules: SCHEDULES,
   graceMs: 15 * 60_000,
   startedAt: new Map(
-    Object.entries(startedAt).map(([name, at]) => [service(name).arn, new Date(at)] as const),
+    Object.entries(startedAt).map(([name, at]) => [service(name).arn, { at: new Date(at) }] as const),
   ),
 });
 
@@ -216,7 +216,7 @@ describe('reconcile planner', () => {
     );
 
     expect(d.web?.want).toBeUndefined();
-    expect(d.web?.row?.detail).toMatch(/started on demand at 2026-11-27T21:00:00Z, after the transition/);
+    expect(d.web?.row?.detail).toMatch(/started on demand at Fri 22:00, after the transition/);
     expect(d.api?.want).toBe('stop');
   });
 
@@ -235,7 +235,7 @@ describe('reconcile planner', () => {
 
     expect(d.web?.want).toBeUndefined();
     expect(d.web?.row?.detail).toMatch(
-      /stopped on demand at 2026-11-27T10:00:00Z, after the transition: left as it is until Fri 19:00/,
+      /stopped on demand at Fri 11:00, after the transition: left as it is until Fri 19:00/,
     );
   });
 
@@ -458,19 +458,52 @@ describe('reconcile planner', () => {
       const [web, api] = [service('web').arn, service('api').arn];
 
       // Act
-      const blocked = clusterClearRows(plan.clusterClears, [
-        { arn: web, outcome: 'unchanged' },
-        { arn: api, outcome: 'failed' },
-      ]);
-      const settled = clusterClearRows(plan.clusterClears, [
-        { arn: web, outcome: 'unchanged' },
-        { arn: api, outcome: 'changed' },
-      ]);
+      const blocked = clusterClearRows(
+        plan.clusterClears,
+        [
+          { arn: web, outcome: 'unchanged' },
+          { arn: api, outcome: 'failed' },
+        ],
+        new Date(FRI_2000),
+      );
+      const settled = clusterClearRows(
+        plan.clusterClears,
+        [
+          { arn: web, outcome: 'unchanged' },
+          { arn: api, outcome: 'changed' },
+        ],
+        new Date(FRI_2000),
+      );
 
       // Assess
       expect(blocked[0]).toMatchObject({ outcome: 'skipped', steps: [] });
       expect(blocked[0]?.detail).toMatch(/kept until its services are back on schedule \(not yet: 1 of 2\)/);
       expect(settled[0]).toMatchObject({ steps: [{ op: 'clear-override' }] });
+    });
+
+    it('leaves a resource tagged nightshift:stage for another stage to that stage', () => {
+      // Prepare
+      const e = estate(
+        [
+          parked('web', '2026-11-27T18:00:30Z'),
+          {
+            ...parked('api', '2026-11-27T18:00:30Z'),
+            tags: { 'nightshift:stopped': 'desired=2 at=2026-11-27T18:00:30Z', 'nightshift:stage': 'dev' },
+          },
+        ],
+        {
+          'nightshift:schedule': 'office-hours',
+        },
+      );
+      const monday = '2026-11-30T06:00:30Z';
+
+      // Act
+      const asStage = decide(e, { ...options(monday), stage: 'stage' });
+      const asDev = decide(e, { ...options(monday), stage: 'dev' });
+
+      // Assess: untagged: every stage's; tagged: its stage's only
+      expect(Object.keys(asStage)).toEqual(['web']);
+      expect(Object.keys(asDev).sort()).toEqual(['api', 'web']);
     });
 
     describe('planOverride (wake, sleep, cancel)', () => {
@@ -500,7 +533,11 @@ describe('reconcile planner', () => {
         // Assess
         expect(whole.rows.map((r) => [r.type, r.name])).toEqual([['ecs-cluster', 'stage']]);
         expect(whole.rows[0]?.steps).toEqual([
-          { op: 'set-override', value: 'state=running until=2026-11-27T22:00:00Z by=user/jane' },
+          {
+            op: 'set-override',
+            value: 'state=running until=2026-11-27T22:00:00Z by=user/jane',
+            fromNow: true,
+          },
         ]);
         expect(whole.estate.clusters[0]?.tags[OV]).toBe(
           'state=running until=2026-11-27T22:00:00Z by=user/jane',
@@ -612,6 +649,9 @@ describe('reconcile planner', () => {
       expect(() =>
         parseInput(EcsSchedulerInput, { action: 'sleep', clusters: ['stage'], for: '1h' }),
       ).toThrow(/field "by"/);
+      expect(() =>
+        parseInput(EcsSchedulerInput, { action: 'wake', clusters: ['stage'], for: '0m', by: 'x' }),
+      ).toThrow(/field "for": expected a duration such as 30m, 3h or 1d/);
     });
   });
 });

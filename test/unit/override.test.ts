@@ -100,6 +100,7 @@ describe('when an override ends', () => {
     ['2026-03-29T00:30:00Z', '02:30', 'Europe/Berlin', '2026-03-29T01:00:00Z'], // spring forward: 02:30 never shows; the jump to 03:00
     ['2026-03-29T00:30:00Z', '04:00', 'Europe/Berlin', '2026-03-29T02:00:00Z'], // after the change, UTC+2
     ['2026-10-25T00:00:00Z', '02:30', 'Europe/Berlin', '2026-10-25T00:30:00Z'], // fall back: the first 02:30
+    ['2026-10-25T00:45:00Z', '02:30', 'Europe/Berlin', '2026-10-25T01:30:00Z'], // 02:45 CEST: the second 02:30 (CET), 45 min ahead
     ['2026-11-01T04:00:00Z', '01:30', 'America/New_York', '2026-11-01T05:30:00Z'], // fall back in New York: first 01:30 (EDT)
     ['2026-03-08T06:00:00Z', '02:15', 'America/New_York', '2026-03-08T07:00:00Z'], // spring forward in New York
   ])('at %s, --until %s in %s ends at %s', (now, until, zone, end) => {
@@ -119,5 +120,22 @@ describe('when an override ends', () => {
     expect(nextWallClock('Asia/Tokyo', 9 * 3600, at('2026-11-29T01:00:00Z')).toISOString()).toBe(
       '2026-11-30T00:00:00.000Z',
     );
+  });
+
+  it('cuts a long reason between characters, never inside one', () => {
+    // Prepare: characters outside the Basic Multilingual Plane are two UTF-16 units each
+    const why = '𝔘'.repeat(300);
+
+    // Act
+    const text = encodeOverride({
+      state: 'running',
+      until: at('2026-11-29T21:00:00Z'),
+      by: 'user/jane',
+      why,
+    });
+
+    // Assess: no lone surrogate, at most 256 characters as AWS counts them
+    expect(text).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/);
+    expect(Array.from(text).length).toBeLessThanOrEqual(TAG_VALUE_MAX);
   });
 });
