@@ -81,7 +81,6 @@ const idle = (
   detail,
 });
 
-
 /** The schedule a service follows: its own tag wins; without one, its cluster's. */
 export const scheduleOf = (
   s: ServiceState,
