@@ -56,8 +56,8 @@ describe('build-time validation of infra/schedules.yml', () => {
     );
   });
 
-  it("accepts the project's own schedules file, with the issue's example schedules", () => {
-    const schedules = loadSchedulesFile('infra/schedules.yml');
+  it("accepts the project's own schedules file, with the issue's example schedules", async () => {
+    const schedules = await loadSchedulesFile('infra/schedules.yml');
 
     expect([...schedules.keys()]).toEqual(['office-hours', 'stage-nights']);
     expect(schedules.get('office-hours')).toMatchObject({
@@ -70,18 +70,14 @@ describe('build-time validation of infra/schedules.yml', () => {
 });
 
 describe('the built nightshift bin', () => {
-  it('previews schedules offline, holiday calendars bundled in', () => {
-    const bin = resolve('dist', 'cli', 'nightshift.mjs');
+  const bin = resolve('dist', 'cli', 'nightshift.mjs');
+  const node = (args: string[], file = bin) =>
+    spawnSync(process.execPath, [file, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+
+  it('previews schedules offline, with their holiday calendars', () => {
     expect(existsSync(bin), `${bin} missing: run npm run build`).toBe(true);
 
-    const run = spawnSync(
-      process.execPath,
-      [bin, 'schedule', 'check', '--at', '2026-12-25T10:00:00Z', '--json'],
-      {
-        encoding: 'utf8',
-        env: { PATH: process.env.PATH },
-      },
-    );
+    const run = node(['schedule', 'check', '--at', '2026-12-25T10:00:00Z', '--json']);
 
     expect(run.status).toBe(0);
     expect(JSON.parse(run.stdout)[0]).toEqual({
