@@ -22,8 +22,9 @@ export interface HolidayTable {
  * The years a bundle built in `buildYear` carries: from the year before (a reconcile looks back to the
  * schedule's last transition) to 11 years after. Evaluating a date reads the calendar of its year and
  * of the next (a New Year's Day observed on 31 Dec belongs to the next year's calendar), and an
- * evaluation looks a month ahead and back for transitions: a bundle serves schedules naming a calendar
- * from February of buildYear − 1 to November of buildYear + 10; outside, evaluations throw.
+ * evaluation looks for transitions a month ahead and back (further for a schedule that changes state
+ * less often): a bundle serves schedules naming a calendar from about February of buildYear − 1 to
+ * November of buildYear + 10. Outside, the evaluation throws HolidaysNotBuiltError.
  */
 export const holidayYears = (buildYear: number): { first: number; last: number } => ({
   first: buildYear - 1,

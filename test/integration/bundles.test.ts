@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DescribeClustersCommand, TagResourceCommand } from '@aws-sdk/client-ecs';
 import type { Report } from '#shared/report.ts';
 import { lambdaContext } from '#test/support/context.ts';
@@ -114,9 +114,15 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
       // The deployed function reads the clock (new Date()): only Date is faked, timers run as usual.
       vi.useFakeTimers({ toFake: ['Date'] });
       vi.setSystemTime(new Date(iso));
-      return handler(sample('ecs-scheduler', 'reconcile-dry-run.json'), lambdaContext('ecs-scheduler'));
+      try {
+        return await handler(
+          sample('ecs-scheduler', 'reconcile-dry-run.json'),
+          lambdaContext('ecs-scheduler'),
+        );
+      } finally {
+        vi.useRealTimers();
+      }
     };
-    afterEach(() => vi.useRealTimers());
     const worker = (report: Report) => report.resources.find((r) => r.arn.endsWith('service/stage/worker'));
 
     it('keeps the stage stopped all day on a DE-BE public holiday, in Europe/Berlin', async () => {
