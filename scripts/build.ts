@@ -4,8 +4,12 @@
  */
 import { build, type Plugin } from 'esbuild';
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { loadHolidayCalendars } from '#shared/holiday-loader.ts';
+import { holidayYears, tabulateHolidays, type HolidayTable } from '#shared/holiday-table.ts';
+import type { Schedules } from '#shared/schedules.ts';
 import { readServerless } from './cli/serverless-source.ts';
 import { loadSchedulesFile, SCHEDULES_FILE } from './cli/schedule.ts';
 
@@ -38,10 +42,34 @@ const embedServerless = (): Plugin => ({
 });
 
 /**
- * Replaces functions/<fn>/schedules-source.ts with the schedules document as it is now (infra/schedules.yml,
- * validated above): functions that reconcile carry their schedules and never read them at run time.
+ * The year the holidays are computed from: SOURCE_DATE_EPOCH (seconds, the reproducible-builds
+ * convention) when set, else the clock.
  */
-const embedSchedules = (): Plugin => ({
+const buildYear = (): number => {
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  return (epoch && /^\d+$/.test(epoch) ? new Date(Number(epoch) * 1000) : new Date()).getUTCFullYear();
+};
+
+/**
+ * The public holidays of every calendar the schedules file names (date-holidays, same rules as
+ * shared/holidays.ts), for the years holidayYears gives: what a bundle carries instead of date-holidays.
+ */
+const holidayTable = async (schedules: Schedules): Promise<HolidayTable> => {
+  const codes = [...schedules.values()].flatMap((s) => (s.calendar === undefined ? [] : [s.calendar]));
+  const years = holidayYears(buildYear());
+  return codes.length === 0
+    ? { ...years, calendars: {} }
+    : tabulateHolidays(await loadHolidayCalendars(), codes, years);
+};
+
+const HOLIDAY_TABLE_MODULE = fileURLToPath(new URL('../shared/holiday-table.ts', import.meta.url));
+
+/**
+ * Replaces functions/<fn>/schedules-source.ts with the schedules document as it is now (infra/schedules.yml,
+ * validated above) and the holiday table of the calendars it names: functions that reconcile carry their
+ * schedules and holidays, never read them at run time, and do not bundle date-holidays.
+ */
+const embedSchedules = (table: HolidayTable): Plugin => ({
   name: 'embed-schedules',
   setup(b) {
     b.onResolve({ filter: /[/\\]schedules-source\.ts$/ }, (args) => ({
@@ -50,21 +78,27 @@ const embedSchedules = (): Plugin => ({
     }));
     b.onLoad({ filter: /.*/, namespace: 'embedded-schedules' }, () => ({
       contents:
+        `import { tableCalendars } from ${JSON.stringify(HOLIDAY_TABLE_MODULE)};\n` +
         `export const SCHEDULES_ORIGIN = ${JSON.stringify(`${SCHEDULES_FILE} (as built into this bundle)`)};\n` +
-        `export const schedulesDocument = () => (${JSON.stringify(parse(readFileSync(SCHEDULES_FILE, 'utf8')))});`,
+        `export const schedulesDocument = () => (${JSON.stringify(parse(readFileSync(SCHEDULES_FILE, 'utf8')))});\n` +
+        `const calendars = tableCalendars(${JSON.stringify(table)});\n` +
+        'export const scheduleCalendars = () => calendars;',
       loader: 'js',
+      resolveDir: dirname(HOLIDAY_TABLE_MODULE),
     }));
   },
 });
 
 const main = async () => {
   // An invalid schedules file fails the build before anything is built, naming the schedule and field.
+  let schedules: Schedules;
   try {
-    loadSchedulesFile(SCHEDULES_FILE);
+    schedules = await loadSchedulesFile(SCHEDULES_FILE);
   } catch (error) {
     console.error(`build failed: ${(error as Error).message}`);
     process.exit(1);
   }
+  const table = await holidayTable(schedules);
   rmSync('dist', { recursive: true, force: true });
   for (const name of functionNames()) {
     const outfile = join('dist', name, 'index.mjs');
@@ -84,16 +118,22 @@ const main = async () => {
       banner: {
         js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
       },
-      plugins: [embedSchedules()],
+      plugins: [embedSchedules(table)],
       logLevel: 'warning',
     });
     console.log(`${outfile}  ${(statSync(outfile).size / 1024).toFixed(1)} KiB`);
   }
-  // The nightshift CLI (package.json bin): every function's handler, for --local.
+  // The nightshift CLI (package.json bin): every function's handler, for --local. Split: what the CLI
+  // imports on demand (the holiday calendars, shared/holiday-loader.ts: 1.4 MiB; each function's
+  // handler; AWS SDK clients) goes to dist/cli/chunks/, so `nightshift --help` and every command that
+  // needs none of it never parse it. dist/cli/ is the unit to copy: the bin imports its chunks beside it.
   const cli = join('dist', 'cli', 'nightshift.mjs');
   await build({
-    entryPoints: [join('scripts', 'cli', 'main.ts')],
-    outfile: cli,
+    entryPoints: { nightshift: join('scripts', 'cli', 'main.ts') },
+    outdir: join('dist', 'cli'),
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    outExtension: { '.js': '.mjs' },
     bundle: true,
     minify: true,
     platform: 'node',
@@ -101,14 +141,18 @@ const main = async () => {
     format: 'esm',
     mainFields: ['module', 'main'],
     legalComments: 'none',
-    plugins: [embedServerless(), embedSchedules()],
+    plugins: [embedServerless(), embedSchedules(table)],
     banner: {
       js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
     },
     logLevel: 'warning',
   });
   chmodSync(cli, 0o755);
-  console.log(`${cli}  ${(statSync(cli).size / 1024).toFixed(1)} KiB`);
+  const chunks = readdirSync(join('dist', 'cli', 'chunks'));
+  const chunkBytes = chunks.reduce((sum, f) => sum + statSync(join('dist', 'cli', 'chunks', f)).size, 0);
+  console.log(
+    `${cli}  ${(statSync(cli).size / 1024).toFixed(1)} KiB (+ ${chunks.length} chunks, ${(chunkBytes / 1024).toFixed(1)} KiB)`,
+  );
 };
 
 await main();

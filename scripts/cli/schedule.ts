@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parseDocument } from 'yaml';
 import { InputError } from '#shared/errors.ts';
-import { holidayCalendars } from '#shared/holidays.ts';
+import { calendarsFor } from '#shared/holiday-loader.ts';
 import {
   evaluate,
   localIso,
@@ -23,9 +23,10 @@ export const SCHEDULES_FILE = 'infra/schedules.yml';
 
 /**
  * Reads and validates a schedules file (YAML; JSON is YAML). Throws ScheduleError naming the file,
- * the schedule and the field, or the line of a YAML syntax error.
+ * the schedule and the field, or the line of a YAML syntax error. The holiday calendars (date-holidays)
+ * are loaded only when the file names one: every other command, and a file without, never loads them.
  */
-export const loadSchedulesFile = (file: string): Schedules => {
+export const loadSchedulesFile = async (file: string): Promise<Schedules> => {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -42,12 +43,13 @@ export const loadSchedulesFile = (file: string): Schedules => {
       file,
     );
   }
-  return parseSchedules(doc.toJS(), { calendars: holidayCalendars, source: file });
+  const js: unknown = doc.toJS();
+  return parseSchedules(js, { calendars: await calendarsFor(js), source: file });
 };
 
-const load = (file: string): Schedules => {
+const load = async (file: string): Promise<Schedules> => {
   try {
-    return loadSchedulesFile(file);
+    return await loadSchedulesFile(file);
   } catch (error) {
     if (error instanceof ScheduleError) throw new InputError(error.message, '--file');
     throw error;
@@ -111,10 +113,10 @@ export const scheduleCommands = (
     .option('--file <path>', 'schedules file', SCHEDULES_FILE)
     .requiredOption('--at <time>', 'ISO time with offset, e.g. 2026-11-30T08:00:00Z (repeatable)', collect)
     .option('--json', 'print [{schedule, at, state, reason}]')
-    .action(function (this: Command) {
+    .action(async function (this: Command) {
       const o = this.opts<{ file: string; at: string[]; json?: boolean }>();
       const times = o.at.map((text) => ({ text, at: instant(text, '--at') }));
-      const schedules = load(o.file);
+      const schedules = await load(o.file);
       const rows: CheckRow[] = [];
       for (const s of schedules.values()) {
         for (const { text, at } of times) {
@@ -139,7 +141,7 @@ export const scheduleCommands = (
     .option('--from <time>', 'start from this ISO time instead of now')
     .option('--file <path>', 'schedules file', SCHEDULES_FILE)
     .option('--json', 'print [{schedule, timezone, at, local, from, to, reason}]')
-    .action(function (this: Command, name: string | undefined) {
+    .action(async function (this: Command, name: string | undefined) {
       const o = this.opts<{ days: string; from?: string; file: string; json?: boolean }>();
       const days = Number(o.days);
       if (!/^\d+$/.test(o.days) || days < 1 || days > 366) {
@@ -150,7 +152,7 @@ export const scheduleCommands = (
       }
       const from = o.from === undefined ? options.now() : instant(o.from, '--from');
       const until = new Date(from.getTime() + days * 86_400_000);
-      const schedules = load(o.file);
+      const schedules = await load(o.file);
       if (name !== undefined && !schedules.has(name)) {
         throw new InputError(
           `no schedule "${name}" in ${o.file} (it has: ${[...schedules.keys()].join(', ')})`,

@@ -1,10 +1,10 @@
 /**
  * Imports every built bundle in dist/ (as Lambda would) and invokes its handler against moto.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DescribeClustersCommand, TagResourceCommand } from '@aws-sdk/client-ecs';
 import type { Report } from '#shared/report.ts';
 import { lambdaContext } from '#test/support/context.ts';
@@ -100,6 +100,56 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
     );
   });
 
+  describe('ecs-scheduler bundle: the holidays built into it', () => {
+    const reconcileAt = async (iso: string) => {
+      const handler = await load('ecs-scheduler');
+      const cluster = (await aws.ecs.send(new DescribeClustersCommand({ clusters: ['stage'] })))
+        .clusters?.[0];
+      await aws.ecs.send(
+        new TagResourceCommand({
+          resourceArn: cluster?.clusterArn,
+          tags: [{ key: 'nightshift:schedule', value: 'office-hours' }],
+        }),
+      );
+      // The deployed function reads the clock (new Date()): only Date is faked, timers run as usual.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(new Date(iso));
+      try {
+        return await handler(
+          sample('ecs-scheduler', 'reconcile-dry-run.json'),
+          lambdaContext('ecs-scheduler'),
+        );
+      } finally {
+        vi.useRealTimers();
+      }
+    };
+    const worker = (report: Report) => report.resources.find((r) => r.arn.endsWith('service/stage/worker'));
+
+    it('keeps the stage stopped all day on a DE-BE public holiday, in Europe/Berlin', async () => {
+      // Act: Christmas Day 2026 (a Friday) and German Unity Day 2027 (a Sunday), 12:00 in Berlin
+      const christmas = await reconcileAt('2026-12-25T11:00:00Z');
+      const unity = await reconcileAt('2027-10-03T10:00:00Z');
+      const dayAfter = await reconcileAt('2027-10-04T10:00:00Z');
+
+      // Assess
+      expect(worker(christmas)?.detail).toMatch(
+        /^office-hours: stopped since Wed 19:00 Europe\/Berlin \(holiday: Christmas Day \(DE-BE\)\); next start Mon 07:00 /,
+      );
+      expect(worker(unity)?.detail).toMatch(
+        /^office-hours: stopped since Fri 19:00 Europe\/Berlin \(holiday: National Holiday \(DE-BE\)\); next start Mon 07:00 /,
+      );
+      expect(worker(dayAfter)?.detail).toMatch(
+        /^office-hours: running since Mon 07:00 Europe\/Berlin \(period 1\); next stop Mon 19:00 /,
+      );
+    });
+
+    it('fails the reconcile loudly, naming calendar and year, for a year it does not carry', async () => {
+      await expect(reconcileAt('2090-06-15T10:00:00Z')).rejects.toThrow(
+        /^holiday calendar DE-BE: this bundle carries its holidays for \d{4}–\d{4} only, not 2090, so no schedule naming DE-BE can be evaluated: rebuild and redeploy/,
+      );
+    });
+  });
+
   it('ecs-scheduler bundle refuses a bad event naming the field', async () => {
     const handler = await load('ecs-scheduler');
     await expect(
@@ -164,5 +214,20 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
         lambdaContext('ssm-restart'),
       ),
     ).rejects.toThrow(/field "container"/);
+  });
+});
+
+describe('the ecs-scheduler bundle carries a holiday table, not date-holidays', () => {
+  it('holds none of date-holidays: its code, its rules, other countries; and stays small', () => {
+    const file = resolve('dist', 'ecs-scheduler', 'index.mjs');
+    expect(existsSync(file), `${file} missing: run npm run build`).toBe(true);
+    const text = readFileSync(file, 'utf8');
+
+    expect(text).not.toContain('getCountries'); // date-holidays' API
+    expect(text).not.toContain('easter -2'); // its rule syntax (Good Friday)
+    expect(text).not.toContain('Bundesfeiertag'); // its data for Switzerland
+    expect(text).toContain('"2027-10-03":"National Holiday"'); // the DE-BE table infra/schedules.yml asks for
+    // 517 KiB before schedules, 1,986 KiB with date-holidays bundled, about 545 KiB with the table.
+    expect(statSync(file).size).toBeLessThan(700 * 1024);
   });
 });

@@ -4,7 +4,16 @@
  * the schedules file, so a failing build cannot touch this checkout's dist/.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -56,8 +65,8 @@ describe('build-time validation of infra/schedules.yml', () => {
     );
   });
 
-  it("accepts the project's own schedules file, with the issue's example schedules", () => {
-    const schedules = loadSchedulesFile('infra/schedules.yml');
+  it("accepts the project's own schedules file, with the issue's example schedules", async () => {
+    const schedules = await loadSchedulesFile('infra/schedules.yml');
 
     expect([...schedules.keys()]).toEqual(['office-hours', 'stage-nights']);
     expect(schedules.get('office-hours')).toMatchObject({
@@ -70,18 +79,19 @@ describe('build-time validation of infra/schedules.yml', () => {
 });
 
 describe('the built nightshift bin', () => {
-  it('previews schedules offline, holiday calendars bundled in', () => {
-    const bin = resolve('dist', 'cli', 'nightshift.mjs');
+  const bin = resolve('dist', 'cli', 'nightshift.mjs');
+  const node = (args: string[], file = bin) =>
+    spawnSync(process.execPath, [file, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  /** The chunk(s) of dist/cli holding date-holidays: its data names Switzerland's national day. */
+  const holidayChunks = () =>
+    readdirSync(resolve('dist', 'cli', 'chunks')).filter((f) =>
+      readFileSync(resolve('dist', 'cli', 'chunks', f), 'utf8').includes('Bundesfeiertag'),
+    );
+
+  it('previews schedules offline, with their holiday calendars', () => {
     expect(existsSync(bin), `${bin} missing: run npm run build`).toBe(true);
 
-    const run = spawnSync(
-      process.execPath,
-      [bin, 'schedule', 'check', '--at', '2026-12-25T10:00:00Z', '--json'],
-      {
-        encoding: 'utf8',
-        env: { PATH: process.env.PATH },
-      },
-    );
+    const run = node(['schedule', 'check', '--at', '2026-12-25T10:00:00Z', '--json']);
 
     expect(run.status).toBe(0);
     expect(JSON.parse(run.stdout)[0]).toEqual({
@@ -91,5 +101,74 @@ describe('the built nightshift bin', () => {
       reason:
         'office-hours: stopped since Wed 19:00 Europe/Berlin (holiday: Christmas Day (DE-BE)); next start Mon 07:00',
     });
+  });
+
+  it('evaluates any calendar in a file given with --file, for any year', () => {
+    // Prepare: US-NY is not in infra/schedules.yml, so it is in no table built into the bin
+    dir = mkdtempSync(join(tmpdir(), 'nightshift-ny-'));
+    const file = join(dir, 'ny.yml');
+    writeFileSync(
+      file,
+      [
+        'schedules:',
+        '  ny-office:',
+        '    timezone: America/New_York',
+        '    periods: [{ begintime: "08:00", endtime: "18:00", weekdays: mon-fri }]',
+        '    holidays: { calendar: US-NY }',
+        '',
+      ].join('\n'),
+    );
+
+    // Act: Thanksgiving 2026 and 2090 (Thursday 23 November)
+    const run = node([
+      'schedule',
+      'check',
+      '--file',
+      file,
+      '--at',
+      '2026-11-26T15:00:00Z',
+      '--at',
+      '2090-11-23T15:00:00Z',
+      '--json',
+    ]);
+
+    // Assess
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout).map((r: { reason: string }) => r.reason)).toEqual([
+      'ny-office: stopped since Wed 18:00 America/New_York (holiday: Thanksgiving Day (US-NY)); next start Fri 08:00',
+      'ny-office: stopped since Wed 18:00 America/New_York (holiday: Thanksgiving Day (US-NY)); next start Fri 08:00',
+    ]);
+  });
+
+  it('keeps date-holidays out of the bin itself, in a chunk that --help and files without a calendar never load', () => {
+    // Prepare: a copy of dist/cli without the chunk that holds date-holidays
+    expect(readFileSync(bin, 'utf8')).not.toContain('Bundesfeiertag');
+    expect(holidayChunks()).toHaveLength(1);
+    dir = mkdtempSync(join(tmpdir(), 'nightshift-bin-'));
+    const copy = join(dir, 'cli');
+    cpSync(resolve('dist', 'cli'), copy, { recursive: true });
+    rmSync(join(copy, 'chunks', holidayChunks()[0]!));
+    const plain = join(dir, 'plain.yml');
+    writeFileSync(plain, 'schedules:\n  nights:\n    periods: [{ endtime: "20:00" }]\n');
+
+    // Act
+    const help = node(['--help'], join(copy, 'nightshift.mjs'));
+    const nights = node(
+      ['schedule', 'check', '--file', plain, '--at', '2026-11-26T21:00:00Z', '--json'],
+      join(copy, 'nightshift.mjs'),
+    );
+    const office = node(
+      ['schedule', 'check', '--at', '2026-12-25T10:00:00Z', '--json'],
+      join(copy, 'nightshift.mjs'),
+    );
+
+    // Assess: only the file that names a calendar needed the chunk
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('schedule');
+    expect(nights.status).toBe(0);
+    expect(JSON.parse(nights.stdout)[0]).toMatchObject({ schedule: 'nights', state: 'stopped' });
+    expect(office.status).not.toBe(0);
+    expect(office.stderr).toMatch(/Cannot find module .*chunks\/holidays-/);
   });
 });
