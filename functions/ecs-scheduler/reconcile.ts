@@ -164,7 +164,20 @@ const decideService = (
   }
   // One evaluation per schedule and run (it searches the transitions: milliseconds each, for every service).
   let ev = evaluations.get(schedule.name);
-  if (!ev) evaluations.set(schedule.name, (ev = evaluate(schedule, opts.now)));
+  if (!ev) {
+    try {
+      ev = evaluate(schedule, opts.now);
+    } catch (error) {
+      // A schedule that cannot be evaluated (a bundle past the years of holidays it carries) fails its
+      // own services' rows; the other schedules run on.
+      return {
+        service: s,
+        why: schedule.name,
+        row: idle(s, 'failed', `${schedule.name}: ${(error as Error).message}; nothing changed`),
+      };
+    }
+    evaluations.set(schedule.name, ev);
+  }
   const why = tag.from === 'on the service' ? ev.reason : `${ev.reason} (tag ${tag.from})`;
   const base = { service: s, why, schedule: schedule.name, state: ev.state, timezone: schedule.timezone };
   if (s.createdAt && opts.now.getTime() - s.createdAt.getTime() < opts.graceMs) {
@@ -302,7 +315,12 @@ export const startRecordCandidates = (estate: Estate, schedules: Schedules, now:
     c.services.flatMap((s) => {
       if (s.status !== 'ACTIVE' || s.tags[SAVED_STATE_TAG] !== undefined) return [];
       const schedule = schedules.get(scheduleOf(s, c)?.name ?? '');
-      return schedule && desiredState(schedule, now) === 'stopped' ? [s.arn] : [];
+      if (!schedule) return [];
+      try {
+        return desiredState(schedule, now) === 'stopped' ? [s.arn] : [];
+      } catch {
+        return []; // its row fails (decideService)
+      }
     }),
   );
 

@@ -119,7 +119,14 @@ const scheduleRow = (
   }
   // One evaluation per schedule and status (it searches transitions: milliseconds each).
   let ev = evaluations.get(schedule.name);
-  if (!ev) evaluations.set(schedule.name, (ev = evaluate(schedule, now)));
+  if (!ev) {
+    try {
+      ev = evaluate(schedule, now);
+    } catch (error) {
+      return { resource, detail: `${schedule.name}: cannot be evaluated: ${(error as Error).message}` };
+    }
+    evaluations.set(schedule.name, ev);
+  }
   const ov = overrideOf(s, cluster, now);
   const zone = schedule.timezone;
   let desired: string = ev.state;

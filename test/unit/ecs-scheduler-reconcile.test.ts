@@ -481,6 +481,49 @@ describe('reconcile planner', () => {
       expect(settled[0]).toMatchObject({ steps: [{ op: 'clear-override' }] });
     });
 
+    it('fails only the rows of a schedule that cannot be evaluated (holidays not in the bundle), the others run on', () => {
+      // Prepare: a calendar whose years are not in the bundle, and a plain schedule
+      const schedules = parseSchedules(
+        {
+          schedules: {
+            'office-hours': {
+              timezone: 'Europe/Berlin',
+              periods: [{ begintime: '07:00', endtime: '19:00', weekdays: 'mon-fri' }],
+            },
+            berlin: {
+              timezone: 'Europe/Berlin',
+              periods: [{ begintime: '07:00', endtime: '19:00' }],
+              holidays: { calendar: 'DE-BE' },
+            },
+          },
+        },
+        {
+          calendars: {
+            check: () => undefined,
+            holidays: (code, year) => {
+              throw new Error(
+                `holiday calendar ${code}: this bundle carries no holidays for ${year}; rebuild and redeploy`,
+              );
+            },
+          },
+        },
+      );
+      const e = estate([
+        service('web', { tags: { 'nightshift:schedule': 'office-hours' } }),
+        service('api', { tags: { 'nightshift:schedule': 'berlin' } }),
+      ]);
+
+      // Act
+      const d = decide(e, { ...options('2026-11-27T18:00:30Z'), schedules });
+
+      // Assess
+      expect(d.web?.want).toBe('stop');
+      expect(d.api?.row).toMatchObject({ outcome: 'failed' });
+      expect(d.api?.row?.detail).toMatch(
+        /^berlin: holiday calendar DE-BE: this bundle carries no holidays for 2026; rebuild and redeploy; nothing changed$/,
+      );
+    });
+
     it('leaves a resource tagged nightshift:stage for another stage to that stage', () => {
       // Prepare
       const e = estate(
