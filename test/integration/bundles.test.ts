@@ -143,9 +143,10 @@ describe.runIf(motoTestsEnabled())('built bundles against moto', () => {
       );
     });
 
-    it('fails the reconcile loudly, naming calendar and year, for a year it does not carry', async () => {
+    it('fails the rows of the schedule loudly, naming calendar and year, for a year it does not carry', async () => {
+      // Every opted-in service follows office-hours here: every row fails, so the run fails (RunFailedError).
       await expect(reconcileAt('2090-06-15T10:00:00Z')).rejects.toThrow(
-        /^holiday calendar DE-BE: this bundle carries its holidays for \d{4}–\d{4} only, not 2090, so no schedule naming DE-BE can be evaluated: rebuild and redeploy/,
+        /^all \d+ resource\(s\) failed; first error: office-hours: holiday calendar DE-BE: this bundle carries its holidays for \d{4}–\d{4} only, not 2090, so no schedule naming DE-BE can be evaluated: rebuild and redeploy/,
       );
     });
   });
