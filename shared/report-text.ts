@@ -10,12 +10,12 @@ export const shortName = (r: Pick<ResourceResult, 'arn' | 'type'>): string => {
   return slash >= 0 ? resource.slice(slash + 1) : resource;
 };
 
-/** `3 changed, 0 planned, …, 0 failed`; `undone` only when there is some, as in older reports. */
+/** `3 changed, 0 planned, …, 0 failed`; `undone` and `waiting` only when there are some, as in older reports. */
 export const summaryCounts = (report: Report): string => {
   const s = report.summary;
   return (
     `${s.changed} changed, ${s.planned} planned, ${s.unchanged} unchanged, ${s.skipped} skipped, ` +
-    `${s.undone ? `${s.undone} undone, ` : ''}${s.failed} failed`
+    `${s.undone ? `${s.undone} undone, ` : ''}${s.waiting ? `${s.waiting} waiting, ` : ''}${s.failed} failed`
   );
 };
 

@@ -1,5 +1,10 @@
 /** The report every nightshift function returns: one row per resource it looked at. */
-export const OUTCOMES = ['changed', 'planned', 'unchanged', 'skipped', 'undone', 'failed'] as const;
+/**
+ * `waiting`: nothing done yet because the resource waits for another (a service for its environment's
+ * database to be available, a database for its services to be at 0); a later run does it. `planned`
+ * stays what a dry run would do.
+ */
+export const OUTCOMES = ['changed', 'planned', 'unchanged', 'skipped', 'undone', 'waiting', 'failed'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 export interface ResourceResult {
@@ -31,7 +36,15 @@ export interface Report {
 }
 
 export const summarize = (resources: readonly ResourceResult[]): Summary => {
-  const summary: Summary = { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 };
+  const summary: Summary = {
+    changed: 0,
+    planned: 0,
+    unchanged: 0,
+    skipped: 0,
+    undone: 0,
+    waiting: 0,
+    failed: 0,
+  };
   for (const r of resources) summary[r.outcome] += 1;
   return summary;
 };
@@ -131,7 +144,7 @@ export const compactReport = (report: Report, options: { fold?: boolean } = {}):
   if (reportBytes(out) > MAX_REPORT_BYTES) out = { ...out, resources: fold(out.resources) };
   if (reportBytes(out) > MAX_REPORT_BYTES) {
     // Failed first, then undone, then the rest: what a person acts on.
-    const order: Outcome[] = ['failed', 'undone', 'changed', 'planned', 'skipped', 'unchanged'];
+    const order: Outcome[] = ['failed', 'undone', 'waiting', 'changed', 'planned', 'skipped', 'unchanged'];
     const sorted = [...out.resources].sort((a, b) => order.indexOf(a.outcome) - order.indexOf(b.outcome));
     const kept: ResourceResult[] = [];
     const omitted = { ...out.omitted };

@@ -66,10 +66,11 @@ const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 const PRIORITY: Record<Outcome, number> = {
   failed: 0,
   undone: 1,
-  changed: 2,
-  planned: 3,
-  skipped: 4,
-  unchanged: 5,
+  waiting: 2,
+  changed: 3,
+  planned: 4,
+  skipped: 5,
+  unchanged: 6,
 };
 
 /** The report table ops see in the CLI, cut to fit an SNS message: failed and changed rows first. */

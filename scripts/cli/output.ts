@@ -176,6 +176,14 @@ export const verdict = (report: Report, asked: Asked): Verdict => {
         '(after the time the row names, if it names one); scheduled runs start with them.',
     );
   }
+  // Rows waiting for another resource (an environment started in order): a later run does them.
+  const waiting = wantedChange ? report.summary.waiting : 0;
+  if (waiting > 0) {
+    lines.push(
+      `${waiting} waiting for the resources their rows name (started or stopped in order); nothing changed there. ` +
+        'Scheduled runs do them once those are ready, or run the same command again later.',
+    );
+  }
   if (stillRunning.length > 0) {
     lines.push(
       `${stillRunning.length} still running when the function had to stop: SSM goes on without it, so whether ` +
@@ -209,6 +217,7 @@ export const verdict = (report: Report, asked: Asked): Verdict => {
             held > 0 ||
             undone > 0 ||
             leftForLater > 0 ||
+            waiting > 0 ||
             stillRunning.length > 0 ||
             nothingRestarted
           ? EXIT.notFinished

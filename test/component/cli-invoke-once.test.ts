@@ -12,7 +12,7 @@ import { freePort } from '#test/support/moto.ts';
 const PLANNED = {
   action: 'stop',
   dryRun: true,
-  summary: { changed: 0, planned: 1, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
+  summary: { changed: 0, planned: 1, unchanged: 0, skipped: 0, undone: 0, waiting: 0, failed: 0 },
   resources: [
     {
       arn: 'arn:aws:ecs:eu-central-1:123456789012:service/stage/web',

@@ -18,7 +18,7 @@ const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value
 const REPORT = {
   action: 'stop',
   dryRun: false,
-  summary: { changed: 1, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
+  summary: { changed: 1, planned: 0, unchanged: 0, skipped: 0, undone: 0, waiting: 0, failed: 0 },
   resources: [
     {
       arn: 'arn:aws:ecs:eu-central-1:123456789012:service/stage/web',
@@ -176,7 +176,7 @@ describe('nightshift CLI invoking deployed functions', () => {
     const report = {
       action: 'restart',
       dryRun: false,
-      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 3, undone: 0, failed: 0 },
+      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 3, undone: 0, waiting: 0, failed: 0 },
       resources: [
         skipped(
           'i-0a1b2c3d4e5f60718',
@@ -211,7 +211,7 @@ describe('nightshift CLI invoking deployed functions', () => {
       Payload: encode({
         action: 'restart',
         dryRun: true,
-        summary: { changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, failed: 0 },
+        summary: { changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, waiting: 0, failed: 0 },
         resources: [
           {
             arn: 'arn:aws:ecs:eu-central-1:123456789012:service/shop/web',
@@ -238,7 +238,7 @@ describe('nightshift CLI invoking deployed functions', () => {
       Payload: encode({
         action: 'restart',
         dryRun: false,
-        summary: { changed: 2, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
+        summary: { changed: 2, planned: 0, unchanged: 0, skipped: 0, undone: 0, waiting: 0, failed: 0 },
         resources: [
           {
             arn: 'arn:aws:ec2:eu-central-1:123456789012:instance/i-0a1b2c3d4e5f60718',
@@ -406,7 +406,7 @@ describe('nightshift CLI invoking deployed functions', () => {
     const refused = {
       action: 'stop',
       dryRun: false,
-      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, failed: 0 },
+      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, waiting: 0, failed: 0 },
       resources: [
         {
           arn: 'arn:aws:ecs:eu-central-1:123456789012:service/stage/web',

@@ -369,7 +369,7 @@ describe('nightshift --local with the stage’s configuration and lease table', 
     expect(JSON.parse(json.out)).toEqual({
       action: 'stop',
       dryRun: false,
-      summary: { changed: 1, planned: 0, unchanged: 1500, skipped: 0, undone: 0, failed: 0 },
+      summary: { changed: 1, planned: 0, unchanged: 1500, skipped: 0, undone: 0, waiting: 0, failed: 0 },
       resources: [resultOf(web(3), 'changed')],
       omitted: { unchanged: 1500 },
     });

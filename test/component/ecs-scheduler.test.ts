@@ -1213,6 +1213,7 @@ describe('ecs-scheduler with simulated AWS', () => {
         unchanged: 0,
         skipped: 0,
         undone: 6,
+        waiting: 0,
         failed: 0,
       });
       expect(outcomes(report)).toEqual([

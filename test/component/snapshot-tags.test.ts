@@ -249,6 +249,7 @@ describe('snapshot-tags with simulated AWS failures', () => {
       unchanged: 0,
       skipped: 1,
       undone: 0,
+      waiting: 0,
       failed: 0,
     });
     expect(report.resources[7]).toMatchObject({
@@ -508,6 +509,7 @@ describe('snapshot-tags with simulated AWS failures', () => {
         unchanged: 0,
         skipped: 0,
         undone: 3,
+        waiting: 0,
         failed: 0,
       });
       // the volume was not read either: nothing was planned from half a picture

@@ -164,6 +164,7 @@ describe('ssm-restart with simulated AWS', () => {
       unchanged: 0,
       skipped: 0,
       undone: 0,
+      waiting: 0,
       failed: 0,
     });
     expect(report.resources[0]?.detail).toBe(
@@ -345,6 +346,7 @@ describe('ssm-restart with simulated AWS', () => {
       unchanged: 0,
       skipped: 0,
       undone: 0,
+      waiting: 0,
       failed: 2,
     });
     expect(report.resources[3]?.error).toBe('command cmd-1 Failed; exit code 1');
@@ -398,6 +400,7 @@ describe('ssm-restart with simulated AWS', () => {
       unchanged: 0,
       skipped: 0,
       undone: 0,
+      waiting: 0,
       failed: 0,
     });
     const follow = (n: number) =>
@@ -520,6 +523,7 @@ describe('ssm-restart with simulated AWS', () => {
       unchanged: 0,
       skipped: 2,
       undone: 0,
+      waiting: 0,
       failed: 0,
     });
     expect(report.resources.slice(1)).toEqual([
@@ -600,6 +604,7 @@ describe('ssm-restart with simulated AWS', () => {
       unchanged: 0,
       skipped: 1,
       undone: 0,
+      waiting: 0,
       failed: 0,
     });
     expect(report.resources[1]?.detail).toBe(

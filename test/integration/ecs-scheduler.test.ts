@@ -72,7 +72,15 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     const stopped = await observeSample(aws);
 
     // Assess: everything in stage parked, state saved on the resources themselves
-    expect(stop.summary).toEqual({ changed: 4, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 });
+    expect(stop.summary).toEqual({
+      changed: 4,
+      planned: 0,
+      unchanged: 0,
+      skipped: 0,
+      undone: 0,
+      waiting: 0,
+      failed: 0,
+    });
     expect(stopped.services['stage/web']).toMatchObject({
       desired: 0,
       scaling: { min: 0, max: 0, suspended: [true, true, true] },
@@ -98,7 +106,15 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     const start = await invoke({ action: 'start', clusters: ['stage'] });
 
     // Assess: exact restore, saved state gone
-    expect(start.summary).toEqual({ changed: 4, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 });
+    expect(start.summary).toEqual({
+      changed: 4,
+      planned: 0,
+      unchanged: 0,
+      skipped: 0,
+      undone: 0,
+      waiting: 0,
+      failed: 0,
+    });
     expect(await observeSample(aws)).toEqual(before);
     expect(row(start, 'service/stage/web')?.detail).toMatch(
       /^desiredCount 0 → 3; scaling min 0→2 max 0→6, scaling active; saved state from .* removed$/,
@@ -126,7 +142,15 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
 
     const again = await invoke({ action: 'stop', clusters: ['stage'] });
 
-    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 4, skipped: 0, undone: 0, failed: 0 });
+    expect(again.summary).toEqual({
+      changed: 0,
+      planned: 0,
+      unchanged: 4,
+      skipped: 0,
+      undone: 0,
+      waiting: 0,
+      failed: 0,
+    });
     expect(await observeSample(aws)).toEqual(once);
     expect(row(again, 'service/stage/web')?.detail).toMatch(
       /^already stopped by nightshift at .*; start restores desiredCount 3, scaling min 2 max 6, scaling active$/,
@@ -208,6 +232,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
       unchanged: 0,
       skipped: 0,
       undone: 0,
+      waiting: 0,
       failed: 0,
     });
     expect(row(report, 'service/stage/web')?.detail).toBe(
@@ -229,6 +254,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
       unchanged: 0,
       skipped: 2,
       undone: 0,
+      waiting: 0,
       failed: 0,
     });
     expect(row(report, 'service/prod/api')?.detail).toBe('protected by tag env=prod on cluster prod');
@@ -274,7 +300,15 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
       withEnv({ PROTECTED_TAGS: 'tier=critical' }),
     );
 
-    expect(stage.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 4, undone: 0, failed: 0 });
+    expect(stage.summary).toEqual({
+      changed: 0,
+      planned: 0,
+      unchanged: 0,
+      skipped: 4,
+      undone: 0,
+      waiting: 0,
+      failed: 0,
+    });
     expect(row(stage, 'service/stage/web')?.detail).toBe('protected by tag team=shop on cluster stage');
     expect((await observeSample(aws)).services['stage/web']?.desired).toBe(3);
     expect(prodUnderOtherRules.summary).toMatchObject({ planned: 2, skipped: 0 });

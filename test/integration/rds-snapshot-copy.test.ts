@@ -192,7 +192,15 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
 
     const again = await copy({ action: 'event', event });
 
-    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 1, skipped: 0, undone: 0, failed: 0 });
+    expect(again.summary).toEqual({
+      changed: 0,
+      planned: 0,
+      unchanged: 1,
+      skipped: 0,
+      undone: 0,
+      waiting: 0,
+      failed: 0,
+    });
     expect(again.resources[0]?.detail).toBe('already copied to eu-west-1 as orders-nightly (available)');
     expect(await ids()).toEqual(['orders-nightly']);
   });
@@ -251,7 +259,7 @@ describe.runIf(motoTestsEnabled())('rds-snapshot-copy against moto', () => {
     expect(report).toEqual({
       action: 'copy',
       dryRun: false,
-      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
+      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, waiting: 0, failed: 0 },
       resources: [],
     });
     expect(proxy.requests).toEqual([]);

@@ -229,7 +229,15 @@ describe.runIf(motoTestsEnabled())('snapshot-tags against moto', () => {
 
     const again = await invoke(event);
 
-    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 1, skipped: 0, undone: 0, failed: 0 });
+    expect(again.summary).toEqual({
+      changed: 0,
+      planned: 0,
+      unchanged: 1,
+      skipped: 0,
+      undone: 0,
+      waiting: 0,
+      failed: 0,
+    });
     expect(again.resources[0]?.detail).toMatch(/^already carries all \d tags of (db orders|cluster billing)/);
     expect(mutations()).toEqual([]);
     expect(await observe()).toEqual(once);
@@ -348,7 +356,7 @@ describe.runIf(motoTestsEnabled())('snapshot-tags against moto', () => {
     expect(report).toEqual({
       action: 'tag',
       dryRun: false,
-      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
+      summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, waiting: 0, failed: 0 },
       resources: [],
     });
     expect(proxy.requests).toEqual([]);

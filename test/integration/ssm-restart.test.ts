@@ -184,6 +184,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       unchanged: 0,
       skipped: 0,
       undone: 0,
+      waiting: 0,
       failed: 0,
     });
     expect(report.resources[0]).toMatchObject({
@@ -229,7 +230,15 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
     const again = await invoke(alarmNow(arn, { InstanceId: web! }));
 
     // Assess
-    expect(again.summary).toEqual({ changed: 0, planned: 0, unchanged: 0, skipped: 1, undone: 0, failed: 0 });
+    expect(again.summary).toEqual({
+      changed: 0,
+      planned: 0,
+      unchanged: 0,
+      skipped: 1,
+      undone: 0,
+      waiting: 0,
+      failed: 0,
+    });
     expect(again.resources[0]?.detail).toBe(
       'last restarted 5 min ago at 2026-11-23T02:14:41Z (container:web via alarm, by ssm-restart run ' +
         'c4c1c1c9-6542-e61b-6ef0-8c4d36933a92 (ssm-restart)); alarm restarts wait for the 15-min cooldown, which ' +
@@ -355,7 +364,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       expect(report).toEqual({
         action: 'restart',
         dryRun: false,
-        summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, failed: 0 },
+        summary: { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, waiting: 0, failed: 0 },
         resources: [],
       });
       expect(proxy.requests).toEqual([]);
@@ -556,6 +565,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
       unchanged: 0,
       skipped: 3,
       undone: 0,
+      waiting: 0,
       failed: 0,
     });
     expect(row(report, lost!)?.detail).toBe(
@@ -693,6 +703,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
         unchanged: 0,
         skipped: 0,
         undone: 0,
+        waiting: 0,
         failed: 0,
       });
     }
@@ -775,6 +786,7 @@ describe.runIf(motoTestsEnabled())('ssm-restart against moto', () => {
         unchanged: 0,
         skipped: 1,
         undone: 0,
+        waiting: 0,
         failed: 0,
       });
       expect(lost?.resources[0]?.detail).toBe(

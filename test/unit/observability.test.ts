@@ -129,6 +129,7 @@ describe('run metrics (EMF)', () => {
       unchanged: 1,
       skipped: 1,
       undone: 0,
+      waiting: 0,
       failed: 0,
     });
   });
