@@ -4,7 +4,15 @@
  * database to be available, a database for its services to be at 0); a later run does it. `planned`
  * stays what a dry run would do.
  */
-export const OUTCOMES = ['changed', 'planned', 'unchanged', 'skipped', 'undone', 'waiting', 'failed'] as const;
+export const OUTCOMES = [
+  'changed',
+  'planned',
+  'unchanged',
+  'skipped',
+  'undone',
+  'waiting',
+  'failed',
+] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 export interface ResourceResult {
