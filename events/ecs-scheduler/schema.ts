@@ -27,6 +27,21 @@ export const SchedulerInput = z
         .array(z.string().check(z.regex(SERVICE, 'expected a service name or ARN')))
         .check(z.minLength(1, 'name at least one service, or leave services out'), z.maxLength(1000)),
     ),
+    /**
+     * Auto Scaling groups that are not ECS capacity providers, by name: parked at 0/0/0 and restored
+     * exactly, on their own.
+     */
+    groups: z.optional(
+      z
+        .array(
+          z
+            .string()
+            .check(
+              z.regex(/^[^\x00-\x1f]{1,255}$/, 'expected an Auto Scaling group name (1-255 characters)'),
+            ),
+        )
+        .check(z.minLength(1, 'name at least one group, or leave groups out'), z.maxLength(100)),
+    ),
     tags: z.optional(
       z
         .record(
@@ -45,10 +60,24 @@ export const SchedulerInput = z
     ),
   })
   .check(
-    z.refine((input) => input.clusters !== undefined || input.tags !== undefined, {
-      message: 'clusters or tags is required: an unscoped run over the whole account is refused',
-      path: ['clusters'],
-    }),
+    z.refine(
+      (input) => input.clusters !== undefined || input.tags !== undefined || input.groups !== undefined,
+      {
+        message: 'clusters, groups or tags is required: an unscoped run over the whole account is refused',
+        path: ['clusters'],
+      },
+    ),
+    z.refine(
+      (input) =>
+        input.groups === undefined ||
+        input.services === undefined ||
+        input.clusters !== undefined ||
+        input.tags !== undefined,
+      {
+        message: 'services narrow clusters or tags down: name the clusters too',
+        path: ['services'],
+      },
+    ),
   );
 
 export type SchedulerInput = Infer<typeof SchedulerInput>;

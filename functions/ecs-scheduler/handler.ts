@@ -17,8 +17,10 @@ import { DEFAULT_OVERRIDE_MAX_HOURS, OVERRIDE_TAG } from '#shared/override.ts';
 import { readClaimedEstate } from './claim.ts';
 import { DEFAULT_GRACE_MINUTES, SchedulerConfig } from './config.ts';
 import { executePlan, plannedWork } from './execute.ts';
-import { readEstate, type Clients, type Estate } from './inventory.ts';
-import { planSchedule, type Plan } from './plan.ts';
+import { readEstate, type Clients, type Estate, type Held } from './inventory.ts';
+import { planSchedule, type Plan, type PlannedAction } from './plan.ts';
+import { capacityProviderGroups, planStandaloneGroups, readStandaloneGroups } from './groups.ts';
+import { groupLeaseScope } from '#shared/group-tags.ts';
 import { planOverride, refuseLength, scopeOf, withTags } from './override.ts';
 import {
   clusterClearRows,
@@ -99,14 +101,52 @@ export const run = async (
   return runAction(input, ctx, d);
 };
 
+/**
+ * The rows of the standalone groups an explicit run names (groups.ts). A mutating run takes each group's
+ * lease (the scope instance-rotation takes too), then reads the groups again under it.
+ */
+const standaloneRows = async (
+  input: SchedulerInput,
+  dryRun: boolean,
+  ctx: RunContext,
+  d: Deps,
+): Promise<PlannedAction[]> => {
+  if (!input.groups) return [];
+  const reader = { clients: d.clients, hasTime: ctx.hasTime };
+  const providers = await capacityProviderGroups(reader);
+  let read = await readStandaloneGroups(reader, input.groups);
+  let held: Held[] = [];
+  if (!dryRun) {
+    const refused = await ctx.leases.takeEach(read.groups.map((g) => groupLeaseScope(g.arn)));
+    held = read.groups.flatMap((g) => {
+      const r = refused.get(groupLeaseScope(g.arn));
+      return r ? [{ arn: g.arn, name: g.name, ...r }] : [];
+    });
+    const leased = read.groups.filter((g) => !refused.has(groupLeaseScope(g.arn))).map((g) => g.name);
+    read = { ...(await readStandaloneGroups(reader, leased)), missing: read.missing };
+  }
+  return planStandaloneGroups(input.action, { ...read, held }, providers, {
+    protectedTags: d.config.PROTECTED_TAGS,
+    now: d.now(),
+  });
+};
+
 const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promise<Report> => {
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
+  // Clusters (and their services and capacity) when named or scoped by tags; standalone groups apart.
+  const withClusters = input.clusters !== undefined || input.tags !== undefined;
   // A dry run takes no leases; a mutating run reads the state it plans from only under its leases.
-  const estate = dryRun
-    ? await readEstate(reader, input, { withSharers: input.action === 'stop' })
-    : await readClaimedEstate(reader, input, ctx.leases);
-  const plan = planSchedule(input, estate, { protectedTags: d.config.PROTECTED_TAGS, now: d.now() });
+  const estate = !withClusters
+    ? undefined
+    : dryRun
+      ? await readEstate(reader, input, { withSharers: input.action === 'stop' })
+      : await readClaimedEstate(reader, input, ctx.leases);
+  const planned = estate
+    ? planSchedule(input, estate, { protectedTags: d.config.PROTECTED_TAGS, now: d.now() })
+    : { action: input.action, phases: [] };
+  const groups = await standaloneRows(input, dryRun, ctx, d);
+  const plan = groups.length > 0 ? { ...planned, phases: [...planned.phases, groups] } : planned;
   const works = plan.phases.flat().map(plannedWork);
   if (!dryRun) {
     const refused = refuseChangedPlan(input.planDigest, works);

@@ -592,7 +592,7 @@ const groupDriftedWithinSaved = (g: GroupState, saved: SavedGroup) =>
   g.desired >= g.min &&
   g.desired <= g.max;
 
-const planGroupStop = (
+export const planGroupStop = (
   g: GroupState,
   keep: string | undefined,
   requires: string[],
@@ -645,7 +645,7 @@ const planGroupStop = (
   };
 };
 
-const planGroupStart = (
+export const planGroupStart = (
   g: GroupState,
   rules: readonly TagRule[],
   users: ClusterState[],
