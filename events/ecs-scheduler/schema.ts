@@ -34,11 +34,10 @@ export const SchedulerInput = z
     groups: z.optional(
       z
         .array(
-          z
-            .string()
-            .check(
-              z.regex(/^[^\x00-\x1f]{1,255}$/, 'expected an Auto Scaling group name (1-255 characters)'),
-            ),
+          z.string().check(
+            // Group names are 1-255 printable characters (no line breaks or control characters).
+            z.regex(/^[^\p{Cc}]{1,255}$/u, 'expected an Auto Scaling group name (1-255 characters)'),
+          ),
         )
         .check(z.minLength(1, 'name at least one group, or leave groups out'), z.maxLength(100)),
     ),
