@@ -7,7 +7,7 @@ import {
   type Schedule,
   type Schedules,
 } from '#shared/schedules.ts';
-import { otherStage } from '#shared/tags.ts';
+import { otherStage, type TagMap } from '#shared/tags.ts';
 import { decodeOverride, overrideActive, OVERRIDE_TAG, type Override } from '#shared/override.ts';
 import type { ClusterState, Estate, ServiceState } from './inventory.ts';
 import type { StartRecord } from './started.ts';
@@ -52,20 +52,13 @@ export interface ServiceDecision {
 /** An override tag on a service or a cluster, as read. */
 export interface OverrideRef {
   arn: string;
-  type: 'ecs-service' | 'ecs-cluster';
+  type: 'ecs-service' | 'ecs-cluster' | 'autoscaling-group';
   name: string;
   /** The tag value as read: removed only if it still holds this. */
   text: string;
   override: Override;
   active: boolean;
 }
-
-const savedAt = (s: ServiceState): Date | undefined => {
-  const text = s.tags[SAVED_STATE_TAG];
-  const at = text?.match(/(?:^| )at=(\S+)/)?.[1];
-  const ms = at === undefined ? NaN : Date.parse(at);
-  return Number.isNaN(ms) ? undefined : new Date(ms);
-};
 
 const idle = (
   s: ServiceState,
@@ -92,74 +85,129 @@ export const scheduleOf = (
   return inherited !== undefined ? { name: inherited, from: `on cluster ${cluster.name}` } : undefined;
 };
 
+/** A resource a reconcile decides for: an ECS service (under its cluster) or an Auto Scaling group. */
+export interface Subject {
+  arn: string;
+  name: string;
+  type: 'ecs-service' | 'autoscaling-group';
+  tags: TagMap;
+  /** The service's cluster: its schedule, override and stage tags apply when the service has none. */
+  parent?: { arn: string; name: string; tags: TagMap };
+  /** When AWS created it: the grace period. */
+  createdAt?: Date;
+}
+
+/** What the schedule or an override asks of a subject now, before any planner runs. */
+export interface Decided {
+  want?: 'stop' | 'start';
+  why: string;
+  schedule?: string;
+  state?: DesiredState;
+  timezone?: string;
+  override?: OverrideRef;
+  /** Nothing to do now (or a failure): the row's outcome and detail. */
+  idle?: { outcome: 'unchanged' | 'skipped' | 'failed'; detail: string };
+}
+
+const parentWord = (subj: Subject) => (subj.parent ? `on cluster ${subj.parent.name}` : '');
+
 /**
- * The override a service follows: its own `nightshift:override` wins over its cluster's. An unreadable
- * one is returned as an error (a person edited it): the service is then not touched.
+ * The override a subject follows: its own `nightshift:override` wins over its cluster's. An unreadable
+ * one is returned as an error (a person edited it): the subject is then not touched.
  */
-export const overrideOf = (
-  s: ServiceState,
-  cluster: ClusterState,
-  now: Date,
-): OverrideRef | { error: string } | undefined => {
-  const own = s.tags[OVERRIDE_TAG];
+export const overrideOfSubject = (subj: Subject, now: Date): OverrideRef | { error: string } | undefined => {
+  const own = subj.tags[OVERRIDE_TAG];
+  const parent = subj.parent;
   const [text, ref] =
-    own !== undefined
-      ? [own, { arn: s.arn, type: 'ecs-service' as const, name: s.name }]
-      : [cluster.tags[OVERRIDE_TAG], { arn: cluster.arn, type: 'ecs-cluster' as const, name: cluster.name }];
+    own !== undefined || !parent
+      ? [own, { arn: subj.arn, type: subj.type, name: subj.name }]
+      : [parent.tags[OVERRIDE_TAG], { arn: parent.arn, type: 'ecs-cluster' as const, name: parent.name }];
   if (text === undefined) return undefined;
   try {
     const override = decodeOverride(text);
     return { ...ref, text, override, active: overrideActive(override, now) };
   } catch (error) {
-    const where = ref.type === 'ecs-service' ? 'on the service' : `on cluster ${cluster.name}`;
+    const where =
+      ref.type === 'ecs-cluster'
+        ? parentWord(subj)
+        : `on the ${subj.type === 'ecs-service' ? 'service' : 'group'}`;
     return { error: `${(error as Error).message} (${where})` };
   }
 };
+
+const serviceSubject = (s: ServiceState, cluster: ClusterState): Subject => ({
+  arn: s.arn,
+  name: s.name,
+  type: 'ecs-service',
+  tags: s.tags,
+  parent: { arn: cluster.arn, name: cluster.name, tags: cluster.tags },
+  ...(s.createdAt && { createdAt: s.createdAt }),
+});
+
+/** The override a service follows: its own wins over its cluster's. */
+export const overrideOf = (s: ServiceState, cluster: ClusterState, now: Date) =>
+  overrideOfSubject(serviceSubject(s, cluster), now);
 
 const describeOverride = (o: Override, timeZone: string, now: Date) =>
   `override by ${o.by} until ${localLabel(timeZone, o.until, now)} ${timeZone}` +
   (o.why ? ` (why: ${o.why})` : '');
 
+const savedAtOf = (tags: TagMap): Date | undefined => {
+  const at = tags[SAVED_STATE_TAG]?.match(/(?:^| )at=(\S+)/)?.[1];
+  const ms = at === undefined ? NaN : Date.parse(at);
+  return Number.isNaN(ms) ? undefined : new Date(ms);
+};
+
 /**
- * Whether nightshift acted on the service since `since` (the schedule's last transition), toward
- * `state`. A stop saves `nightshift:stopped` with `at=<its time>` before it parks, so a tag stamped
- * at or after the transition says a stop ran since. A start removes that tag, so for a service without
- * it the lease-table record of the last start (`startedAt`) says whether a start ran since (a person's
- * `nightshift start` after the evening stop, say). Tags a person changed by hand do not count.
+ * Whether nightshift acted on the subject since `since` (the schedule's last transition). A stop saves
+ * `nightshift:stopped` with `at=<its time>` before it parks, so a tag stamped at or after the transition
+ * says a stop ran since. A start removes that tag, so without it the lease-table record of the last
+ * start says whether a start ran since (a person's `nightshift start` after the evening stop, say).
+ * Tags a person changed by hand do not count.
  */
-const actedSince = (
-  s: ServiceState,
-  since: Date | undefined,
-  started: StartRecord | undefined,
-  now: Date,
-) => {
+const actedSince = (tags: TagMap, since: Date | undefined, started: StartRecord | undefined, now: Date) => {
   const t = since?.getTime() ?? -Infinity;
-  const stopped = savedAt(s);
+  const stopped = savedAtOf(tags);
   if (stopped) return stopped.getTime() >= t ? { by: 'stop' as const, at: stopped } : undefined;
-  if (s.tags[SAVED_STATE_TAG] !== undefined) return undefined;
+  if (tags[SAVED_STATE_TAG] !== undefined) return undefined;
   // A start an override asked for stops counting when the override ends, tag or no tag.
   if (started?.until && now.getTime() >= started.until.getTime()) return undefined;
   return started && started.at.getTime() >= t ? { by: 'start' as const, at: started.at } : undefined;
 };
 
-const decideService = (
-  s: ServiceState,
-  cluster: ClusterState,
+/** The schedule a subject follows: its own tag wins; without one, its cluster's. */
+const scheduleOfSubject = (subj: Subject): { name: string; from: string } | undefined => {
+  const own = subj.tags[SCHEDULE_TAG];
+  if (own !== undefined)
+    return { name: own, from: `on the ${subj.type === 'ecs-service' ? 'service' : 'group'}` };
+  const inherited = subj.parent?.tags[SCHEDULE_TAG];
+  return inherited !== undefined ? { name: inherited, from: parentWord(subj) } : undefined;
+};
+
+/**
+ * What the schedule (or an override) asks of one subject now. Undefined: it is not opted in, or is
+ * another stage's. Pure.
+ */
+export const decideSubject = (
+  subj: Subject,
   opts: ReconcileOptions,
   evaluations: Map<string, Evaluation>,
-): ServiceDecision | undefined => {
-  const tag = scheduleOf(s, cluster);
+): Decided | undefined => {
+  const tag = scheduleOfSubject(subj);
   if (!tag) return undefined;
   // Another stage's (nightshift:stage): its reconcile acts on it, with its own leases and records.
-  if (otherStage(opts.stage, s.tags, cluster.tags) !== undefined) return undefined;
+  if (otherStage(opts.stage, subj.tags, subj.parent?.tags ?? {}) !== undefined) return undefined;
+  const own = tag.from.startsWith('on the ');
   const schedule: Schedule | undefined = opts.schedules.get(tag.name);
   if (!schedule) {
     const known = [...opts.schedules.keys()].join(', ') || 'none';
     const why = `schedule "${tag.name}" (tag ${SCHEDULE_TAG} ${tag.from}) is not defined in infra/schedules.yml (known: ${known})`;
     return {
-      service: s,
       why,
-      row: idle(s, 'failed', `${why}; nothing changed — fix the tag or add the schedule and deploy`),
+      idle: {
+        outcome: 'failed',
+        detail: `${why}; nothing changed — fix the tag or add the schedule and deploy`,
+      },
     };
   }
   // One evaluation per schedule and run (it searches the transitions: milliseconds each, for every service).
@@ -169,38 +217,37 @@ const decideService = (
       ev = evaluate(schedule, opts.now);
     } catch (error) {
       // A schedule that cannot be evaluated (a bundle past the years of holidays it carries) fails its
-      // own services' rows; the other schedules run on.
+      // own rows; the other schedules run on.
       return {
-        service: s,
         why: schedule.name,
-        row: idle(s, 'failed', `${schedule.name}: ${(error as Error).message}; nothing changed`),
+        idle: { outcome: 'failed', detail: `${schedule.name}: ${(error as Error).message}; nothing changed` },
       };
     }
     evaluations.set(schedule.name, ev);
   }
-  const why = tag.from === 'on the service' ? ev.reason : `${ev.reason} (tag ${tag.from})`;
-  const base = { service: s, why, schedule: schedule.name, state: ev.state, timezone: schedule.timezone };
-  if (s.createdAt && opts.now.getTime() - s.createdAt.getTime() < opts.graceMs) {
-    const from = new Date(s.createdAt.getTime() + opts.graceMs);
+  const why = own ? ev.reason : `${ev.reason} (tag ${tag.from})`;
+  const base = { why, schedule: schedule.name, state: ev.state, timezone: schedule.timezone };
+  const zone = schedule.timezone;
+  if (subj.createdAt && opts.now.getTime() - subj.createdAt.getTime() < opts.graceMs) {
+    const from = new Date(subj.createdAt.getTime() + opts.graceMs);
     return {
       ...base,
-      row: idle(
-        s,
-        'skipped',
-        `${why}; created at ${localLabel(schedule.timezone, s.createdAt, opts.now)}, less than ${Math.round(opts.graceMs / 60_000)} min ago ` +
-          `(SCHEDULE_GRACE_MINUTES): left alone until ${localLabel(schedule.timezone, from, opts.now)} ${schedule.timezone}`,
-      ),
+      idle: {
+        outcome: 'skipped',
+        detail:
+          `${why}; created at ${localLabel(zone, subj.createdAt, opts.now)}, less than ${Math.round(opts.graceMs / 60_000)} min ago ` +
+          `(SCHEDULE_GRACE_MINUTES): left alone until ${localLabel(zone, from, opts.now)} ${zone}`,
+      },
     };
   }
-  const ov = overrideOf(s, cluster, opts.now);
+  const ov = overrideOfSubject(subj, opts.now);
   if (ov && 'error' in ov) {
     return {
       ...base,
-      row: idle(
-        s,
-        'failed',
-        `${why}; ${ov.error}; nothing changed — fix or remove the tag (nightshift wake --cancel)`,
-      ),
+      idle: {
+        outcome: 'failed',
+        detail: `${why}; ${ov.error}; nothing changed — fix or remove the tag (nightshift wake --cancel)`,
+      },
     };
   }
   const slack = 5 * 60_000;
@@ -210,68 +257,88 @@ const decideService = (
     ov.override.until.getTime() - opts.now.getTime() > opts.overrideMaxMs + slack
   ) {
     const hours = Math.round((opts.overrideMaxMs / 3_600_000) * 100) / 100;
+    const where =
+      ov.type === 'ecs-cluster'
+        ? parentWord(subj)
+        : `on the ${subj.type === 'ecs-service' ? 'service' : 'group'}`;
     return {
       ...base,
-      row: idle(
-        s,
-        'failed',
-        `${why}; ${OVERRIDE_TAG} "${ov.text}" (${ov.type === 'ecs-service' ? 'on the service' : `on cluster ${cluster.name}`}) ` +
-          `lasts longer than the cap of ${hours} h (OVERRIDE_MAX_HOURS): not obeyed, nothing changed — ` +
-          'end it with nightshift wake --cancel, or set a shorter one',
-      ),
+      idle: {
+        outcome: 'failed',
+        detail:
+          `${why}; ${OVERRIDE_TAG} "${ov.text}" (${where}) lasts longer than the cap of ${hours} h (OVERRIDE_MAX_HOURS): ` +
+          'not obeyed, nothing changed — end it with nightshift wake --cancel, or set a shorter one',
+      },
     };
   }
+  const saved = subj.tags[SAVED_STATE_TAG] !== undefined;
   if (ov?.active) {
     // An override wins over the schedule until it expires, on every run (enforced: a person asked for it).
     const want = ov.override.state === 'stopped' ? 'stop' : 'start';
-    const owhy = `${describeOverride(ov.override, schedule.timezone, opts.now)}, over ${why}`;
+    const owhy = `${describeOverride(ov.override, zone, opts.now)}, over ${why}`;
     const decided = { ...base, why: owhy, state: ov.override.state, override: ov };
-    if (want === 'start' && s.tags[SAVED_STATE_TAG] === undefined) {
+    if (want === 'start' && !saved) {
       return {
         ...decided,
-        row: idle(s, 'unchanged', `${owhy}; running (no saved state: not stopped by nightshift)`),
+        idle: {
+          outcome: 'unchanged',
+          detail: `${owhy}; running (no saved state: not stopped by nightshift)`,
+        },
       };
     }
     return { ...decided, want };
   }
   if (ov) {
     // Expired: back to the schedule at once, whatever was done since its last transition (the override
-    // was), then the tag goes. It stays until the service is on schedule, so a failed run is retried.
-    const expired = `override by ${ov.override.by} ended at ${localLabel(schedule.timezone, ov.override.until, opts.now)} ${schedule.timezone}`;
+    // was), then the tag goes. It stays until the subject is on schedule, so a failed run is retried.
+    const expired = `override by ${ov.override.by} ended at ${localLabel(zone, ov.override.until, opts.now)} ${zone}`;
     const decided = { ...base, why: `${why} (${expired})`, override: ov };
-    if (ev.state === 'any') return { ...decided, row: idle(s, 'unchanged', `${decided.why}; no action`) };
+    if (ev.state === 'any')
+      return { ...decided, idle: { outcome: 'unchanged', detail: `${decided.why}; no action` } };
     const want = ev.state === 'stopped' ? 'stop' : 'start';
-    if (want === 'start' && s.tags[SAVED_STATE_TAG] === undefined) {
+    if (want === 'start' && !saved) {
       return {
         ...decided,
-        row: idle(s, 'unchanged', `${decided.why}; not stopped by nightshift (no saved state)`),
+        idle: { outcome: 'unchanged', detail: `${decided.why}; not stopped by nightshift (no saved state)` },
       };
     }
     return { ...decided, want };
   }
-  if (ev.state === 'any') return { ...base, row: idle(s, 'unchanged', `${why}; no action`) };
+  if (ev.state === 'any') return { ...base, idle: { outcome: 'unchanged', detail: `${why}; no action` } };
   const want = ev.state === 'stopped' ? 'stop' : 'start';
-  if (want === 'start' && s.tags[SAVED_STATE_TAG] === undefined) {
+  if (want === 'start' && !saved) {
     // Nothing saved: nightshift did not stop it (or already started it); a start has nothing to restore.
-    return { ...base, row: idle(s, 'unchanged', `${why}; not stopped by nightshift (no saved state)`) };
+    return {
+      ...base,
+      idle: { outcome: 'unchanged', detail: `${why}; not stopped by nightshift (no saved state)` },
+    };
   }
-  const acted = actedSince(s, ev.since?.at, opts.startedAt.get(s.arn), opts.now);
+  const acted = actedSince(subj.tags, ev.since?.at, opts.startedAt.get(subj.arn), opts.now);
   if (schedule.enforced || !acted) return { ...base, want };
-  const until = ev.next
-    ? `until ${localLabel(schedule.timezone, ev.next.at, opts.now)}`
-    : 'until the next transition';
+  const until = ev.next ? `until ${localLabel(zone, ev.next.at, opts.now)}` : 'until the next transition';
   const what =
     acted.by === want
-      ? `nightshift ${want === 'stop' ? 'stopped' : 'started'} it at ${localLabel(schedule.timezone, acted.at, opts.now)}, since the transition`
-      : `${acted.by === 'stop' ? 'stopped' : 'started'} on demand at ${localLabel(schedule.timezone, acted.at, opts.now)}, after the transition`;
+      ? `nightshift ${want === 'stop' ? 'stopped' : 'started'} it at ${localLabel(zone, acted.at, opts.now)}, since the transition`
+      : `${acted.by === 'stop' ? 'stopped' : 'started'} on demand at ${localLabel(zone, acted.at, opts.now)}, after the transition`;
   return {
     ...base,
-    row: idle(
-      s,
-      'unchanged',
-      `${why}; ${what}: left as it is ${until} (enforced: false acts on transitions only)`,
-    ),
+    idle: {
+      outcome: 'unchanged',
+      detail: `${why}; ${what}: left as it is ${until} (enforced: false acts on transitions only)`,
+    },
   };
+};
+
+const decideService = (
+  s: ServiceState,
+  cluster: ClusterState,
+  opts: ReconcileOptions,
+  evaluations: Map<string, Evaluation>,
+): ServiceDecision | undefined => {
+  const d = decideSubject(serviceSubject(s, cluster), opts, evaluations);
+  if (!d) return undefined;
+  const { idle: rest, ...decided } = d;
+  return { ...decided, service: s, ...(rest && { row: idle(s, rest.outcome, rest.detail) }) };
 };
 
 /**
