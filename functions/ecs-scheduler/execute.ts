@@ -13,6 +13,7 @@ import {
   CreateOrUpdateTagsCommand,
   DeleteTagsCommand,
   DescribeAutoScalingGroupsCommand,
+  DescribeTagsCommand,
   UpdateAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
 import {
@@ -249,6 +250,29 @@ const runStep = async (
       );
       return;
     case 'clear-override': {
+      if (action.type === 'autoscaling-group') {
+        // DeleteTags has no condition either: read first (DescribeTags), keep a newer one.
+        const out = await clients.autoscaling.send(
+          new DescribeTagsCommand({
+            Filters: [
+              { Name: 'auto-scaling-group', Values: [action.name] },
+              { Name: 'key', Values: [OVERRIDE_TAG] },
+            ],
+          }),
+        );
+        const current = out.Tags?.find((t) => t.Key === OVERRIDE_TAG)?.Value;
+        if (current === undefined) return;
+        if (current !== step.expected) {
+          note(`a new override was set meanwhile (${current}): kept`);
+          return;
+        }
+        await clients.autoscaling.send(
+          new DeleteTagsCommand({
+            Tags: [{ ResourceId: action.name, ResourceType: 'auto-scaling-group', Key: OVERRIDE_TAG }],
+          }),
+        );
+        return;
+      }
       // ECS has no conditional untag: read first, so an override set since this run read it stays.
       const out = await clients.ecs.send(new ListTagsForResourceCommand({ resourceArn: action.arn }));
       const now = tagMap(out.tags)[OVERRIDE_TAG];

@@ -10,6 +10,9 @@ import { protectedBy, tagMapUpper, type TagRule } from '#shared/tags.ts';
 import type { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
 import type { GroupState, Held, Reader } from './inventory.ts';
 import { planGroupStart, planGroupStop, type PlannedAction } from './plan.ts';
+import { decideSubject, SCHEDULE_TAG, type Decided, type ReconcileOptions } from './reconcile.ts';
+import type { Evaluation } from '#shared/schedules.ts';
+import { OVERRIDE_TAG } from '#shared/override.ts';
 
 /** A standalone group as its own stop and start need it. */
 export interface StandaloneGroup extends GroupState {
@@ -136,3 +139,102 @@ export const planStandaloneGroups = (
     return reason ? row(g, 'skipped', reason) : planGroupStop(g, undefined, [], opts.now);
   }),
 ];
+
+/**
+ * Every group of the account that opted in with `nightshift:schedule` (DescribeAutoScalingGroups with
+ * a `tag-key` filter, 100 a page).
+ */
+export const readScheduledGroups = async ({ clients, hasTime }: Reader): Promise<StandaloneGroup[]> => {
+  const what = 'Auto Scaling groups tagged nightshift:schedule';
+  const groups: StandaloneGroup[] = [];
+  const pages = paginateDescribeAutoScalingGroups(
+    { client: clients.autoscaling },
+    { Filters: [{ Name: 'tag-key', Values: [SCHEDULE_TAG] }], MaxRecords: GROUPS_PAGE },
+  );
+  for await (const page of pagesWithin(pages, hasTime, what)) {
+    groups.push(...(page.AutoScalingGroups ?? []).map(standaloneOf));
+  }
+  return groups;
+};
+
+export interface GroupReconcile {
+  /** Rows with nothing to stop or start (or a tag to remove only). */
+  idle: PlannedAction[];
+  stop: PlannedAction[];
+  start: PlannedAction[];
+  /** The groups with work: a mutating run leases them and reads them again. */
+  withWork: string[];
+  /** Groups a start brings back because an override asks for it: when that override ends. */
+  overrideStarts: Map<string, Date>;
+}
+
+const prefixed = (p: PlannedAction, why: string): PlannedAction => ({ ...p, detail: `${why}: ${p.detail}` });
+
+/**
+ * What a reconcile does to the groups that opted in on their own: the same decision as for services
+ * (decideSubject: schedule, override, grace, enforced, stage), and the standalone group plans. A
+ * capacity-provider group is its cluster's: skipped, saying so. Pure.
+ */
+export const planGroupReconcile = (
+  groups: readonly StandaloneGroup[],
+  providers: ReadonlyMap<string, string>,
+  opts: ReconcileOptions,
+  evaluations: Map<string, Evaluation>,
+): GroupReconcile => {
+  const out: GroupReconcile = { idle: [], stop: [], start: [], withWork: [], overrideStarts: new Map() };
+  for (const g of groups) {
+    const provider = providers.get(g.arn);
+    if (provider) {
+      out.idle.push(
+        row(
+          g,
+          'skipped',
+          `capacity provider ${provider} of an ECS cluster: it follows its cluster's services (put ${SCHEDULE_TAG} on the cluster or its services)`,
+        ),
+      );
+      continue;
+    }
+    const d: Decided | undefined = decideSubject(
+      {
+        arn: g.arn,
+        name: g.name,
+        type: 'autoscaling-group',
+        tags: g.tags,
+        ...(g.createdAt && { createdAt: g.createdAt }),
+      },
+      opts,
+      evaluations,
+    );
+    if (!d) continue;
+    const expired = d.override && !d.override.active ? d.override.text : undefined;
+    const withClear = (p: PlannedAction): PlannedAction => {
+      if (expired === undefined) return p;
+      const step = { op: 'clear-override' as const, expected: expired };
+      if (p.steps.length > 0)
+        return {
+          ...p,
+          steps: [...p.steps, step],
+          detail: `${p.detail}; then removes the expired ${OVERRIDE_TAG}`,
+        };
+      if (p.outcome !== 'unchanged') return p;
+      return {
+        ...p,
+        outcome: undefined,
+        steps: [step],
+        detail: `${p.detail}; removes the expired ${OVERRIDE_TAG}`,
+      };
+    };
+    if (!d.want) {
+      const r = withClear(row(g, d.idle?.outcome ?? 'unchanged', d.idle?.detail ?? d.why));
+      out.idle.push(r);
+      if (r.steps.length > 0) out.withWork.push(g.name);
+      continue;
+    }
+    const [planned] = planStandaloneGroups(d.want, { groups: [g], missing: [] }, providers, opts);
+    const p = withClear(prefixed(planned!, d.why));
+    (d.want === 'stop' ? out.stop : out.start).push(p);
+    if (p.steps.length > 0) out.withWork.push(g.name);
+    if (d.want === 'start' && d.override?.active) out.overrideStarts.set(g.arn, d.override.override.until);
+  }
+  return out;
+};

@@ -19,8 +19,15 @@ import { DEFAULT_GRACE_MINUTES, SchedulerConfig } from './config.ts';
 import { executePlan, plannedWork } from './execute.ts';
 import { readEstate, type Clients, type Estate, type Held } from './inventory.ts';
 import { planSchedule, type Plan, type PlannedAction } from './plan.ts';
-import { capacityProviderGroups, planStandaloneGroups, readStandaloneGroups } from './groups.ts';
-import { groupLeaseScope } from '#shared/group-tags.ts';
+import {
+  capacityProviderGroups,
+  planGroupReconcile,
+  planStandaloneGroups,
+  readScheduledGroups,
+  readStandaloneGroups,
+  type GroupReconcile,
+} from './groups.ts';
+import { groupLeaseScope, PARKED_TAG } from '#shared/group-tags.ts';
 import { planOverride, refuseLength, scopeOf, withTags } from './override.ts';
 import {
   clusterClearRows,
@@ -51,9 +58,9 @@ const defaultDeps = (): Deps =>
     now: () => new Date(),
   });
 
-/** The services a start plan brings back (rows with steps): what it records first (started.ts). */
+/** The services and groups a start plan brings back (rows with steps): what it records first (started.ts). */
 const startingServices = (plan: Plan | undefined) =>
-  (plan?.phases.flat() ?? []).filter((p) => p.type === 'ecs-service' && p.steps.length > 0).map((p) => p.arn);
+  (plan?.phases.flat() ?? []).filter((p) => p.type !== 'ecs-cluster' && p.steps.length > 0).map((p) => p.arn);
 
 /**
  * Records, before the start, each service it brings back (with the end of the override that asked for
@@ -227,6 +234,8 @@ const reconcileOptions = async (
   ctx: RunContext,
   d: Deps,
   now: Date,
+  /** More resources whose start records the decision needs (standalone groups). */
+  more: readonly string[] = [],
 ): Promise<ReconcileOptions> => {
   const schedules = stageSchedules(d);
   return {
@@ -238,7 +247,7 @@ const reconcileOptions = async (
     ...(d.config.NIGHTSHIFT_STAGE && { stage: d.config.NIGHTSHIFT_STAGE }),
     startedAt: await readStarted(
       ctx.leases.leaseStore,
-      startRecordCandidates(estate, schedules, now),
+      [...startRecordCandidates(estate, schedules, now), ...more],
       ctx.hasTime,
     ),
   };
@@ -250,6 +259,73 @@ const reconcileOptions = async (
  * and executor as an explicit stop or start. A mutating run then leases the clusters with work (and
  * their groups), reads them again and plans from that; the other rows come from the first read.
  */
+/**
+ * The standalone groups a reconcile acts on (tag `nightshift:schedule` on the group; groups.ts). A
+ * mutating run leases the groups with work and plans them again from a read under their leases.
+ */
+const reconcileGroups = async (
+  ctx: RunContext,
+  d: Deps,
+  now: Date,
+  dryRun: boolean,
+): Promise<GroupReconcile | undefined> => {
+  const reader = { clients: d.clients, hasTime: ctx.hasTime };
+  const scheduled = await readScheduledGroups(reader);
+  if (scheduled.length === 0) return undefined;
+  const providers = await capacityProviderGroups(reader);
+  const noEstate: Estate = { clusters: [], missingClusters: [], sharers: [], groups: [], groupUsers: {} };
+  // Start records matter only for groups without saved state (a start since the transition, or none).
+  const candidates = scheduled.filter((g) => g.tags[PARKED_TAG] === undefined).map((g) => g.arn);
+  const opts = await reconcileOptions(noEstate, ctx, d, now, candidates);
+  const seen = planGroupReconcile(scheduled, providers, opts, new Map());
+  if (dryRun || seen.withWork.length === 0) return seen;
+  const work = scheduled.filter((g) => seen.withWork.includes(g.name));
+  const refused = await ctx.leases.takeEach(work.map((g) => groupLeaseScope(g.arn)));
+  const held = work.flatMap((g) => {
+    const r = refused.get(groupLeaseScope(g.arn));
+    return r
+      ? [
+          {
+            arn: g.arn,
+            type: 'autoscaling-group' as const,
+            name: g.name,
+            steps: [],
+            outcome: r.outcome,
+            detail: r.reason,
+          },
+        ]
+      : [];
+  });
+  const leased = await readStandaloneGroups(
+    reader,
+    work.filter((g) => !refused.has(groupLeaseScope(g.arn))).map((g) => g.name),
+  );
+  const again = planGroupReconcile(leased.groups, providers, opts, new Map());
+  const redone = new Set(seen.withWork);
+  return {
+    ...again,
+    idle: [...seen.idle.filter((r) => !redone.has(r.name)), ...held, ...again.idle],
+  };
+};
+
+/** The cluster plan with the standalone groups': their idle rows, stops after, starts before. */
+const withGroups = (plan: ReconcilePlan, groups: GroupReconcile | undefined): ReconcilePlan => {
+  if (!groups) return plan;
+  const stop = groups.stop.length
+    ? { action: 'stop' as const, phases: [...(plan.stop?.phases ?? []), groups.stop] }
+    : plan.stop;
+  const start = groups.start.length
+    ? { action: 'start' as const, phases: [groups.start, ...(plan.start?.phases ?? [])] }
+    : plan.start;
+  return {
+    ...plan,
+    idle: [...plan.idle, ...groups.idle],
+    ...(stop && { stop }),
+    ...(start && { start }),
+    overrideStarts: new Map([...plan.overrideStarts, ...groups.overrideStarts]),
+  };
+};
+
 const runReconcile = async (input: ReconcileInput, ctx: RunContext, d: Deps): Promise<Report> => {
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
@@ -266,6 +342,7 @@ const runReconcile = async (input: ReconcileInput, ctx: RunContext, d: Deps): Pr
     );
     plan = { ...leased, idle: [...seen.idle.filter((r) => !inPlay.has(r.cluster ?? '')), ...leased.idle] };
   }
+  plan = withGroups(plan, await reconcileGroups(ctx, d, now, dryRun));
   const works = reconcileWorks(plan);
   if (!dryRun) {
     const refused = refuseChangedPlan(input.planDigest, works);

@@ -8,13 +8,18 @@
  * account, 10 a page) with a 500: the proxy answers it with the providers a test made, as AWS would.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DescribeAutoScalingGroupsCommand, SetInstanceProtectionCommand } from '@aws-sdk/client-auto-scaling';
+import {
+  CreateOrUpdateTagsCommand,
+  DescribeAutoScalingGroupsCommand,
+  SetInstanceProtectionCommand,
+} from '@aws-sdk/client-auto-scaling';
 import { DescribeCapacityProvidersCommand } from '@aws-sdk/client-ecs';
 import { run, type Deps } from '#functions/ecs-scheduler/handler.ts';
 import { groupLeaseScope } from '#shared/group-tags.ts';
 import type { LeaseStore } from '#shared/lease.ts';
 import type { Report } from '#shared/report.ts';
 import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
+import { parseSchedules } from '#shared/schedules.ts';
 import { runContext } from '#test/support/context.ts';
 import { createGroup, seedEstate, seedClients, type SeedClients } from '#test/support/ecs-estate.ts';
 import { leaseTable, runLeases } from '#test/support/leases.ts';
@@ -38,6 +43,15 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler standalone Auto Scaling groups
     clients: viaProxy,
     config: { PROTECTED_TAGS: DEFAULT_PROTECTED_TAGS, DRY_RUN: false },
     now: () => now,
+    schedules: () =>
+      parseSchedules({
+        schedules: {
+          'office-hours': {
+            timezone: 'Europe/Berlin',
+            periods: [{ begintime: '07:00', endtime: '19:00', weekdays: 'mon-fri' }],
+          },
+        },
+      }),
   });
   const runAt = async (event: Parameters<typeof run>[0], now = NOW) => {
     const leases = runLeases(store, 'ecs-scheduler', () => now);
@@ -225,5 +239,100 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler standalone Auto Scaling groups
     expect(mutations()).toHaveLength(0);
     expect(await size('batch-workers')).toMatchObject({ min: 1, desired: 2, max: 4, tag: undefined });
     await other.releaseAll();
+  });
+
+  it('reconciles a group tagged nightshift:schedule on its own: parked at 19:00 local, back exactly at 07:00', async () => {
+    // Prepare: a standalone group on office-hours, and a capacity group someone tagged too
+    await createGroup(aws, {
+      name: 'batch-workers',
+      min: 1,
+      desired: 2,
+      max: 4,
+      tags: { 'nightshift:schedule': 'office-hours' },
+    });
+    await seedEstate(aws, [
+      {
+        name: 'stage',
+        group: {
+          name: 'stage-ecs-nodes',
+          min: 1,
+          desired: 2,
+          max: 4,
+          tags: { 'nightshift:schedule': 'office-hours' },
+        },
+        services: [{ name: 'web', desired: 1 }],
+      },
+    ]);
+    await listProviders(['stage-capacity']);
+    // moto stamps CreatedTime with the real clock, days after this test's Friday: made old, as in a real estate.
+    proxy.rewrite('DescribeAutoScalingGroups', (body) =>
+      body.replace(/<CreatedTime>[^<]*<\/CreatedTime>/g, '<CreatedTime>2026-01-05T09:00:00Z</CreatedTime>'),
+    );
+
+    // Act
+    const evening = await runAt({ action: 'reconcile' }, NOW);
+    const parked = await size('batch-workers');
+    const night = await runAt({ action: 'reconcile' }, new Date('2026-11-27T22:00:00Z'));
+    const morning = await runAt({ action: 'reconcile' }, new Date('2026-11-30T06:00:30Z'));
+
+    // Assess
+    expect(row(evening, 'batch-workers')).toMatchObject({ outcome: 'changed' });
+    expect(row(evening, 'batch-workers')?.detail).toMatch(
+      /^office-hours: stopped since Fri 19:00 Europe\/Berlin .*: min 1→0, desired 2→0, max 4→0/,
+    );
+    expect(parked).toMatchObject({ min: 0, desired: 0, max: 0 });
+    expect(row(evening, 'stage-ecs-nodes')).toMatchObject({ outcome: 'skipped' });
+    expect(row(evening, 'stage-ecs-nodes')?.detail).toMatch(
+      /^capacity provider stage-capacity of an ECS cluster: it follows its cluster's services/,
+    );
+    expect(await size('stage-ecs-nodes')).toMatchObject({ min: 1, desired: 2, max: 4 });
+    expect(night.summary).toMatchObject({ changed: 0, failed: 0 });
+    expect(row(morning, 'batch-workers')).toMatchObject({ outcome: 'changed' });
+    expect(await size('batch-workers')).toEqual({ min: 1, desired: 2, max: 4, tag: undefined });
+  });
+
+  it('an override on a group wins until it ends; then the group goes back to its schedule and the tag goes', async () => {
+    // Prepare: parked at 19:00; someone woke it until 21:00 local (the tag as nightshift wake writes it)
+    await createGroup(aws, {
+      name: 'batch-workers',
+      min: 1,
+      desired: 2,
+      max: 4,
+      tags: { 'nightshift:schedule': 'office-hours' },
+    });
+    proxy.rewrite('DescribeAutoScalingGroups', (body) =>
+      body.replace(/<CreatedTime>[^<]*<\/CreatedTime>/g, '<CreatedTime>2026-01-05T09:00:00Z</CreatedTime>'),
+    );
+    await runAt({ action: 'reconcile' }, NOW);
+    await aws.autoscaling.send(
+      new CreateOrUpdateTagsCommand({
+        Tags: [
+          {
+            ResourceId: 'batch-workers',
+            ResourceType: 'auto-scaling-group',
+            Key: 'nightshift:override',
+            Value: 'state=running until=2026-11-27T20:00:00Z by=user/jane',
+            PropagateAtLaunch: false,
+          },
+        ],
+      }),
+    );
+
+    // Act
+    const woken = await runAt({ action: 'reconcile' }, new Date('2026-11-27T19:00:00Z'));
+    const up = await size('batch-workers');
+    const after = await runAt({ action: 'reconcile' }, new Date('2026-11-27T20:00:00Z'));
+
+    // Assess
+    expect(row(woken, 'batch-workers')?.detail).toMatch(
+      /^override by user\/jane until Fri 21:00 Europe\/Berlin/,
+    );
+    expect(up).toMatchObject({ min: 1, desired: 2, max: 4 });
+    expect(after.summary).toMatchObject({ failed: 0 });
+    expect(await size('batch-workers')).toMatchObject({ min: 0, desired: 0, max: 0 });
+    const tags = await aws.autoscaling.send(
+      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['batch-workers'] }),
+    );
+    expect(tags.AutoScalingGroups?.[0]?.Tags?.some((t) => t.Key === 'nightshift:override')).toBe(false);
   });
 });
