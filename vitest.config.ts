@@ -12,7 +12,9 @@ export default defineConfig({
     // The JSON report lets .ci/run print a plain 'N passed, N failed' line.
     reporters: ['default', ['json', { outputFile: 'coverage/vitest-results.json' }]],
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], env } },
+      // Pure tests, but some import whole function folders or fold thousands of rows: on a loaded machine
+      // they pass 5 s. A limit for hangs, not a measure of speed (benchmarks measure that).
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], env, testTimeout: 30_000 } },
       { test: { name: 'component', include: ['test/component/**/*.test.ts'], env, testTimeout: 60_000 } },
       {
         test: {
