@@ -10,7 +10,7 @@ export interface PlannedWork {
   detail: string;
   /** False: nothing to do, and `outcome` says why. */
   hasWork: boolean;
-  outcome?: Extract<Outcome, 'unchanged' | 'skipped' | 'failed'>;
+  outcome?: Extract<Outcome, 'unchanged' | 'skipped' | 'waiting' | 'failed'>;
   /**
    * What the work changes, in words that stay the same between a dry run and the apply minutes later
    * (no ages, no clock): the plan digest is made of it. Defaults to `detail`.

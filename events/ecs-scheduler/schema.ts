@@ -49,6 +49,8 @@ export const SchedulerInput = z
         )
         .check(z.refine((tags) => Object.keys(tags).length > 0, 'give at least one tag, or leave tags out')),
     ),
+    /** Starts without waiting for the environment's databases (nightshift:environment start order). */
+    force: z.optional(z.boolean()),
     dryRun: z.optional(z.boolean()),
     /**
      * The `planDigest` of the dry run a person confirmed (the CLI sends it with the apply): the run
@@ -124,6 +126,8 @@ export const OverrideInput = z
         ),
     ),
     cancel: z.optional(z.boolean()),
+    /** Starts without waiting for the environment's databases (nightshift:environment start order). */
+    force: z.optional(z.boolean()),
     by: z.string().check(z.minLength(1, 'name who asks for the override'), z.maxLength(200)),
     reason: z.optional(z.string().check(z.maxLength(1000))),
     dryRun: z.optional(z.boolean()),

@@ -18,6 +18,8 @@ import { readClaimedEstate } from './claim.ts';
 import { DEFAULT_GRACE_MINUTES, SchedulerConfig } from './config.ts';
 import { executePlan, plannedWork } from './execute.ts';
 import { readEstate, type Clients, type Estate, type Held } from './inventory.ts';
+import { environmentsStarted, gateStart, readEnvironmentDatabases } from './environment.ts';
+import { rdsClient } from '#shared/aws/rds.ts';
 import { planSchedule, type Plan, type PlannedAction } from './plan.ts';
 import {
   capacityProviderGroups,
@@ -153,7 +155,9 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
     ? planSchedule(input, estate, { protectedTags: d.config.PROTECTED_TAGS, now: d.now() })
     : { action: input.action, phases: [] };
   const groups = await standaloneRows(input, dryRun, ctx, d);
-  const plan = groups.length > 0 ? { ...planned, phases: [...planned.phases, groups] } : planned;
+  const whole = groups.length > 0 ? { ...planned, phases: [...planned.phases, groups] } : planned;
+  const plan =
+    input.action === 'start' && !input.force && estate ? await gated(whole, estate, ctx, d) : whole;
   const works = plan.phases.flat().map(plannedWork);
   if (!dryRun) {
     const refused = refuseChangedPlan(input.planDigest, works);
@@ -176,6 +180,26 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
     ? { ...report, planDigest: planDigest(works) }
     : buildReport(report.action, false, withRecordProblems(report.resources, problems));
 };
+
+/**
+ * A start plan gated on the databases of the environments it starts something in (environment.ts):
+ * read only when one of its rows belongs to an environment.
+ */
+const gated = async (plan: Plan, estate: Estate, ctx: RunContext, d: Deps): Promise<Plan> => {
+  const environments = environmentsStarted(plan, estate);
+  if (environments.size === 0) return plan;
+  const databases = await readEnvironmentDatabases(d.clients.rds ?? rdsClient(), environments, ctx.hasTime);
+  return gateStart(plan, estate, databases);
+};
+
+/** The reconcile plan with its start gated (gated). */
+const gatedReconcile = async (
+  plan: ReconcilePlan,
+  estate: Estate,
+  ctx: RunContext,
+  d: Deps,
+  force = false,
+) => (plan.start && !force ? { ...plan, start: await gated(plan.start, estate, ctx, d) } : plan);
 
 /** The clusters a reconcile plan changes something in: leased and read again by a mutating run. */
 const clusterNames = (plan: ReconcilePlan) =>
@@ -331,7 +355,7 @@ const runReconcile = async (input: ReconcileInput, ctx: RunContext, d: Deps): Pr
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
   const now = d.now();
   const planFrom = async (estate: Estate) =>
-    planReconcile(estate, await reconcileOptions(estate, ctx, d, now));
+    gatedReconcile(planReconcile(estate, await reconcileOptions(estate, ctx, d, now)), estate, ctx, d);
 
   let plan = await planFrom(await readEstate(reader, {}, { withSharers: false }));
   const inPlay = clusterNames(plan);
@@ -415,9 +439,12 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
     heldClusters: [],
   });
   const writes = planned.rows.filter((r) => r.steps.length > 0);
-  const predicted = planReconcile(
+  const predicted = await gatedReconcile(
+    planReconcile(only(planned.estate, tagged(writes)), await reconcileOptions(planned.estate, ctx, d, now)),
     only(planned.estate, tagged(writes)),
-    await reconcileOptions(planned.estate, ctx, d, now),
+    ctx,
+    d,
+    input.force,
   );
   const works = [...planned.rows.map(plannedWork), ...reconcileWorks(predicted)];
   if (!dryRun) {
@@ -451,7 +478,13 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
   );
   const reconcileIn = new Set([...tagged(written)].filter((arn) => !failedIn.has(arn)));
   const actual = withTags(estate, values);
-  const plan = planReconcile(only(actual, reconcileIn), await reconcileOptions(actual, ctx, d, now));
+  const plan = await gatedReconcile(
+    planReconcile(only(actual, reconcileIn), await reconcileOptions(actual, ctx, d, now)),
+    only(actual, reconcileIn),
+    ctx,
+    d,
+    input.force,
+  );
   const reconciled = await executeReconcile(plan, ctx, d, { dryRun });
   const note = (r: Report['resources'][number]) =>
     failedIn.has(clusterOf.get(r.arn) ?? '') && ok.has(r.outcome)

@@ -11,6 +11,7 @@ import {
   type ApplicationAutoScalingClient,
 } from '@aws-sdk/client-application-auto-scaling';
 import { paginateDescribeAutoScalingGroups, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { RDSClient } from '@aws-sdk/client-rds';
 import { chunk, mapLimit } from '#shared/concurrency.ts';
 import { assertTime, pagesWithin } from '#shared/deadline.ts';
 import { tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
@@ -94,6 +95,8 @@ export interface Clients {
   ecs: ECSClient;
   scaling: ApplicationAutoScalingClient;
   autoscaling: AutoScalingClient;
+  /** Read-only: the databases of an environment, which a start waits for (environment.ts). */
+  rds?: RDSClient;
 }
 
 /** What every read needs: the clients, and whether the Lambda still has time to read on. */

@@ -58,7 +58,8 @@ export interface PlannedAction {
   /** What to do, in order. Empty: nothing to do, and `outcome` says why. */
   steps: Step[];
   /** `undone`: another run holds its scope (or its capacity group's); the next run starts with it. */
-  outcome?: 'unchanged' | 'skipped' | 'undone' | 'failed';
+  /** `waiting`: its environment's databases are not ready yet (environment.ts); a later run does it. */
+  outcome?: 'unchanged' | 'skipped' | 'undone' | 'waiting' | 'failed';
   /** What the steps do, or why there are none, for a person at 3 a.m. */
   detail: string;
   /**
