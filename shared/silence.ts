@@ -480,14 +480,14 @@ export const silence = async (
   );
 
   // Tag first: an alarm whose tag write failed is never disabled.
-  const tagged: typeof toSilence = [];
+  const taggedOk = new Set<string>();
   await mapLimit(
     toSilence,
     CONCURRENCY,
     async (work) => {
       try {
         await writeTag(clients, work.alarm.arn, work.value);
-        tagged.push(work);
+        taggedOk.add(work.alarm.arn);
       } catch (error) {
         rows.set(
           work.alarm.arn,
@@ -510,6 +510,8 @@ export const silence = async (
     },
   );
 
+  // In the order of the alarms, whatever order the tag writes finished in.
+  const tagged = toSilence.filter((w) => taggedOk.has(w.alarm.arn));
   const { failed, unsent } = await batched(
     tagged.map((w) => w.alarm.name),
     options.hasTime,
