@@ -363,7 +363,7 @@ export const silence = async (
         alarm.arn,
         row(
           alarm,
-          'failed',
+          'skipped',
           `cannot be silenced: the ARN of ${listArns(parked)} does not fit the ${TAG_VALUE_MAX}-character tag ${SILENCED_TAG}, and its actions are never disabled without that tag; actions left enabled`,
         ),
       );
