@@ -319,9 +319,14 @@ const actionsEnabledNow = async (
 ): Promise<Map<string, boolean> | undefined> => {
   try {
     const out = new Map<string, boolean>();
+    // AlarmNames takes at most 100 names, and an answer holds 50 alarms unless MaxRecords says 100.
     for (const batch of chunk(names, DESCRIBE_ALARMS_PAGE)) {
       const page = await clients.cloudwatch.send(
-        new DescribeAlarmsCommand({ AlarmNames: batch, AlarmTypes: ['MetricAlarm'] }),
+        new DescribeAlarmsCommand({
+          AlarmNames: batch,
+          AlarmTypes: ['MetricAlarm'],
+          MaxRecords: DESCRIBE_ALARMS_PAGE,
+        }),
       );
       for (const a of page.MetricAlarms ?? [])
         if (a.AlarmName) out.set(a.AlarmName, a.ActionsEnabled === true);

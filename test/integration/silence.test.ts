@@ -319,6 +319,9 @@ describe.runIf(motoTestsEnabled())('silence while parked, against moto', () => {
     const rows = await silence(clients(), await find([WEB]), { dryRun: false, hasTime: always, now: NOW });
 
     expect(sent.disable).toEqual([['web-a', 'web-b', 'web-c'], ['web-a'], ['web-b'], ['web-c']]);
+    // AWS is asked which of the refused ones are still enabled, in one answer (MaxRecords 100, not 50)
+    const check = JSON.parse(ops('DescribeAlarms').at(-1)?.body ?? '{}') as Record<string, unknown>;
+    expect(check).toMatchObject({ AlarmNames: ['web-b'], MaxRecords: 100 });
     expect(actions.get('web-b')).toBe(true);
     expect(await tagsOf('web-b')).not.toHaveProperty(SILENCED);
     expect(rowOf(rows, 'web-b')).toMatchObject({ outcome: 'failed' });
