@@ -19,7 +19,9 @@ import { DEFAULT_GRACE_MINUTES, SchedulerConfig } from './config.ts';
 import { executePlan, plannedWork } from './execute.ts';
 import { readEstate, type Clients, type Estate, type Held } from './inventory.ts';
 import { environmentsStarted, gateStart, readEnvironmentDatabases } from './environment.ts';
+import { alarmRows } from './alarms.ts';
 import { rdsClient } from '#shared/aws/rds.ts';
+import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
 import { planSchedule, type Plan, type PlannedAction } from './plan.ts';
 import {
   capacityProviderGroups,
@@ -55,7 +57,13 @@ const stageSchedules = (d: Deps): Schedules => d.schedules?.() ?? (bundled ??= b
 let deps: Deps | undefined;
 const defaultDeps = (): Deps =>
   (deps ??= {
-    clients: { ecs: ecsClient(), scaling: applicationAutoScalingClient(), autoscaling: autoScalingClient() },
+    clients: {
+      ecs: ecsClient(),
+      scaling: applicationAutoScalingClient(),
+      autoscaling: autoScalingClient(),
+      rds: rdsClient(),
+      cloudwatch: cloudWatchClient(),
+    },
     config: parseEnv(SchedulerConfig),
     now: () => new Date(),
   });
@@ -175,10 +183,18 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
   const first = dryRun || !works.some((w) => w.hasWork) ? undefined : await ctx.carriedOver(input.action);
   const problems =
     !dryRun && plan.action === 'start' ? await recordStarts(plan, ctx, d) : new Map<string, string>();
-  const report = await executePlan(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first });
-  return dryRun
-    ? { ...report, planDigest: planDigest(works) }
-    : buildReport(report.action, false, withRecordProblems(report.resources, problems));
+  const executed = await executePlan(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first });
+  const alarms = await alarmRows(plan.action === 'stop' ? 'silence' : 'unsilence', executed.resources, {
+    dryRun,
+    hasTime: ctx.hasTime,
+    now: d.now(),
+    ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
+  });
+  const report = buildReport(executed.action, dryRun, [
+    ...withRecordProblems(executed.resources, problems),
+    ...alarms,
+  ]);
+  return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };
 
 /**
@@ -241,6 +257,16 @@ const executeReconcile = async (
         : new Map<string, string>();
     const report = await executePlan(p, d.clients, { ...options, hasTime: ctx.hasTime });
     results.push(...withRecordProblems(report.resources, problems));
+    if (p === plan.stop || p === plan.start) {
+      results.push(
+        ...(await alarmRows(p === plan.stop ? 'silence' : 'unsilence', report.resources, {
+          dryRun: options.dryRun,
+          hasTime: ctx.hasTime,
+          now: d.now(),
+          ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
+        })),
+      );
+    }
   }
   const clears = clusterClearRows(plan.clusterClears, results, d.now());
   if (clears.length > 0) {

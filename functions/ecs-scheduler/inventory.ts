@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-application-auto-scaling';
 import { paginateDescribeAutoScalingGroups, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { RDSClient } from '@aws-sdk/client-rds';
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { chunk, mapLimit } from '#shared/concurrency.ts';
 import { assertTime, pagesWithin } from '#shared/deadline.ts';
 import { tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
@@ -97,6 +98,8 @@ export interface Clients {
   autoscaling: AutoScalingClient;
   /** Read-only: the databases of an environment, which a start waits for (environment.ts). */
   rds?: RDSClient;
+  /** The alarms about what a stop parks or a start wakes (alarms.ts); without it, alarms are left alone. */
+  cloudwatch?: CloudWatchClient;
 }
 
 /** What every read needs: the clients, and whether the Lambda still has time to read on. */

@@ -21,7 +21,7 @@ export type Handler = (event: unknown, context: unknown) => Promise<Report>;
  * test/unit/cli-endpoints.test.ts checks it against the clients each function folder imports.
  */
 export const FUNCTION_SERVICES: Record<FunctionName, readonly string[]> = {
-  'ecs-scheduler': ['ECS', 'Application Auto Scaling', 'Auto Scaling', 'RDS'],
+  'ecs-scheduler': ['ECS', 'Application Auto Scaling', 'Auto Scaling', 'RDS', 'CloudWatch'],
   'rds-snapshot-copy': ['RDS'],
   'snapshot-tags': ['EC2', 'RDS'],
   'instance-rotation': ['Auto Scaling', 'EC2', 'ECS'],
