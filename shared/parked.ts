@@ -16,7 +16,7 @@
  */
 import { PARKED_TAG } from './group-tags.ts';
 import { decodeOverride, overrideActive, OVERRIDE_TAG, type Override } from './override.ts';
-import { evaluate, localLabel, type Schedules } from './schedules.ts';
+import { evaluate, localLabel, type Evaluation, type Schedule, type Schedules } from './schedules.ts';
 import type { TagMap } from './tags.ts';
 
 /** The tag a resource opts in to a schedule with (README "Schedules and reconcile"). Public contract. */
@@ -84,6 +84,19 @@ const describeOverride = (o: Override, where: string, timeZone: string, now: Dat
   (o.why ? ` (why: ${o.why})` : '');
 
 /**
+ * The last evaluation of each schedule, by instant: a run asks about every target at the same `now`, and
+ * an evaluation searches the schedule's transitions (milliseconds each). The result is the same either way.
+ */
+const evaluations = new WeakMap<Schedule, { at: number; ev: Evaluation }>();
+const evaluateOnce = (schedule: Schedule, now: Date): Evaluation => {
+  const last = evaluations.get(schedule);
+  if (last?.at === now.getTime()) return last.ev;
+  const ev = evaluate(schedule, now);
+  evaluations.set(schedule, { at: now.getTime(), ev });
+  return ev;
+};
+
+/**
  * Whether nightshift parked the resource, or is about to: see the module comment. `schedules` are the
  * function's bundled ones; `now` the run's time.
  */
@@ -123,7 +136,7 @@ export const parkDecision = (facts: ParkFacts, bundled: BundledSchedules, now: D
     return { held: false, ...note() };
   }
   try {
-    const ev = evaluate(schedule, now);
+    const ev = evaluateOnce(schedule, now);
     if (ev.state === 'stopped') {
       return {
         held: true,

@@ -91,7 +91,7 @@ const SSM_IDS = 50;
 const GROUP_NAMES = 50;
 const GROUP_PAGE = 100;
 /** DescribeServices takes up to 10 services of one cluster a call, and has no pages. */
-/** DescribeClusters takes up to 100 clusters a call, and has no pages. */
+/** DescribeClusters takes up to 100 clusters a call and has no pages (ECS API reference, `clusters`). */
 const CLUSTERS_PER_CALL = 100;
 /** The tag EC2 Auto Scaling puts on the instances it launches; `aws:` tags cannot be written by users. */
 const GROUP_NAME_TAG = 'aws:autoscaling:groupName';
