@@ -23,11 +23,15 @@ import {
 } from './inventory.ts';
 import { decodeRotation, leftSuspended, planRotations, type RotationOptions } from './plan.ts';
 import { windowAt, type WindowFacts } from './window.ts';
+import { bundledSchedules } from './schedules.ts';
+import type { BundledSchedules } from '#shared/parked.ts';
 
 export interface Deps {
   clients: Clients;
   config: RotationConfig;
   now: () => Date;
+  /** The schedules a group may follow (default: those bundled into the function). */
+  schedules?: () => BundledSchedules;
 }
 
 let deps: Deps | undefined;
@@ -131,6 +135,7 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
     abandonBackoff: d.config.ABANDON_BACKOFF,
     now,
     window,
+    schedules: (d.schedules ?? bundledSchedules)(),
   };
 
   // The groups the previous run left undone (its deadline, or another run's lease) are claimed, read

@@ -5,6 +5,13 @@ import { errorMessage } from '#shared/errors.ts';
 import { formatLocal } from '#shared/cron.ts';
 import { isParked, PARKED_TAG } from '#shared/group-tags.ts';
 import {
+  parkDecision,
+  SCHEDULE_TAG,
+  wakeHint,
+  type BundledSchedules,
+  type ParkDecision,
+} from '#shared/parked.ts';
+import {
   ABANDONED_TAG,
   oldestFirst,
   ROTATE_TAG,
@@ -79,6 +86,11 @@ export interface RotationOptions {
   now: Date;
   /** Where `now` stands in the rotation schedule's windows (window.ts). */
   window: WindowFacts;
+  /**
+   * The schedules bundled into the function: no rotation starts in a group whose own schedule wants it
+   * stopped now (shared/parked.ts). Undefined: not checked (a parked group is still never rotated).
+   */
+  schedules?: BundledSchedules;
 }
 
 const stamp = (now: Date) => now.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -842,13 +854,34 @@ const planGroup = (g: GroupState, opts: RotationOptions): RotationWork => {
       );
     }
   }
+  const hint = () =>
+    wakeHint({ kind: 'autoscaling-group', group: g.name }, g.tags[SCHEDULE_TAG] !== undefined).replace(
+      'to restart it now',
+      'to rotate it now',
+    );
   if (isParked(g.tags))
-    return idle(g, 'skipped', `parked by ecs-scheduler (${PARKED_TAG}): a parked group is never rotated`);
+    return idle(
+      g,
+      'skipped',
+      `parked by ecs-scheduler (${PARKED_TAG}): a parked group is never rotated; ${hint()}, then \`nightshift rotate --group ${g.name}\``,
+    );
   if (g.tags[ROTATE_TAG] === undefined)
     return idle(g, 'skipped', `not opted in: the group has no ${ROTATE_TAG} tag`);
   const maxAge = maxAgeFor(g, opts);
   if (maxAge === false) return idle(g, 'skipped', `opted out: ${ROTATE_TAG}=false`);
   if ('error' in maxAge) return idle(g, 'failed', maxAge.error);
+  // A group on its own schedule that wants it stopped now is parked by the next reconcile: a rotation
+  // started now would hold that off (ecs-scheduler does not park a group with a rotation in flight).
+  const park: ParkDecision = opts.schedules
+    ? parkDecision({ tags: g.tags }, opts.schedules, opts.now)
+    : { held: false };
+  if (park.held)
+    return idle(
+      g,
+      'skipped',
+      `${park.reason}: a group nightshift parks is not rotated; ${hint()}, then \`nightshift rotate --group ${g.name}\``,
+    );
+  const note = !park.held && park.note ? `; ${park.note}` : '';
   const unstable = instability(g);
   if (unstable) return idle(g, 'skipped', unstable);
   const ageOf = (i: InstanceState) => (i.since ? opts.now.getTime() - i.since.getTime() : 0);
@@ -925,7 +958,8 @@ const planGroup = (g: GroupState, opts: RotationOptions): RotationWork => {
     detail:
       `launch a replacement for ${oldest.id} (${formatAge(ageOf(oldest))} old, max ${maxAge.text}): desired ${g.desired} → ${g.desired + 1}` +
       (hold.length > 0 ? `; ${hold.join(', ')} suspended until it is done` : '') +
-      (due.length > 1 ? `; ${due.length - 1} more due after it` : ''),
+      (due.length > 1 ? `; ${due.length - 1} more due after it` : '') +
+      note,
   });
 };
 

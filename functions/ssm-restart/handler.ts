@@ -17,7 +17,9 @@ import {
   type AlarmStateChangeEvent,
 } from '#events/aws.cloudwatch/schema.ts';
 import { parseRestartInput, type RestartInput } from '#events/ssm-restart/schema.ts';
+import type { BundledSchedules } from '#shared/parked.ts';
 import { RestartConfig } from './config.ts';
+import { bundledSchedules } from './schedules.ts';
 import { executeRestart, pollDelayMs } from './execute.ts';
 import {
   readAlarmTags,
@@ -43,6 +45,8 @@ export interface Deps {
   /** The wait before each GetCommandInvocation round; tests make it short. */
   pollDelayMs: (round: number) => number;
   sleep: (ms: number) => Promise<void>;
+  /** The schedules a target may follow (default: those bundled into the function). */
+  schedules?: () => BundledSchedules;
 }
 
 let deps: Deps | undefined;
@@ -166,6 +170,7 @@ export const run = async (input: RestartInput, ctx: RunContext, d: Deps = defaul
     records,
     owner,
     runUntil: new Date(now.getTime() + ctx.remainingMs() + LEASE_MARGIN_MS),
+    schedules: (d.schedules ?? bundledSchedules)(),
   });
   if (!dryRun && input.action === 'restart') {
     const refused = refuseChangedPlan(input.planDigest, [

@@ -1,6 +1,6 @@
 import { paginateDescribeInstances, type EC2Client, type Filter, type Instance } from '@aws-sdk/client-ec2';
 import { paginateDescribeAutoScalingGroups, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { DescribeServicesCommand, type ECSClient } from '@aws-sdk/client-ecs';
+import { DescribeClustersCommand, DescribeServicesCommand, type ECSClient } from '@aws-sdk/client-ecs';
 import { ListTagsForResourceCommand, type CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import {
   GetCommandInvocationCommand,
@@ -43,6 +43,11 @@ export interface InstanceState {
    * instance as a managed node, or it was not asked because the instance is not running.
    */
   pingStatus?: string;
+  /**
+   * The Auto Scaling group the instance is a member of (DescribeAutoScalingGroups lists it), with the
+   * group's tags: a parked group's instances are not restarted. Undefined when it is in none.
+   */
+  group?: { name: string; tags: TagMap };
 }
 
 export interface ServiceState {
@@ -53,6 +58,10 @@ export interface ServiceState {
   tags: TagMap;
   /** ECS (rolling update, the default), CODE_DEPLOY (blue/green) or EXTERNAL. */
   deploymentController?: string;
+  /** The tags of its cluster (schedule and override a service without its own follows); undefined: not read. */
+  clusterTags?: TagMap;
+  /** Why its cluster's tags could not be read (its schedule is then not checked; the restart goes ahead). */
+  clusterTagsError?: string;
 }
 
 export interface RestartEstate {
@@ -62,6 +71,8 @@ export interface RestartEstate {
   missingInstances: string[];
   /** InService instance ids of each selected group; undefined when the group does not exist. */
   groups: Record<string, string[] | undefined>;
+  /** The tags of each selected group that exists (a parked group restarts nothing). */
+  groupTags?: Record<string, TagMap>;
   /** Active services found. */
   services: ServiceState[];
   /** Services asked for that do not exist or are not ACTIVE, as `cluster/service`. */
@@ -80,6 +91,10 @@ const SSM_IDS = 50;
 const GROUP_NAMES = 50;
 const GROUP_PAGE = 100;
 /** DescribeServices takes up to 10 services of one cluster a call, and has no pages. */
+/** DescribeClusters takes up to 100 clusters a call and has no pages (ECS API reference, `clusters`). */
+const CLUSTERS_PER_CALL = 100;
+/** The tag EC2 Auto Scaling puts on the instances it launches; `aws:` tags cannot be written by users. */
+const GROUP_NAME_TAG = 'aws:autoscaling:groupName';
 const SERVICES_PER_CALL = 10;
 /** Restart records read from the lease table at once (GetItem, one a target). */
 const RECORD_READS = 10;
@@ -204,9 +219,28 @@ const pingStatuses = async (ssm: SSMClient, ids: string[], hasTime: HasTime) => 
   return found;
 };
 
-/** The InService instances of each group (the only ones that are targets), 50 names a call, every page. */
-const groupMembers = async (autoscaling: AutoScalingClient, names: string[], hasTime: HasTime) => {
-  const groups: Record<string, string[] | undefined> = Object.fromEntries(names.map((n) => [n, undefined]));
+interface GroupRead {
+  /** InService instance ids of each group asked for; undefined when it does not exist. */
+  members: Record<string, string[] | undefined>;
+  /** Every instance of each group that exists, in any lifecycle state. */
+  all: Record<string, Set<string>>;
+  tags: Record<string, TagMap>;
+}
+
+/**
+ * The InService instances of each group (the only ones that are targets), every instance of it and its
+ * tags, 50 names a call, every page.
+ */
+const readGroups = async (
+  autoscaling: AutoScalingClient,
+  names: string[],
+  hasTime: HasTime,
+): Promise<GroupRead> => {
+  const read: GroupRead = {
+    members: Object.fromEntries(names.map((n) => [n, undefined])),
+    all: {},
+    tags: {},
+  };
   for (const [n, batch] of chunk(names, GROUP_NAMES).entries()) {
     if (n > 0) assertTime(hasTime, 'Auto Scaling groups');
     const pages = paginateDescribeAutoScalingGroups(
@@ -215,14 +249,44 @@ const groupMembers = async (autoscaling: AutoScalingClient, names: string[], has
     );
     for await (const page of pagesWithin(pages, hasTime, 'Auto Scaling groups')) {
       for (const g of page.AutoScalingGroups ?? []) {
-        if (!g.AutoScalingGroupName || !(g.AutoScalingGroupName in groups)) continue;
-        groups[g.AutoScalingGroupName] = (g.Instances ?? [])
+        const name = g.AutoScalingGroupName;
+        if (!name || !(name in read.members)) continue;
+        read.members[name] = (g.Instances ?? [])
           .filter((i) => i.LifecycleState === 'InService' && i.InstanceId)
           .map((i) => i.InstanceId as string);
+        read.all[name] = new Set((g.Instances ?? []).flatMap((i) => (i.InstanceId ? [i.InstanceId] : [])));
+        read.tags[name] = tagMapUpper(g.Tags);
       }
     }
   }
-  return groups;
+  return read;
+};
+
+/**
+ * The tags of each cluster as asked for (name or ARN), 100 a call; a missing cluster has none. They only
+ * tell whether a service's cluster schedule holds it: an error reading them is returned, not thrown, so
+ * it never blocks a restart.
+ */
+const clusterTags = async (
+  ecs: ECSClient,
+  clusters: string[],
+  hasTime: HasTime,
+): Promise<{ tags: Map<string, TagMap> } | { error: string }> => {
+  const tags = new Map<string, TagMap>();
+  try {
+    for (const [n, batch] of chunk([...new Set(clusters)], CLUSTERS_PER_CALL).entries()) {
+      if (n > 0) assertTime(hasTime, 'ECS clusters');
+      const out = await ecs.send(new DescribeClustersCommand({ clusters: batch, include: ['TAGS'] }));
+      for (const asked of batch) {
+        const c = (out.clusters ?? []).find((x) => x.clusterName === asked || x.clusterArn === asked);
+        if (c) tags.set(asked, tagMap(c.tags));
+      }
+    }
+  } catch (error) {
+    if (error instanceof OutOfTimeError) throw error;
+    return { error: `DescribeClusters: ${errorMessage(error)}` };
+  }
+  return { tags };
 };
 
 /** DescribeServices takes 10 services of one cluster a call; tags come in the same call. */
@@ -273,8 +337,11 @@ export const readTargets = async (
   region: string,
   hasTime: HasTime = () => true,
 ): Promise<RestartEstate> => {
-  const groups =
-    selection.groups.length > 0 ? await groupMembers(clients.autoscaling, selection.groups, hasTime) : {};
+  const read =
+    selection.groups.length > 0
+      ? await readGroups(clients.autoscaling, selection.groups, hasTime)
+      : { members: {}, all: {}, tags: {} };
+  const groups = read.members;
   const ids = [...new Set([...selection.instanceIds, ...Object.values(groups).flatMap((m) => m ?? [])])];
   const named = ids.length > 0 ? await instancesById(clients.ec2, region, ids, hasTime) : [];
   const tagged = selection.tags ? await instancesByTags(clients.ec2, region, selection.tags, hasTime) : [];
@@ -287,21 +354,59 @@ export const readTargets = async (
     instances.push(i);
   }
   // Only running instances can take a command; SSM is not asked about the others.
-  const running = instances.filter((i) => i.state === 'running').map((i) => i.id);
+  const running = instances.filter((i) => i.state === 'running');
+  // The groups of running instances, for whether they are parked. The launch tag only says which group
+  // to ask: membership is what the group itself lists (an instance detached from it keeps the tag).
+  const unread = [
+    ...new Set(running.flatMap((i) => i.tags[GROUP_NAME_TAG] ?? []).filter((g) => !(g in read.all))),
+  ];
+  const more =
+    unread.length > 0
+      ? await readGroups(clients.autoscaling, unread, hasTime)
+      : { members: {}, all: {}, tags: {} };
+  const groupOf = (id: string, launchedBy: string | undefined) =>
+    [launchedBy, ...Object.keys(read.all)]
+      .filter((g): g is string => g !== undefined)
+      .find((g) => (read.all[g] ?? more.all[g])?.has(id));
   const statuses =
-    running.length > 0 ? await pingStatuses(clients.ssm, running, hasTime) : new Map<string, string>();
+    running.length > 0
+      ? await pingStatuses(
+          clients.ssm,
+          running.map((i) => i.id),
+          hasTime,
+        )
+      : new Map<string, string>();
   const { services, missing } =
     selection.services.length > 0
       ? await describeServices(clients.ecs, selection.services, hasTime)
       : { services: [], missing: [] };
+  const clusters =
+    services.length > 0
+      ? await clusterTags(
+          clients.ecs,
+          services.map((s) => s.cluster),
+          hasTime,
+        )
+      : { tags: new Map<string, TagMap>() };
   return {
     instances: instances.map((i) => {
       const pingStatus = statuses.get(i.id);
-      return pingStatus === undefined ? i : { ...i, pingStatus };
+      const group = i.state === 'running' ? groupOf(i.id, i.tags[GROUP_NAME_TAG]) : undefined;
+      const groupTags = group === undefined ? undefined : (read.tags[group] ?? more.tags[group]);
+      return {
+        ...i,
+        ...(pingStatus !== undefined && { pingStatus }),
+        ...(group !== undefined && groupTags && { group: { name: group, tags: groupTags } }),
+      };
     }),
     missingInstances: ids.filter((id) => !byId.has(id)),
     groups,
-    services,
+    groupTags: read.tags,
+    services: services.map((s) => {
+      if ('error' in clusters) return { ...s, clusterTagsError: clusters.error };
+      const tags = clusters.tags.get(s.cluster);
+      return tags ? { ...s, clusterTags: tags } : s;
+    }),
     missingServices: missing,
   };
 };

@@ -15,6 +15,13 @@ import {
   type RestartAction,
 } from '#events/ssm-restart/schema.ts';
 import type { Lease, LeaseOwner } from '#shared/lease.ts';
+import {
+  parkDecision,
+  SCHEDULE_TAG,
+  wakeHint,
+  type BundledSchedules,
+  type ParkDecision,
+} from '#shared/parked.ts';
 import { decodeLastRestart, encodeLastRestart, LAST_RESTART_TAG, stamp, type Trigger } from './cooldown.ts';
 import {
   decideRestart,
@@ -134,6 +141,11 @@ export interface PlanOptions {
   /** This run, and when it ends at the latest: what a claim records. */
   owner: LeaseOwner;
   runUntil: Date;
+  /**
+   * The schedules bundled into the function: a target whose schedule wants it stopped now is not
+   * restarted (shared/parked.ts). Undefined: schedules are not checked (parked targets still are held).
+   */
+  schedules?: BundledSchedules;
 }
 
 /** The tag value, or the `container:`/`unit:` prefix, as users write it. */
@@ -460,6 +472,34 @@ const guarded = <W extends GuardedWork>(
   };
 };
 
+/** Whether nightshift parked the target, or is about to (shared/parked.ts). */
+const parkOf = (facts: Parameters<typeof parkDecision>[0], opts: PlanOptions): ParkDecision =>
+  parkDecision(facts, opts.schedules ?? { schedules: new Map() }, opts.now);
+
+/** The row of a target nightshift parked or is about to park: skipped, nothing claimed, sent or tagged. */
+const heldRow = (decision: { reason: string }, request: RestartRequest, hint: string, nothing: string) => ({
+  hasWork: false as const,
+  outcome: 'skipped' as const,
+  detail: `${decision.reason}: not restarted for ${request.reason} (a parked target restarts nothing; its restart records are left as they are); ${hint}; ${nothing}`,
+});
+
+/** A row that goes ahead, with what the park check could not tell (an unreadable schedule) added. */
+const noted = <W extends PlannedWork>(row: W, decision: ParkDecision): W =>
+  !decision.held && decision.note ? { ...row, detail: `${row.detail}; ${decision.note}` } : row;
+
+const instancePark = (i: InstanceState, opts: PlanOptions): ParkDecision =>
+  i.group ? parkOf({ tags: i.group.tags }, opts) : { held: false };
+
+const servicePark = (s: ServiceState, opts: PlanOptions): ParkDecision => {
+  const park = parkOf(
+    { tags: s.tags, ...(s.clusterTags && { parent: { tags: s.clusterTags, name: `cluster ${s.cluster}` } }) },
+    opts,
+  );
+  if (park.held || s.clusterTagsError === undefined) return park;
+  const unread = `its cluster's tags could not be read (${s.clusterTagsError}): its cluster's schedule and override were not checked`;
+  return { held: false, note: park.note ? `${park.note}; ${unread}` : unread };
+};
+
 const planInstance = (
   i: InstanceState,
   request: RestartRequest,
@@ -468,10 +508,30 @@ const planInstance = (
   guard: GuardOptions,
 ): InstanceWork => {
   const base = { arn: i.arn, type: 'ec2-instance' as const, instanceId: i.id };
+  const park = instancePark(i, opts);
+  if (park.held && i.group) {
+    const hint = wakeHint(
+      { kind: 'autoscaling-group', group: i.group.name },
+      i.group.tags[SCHEDULE_TAG] !== undefined,
+    );
+    return {
+      ...base,
+      scope: restartScope(i.arn),
+      ...heldRow(
+        { reason: `its Auto Scaling group ${i.group.name} is ${park.reason}` },
+        request,
+        hint,
+        'nothing sent',
+      ),
+    };
+  }
   const blocked = instanceBlocked(i);
   if (blocked)
     return { ...base, scope: restartScope(i.arn), hasWork: false, outcome: 'skipped', detail: blocked };
-  return guarded<InstanceWork>(base, i.tags, request, opts, guard, `${command} (${request.reason})`);
+  return noted(
+    guarded<InstanceWork>(base, i.tags, request, opts, guard, `${command} (${request.reason})`),
+    park,
+  );
 };
 
 const planService = (
@@ -481,15 +541,27 @@ const planService = (
   guard: GuardOptions,
 ): ServiceWork => {
   const base = { arn: s.arn, type: 'ecs-service' as const, cluster: s.cluster, service: s.name };
+  const park = servicePark(s, opts);
+  if (park.held) {
+    const hint = wakeHint({ kind: 'ecs-service', cluster: s.cluster, service: s.name }, true);
+    return {
+      ...base,
+      scope: restartScope(s.arn),
+      ...heldRow(park, request, hint, 'nothing redeployed'),
+    };
+  }
   const blocked = serviceBlocked(s, request);
   if (blocked) return { ...base, scope: restartScope(s.arn), hasWork: false, ...blocked };
-  return guarded<ServiceWork>(
-    base,
-    s.tags,
-    request,
-    opts,
-    guard,
-    `redeploy (UpdateService forceNewDeployment; ${request.reason})`,
+  return noted(
+    guarded<ServiceWork>(
+      base,
+      s.tags,
+      request,
+      opts,
+      guard,
+      `redeploy (UpdateService forceNewDeployment; ${request.reason})`,
+    ),
+    park,
   );
 };
 
@@ -523,6 +595,8 @@ export const planRestart = (
   const selection: PlannedWork[] = [];
   for (const [group, members] of Object.entries(estate.groups)) {
     const arn = `autoScalingGroupName/${group}`;
+    const tags = estate.groupTags?.[group] ?? {};
+    const park = members === undefined ? undefined : parkOf({ tags }, opts);
     if (members === undefined) {
       selection.push({
         arn,
@@ -530,6 +604,15 @@ export const planRestart = (
         hasWork: false,
         outcome,
         detail: 'Auto Scaling group not found; nothing sent',
+      });
+    } else if (members.length === 0 && park?.held) {
+      // A parked group has no InService instances: the row says why, with the hint. (Instances still in
+      // service in it get rows of their own, held the same way.)
+      const hint = wakeHint({ kind: 'autoscaling-group', group }, tags[SCHEDULE_TAG] !== undefined);
+      selection.push({
+        arn,
+        type: 'autoscaling-group',
+        ...heldRow({ reason: `the group is ${park.reason}` }, request, hint, 'nothing sent'),
       });
     } else if (members.length === 0) {
       selection.push({

@@ -502,6 +502,47 @@ describe('ssm-restart with simulated AWS', () => {
     expect(report.summary).toMatchObject({ planned: 120, skipped: 0 });
   });
 
+  it('reads the groups of the instances it restarts, 50 names a call, following every page, and skips the parked ones', async () => {
+    // Prepare: 120 instances, each launched by its own group; every third group is parked
+    const group = (n: number) => `web-${n}`;
+    running(120, (n) => [RESTARTABLE, { Key: 'aws:autoscaling:groupName', Value: group(n) }]);
+    type Input = { AutoScalingGroupNames: string[]; MaxRecords?: number; NextToken?: string };
+    const asked: Input[] = [];
+    autoscaling.on(DescribeAutoScalingGroupsCommand).callsFake((input: Input) => {
+      asked.push(structuredClone(input));
+      const names = input.AutoScalingGroupNames;
+      // The first call answers in two pages
+      const paged = names.includes(group(0));
+      const listed = !paged ? names : input.NextToken === 'page-2' ? names.slice(25) : names.slice(0, 25);
+      return {
+        AutoScalingGroups: listed.map((name) => {
+          const n = Number(name.slice(4));
+          return {
+            AutoScalingGroupName: name,
+            Instances: [{ InstanceId: id(n), LifecycleState: 'InService' }],
+            Tags: n % 3 === 0 ? [{ Key: 'nightshift:stopped', Value: 'min=1 desired=1 max=1' }] : [],
+          };
+        }),
+        ...(paged && input.NextToken === undefined && { NextToken: 'page-2' }),
+      };
+    });
+
+    // Act
+    const report = await run(restart(120, { dryRun: true }), ctx(), deps());
+
+    // Assess
+    expect(asked.map((a) => [a.AutoScalingGroupNames.length, a.MaxRecords, a.NextToken])).toEqual([
+      [50, 100, undefined],
+      [50, 100, 'page-2'],
+      [50, 100, undefined],
+      [20, 100, undefined],
+    ]);
+    expect(report.summary).toMatchObject({ planned: 80, skipped: 40 });
+    const skipped = report.resources.filter((r) => r.outcome === 'skipped');
+    expect(skipped.map((r) => r.arn)).toEqual(Array.from({ length: 40 }, (_, k) => arn(3 * k)));
+    expect(skipped[0]?.detail).toMatch(/^its Auto Scaling group web-0 is parked by nightshift/);
+  });
+
   it('skips instances SSM does not manage or whose agent is offline: never tagged, never sent', async () => {
     // Prepare: i-…0 online, i-…1 lost its connection, i-…2 is not a managed node at all
     running(3);

@@ -31,6 +31,8 @@ import { ecsClient } from '#shared/aws/ecs.ts';
 import { parseCron } from '#shared/cron.ts';
 import { parseEnv } from '#shared/env.ts';
 import { PARKED_TAG } from '#shared/group-tags.ts';
+import type { BundledSchedules } from '#shared/parked.ts';
+import { parseSchedules, type HolidayCalendars } from '#shared/schedules.ts';
 import type { LeaseStore } from '#shared/lease.ts';
 import type { Report } from '#shared/report.ts';
 import { DEFAULT_PROTECTED_TAGS, tagMapUpper } from '#shared/tags.ts';
@@ -753,7 +755,10 @@ describe.runIf(motoTestsEnabled())('instance-rotation against moto', () => {
       expect(parked).toMatch(/^changed: /);
       expect(report.resources[0]).toMatchObject({
         outcome: 'skipped',
-        detail: 'parked by ecs-scheduler (nightshift:stopped): a parked group is never rotated',
+        detail:
+          'parked by ecs-scheduler (nightshift:stopped): a parked group is never rotated; to rotate it now, wak' +
+          'e the ECS cluster whose capacity it is (`nightshift wake --cluster <cluster> --for 1h`), or the grou' +
+          'p if it follows a schedule itself (`nightshift wake --group web --for 1h`), then `nightshift rotate --group web`',
       });
       expect(rotationCalls()).toEqual([]);
       const g = await group('web');
@@ -847,6 +852,94 @@ describe.runIf(motoTestsEnabled())('instance-rotation against moto', () => {
         },
       ]);
       expect(mutations()).toEqual([]);
+    });
+  });
+
+  describe('groups on a schedule that wants them stopped (issue 10)', () => {
+    const noHolidays: HolidayCalendars = { check: () => undefined, holidays: () => new Map() };
+    /** `stopped` is stopped every day of the year but 29 February; `running` runs every day. */
+    const schedules = (calendars = noHolidays): BundledSchedules => ({
+      schedules: parseSchedules(
+        {
+          schedules: {
+            stopped: { periods: [{ monthdays: ['29'], months: ['feb'] }], holidays: { calendar: 'DE-BE' } },
+            running: { periods: [{ weekdays: ['mon-sun'] }] },
+          },
+        },
+        { calendars },
+      ),
+    });
+    const withSchedules = (bundled: BundledSchedules): Deps => ({ ...deps(), schedules: () => bundled });
+    const tagWeb = (tags: Record<string, string>) =>
+      asg.send(
+        new CreateOrUpdateTagsCommand({
+          Tags: Object.entries(tags).map(([Key, Value]) => ({
+            ResourceId: 'web',
+            ResourceType: 'auto-scaling-group',
+            Key,
+            Value,
+            PropagateAtLaunch: false,
+          })),
+        }),
+      );
+
+    it('starts no rotation in a group whose own schedule wants it stopped, before the reconcile parked it', async () => {
+      // Prepare
+      await tagWeb({ 'nightshift:schedule': 'stopped' });
+      proxy.requests.length = 0;
+
+      // Act
+      const report = await rotateWith({}, withSchedules(schedules()));
+
+      // Assess
+      expect(report.resources).toHaveLength(1);
+      expect(report.resources[0]?.outcome).toBe('skipped');
+      expect(report.resources[0]?.detail).toMatch(
+        /^to be parked: stopped: stopped .*nightshift parks it at its next reconcile: a group nightshift parks is not rotated; to rotate it now, `nightshift wake --group web --for 1h` first, then `nightshift rotate --group web`$/,
+      );
+      expect(mutations()).toEqual([]);
+      expect((await group('web'))?.DesiredCapacity).toBe(3);
+    });
+
+    it('rotates such a group while a wake override keeps it running', async () => {
+      // Prepare
+      const until = new Date(seededAt + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      await tagWeb({
+        'nightshift:schedule': 'stopped',
+        'nightshift:override': `state=running until=${until} by=user/jane why=patch day`,
+      });
+      proxy.requests.length = 0;
+
+      // Act
+      const report = await rotateWith({}, withSchedules(schedules()));
+
+      // Assess
+      expect(report.resources[0]?.outcome).toBe('changed');
+      expect(report.resources[0]?.detail).toMatch(
+        /^launch a replacement for i-\w+ .*; kept running by override on it by user\/jane until /,
+      );
+      expect((await group('web'))?.DesiredCapacity).toBe(4);
+    });
+
+    it('rotates as usual when the schedule cannot be evaluated, and says so', async () => {
+      // Prepare: the bundle carries no holidays for this year (shared/holiday-table.ts throws)
+      await tagWeb({ 'nightshift:schedule': 'stopped' });
+      const broken = schedules({
+        check: () => undefined,
+        holidays: (code, year) => {
+          throw new Error(`holidays of ${code} in ${year} are not in this bundle`);
+        },
+      });
+
+      // Act
+      const report = await rotateWith({}, withSchedules(broken));
+
+      // Assess
+      expect(report.resources[0]?.outcome).toBe('changed');
+      expect(report.resources[0]?.detail).toContain(
+        'its schedule (nightshift:schedule=stopped on it) could not be evaluated (holidays of DE-BE in',
+      );
+      expect((await group('web'))?.DesiredCapacity).toBe(4);
     });
   });
 

@@ -719,7 +719,10 @@ describe('planRotations: groups ecs-scheduler parked (item 11)', () => {
     expect(plan(group({ tags: { 'nightshift:rotate': 'true', ...PARKED } }))).toMatchObject({
       hasWork: false,
       outcome: 'skipped',
-      detail: 'parked by ecs-scheduler (nightshift:stopped): a parked group is never rotated',
+      detail:
+        'parked by ecs-scheduler (nightshift:stopped): a parked group is never rotated; to rotate it now, wak' +
+        'e the ECS cluster whose capacity it is (`nightshift wake --cluster <cluster> --for 1h`), or the grou' +
+        'p if it follows a schedule itself (`nightshift wake --group web --for 1h`), then `nightshift rotate --group web`',
     });
   });
 
