@@ -1,0 +1,181 @@
+/**
+ * Silence while parked, through ecs-scheduler: a stop disables the actions of the CloudWatch alarms about
+ * the services and groups it parked (tagging them nightshift:silenced first), a start enables exactly
+ * those again; an alarm someone else disabled is never touched. Against moto.
+ *
+ * moto 5.2.1 answers DisableAlarmActions and EnableAlarmActions with a 500: the proxy answers them as
+ * CloudWatch does (200, empty body), records the names sent, and writes each alarm's ActionsEnabled into
+ * moto's DescribeAlarms answers.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  CloudWatchClient,
+  ListTagsForResourceCommand,
+  PutMetricAlarmCommand,
+} from '@aws-sdk/client-cloudwatch';
+import { run, type Deps } from '#functions/ecs-scheduler/handler.ts';
+import { sdkConfig } from '#shared/aws/config.ts';
+import type { LeaseStore } from '#shared/lease.ts';
+import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
+import { runContext } from '#test/support/context.ts';
+import { seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
+import { leaseTable, runLeases } from '#test/support/leases.ts';
+import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
+import { startProxy, type Proxy } from '#test/support/proxy.ts';
+
+const ACCOUNT = '123456789012';
+const JSON10 = 'application/x-amz-json-1.0';
+const NIGHT = new Date('2026-11-27T18:00:30Z');
+const MORNING = new Date('2026-11-30T06:00:30Z');
+
+describe.runIf(motoTestsEnabled())('ecs-scheduler silences alarms while parked (moto)', () => {
+  let moto: Moto;
+  let proxy: Proxy;
+  let aws: SeedClients;
+  let viaProxy: SeedClients;
+  let seed: CloudWatchClient;
+  let store: LeaseStore;
+  let actions: Map<string, boolean>;
+  let sent: { disable: string[][]; enable: string[][] };
+
+  const deps = (now: Date): Deps => ({
+    clients: {
+      ...viaProxy,
+      cloudwatch: new CloudWatchClient({
+        ...sdkConfig(),
+        endpoint: proxy.url,
+        region: 'eu-central-1',
+        credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+      }),
+    },
+    config: { PROTECTED_TAGS: DEFAULT_PROTECTED_TAGS, DRY_RUN: false },
+    now: () => now,
+  });
+  const runAt = async (event: Parameters<typeof run>[0], now: Date) => {
+    const leases = runLeases(store, 'ecs-scheduler', () => now);
+    try {
+      return await run(event, runContext({ leases }), deps(now));
+    } finally {
+      await leases.releaseAll();
+    }
+  };
+  const alarm = async (name: string, dimensions: Record<string, string>, enabled = true) => {
+    await seed.send(
+      new PutMetricAlarmCommand({
+        AlarmName: name,
+        Namespace: 'AWS/ECS',
+        MetricName: 'CPUUtilization',
+        Statistic: 'Average',
+        Period: 60,
+        EvaluationPeriods: 1,
+        Threshold: 90,
+        ComparisonOperator: 'GreaterThanThreshold',
+        ActionsEnabled: enabled,
+        AlarmActions: [`arn:aws:sns:eu-central-1:${ACCOUNT}:pager`],
+        Dimensions: Object.entries(dimensions).map(([Name, Value]) => ({ Name, Value })),
+      }),
+    );
+    actions.set(name, enabled);
+  };
+  const tagOf = async (name: string) =>
+    (
+      await seed.send(
+        new ListTagsForResourceCommand({
+          ResourceARN: `arn:aws:cloudwatch:eu-central-1:${ACCOUNT}:alarm:${name}`,
+        }),
+      )
+    ).Tags?.find((t) => t.Key === 'nightshift:silenced')?.Value;
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    proxy = await startProxy(moto.url);
+    useEndpoint(moto.url);
+    aws = seedClients(moto.url);
+    viaProxy = seedClients(proxy.url);
+    seed = new CloudWatchClient({ ...sdkConfig(), endpoint: moto.url });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    moto?.stop();
+  });
+  beforeEach(async () => {
+    await moto.reset();
+    store = await leaseTable(moto.url);
+    actions = new Map();
+    sent = { disable: [], enable: [] };
+    for (const [operation, op, enabled] of [
+      ['DisableAlarmActions', 'disable', false],
+      ['EnableAlarmActions', 'enable', true],
+    ] as const) {
+      proxy.stub(operation, (request) => {
+        const names = (JSON.parse(request.body) as { AlarmNames: string[] }).AlarmNames;
+        sent[op].push(names);
+        for (const n of names) actions.set(n, enabled);
+        return { contentType: JSON10, body: '{}' };
+      });
+    }
+    proxy.rewrite('DescribeAlarms', (body) => {
+      const out = JSON.parse(body) as { MetricAlarms?: { AlarmName?: string; ActionsEnabled?: boolean }[] };
+      for (const a of out.MetricAlarms ?? [])
+        a.ActionsEnabled = actions.get(a.AlarmName ?? '') ?? a.ActionsEnabled;
+      return JSON.stringify(out);
+    });
+    await seedEstate(aws, [
+      {
+        name: 'stage',
+        tags: { env: 'stage' },
+        services: [
+          { name: 'web', desired: 3 },
+          { name: 'worker', desired: 2 },
+        ],
+      },
+    ]);
+    await alarm('stage-web-cpu', { ClusterName: 'stage', ServiceName: 'web' });
+    await alarm('stage-worker-cpu-muted', { ClusterName: 'stage', ServiceName: 'worker' }, false);
+    await alarm('other-api-cpu', { ClusterName: 'other', ServiceName: 'api' });
+  });
+
+  it('disables the alarms about what a stop parked, and enables exactly those at the start', async () => {
+    // Act: the evening stop
+    const stop = await runAt({ action: 'stop', clusters: ['stage'] }, NIGHT);
+
+    // Assess: tagged, then disabled; the muted alarm and the other cluster's untouched
+    expect(sent.disable).toEqual([['stage-web-cpu']]);
+    expect(await tagOf('stage-web-cpu')).toBe(
+      `for=arn:aws:ecs:eu-central-1:${ACCOUNT}:service/stage/web at=2026-11-27T18:00:30Z`,
+    );
+    expect(await tagOf('stage-worker-cpu-muted')).toBeUndefined();
+    expect(
+      stop.resources
+        .filter((r) => r.type === 'cloudwatch-alarm')
+        .map((r) => [r.arn.split(':').pop(), r.outcome]),
+    ).toEqual(
+      expect.arrayContaining([
+        ['stage-web-cpu', 'changed'],
+        ['stage-worker-cpu-muted', 'unchanged'],
+      ]),
+    );
+
+    // Act: the morning start
+    const start = await runAt({ action: 'start', clusters: ['stage'] }, MORNING);
+
+    // Assess: enabled again, the tag gone; the one muted by someone else stays muted
+    expect(sent.enable).toEqual([['stage-web-cpu']]);
+    expect(actions.get('stage-web-cpu')).toBe(true);
+    expect(actions.get('stage-worker-cpu-muted')).toBe(false);
+    expect(await tagOf('stage-web-cpu')).toBeUndefined();
+    expect(start.summary.failed).toBe(0);
+  });
+
+  it('plans the silence in a dry run and sends nothing that changes an alarm', async () => {
+    // Act
+    const dry = await runAt({ action: 'stop', clusters: ['stage'], dryRun: true }, NIGHT);
+
+    // Assess
+    expect(dry.resources.find((r) => r.arn.endsWith(':alarm:stage-web-cpu'))).toMatchObject({
+      outcome: 'planned',
+    });
+    expect(sent.disable).toEqual([]);
+    expect(await tagOf('stage-web-cpu')).toBeUndefined();
+  });
+});
