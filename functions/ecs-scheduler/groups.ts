@@ -10,9 +10,14 @@ import { protectedBy, tagMapUpper, type TagRule } from '#shared/tags.ts';
 import type { SchedulerInput } from '#events/ecs-scheduler/schema.ts';
 import type { GroupState, Held, Reader } from './inventory.ts';
 import { planGroupStart, planGroupStop, type PlannedAction } from './plan.ts';
-import { decideSubject, SCHEDULE_TAG, type Decided, type ReconcileOptions } from './reconcile.ts';
+import {
+  decideSubject,
+  SCHEDULE_TAG,
+  withOverrideClear,
+  type Decided,
+  type ReconcileOptions,
+} from './reconcile.ts';
 import type { Evaluation } from '#shared/schedules.ts';
-import { OVERRIDE_TAG } from '#shared/override.ts';
 
 /** A standalone group as its own stop and start need it. */
 export interface StandaloneGroup extends GroupState {
@@ -207,23 +212,7 @@ export const planGroupReconcile = (
     );
     if (!d) continue;
     const expired = d.override && !d.override.active ? d.override.text : undefined;
-    const withClear = (p: PlannedAction): PlannedAction => {
-      if (expired === undefined) return p;
-      const step = { op: 'clear-override' as const, expected: expired };
-      if (p.steps.length > 0)
-        return {
-          ...p,
-          steps: [...p.steps, step],
-          detail: `${p.detail}; then removes the expired ${OVERRIDE_TAG}`,
-        };
-      if (p.outcome !== 'unchanged') return p;
-      return {
-        ...p,
-        outcome: undefined,
-        steps: [step],
-        detail: `${p.detail}; removes the expired ${OVERRIDE_TAG}`,
-      };
-    };
+    const withClear = (p: PlannedAction) => withOverrideClear(p, expired);
     if (!d.want) {
       const r = withClear(row(g, d.idle?.outcome ?? 'unchanged', d.idle?.detail ?? d.why));
       out.idle.push(r);

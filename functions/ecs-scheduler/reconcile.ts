@@ -396,6 +396,29 @@ export const clustersWithWork = (decisions: readonly ServiceDecision[]): string[
   ...new Set(decisions.filter((d) => d.want).map((d) => d.service.clusterArn)),
 ];
 
+/**
+ * A row that also removes an expired override (`expected`: the tag as read) as its last step, so the tag
+ * stays when a step before it fails; a row with nothing else to do gets the removal alone.
+ */
+export const withOverrideClear = (p: PlannedAction, expected: string | undefined): PlannedAction => {
+  if (expected === undefined) return p;
+  const step = { op: 'clear-override' as const, expected };
+  if (p.steps.length > 0) {
+    return {
+      ...p,
+      steps: [...p.steps, step],
+      detail: `${p.detail}; then removes the expired ${OVERRIDE_TAG}`,
+    };
+  }
+  if (p.outcome !== 'unchanged') return p;
+  return {
+    ...p,
+    outcome: undefined,
+    steps: [step],
+    detail: `${p.detail}; removes the expired ${OVERRIDE_TAG}`,
+  };
+};
+
 /** An expired override on a cluster: removed once every service that followed it is on schedule. */
 export interface ClusterClear {
   arn: string;
@@ -510,24 +533,8 @@ export const planReconcile = (estate: Estate, opts: ReconcileOptions): Reconcile
         : [],
     ),
   );
-  const clearing = (p: PlannedAction): PlannedAction => {
-    const ov = p.type === 'ecs-service' ? expired.get(p.arn) : undefined;
-    if (!ov) return p;
-    const step = { op: 'clear-override' as const, expected: ov.text };
-    if (p.steps.length > 0)
-      return {
-        ...p,
-        steps: [...p.steps, step],
-        detail: `${p.detail}; then removes the expired ${OVERRIDE_TAG}`,
-      };
-    if (p.outcome !== 'unchanged') return p;
-    return {
-      ...p,
-      outcome: undefined,
-      steps: [step],
-      detail: `${p.detail}; removes the expired ${OVERRIDE_TAG}`,
-    };
-  };
+  const clearing = (p: PlannedAction): PlannedAction =>
+    withOverrideClear(p, p.type === 'ecs-service' ? expired.get(p.arn)?.text : undefined);
   const withClears = (plan: Plan | undefined) =>
     plan && { ...plan, phases: plan.phases.map((phase) => phase.map(clearing)) };
   const clusterClears = new Map<string, ClusterClear>();
