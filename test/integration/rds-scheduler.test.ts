@@ -22,11 +22,16 @@ import {
   ECSClient,
   UpdateServiceCommand,
 } from '@aws-sdk/client-ecs';
-import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import {
+  AutoScalingClient,
+  CreateAutoScalingGroupCommand,
+  CreateLaunchConfigurationCommand,
+} from '@aws-sdk/client-auto-scaling';
 import { readFileSync } from 'node:fs';
 import { run, type Deps } from '#functions/rds-scheduler/handler.ts';
 import { bundledSchedules } from '#functions/rds-scheduler/schedules.ts';
 import type { Report } from '#shared/report.ts';
+import { OutOfTimeError } from '#shared/deadline.ts';
 import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
 import { runContext } from '#test/support/context.ts';
 import { leaseTable, runLeases } from '#test/support/leases.ts';
@@ -461,6 +466,67 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     expect(sent('StopDBInstance')).toHaveLength(120);
   }, 120_000);
 
+  it('follows every page of DescribeDBClusters too, and stops all 105 clusters', async () => {
+    // Prepare
+    for (let i = 0; i < 105; i += 1)
+      await rds.send(
+        new CreateDBClusterCommand({
+          DBClusterIdentifier: `c-${String(i).padStart(3, '0')}`,
+          Engine: 'aurora-postgresql',
+          MasterUsername: 'nightshift',
+          MasterUserPassword: 'not-a-secret-1',
+          Tags: toTags({ team: 'load' }),
+        }),
+      );
+    // moto answers DescribeDBClusters in one page whatever MaxRecords says: the proxy pages it as RDS
+    // does (at most MaxRecords, then a Marker for the rest).
+    let second = false;
+    proxy.before('DescribeDBClusters', async (request) => {
+      second = request.body.includes('Marker=');
+    });
+    proxy.rewrite('DescribeDBClusters', (body) => {
+      const clusters = body.match(/<DBCluster>[\s\S]*?<\/DBCluster>/g) ?? [];
+      if (clusters.length <= 100 && !second) return body;
+      const page = second ? clusters.slice(100) : clusters.slice(0, 100);
+      return body.replace(
+        /<DBClusters>[\s\S]*<\/DBClusters>/,
+        `<DBClusters>${page.join('')}</DBClusters>${second ? '' : '<Marker>page-2</Marker>'}`,
+      );
+    });
+    proxy.requests.length = 0;
+
+    // Act
+    const report = await invoke({ action: 'stop', tags: { team: 'load' } });
+    proxy.before('DescribeDBClusters', undefined);
+    proxy.rewrite('DescribeDBClusters', undefined);
+
+    // Assess
+    expect(report.summary.changed).toBe(105);
+    const pages = sent('DescribeDBClusters');
+    expect(pages.every((p) => p.body.includes('MaxRecords=100'))).toBe(true);
+    expect(pages.some((p) => p.body.includes('Marker=page-2'))).toBe(true);
+    expect(sent('StopDBCluster')).toHaveLength(105);
+  }, 120_000);
+
+  it('stops reading at the deadline and changes nothing from half a picture', async () => {
+    // Prepare: 101 instances, two pages; no time left after the first
+    for (let i = 0; i < 101; i += 1)
+      await createInstance(`db-${String(i).padStart(3, '0')}`, { team: 'load' });
+    proxy.requests.length = 0;
+
+    // Act
+    const outcome = run(
+      { action: 'stop', tags: { team: 'load' } },
+      runContext({ hasTime: () => false, leases: runLeases(store, 'run A') }),
+      deps(),
+    );
+
+    // Assess
+    await expect(outcome).rejects.toThrow(OutOfTimeError);
+    expect(sent('DescribeDBInstances')).toHaveLength(1);
+    expect([...sent('AddTagsToResource'), ...sent('StopDBInstance')]).toEqual([]);
+  }, 120_000);
+
   it('waits to stop a database until every service of its environment rests, then stops it; force skips the wait', async () => {
     // Prepare: an environment shop with a database and a running service (the cluster carries the tag)
     await createInstance('shop-db', { 'nightshift:environment': 'shop' });
@@ -488,14 +554,41 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
       await ecs.send(
         new CreateServiceCommand({ cluster, serviceName: 'web', taskDefinition: 'web', desiredCount: 1 }),
       );
+    // …and an Auto Scaling group of each environment: shop's already parked at 0/0/0, lab's running
+    const autoscaling = new AutoScalingClient(clientConfig());
+    await autoscaling.send(
+      new CreateLaunchConfigurationCommand({
+        LaunchConfigurationName: 'lc',
+        ImageId: 'ami-12c6146b',
+        InstanceType: 't3.micro',
+      }),
+    );
+    for (const [name, env, size] of [
+      ['shop-nodes', 'shop', 0],
+      ['lab-nodes', 'lab', 1],
+    ] as const)
+      await autoscaling.send(
+        new CreateAutoScalingGroupCommand({
+          AutoScalingGroupName: name,
+          LaunchConfigurationName: 'lc',
+          MinSize: size,
+          MaxSize: size,
+          DesiredCapacity: size,
+          AvailabilityZones: ['eu-central-1a'],
+          Tags: [{ Key: 'nightshift:environment', Value: env, PropagateAtLaunch: false }],
+        }),
+      );
 
     // Act
     const first = await invoke({ action: 'stop', instances: ['shop-db'] });
-    const forced = await invoke({ action: 'stop', instances: ['lab-db'], force: true });
 
-    // Assess: waiting, naming the service; force stops at once
+    // Assess: waiting, naming the service (not the parked group); force stops at once
     expect(rows(first)).toEqual(['shop-db waiting']);
     expect(first.resources[0]?.detail).toContain('waiting for shop/web: desiredCount 1');
+    expect(first.resources[0]?.detail).not.toContain('shop-nodes');
+    const lab = await invoke({ action: 'stop', instances: ['lab-db'], dryRun: true });
+    expect(lab.resources[0]?.detail).toContain('lab-nodes: min/desired/max 1/1/1');
+    const forced = await invoke({ action: 'stop', instances: ['lab-db'], force: true });
     expect(sentFor('StopDBInstance', 'shop-db')).toEqual([]);
     expect(rows(forced)).toEqual(['lab-db changed']);
 
