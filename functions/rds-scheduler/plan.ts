@@ -507,6 +507,18 @@ export const planReconcile = (
   const evaluations = new Map<string, Evaluation>();
   const rows: PlannedDb[] = [];
   const overrideStarts = new Map<string, Date>();
+  // An instance of a cluster follows its cluster: its own schedule tag is not read, and said so.
+  for (const member of estate.instances) {
+    if (member.memberOf === undefined || member.tags[SCHEDULE_TAG] === undefined) continue;
+    if ((only && !only.has(member.arn)) || otherStage(opts.stage, member.tags) !== undefined) continue;
+    rows.push(
+      idle(
+        member,
+        'skipped',
+        `member of cluster ${member.memberOf}: its own ${SCHEDULE_TAG} is not read — tag the cluster, which is stopped and started whole`,
+      ),
+    );
+  }
   for (const db of candidates(estate)) {
     if (only && !only.has(db.arn)) continue;
     if (db.tags[SCHEDULE_TAG] === undefined) continue;

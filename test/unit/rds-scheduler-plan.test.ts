@@ -141,6 +141,15 @@ describe('rds-scheduler planner', () => {
     expect(row('expired')?.detail).toContain('override by user/jane ended at Mon 19:30');
   });
 
+  it('says on a reconcile that an Aurora instance with its own schedule tag follows its cluster', () => {
+    const member = db('reports-1', { memberOf: 'reports', tags: { 'nightshift:schedule': 'office-hours' } });
+    const plan = planReconcile(estate(member), opts());
+    expect(plan.rows.map((r) => [r.id, r.outcome, r.hasWork])).toEqual([['reports-1', 'skipped', false]]);
+    expect(plan.rows[0]?.detail).toMatch(
+      /^member of cluster reports: its own nightshift:schedule is not read/,
+    );
+  });
+
   it('on an RDS event, stops again only what nightshift stopped and no active override keeps running', () => {
     const ours = { 'nightshift:stopped': 'at=2026-11-23T18:00:00Z by=nightshift' };
     const plan = (d: Database) => planRestarted(d.arn, 'RDS-EVENT-0088', estate(d), opts()).rows[0];
