@@ -9,9 +9,15 @@ import { CopyAction } from '#events/rds-snapshot-copy/schema.ts';
 import { SnapshotTagsAction } from '#events/snapshot-tags/schema.ts';
 import { RotateInput } from '#events/instance-rotation/schema.ts';
 import { RestartAction } from '#events/ssm-restart/schema.ts';
+import { RdsSchedulerInput } from '#events/rds-scheduler/schema.ts';
 
 export type FunctionName =
-  'ecs-scheduler' | 'rds-snapshot-copy' | 'snapshot-tags' | 'instance-rotation' | 'ssm-restart';
+  | 'ecs-scheduler'
+  | 'rds-scheduler'
+  | 'rds-snapshot-copy'
+  | 'snapshot-tags'
+  | 'instance-rotation'
+  | 'ssm-restart';
 
 export type Handler = (event: unknown, context: unknown) => Promise<Report>;
 
@@ -21,7 +27,10 @@ export type Handler = (event: unknown, context: unknown) => Promise<Report>;
  * test/unit/cli-endpoints.test.ts checks it against the clients each function folder imports.
  */
 export const FUNCTION_SERVICES: Record<FunctionName, readonly string[]> = {
+  // RDS read-only: a start waits for its environment's databases; CloudWatch: silence while parked.
   'ecs-scheduler': ['ECS', 'Application Auto Scaling', 'Auto Scaling', 'RDS', 'CloudWatch'],
+  // ECS and Auto Scaling read-only: the environment gate of a stop.
+  'rds-scheduler': ['RDS', 'ECS', 'Auto Scaling'],
   'rds-snapshot-copy': ['RDS'],
   'snapshot-tags': ['EC2', 'RDS'],
   'instance-rotation': ['Auto Scaling', 'EC2', 'ECS'],
@@ -38,6 +47,7 @@ export const RUN_SERVICES: readonly string[] = ['DynamoDB', 'SNS', 'Lambda'];
 export const checkPayload = (fn: FunctionName, payload: unknown): void => {
   const schema = {
     'ecs-scheduler': EcsSchedulerInput,
+    'rds-scheduler': RdsSchedulerInput,
     'rds-snapshot-copy': CopyAction,
     'snapshot-tags': SnapshotTagsAction,
     'instance-rotation': RotateInput,
@@ -51,6 +61,8 @@ export const localHandler = async (fn: FunctionName): Promise<Handler> => {
   switch (fn) {
     case 'ecs-scheduler':
       return (await import('#functions/ecs-scheduler/handler.ts')).handler as unknown as Handler;
+    case 'rds-scheduler':
+      return (await import('#functions/rds-scheduler/handler.ts')).handler as unknown as Handler;
     case 'rds-snapshot-copy':
       return (await import('#functions/rds-snapshot-copy/handler.ts')).handler as unknown as Handler;
     case 'snapshot-tags':

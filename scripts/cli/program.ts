@@ -289,25 +289,58 @@ export const buildProgram = (io: Io, result: { code: number }) => {
 
   for (const action of ['stop', 'start'] as const) {
     withCommon(program.command(action))
-      .description(`${action} ECS services, their autoscaling and capacity (ecs-scheduler)`)
-      .option('--cluster <name>', 'cluster name or ARN (repeatable)', collect)
+      .description(
+        `${action} ECS services, their autoscaling and capacity (ecs-scheduler), or with --db / --db-cluster ` +
+          `RDS DB instances and Aurora clusters (rds-scheduler)`,
+      )
+      .option('--cluster <name>', 'ECS cluster name or ARN (repeatable)', collect)
       .option('--service <name>', 'only these services (repeatable)', collect)
       .option(
         '--tag <key=value>',
-        'only services whose tags (merged with their cluster tags) match (repeatable)',
+        'only services whose tags (merged with their cluster tags) match, or with --db / --db-cluster only ' +
+          'databases whose tags match (repeatable); --tag alone acts on ECS',
         collect,
       )
+      .option('--db <id>', 'RDS DB instance identifier or ARN (repeatable): runs rds-scheduler', collect)
+      .option(
+        '--db-cluster <id>',
+        'Aurora DB cluster identifier or ARN (repeatable): runs rds-scheduler',
+        collect,
+      )
+      .option('--force', 'do not wait for the environment order (a database stops before its services rest)')
       .action(function (this: Command) {
-        const o = this.opts<{ cluster?: string[]; service?: string[]; tag?: string[] }>();
-        return act(() =>
-          runFunction(
+        const o = this.opts<{
+          cluster?: string[];
+          service?: string[];
+          tag?: string[];
+          db?: string[];
+          dbCluster?: string[];
+          force?: boolean;
+        }>();
+        return act(async () => {
+          const tags = keyValues(o.tag, '--tag');
+          if (o.db === undefined && o.dbCluster === undefined)
+            return runFunction(
+              io,
+              globals(),
+              'ecs-scheduler',
+              compact({ action, clusters: o.cluster, services: o.service, tags, force: o.force }),
+              { mutates: true },
+            );
+          if (o.cluster !== undefined || o.service !== undefined)
+            throw new InputError(
+              '--db and --db-cluster act on databases (rds-scheduler), --cluster and --service on ECS ' +
+                '(ecs-scheduler): run them as two commands',
+              o.cluster !== undefined ? '--cluster' : '--service',
+            );
+          return runFunction(
             io,
             globals(),
-            'ecs-scheduler',
-            compact({ action, clusters: o.cluster, services: o.service, tags: keyValues(o.tag, '--tag') }),
+            'rds-scheduler',
+            compact({ action, instances: o.db, clusters: o.dbCluster, tags, force: o.force }),
             { mutates: true },
-          ),
-        )();
+          );
+        })();
       });
   }
 

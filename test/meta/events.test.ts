@@ -6,6 +6,7 @@ import { parseRotateInput } from '#events/instance-rotation/schema.ts';
 import { parseCopyInput } from '#events/rds-snapshot-copy/schema.ts';
 import { parseSnapshotTagsInput } from '#events/snapshot-tags/schema.ts';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
+import { parseRdsSchedulerEvent } from '#events/rds-scheduler/schema.ts';
 import { parseInput } from '#shared/input.ts';
 
 /** Each function's input contract, and the sample folders under events/ it must accept. */
@@ -15,6 +16,9 @@ const CONTRACTS: Record<string, { parse: (event: unknown) => unknown; samples: s
   'instance-rotation': { parse: parseRotateInput, samples: ['instance-rotation'] },
   'ssm-restart': { parse: parseRestartInput, samples: ['ssm-restart', 'aws.cloudwatch'] },
   'snapshot-tags': { parse: parseSnapshotTagsInput, samples: ['snapshot-tags', 'aws.rds', 'aws.ec2'] },
+  // Its RDS DB instance and cluster events are in its own samples (aws.rds-*.json): events/aws.rds holds
+  // snapshot events, which the snapshot functions' contracts must accept.
+  'rds-scheduler': { parse: parseRdsSchedulerEvent, samples: ['rds-scheduler'] },
 };
 
 const cases = Object.entries(CONTRACTS).flatMap(([fn, { samples }]) =>

@@ -45,7 +45,7 @@ const SHARED_CALLERS = ['shared/lease.ts', 'shared/carryover.ts'];
 // Alarm restarts record their time before sending, so a retry would only meet the cooldown.
 const NO_RETRIES = ['ssm-restart'];
 // Must run one at a time: reserved concurrency 1 (0 with the kill switch on).
-const SERIAL = ['ecs-scheduler', 'instance-rotation'];
+const SERIAL = ['ecs-scheduler', 'instance-rotation', 'rds-scheduler'];
 // The stage params that turn each function's schedules and event rules on and off, and what they switch.
 const SWITCHES: Record<string, { fn: string; resources: string[] }> = {
   ecsSchedulesState: { fn: 'ecs-scheduler', resources: ['EcsStopSchedule', 'EcsStartSchedule'] },
@@ -63,6 +63,8 @@ const SWITCHES: Record<string, { fn: string; resources: string[] }> = {
   },
   rotationSchedulesState: { fn: 'instance-rotation', resources: ['InstanceRotationSchedule'] },
   restartRulesState: { fn: 'ssm-restart', resources: ['SsmRestartAlarmRule'] },
+  rdsReconcileState: { fn: 'rds-scheduler', resources: ['RdsReconcileSchedule'] },
+  rdsRulesState: { fn: 'rds-scheduler', resources: ['RdsRestartedRule'] },
 };
 const TOPIC = { Ref: 'OpsTopic' };
 // Calls the SDK makes whose IAM action differs from the command name.
@@ -609,6 +611,89 @@ describe('serverless.yml and infra/', () => {
         .map((a) => `arn:aws:cloudwatch:eu-central-1:123456789012:alarm:${a.AlarmName}`)
         .sort(),
     );
+  });
+
+  it('reconciles RDS every 10 minutes, 5 after ECS, with the schedules built into its bundle; restops auto-started databases; off and dry in prod', () => {
+    const schedule = dev.Resources.RdsReconcileSchedule?.Properties as Record<string, never>;
+    expect(schedule).toMatchObject({ ScheduleExpression: 'cron(5/10 * * * ? *)', State: 'ENABLED' });
+    expect(schedule.Target).toMatchObject({
+      Input: '{"action":"reconcile"}',
+      DeadLetterConfig: { Arn: { 'Fn::GetAtt': ['OnFailureQueue', 'Arn'] } },
+    });
+    expect(dev.Resources.RdsRestartedRule?.Properties.EventPattern).toEqual({
+      source: ['aws.rds'],
+      'detail-type': ['RDS DB Instance Event', 'RDS DB Cluster Event'],
+      detail: { EventID: ['RDS-EVENT-0154', 'RDS-EVENT-0088', 'RDS-EVENT-0153', 'RDS-EVENT-0151'] },
+    });
+    for (const id of ['RdsReconcileSchedule', 'RdsRestartedRule'])
+      expect(prod.Resources[id]?.Properties.State, id).toBe('DISABLED');
+    expect(functionEnv(prod, 'rds-scheduler').DRY_RUN).toBe('true');
+    expect(functionEnv(dev, 'rds-scheduler')).toMatchObject({
+      DRY_RUN: 'false',
+      SCHEDULE_GRACE_MINUTES: '15',
+    });
+    const bundle = readFileSync('dist/rds-scheduler/index.mjs', 'utf8');
+    expect(bundle.includes('"office-hours":{timezone:"Europe/Berlin"'), 'schedules embedded').toBe(true);
+    expect(bundle.includes('../../infra/schedules.yml'), 'no read of the file').toBe(false);
+  });
+
+  describe('rds-scheduler: the role stops, starts and tags only databases not tagged production, with its own keys', () => {
+    const pseudo = { partition: 'aws', region: 'eu-central-1', account: '123456789012' };
+    const db = 'arn:aws:rds:eu-central-1:123456789012:db:shop-db';
+    const cluster = 'arn:aws:rds:eu-central-1:123456789012:cluster:reports';
+    const decide = (action: string, resource: string, tags: Record<string, string>, keys?: string[]) =>
+      evaluate(
+        rolePolicyStatements(dev, 'rds-scheduler') as IamStatement[],
+        {
+          action,
+          resource,
+          context: {
+            ...(keys && { 'aws:TagKeys': keys }),
+            ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:ResourceTag/${k}`, v])),
+            ...Object.fromEntries(
+              Object.entries(tags).map(([k, v]) => [
+                `rds:${resource.includes(':db:') ? 'db' : 'cluster'}-tag/${k}`,
+                v,
+              ]),
+            ),
+          },
+        },
+        pseudo,
+      ).allowed;
+
+    it('may stop and start non-production instances and clusters, and write only nightshift:stopped', () => {
+      expect(decide('rds:StopDBInstance', db, { team: 'shop' })).toBe(true);
+      expect(decide('rds:StartDBCluster', cluster, {})).toBe(true);
+      expect(decide('rds:AddTagsToResource', db, {}, ['nightshift:stopped'])).toBe(true);
+      expect(decide('rds:RemoveTagsFromResource', cluster, {}, ['nightshift:override'])).toBe(true);
+      expect(decide('rds:AddTagsToResource', db, {}, ['nightshift:override'])).toBe(false);
+      expect(decide('rds:AddTagsToResource', db, {}, ['team'])).toBe(false);
+      expect(decide('rds:DeleteDBInstance', db, {})).toBe(false);
+      expect(decide('rds:ModifyDBInstance', db, {})).toBe(false);
+    });
+
+    it.each<Record<string, string>>([{ env: 'Prod' }, { environment: 'production' }, { stage: 'LIVE' }])(
+      'refuses every change to a database tagged %o',
+      (tags) => {
+        for (const resource of [db, cluster]) {
+          for (const action of [
+            'rds:StopDBInstance',
+            'rds:StartDBInstance',
+            'rds:StopDBCluster',
+            'rds:StartDBCluster',
+          ])
+            expect(decide(action, resource, tags), `${action} ${resource}`).toBe(false);
+          expect(decide('rds:AddTagsToResource', resource, tags, ['nightshift:stopped'])).toBe(false);
+        }
+      },
+    );
+
+    it('reads ECS and Auto Scaling but changes neither', () => {
+      const actions = rolePolicyStatements(dev, 'rds-scheduler')
+        .filter((s) => s.Effect === 'Allow')
+        .flatMap((s) => list(s.Action));
+      expect(actions.filter((a) => /^(ecs|autoscaling):/.test(a) && !/:(Describe|List)/.test(a))).toEqual([]);
+    });
   });
 
   describe('rds-snapshot-copy: the role can never make a snapshot it did not create deletable', () => {

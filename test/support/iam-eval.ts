@@ -94,7 +94,14 @@ const contextValues = (request: IamRequest, key: string): string[] | undefined =
   return matches.length === 0 ? undefined : matches.flatMap(([, v]) => list(v));
 };
 
-const SINGLE_VALUED = new Set(['StringEquals', 'StringNotEquals', 'StringLike', 'StringNotLike', 'Bool']);
+const SINGLE_VALUED = new Set([
+  'StringEquals',
+  'StringNotEquals',
+  'StringEqualsIgnoreCase',
+  'StringLike',
+  'StringNotLike',
+  'Bool',
+]);
 
 /**
  * One condition operator on one key, as IAM evaluates it (IAM User Guide, "Condition operators" and
@@ -136,6 +143,8 @@ const conditionHolds = (operator: string, key: string, wanted: string[], request
     switch (base) {
       case 'StringEquals':
         return wanted.includes(v);
+      case 'StringEqualsIgnoreCase':
+        return wanted.some((w) => w.toLowerCase() === v.toLowerCase());
       case 'StringNotEquals':
         return !wanted.includes(v);
       case 'StringLike':

@@ -1,0 +1,234 @@
+import { rdsClient } from '#shared/aws/rds.ts';
+import { ecsClient } from '#shared/aws/ecs.ts';
+import { autoScalingClient } from '#shared/aws/autoscaling.ts';
+import { environmentOf } from '#shared/environment.ts';
+import { parseEnv } from '#shared/env.ts';
+import { withOps, type RunContext } from '#shared/handler.ts';
+import { DEFAULT_OVERRIDE_MAX_HOURS } from '#shared/override.ts';
+import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
+import { buildReport, type Report } from '#shared/report.ts';
+import type { Schedules } from '#shared/schedules.ts';
+import {
+  isDatabaseEvent,
+  parseRdsSchedulerEvent,
+  RESTARTED_EVENTS,
+  type RdsDatabaseEvent,
+  type RdsSchedulerEvent,
+  type RdsSchedulerInput,
+} from '#events/rds-scheduler/schema.ts';
+import { DEFAULT_GRACE_MINUTES, RdsSchedulerConfig } from './config.ts';
+import { executeRows } from './execute.ts';
+import { readDatabases, readEnvironments, type Clients, type Estate } from './inventory.ts';
+import {
+  planAction,
+  planReconcile,
+  planRestarted,
+  startRecordCandidates,
+  type PlanOptions,
+  type PlannedDb,
+  type ReconcileOptions,
+  type ReconcilePlan,
+} from './plan.ts';
+import { bundledSchedules } from './schedules.ts';
+import { readStarted, recordStarted } from './started.ts';
+
+export interface Deps {
+  clients: Clients;
+  config: RdsSchedulerConfig;
+  now: () => Date;
+  /** The stage's schedules; by default the ones bundled at build time (infra/schedules.yml). */
+  schedules?: () => Schedules;
+}
+
+let bundled: Schedules | undefined;
+const stageSchedules = (d: Deps): Schedules => d.schedules?.() ?? (bundled ??= bundledSchedules());
+
+let deps: Deps | undefined;
+const defaultDeps = (): Deps =>
+  (deps ??= {
+    clients: { rds: rdsClient(), ecs: ecsClient(), autoscaling: autoScalingClient() },
+    config: parseEnv(RdsSchedulerConfig),
+    now: () => new Date(),
+  });
+
+/** Plans from a fresh read of the databases, reading the environments only for the stops it gates. */
+type Planner = (estate: Estate, opts: PlanOptions) => Promise<ReconcilePlan> | ReconcilePlan;
+
+const planFresh = async (
+  planner: Planner,
+  force: boolean,
+  ctx: RunContext,
+  d: Deps,
+  now: Date,
+): Promise<ReconcilePlan> => {
+  const reader = { clients: d.clients, hasTime: ctx.hasTime };
+  const estate = await readDatabases(reader);
+  const base = { protectedTags: d.config.PROTECTED_TAGS, now };
+  // First without the gate, to learn which databases a stop would stop; then, for their environments
+  // only, the services and groups are read (read-only) and the plan made again with the gate.
+  const ungated = await planner(estate, { ...base, force: true });
+  if (force) return ungated;
+  const byArn = new Map([...estate.instances, ...estate.clusters].map((db) => [db.arn, db]));
+  const environments = new Set(
+    ungated.rows
+      .filter((r) => r.steps.some((s) => s.op === 'stop'))
+      .flatMap((r) => environmentOf(byArn.get(r.arn)?.tags ?? {}) ?? []),
+  );
+  if (environments.size === 0) return planner(estate, { ...base, force: false });
+  return planner(estate, {
+    ...base,
+    force: false,
+    environments: await readEnvironments(reader, environments),
+  });
+};
+
+const heldRow = (row: PlannedDb, claim: { reason: string; outcome: 'undone' | 'failed' }): PlannedDb => ({
+  ...row,
+  steps: [],
+  hasWork: false,
+  ...(claim.outcome === 'failed'
+    ? { outcome: 'failed' as const }
+    : { outcome: 'unchanged' as const, later: 'undone' as const }),
+  detail: `${claim.reason} (would have: ${row.detail})`,
+});
+
+/**
+ * The common run: plan from a fresh read; a mutating run then takes the lease of every database it
+ * would change (shared/lease.ts), reads and plans again under them, and changes only those it holds.
+ * A dry run takes no leases and returns the plan's digest; an apply whose plan differs from the
+ * digest it was sent changes nothing.
+ */
+const runPlanned = async (
+  action: string,
+  input: { dryRun?: boolean; planDigest?: string; force?: boolean },
+  planner: Planner,
+  ctx: RunContext,
+  d: Deps,
+): Promise<Report> => {
+  const dryRun = input.dryRun === true || d.config.DRY_RUN;
+  const now = d.now();
+  const force = input.force === true;
+  let plan = await planFresh(planner, force, ctx, d, now);
+  const refused = new Map<string, { reason: string; outcome: 'undone' | 'failed' }>();
+  if (!dryRun && plan.rows.some((r) => r.hasWork)) {
+    const claim = async (rows: readonly PlannedDb[]) => {
+      const wanted = rows.filter((r) => r.hasWork && !ctx.leases.held.has(r.arn) && !refused.has(r.arn));
+      for (const [arn, why] of await ctx.leases.takeEach(wanted.map((r) => r.arn))) refused.set(arn, why);
+    };
+    await claim(plan.rows);
+    plan = await planFresh(planner, force, ctx, d, now);
+    // Work that appeared between the two reads is claimed too (and then planned from this read).
+    await claim(plan.rows);
+  }
+  const rows = plan.rows.map((r) => (r.hasWork && refused.has(r.arn) ? heldRow(r, refused.get(r.arn)!) : r));
+  if (!dryRun) {
+    const changed = refuseChangedPlan(input.planDigest, rows);
+    if (changed) return buildReport(action, false, changed);
+  }
+  const first = dryRun || !rows.some((r) => r.hasWork) ? undefined : await ctx.carriedOver(action);
+  const problems = new Map<string, string>();
+  if (!dryRun) {
+    const starts = rows.filter((r) => r.hasWork && r.steps.some((s) => s.op === 'start'));
+    const recorded = await recordStarted(
+      ctx.leases.leaseStore,
+      starts.map((r) => ({
+        arn: r.arn,
+        ...(plan.overrideStarts.has(r.arn) && { until: plan.overrideStarts.get(r.arn)! }),
+      })),
+      ctx.leases.runOwner,
+      now,
+    );
+    for (const [arn, why] of recorded) problems.set(arn, why);
+  }
+  const results = (await executeRows(rows, d.clients.rds, { dryRun, hasTime: ctx.hasTime, first })).map(
+    (r) =>
+      problems.has(r.arn) && r.outcome === 'changed'
+        ? {
+            ...r,
+            detail:
+              `${r.detail}; its start record could not be written to the lease table (${problems.get(r.arn)}): ` +
+              "a reconcile may stop it again before the schedule's next transition",
+          }
+        : r,
+  );
+  const report = buildReport(action, dryRun, results);
+  return dryRun ? { ...report, planDigest: planDigest(rows) } : report;
+};
+
+const reconcileOptions = async (
+  estate: Estate,
+  opts: PlanOptions,
+  ctx: RunContext,
+  d: Deps,
+): Promise<ReconcileOptions> => {
+  const schedules = stageSchedules(d);
+  return {
+    ...opts,
+    schedules,
+    graceMs: (d.config.SCHEDULE_GRACE_MINUTES ?? DEFAULT_GRACE_MINUTES) * 60_000,
+    overrideMaxMs: (d.config.OVERRIDE_MAX_HOURS ?? DEFAULT_OVERRIDE_MAX_HOURS) * 3_600_000,
+    ...(d.config.NIGHTSHIFT_STAGE && { stage: d.config.NIGHTSHIFT_STAGE }),
+    startedAt: await readStarted(
+      ctx.leases.leaseStore,
+      startRecordCandidates(estate, schedules, opts.now),
+      ctx.hasTime,
+    ),
+  };
+};
+
+const runEvent = (event: RdsDatabaseEvent, ctx: RunContext, d: Deps): Promise<Report> => {
+  const eventId = event.detail.EventID ?? '';
+  if (!(eventId in RESTARTED_EVENTS)) {
+    // Another RDS event (a rule widened by hand, say): nothing to do, and said so.
+    return Promise.resolve(
+      buildReport('reconcile', false, [
+        {
+          arn: event.detail.SourceArn,
+          type: event['detail-type'] === 'RDS DB Cluster Event' ? 'rds-db-cluster' : 'rds-db-instance',
+          outcome: 'unchanged',
+          detail: `${eventId || 'an RDS event without EventID'}: not an event of a database running again; nothing to do`,
+        },
+      ]),
+    );
+  }
+  return runPlanned(
+    'reconcile',
+    {},
+    async (estate, opts) =>
+      planRestarted(event.detail.SourceArn, eventId, estate, await reconcileOptions(estate, opts, ctx, d)),
+    ctx,
+    d,
+  );
+};
+
+export const run = async (
+  input: RdsSchedulerEvent,
+  ctx: RunContext,
+  d: Deps = defaultDeps(),
+): Promise<Report> => {
+  if (isDatabaseEvent(input)) return runEvent(input, ctx, d);
+  const request: RdsSchedulerInput = input;
+  if (request.action === 'reconcile')
+    return runPlanned(
+      'reconcile',
+      request,
+      async (estate, opts) => planReconcile(estate, await reconcileOptions(estate, opts, ctx, d)),
+      ctx,
+      d,
+    );
+  const scope = {
+    action: request.action,
+    ...(request.instances && { instances: request.instances }),
+    ...(request.clusters && { clusters: request.clusters }),
+    ...(request.tags && { tags: request.tags }),
+  };
+  return runPlanned(
+    request.action,
+    request,
+    (estate, opts) => ({ rows: planAction(scope, estate, opts), overrideStarts: new Map() }),
+    ctx,
+    d,
+  );
+};
+
+export const handler = withOps('rds-scheduler', parseRdsSchedulerEvent, (input, ctx) => run(input, ctx));

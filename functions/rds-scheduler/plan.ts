@@ -1,0 +1,611 @@
+/**
+ * What rds-scheduler does to each database, and why, from the estate and the time. Pure: no I/O, no
+ * clock, no environment.
+ *
+ * What AWS refuses to stop, checked here before any call (Amazon RDS User Guide, "Stopping an Amazon
+ * RDS DB instance temporarily", Limitations; Amazon Aurora User Guide, "Stopping and starting an Amazon
+ * Aurora DB cluster"): a read replica, or an instance that has read replicas; RDS for SQL Server in a
+ * Multi-AZ deployment; an instance of an Aurora (or Multi-AZ DB) cluster, which is stopped as a cluster
+ * (StopDBInstance "doesn't apply to … Aurora MySQL, and Aurora PostgreSQL. For Aurora clusters, use
+ * StopDBCluster instead"); Aurora Serverless v1 (EngineMode `serverless`); a cluster of an Aurora global
+ * database. Aurora Serverless v2 with a minimum capacity of 0 ACUs pauses by itself: left to it.
+ */
+import {
+  ENVIRONMENT_TAG,
+  environmentOf,
+  groupAtRest,
+  serviceAtRest,
+  waitingFor,
+} from '#shared/environment.ts';
+import type { PlannedWork } from '#shared/execute.ts';
+import { decodeOverride, overrideActive, OVERRIDE_TAG, type Override } from '#shared/override.ts';
+import { desiredState, evaluate, localLabel, type Evaluation, type Schedules } from '#shared/schedules.ts';
+import { otherStage, protectedBy, matchesTags, type TagRule } from '#shared/tags.ts';
+import type { Database, EnvironmentRest, Estate } from './inventory.ts';
+import type { StartRecord } from './started.ts';
+
+/** The tag a stop writes before it stops a database: `at=<UTC ISO time> by=nightshift`. Public contract. */
+export const STOPPED_TAG = 'nightshift:stopped';
+/** The tag a database opts in to reconcile with: `nightshift:schedule=<name>`. Public contract. */
+export const SCHEDULE_TAG = 'nightshift:schedule';
+
+export type Step =
+  | { op: 'tag-stopped'; value: string }
+  | { op: 'stop' }
+  | { op: 'start' }
+  | { op: 'untag-stopped' }
+  | { op: 'clear-override'; expected: string };
+
+export interface PlannedDb extends PlannedWork {
+  kind: 'instance' | 'cluster';
+  id: string;
+  steps: Step[];
+  /**
+   * Rows without steps that a later run does: `waiting` (for the database's own state or its
+   * environment), `undone` (another run holds its lease).
+   */
+  later?: 'waiting' | 'undone';
+}
+
+export interface PlanOptions {
+  protectedTags: readonly TagRule[];
+  now: Date;
+  /** `"force": true`: a stop does not wait for the environment's services and groups to rest. */
+  force: boolean;
+  /** The environments' services and groups (read for the stop gate); undefined when not read. */
+  environments?: EnvironmentRest;
+}
+
+export const TYPE = { instance: 'rds-db-instance', cluster: 'rds-db-cluster' } as const;
+
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** The value of STOPPED_TAG for a stop at `now`. */
+export const stoppedValue = (now: Date): string => `at=${iso(now)} by=nightshift`;
+
+/** When nightshift stopped it, from STOPPED_TAG; undefined when the tag is absent or unreadable. */
+export const stoppedAt = (db: Database): Date | undefined => {
+  const at = db.tags[STOPPED_TAG]?.match(/(?:^| )at=(\S+)/)?.[1];
+  const ms = at === undefined ? NaN : Date.parse(at);
+  return Number.isNaN(ms) ? undefined : new Date(ms);
+};
+
+const base = (db: Database) => ({ arn: db.arn, type: TYPE[db.kind], kind: db.kind, id: db.id });
+
+const idle = (db: Database, outcome: 'unchanged' | 'skipped' | 'failed', detail: string): PlannedDb => ({
+  ...base(db),
+  steps: [],
+  hasWork: false,
+  outcome,
+  detail,
+});
+
+const waiting = (db: Database, detail: string): PlannedDb => ({
+  ...base(db),
+  steps: [],
+  hasWork: false,
+  outcome: 'unchanged',
+  later: 'waiting',
+  detail,
+});
+
+const prefixed = (why: string | undefined, text: string) => (why ? `${why}: ${text}` : text);
+
+const CALL = {
+  instance: { stop: 'StopDBInstance', start: 'StartDBInstance' },
+  cluster: { stop: 'StopDBCluster', start: 'StartDBCluster' },
+};
+
+const work = (db: Database, steps: Step[], detail: string): PlannedDb => ({
+  ...base(db),
+  steps,
+  hasWork: true,
+  detail,
+  // No clock in the digest: the tag's time differs between a dry run and its apply.
+  digestKey: steps.map((s) => (s.op === 'stop' || s.op === 'start' ? CALL[db.kind][s.op] : s.op)).join(', '),
+});
+
+/** Why AWS refuses to stop this database, before any call; undefined when it can be stopped. */
+export const unstoppable = (db: Database): string | undefined => {
+  if (db.kind === 'instance') {
+    if (db.memberOf)
+      return `member of cluster ${db.memberOf}: the cluster is stopped and started, never its instances`;
+    if (db.replicaOf) return `read replica (of ${db.replicaOf}): RDS cannot stop a read replica`;
+    if (db.replicas.length > 0)
+      return `has read replicas (${db.replicas.join(', ')}): RDS cannot stop a DB instance with read replicas`;
+    if (db.engine.startsWith('sqlserver') && db.multiAz)
+      return 'SQL Server Multi-AZ: RDS cannot stop an RDS for SQL Server DB instance in a Multi-AZ deployment';
+    return undefined;
+  }
+  if (db.engineMode === 'serverless')
+    return 'Serverless v1 (EngineMode serverless): Aurora cannot stop an Aurora Serverless v1 cluster';
+  if (db.globalCluster !== undefined)
+    return `member of global database ${db.globalCluster}: Aurora cannot stop a cluster of a global database`;
+  if (db.replicaOf) return `read replica (cluster replicating ${db.replicaOf}): Aurora cannot stop it`;
+  if (db.replicas.length > 0)
+    return `has read replicas (${db.replicas.join(', ')}): Aurora cannot stop a cluster with cross-Region read replicas`;
+  if (db.minCapacity === 0)
+    return 'Aurora Serverless v2 clusters whose minimum capacity is 0 pause by themselves (min capacity 0): left to that';
+  return undefined;
+};
+
+// States a database passes through on its way to `available` or `stopped`: a later run acts on it then.
+// RDS refuses StopDBInstance / StopDBCluster unless the database is `available`, and StartDBInstance /
+// StartDBCluster unless it is `stopped` (InvalidDBInstanceState "Instance <id> is not in available
+// state.", InvalidDBClusterStateFault), so no call is sent in these states.
+const PASSING = new Set([
+  'starting',
+  'stopping',
+  'backing-up',
+  'modifying',
+  'maintenance',
+  'upgrading',
+  'rebooting',
+  'renaming',
+  'resetting-master-credentials',
+  'configuring-enhanced-monitoring',
+  'configuring-iam-database-auth',
+  'configuring-log-exports',
+  'storage-optimization',
+  'creating',
+  'migrating',
+  'backtracking',
+  'promoting',
+  'failing-over',
+  'update-iam-db-auth',
+]);
+
+/** The environment gate of a stop: what still runs in the database's environment, or undefined. */
+const gate = (db: Database, opts: PlanOptions): string | undefined => {
+  const env = environmentOf(db.tags);
+  if (env === undefined || opts.force) return undefined;
+  const services = opts.environments?.services.get(env) ?? [];
+  const groups = opts.environments?.groups.get(env) ?? [];
+  if (!opts.environments) return `environment ${env}: its services and groups were not read; nothing changed`;
+  const blockers = [
+    ...services
+      .filter((s) => !serviceAtRest(s))
+      .map((s) => ({
+        name: s.name,
+        state: `desiredCount ${s.desiredCount}, ${s.tasks} task(s) running or pending`,
+      })),
+    ...groups
+      .filter((g) => !groupAtRest(g))
+      .map((g) => ({
+        name: g.name,
+        state: `min/desired/max ${g.min}/${g.desired}/${g.max}, ${g.instances} instance(s)`,
+      })),
+  ];
+  if (blockers.length === 0) return undefined;
+  return (
+    `environment ${env} (${ENVIRONMENT_TAG}): ${waitingFor(blockers)}; the database stops once every service ` +
+    'and group of it rests (a later run; "force": true skips this)'
+  );
+};
+
+/** A stop of one database: tag first (so an interrupted run is recognised), then the stop call. */
+export const planStop = (db: Database, opts: PlanOptions, why?: string): PlannedDb => {
+  const guard = protectedBy(db.tags, opts.protectedTags);
+  if (guard) return idle(db, 'skipped', prefixed(why, `protected (${guard}): never stopped or started`));
+  const refused = unstoppable(db);
+  if (refused) return idle(db, 'skipped', prefixed(why, refused));
+  const tag = db.tags[STOPPED_TAG];
+  if (db.status === 'stopped' || db.status === 'stopping')
+    return idle(
+      db,
+      'unchanged',
+      prefixed(
+        why,
+        tag !== undefined
+          ? `${db.status} (nightshift: ${tag})`
+          : `${db.status}, not by nightshift: left as it is, not tagged, and never started by nightshift`,
+      ),
+    );
+  if (db.status !== 'available') {
+    if (PASSING.has(db.status))
+      return waiting(
+        db,
+        prefixed(why, `waiting for ${db.id}: ${db.status}; a later run stops it once it is available`),
+      );
+    return idle(db, 'skipped', prefixed(why, `status ${db.status}: RDS cannot stop it in this state`));
+  }
+  const held = gate(db, opts);
+  if (held) return waiting(db, prefixed(why, held));
+  const what =
+    tag !== undefined
+      ? `available again although nightshift stopped it (${tag}; AWS starts a database stopped for 7 days): `
+      : 'available: ';
+  return work(
+    db,
+    [{ op: 'tag-stopped', value: stoppedValue(opts.now) }, { op: 'stop' }],
+    prefixed(why, `${what}tags ${STOPPED_TAG}=${stoppedValue(opts.now)}, then ${CALL[db.kind].stop}`),
+  );
+};
+
+/** A start of one database: only what nightshift stopped; the call, then the tag goes. */
+export const planStart = (db: Database, opts: PlanOptions, why?: string): PlannedDb => {
+  const guard = protectedBy(db.tags, opts.protectedTags);
+  if (guard) return idle(db, 'skipped', prefixed(why, `protected (${guard}): never stopped or started`));
+  if (db.kind === 'instance' && db.memberOf)
+    return idle(
+      db,
+      'skipped',
+      prefixed(
+        why,
+        `member of cluster ${db.memberOf}: the cluster is stopped and started, never its instances`,
+      ),
+    );
+  const tag = db.tags[STOPPED_TAG];
+  if (tag === undefined)
+    return idle(
+      db,
+      'unchanged',
+      prefixed(
+        why,
+        db.status === 'stopped'
+          ? `stopped, not by nightshift (no ${STOPPED_TAG}): never started by nightshift`
+          : `${db.status}: nothing to start (no ${STOPPED_TAG})`,
+      ),
+    );
+  if (db.status === 'stopped')
+    return work(
+      db,
+      [{ op: 'start' }, { op: 'untag-stopped' }],
+      prefixed(why, `stopped by nightshift (${tag}): ${CALL[db.kind].start}, then removes ${STOPPED_TAG}`),
+    );
+  if (db.status === 'stopping')
+    return waiting(
+      db,
+      prefixed(why, `waiting for ${db.id}: stopping; a later run starts it once it is stopped`),
+    );
+  return work(
+    db,
+    [{ op: 'untag-stopped' }],
+    prefixed(
+      why,
+      `${db.status} already (started since nightshift stopped it: ${tag}): removes ${STOPPED_TAG}`,
+    ),
+  );
+};
+
+const named = (dbs: readonly Database[], ref: string) =>
+  dbs.find((d) => d.id === ref || d.arn === ref || d.id.toLowerCase() === ref.toLowerCase());
+
+export interface Scope {
+  action: 'stop' | 'start';
+  instances?: string[];
+  clusters?: string[];
+  tags?: Record<string, string>;
+}
+
+/**
+ * An explicit stop or start: the databases named (identifiers or ARNs; RDS identifiers are not case
+ * sensitive), narrowed by `tags` when given, or every database whose own tags match. An Aurora member
+ * instance named alone, or matched by tags, is `skipped` (its cluster is stopped instead). Pure.
+ */
+export const planAction = (scope: Scope, estate: Estate, opts: PlanOptions): PlannedDb[] => {
+  const rows: PlannedDb[] = [];
+  const targets: Database[] = [];
+  const byName = scope.instances !== undefined || scope.clusters !== undefined;
+  const missing = (kind: 'instance' | 'cluster', ref: string): PlannedDb => {
+    const id = ref.split(':').at(-1) ?? ref;
+    return {
+      arn: ref.startsWith('arn:') ? ref : `${kind === 'instance' ? 'db' : 'cluster'}:${ref}`,
+      type: TYPE[kind],
+      kind,
+      id,
+      steps: [],
+      hasWork: false,
+      outcome: 'failed',
+      detail: `DB ${kind} ${id} not found in this account and region; nothing changed`,
+    };
+  };
+  if (byName) {
+    for (const ref of scope.instances ?? []) {
+      const db = named(estate.instances, ref);
+      if (!db) rows.push(missing('instance', ref));
+      else targets.push(db);
+    }
+    for (const ref of scope.clusters ?? []) {
+      const db = named(estate.clusters, ref);
+      if (!db) rows.push(missing('cluster', ref));
+      else targets.push(db);
+    }
+  } else {
+    targets.push(...estate.clusters, ...estate.instances);
+  }
+  const wanted = scope.tags;
+  const seen = new Set<string>();
+  for (const db of targets) {
+    if (seen.has(db.arn)) continue;
+    seen.add(db.arn);
+    if (wanted && !matchesTags(db.tags, wanted)) continue;
+    rows.push(scope.action === 'stop' ? planStop(db, opts) : planStart(db, opts));
+  }
+  return rows;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Reconcile: the same schedules, overrides, grace period and stage scoping as ecs-scheduler.
+
+export interface ReconcileOptions extends PlanOptions {
+  schedules: Schedules;
+  /** SCHEDULE_GRACE_MINUTES in ms. */
+  graceMs: number;
+  /** The lease-table record of nightshift's last start of each database, by ARN. */
+  startedAt: ReadonlyMap<string, StartRecord>;
+  /** OVERRIDE_MAX_HOURS in ms; undefined: no check. */
+  overrideMaxMs?: number;
+  stage?: string;
+}
+
+/** The databases reconcile considers: clusters, and instances that are not a cluster's members. */
+const candidates = (estate: Estate): Database[] => [
+  ...estate.clusters,
+  ...estate.instances.filter((d) => d.memberOf === undefined),
+];
+
+const describeOverride = (o: Override, timeZone: string, now: Date) =>
+  `override by ${o.by} until ${localLabel(timeZone, o.until, now)} ${timeZone}` +
+  (o.why ? ` (why: ${o.why})` : '');
+
+/** Adds the removal of an expired override to a row: after its last step, or as its only step. */
+const clearing = (row: PlannedDb, text: string): PlannedDb => {
+  const step = { op: 'clear-override' as const, expected: text };
+  if (row.steps.length > 0)
+    return {
+      ...row,
+      steps: [...row.steps, step],
+      detail: `${row.detail}; then removes the expired ${OVERRIDE_TAG}`,
+      digestKey: `${row.digestKey}, clear-override`,
+    };
+  if (row.outcome !== 'unchanged' || row.later) return row;
+  return {
+    ...row,
+    steps: [step],
+    hasWork: true,
+    detail: `${row.detail}; removes the expired ${OVERRIDE_TAG}`,
+    digestKey: 'clear-override',
+  };
+};
+
+/** Whether nightshift acted on it since `since`: a stop's `at=`, else the start record. */
+const actedSince = (db: Database, since: Date | undefined, started: StartRecord | undefined, now: Date) => {
+  const t = since?.getTime() ?? -Infinity;
+  const stopped = stoppedAt(db);
+  if (stopped) return stopped.getTime() >= t ? { by: 'stop' as const, at: stopped } : undefined;
+  if (db.tags[STOPPED_TAG] !== undefined) return undefined;
+  if (started?.until && now.getTime() >= started.until.getTime()) return undefined;
+  return started && started.at.getTime() >= t ? { by: 'start' as const, at: started.at } : undefined;
+};
+
+/** One opted-in database: its row, and the override that decided it (for the start record). */
+const decide = (
+  db: Database,
+  opts: ReconcileOptions,
+  evaluations: Map<string, Evaluation>,
+): { row: PlannedDb; overrideUntil?: Date } => {
+  const name = db.tags[SCHEDULE_TAG] ?? '';
+  const schedule = opts.schedules.get(name);
+  if (!schedule) {
+    const known = [...opts.schedules.keys()].join(', ') || 'none';
+    return {
+      row: idle(
+        db,
+        'failed',
+        `schedule "${name}" (tag ${SCHEDULE_TAG}) is not defined in infra/schedules.yml (known: ${known}); nothing changed — fix the tag or add the schedule and deploy`,
+      ),
+    };
+  }
+  let ev = evaluations.get(schedule.name);
+  if (!ev) {
+    try {
+      ev = evaluate(schedule, opts.now);
+    } catch (error) {
+      return { row: idle(db, 'failed', `${schedule.name}: ${(error as Error).message}; nothing changed`) };
+    }
+    evaluations.set(schedule.name, ev);
+  }
+  const tz = schedule.timezone;
+  const why = ev.reason;
+  if (db.createdAt && opts.now.getTime() - db.createdAt.getTime() < opts.graceMs) {
+    const from = new Date(db.createdAt.getTime() + opts.graceMs);
+    return {
+      row: idle(
+        db,
+        'skipped',
+        `${why}; created at ${localLabel(tz, db.createdAt, opts.now)}, less than ${Math.round(opts.graceMs / 60_000)} min ago ` +
+          `(SCHEDULE_GRACE_MINUTES): left alone until ${localLabel(tz, from, opts.now)} ${tz}`,
+      ),
+    };
+  }
+  const text = db.tags[OVERRIDE_TAG];
+  let override: Override | undefined;
+  if (text !== undefined) {
+    try {
+      override = decodeOverride(text);
+    } catch (error) {
+      return {
+        row: idle(
+          db,
+          'failed',
+          `${why}; ${(error as Error).message}; nothing changed — fix or remove the tag (nightshift wake --cancel)`,
+        ),
+      };
+    }
+  }
+  const tagged = db.tags[STOPPED_TAG] !== undefined;
+  if (override && overrideActive(override, opts.now)) {
+    if (
+      opts.overrideMaxMs !== undefined &&
+      override.until.getTime() - opts.now.getTime() > opts.overrideMaxMs + 5 * 60_000
+    ) {
+      const hours = Math.round((opts.overrideMaxMs / 3_600_000) * 100) / 100;
+      return {
+        row: idle(
+          db,
+          'failed',
+          `${why}; ${OVERRIDE_TAG} "${text}" lasts longer than the cap of ${hours} h (OVERRIDE_MAX_HOURS): not obeyed, nothing changed — ` +
+            'end it with nightshift wake --cancel, or set a shorter one',
+        ),
+      };
+    }
+    const owhy = `${describeOverride(override, tz, opts.now)}, over ${why}`;
+    if (override.state === 'running') {
+      if (!tagged) return { row: idle(db, 'unchanged', `${owhy}; ${db.status} (not stopped by nightshift)`) };
+      return { row: planStart(db, opts, owhy), overrideUntil: override.until };
+    }
+    return { row: planStop(db, opts, owhy) };
+  }
+  const expired = override
+    ? ` (override by ${override.by} ended at ${localLabel(tz, override.until, opts.now)} ${tz})`
+    : '';
+  const decided = (row: PlannedDb) => ({ row: override && text ? clearing(row, text) : row });
+  const ewhy = `${why}${expired}`;
+  if (ev.state === 'any') return decided(idle(db, 'unchanged', `${ewhy}; no action`));
+  const want = ev.state === 'stopped' ? 'stop' : 'start';
+  if (want === 'start' && !tagged)
+    return decided(
+      idle(db, 'unchanged', `${ewhy}; ${db.status}, not stopped by nightshift (no ${STOPPED_TAG})`),
+    );
+  // Stopped by nightshift and running again (AWS's 7-day restart, or started by hand without nightshift):
+  // the schedule still wants it stopped, so it is stopped again whatever `enforced` says.
+  const restarted = want === 'stop' && tagged && db.status !== 'stopped' && db.status !== 'stopping';
+  const acted =
+    override || restarted ? undefined : actedSince(db, ev.since?.at, opts.startedAt.get(db.arn), opts.now);
+  if (schedule.enforced || !acted)
+    return decided(want === 'stop' ? planStop(db, opts, ewhy) : planStart(db, opts, ewhy));
+  const until = ev.next ? `until ${localLabel(tz, ev.next.at, opts.now)}` : 'until the next transition';
+  const what =
+    acted.by === want
+      ? `nightshift ${want === 'stop' ? 'stopped' : 'started'} it at ${localLabel(tz, acted.at, opts.now)}, since the transition`
+      : `${acted.by === 'stop' ? 'stopped' : 'started'} on demand at ${localLabel(tz, acted.at, opts.now)}, after the transition`;
+  return decided(
+    idle(
+      db,
+      'unchanged',
+      `${ewhy}; ${what}: left as it is ${until} (enforced: false acts on transitions only)`,
+    ),
+  );
+};
+
+export interface ReconcilePlan {
+  rows: PlannedDb[];
+  /** Databases a start brings back because an override asks for it: when that override ends. */
+  overrideStarts: ReadonlyMap<string, Date>;
+}
+
+/**
+ * Every opted-in database (its own `nightshift:schedule`), or those of `only`, and what its schedule or
+ * override asks now. A database tagged `nightshift:stage` for another stage gets no row. Pure.
+ */
+export const planReconcile = (
+  estate: Estate,
+  opts: ReconcileOptions,
+  only?: ReadonlySet<string>,
+): ReconcilePlan => {
+  const evaluations = new Map<string, Evaluation>();
+  const rows: PlannedDb[] = [];
+  const overrideStarts = new Map<string, Date>();
+  // An instance of a cluster follows its cluster: its own schedule tag is not read, and said so.
+  for (const member of estate.instances) {
+    if (member.memberOf === undefined || member.tags[SCHEDULE_TAG] === undefined) continue;
+    if ((only && !only.has(member.arn)) || otherStage(opts.stage, member.tags) !== undefined) continue;
+    rows.push(
+      idle(
+        member,
+        'skipped',
+        `member of cluster ${member.memberOf}: its own ${SCHEDULE_TAG} is not read — tag the cluster, which is stopped and started whole`,
+      ),
+    );
+  }
+  for (const db of candidates(estate)) {
+    if (only && !only.has(db.arn)) continue;
+    if (db.tags[SCHEDULE_TAG] === undefined) continue;
+    if (otherStage(opts.stage, db.tags) !== undefined) continue;
+    const { row, overrideUntil } = decide(db, opts, evaluations);
+    rows.push(row);
+    if (overrideUntil && row.steps.some((s) => s.op === 'start')) overrideStarts.set(db.arn, overrideUntil);
+  }
+  return { rows, overrideStarts };
+};
+
+/**
+ * The databases whose start record a reconcile needs: opted in, schedule stopped now, no STOPPED_TAG
+ * (whether a start ran since the stop transition decides). Pure.
+ */
+export const startRecordCandidates = (estate: Estate, schedules: Schedules, now: Date): string[] =>
+  candidates(estate).flatMap((db) => {
+    if (db.tags[STOPPED_TAG] !== undefined) return [];
+    const schedule = schedules.get(db.tags[SCHEDULE_TAG] ?? '');
+    if (!schedule) return [];
+    try {
+      return desiredState(schedule, now) === 'stopped' ? [db.arn] : [];
+    } catch {
+      return [];
+    }
+  });
+
+/**
+ * An RDS event saying a database runs again (auto-start after 7 days, or started): a database on a
+ * schedule is reconciled alone; one nightshift stopped on demand (STOPPED_TAG, no schedule) is stopped
+ * again unless an active override keeps it running; anything else is left as it is. Pure.
+ */
+export const planRestarted = (
+  arn: string,
+  eventId: string,
+  estate: Estate,
+  opts: ReconcileOptions,
+): ReconcilePlan => {
+  const db = candidates(estate).find((d) => d.arn === arn);
+  const member = estate.instances.find((d) => d.arn === arn && d.memberOf !== undefined);
+  const none = (row: PlannedDb): ReconcilePlan => ({ rows: [row], overrideStarts: new Map() });
+  if (member)
+    return none(
+      idle(
+        member,
+        'unchanged',
+        `${eventId}: member of cluster ${member.memberOf}: the cluster's events decide`,
+      ),
+    );
+  if (!db) {
+    const kind = arn.includes(':cluster:') ? 'cluster' : 'instance';
+    return none({
+      arn,
+      type: TYPE[kind],
+      kind,
+      id: arn.split(':').at(-1) ?? arn,
+      steps: [],
+      hasWork: false,
+      outcome: 'unchanged',
+      detail: `${eventId}: not found in this account and region (deleted since?); nothing to do`,
+    });
+  }
+  const stage = otherStage(opts.stage, db.tags);
+  if (stage !== undefined)
+    return none(idle(db, 'unchanged', `${eventId}: tagged for stage ${stage}: left to it`));
+  if (db.tags[SCHEDULE_TAG] !== undefined) {
+    const plan = planReconcile(estate, opts, new Set([arn]));
+    return { ...plan, rows: plan.rows.map((r) => ({ ...r, detail: `${eventId}: ${r.detail}` })) };
+  }
+  const tag = db.tags[STOPPED_TAG];
+  if (tag === undefined)
+    return none(
+      idle(db, 'unchanged', `${eventId}: not stopped by nightshift (no ${STOPPED_TAG}): left as it is`),
+    );
+  const text = db.tags[OVERRIDE_TAG];
+  try {
+    const o = text === undefined ? undefined : decodeOverride(text);
+    if (o && o.state === 'running' && overrideActive(o, opts.now))
+      return none(
+        idle(
+          db,
+          'unchanged',
+          `${eventId}: an override keeps it running until ${iso(o.until)}: left as it is`,
+        ),
+      );
+  } catch {
+    // An unreadable override asks for nothing: nightshift stopped it, so it stays stopped.
+  }
+  return none(planStop(db, opts, `${eventId}: nightshift stopped it (${tag}) and nothing wants it running`));
+};
