@@ -1,12 +1,13 @@
 import { rdsClient } from '#shared/aws/rds.ts';
 import { ecsClient } from '#shared/aws/ecs.ts';
 import { autoScalingClient } from '#shared/aws/autoscaling.ts';
-import { environmentOf } from '#shared/environment.ts';
+import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
+import { DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES, environmentOf } from '#shared/environment.ts';
 import { parseEnv } from '#shared/env.ts';
 import { withOps, type RunContext } from '#shared/handler.ts';
 import { DEFAULT_OVERRIDE_MAX_HOURS } from '#shared/override.ts';
 import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
-import { buildReport, type Report } from '#shared/report.ts';
+import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
 import type { Schedules } from '#shared/schedules.ts';
 import {
   isDatabaseEvent,
@@ -16,14 +17,18 @@ import {
   type RdsSchedulerEvent,
   type RdsSchedulerInput,
 } from '#events/rds-scheduler/schema.ts';
+import { alarmRows } from './alarms.ts';
 import { DEFAULT_GRACE_MINUTES, RdsSchedulerConfig } from './config.ts';
 import { executeRows } from './execute.ts';
-import { readDatabases, readEnvironments, type Clients, type Estate } from './inventory.ts';
+import { readDatabases, readEnvironments, type Clients, type Database, type Estate } from './inventory.ts';
 import {
   planAction,
   planReconcile,
   planRestarted,
   startRecordCandidates,
+  startWatchCandidates,
+  STOPPED_TAG,
+  watchStarts,
   type PlanOptions,
   type PlannedDb,
   type ReconcileOptions,
@@ -46,7 +51,12 @@ const stageSchedules = (d: Deps): Schedules => d.schedules?.() ?? (bundled ??= b
 let deps: Deps | undefined;
 const defaultDeps = (): Deps =>
   (deps ??= {
-    clients: { rds: rdsClient(), ecs: ecsClient(), autoscaling: autoScalingClient() },
+    clients: {
+      rds: rdsClient(),
+      ecs: ecsClient(),
+      autoscaling: autoScalingClient(),
+      cloudwatch: cloudWatchClient(),
+    },
     config: parseEnv(RdsSchedulerConfig),
     now: () => new Date(),
   });
@@ -54,15 +64,43 @@ const defaultDeps = (): Deps =>
 /** Plans from a fresh read of the databases, reading the environments only for the stops it gates. */
 type Planner = (estate: Estate, opts: PlanOptions) => Promise<ReconcilePlan> | ReconcilePlan;
 
+interface Fresh {
+  plan: ReconcilePlan;
+  estate: Estate;
+}
+
 const planFresh = async (
   planner: Planner,
   force: boolean,
   ctx: RunContext,
   d: Deps,
   now: Date,
-): Promise<ReconcilePlan> => {
+): Promise<Fresh> => {
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
   const estate = await readDatabases(reader);
+  // The start timeout: a database nightshift started that is still not ready (its start record).
+  const records = await readStarted(ctx.leases.leaseStore, startWatchCandidates(estate), ctx.hasTime);
+  const watch = {
+    records,
+    timeoutMs:
+      (d.config.ENVIRONMENT_START_TIMEOUT_MINUTES ?? DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES) * 60_000,
+    now,
+  };
+  const watched = (plan: ReconcilePlan): Fresh => ({
+    plan: { ...plan, rows: watchStarts(plan.rows, estate, watch) },
+    estate,
+  });
+  return watched(await gated(planner, estate, force, reader, d, now));
+};
+
+const gated = async (
+  planner: Planner,
+  estate: Estate,
+  force: boolean,
+  reader: { clients: Clients; hasTime: () => boolean },
+  d: Deps,
+  now: Date,
+): Promise<ReconcilePlan> => {
   const base = { protectedTags: d.config.PROTECTED_TAGS, now };
   // First without the gate, to learn which databases a stop would stop; then, for their environments
   // only, the services and groups are read (read-only) and the plan made again with the gate.
@@ -108,7 +146,7 @@ const runPlanned = async (
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
   const now = d.now();
   const force = input.force === true;
-  let plan = await planFresh(planner, force, ctx, d, now);
+  let { plan, estate } = await planFresh(planner, force, ctx, d, now);
   const refused = new Map<string, { reason: string; outcome: 'undone' | 'failed' }>();
   if (!dryRun && plan.rows.some((r) => r.hasWork)) {
     const claim = async (rows: readonly PlannedDb[]) => {
@@ -116,7 +154,7 @@ const runPlanned = async (
       for (const [arn, why] of await ctx.leases.takeEach(wanted.map((r) => r.arn))) refused.set(arn, why);
     };
     await claim(plan.rows);
-    plan = await planFresh(planner, force, ctx, d, now);
+    ({ plan, estate } = await planFresh(planner, force, ctx, d, now));
     // Work that appeared between the two reads is claimed too (and then planned from this read).
     await claim(plan.rows);
   }
@@ -151,8 +189,47 @@ const runPlanned = async (
           }
         : r,
   );
-  const report = buildReport(action, dryRun, results);
+  const alarms = await silenceRows(rows, results, estate, { dryRun, hasTime: ctx.hasTime, now }, d);
+  const report = buildReport(action, dryRun, [...results, ...alarms]);
   return dryRun ? { ...report, planDigest: planDigest(rows) } : report;
+};
+
+const parkedByNightshift = (db: Database | undefined) =>
+  db !== undefined &&
+  db.tags[STOPPED_TAG] !== undefined &&
+  (db.status === 'stopped' || db.status === 'stopping');
+
+/**
+ * Silence while parked (alarms.ts): after the stops, the alarms about the databases nightshift parked —
+ * stopped by this run (or planned in a dry run), or found stopped with its tag — are silenced; after the
+ * starts, the alarms about the databases this run brought back (started, or found running again and
+ * untagged) are enabled again. A database someone else stopped (no tag) is never silenced.
+ */
+const silenceRows = async (
+  rows: readonly PlannedDb[],
+  results: readonly ResourceResult[],
+  estate: Estate,
+  options: { dryRun: boolean; hasTime: () => boolean; now: Date },
+  d: Deps,
+): Promise<ResourceResult[]> => {
+  const byArn = new Map([...estate.instances, ...estate.clusters].map((db) => [db.arn, db]));
+  const done = (r: ResourceResult) => r.outcome === 'changed' || r.outcome === 'planned';
+  // Results keep the order of the rows (shared/execute.ts).
+  const parked = results.filter((r, i) => {
+    const row = rows[i];
+    if (!row || row.arn !== r.arn) return false;
+    if (row.steps.some((s) => s.op === 'stop')) return done(r);
+    return r.outcome === 'unchanged' && row.steps.length === 0 && parkedByNightshift(byArn.get(r.arn));
+  });
+  const woken = results.filter((r, i) => {
+    const row = rows[i];
+    return row?.arn === r.arn && row.steps.some((s) => s.op === 'untag-stopped') && done(r);
+  });
+  const cloudwatch = d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch };
+  return [
+    ...(await alarmRows('silence', parked, { ...options, ...cloudwatch })),
+    ...(await alarmRows('unsilence', woken, { ...options, ...cloudwatch })),
+  ];
 };
 
 const reconcileOptions = async (

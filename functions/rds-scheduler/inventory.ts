@@ -14,6 +14,7 @@ import {
   type ECSClient,
 } from '@aws-sdk/client-ecs';
 import { paginateDescribeAutoScalingGroups, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { chunk } from '#shared/concurrency.ts';
 import { assertTime, pagesWithin } from '#shared/deadline.ts';
 import { ENVIRONMENT_TAG, environmentOf, type GroupRest, type ServiceRest } from '#shared/environment.ts';
@@ -24,6 +25,8 @@ export interface Clients {
   /** Read-only: the environment gate reads services and groups (never changes them). */
   ecs: ECSClient;
   autoscaling: AutoScalingClient;
+  /** Silence while parked (alarms.ts); without it, alarms are left alone. */
+  cloudwatch?: CloudWatchClient;
 }
 
 export interface Reader {

@@ -11,6 +11,7 @@
  * database. Aurora Serverless v2 with a minimum capacity of 0 ACUs pauses by itself: left to it.
  */
 import {
+  databaseReady,
   ENVIRONMENT_TAG,
   environmentOf,
   groupAtRest,
@@ -608,4 +609,93 @@ export const planRestarted = (
     // An unreadable override asks for nothing: nightshift stopped it, so it stays stopped.
   }
   return none(planStop(db, opts, `${eventId}: nightshift stopped it (${tag}) and nothing wants it running`));
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Start timeout: a database nightshift started that is not ready long after the start.
+
+/**
+ * How long after nightshift's start a database that is not ready is still counted as that start's
+ * laggard. The start record is kept 60 days and nothing records "ready since"; a start takes minutes,
+ * so past this horizon a database that is not ready (started by hand, by AWS after 7 days, or in a
+ * maintenance) is no longer blamed on nightshift's start.
+ */
+export const START_WATCH_MS = 24 * 3_600_000;
+
+export interface StartWatch {
+  /** The start record of each database that `startWatchCandidates` named, by ARN. */
+  records: ReadonlyMap<string, StartRecord>;
+  /** ENVIRONMENT_START_TIMEOUT_MINUTES in ms. */
+  timeoutMs: number;
+  now: Date;
+}
+
+const readiness = (db: Database) =>
+  databaseReady({
+    id: db.id,
+    kind: db.kind,
+    status: db.status,
+    ...(db.writerStatus !== undefined && { writerStatus: db.writerStatus }),
+  });
+
+const stateOf = (db: Database) =>
+  db.kind === 'instance' ? db.status : `cluster ${db.status}, writer ${db.writerStatus ?? 'not found'}`;
+
+/**
+ * The databases whose start record the start timeout needs: not ready (an instance not `available`; an
+ * Aurora cluster or its writer not `available`), not stopped with nightshift's tag, and not stopped or
+ * stopping at all (a database stopped again after a start is someone's act, not a start that lags).
+ */
+export const startWatchCandidates = (estate: Estate): string[] =>
+  candidates(estate)
+    .filter(
+      (db) =>
+        db.tags[STOPPED_TAG] === undefined &&
+        db.status !== 'stopped' &&
+        db.status !== 'stopping' &&
+        !readiness(db),
+    )
+    .map((db) => db.arn);
+
+const minutes = (ms: number) => Math.floor(ms / 60_000);
+
+/**
+ * A database nightshift started (its start record) that is still not ready: `waiting` until
+ * ENVIRONMENT_START_TIMEOUT_MINUTES after the start, then `failed` (someone is paged), naming how long it
+ * has been starting and its state. Only rows that change nothing are rewritten (a row with work, a
+ * skipped or failed row is kept as it is). The services of its environment keep waiting for it either
+ * way (ecs-scheduler's start gate). Pure.
+ */
+export const watchStarts = (rows: readonly PlannedDb[], estate: Estate, watch: StartWatch): PlannedDb[] => {
+  const byArn = new Map(candidates(estate).map((db) => [db.arn, db]));
+  return rows.map((row) => {
+    if (row.hasWork || row.outcome !== 'unchanged') return row;
+    const db = byArn.get(row.arn);
+    const record = watch.records.get(row.arn);
+    if (!db || !record || readiness(db) || db.tags[STOPPED_TAG] !== undefined) return row;
+    if (db.status === 'stopped' || db.status === 'stopping') return row;
+    const elapsed = watch.now.getTime() - record.at.getTime();
+    if (elapsed < 0 || elapsed > START_WATCH_MS) return row;
+    const since = iso(record.at);
+    const limit = minutes(watch.timeoutMs);
+    if (elapsed > watch.timeoutMs) {
+      const failed: PlannedDb = {
+        ...row,
+        outcome: 'failed',
+        detail:
+          `${row.detail}; not ready ${minutes(elapsed)} min after nightshift started it (at ${since}): ${stateOf(db)} — ` +
+          `more than ENVIRONMENT_START_TIMEOUT_MINUTES (${limit}); the services of its environment keep waiting: ` +
+          'look at the database (its RDS events, the console)',
+      };
+      delete failed.later;
+      return failed;
+    }
+    return {
+      ...row,
+      later: 'waiting',
+      detail:
+        `${row.detail}; ${waitingFor([{ name: db.id, state: stateOf(db), since }])} ` +
+        `(started by nightshift ${minutes(elapsed)} min ago; failed after ${limit} min, ENVIRONMENT_START_TIMEOUT_MINUTES)`,
+    };
+  });
 };

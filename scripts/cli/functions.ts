@@ -30,7 +30,7 @@ export const FUNCTION_SERVICES: Record<FunctionName, readonly string[]> = {
   // RDS read-only: a start waits for its environment's databases; CloudWatch: silence while parked.
   'ecs-scheduler': ['ECS', 'Application Auto Scaling', 'Auto Scaling', 'RDS', 'CloudWatch'],
   // ECS and Auto Scaling read-only: the environment gate of a stop.
-  'rds-scheduler': ['RDS', 'ECS', 'Auto Scaling'],
+  'rds-scheduler': ['RDS', 'ECS', 'Auto Scaling', 'CloudWatch'],
   'rds-snapshot-copy': ['RDS'],
   'snapshot-tags': ['EC2', 'RDS'],
   'instance-rotation': ['Auto Scaling', 'EC2', 'ECS'],

@@ -694,6 +694,27 @@ describe('serverless.yml and infra/', () => {
         .flatMap((s) => list(s.Action));
       expect(actions.filter((a) => /^(ecs|autoscaling):/.test(a) && !/:(Describe|List)/.test(a))).toEqual([]);
     });
+
+    it('silences alarms while parked: may disable and enable alarm actions, and tag alarms only with nightshift:silenced', () => {
+      const alarm = 'arn:aws:cloudwatch:eu-central-1:123456789012:alarm:shop-db-cpu';
+      for (const action of [
+        'cloudwatch:DescribeAlarms',
+        'cloudwatch:ListTagsForResource',
+        'cloudwatch:DisableAlarmActions',
+        'cloudwatch:EnableAlarmActions',
+      ])
+        expect(decide(action, alarm, {}), action).toBe(true);
+      expect(decide('cloudwatch:TagResource', alarm, {}, ['nightshift:silenced'])).toBe(true);
+      expect(decide('cloudwatch:UntagResource', alarm, {}, ['nightshift:silenced'])).toBe(true);
+      expect(decide('cloudwatch:TagResource', alarm, {}, ['team'])).toBe(false);
+      expect(decide('cloudwatch:TagResource', alarm, {})).toBe(false);
+      expect(decide('cloudwatch:PutMetricAlarm', alarm, {})).toBe(false);
+      expect(decide('cloudwatch:DeleteAlarms', alarm, {})).toBe(false);
+    });
+
+    it('passes ENVIRONMENT_START_TIMEOUT_MINUTES (default 30) from the stage param', () => {
+      expect(functionEnv(dev, 'rds-scheduler').ENVIRONMENT_START_TIMEOUT_MINUTES).toBe('30');
+    });
   });
 
   describe('rds-snapshot-copy: the role can never make a snapshot it did not create deletable', () => {
