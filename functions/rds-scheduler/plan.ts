@@ -638,23 +638,32 @@ const readiness = (db: Database) =>
     ...(db.writerStatus !== undefined && { writerStatus: db.writerStatus }),
   });
 
+/**
+ * A state that is a start's lag: `starting`, or a state RDS leaves a database in when it cannot start it
+ * (`incompatible-network`, `inaccessible-encryption-credentials`, `storage-full`, `failed`, …). A state a
+ * database passes through for other reasons (`backing-up`, `modifying`, `maintenance`, …: PASSING) is
+ * not: a database started at 07:30 that is `backing-up` at 19:00 came up long ago.
+ */
+const lagging = (status: string | undefined) =>
+  status !== undefined &&
+  (status === 'starting' ||
+    (!PASSING.has(status) && status !== 'available' && status !== 'stopped' && status !== 'stopping'));
+
+/** Not ready (shared/environment.ts databaseReady) because its start lags: it, or an Aurora cluster's writer. */
+const lagsAfterStart = (db: Database) =>
+  !readiness(db) && (lagging(db.status) || (db.kind === 'cluster' && lagging(db.writerStatus)));
+
 const stateOf = (db: Database) =>
   db.kind === 'instance' ? db.status : `cluster ${db.status}, writer ${db.writerStatus ?? 'not found'}`;
 
 /**
  * The databases whose start record the start timeout needs: not ready (an instance not `available`; an
- * Aurora cluster or its writer not `available`), not stopped with nightshift's tag, and not stopped or
- * stopping at all (a database stopped again after a start is someone's act, not a start that lags).
+ * Aurora cluster or its writer not `available`) because a start lags (`lagging`), and not stopped with
+ * nightshift's tag. A database stopped or stopping again after a start is someone's act, not a lag.
  */
 export const startWatchCandidates = (estate: Estate): string[] =>
   candidates(estate)
-    .filter(
-      (db) =>
-        db.tags[STOPPED_TAG] === undefined &&
-        db.status !== 'stopped' &&
-        db.status !== 'stopping' &&
-        !readiness(db),
-    )
+    .filter((db) => db.tags[STOPPED_TAG] === undefined && lagsAfterStart(db))
     .map((db) => db.arn);
 
 const minutes = (ms: number) => Math.floor(ms / 60_000);
@@ -672,8 +681,7 @@ export const watchStarts = (rows: readonly PlannedDb[], estate: Estate, watch: S
     if (row.hasWork || row.outcome !== 'unchanged') return row;
     const db = byArn.get(row.arn);
     const record = watch.records.get(row.arn);
-    if (!db || !record || readiness(db) || db.tags[STOPPED_TAG] !== undefined) return row;
-    if (db.status === 'stopped' || db.status === 'stopping') return row;
+    if (!db || !record || db.tags[STOPPED_TAG] !== undefined || !lagsAfterStart(db)) return row;
     const elapsed = watch.now.getTime() - record.at.getTime();
     if (elapsed < 0 || elapsed > START_WATCH_MS) return row;
     const since = iso(record.at);

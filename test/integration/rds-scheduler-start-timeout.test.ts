@@ -180,6 +180,21 @@ describe.runIf(motoTestsEnabled())(
       expect(row(late, 'reports')?.detail).toContain('not ready 35 min after nightshift started it');
     });
 
+    it('never blames a start for a backup hours later: a database backing-up in the evening waits to stop, no failure', async () => {
+      // Prepare: started by the morning reconcile at 07:30, came up; the nightly backup runs at 19:00
+      await runAt({ action: 'reconcile' }, EVENING);
+      await runAt({ action: 'reconcile' }, MORNING);
+      reportInstance('shop-db', 'backing-up');
+
+      // Act: the evening reconcile, 11.5 hours after the start
+      const report = await runAt({ action: 'reconcile' }, new Date('2026-12-01T19:00:00Z'));
+
+      // Assess: waits to stop it, no page
+      expect(row(report, 'shop-db')).toMatchObject({ outcome: 'waiting' });
+      expect(row(report, 'shop-db')?.detail).toContain('waiting for shop-db: backing-up');
+      expect(report.summary.failed).toBe(0);
+    });
+
     it('never blames a start nightshift did not make: a database started by hand that is slow stays unchanged', async () => {
       // Prepare: stopped and started by hand, no start record
       await rds.send(new StopDBInstanceCommand({ DBInstanceIdentifier: 'shop-db' }));
