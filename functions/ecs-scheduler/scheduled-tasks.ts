@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-eventbridge';
 import { sdkConfig } from '#shared/aws/config.ts';
 import { mapLimit } from '#shared/concurrency.ts';
-import { pagesWithin } from '#shared/deadline.ts';
+import { assertTime, pagesWithin } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
 import type { ResourceResult } from '#shared/report.ts';
 
@@ -104,6 +104,8 @@ export const scheduledTaskRows = async (
     // A DISABLED rule runs nothing tonight: not a warning.
     const rules = (await rulesOf(events, options.hasTime)).filter((r) => r.Name && r.State !== 'DISABLED');
     const found = await mapLimit(rules, READ_CONCURRENCY, async (rule) => {
+      // One call per rule: the deadline is checked before each, not only between pages.
+      assertTime(options.hasTime, `the targets of EventBridge rule ${rule.Name}`);
       const targets = await targetsOf(events, rule.Name!, options.hasTime);
       const clusters = [...new Set(targets.flatMap((t) => (t.Arn && parked.has(t.Arn) ? [t.Arn] : [])))];
       return clusters.length > 0 ? [{ rule, clusters }] : [];

@@ -10,6 +10,7 @@ import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/c
 import { run, type Deps } from '#functions/ecs-scheduler/handler.ts';
 import { sdkConfig } from '#shared/aws/config.ts';
 import type { LeaseStore } from '#shared/lease.ts';
+import { parseSchedules } from '#shared/schedules.ts';
 import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
 import { runContext } from '#test/support/context.ts';
 import { seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
@@ -19,7 +20,16 @@ import { startProxy, type Proxy } from '#test/support/proxy.ts';
 
 const ACCOUNT = '123456789012';
 const REGION = 'eu-central-1';
+// Friday 27 November 2026, 19:00:30 in Berlin: office hours are over.
 const NIGHT = new Date('2026-11-27T18:00:30Z');
+const SCHEDULES = parseSchedules({
+  schedules: {
+    'office-hours': {
+      timezone: 'Europe/Berlin',
+      periods: [{ begintime: '07:00', endtime: '19:00', weekdays: 'mon-fri' }],
+    },
+  },
+});
 const cluster = (name: string) => `arn:aws:ecs:${REGION}:${ACCOUNT}:cluster/${name}`;
 const ruleArn = (name: string) => `arn:aws:events:${REGION}:${ACCOUNT}:rule/${name}`;
 
@@ -44,6 +54,7 @@ describe.runIf(motoTestsEnabled())(
       clients: { ...viaProxy, ...(withEvents && { events: events() }) },
       config: { PROTECTED_TAGS: DEFAULT_PROTECTED_TAGS, DRY_RUN: false },
       now: () => NIGHT,
+      schedules: () => SCHEDULES,
     });
     const runAt = async (event: Parameters<typeof run>[0], withEvents = true) => {
       const leases = runLeases(store, 'ecs-scheduler', () => NIGHT);
@@ -101,7 +112,11 @@ describe.runIf(motoTestsEnabled())(
       proxy.stub('ListRules', undefined);
       proxy.requests.length = 0;
       await seedEstate(aws, [
-        { name: 'stage', tags: { env: 'stage' }, services: [{ name: 'web', desired: 2 }] },
+        {
+          name: 'stage',
+          tags: { env: 'stage', 'nightshift:schedule': 'office-hours' },
+          services: [{ name: 'web', desired: 2 }],
+        },
         { name: 'other', tags: { env: 'other' }, services: [{ name: 'api', desired: 1 }] },
       ]);
       // More rules than one ListRules page (100): the one that matters sorts last.
@@ -142,6 +157,23 @@ describe.runIf(motoTestsEnabled())(
       expect(targets.map((t) => t.Rule)).not.toContain('stage-disabled');
       expect(targets.map((t) => t.Rule)).toContain('zz-stage-nightly-report');
       expect(targets.every((t) => t.Limit === 100)).toBe(true);
+    });
+
+    it('lists them after the stop of a reconcile too', async () => {
+      // Act: the evening reconcile parks stage (its schedule is over); other has no schedule
+      const report = await runAt({ action: 'reconcile' });
+
+      // Assess
+      expect(report.resources.find((r) => r.arn.endsWith(':service/stage/web'))).toMatchObject({
+        outcome: 'changed',
+      });
+      expect(taskRows(report)).toEqual([
+        expect.objectContaining({
+          arn: ruleArn('zz-stage-nightly-report'),
+          outcome: 'skipped',
+          detail: expect.stringContaining('targets cluster stage, parked by this stop'),
+        }),
+      ]);
     });
 
     it('lists them in a dry run too', async () => {
