@@ -64,7 +64,9 @@ describe('scheduledTaskRows', () => {
       expect.objectContaining({
         arn: 'eventbridge-rules',
         outcome: 'skipped',
-        detail: expect.stringContaining('could not be checked: OutOfTimeError: the Lambda was about to time out'),
+        detail: expect.stringContaining(
+          'could not be checked: OutOfTimeError: the Lambda was about to time out',
+        ),
       }),
     ]);
     expect(events.commandCalls(ListTargetsByRuleCommand).length).toBeLessThan(10);
