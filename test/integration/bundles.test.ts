@@ -228,7 +228,9 @@ describe('the ecs-scheduler bundle carries a holiday table, not date-holidays', 
     expect(text).not.toContain('easter -2'); // its rule syntax (Good Friday)
     expect(text).not.toContain('Bundesfeiertag'); // its data for Switzerland
     expect(text).toContain('"2027-10-03":"National Holiday"'); // the DE-BE table infra/schedules.yml asks for
-    // 517 KiB before schedules, 1,986 KiB with date-holidays bundled, about 545 KiB with the table.
-    expect(statSync(file).size).toBeLessThan(700 * 1024);
+    // 517 KiB before schedules, 1,986 KiB with date-holidays bundled, about 545 KiB with the table, 701 KiB
+    // once the RDS (environment order) and CloudWatch (silence while parked) clients came in: date-holidays
+    // would add 1.4 MiB more. (The 400 KiB goal is issue 12's: those clients loaded only where used.)
+    expect(statSync(file).size).toBeLessThan(900 * 1024);
   });
 });

@@ -350,7 +350,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler against moto', () => {
     { event: { action: 'stop', clusters: 'stage' }, field: 'clusters' },
     { event: { action: 'stop', clusters: ['stage; rm -rf /'] }, field: 'clusters.0' },
     { event: { action: 'stop', clusters: ['stage'], dryRun: 'yes' }, field: 'dryRun' },
-    { event: { action: 'stop', clusters: ['stage'], force: true }, field: 'force' },
+    { event: { action: 'stop', clusters: ['stage'], force: 'yes' }, field: 'force' },
     { event: { action: 'stop', tags: {} }, field: 'tags' },
     { event: { action: 'stop', tags: { env: 3 } }, field: 'tags.env' },
     { event: { action: 'start', clusters: ['stage'], services: [''] }, field: 'services.0' },
