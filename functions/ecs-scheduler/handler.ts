@@ -20,6 +20,8 @@ import { executePlan, plannedWork } from './execute.ts';
 import { readEstate, type Clients, type Estate, type Held } from './inventory.ts';
 import { environmentsStarted, gateStart, readEnvironmentDatabases } from './environment.ts';
 import { alarmRows } from './alarms.ts';
+// Issue 10 (scheduled tasks): the stop report warns about scheduled tasks in the clusters it parked.
+import { eventBridgeClient, scheduledTaskRows } from './scheduled-tasks.ts';
 import { rdsClient } from '#shared/aws/rds.ts';
 import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
 import { planSchedule, type Plan, type PlannedAction } from './plan.ts';
@@ -63,6 +65,7 @@ const defaultDeps = (): Deps =>
       autoscaling: autoScalingClient(),
       rds: rdsClient(),
       cloudwatch: cloudWatchClient(),
+      events: eventBridgeClient(), // scheduled tasks (scheduled-tasks.ts)
     },
     config: parseEnv(SchedulerConfig),
     now: () => new Date(),
@@ -104,6 +107,13 @@ const withRecordProblems = (rows: Report['resources'], problems: ReadonlyMap<str
             }
           : r,
       );
+
+/** What scheduledTaskRows needs from a run (scheduled-tasks.ts). */
+const scheduledTaskOptions = (dryRun: boolean, ctx: RunContext, d: Deps) => ({
+  dryRun,
+  hasTime: ctx.hasTime,
+  ...(d.clients.events && { events: d.clients.events }),
+});
 
 const isOverride = (input: SchedulerInput | OverrideInput): input is OverrideInput =>
   input.action === 'wake' || input.action === 'sleep';
@@ -190,9 +200,15 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
     now: d.now(),
     ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
   });
+  // Scheduled tasks (scheduled-tasks.ts): a stop warns about those targeting the clusters it parked.
+  const tasks =
+    plan.action === 'stop'
+      ? await scheduledTaskRows(executed.resources, scheduledTaskOptions(dryRun, ctx, d))
+      : [];
   const report = buildReport(executed.action, dryRun, [
     ...withRecordProblems(executed.resources, problems),
     ...alarms,
+    ...tasks,
   ]);
   return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };
@@ -265,6 +281,12 @@ const executeReconcile = async (
           now: d.now(),
           ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
         })),
+      );
+    }
+    // Scheduled tasks (scheduled-tasks.ts): the stop of a reconcile warns about those in what it parked.
+    if (p === plan.stop) {
+      results.push(
+        ...(await scheduledTaskRows(report.resources, scheduledTaskOptions(options.dryRun, ctx, d))),
       );
     }
   }

@@ -13,6 +13,7 @@ import {
 import { paginateDescribeAutoScalingGroups, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { RDSClient } from '@aws-sdk/client-rds';
 import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { chunk, mapLimit } from '#shared/concurrency.ts';
 import { assertTime, pagesWithin } from '#shared/deadline.ts';
 import { tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
@@ -100,6 +101,8 @@ export interface Clients {
   rds?: RDSClient;
   /** The alarms about what a stop parks or a start wakes (alarms.ts); without it, alarms are left alone. */
   cloudwatch?: CloudWatchClient;
+  /** Read-only: the scheduled tasks a stop warns about (scheduled-tasks.ts); without it, not checked. */
+  events?: EventBridgeClient;
 }
 
 /** What every read needs: the clients, and whether the Lambda still has time to read on. */
