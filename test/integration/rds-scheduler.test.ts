@@ -154,7 +154,7 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     body: `<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>stubbed</RequestId></ErrorResponse>`,
   });
   const sample = (file: string, arn: string) => {
-    const event = JSON.parse(readFileSync(`events/rds-scheduler/samples/${file}`, 'utf8'));
+    const event = JSON.parse(readFileSync(`events/aws.rds/samples/${file}`, 'utf8'));
     event.detail.SourceArn = arn;
     event.detail.SourceIdentifier = arn.split(':').pop();
     event.resources = [arn];
@@ -394,7 +394,7 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
         '$1starting',
       ),
     );
-    const starting = await invoke(sample('aws.rds-db-instance-auto-started-0154.json', dbArn('shop-db')));
+    const starting = await invoke(sample('db-instance-auto-started-0154.json', dbArn('shop-db')));
     proxy.rewrite('DescribeDBInstances', undefined);
 
     // Assess: waiting, nothing sent
@@ -403,12 +403,12 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     expect(sent('StopDBInstance')).toEqual([]);
 
     // Act: RDS-EVENT-0088 (started)
-    const started = await invoke(sample('aws.rds-db-instance-started-0088.json', dbArn('shop-db')));
+    const started = await invoke(sample('db-instance-started-0088.json', dbArn('shop-db')));
     // …and a cluster's RDS-EVENT-0151, and an event for a database nightshift never stopped
     const { StartDBClusterCommand } = await import('@aws-sdk/client-rds');
     await rds.send(new StartDBClusterCommand({ DBClusterIdentifier: 'reports' }));
-    const cluster = await invoke(sample('aws.rds-cluster-started-0151.json', clusterArn('reports')));
-    const other = await invoke(sample('aws.rds-db-instance-started-0088.json', dbArn('other-db')));
+    const cluster = await invoke(sample('cluster-started-0151.json', clusterArn('reports')));
+    const other = await invoke(sample('db-instance-started-0088.json', dbArn('other-db')));
 
     // Assess
     expect(rows(started)).toEqual(['shop-db changed']);
