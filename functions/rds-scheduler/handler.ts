@@ -20,7 +20,14 @@ import {
 import { alarmRows } from './alarms.ts';
 import { DEFAULT_GRACE_MINUTES, RdsSchedulerConfig } from './config.ts';
 import { executeRows } from './execute.ts';
-import { readDatabases, readEnvironments, type Clients, type Database, type Estate } from './inventory.ts';
+import {
+  readDatabases,
+  readEnvironments,
+  withoutCopiedTags,
+  type Clients,
+  type Database,
+  type Estate,
+} from './inventory.ts';
 import {
   planAction,
   planReconcile,
@@ -77,7 +84,7 @@ const planFresh = async (
   now: Date,
 ): Promise<Fresh> => {
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
-  const estate = await readDatabases(reader);
+  const estate = withoutCopiedTags(await readDatabases(reader), now);
   // The start timeout: a database nightshift started that is still not ready (its start record).
   const records = await readStarted(ctx.leases.leaseStore, startWatchCandidates(estate), ctx.hasTime);
   const watch = {
