@@ -17,7 +17,7 @@ import {
   type RdsSchedulerEvent,
   type RdsSchedulerInput,
 } from '#events/rds-scheduler/schema.ts';
-import { alarmRows } from './alarms.ts';
+import { alarmRows, sweepRows } from './alarms.ts';
 import { DEFAULT_GRACE_MINUTES, RdsSchedulerConfig } from './config.ts';
 import { executeRows } from './execute.ts';
 import {
@@ -35,6 +35,7 @@ import {
   startRecordCandidates,
   startWatchCandidates,
   STOPPED_TAG,
+  TYPE,
   watchStarts,
   type PlanOptions,
   type PlannedDb,
@@ -149,6 +150,7 @@ const runPlanned = async (
   planner: Planner,
   ctx: RunContext,
   d: Deps,
+  sweep = false,
 ): Promise<Report> => {
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
   const now = d.now();
@@ -197,7 +199,8 @@ const runPlanned = async (
         : r,
   );
   const alarms = await silenceRows(rows, results, estate, { dryRun, hasTime: ctx.hasTime, now }, d);
-  const report = buildReport(action, dryRun, [...results, ...alarms]);
+  const swept = sweep ? await sweepAwake(rows, estate, { dryRun, hasTime: ctx.hasTime, now }, d) : [];
+  const report = buildReport(action, dryRun, [...results, ...alarms, ...swept]);
   return dryRun ? { ...report, planDigest: planDigest(rows) } : report;
 };
 
@@ -237,6 +240,23 @@ const silenceRows = async (
     ...(await alarmRows('silence', parked, { ...options, ...cloudwatch })),
     ...(await alarmRows('unsilence', woken, { ...options, ...cloudwatch })),
   ];
+};
+
+/**
+ * A scheduled reconcile also sweeps (alarms.ts sweepRows): alarms still silenced for a database that runs
+ * now — not stopped or stopping, and not one this run acts on (its own silence or unsilence did that).
+ */
+const sweepAwake = (
+  rows: readonly PlannedDb[],
+  estate: Estate,
+  options: { dryRun: boolean; hasTime: () => boolean; now: Date },
+  d: Deps,
+): Promise<ResourceResult[]> => {
+  const acted = new Set(rows.filter((r) => r.hasWork).map((r) => r.arn));
+  const awake = [...estate.clusters, ...estate.instances.filter((db) => db.memberOf === undefined)]
+    .filter((db) => db.status !== 'stopped' && db.status !== 'stopping' && !acted.has(db.arn))
+    .map((db) => ({ arn: db.arn, type: TYPE[db.kind], outcome: 'unchanged' as const, detail: '' }));
+  return sweepRows(awake, { ...options, ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }) });
 };
 
 const reconcileOptions = async (
@@ -299,6 +319,7 @@ export const run = async (
       async (estate, opts) => planReconcile(estate, await reconcileOptions(estate, opts, ctx, d)),
       ctx,
       d,
+      true,
     );
   const scope = {
     action: request.action,
