@@ -17,6 +17,8 @@ import {
   type RdsSchedulerEvent,
   type RdsSchedulerInput,
 } from '#events/rds-scheduler/schema.ts';
+import { OutOfTimeError } from '#shared/deadline.ts';
+import { errorMessage } from '#shared/errors.ts';
 import { alarmRows, sweepRows } from './alarms.ts';
 import { DEFAULT_GRACE_MINUTES, RdsSchedulerConfig } from './config.ts';
 import { executeRows } from './execute.ts';
@@ -26,6 +28,7 @@ import {
   withoutCopiedTags,
   type Clients,
   type Database,
+  type EnvironmentRest,
   type Estate,
 } from './inventory.ts';
 import {
@@ -121,11 +124,16 @@ const gated = async (
       .flatMap((r) => environmentOf(byArn.get(r.arn)?.tags ?? {}) ?? []),
   );
   if (environments.size === 0) return planner(estate, { ...base, force: false });
-  return planner(estate, {
-    ...base,
-    force: false,
-    environments: await readEnvironments(reader, environments),
-  });
+  // A failed read (throttled, refused) fails the stops of those environments' databases only: every
+  // other database is planned as usual. Running out of time stays the whole run's (nothing half-read).
+  let read: EnvironmentRest;
+  try {
+    read = await readEnvironments(reader, environments);
+  } catch (error) {
+    if (error instanceof OutOfTimeError) throw error;
+    return planner(estate, { ...base, force: false, environmentsError: errorMessage(error) });
+  }
+  return planner(estate, { ...base, force: false, environments: read });
 };
 
 const heldRow = (row: PlannedDb, claim: { reason: string; outcome: 'undone' | 'failed' }): PlannedDb => ({

@@ -57,6 +57,8 @@ export interface PlanOptions {
   force: boolean;
   /** The environments' services and groups (read for the stop gate); undefined when not read. */
   environments?: EnvironmentRest;
+  /** Why they could not be read (a throttled or refused ECS / Auto Scaling read). */
+  environmentsError?: string;
 }
 
 export const TYPE = { instance: 'rds-db-instance', cluster: 'rds-db-cluster' } as const;
@@ -238,6 +240,17 @@ export const planStop = (db: Database, opts: PlanOptions, why?: string): Planned
       );
     return idle(db, 'skipped', prefixed(why, `status ${db.status}: RDS cannot stop it in this state`));
   }
+  const env = environmentOf(db.tags);
+  if (env !== undefined && !opts.force && opts.environmentsError !== undefined)
+    return idle(
+      db,
+      'failed',
+      prefixed(
+        why,
+        `environment ${env}: its services and groups could not be read (${opts.environmentsError}), so whether they rest is not known; ` +
+          'nothing changed — the next run tries again ("force": true stops it without the check)',
+      ),
+    );
   const held = gate(db, opts);
   if (held) return waiting(db, prefixed(why, held));
   const what =

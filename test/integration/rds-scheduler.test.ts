@@ -615,6 +615,29 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     expect([...sent('AddTagsToResource'), ...sent('StopDBInstance')]).toEqual([]);
   }, 120_000);
 
+  it('fails only the stops of environment databases when ECS cannot be read; every other database is stopped', async () => {
+    // Prepare: ECS refuses the read (a role without ecs:ListClusters, or throttling past its retries)
+    await createInstance('shop-db', { 'nightshift:environment': 'shop' });
+    await createInstance('tools-db');
+    proxy.stub('ListClusters', {
+      status: 400,
+      contentType: 'application/x-amz-json-1.1',
+      body: JSON.stringify({ __type: 'AccessDeniedException', message: 'not allowed for the test' }),
+    });
+
+    // Act
+    const report = await invoke({ action: 'stop', instances: ['shop-db', 'tools-db'] });
+    proxy.stub('ListClusters', undefined);
+
+    // Assess
+    expect(rows(report)).toEqual(['shop-db failed', 'tools-db changed']);
+    expect(report.resources.find((r) => r.arn.endsWith(':shop-db'))?.detail).toContain(
+      'its services and groups could not be read (AccessDeniedException: not allowed for the test)',
+    );
+    expect(sentFor('StopDBInstance', 'shop-db')).toEqual([]);
+    expect([await status('shop-db'), await status('tools-db')]).toEqual(['available', 'stopped']);
+  });
+
   it('waits to stop a database until every service of its environment rests, then stops it; force skips the wait', async () => {
     // Prepare: an environment shop with a database and a running service (the cluster carries the tag)
     await createInstance('shop-db', { 'nightshift:environment': 'shop' });
