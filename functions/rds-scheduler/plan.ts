@@ -95,6 +95,20 @@ export const autoStarted = (db: Database, now: Date, started?: StartRecord): boo
   return !started || started.at.getTime() < at.getTime();
 };
 
+/**
+ * Why a database is protected: its own tags, or for an Aurora cluster those of any member instance (a
+ * cluster whose writer is tagged `env=production` is production, whatever the cluster's tags say).
+ */
+const protection = (db: Database, rules: readonly TagRule[]): string | undefined => {
+  const own = protectedBy(db.tags, rules);
+  if (own) return own;
+  for (const m of db.memberTags ?? []) {
+    const guard = protectedBy(m.tags, rules);
+    if (guard) return `${guard} on its instance ${m.id}`;
+  }
+  return undefined;
+};
+
 /** Why a database that carries a copied STOPPED_TAG counts as untagged (inventory.ts withoutCopiedTags). */
 const copied = (db: Database) =>
   db.copiedStopTag === undefined
@@ -216,7 +230,7 @@ const gate = (db: Database, opts: PlanOptions): string | undefined => {
 
 /** A stop of one database: tag first (so an interrupted run is recognised), then the stop call. */
 export const planStop = (db: Database, opts: PlanOptions, why?: string): PlannedDb => {
-  const guard = protectedBy(db.tags, opts.protectedTags);
+  const guard = protection(db, opts.protectedTags);
   if (guard) return idle(db, 'skipped', prefixed(why, `protected (${guard}): never stopped or started`));
   const refused = unstoppable(db);
   if (refused) return idle(db, 'skipped', prefixed(why, refused));
@@ -271,7 +285,7 @@ export const planStop = (db: Database, opts: PlanOptions, why?: string): Planned
 
 /** A start of one database: only what nightshift stopped; the call, then the tag goes. */
 export const planStart = (db: Database, opts: PlanOptions, why?: string): PlannedDb => {
-  const guard = protectedBy(db.tags, opts.protectedTags);
+  const guard = protection(db, opts.protectedTags);
   if (guard) return idle(db, 'skipped', prefixed(why, `protected (${guard}): never stopped or started`));
   if (db.kind === 'instance' && db.memberOf)
     return idle(
