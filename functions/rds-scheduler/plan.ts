@@ -152,13 +152,18 @@ const work = (db: Database, steps: Step[], detail: string): PlannedDb => ({
 
 /** Why AWS refuses to stop this database, before any call; undefined when it can be stopped. */
 export const unstoppable = (db: Database): string | undefined => {
+  // DescribeDBInstances / DescribeDBClusters also list Neptune and DocumentDB (they share the RDS API):
+  // not RDS databases, not this function's to stop.
+  if (db.engine === 'neptune' || db.engine === 'docdb')
+    return `${db.engine === 'neptune' ? 'Neptune' : 'DocumentDB'} (engine ${db.engine}): not an RDS database; rds-scheduler leaves it alone`;
   if (db.kind === 'instance') {
     if (db.memberOf)
       return `member of cluster ${db.memberOf}: the cluster is stopped and started, never its instances`;
     if (db.replicaOf) return `read replica (of ${db.replicaOf}): RDS cannot stop a read replica`;
     if (db.replicas.length > 0)
       return `has read replicas (${db.replicas.join(', ')}): RDS cannot stop a DB instance with read replicas`;
-    if (db.engine.startsWith('sqlserver') && db.multiAz)
+    // sqlserver-ee/-se/-ex/-web and RDS Custom's custom-sqlserver-*.
+    if (db.engine.includes('sqlserver') && db.multiAz)
       return 'SQL Server Multi-AZ: RDS cannot stop an RDS for SQL Server DB instance in a Multi-AZ deployment';
     return undefined;
   }
