@@ -229,7 +229,7 @@ const gate = (db: Database, opts: PlanOptions): string | undefined => {
   if (blockers.length === 0) return undefined;
   return (
     `environment ${env} (${ENVIRONMENT_TAG}): ${waitingFor(blockers)}; the database stops once every service ` +
-    'and group of it rests (a later run; "force": true skips this)'
+    'and group of it rests (the next reconcile if it follows a schedule, else run the stop again; "force": true skips this)'
   );
 };
 
