@@ -183,6 +183,15 @@ export const planOverride = (
         rows.push(idle(db, 'unchanged', `no ${OVERRIDE_TAG} on it: nothing to cancel`));
         continue;
       }
+      if (db.tags[SCHEDULE_TAG] === undefined) {
+        // No reconcile reads it back to a schedule (only the RDS auto-start event reads it): removed now,
+        // if it is still the one read (RDS has no conditional untag: read again right before).
+        rows.push({
+          ...setting(db, '', false, `removes ${OVERRIDE_TAG} "${current}": it follows no schedule`),
+          steps: [{ op: 'clear-override', expected: current }],
+        });
+        continue;
+      }
       // Cancelling ends it now: the reconcile that follows returns the database to its schedule and then
       // removes the tag (a later reconcile, if that fails), as for any override that expired.
       const was = readable(current);
@@ -287,7 +296,7 @@ export const withReconcile = (overrides: readonly PlannedDb[], reconcile: Reconc
   const planned = new Map(reconcile.rows.map((r) => [r.arn, r]));
   const rows = overrides.map((o): PlannedDb => {
     const set = o.steps.find((s): s is Extract<Step, { op: 'set-override' }> => s.op === 'set-override');
-    if (!set) return o;
+    if (!set) return o.hasWork ? { ...o, digestKey: o.steps.map((s) => s.op).join(', ') } : o;
     const r = planned.get(o.arn);
     if (!r) return { ...o, digestKey: digestOf(set) };
     if (r.outcome === 'failed' && r.steps.length === 0)

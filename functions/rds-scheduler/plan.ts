@@ -290,8 +290,35 @@ export const planAction = (scope: Scope, estate: Estate, opts: PlanOptions): Pla
   const { missing, targets } = selectDatabases(scope, estate);
   return [
     ...missing,
-    ...targets.map((db) => (scope.action === 'stop' ? planStop(db, opts) : planStart(db, opts))),
+    ...targets.map(
+      (db) =>
+        overruled(db, scope.action, opts.now) ??
+        (scope.action === 'stop' ? planStop(db, opts) : planStart(db, opts)),
+    ),
   ];
+};
+
+/**
+ * An explicit stop of a database an active override keeps running (or a start of one it keeps stopped)
+ * is refused: the next reconcile would undo it. Undefined when no active override says otherwise.
+ */
+const overruled = (db: Database, action: 'stop' | 'start', now: Date): PlannedDb | undefined => {
+  const text = db.tags[OVERRIDE_TAG];
+  if (text === undefined) return undefined;
+  let o: Override;
+  try {
+    o = decodeOverride(text);
+  } catch {
+    return undefined;
+  }
+  if (!overrideActive(o, now) || o.state === (action === 'stop' ? 'stopped' : 'running')) return undefined;
+  return idle(
+    db,
+    'skipped',
+    `an override keeps it ${o.state} until ${iso(o.until)} (by ${o.by}${o.why ? `, why: ${o.why}` : ''}): ` +
+      `a ${action} would be undone by the next reconcile; use nightshift ${action === 'stop' ? 'sleep' : 'wake'}, ` +
+      'or end the override first (nightshift wake --cancel)',
+  );
 };
 
 /**

@@ -377,13 +377,16 @@ const databaseRows = async (
     const stopped = db.tags[DB_STOPPED_TAG];
     if (stopped === undefined || db.memberOf) continue;
     const at = Date.parse(stopped.match(/(?:^| )at=(\S+)/)?.[1] ?? '');
+    const since = Number.isNaN(at)
+      ? `${DB_STOPPED_TAG} "${stopped}": no readable at=`
+      : `stopped by nightshift since ${stamp(at)} (${formatAge(now.getTime() - at)} ago)`;
     parked.push({
       resource: db.resource,
       detail:
-        (Number.isNaN(at)
-          ? `${DB_STOPPED_TAG} "${stopped}": no readable at=`
-          : `stopped by nightshift since ${stamp(at)} (${formatAge(now.getTime() - at)} ago)`) +
-        `; now ${db.actual}; comes back with nightshift start ${db.flag} (or its schedule)`,
+        db.status === 'stopped' || db.status === 'stopping'
+          ? `${since}; now ${db.actual}; comes back with nightshift start ${db.flag} (or its schedule)`
+          : `${since}, but ${db.actual} again (AWS starts a database stopped for 7 days, or someone started it): ` +
+            `a reconcile stops it again while its schedule wants it stopped; nightshift start ${db.flag} keeps it running`,
     });
   }
 };

@@ -13,6 +13,7 @@ import {
   DescribeDBInstancesCommand,
   ListTagsForResourceCommand,
   RDSClient,
+  StopDBInstanceCommand,
 } from '@aws-sdk/client-rds';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { bundledSchedules } from '#functions/rds-scheduler/schedules.ts';
@@ -280,6 +281,7 @@ describe.runIf(motoTestsEnabled())(
       for (let i = 0; i < 101; i += 1) await createAurora(`cl-${String(i).padStart(3, '0')}`, {}, false);
       await createInstance('zz-scheduled', SCHEDULED);
       await createInstance('zz-parked', { 'nightshift:stopped': 'at=2026-11-29T18:00:00Z by=nightshift' });
+      await rds.send(new StopDBInstanceCommand({ DBInstanceIdentifier: 'zz-parked' }));
       await createInstance('zz-other-stage', { ...SCHEDULED, 'nightshift:stage': 'prod' });
       await createInstance('zz-this-stage', { ...SCHEDULED, 'nightshift:stage': 'dev' });
       await createAurora('zz-reports', SCHEDULED, false);
@@ -335,13 +337,13 @@ describe.runIf(motoTestsEnabled())(
         {
           resource: 'DB cluster zz-parked-cluster',
           detail: expect.stringMatching(
-            /^stopped by nightshift since 2026-11-29T18:00:00Z \(.+ ago\); now available; comes back with nightshift start --db-cluster zz-parked-cluster/,
+            /^stopped by nightshift since 2026-11-29T18:00:00Z \(.+ ago\), but available again \(AWS starts a database stopped for 7 days, or someone started it\): .* nightshift start --db-cluster zz-parked-cluster keeps it running$/,
           ),
         },
         {
           resource: 'DB instance zz-parked',
           detail: expect.stringMatching(
-            /^stopped by nightshift since 2026-11-29T18:00:00Z .*nightshift start --db zz-parked /,
+            /^stopped by nightshift since 2026-11-29T18:00:00Z \(.+ ago\); now stopped; comes back with nightshift start --db zz-parked \(or its schedule\)$/,
           ),
         },
       ]);

@@ -187,8 +187,15 @@ describe.runIf(motoTestsEnabled())('rds-scheduler wake and sleep against moto', 
     proxy.requests.length = 0;
     const during = await invoke({ action: 'reconcile' });
 
-    // Assess: left running
+    // Act: an explicit stop meanwhile
+    const stop = await invoke({ action: 'stop', instances: ['shop-db'] });
+
+    // Assess: left running; the stop refused, as the next reconcile would undo it
     expect(rows(during)).toEqual(['reports unchanged', 'shop-db unchanged']);
+    expect(rows(stop)).toEqual(['shop-db skipped']);
+    expect(detailOf(stop, 'shop-db')).toMatch(
+      /^an override keeps it running until 2026-11-30T21:00:00Z \(by assumed-role\/Dev\/jane@example.com, why: release test QA-42\): a stop would be undone by the next reconcile; use nightshift sleep/,
+    );
     expect([...sent('StopDBInstance'), ...sent('StopDBCluster')]).toEqual([]);
 
     // Act: the first reconcile after it ended
@@ -231,6 +238,16 @@ describe.runIf(motoTestsEnabled())('rds-scheduler wake and sleep against moto', 
     expect(detailOf(cancel, 'shop-db')).toContain('back to its schedule now');
     expect(await status('shop-db')).toBe('available');
     expect(await tagsOf(dbArn('shop-db'))).toEqual(SCHEDULED);
+
+    // Act: a cancel of an override set by hand on a database that follows no schedule
+    await createInstance('adhoc-db', {
+      [OVERRIDE]: 'state=running until=2026-12-01T09:00:00Z by=user/someone',
+    });
+    const adhoc = await invoke({ action: 'wake', instances: ['adhoc-db'], cancel: true, by: 'user/jane' });
+
+    // Assess: removed at once
+    expect(rows(adhoc)).toEqual(['adhoc-db changed']);
+    expect(await tagsOf(dbArn('adhoc-db'))).toEqual({});
 
     // Act: a second cancel has nothing to do
     proxy.requests.length = 0;
