@@ -363,6 +363,38 @@ describe.runIf(motoTestsEnabled())('rds-scheduler wake and sleep against moto', 
     expect(sent('StopDBInstance')).toHaveLength(1);
   });
 
+  it('stops between the override and the start when the run runs out of time: undone, the override kept, and the next reconcile starts it', async () => {
+    // Prepare: parked by the evening reconcile; the run has no time left once its tag is written
+    await createInstance('shop-db', SCHEDULED);
+    await invoke({ action: 'reconcile' });
+    proxy.requests.length = 0;
+    const c = runContext({
+      leases: runLeases(store, 'run A', () => clock),
+      hasTime: () => sent('AddTagsToResource').length === 0,
+    });
+
+    // Act
+    const wake = await run({ action: 'wake', instances: ['shop-db'], for: '1h', by: 'user/jane' }, c, deps());
+    await c.leases.releaseAll();
+
+    // Assess: the override recorded, the start not sent, and the row says so
+    expect(rows(wake)).toEqual(['shop-db undone']);
+    expect(detailOf(wake, 'shop-db')).toMatch(/done before it: AddTagsToResource nightshift:override/);
+    expect((await tagsOf(dbArn('shop-db')))[OVERRIDE]).toMatch(
+      /^state=running until=2026-11-30T20:00:00Z by=user\/jane$/,
+    );
+    expect(sent('StartDBInstance')).toEqual([]);
+    expect(await status('shop-db')).toBe('stopped');
+
+    // Act: the next reconcile
+    clock = new Date(EVENING.getTime() + 600_000);
+    const next = await invoke({ action: 'reconcile' });
+
+    // Assess: it obeys the override
+    expect(rows(next)).toEqual(['shop-db changed']);
+    expect(await status('shop-db')).toBe('available');
+  });
+
   it('confirms a dry run’s plan minutes later, and refuses an apply whose plan changed meanwhile', async () => {
     // Prepare
     await createInstance('shop-db', SCHEDULED);
