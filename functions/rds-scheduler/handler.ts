@@ -247,10 +247,23 @@ const silenceRows = async (
   });
   const cloudwatch = d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch };
   return [
-    ...(await alarmRows('silence', parked, { ...options, ...cloudwatch })),
-    ...(await alarmRows('unsilence', woken, { ...options, ...cloudwatch })),
+    ...(await alarmRows('silence', withMembers(parked, estate), { ...options, ...cloudwatch })),
+    ...(await alarmRows('unsilence', withMembers(woken, estate), { ...options, ...cloudwatch })),
   ];
 };
+
+/**
+ * The rows of clusters, with a row for each of their member instances: a parked Aurora cluster's
+ * instances are parked too, and alarms on their `DBInstanceIdentifier` (the writer's CPU, its
+ * connections) are about the parked cluster as much as `DBClusterIdentifier` ones.
+ */
+const withMembers = <R extends { arn: string; type: string }>(rows: readonly R[], estate: Estate) =>
+  rows.flatMap((r) => {
+    if (r.type !== TYPE.cluster) return [r];
+    const id = r.arn.split(':cluster:')[1];
+    const members = estate.instances.filter((db) => id !== undefined && db.memberOf === id);
+    return [r, ...members.map((m) => ({ ...r, arn: m.arn, type: TYPE.instance }))];
+  });
 
 /**
  * A scheduled reconcile also sweeps (alarms.ts sweepRows): alarms still silenced for a database that runs
@@ -266,7 +279,10 @@ const sweepAwake = (
   const awake = [...estate.clusters, ...estate.instances.filter((db) => db.memberOf === undefined)]
     .filter((db) => db.status !== 'stopped' && db.status !== 'stopping' && !acted.has(db.arn))
     .map((db) => ({ arn: db.arn, type: TYPE[db.kind], outcome: 'unchanged' as const, detail: '' }));
-  return sweepRows(awake, { ...options, ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }) });
+  return sweepRows(withMembers(awake, estate), {
+    ...options,
+    ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
+  });
 };
 
 const reconcileOptions = async (

@@ -172,16 +172,21 @@ describe.runIf(motoTestsEnabled())('rds-scheduler silences alarms while parked (
   });
 
   it('disables the alarms about the instance and cluster a stop parked, and enables exactly those at the start', async () => {
+    // Prepare: an alarm on the Aurora writer instance too (it is parked with its cluster)
+    await alarm('reports-1-cpu', { DBInstanceIdentifier: 'reports-1' });
+
     // Act: the evening stop
     const stop = await runAt({ action: 'stop', instances: ['shop-db'], clusters: ['reports'] }, NIGHT);
 
     // Assess: tagged, then disabled; the muted alarm and the other database's untouched
-    expect(sent.disable.flat().sort()).toEqual(['reports-cpu', 'shop-db-cpu']);
+    expect(sent.disable.flat().sort()).toEqual(['reports-1-cpu', 'reports-cpu', 'shop-db-cpu']);
     expect(await tagOf('shop-db-cpu')).toBe(`for=${dbArn('shop-db')} at=2026-11-30T19:00:30Z`);
     expect(await tagOf('reports-cpu')).toBe(`for=${clusterArn('reports')} at=2026-11-30T19:00:30Z`);
+    expect(await tagOf('reports-1-cpu')).toBe(`for=${dbArn('reports-1')} at=2026-11-30T19:00:30Z`);
     expect(await tagOf('shop-db-cpu-muted')).toBeUndefined();
     expect(await tagOf('other-db-cpu')).toBeUndefined();
     expect(alarmRowsOf(stop)).toEqual([
+      'reports-1-cpu changed',
       'reports-cpu changed',
       'shop-db-cpu changed',
       'shop-db-cpu-muted unchanged',
@@ -192,7 +197,8 @@ describe.runIf(motoTestsEnabled())('rds-scheduler silences alarms while parked (
     const start = await runAt({ action: 'start', instances: ['shop-db'], clusters: ['reports'] }, MORNING);
 
     // Assess: enabled again, tags gone; the one muted by someone else stays muted
-    expect(sent.enable.flat().sort()).toEqual(['reports-cpu', 'shop-db-cpu']);
+    expect(sent.enable.flat().sort()).toEqual(['reports-1-cpu', 'reports-cpu', 'shop-db-cpu']);
+    expect(await tagOf('reports-1-cpu')).toBeUndefined();
     expect(actions.get('shop-db-cpu')).toBe(true);
     expect(actions.get('reports-cpu')).toBe(true);
     expect(actions.get('shop-db-cpu-muted')).toBe(false);
