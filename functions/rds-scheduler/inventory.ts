@@ -61,6 +61,8 @@ export interface Database {
   globalCluster?: string;
   /** Clusters: the status of the writer instance (the environment's readiness, status rows). */
   writerStatus?: string;
+  /** Clusters: the tags of each member instance (a member tagged production protects its cluster). */
+  memberTags?: Array<{ id: string; tags: TagMap }>;
 }
 
 export interface Estate {
@@ -129,6 +131,10 @@ const clusterOf = (c: DBCluster, members: ReadonlyMap<string, DBInstance>): Data
       minCapacity: c.ServerlessV2ScalingConfiguration.MinCapacity,
     }),
     ...(writerStatus && { writerStatus }),
+    memberTags: (c.DBClusterMembers ?? []).flatMap((m) => {
+      const member = members.get(m.DBInstanceIdentifier ?? '');
+      return member ? [{ id: member.DBInstanceIdentifier ?? '', tags: tagMapUpper(member.TagList) }] : [];
+    }),
   };
 };
 

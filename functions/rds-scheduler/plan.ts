@@ -97,6 +97,20 @@ export const autoStarted = (db: Database, now: Date, started?: StartRecord): boo
   return !started || started.at.getTime() < at.getTime();
 };
 
+/**
+ * Why a database is protected: its own tags, or for an Aurora cluster those of any member instance (a
+ * cluster whose writer is tagged `env=production` is production, whatever the cluster's tags say).
+ */
+const protection = (db: Database, rules: readonly TagRule[]): string | undefined => {
+  const own = protectedBy(db.tags, rules);
+  if (own) return own;
+  for (const m of db.memberTags ?? []) {
+    const guard = protectedBy(m.tags, rules);
+    if (guard) return `${guard} on its instance ${m.id}`;
+  }
+  return undefined;
+};
+
 /** Why a database that carries a copied STOPPED_TAG counts as untagged (inventory.ts withoutCopiedTags). */
 const copied = (db: Database) =>
   db.copiedStopTag === undefined
@@ -140,13 +154,18 @@ const work = (db: Database, steps: Step[], detail: string): PlannedDb => ({
 
 /** Why AWS refuses to stop this database, before any call; undefined when it can be stopped. */
 export const unstoppable = (db: Database): string | undefined => {
+  // DescribeDBInstances / DescribeDBClusters also list Neptune and DocumentDB (they share the RDS API):
+  // not RDS databases, not this function's to stop.
+  if (db.engine === 'neptune' || db.engine === 'docdb')
+    return `${db.engine === 'neptune' ? 'Neptune' : 'DocumentDB'} (engine ${db.engine}): not an RDS database; rds-scheduler leaves it alone`;
   if (db.kind === 'instance') {
     if (db.memberOf)
       return `member of cluster ${db.memberOf}: the cluster is stopped and started, never its instances`;
     if (db.replicaOf) return `read replica (of ${db.replicaOf}): RDS cannot stop a read replica`;
     if (db.replicas.length > 0)
       return `has read replicas (${db.replicas.join(', ')}): RDS cannot stop a DB instance with read replicas`;
-    if (db.engine.startsWith('sqlserver') && db.multiAz)
+    // sqlserver-ee/-se/-ex/-web and RDS Custom's custom-sqlserver-*.
+    if (db.engine.includes('sqlserver') && db.multiAz)
       return 'SQL Server Multi-AZ: RDS cannot stop an RDS for SQL Server DB instance in a Multi-AZ deployment';
     return undefined;
   }
@@ -212,13 +231,13 @@ const gate = (db: Database, opts: PlanOptions): string | undefined => {
   if (blockers.length === 0) return undefined;
   return (
     `environment ${env} (${ENVIRONMENT_TAG}): ${waitingFor(blockers)}; the database stops once every service ` +
-    'and group of it rests (a later run; "force": true skips this)'
+    'and group of it rests (the next reconcile if it follows a schedule, else run the stop again; "force": true skips this)'
   );
 };
 
 /** A stop of one database: tag first (so an interrupted run is recognised), then the stop call. */
 export const planStop = (db: Database, opts: PlanOptions, why?: string): PlannedDb => {
-  const guard = protectedBy(db.tags, opts.protectedTags);
+  const guard = protection(db, opts.protectedTags);
   if (guard) return idle(db, 'skipped', prefixed(why, `protected (${guard}): never stopped or started`));
   const refused = unstoppable(db);
   if (refused) return idle(db, 'skipped', prefixed(why, refused));
@@ -273,7 +292,7 @@ export const planStop = (db: Database, opts: PlanOptions, why?: string): Planned
 
 /** A start of one database: only what nightshift stopped; the call, then the tag goes. */
 export const planStart = (db: Database, opts: PlanOptions, why?: string): PlannedDb => {
-  const guard = protectedBy(db.tags, opts.protectedTags);
+  const guard = protection(db, opts.protectedTags);
   if (guard) return idle(db, 'skipped', prefixed(why, `protected (${guard}): never stopped or started`));
   if (db.kind === 'instance' && db.memberOf)
     return idle(

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  AddTagsToResourceCommand,
   CreateDBClusterCommand,
   CreateDBInstanceCommand,
   CreateDBInstanceReadReplicaCommand,
@@ -255,18 +256,27 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
       new CreateGlobalClusterCommand({ GlobalClusterIdentifier: 'world', Engine: 'aurora-postgresql' }),
     );
     await createAurora('worldwide', {}, { GlobalClusterIdentifier: 'world' });
+    // …and a cluster whose own tags say nothing, but whose writer instance is tagged production
+    await createAurora('ledger');
+    await rds.send(
+      new AddTagsToResourceCommand({
+        ResourceName: dbArn('ledger-1'),
+        Tags: [{ Key: 'env', Value: 'prod' }],
+      }),
+    );
     proxy.requests.length = 0;
 
     // Act
     const report = await invoke({
       action: 'stop',
       instances: ['prod-db', 'source-db', 'replica-db', 'mssql-db', 'reports-1'],
-      clusters: ['legacy-serverless', 'pausing', 'worldwide'],
+      clusters: ['legacy-serverless', 'pausing', 'worldwide', 'ledger'],
     });
 
     // Assess
     const reason = (id: string) => report.resources.find((r) => r.arn.endsWith(`:${id}`));
     expect(rows(report)).toEqual([
+      'ledger skipped',
       'legacy-serverless skipped',
       'mssql-db skipped',
       'pausing skipped',
@@ -277,6 +287,7 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
       'worldwide skipped',
     ]);
     expect(reason('prod-db')?.detail).toMatch(/^protected \(Environment=Production\)/);
+    expect(reason('ledger')?.detail).toMatch(/^protected \(env=prod on its instance ledger-1\)/);
     expect(reason('replica-db')?.detail).toMatch(/^read replica \(of source-db\)/);
     expect(reason('source-db')?.detail).toMatch(/^has read replicas \(replica-db\)/);
     expect(reason('mssql-db')?.detail).toMatch(/^SQL Server Multi-AZ/);
