@@ -18,7 +18,8 @@ import { readClaimedEstate } from './claim.ts';
 import { DEFAULT_GRACE_MINUTES, SchedulerConfig } from './config.ts';
 import { executePlan, plannedWork } from './execute.ts';
 import { readEstate, type Clients, type Estate, type Held } from './inventory.ts';
-import { environmentsStarted, gateStart, readEnvironmentDatabases } from './environment.ts';
+import { gateStart } from './environment.ts';
+import { DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES } from '#shared/environment.ts';
 import { alarmRows } from './alarms.ts';
 // Issue 10 (scheduled tasks): the stop report warns about scheduled tasks in the clusters it parked.
 import { eventBridgeClient, scheduledTaskRows } from './scheduled-tasks.ts';
@@ -115,6 +116,8 @@ const scheduledTaskOptions = (dryRun: boolean, ctx: RunContext, d: Deps) => ({
   ...(d.clients.events && { events: d.clients.events }),
 });
 
+const NO_ESTATE: Estate = { clusters: [], missingClusters: [], sharers: [], groups: [], groupUsers: {} };
+
 const isOverride = (input: SchedulerInput | OverrideInput): input is OverrideInput =>
   input.action === 'wake' || input.action === 'sleep';
 
@@ -173,9 +176,16 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
     ? planSchedule(input, estate, { protectedTags: d.config.PROTECTED_TAGS, now: d.now() })
     : { action: input.action, phases: [] };
   const groups = await standaloneRows(input, dryRun, ctx, d);
-  const whole = groups.length > 0 ? { ...planned, phases: [...planned.phases, groups] } : planned;
+  // Standalone groups start before the services (their environment's services wait for them) and stop after.
+  const whole =
+    groups.length === 0
+      ? planned
+      : {
+          ...planned,
+          phases: input.action === 'start' ? [groups, ...planned.phases] : [...planned.phases, groups],
+        };
   const plan =
-    input.action === 'start' && !input.force && estate ? await gated(whole, estate, ctx, d) : whole;
+    input.action === 'start' && !input.force ? await gated(whole, estate ?? NO_ESTATE, ctx, d) : whole;
   const works = plan.phases.flat().map(plannedWork);
   if (!dryRun) {
     const refused = refuseChangedPlan(input.planDigest, works);
@@ -213,25 +223,37 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
   return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };
 
+const gateIO = (ctx: RunContext, d: Deps) => ({
+  reader: { clients: d.clients, hasTime: ctx.hasTime },
+  rds: d.clients.rds ?? rdsClient(),
+  store: ctx.leases.leaseStore,
+  timeoutMs:
+    (d.config.ENVIRONMENT_START_TIMEOUT_MINUTES ?? DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES) * 60_000,
+  now: d.now(),
+});
+
 /**
- * A start plan gated on the databases of the environments it starts something in (environment.ts):
- * read only when one of its rows belongs to an environment.
+ * A start plan gated on the tier before each row (environment.ts): groups and services on the databases
+ * of their environment, services on its standalone groups. Read only when a row with work belongs to an
+ * environment (or is a standalone group). Laggard groups no row names get a row of their own, first.
  */
 const gated = async (plan: Plan, estate: Estate, ctx: RunContext, d: Deps): Promise<Plan> => {
-  const environments = environmentsStarted(plan, estate);
-  if (environments.size === 0) return plan;
-  const databases = await readEnvironmentDatabases(d.clients.rds ?? rdsClient(), environments, ctx.hasTime);
-  return gateStart(plan, estate, databases);
+  const out = await gateStart(plan.phases, estate, gateIO(ctx, d));
+  return { ...plan, phases: out.extra.length > 0 ? [out.extra, ...out.phases] : out.phases };
 };
 
-/** The reconcile plan with its start gated (gated). */
+/** The reconcile plan with its start gated (gated); its idle rows can say a group lags. */
 const gatedReconcile = async (
   plan: ReconcilePlan,
   estate: Estate,
   ctx: RunContext,
   d: Deps,
   force = false,
-) => (plan.start && !force ? { ...plan, start: await gated(plan.start, estate, ctx, d) } : plan);
+): Promise<ReconcilePlan> => {
+  if (!plan.start || force) return plan;
+  const out = await gateStart(plan.start.phases, estate, gateIO(ctx, d), plan.idle);
+  return { ...plan, idle: [...out.idle, ...out.extra], start: { ...plan.start, phases: out.phases } };
+};
 
 /** The clusters a reconcile plan changes something in: leased and read again by a mutating run. */
 const clusterNames = (plan: ReconcilePlan) =>
@@ -345,7 +367,7 @@ const reconcileGroups = async (
   const scheduled = await readScheduledGroups(reader);
   if (scheduled.length === 0) return undefined;
   const providers = await capacityProviderGroups(reader);
-  const noEstate: Estate = { clusters: [], missingClusters: [], sharers: [], groups: [], groupUsers: {} };
+  const noEstate = NO_ESTATE;
   // Start records matter only for groups without saved state (a start since the transition, or none).
   const candidates = scheduled.filter((g) => g.tags[PARKED_TAG] === undefined).map((g) => g.arn);
   const opts = await reconcileOptions(noEstate, ctx, d, now, candidates);
@@ -403,18 +425,20 @@ const runReconcile = async (input: ReconcileInput, ctx: RunContext, d: Deps): Pr
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
   const now = d.now();
   const planFrom = async (estate: Estate) =>
-    gatedReconcile(planReconcile(estate, await reconcileOptions(estate, ctx, d, now)), estate, ctx, d);
+    planReconcile(estate, await reconcileOptions(estate, ctx, d, now));
 
-  let plan = await planFrom(await readEstate(reader, {}, { withSharers: false }));
+  let estate = await readEstate(reader, {}, { withSharers: false });
+  let plan = await planFrom(estate);
   const inPlay = clusterNames(plan);
   if (!dryRun && inPlay.size > 0) {
     const seen = plan;
-    const leased = await planFrom(
-      await readClaimedEstate(reader, { action: 'stop', clusters: [...inPlay] }, ctx.leases),
-    );
+    estate = await readClaimedEstate(reader, { action: 'stop', clusters: [...inPlay] }, ctx.leases);
+    const leased = await planFrom(estate);
     plan = { ...leased, idle: [...seen.idle.filter((r) => !inPlay.has(r.cluster ?? '')), ...leased.idle] };
   }
-  plan = withGroups(plan, await reconcileGroups(ctx, d, now, dryRun));
+  // Gated once the standalone groups are in: the services of an environment wait for the groups this
+  // run starts (environment.ts). Every start row comes from `estate` (the leased read, when there is one).
+  plan = await gatedReconcile(withGroups(plan, await reconcileGroups(ctx, d, now, dryRun)), estate, ctx, d);
   const works = reconcileWorks(plan);
   if (!dryRun) {
     const refused = refuseChangedPlan(input.planDigest, works);
