@@ -208,6 +208,7 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
     dryRun,
     hasTime: ctx.hasTime,
     now: d.now(),
+    reader,
     ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
   });
   // Scheduled tasks (scheduled-tasks.ts): a stop warns about those targeting the clusters it parked.
@@ -301,6 +302,7 @@ const executeReconcile = async (
           dryRun: options.dryRun,
           hasTime: ctx.hasTime,
           now: d.now(),
+          reader: { clients: d.clients, hasTime: ctx.hasTime },
           ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
         })),
       );
