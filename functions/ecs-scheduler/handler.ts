@@ -35,7 +35,7 @@ import {
   type GroupReconcile,
 } from './groups.ts';
 import { groupLeaseScope, PARKED_TAG } from '#shared/group-tags.ts';
-import { planOverride, refuseLength, scopeOf, withTags } from './override.ts';
+import { planOverride, refuseLength, scopeOf, withTags, type OverrideGroups } from './override.ts';
 import {
   clusterClearRows,
   planReconcile,
@@ -132,19 +132,18 @@ export const run = async (
 };
 
 /**
- * The rows of the standalone groups an explicit run names (groups.ts). A mutating run takes each group's
+ * The named standalone groups, and every capacity provider's group. A mutating run takes each group's
  * lease (the scope instance-rotation takes too), then reads the groups again under it.
  */
-const standaloneRows = async (
-  input: SchedulerInput,
+const readNamedGroups = async (
+  names: readonly string[],
   dryRun: boolean,
   ctx: RunContext,
   d: Deps,
-): Promise<PlannedAction[]> => {
-  if (!input.groups) return [];
+): Promise<OverrideGroups> => {
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
   const providers = await capacityProviderGroups(reader);
-  let read = await readStandaloneGroups(reader, input.groups);
+  let read = await readStandaloneGroups(reader, names);
   let held: Held[] = [];
   if (!dryRun) {
     const refused = await ctx.leases.takeEach(read.groups.map((g) => groupLeaseScope(g.arn)));
@@ -155,7 +154,22 @@ const standaloneRows = async (
     const leased = read.groups.filter((g) => !refused.has(groupLeaseScope(g.arn))).map((g) => g.name);
     read = { ...(await readStandaloneGroups(reader, leased)), missing: read.missing };
   }
-  return planStandaloneGroups(input.action, { ...read, held }, providers, {
+  return { ...read, held, providers };
+};
+
+/**
+ * The rows of the standalone groups an explicit run names (groups.ts). A mutating run takes each group's
+ * lease (the scope instance-rotation takes too), then reads the groups again under it.
+ */
+const standaloneRows = async (
+  input: SchedulerInput,
+  dryRun: boolean,
+  ctx: RunContext,
+  d: Deps,
+): Promise<PlannedAction[]> => {
+  if (!input.groups) return [];
+  const { providers, ...read } = await readNamedGroups(input.groups, dryRun, ctx, d);
+  return planStandaloneGroups(input.action, read, providers, {
     protectedTags: d.config.PROTECTED_TAGS,
     now: d.now(),
   });
@@ -488,16 +502,36 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
     action: input.action === 'sleep' ? 'stop' : 'start',
     ...(scopeOf(input) as { clusters: string[] }),
   };
-  const estate = dryRun
-    ? await readEstate(reader, scope, { withSharers: true })
-    : await readClaimedEstate(reader, { ...scope, action: 'stop' }, ctx.leases);
-  const planned = planOverride(input, estate, {
-    ...(d.config.NIGHTSHIFT_STAGE && { stage: d.config.NIGHTSHIFT_STAGE }),
-    schedules: stageSchedules(d),
-    protectedTags: d.config.PROTECTED_TAGS,
-    now,
-    maxMs,
-  });
+  // Clusters (and their services) when named or scoped by tags; standalone groups apart (`groups`).
+  const withClusters = input.clusters !== undefined || input.tags !== undefined;
+  const estate = !withClusters
+    ? NO_ESTATE
+    : dryRun
+      ? await readEstate(reader, scope, { withSharers: true })
+      : await readClaimedEstate(reader, { ...scope, action: 'stop' }, ctx.leases);
+  const named = input.groups ? await readNamedGroups(input.groups, dryRun, ctx, d) : undefined;
+  const planned = planOverride(
+    input,
+    estate,
+    {
+      ...(d.config.NIGHTSHIFT_STAGE && { stage: d.config.NIGHTSHIFT_STAGE }),
+      schedules: stageSchedules(d),
+      protectedTags: d.config.PROTECTED_TAGS,
+      now,
+      maxMs,
+    },
+    named,
+  );
+  /** The reconcile at once of the standalone groups with these tags written (groups.ts). */
+  const groupsWith = async (tags: ReadonlyMap<string, Record<string, string>>) => {
+    if (!named || tags.size === 0) return undefined;
+    const groups = named.groups
+      .filter((g) => tags.has(g.arn))
+      .map((g) => ({ ...g, tags: { ...g.tags, ...tags.get(g.arn) } }));
+    const candidates = groups.filter((g) => g.tags[PARKED_TAG] === undefined).map((g) => g.arn);
+    const opts = await reconcileOptions(NO_ESTATE, ctx, d, now, candidates);
+    return planGroupReconcile(groups, named.providers, opts, new Map());
+  };
   const clusterOf = new Map(
     estate.clusters.flatMap((c) => [
       [c.arn, c.arn] as const,
@@ -514,7 +548,13 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
   });
   const writes = planned.rows.filter((r) => r.steps.length > 0);
   const predicted = await gatedReconcile(
-    planReconcile(only(planned.estate, tagged(writes)), await reconcileOptions(planned.estate, ctx, d, now)),
+    withGroups(
+      planReconcile(
+        only(planned.estate, tagged(writes)),
+        await reconcileOptions(planned.estate, ctx, d, now),
+      ),
+      await groupsWith(planned.groupTags),
+    ),
     only(planned.estate, tagged(writes)),
     ctx,
     d,
@@ -526,13 +566,11 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
     if (refused) return buildReport(input.action, false, refused);
   }
   // Held and missing clusters are reported once, here.
-  const held = planSchedule(
-    scope,
-    { ...estate, clusters: [] },
-    { protectedTags: d.config.PROTECTED_TAGS, now },
-  )
-    .phases.flat()
-    .filter((r) => r.type === 'ecs-cluster');
+  const held = !withClusters
+    ? []
+    : planSchedule(scope, { ...estate, clusters: [] }, { protectedTags: d.config.PROTECTED_TAGS, now })
+        .phases.flat()
+        .filter((r) => r.type === 'ecs-cluster');
   const set = await executePlan({ action: 'stop', phases: [[...held, ...planned.rows]] }, d.clients, {
     dryRun,
     hasTime: ctx.hasTime,
@@ -552,8 +590,12 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
   );
   const reconcileIn = new Set([...tagged(written)].filter((arn) => !failedIn.has(arn)));
   const actual = withTags(estate, values);
+  const groupValues = new Map([...values].filter(([arn]) => planned.groupTags.has(arn)));
   const plan = await gatedReconcile(
-    planReconcile(only(actual, reconcileIn), await reconcileOptions(actual, ctx, d, now)),
+    withGroups(
+      planReconcile(only(actual, reconcileIn), await reconcileOptions(actual, ctx, d, now)),
+      await groupsWith(groupValues),
+    ),
     only(actual, reconcileIn),
     ctx,
     d,
