@@ -99,9 +99,14 @@ export interface EnvironmentGroup {
   desired: number;
   /** Instances in the `InService` lifecycle state (a warm pool's are not listed by AWS). */
   inService: number;
-  /** Parked by nightshift (`nightshift:stopped` on it, readable). */
+  /** Parked by nightshift (`nightshift:stopped` on it). */
   parked: boolean;
+  /** Its `nightshift:stopped` cannot be read: never ready (its own stop and start fail on it too). */
+  unreadable?: true;
 }
+
+/** Ready for the services behind it (shared/environment.ts groupReady), and its saved state readable. */
+const ready = (g: EnvironmentGroup) => !g.unreadable && groupReady(g);
 
 /** DescribeAutoScalingGroups: MaxRecords up to 100 (default 50), the rest behind NextToken. */
 const GROUPS_PAGE = 100;
@@ -121,13 +126,14 @@ export const readEnvironmentGroups = async ({ clients, hasTime }: Reader): Promi
     for (const g of page.AutoScalingGroups ?? []) {
       const tags = tagMapUpper(g.Tags);
       const environment = environmentOf(tags);
-      if (!environment) continue;
+      // `Status` is set only while a group is being deleted: nothing will run on it.
+      if (!environment || g.Status !== undefined) continue;
+      const text = tags[PARKED_TAG];
       let saved: number | undefined;
       try {
-        const text = tags[PARKED_TAG];
         saved = text === undefined ? undefined : decodeGroup(text).desired;
       } catch {
-        saved = undefined; // unreadable: its own stop or start fails on it; here its live size counts
+        saved = undefined;
       }
       out.push({
         arn: g.AutoScalingGroupARN ?? '',
@@ -135,7 +141,8 @@ export const readEnvironmentGroups = async ({ clients, hasTime }: Reader): Promi
         environment,
         desired: saved ?? g.DesiredCapacity ?? 0,
         inService: (g.Instances ?? []).filter((i) => i.LifecycleState === 'InService').length,
-        parked: saved !== undefined,
+        parked: text !== undefined,
+        ...(text !== undefined && saved === undefined && { unreadable: true as const }),
       });
     }
   }
@@ -200,9 +207,11 @@ const minutes = (ms: number) => Math.floor(ms / 60_000);
 const describeGroup = (g: EnvironmentGroup, startingTo: number | undefined) =>
   startingTo !== undefined
     ? `started by this run, 0 of ${startingTo} in service`
-    : g.parked
-      ? `parked by nightshift (${g.inService} of ${g.desired} in service)`
-      : `${g.inService} of ${g.desired} in service`;
+    : g.unreadable
+      ? `${PARKED_TAG} unreadable (${g.inService} in service): fix or delete the tag`
+      : g.parked
+        ? `parked by nightshift (${g.inService} of ${g.desired} in service)`
+        : `${g.inService} of ${g.desired} in service`;
 
 /** The desired capacity a start row resizes a group to, when it does (a row that only removes the tag does not). */
 const restoresTo = (p: PlannedAction): number | undefined => {
@@ -247,26 +256,30 @@ export const gateRows = (
     if (databaseReady(d)) continue;
     dbBlockers.set(d.environment, [...(dbBlockers.get(d.environment) ?? []), d]);
   }
-  // Tier 1: a group or service waits for the databases of its environment.
-  const dbGated = phases.map((phase) =>
-    phase.map((p): PlannedAction => {
+  // Tier 1: a group or service waits for the databases of its environment — the groups first, so that a
+  // service's reason names its groups as they will be after this gate (a group waiting too is parked).
+  const dbGate =
+    (groupsFrom: readonly PlannedAction[][]) =>
+    (p: PlannedAction): PlannedAction => {
       const env = state.envOf.get(p.arn);
       const waiting = env === undefined || p.steps.length === 0 ? undefined : dbBlockers.get(env);
       if (!waiting) return p;
-      const groups = groupBlockersFor(env!, phases, state);
-      const names = [
-        ...waiting.map((d) => ({ name: d.id, state: describeDb(d) })),
-        ...(p.type === 'ecs-service' ? groups : []),
-      ];
+      const groups = p.type === 'ecs-service' ? groupBlockersFor(env!, groupsFrom, state) : [];
+      const names = [...waiting.map((d) => ({ name: d.id, state: describeDb(d) })), ...groups];
       return {
         ...p,
         steps: [],
         outcome: 'waiting',
         detail:
-          `${waitingFor(names)} (environment ${env}: databases ${p.type === 'ecs-service' && groups.length > 0 ? 'and Auto Scaling groups ' : ''}start first); ` +
+          `${waitingFor(names)} (environment ${env}: databases ${groups.length > 0 ? 'and Auto Scaling groups ' : ''}start first); ` +
           'nothing changed — a later run starts it (--force starts it now)',
       };
-    }),
+    };
+  const groupsGated = phases.map((phase) =>
+    phase.map((p) => (p.type === 'ecs-service' ? p : dbGate(phases)(p))),
+  );
+  const dbGated = groupsGated.map((phase) =>
+    phase.map((p) => (p.type === 'ecs-service' ? dbGate(groupsGated)(p) : p)),
   );
   // Tier 2: a service waits for the standalone groups of its environment, those this run starts included.
   const serviceGated = dbGated.map((phase) =>
@@ -295,7 +308,7 @@ export const gateRows = (
   const limit = minutes(state.timeoutMs);
   const verdicts = new Map<string, { failed: boolean; detail: string }>();
   for (const g of state.groups) {
-    if (!waitedFor.has(g.environment) || groupReady(g)) continue;
+    if (!waitedFor.has(g.environment) || ready(g)) continue;
     const lag = lagOf(g, state);
     if (!lag) continue;
     const short = `${g.inService} of ${g.desired} in service`;
@@ -361,7 +374,7 @@ const groupBlockersFor = (
     .flatMap((g) => {
       const row = rows.get(g.arn);
       const startingTo = row ? restoresTo(row) : undefined;
-      if (startingTo === undefined && groupReady(g)) return [];
+      if (startingTo === undefined && ready(g)) return [];
       return [{ name: g.name, state: describeGroup(g, startingTo) }];
     });
 };
@@ -407,7 +420,7 @@ export const gateStart = async (
   const providers =
     candidates.length > 0 ? await capacityProviderGroups(io.reader) : new Map<string, string>();
   const groups = candidates.filter((g) => !providers.has(g.arn));
-  const short = groups.filter((g) => !g.parked && !groupReady(g)).map((g) => g.arn);
+  const short = groups.filter((g) => !g.parked && !ready(g)).map((g) => g.arn);
   const started = await readStarted(io.store, short, io.reader.hasTime);
   return gateRows(phases, { envOf, databases, groups, started, timeoutMs: io.timeoutMs, now: io.now }, idle);
 };

@@ -22,6 +22,7 @@ import { runContext } from '#test/support/context.ts';
 import { createGroup, observe, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
 import { leaseTable, runLeases } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
+import { createDatabase, snapshotSeedClients } from '#test/support/rds-estate.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 
 const ENV = 'nightshift:environment';
@@ -289,6 +290,42 @@ describe.runIf(motoTestsEnabled())(
         detail: expect.stringMatching(/^waiting for shop-asg: parked by nightshift \(0 of 2 in service\)/),
       });
       expect((await state()).services['shop/web']?.desired).toBe(0);
+    });
+
+    it('the group waits for the environment’s database, and the services for both', async () => {
+      // Prepare: parked; in the morning the database is still starting (moto's are available at once:
+      // the proxy reports it as RDS does for minutes)
+      await createDatabase(snapshotSeedClients(moto.url), 'shop-db', { [ENV]: 'shop' });
+      await runAt(everything, NIGHT);
+      proxy.rewrite('DescribeDBInstances', (body) =>
+        body.replace(
+          /(<DBInstanceIdentifier>shop-db<\/DBInstanceIdentifier>[\s\S]*?<DBInstanceStatus>)available(<\/DBInstanceStatus>)/,
+          '$1starting$2',
+        ),
+      );
+
+      // Act
+      const early = await runAt(wake, MORNING);
+      const afterEarly = await state();
+      proxy.rewrite('DescribeDBInstances', undefined);
+      const later = await runAt(wake, minutesAfter(MORNING, 10));
+
+      // Assess: nothing started while the database starts; then the group, the services still waiting
+      expect(one(early, '/shop-asg')).toMatchObject({
+        outcome: 'waiting',
+        detail: expect.stringMatching(
+          /^waiting for shop-db: starting \(environment shop: databases start first\)/,
+        ),
+      });
+      expect(one(early, 'service/shop/web')).toMatchObject({
+        outcome: 'waiting',
+        detail: expect.stringMatching(
+          /^waiting for shop-db: starting; shop-asg: parked by nightshift \(0 of 2 in service\) \(environment shop: databases and Auto Scaling groups start first\)/,
+        ),
+      });
+      expect(afterEarly.groups['shop-asg']).toMatchObject({ min: 0, desired: 0, max: 0 });
+      expect(one(later, '/shop-asg')).toMatchObject({ outcome: 'changed' });
+      expect(one(later, 'service/shop/web')).toMatchObject({ outcome: 'waiting' });
     });
   },
 );
