@@ -49,7 +49,7 @@ export const SchedulerInput = z
         )
         .check(z.refine((tags) => Object.keys(tags).length > 0, 'give at least one tag, or leave tags out')),
     ),
-    /** Starts without waiting for the environment's databases (nightshift:environment start order). */
+    /** Starts without waiting for the environment order (nightshift:environment: databases, then groups). */
     force: z.optional(z.boolean()),
     dryRun: z.optional(z.boolean()),
     /**
@@ -128,7 +128,7 @@ export const OverrideInput = z
         ),
     ),
     cancel: z.optional(z.boolean()),
-    /** Starts without waiting for the environment's databases (nightshift:environment start order). */
+    /** Starts without waiting for the environment order (nightshift:environment: databases, then groups). */
     force: z.optional(z.boolean()),
     by: z.string().check(z.minLength(1, 'name who asks for the override'), z.maxLength(200)),
     reason: z.optional(z.string().check(z.maxLength(1000))),
