@@ -33,9 +33,28 @@ export interface DatabaseState {
   writerStatus?: string;
 }
 
-/** An instance is ready when `available`; an Aurora cluster when it and its writer are. */
+/**
+ * States in which RDS serves connections (Amazon RDS User Guide, "Viewing Amazon RDS DB instance status":
+ * billed, and the database is up while a backup, a storage optimization or a modification runs). The
+ * services behind a database that is `backing-up` at 07:00 must not wait for the backup window to end.
+ * Not ready: `starting`, `stopped`, `stopping`, `rebooting`, `upgrading`, `maintenance`, `failed`,
+ * `incompatible-*`, `inaccessible-encryption-credentials`, `storage-full`, `renaming` (its endpoint
+ * changes), and anything unknown.
+ */
+export const SERVING_STATES: ReadonlySet<string> = new Set([
+  'available',
+  'backing-up',
+  'storage-optimization',
+  'modifying',
+  'configuring-enhanced-monitoring',
+  'configuring-iam-database-auth',
+  'configuring-log-exports',
+  'resetting-master-credentials',
+]);
+
+/** An instance is ready when it serves (SERVING_STATES); an Aurora cluster when it and its writer do. */
 export const databaseReady = (d: DatabaseState): boolean =>
-  d.status === 'available' && (d.kind === 'instance' || d.writerStatus === 'available');
+  SERVING_STATES.has(d.status) && (d.kind === 'instance' || SERVING_STATES.has(d.writerStatus ?? ''));
 
 /** An ECS service of an environment as the database tier sees it on a stop. */
 export interface ServiceRest {

@@ -609,7 +609,10 @@ export const silence = async (
 export const unsilence = async (
   clients: SilenceClients,
   alarms: readonly AlarmAbout[],
-  options: Omit<SilenceOptions, 'now'>,
+  options: Omit<SilenceOptions, 'now'> & {
+    /** Only alarms silenced before this time (`at=`): the sweep leaves a silence that may be a run's in flight. */
+    silencedBefore?: Date;
+  },
 ): Promise<ResourceResult[]> => {
   const rows = new Map<string, ResourceResult>();
   const toEnable: Array<{ alarm: AlarmAbout; raw: string; ours: Silenced }> = [];
@@ -649,6 +652,15 @@ export const unsilence = async (
           alarm,
           'skipped',
           `actions disabled and ${SILENCED_TAG}="${raw}" is not one nightshift wrote: left disabled (fix or remove the tag by hand)`,
+        ),
+      );
+    if (options.silencedBefore && !(Date.parse(ours.at) < options.silencedBefore.getTime()))
+      return void rows.set(
+        alarm.arn,
+        row(
+          alarm,
+          'unchanged',
+          `silenced at ${ours.at}, too recently to tell from a stop in flight: left disabled`,
         ),
       );
     const waking = new Set(alarm.about.map((r) => r.arn));
@@ -780,6 +792,41 @@ export const unsilence = async (
   });
 
   return alarms.flatMap((a) => rows.get(a.arn) ?? []);
+};
+
+/** The sweep enables only silences older than this: longer than any run (a Lambda's 15 minutes, twice). */
+export const SWEEP_AFTER_MS = 30 * 60_000;
+
+/**
+ * The sweep: an alarm nightshift silenced for a resource that is no longer parked would otherwise stay
+ * disabled for good — a morning `unsilence` that failed or ran out of time, a parked resource started by
+ * someone else, its parking tag removed by hand. A reconcile passes the resources it sees awake now
+ * (running, and not being parked by this run); every alarm about them whose actions are disabled and
+ * whose `nightshift:silenced` names only awake resources is enabled and untagged, exactly as a start
+ * would. Alarms disabled without our tag, or still silenced for a parked resource, are not touched and
+ * not reported; only what the sweep did (or failed to do) is. Throws OutOfTimeError like findAlarmsAbout.
+ * Not covered: a resource deleted for good (nothing names it awake); its alarm keeps its tag.
+ */
+export const sweepSilenced = async (
+  clients: SilenceClients,
+  awake: readonly ParkedResource[],
+  options: SilenceOptions,
+): Promise<ResourceResult[]> => {
+  if (awake.length === 0) return [];
+  const disabled = (await findAlarmsAbout(clients, awake, options.hasTime)).filter((a) => !a.actionsEnabled);
+  // A run that parks one of them right now (its lease, not ours) silences with `at=` its own start: a
+  // silence younger than SWEEP_AFTER_MS may be that one, seen awake by our earlier read. Left alone.
+  const rows = await unsilence(clients, disabled, {
+    dryRun: options.dryRun,
+    hasTime: options.hasTime,
+    silencedBefore: new Date(options.now.getTime() - SWEEP_AFTER_MS),
+  });
+  return rows
+    .filter((r) => r.outcome !== 'unchanged' && r.outcome !== 'skipped')
+    .map((r) => ({
+      ...r,
+      detail: `still silenced although its resource runs (a start that could not enable it, or a start outside nightshift): ${r.detail}`,
+    }));
 };
 
 /**

@@ -10,7 +10,14 @@ import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { OutOfTimeError } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
 import type { ResourceResult } from '#shared/report.ts';
-import { ALARM_TYPE, findAlarmsAbout, silence, unsilence, type ParkedResource } from '#shared/silence.ts';
+import {
+  ALARM_TYPE,
+  findAlarmsAbout,
+  silence,
+  sweepSilenced,
+  unsilence,
+  type ParkedResource,
+} from '#shared/silence.ts';
 import { TYPE } from './plan.ts';
 
 /** The resource an alarm may be about, from a database's row (alarms name DBInstanceIdentifier / DBClusterIdentifier). */
@@ -55,6 +62,31 @@ export const alarmRows = async (
         detail:
           `the alarms about the ${mode === 'silence' ? 'parked' : 'woken'} databases were not ${mode === 'silence' ? 'silenced' : 'enabled again'}: ` +
           `${errorMessage(error)}; the next ${mode === 'silence' ? 'stop' : 'start'} tries again`,
+      },
+    ];
+  }
+};
+
+/**
+ * The sweep (shared/silence.ts sweepSilenced), in a scheduled reconcile: alarms still silenced for
+ * databases that run now are enabled again. `awake`: the databases' rows as parkedOf reads them. A failure
+ * is one row; the next reconcile sweeps again.
+ */
+export const sweepRows = async (
+  awake: readonly ResourceResult[],
+  options: { dryRun: boolean; hasTime: () => boolean; now: Date; cloudwatch?: CloudWatchClient },
+): Promise<ResourceResult[]> => {
+  const resources = awake.flatMap((r) => parkedOf(r) ?? []);
+  if (resources.length === 0 || !options.cloudwatch) return [];
+  try {
+    return await sweepSilenced({ cloudwatch: options.cloudwatch }, resources, options);
+  } catch (error) {
+    return [
+      {
+        arn: 'cloudwatch-alarms',
+        type: ALARM_TYPE,
+        outcome: error instanceof OutOfTimeError ? 'undone' : 'failed',
+        detail: `the alarms about running databases were not checked for a silence left behind: ${errorMessage(error)}; the next reconcile tries again`,
       },
     ];
   }

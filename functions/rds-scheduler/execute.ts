@@ -75,6 +75,43 @@ const runStep = async (rds: RDSClient, row: PlannedDb, step: Step): Promise<void
 };
 
 /**
+ * A stop that did not happen leaves no `nightshift:stopped` behind: the tag written before it goes back
+ * to what it was (removed, or the previous value of a re-stop). Otherwise a running database would carry
+ * a fresh tag, and the next reconcile would take it for one someone started since nightshift stopped it
+ * (left alone under `enforced: false`) instead of one still to stop. Only when AWS refused the stop (a
+ * client error) or the run stopped before calling it: after a timeout or a server error the stop may
+ * have happened, and a stopped database without the tag would never be started by nightshift.
+ * Returns what to add to the row's detail.
+ */
+const rollBack = async (
+  rds: RDSClient,
+  row: PlannedDb,
+  failedOp: Step['op'] | undefined,
+  error: unknown,
+): Promise<string> => {
+  const tag = row.steps[0];
+  if (tag?.op !== 'tag-stopped' || row.steps[1]?.op !== 'stop') return '';
+  if (failedOp === 'tag-stopped') return '';
+  if (failedOp === 'stop' && (error as { $fault?: string } | undefined)?.$fault !== 'client')
+    return `; ${STOPPED_TAG} kept: the stop may have happened (the next run reads the state again)`;
+  try {
+    if (tag.previous !== undefined)
+      await rds.send(
+        new AddTagsToResourceCommand({
+          ResourceName: row.arn,
+          Tags: [{ Key: STOPPED_TAG, Value: tag.previous }],
+        }),
+      );
+    else await rds.send(new RemoveTagsFromResourceCommand({ ResourceName: row.arn, TagKeys: [STOPPED_TAG] }));
+    return tag.previous !== undefined
+      ? `; ${STOPPED_TAG} set back to "${tag.previous}"`
+      : `; ${STOPPED_TAG} removed again (not stopped)`;
+  } catch (rollback) {
+    return `; ${STOPPED_TAG} could not be set back (${errorMessage(rollback)}): it is on a database that runs`;
+  }
+};
+
+/**
  * Runs the planned rows: tag, then stop (so a run cut short between the two is recognised by the next:
  * the database is tagged and still available, and is stopped again); start, then untag (so a failed
  * start keeps what says nightshift stopped it). A stop or start RDS refuses for the database's state
@@ -88,6 +125,7 @@ export const executeRows = async (
 ): Promise<ResourceResult[]> => {
   const results = await executeWork(rows, { ...options, concurrency: CONCURRENCY }, async (row) => {
     let lastError: unknown;
+    let failedOp: Step['op'] | undefined;
     const ended = await runStepsWithin(
       row.steps,
       NAMES,
@@ -96,23 +134,25 @@ export const executeRows = async (
           await runStep(rds, row, step);
         } catch (error) {
           lastError = error;
+          failedOp = step.op;
           throw error;
         }
       },
       options.hasTime,
     );
     if (ended.outcome === 'done') return resultOf(row, 'changed');
+    const back = await rollBack(rds, row, ended.outcome === 'undone' ? undefined : failedOp, lastError);
     if (ended.outcome === 'undone')
-      return resultOf(row, 'undone', { detail: `${row.detail}; ${ended.message}` });
+      return resultOf(row, 'undone', { detail: `${row.detail}; ${ended.message}${back}` });
     const name = (lastError as Error | undefined)?.name ?? '';
     if (REFUSED_BY_STATE.has(name))
       return resultOf(row, 'undone', {
         detail:
           `${row.detail}; AWS refused it for the database's state (${name}: ${errorMessage(lastError)}), ` +
-          'e.g. a backup or maintenance running: the next run tries again',
+          `e.g. a backup or maintenance running: the next run tries again${back}`,
         error: ended.message,
       });
-    return resultOf(row, 'failed', { error: ended.message });
+    return resultOf(row, 'failed', { detail: `${row.detail}${back}`, error: ended.message });
   });
   return results.map((r, i) => {
     const later = rows[i]?.later;

@@ -17,10 +17,20 @@ import {
   type RdsSchedulerEvent,
   type RdsSchedulerInput,
 } from '#events/rds-scheduler/schema.ts';
-import { alarmRows } from './alarms.ts';
+import { OutOfTimeError } from '#shared/deadline.ts';
+import { errorMessage } from '#shared/errors.ts';
+import { alarmRows, sweepRows } from './alarms.ts';
 import { DEFAULT_GRACE_MINUTES, RdsSchedulerConfig } from './config.ts';
 import { executeRows } from './execute.ts';
-import { readDatabases, readEnvironments, type Clients, type Database, type Estate } from './inventory.ts';
+import {
+  readDatabases,
+  readEnvironments,
+  withoutCopiedTags,
+  type Clients,
+  type Database,
+  type EnvironmentRest,
+  type Estate,
+} from './inventory.ts';
 import {
   planAction,
   planReconcile,
@@ -28,6 +38,7 @@ import {
   startRecordCandidates,
   startWatchCandidates,
   STOPPED_TAG,
+  TYPE,
   watchStarts,
   type PlanOptions,
   type PlannedDb,
@@ -77,7 +88,7 @@ const planFresh = async (
   now: Date,
 ): Promise<Fresh> => {
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
-  const estate = await readDatabases(reader);
+  const estate = withoutCopiedTags(await readDatabases(reader), now);
   // The start timeout: a database nightshift started that is still not ready (its start record).
   const records = await readStarted(ctx.leases.leaseStore, startWatchCandidates(estate), ctx.hasTime);
   const watch = {
@@ -113,11 +124,16 @@ const gated = async (
       .flatMap((r) => environmentOf(byArn.get(r.arn)?.tags ?? {}) ?? []),
   );
   if (environments.size === 0) return planner(estate, { ...base, force: false });
-  return planner(estate, {
-    ...base,
-    force: false,
-    environments: await readEnvironments(reader, environments),
-  });
+  // A failed read (throttled, refused) fails the stops of those environments' databases only: every
+  // other database is planned as usual. Running out of time stays the whole run's (nothing half-read).
+  let read: EnvironmentRest;
+  try {
+    read = await readEnvironments(reader, environments);
+  } catch (error) {
+    if (error instanceof OutOfTimeError) throw error;
+    return planner(estate, { ...base, force: false, environmentsError: errorMessage(error) });
+  }
+  return planner(estate, { ...base, force: false, environments: read });
 };
 
 const heldRow = (row: PlannedDb, claim: { reason: string; outcome: 'undone' | 'failed' }): PlannedDb => ({
@@ -142,6 +158,7 @@ const runPlanned = async (
   planner: Planner,
   ctx: RunContext,
   d: Deps,
+  sweep = false,
 ): Promise<Report> => {
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
   const now = d.now();
@@ -190,7 +207,8 @@ const runPlanned = async (
         : r,
   );
   const alarms = await silenceRows(rows, results, estate, { dryRun, hasTime: ctx.hasTime, now }, d);
-  const report = buildReport(action, dryRun, [...results, ...alarms]);
+  const swept = sweep ? await sweepAwake(rows, estate, { dryRun, hasTime: ctx.hasTime, now }, d) : [];
+  const report = buildReport(action, dryRun, [...results, ...alarms, ...swept]);
   return dryRun ? { ...report, planDigest: planDigest(rows) } : report;
 };
 
@@ -227,9 +245,42 @@ const silenceRows = async (
   });
   const cloudwatch = d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch };
   return [
-    ...(await alarmRows('silence', parked, { ...options, ...cloudwatch })),
-    ...(await alarmRows('unsilence', woken, { ...options, ...cloudwatch })),
+    ...(await alarmRows('silence', withMembers(parked, estate), { ...options, ...cloudwatch })),
+    ...(await alarmRows('unsilence', withMembers(woken, estate), { ...options, ...cloudwatch })),
   ];
+};
+
+/**
+ * The rows of clusters, with a row for each of their member instances: a parked Aurora cluster's
+ * instances are parked too, and alarms on their `DBInstanceIdentifier` (the writer's CPU, its
+ * connections) are about the parked cluster as much as `DBClusterIdentifier` ones.
+ */
+const withMembers = <R extends { arn: string; type: string }>(rows: readonly R[], estate: Estate) =>
+  rows.flatMap((r) => {
+    if (r.type !== TYPE.cluster) return [r];
+    const id = r.arn.split(':cluster:')[1];
+    const members = estate.instances.filter((db) => id !== undefined && db.memberOf === id);
+    return [r, ...members.map((m) => ({ ...r, arn: m.arn, type: TYPE.instance }))];
+  });
+
+/**
+ * A scheduled reconcile also sweeps (alarms.ts sweepRows): alarms still silenced for a database that runs
+ * now — not stopped or stopping, and not one this run acts on (its own silence or unsilence did that).
+ */
+const sweepAwake = (
+  rows: readonly PlannedDb[],
+  estate: Estate,
+  options: { dryRun: boolean; hasTime: () => boolean; now: Date },
+  d: Deps,
+): Promise<ResourceResult[]> => {
+  const acted = new Set(rows.filter((r) => r.hasWork).map((r) => r.arn));
+  const awake = [...estate.clusters, ...estate.instances.filter((db) => db.memberOf === undefined)]
+    .filter((db) => db.status !== 'stopped' && db.status !== 'stopping' && !acted.has(db.arn))
+    .map((db) => ({ arn: db.arn, type: TYPE[db.kind], outcome: 'unchanged' as const, detail: '' }));
+  return sweepRows(withMembers(awake, estate), {
+    ...options,
+    ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
+  });
 };
 
 const reconcileOptions = async (
@@ -292,6 +343,7 @@ export const run = async (
       async (estate, opts) => planReconcile(estate, await reconcileOptions(estate, opts, ctx, d)),
       ctx,
       d,
+      true,
     );
   const scope = {
     action: request.action,

@@ -44,6 +44,8 @@ export interface Database {
   engine: string;
   tags: TagMap;
   createdAt?: Date;
+  /** A `nightshift:stopped` older than the database (copied from a snapshot's source): not its own. */
+  copiedStopTag?: string;
   /** An instance that belongs to a cluster (Aurora, Multi-AZ DB cluster): the cluster is stopped instead. */
   memberOf?: string;
   /** The instance or cluster it replicates (a read replica). */
@@ -59,6 +61,8 @@ export interface Database {
   globalCluster?: string;
   /** Clusters: the status of the writer instance (the environment's readiness, status rows). */
   writerStatus?: string;
+  /** Clusters: the tags of each member instance (a member tagged production protects its cluster). */
+  memberTags?: Array<{ id: string; tags: TagMap }>;
 }
 
 export interface Estate {
@@ -70,6 +74,27 @@ export interface Estate {
 // further pages by Marker (Amazon RDS API Reference, DescribeDBInstances "MaxRecords": "Default: 100
 // Constraints: Minimum 20, maximum 100"). Every page is followed, within the deadline.
 const RDS_PAGE = 100;
+
+const STOPPED = 'nightshift:stopped';
+
+/**
+ * The estate without a `nightshift:stopped` whose `at=` is older than its database: a database restored
+ * from a snapshot (or a cluster's clone) can carry the tags of the one nightshift stopped, and that tag
+ * is not about it — never start it, or count it as stopped by nightshift, because of a copy. Only for a
+ * database created before `now` (the clock of the run). Pure.
+ */
+export const withoutCopiedTags = (estate: Estate, now: Date): Estate => {
+  const own = (db: Database): Database => {
+    const at = Date.parse(db.tags[STOPPED]?.match(/(?:^| )at=(\S+)/)?.[1] ?? '');
+    const created = db.createdAt?.getTime();
+    // A minute's slack for clocks: nightshift's tag is written after the database exists.
+    if (created === undefined || Number.isNaN(at) || created > now.getTime() || at >= created - 60_000)
+      return db;
+    const { [STOPPED]: copied, ...tags } = db.tags;
+    return { ...db, tags, copiedStopTag: copied };
+  };
+  return { instances: estate.instances.map(own), clusters: estate.clusters.map(own) };
+};
 
 const instanceOf = (d: DBInstance): Database => ({
   kind: 'instance',
@@ -106,6 +131,10 @@ const clusterOf = (c: DBCluster, members: ReadonlyMap<string, DBInstance>): Data
       minCapacity: c.ServerlessV2ScalingConfiguration.MinCapacity,
     }),
     ...(writerStatus && { writerStatus }),
+    memberTags: (c.DBClusterMembers ?? []).flatMap((m) => {
+      const member = members.get(m.DBInstanceIdentifier ?? '');
+      return member ? [{ id: member.DBInstanceIdentifier ?? '', tags: tagMapUpper(member.TagList) }] : [];
+    }),
   };
 };
 

@@ -18,6 +18,7 @@ import {
   serviceAtRest,
   waitingFor,
 } from '#shared/environment.ts';
+import { RESTARTED_EVENTS } from '#events/rds-scheduler/schema.ts';
 import type { PlannedWork } from '#shared/execute.ts';
 import { decodeOverride, overrideActive, OVERRIDE_TAG, type Override } from '#shared/override.ts';
 import { desiredState, evaluate, localLabel, type Evaluation, type Schedules } from '#shared/schedules.ts';
@@ -31,7 +32,8 @@ export const STOPPED_TAG = 'nightshift:stopped';
 export const SCHEDULE_TAG = 'nightshift:schedule';
 
 export type Step =
-  | { op: 'tag-stopped'; value: string }
+  /** `previous`: the tag's value before (a re-stop), written back when the stop is refused. */
+  | { op: 'tag-stopped'; value: string; previous?: string }
   | { op: 'stop' }
   | { op: 'start' }
   | { op: 'untag-stopped' }
@@ -55,6 +57,8 @@ export interface PlanOptions {
   force: boolean;
   /** The environments' services and groups (read for the stop gate); undefined when not read. */
   environments?: EnvironmentRest;
+  /** Why they could not be read (a throttled or refused ECS / Auto Scaling read). */
+  environmentsError?: string;
 }
 
 export const TYPE = { instance: 'rds-db-instance', cluster: 'rds-db-cluster' } as const;
@@ -70,6 +74,46 @@ export const stoppedAt = (db: Database): Date | undefined => {
   const ms = at === undefined ? NaN : Date.parse(at);
   return Number.isNaN(ms) ? undefined : new Date(ms);
 };
+
+/**
+ * AWS starts a database that has been stopped for seven days (RDS-EVENT-0154 / 0153). A database that
+ * runs again with a `nightshift:stopped` younger than this was started by someone (console, CLI, another
+ * tool): nightshift does not stop it again because of its tag (only a schedule that is `enforced`, or an
+ * explicit stop, does). Six and a half days: the 7-day start comes at 7 days, give or take the hours
+ * RDS takes to get to it.
+ */
+export const AUTO_START_AFTER_MS = (7 * 24 - 12) * 3_600_000;
+
+/**
+ * Whether a database that runs again with nightshift's tag was started by AWS after 7 days: the tag's
+ * `at=` is at least AUTO_START_AFTER_MS old, and no nightshift start was recorded since. A tag without a
+ * readable `at=` says nothing: not an auto-start.
+ */
+export const autoStarted = (db: Database, now: Date, started?: StartRecord): boolean => {
+  const at = stoppedAt(db);
+  if (!at || now.getTime() - at.getTime() < AUTO_START_AFTER_MS) return false;
+  return !started || started.at.getTime() < at.getTime();
+};
+
+/**
+ * Why a database is protected: its own tags, or for an Aurora cluster those of any member instance (a
+ * cluster whose writer is tagged `env=production` is production, whatever the cluster's tags say).
+ */
+const protection = (db: Database, rules: readonly TagRule[]): string | undefined => {
+  const own = protectedBy(db.tags, rules);
+  if (own) return own;
+  for (const m of db.memberTags ?? []) {
+    const guard = protectedBy(m.tags, rules);
+    if (guard) return `${guard} on its instance ${m.id}`;
+  }
+  return undefined;
+};
+
+/** Why a database that carries a copied STOPPED_TAG counts as untagged (inventory.ts withoutCopiedTags). */
+const copied = (db: Database) =>
+  db.copiedStopTag === undefined
+    ? ''
+    : `; its ${STOPPED_TAG} "${db.copiedStopTag}" is older than the database (created ${db.createdAt ? iso(db.createdAt) : '?'}): copied from another database's snapshot, not its own`;
 
 const base = (db: Database) => ({ arn: db.arn, type: TYPE[db.kind], kind: db.kind, id: db.id });
 
@@ -108,13 +152,18 @@ const work = (db: Database, steps: Step[], detail: string): PlannedDb => ({
 
 /** Why AWS refuses to stop this database, before any call; undefined when it can be stopped. */
 export const unstoppable = (db: Database): string | undefined => {
+  // DescribeDBInstances / DescribeDBClusters also list Neptune and DocumentDB (they share the RDS API):
+  // not RDS databases, not this function's to stop.
+  if (db.engine === 'neptune' || db.engine === 'docdb')
+    return `${db.engine === 'neptune' ? 'Neptune' : 'DocumentDB'} (engine ${db.engine}): not an RDS database; rds-scheduler leaves it alone`;
   if (db.kind === 'instance') {
     if (db.memberOf)
       return `member of cluster ${db.memberOf}: the cluster is stopped and started, never its instances`;
     if (db.replicaOf) return `read replica (of ${db.replicaOf}): RDS cannot stop a read replica`;
     if (db.replicas.length > 0)
       return `has read replicas (${db.replicas.join(', ')}): RDS cannot stop a DB instance with read replicas`;
-    if (db.engine.startsWith('sqlserver') && db.multiAz)
+    // sqlserver-ee/-se/-ex/-web and RDS Custom's custom-sqlserver-*.
+    if (db.engine.includes('sqlserver') && db.multiAz)
       return 'SQL Server Multi-AZ: RDS cannot stop an RDS for SQL Server DB instance in a Multi-AZ deployment';
     return undefined;
   }
@@ -186,7 +235,7 @@ const gate = (db: Database, opts: PlanOptions): string | undefined => {
 
 /** A stop of one database: tag first (so an interrupted run is recognised), then the stop call. */
 export const planStop = (db: Database, opts: PlanOptions, why?: string): PlannedDb => {
-  const guard = protectedBy(db.tags, opts.protectedTags);
+  const guard = protection(db, opts.protectedTags);
   if (guard) return idle(db, 'skipped', prefixed(why, `protected (${guard}): never stopped or started`));
   const refused = unstoppable(db);
   if (refused) return idle(db, 'skipped', prefixed(why, refused));
@@ -199,7 +248,7 @@ export const planStop = (db: Database, opts: PlanOptions, why?: string): Planned
         why,
         tag !== undefined
           ? `${db.status} (nightshift: ${tag})`
-          : `${db.status}, not by nightshift: left as it is, not tagged, and never started by nightshift`,
+          : `${db.status}, not by nightshift${copied(db)}: left as it is, not tagged, and never started by nightshift`,
       ),
     );
   if (db.status !== 'available') {
@@ -210,22 +259,38 @@ export const planStop = (db: Database, opts: PlanOptions, why?: string): Planned
       );
     return idle(db, 'skipped', prefixed(why, `status ${db.status}: RDS cannot stop it in this state`));
   }
+  const env = environmentOf(db.tags);
+  if (env !== undefined && !opts.force && opts.environmentsError !== undefined)
+    return idle(
+      db,
+      'failed',
+      prefixed(
+        why,
+        `environment ${env}: its services and groups could not be read (${opts.environmentsError}), so whether they rest is not known; ` +
+          'nothing changed — the next run tries again ("force": true stops it without the check)',
+      ),
+    );
   const held = gate(db, opts);
   if (held) return waiting(db, prefixed(why, held));
   const what =
-    tag !== undefined
-      ? `available again although nightshift stopped it (${tag}; AWS starts a database stopped for 7 days): `
-      : 'available: ';
+    tag === undefined
+      ? 'available: '
+      : autoStarted(db, opts.now)
+        ? `available again although nightshift stopped it (${tag}; AWS starts a database stopped for 7 days): `
+        : `available again although nightshift stopped it (${tag}; started since by someone, not by AWS's 7-day start): `;
   return work(
     db,
-    [{ op: 'tag-stopped', value: stoppedValue(opts.now) }, { op: 'stop' }],
+    [
+      { op: 'tag-stopped', value: stoppedValue(opts.now), ...(tag !== undefined && { previous: tag }) },
+      { op: 'stop' },
+    ],
     prefixed(why, `${what}tags ${STOPPED_TAG}=${stoppedValue(opts.now)}, then ${CALL[db.kind].stop}`),
   );
 };
 
 /** A start of one database: only what nightshift stopped; the call, then the tag goes. */
 export const planStart = (db: Database, opts: PlanOptions, why?: string): PlannedDb => {
-  const guard = protectedBy(db.tags, opts.protectedTags);
+  const guard = protection(db, opts.protectedTags);
   if (guard) return idle(db, 'skipped', prefixed(why, `protected (${guard}): never stopped or started`));
   if (db.kind === 'instance' && db.memberOf)
     return idle(
@@ -244,7 +309,7 @@ export const planStart = (db: Database, opts: PlanOptions, why?: string): Planne
       prefixed(
         why,
         db.status === 'stopped'
-          ? `stopped, not by nightshift (no ${STOPPED_TAG}): never started by nightshift`
+          ? `stopped, not by nightshift (no ${STOPPED_TAG}${copied(db)}): never started by nightshift`
           : `${db.status}: nothing to start (no ${STOPPED_TAG})`,
       ),
     );
@@ -469,18 +534,27 @@ const decide = (
     return decided(
       idle(db, 'unchanged', `${ewhy}; ${db.status}, not stopped by nightshift (no ${STOPPED_TAG})`),
     );
-  // Stopped by nightshift and running again (AWS's 7-day restart, or started by hand without nightshift):
-  // the schedule still wants it stopped, so it is stopped again whatever `enforced` says.
-  const restarted = want === 'stop' && tagged && db.status !== 'stopped' && db.status !== 'stopping';
+  // Stopped by nightshift and started again by AWS after 7 days: the schedule still wants it stopped, so
+  // it is stopped again whatever `enforced` says. One started by someone (its tag younger than that) is
+  // theirs until the next transition unless the schedule is enforced.
+  const restarted =
+    want === 'stop' &&
+    tagged &&
+    db.status !== 'stopped' &&
+    db.status !== 'stopping' &&
+    autoStarted(db, opts.now, opts.startedAt.get(db.arn));
   const acted =
     override || restarted ? undefined : actedSince(db, ev.since?.at, opts.startedAt.get(db.arn), opts.now);
   if (schedule.enforced || !acted)
     return decided(want === 'stop' ? planStop(db, opts, ewhy) : planStart(db, opts, ewhy));
   const until = ev.next ? `until ${localLabel(tz, ev.next.at, opts.now)}` : 'until the next transition';
+  const running = db.status !== 'stopped' && db.status !== 'stopping';
   const what =
-    acted.by === want
-      ? `nightshift ${want === 'stop' ? 'stopped' : 'started'} it at ${localLabel(tz, acted.at, opts.now)}, since the transition`
-      : `${acted.by === 'stop' ? 'stopped' : 'started'} on demand at ${localLabel(tz, acted.at, opts.now)}, after the transition`;
+    acted.by === 'stop' && want === 'stop' && running
+      ? `nightshift stopped it at ${localLabel(tz, acted.at, opts.now)}, since the transition, and someone started it since (not AWS's 7-day start)`
+      : acted.by === want
+        ? `nightshift ${want === 'stop' ? 'stopped' : 'started'} it at ${localLabel(tz, acted.at, opts.now)}, since the transition`
+        : `${acted.by === 'stop' ? 'stopped' : 'started'} on demand at ${localLabel(tz, acted.at, opts.now)}, after the transition`;
   return decided(
     idle(
       db,
@@ -532,12 +606,14 @@ export const planReconcile = (
 };
 
 /**
- * The databases whose start record a reconcile needs: opted in, schedule stopped now, no STOPPED_TAG
- * (whether a start ran since the stop transition decides). Pure.
+ * The databases whose start record a reconcile needs: running with STOPPED_TAG (a nightshift start since
+ * the stop means its untag failed, not AWS's 7-day start), and opted in, schedule stopped now, without
+ * STOPPED_TAG (whether a start ran since the stop transition decides). Pure.
  */
 export const startRecordCandidates = (estate: Estate, schedules: Schedules, now: Date): string[] =>
   candidates(estate).flatMap((db) => {
-    if (db.tags[STOPPED_TAG] !== undefined) return [];
+    if (db.tags[STOPPED_TAG] !== undefined)
+      return db.status === 'stopped' || db.status === 'stopping' ? [] : [db.arn];
     const schedule = schedules.get(db.tags[SCHEDULE_TAG] ?? '');
     if (!schedule) return [];
     try {
@@ -593,6 +669,19 @@ export const planRestarted = (
   if (tag === undefined)
     return none(
       idle(db, 'unchanged', `${eventId}: not stopped by nightshift (no ${STOPPED_TAG}): left as it is`),
+    );
+  // RDS-EVENT-0154 / 0153 say AWS started it after 7 days; a started event (0088 / 0151) comes with every
+  // start, so there the tag's age tells AWS's start from someone's.
+  const auto =
+    RESTARTED_EVENTS[eventId]?.done === false || autoStarted(db, opts.now, opts.startedAt.get(db.arn));
+  if (!auto && db.status !== 'stopped' && db.status !== 'stopping')
+    return none(
+      work(
+        db,
+        [{ op: 'untag-stopped' }],
+        `${eventId}: started by someone since nightshift stopped it (${tag}), not by AWS's 7-day start: ` +
+          `left running; removes ${STOPPED_TAG}`,
+      ),
     );
   const text = db.tags[OVERRIDE_TAG];
   try {

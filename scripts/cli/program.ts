@@ -296,6 +296,11 @@ export const buildProgram = (io: Io, result: { code: number }) => {
       .option('--cluster <name>', 'ECS cluster name or ARN (repeatable)', collect)
       .option('--service <name>', 'only these services (repeatable)', collect)
       .option(
+        '--group <name>',
+        'Auto Scaling group that is not an ECS capacity provider (repeatable): parked at 0/0/0 and restored exactly (ecs-scheduler)',
+        collect,
+      )
+      .option(
         '--tag <key=value>',
         'only services whose tags (merged with their cluster tags) match, or with --db / --db-cluster only ' +
           'databases whose tags match (repeatable); --tag alone acts on ECS',
@@ -312,6 +317,7 @@ export const buildProgram = (io: Io, result: { code: number }) => {
         const o = this.opts<{
           cluster?: string[];
           service?: string[];
+          group?: string[];
           tag?: string[];
           db?: string[];
           dbCluster?: string[];
@@ -324,14 +330,28 @@ export const buildProgram = (io: Io, result: { code: number }) => {
               io,
               globals(),
               'ecs-scheduler',
-              compact({ action, clusters: o.cluster, services: o.service, tags, force: o.force }),
+              compact({
+                action,
+                clusters: o.cluster,
+                services: o.service,
+                groups: o.group,
+                tags,
+                force: o.force,
+              }),
               { mutates: true },
             );
-          if (o.cluster !== undefined || o.service !== undefined)
+          const ecs = (
+            [
+              ['--cluster', o.cluster],
+              ['--service', o.service],
+              ['--group', o.group],
+            ] as const
+          ).find(([, v]) => v !== undefined)?.[0];
+          if (ecs)
             throw new InputError(
-              '--db and --db-cluster act on databases (rds-scheduler), --cluster and --service on ECS ' +
-                '(ecs-scheduler): run them as two commands',
-              o.cluster !== undefined ? '--cluster' : '--service',
+              '--db and --db-cluster act on databases (rds-scheduler), --cluster, --service and --group on ' +
+                'ECS and Auto Scaling (ecs-scheduler): run them as two commands',
+              ecs,
             );
           return runFunction(
             io,

@@ -172,16 +172,21 @@ describe.runIf(motoTestsEnabled())('rds-scheduler silences alarms while parked (
   });
 
   it('disables the alarms about the instance and cluster a stop parked, and enables exactly those at the start', async () => {
+    // Prepare: an alarm on the Aurora writer instance too (it is parked with its cluster)
+    await alarm('reports-1-cpu', { DBInstanceIdentifier: 'reports-1' });
+
     // Act: the evening stop
     const stop = await runAt({ action: 'stop', instances: ['shop-db'], clusters: ['reports'] }, NIGHT);
 
     // Assess: tagged, then disabled; the muted alarm and the other database's untouched
-    expect(sent.disable.flat().sort()).toEqual(['reports-cpu', 'shop-db-cpu']);
+    expect(sent.disable.flat().sort()).toEqual(['reports-1-cpu', 'reports-cpu', 'shop-db-cpu']);
     expect(await tagOf('shop-db-cpu')).toBe(`for=${dbArn('shop-db')} at=2026-11-30T19:00:30Z`);
     expect(await tagOf('reports-cpu')).toBe(`for=${clusterArn('reports')} at=2026-11-30T19:00:30Z`);
+    expect(await tagOf('reports-1-cpu')).toBe(`for=${dbArn('reports-1')} at=2026-11-30T19:00:30Z`);
     expect(await tagOf('shop-db-cpu-muted')).toBeUndefined();
     expect(await tagOf('other-db-cpu')).toBeUndefined();
     expect(alarmRowsOf(stop)).toEqual([
+      'reports-1-cpu changed',
       'reports-cpu changed',
       'shop-db-cpu changed',
       'shop-db-cpu-muted unchanged',
@@ -192,7 +197,8 @@ describe.runIf(motoTestsEnabled())('rds-scheduler silences alarms while parked (
     const start = await runAt({ action: 'start', instances: ['shop-db'], clusters: ['reports'] }, MORNING);
 
     // Assess: enabled again, tags gone; the one muted by someone else stays muted
-    expect(sent.enable.flat().sort()).toEqual(['reports-cpu', 'shop-db-cpu']);
+    expect(sent.enable.flat().sort()).toEqual(['reports-1-cpu', 'reports-cpu', 'shop-db-cpu']);
+    expect(await tagOf('reports-1-cpu')).toBeUndefined();
     expect(actions.get('shop-db-cpu')).toBe(true);
     expect(actions.get('reports-cpu')).toBe(true);
     expect(actions.get('shop-db-cpu-muted')).toBe(false);
@@ -227,6 +233,61 @@ describe.runIf(motoTestsEnabled())('rds-scheduler silences alarms while parked (
     // Act: a start never starts other-db, nor enables its alarm
     await runAt({ action: 'start', instances: ['shop-db', 'other-db'] }, MORNING);
     expect(sent.enable.flat().sort()).toEqual(['shop-db-cpu', 'shop-db-latency']);
+  });
+
+  it('sweeps, in a reconcile, the alarms still silenced for a database that runs again; never one still parked', async () => {
+    // Prepare: shop-db and night-db stopped at night; in the morning shop-db is started but CloudWatch
+    // refuses to enable its alarm (the tag stays); night-db stays stopped
+    await createInstance('night-db');
+    await alarm('night-db-cpu', { DBInstanceIdentifier: 'night-db' });
+    await runAt({ action: 'stop', instances: ['shop-db', 'night-db'] }, NIGHT);
+    proxy.stub('EnableAlarmActions', {
+      status: 400,
+      contentType: JSON10,
+      body: JSON.stringify({ __type: 'InvalidParameterValue', message: 'refused for the test' }),
+    });
+    const start = await runAt({ action: 'start', instances: ['shop-db'] }, MORNING);
+    expect(alarmRowsOf(start)).toEqual(['shop-db-cpu failed', 'shop-db-cpu-muted unchanged']);
+    proxy.stub('EnableAlarmActions', (request) => {
+      const names = (JSON.parse(request.body) as { AlarmNames: string[] }).AlarmNames;
+      sent.enable.push(names);
+      for (const n of names) actions.set(n, true);
+      return { contentType: JSON10, body: '{}' };
+    });
+    sent.enable.length = 0;
+
+    // Act: the next scheduled reconcile, ten minutes later
+    const sweep = await runAt({ action: 'reconcile' }, new Date(MORNING.getTime() + 10 * 60_000));
+
+    // Assess: shop-db's alarm enabled and untagged; night-db's (still parked) and the one muted by
+    // someone else left disabled, and not reported
+    expect(alarmRowsOf(sweep)).toEqual(['shop-db-cpu changed']);
+    expect(sweep.resources.find((r) => r.arn.endsWith(':shop-db-cpu'))?.detail).toContain(
+      'still silenced although its resource runs',
+    );
+    expect(sent.enable).toEqual([['shop-db-cpu']]);
+    expect(await tagOf('shop-db-cpu')).toBeUndefined();
+    expect(actions.get('night-db-cpu')).toBe(false);
+    expect(await tagOf('night-db-cpu')).toBe(`for=${dbArn('night-db')} at=2026-11-30T19:00:30Z`);
+    expect(actions.get('shop-db-cpu-muted')).toBe(false);
+  });
+
+  it('leaves to the run in flight a silence younger than half an hour (a stop that our read saw before it)', async () => {
+    // Prepare: shop-db stopped and its alarm silenced at 19:00:30; our reconcile read it as running
+    // (emulated: the stop is undone in moto but the silence stays)
+    await runAt({ action: 'stop', instances: ['shop-db'] }, NIGHT);
+    const { StartDBInstanceCommand } = await import('@aws-sdk/client-rds');
+    await rds.send(new StartDBInstanceCommand({ DBInstanceIdentifier: 'shop-db' }));
+    sent.enable.length = 0;
+
+    // Act: a reconcile 20 minutes later, then one 40 minutes later
+    const early = await runAt({ action: 'reconcile' }, new Date(NIGHT.getTime() + 20 * 60_000));
+    const late = await runAt({ action: 'reconcile' }, new Date(NIGHT.getTime() + 40 * 60_000));
+
+    // Assess
+    expect(alarmRowsOf(early)).toEqual([]);
+    expect(alarmRowsOf(late)).toEqual(['shop-db-cpu changed']);
+    expect(sent.enable).toEqual([['shop-db-cpu']]);
   });
 
   it('plans the silence in a dry run and sends nothing that changes an alarm', async () => {

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  AddTagsToResourceCommand,
   CreateDBClusterCommand,
   CreateDBInstanceCommand,
   CreateDBInstanceReadReplicaCommand,
@@ -154,7 +155,7 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     body: `<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>stubbed</RequestId></ErrorResponse>`,
   });
   const sample = (file: string, arn: string) => {
-    const event = JSON.parse(readFileSync(`events/rds-scheduler/samples/${file}`, 'utf8'));
+    const event = JSON.parse(readFileSync(`events/aws.rds/samples/${file}`, 'utf8'));
     event.detail.SourceArn = arn;
     event.detail.SourceIdentifier = arn.split(':').pop();
     event.resources = [arn];
@@ -255,18 +256,27 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
       new CreateGlobalClusterCommand({ GlobalClusterIdentifier: 'world', Engine: 'aurora-postgresql' }),
     );
     await createAurora('worldwide', {}, { GlobalClusterIdentifier: 'world' });
+    // …and a cluster whose own tags say nothing, but whose writer instance is tagged production
+    await createAurora('ledger');
+    await rds.send(
+      new AddTagsToResourceCommand({
+        ResourceName: dbArn('ledger-1'),
+        Tags: [{ Key: 'env', Value: 'prod' }],
+      }),
+    );
     proxy.requests.length = 0;
 
     // Act
     const report = await invoke({
       action: 'stop',
       instances: ['prod-db', 'source-db', 'replica-db', 'mssql-db', 'reports-1'],
-      clusters: ['legacy-serverless', 'pausing', 'worldwide'],
+      clusters: ['legacy-serverless', 'pausing', 'worldwide', 'ledger'],
     });
 
     // Assess
     const reason = (id: string) => report.resources.find((r) => r.arn.endsWith(`:${id}`));
     expect(rows(report)).toEqual([
+      'ledger skipped',
       'legacy-serverless skipped',
       'mssql-db skipped',
       'pausing skipped',
@@ -277,6 +287,7 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
       'worldwide skipped',
     ]);
     expect(reason('prod-db')?.detail).toMatch(/^protected \(Environment=Production\)/);
+    expect(reason('ledger')?.detail).toMatch(/^protected \(env=prod on its instance ledger-1\)/);
     expect(reason('replica-db')?.detail).toMatch(/^read replica \(of source-db\)/);
     expect(reason('source-db')?.detail).toMatch(/^has read replicas \(replica-db\)/);
     expect(reason('mssql-db')?.detail).toMatch(/^SQL Server Multi-AZ/);
@@ -299,11 +310,15 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     // Act
     const first = await invoke({ action: 'stop', instances: ['shop-db'] });
 
-    // Assess: undone with AWS's words; the tag written before the call stays, so the next run recognises it
+    // Assess: undone with AWS's words; the tag written before the call is removed again (it was not
+    // stopped), so no run takes it for one someone started after nightshift stopped it
     expect(rows(first)).toEqual(['shop-db undone']);
     expect(first.resources[0]?.detail).toContain('Instance shop-db is not in available state.');
     expect(first.resources[0]?.detail).toContain('the next run tries again');
+    expect(first.resources[0]?.detail).toContain(`${STOPPED} removed again (not stopped)`);
     expect(await status('shop-db')).toBe('available');
+    expect((await tagsOf(dbArn('shop-db')))[STOPPED]).toBeUndefined();
+    expect(sent('RemoveTagsFromResource')).toHaveLength(1);
 
     // Act: the next run, the backup over
     proxy.stub('StopDBInstance', undefined);
@@ -364,7 +379,8 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     await createInstance('shop-db', { 'nightshift:schedule': 'office-hours' });
     await invoke({ action: 'reconcile' });
     await rds.send(new StartDBInstanceCommand({ DBInstanceIdentifier: 'shop-db' }));
-    clock = new Date(EVENING.getTime() + 40 * 60_000);
+    // A week later, the same weekday evening: office-hours (enforced: false) still wants it stopped.
+    clock = new Date(EVENING.getTime() + 7 * 24 * 3_600_000 + 40 * 60_000);
     proxy.requests.length = 0;
 
     // Act
@@ -372,8 +388,90 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
 
     // Assess
     expect(rows(report)).toEqual(['shop-db changed']);
-    expect(report.resources[0]?.detail).toContain('available again although nightshift stopped it');
+    expect(report.resources[0]?.detail).toContain('AWS starts a database stopped for 7 days');
     expect(sentFor('StopDBInstance', 'shop-db')).toHaveLength(1);
+    expect(await status('shop-db')).toBe('stopped');
+    expect((await tagsOf(dbArn('shop-db')))[STOPPED]).toBe('at=2026-12-07T19:40:00Z by=nightshift');
+  });
+
+  it("leaves a database someone started after nightshift stopped it to them under enforced: false (not AWS's 7-day start)", async () => {
+    // Prepare: stopped by the evening reconcile, started from the console an hour later
+    await createInstance('shop-db', { 'nightshift:schedule': 'office-hours' });
+    await invoke({ action: 'reconcile' });
+    await rds.send(new StartDBInstanceCommand({ DBInstanceIdentifier: 'shop-db' }));
+    clock = new Date(EVENING.getTime() + 60 * 60_000);
+    proxy.requests.length = 0;
+
+    // Act: the next reconcile, and RDS-EVENT-0088 for that start
+    const report = await invoke({ action: 'reconcile' });
+    const event = await invoke(sample('db-instance-started-0088.json', dbArn('shop-db')));
+
+    // Assess: left running, said why; nothing stopped
+    expect(rows(report)).toEqual(['shop-db unchanged']);
+    expect(report.resources[0]?.detail).toContain("someone started it since (not AWS's 7-day start)");
+    expect(rows(event)).toEqual(['shop-db unchanged']);
+    expect(sent('StopDBInstance')).toEqual([]);
+    expect(await status('shop-db')).toBe('available');
+  });
+
+  it('on the RDS event, leaves running a database stopped on demand that someone started, and removes its tag', async () => {
+    // Prepare: stopped on demand (no schedule), started from the console an hour later
+    await createInstance('shop-db');
+    await invoke({ action: 'stop', instances: ['shop-db'] });
+    await rds.send(new StartDBInstanceCommand({ DBInstanceIdentifier: 'shop-db' }));
+    clock = new Date(EVENING.getTime() + 60 * 60_000);
+    proxy.requests.length = 0;
+
+    // Act
+    const report = await invoke(sample('db-instance-started-0088.json', dbArn('shop-db')));
+
+    // Assess
+    expect(rows(report)).toEqual(['shop-db changed']);
+    expect(report.resources[0]?.detail).toContain('started by someone since nightshift stopped it');
+    expect(sent('StopDBInstance')).toEqual([]);
+    expect(await status('shop-db')).toBe('available');
+    expect((await tagsOf(dbArn('shop-db')))[STOPPED]).toBeUndefined();
+  });
+
+  it('never starts a database whose nightshift:stopped is older than the database (copied from a snapshot)', async () => {
+    // Prepare: a database restored from a snapshot of one nightshift had stopped carries its tag
+    await createInstance('restored-db', { [STOPPED]: 'at=2025-06-01T19:00:00Z by=nightshift' });
+    await rds.send(new StopDBInstanceCommand({ DBInstanceIdentifier: 'restored-db' }));
+    proxy.requests.length = 0;
+
+    // Act
+    const report = await invoke({ action: 'start', instances: ['restored-db'] });
+
+    // Assess
+    expect(rows(report)).toEqual(['restored-db unchanged']);
+    expect(report.resources[0]?.detail).toContain('older than the database');
+    expect(sent('StartDBInstance')).toEqual([]);
+    expect(await status('restored-db')).toBe('stopped');
+  });
+
+  it("sets a re-stop's tag back to what it was when AWS refuses the stop, so the next run still knows it", async () => {
+    // Prepare: stopped, then started by AWS a week later; the re-stop is refused (a backup)
+    await createInstance('shop-db');
+    await invoke({ action: 'stop', instances: ['shop-db'] });
+    await rds.send(new StartDBInstanceCommand({ DBInstanceIdentifier: 'shop-db' }));
+    clock = new Date(EVENING.getTime() + 7 * 24 * 3_600_000 + 5 * 60_000);
+    proxy.stub(
+      'StopDBInstance',
+      refusal('InvalidDBInstanceState', 'Instance shop-db is not in available state.'),
+    );
+
+    // Act
+    const refused = await invoke(sample('db-instance-started-0088.json', dbArn('shop-db')));
+    proxy.stub('StopDBInstance', undefined);
+    clock = new Date(clock.getTime() + 10 * 60_000);
+    const again = await invoke({ action: 'stop', instances: ['shop-db'] });
+
+    // Assess
+    expect(rows(refused)).toEqual(['shop-db undone']);
+    expect(refused.resources[0]?.detail).toContain(
+      `${STOPPED} set back to "at=2026-11-30T19:00:00Z by=nightshift"`,
+    );
+    expect(rows(again)).toEqual(['shop-db changed']);
     expect(await status('shop-db')).toBe('stopped');
   });
 
@@ -384,6 +482,7 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     await createInstance('other-db');
     await invoke({ action: 'stop', instances: ['shop-db'], clusters: ['reports'] });
     await rds.send(new StartDBInstanceCommand({ DBInstanceIdentifier: 'shop-db' }));
+    clock = new Date(EVENING.getTime() + 7 * 24 * 3_600_000 + 5 * 60_000);
     proxy.requests.length = 0;
 
     // Act: RDS-EVENT-0154 arrives while the instance is still starting (moto's changes are instant:
@@ -394,7 +493,7 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
         '$1starting',
       ),
     );
-    const starting = await invoke(sample('aws.rds-db-instance-auto-started-0154.json', dbArn('shop-db')));
+    const starting = await invoke(sample('db-instance-auto-started-0154.json', dbArn('shop-db')));
     proxy.rewrite('DescribeDBInstances', undefined);
 
     // Assess: waiting, nothing sent
@@ -403,12 +502,12 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     expect(sent('StopDBInstance')).toEqual([]);
 
     // Act: RDS-EVENT-0088 (started)
-    const started = await invoke(sample('aws.rds-db-instance-started-0088.json', dbArn('shop-db')));
+    const started = await invoke(sample('db-instance-started-0088.json', dbArn('shop-db')));
     // …and a cluster's RDS-EVENT-0151, and an event for a database nightshift never stopped
     const { StartDBClusterCommand } = await import('@aws-sdk/client-rds');
     await rds.send(new StartDBClusterCommand({ DBClusterIdentifier: 'reports' }));
-    const cluster = await invoke(sample('aws.rds-cluster-started-0151.json', clusterArn('reports')));
-    const other = await invoke(sample('aws.rds-db-instance-started-0088.json', dbArn('other-db')));
+    const cluster = await invoke(sample('cluster-started-0151.json', clusterArn('reports')));
+    const other = await invoke(sample('db-instance-started-0088.json', dbArn('other-db')));
 
     // Assess
     expect(rows(started)).toEqual(['shop-db changed']);
@@ -526,6 +625,29 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     expect(sent('DescribeDBInstances')).toHaveLength(1);
     expect([...sent('AddTagsToResource'), ...sent('StopDBInstance')]).toEqual([]);
   }, 120_000);
+
+  it('fails only the stops of environment databases when ECS cannot be read; every other database is stopped', async () => {
+    // Prepare: ECS refuses the read (a role without ecs:ListClusters, or throttling past its retries)
+    await createInstance('shop-db', { 'nightshift:environment': 'shop' });
+    await createInstance('tools-db');
+    proxy.stub('ListClusters', {
+      status: 400,
+      contentType: 'application/x-amz-json-1.1',
+      body: JSON.stringify({ __type: 'AccessDeniedException', message: 'not allowed for the test' }),
+    });
+
+    // Act
+    const report = await invoke({ action: 'stop', instances: ['shop-db', 'tools-db'] });
+    proxy.stub('ListClusters', undefined);
+
+    // Assess
+    expect(rows(report)).toEqual(['shop-db failed', 'tools-db changed']);
+    expect(report.resources.find((r) => r.arn.endsWith(':shop-db'))?.detail).toContain(
+      'its services and groups could not be read (AccessDeniedException: not allowed for the test)',
+    );
+    expect(sentFor('StopDBInstance', 'shop-db')).toEqual([]);
+    expect([await status('shop-db'), await status('tools-db')]).toEqual(['available', 'stopped']);
+  });
 
   it('waits to stop a database until every service of its environment rests, then stops it; force skips the wait', async () => {
     // Prepare: an environment shop with a database and a running service (the cluster carries the tag)

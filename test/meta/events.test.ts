@@ -9,20 +9,55 @@ import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { parseRdsSchedulerEvent } from '#events/rds-scheduler/schema.ts';
 import { parseInput } from '#shared/input.ts';
 
-/** Each function's input contract, and the sample folders under events/ it must accept. */
-const CONTRACTS: Record<string, { parse: (event: unknown) => unknown; samples: string[] }> = {
+/**
+ * Each function's input contract, and the sample folders under events/ it must accept. A folder of AWS
+ * events (events/aws.<service>/samples) is shared: a function takes the samples of the detail-types it
+ * handles (events/aws.rds holds both the snapshot events and the DB instance/cluster events).
+ */
+const CONTRACTS: Record<
+  string,
+  { parse: (event: unknown) => unknown; samples: string[]; detailTypes?: string[] }
+> = {
   'ecs-scheduler': { parse: (e) => parseInput(EcsSchedulerInput, e), samples: ['ecs-scheduler'] },
-  'rds-snapshot-copy': { parse: parseCopyInput, samples: ['rds-snapshot-copy', 'aws.rds'] },
+  'rds-snapshot-copy': {
+    parse: parseCopyInput,
+    samples: ['rds-snapshot-copy', 'aws.rds'],
+    detailTypes: ['RDS DB Snapshot Event', 'RDS DB Cluster Snapshot Event'],
+  },
   'instance-rotation': { parse: parseRotateInput, samples: ['instance-rotation'] },
-  'ssm-restart': { parse: parseRestartInput, samples: ['ssm-restart', 'aws.cloudwatch'] },
-  'snapshot-tags': { parse: parseSnapshotTagsInput, samples: ['snapshot-tags', 'aws.rds', 'aws.ec2'] },
-  // Its RDS DB instance and cluster events are in its own samples (aws.rds-*.json): events/aws.rds holds
-  // snapshot events, which the snapshot functions' contracts must accept.
-  'rds-scheduler': { parse: parseRdsSchedulerEvent, samples: ['rds-scheduler'] },
+  'ssm-restart': {
+    parse: parseRestartInput,
+    samples: ['ssm-restart', 'aws.cloudwatch'],
+    detailTypes: ['CloudWatch Alarm State Change', 'Lambda alarm action'],
+  },
+  'snapshot-tags': {
+    parse: parseSnapshotTagsInput,
+    samples: ['snapshot-tags', 'aws.rds', 'aws.ec2'],
+    detailTypes: ['RDS DB Snapshot Event', 'RDS DB Cluster Snapshot Event', 'EBS Snapshot Notification'],
+  },
+  'rds-scheduler': {
+    parse: parseRdsSchedulerEvent,
+    samples: ['rds-scheduler', 'aws.rds'],
+    detailTypes: ['RDS DB Instance Event', 'RDS DB Cluster Event'],
+  },
 };
 
-const cases = Object.entries(CONTRACTS).flatMap(([fn, { samples }]) =>
-  samples.flatMap((dir) => readdirSync(join('events', dir, 'samples')).map((file) => ({ fn, dir, file }))),
+const read = (dir: string, file: string): unknown =>
+  JSON.parse(readFileSync(join('events', dir, 'samples', file), 'utf8'));
+/** An EventBridge event's detail-type; a CloudWatch alarm's direct Lambda action has none. */
+const detailType = (event: unknown): unknown => {
+  const e = event as Record<string, unknown>;
+  return e['detail-type'] ?? (e.alarmArn !== undefined ? 'Lambda alarm action' : undefined);
+};
+
+const cases = Object.entries(CONTRACTS).flatMap(([fn, { samples, detailTypes }]) =>
+  samples.flatMap((dir) =>
+    readdirSync(join('events', dir, 'samples'))
+      .filter(
+        (file) => !dir.startsWith('aws.') || detailTypes?.includes(detailType(read(dir, file)) as string),
+      )
+      .map((file) => ({ fn, dir, file })),
+  ),
 );
 
 describe('event contracts', () => {
@@ -33,9 +68,18 @@ describe('event contracts', () => {
       expect(cases.filter((c) => c.fn === fn && c.dir === fn).length).toBeGreaterThan(1);
   });
 
+  it('gives every AWS event sample to a function that handles it', () => {
+    const awsDirs = readdirSync('events').filter((d) => d.startsWith('aws.'));
+    const orphans = awsDirs.flatMap((dir) =>
+      readdirSync(join('events', dir, 'samples'))
+        .filter((file) => !cases.some((c) => c.dir === dir && c.file === file))
+        .map((file) => `${dir}/${file}`),
+    );
+    expect(orphans).toEqual([]);
+  });
+
   it.each(cases)('$fn accepts $dir/samples/$file', ({ fn, dir, file }) => {
-    const event = JSON.parse(readFileSync(join('events', dir, 'samples', file), 'utf8'));
-    expect(() => CONTRACTS[fn]?.parse(event)).not.toThrow();
+    expect(() => CONTRACTS[fn]?.parse(read(dir, file))).not.toThrow();
   });
 });
 

@@ -535,6 +535,58 @@ describe('serverless.yml and infra/', () => {
     },
   );
 
+  it.each(['ecs-scheduler', 'rds-scheduler'])(
+    'alarms when rows of %s wait for 90 minutes (nine 10-minute periods), on the metric withOps really writes',
+    async (name) => {
+      // Prepare
+      vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+      vi.stubEnv('NIGHTSHIFT_STAGE', 'dev');
+      const out: string[] = [];
+      vi.spyOn(process.stdout, 'write').mockImplementation(((chunk: unknown) => {
+        out.push(String(chunk));
+        return true;
+      }) as typeof process.stdout.write);
+      const waiting = buildReport('reconcile', false, [
+        {
+          arn: 'arn:aws:rds:eu-central-1:123456789012:db:shop-db',
+          type: 'rds-db-instance',
+          outcome: 'waiting',
+          detail: '',
+        },
+      ]);
+
+      // Act
+      await withOps(
+        name,
+        (event) => event,
+        async () => waiting,
+      )({}, lambdaContext(name));
+      const [record] = out
+        .join('')
+        .split('\n')
+        .filter((l) => l.includes('"_aws"'))
+        .map((l) => JSON.parse(l) as EmfRecord);
+
+      // Assess
+      const alarm = alarms(dev).find(
+        (a) => a.MetricName === 'waiting' && a.Dimensions.some((d) => d.Value === name),
+      ) as Alarm & Record<string, unknown>;
+      expect(alarm).toMatchObject({
+        AlarmName: `nightshift-dev-${name}-waiting`,
+        Namespace: METRICS_NAMESPACE,
+        Statistic: 'Sum',
+        Period: 600,
+        EvaluationPeriods: 9,
+        DatapointsToAlarm: 9,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [TOPIC],
+      });
+      expect(alarm.Dimensions.map((d) => d.Name)).toEqual([...FUNCTION_DIMENSIONS]);
+      for (const d of alarm.Dimensions) expect(record?.[d.Name], d.Name).toBe(d.Value);
+      expect(record?.waiting).toBe(1);
+    },
+  );
+
   it('gives ssm-restart its flap guard limit from the stage param restartMaxPerHour', () => {
     expect(functionEnv(dev, 'ssm-restart')).toMatchObject({
       RESTART_COOLDOWN_MINUTES: '15',

@@ -164,3 +164,27 @@ describe('rds-scheduler planner', () => {
     ).toMatchObject({ hasWork: false, outcome: 'unchanged' });
   });
 });
+
+describe('what rds-scheduler never stops', () => {
+  it('leaves Neptune and DocumentDB (listed by the RDS API) alone, and skips RDS Custom SQL Server Multi-AZ', () => {
+    // Act
+    const rows = planAction(
+      { action: 'stop', instances: ['graph', 'docs', 'custom-mssql', 'custom-single'] },
+      estate(
+        db('graph', { engine: 'neptune' }),
+        db('docs', { engine: 'docdb' }),
+        db('custom-mssql', { engine: 'custom-sqlserver-ee', multiAz: true }),
+        db('custom-single', { engine: 'custom-sqlserver-ee' }),
+      ),
+      opts(),
+    );
+
+    // Assess
+    expect(rows.map((r) => [r.id, r.outcome ?? 'work', r.detail.split(':')[0]])).toEqual([
+      ['graph', 'skipped', 'Neptune (engine neptune)'],
+      ['docs', 'skipped', 'DocumentDB (engine docdb)'],
+      ['custom-mssql', 'skipped', 'SQL Server Multi-AZ'],
+      ['custom-single', 'work', 'available'],
+    ]);
+  });
+});
