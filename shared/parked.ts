@@ -10,7 +10,8 @@
  *   stopped (`nightshift sleep`);
  * - it follows `nightshift:schedule` (its own, else its parent's) whose desired state now is `stopped`
  *   and no active override wants it running: the next reconcile parks it (an alarm at 19:01 before the
- *   19:00 stop reached it).
+ *   19:00 stop reached it) — under `enforced: false` only within RECONCILE_REACH_MS of the transition
+ *   (later, a running resource was started on purpose, and reconcile leaves it alone).
  * A schedule or override that cannot be read or evaluated never holds anything: the decision then says
  * so in a note, and the caller goes ahead.
  */
@@ -21,6 +22,13 @@ import type { TagMap } from './tags.ts';
 
 /** The tag a resource opts in to a schedule with (README "Schedules and reconcile"). Public contract. */
 export const SCHEDULE_TAG = 'nightshift:schedule';
+
+/**
+ * How long after a stop transition a reconcile (every 10 minutes; rds-scheduler's 5 minutes after
+ * ecs-scheduler's) has surely reached a resource. Under `enforced: false`, one still running after that
+ * was started by someone on purpose, and is not "about to be parked".
+ */
+export const RECONCILE_REACH_MS = 20 * 60_000;
 
 /** How long the wake command in a hint asks for: long enough for the restart and a look at it. */
 export const WAKE_FOR = '1h';
@@ -137,6 +145,21 @@ export const parkDecision = (facts: ParkFacts, bundled: BundledSchedules, now: D
   }
   try {
     const ev = evaluateOnce(schedule, now);
+    const since = ev.since?.at;
+    if (
+      ev.state === 'stopped' &&
+      !schedule.enforced &&
+      since !== undefined &&
+      now.getTime() - since.getTime() >= RECONCILE_REACH_MS
+    ) {
+      // enforced: false acts on transitions only: running this long after the stop transition, it was
+      // started on purpose (or stopped and started again) and reconcile leaves it until the next one.
+      notes.push(
+        `its schedule (${tag}) wants it stopped since ${localLabel(zone, since, now)} ${zone}, but with enforced: false a ` +
+          `resource still running ${Math.round(RECONCILE_REACH_MS / 60_000)} min after the transition is left running: not held`,
+      );
+      return { held: false, ...note() };
+    }
     if (ev.state === 'stopped') {
       return {
         held: true,

@@ -18,7 +18,7 @@ const digest = z.optional(
  * `stop` and `start` need `instances`, `clusters` or `tags`: an unscoped stop of a whole account is
  * refused. `reconcile` takes no scope: the tag `nightshift:schedule` is the scope. Public contract.
  */
-export const RdsSchedulerInput = z
+export const RdsActionInput = z
   .strictObject({
     action: z.enum(['stop', 'start', 'reconcile']),
     instances: z.optional(
@@ -67,6 +67,77 @@ export const RdsSchedulerInput = z
     ),
   );
 
+export type RdsActionInput = Infer<typeof RdsActionInput>;
+
+// At least one minute: `0m` would end the override as it is written (the same as ecs-scheduler's).
+const DURATION = /^0*[1-9]\d{0,5}[mhd]$/;
+const UNTIL = /^(([01]\d|2[0-3]):[0-5]\d|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))$/;
+
+/**
+ * `nightshift wake|sleep --db <id> --db-cluster <id>`: records the override `nightshift:override` on
+ * each DB instance or cluster named (or whose own tags match `tags`), then reconciles them at once.
+ * `for` (`3h`) or `until` (`22:00` in the zone of the database's schedule, or a full ISO time with its
+ * offset); `cancel` ends an override. `by` names who asks (the CLI sends the caller's STS identity).
+ * The same fields and refusals as ecs-scheduler's override. Public contract.
+ */
+export const RdsOverrideInput = z
+  .strictObject({
+    action: z.enum(['wake', 'sleep']),
+    instances: RdsActionInput.shape.instances,
+    clusters: RdsActionInput.shape.clusters,
+    tags: RdsActionInput.shape.tags,
+    for: z.optional(z.string().check(z.regex(DURATION, 'expected a duration such as 30m, 3h or 1d'))),
+    until: z.optional(
+      z
+        .string()
+        .check(
+          z.regex(
+            UNTIL,
+            'expected a clock time such as 22:00, or a full time such as 2026-11-29T22:00:00+01:00',
+          ),
+        ),
+    ),
+    cancel: z.optional(z.boolean()),
+    /** A sleep stops without waiting for the environment's services and groups to rest. */
+    force: z.optional(z.boolean()),
+    by: z.string().check(z.minLength(1, 'name who asks for the override'), z.maxLength(200)),
+    reason: z.optional(z.string().check(z.maxLength(1000))),
+    dryRun: z.optional(z.boolean()),
+    planDigest: digest,
+  })
+  .check(
+    z.refine(
+      (input) => input.instances !== undefined || input.clusters !== undefined || input.tags !== undefined,
+      {
+        message: 'instances, clusters or tags is required, as for stop and start',
+        path: ['instances'],
+      },
+    ),
+    z.refine((input) => !(input.for !== undefined && input.until !== undefined), {
+      message: 'give for or until, not both',
+      path: ['until'],
+    }),
+    z.refine((input) => !(input.cancel === true && (input.for !== undefined || input.until !== undefined)), {
+      message: 'cancel ends an override now: leave for and until out',
+      path: ['cancel'],
+    }),
+    z.refine(
+      (input) =>
+        input.action !== 'wake' ||
+        input.cancel === true ||
+        input.for !== undefined ||
+        input.until !== undefined,
+      {
+        message: 'wake needs for (3h) or until (22:00): an override always ends',
+        path: ['for'],
+      },
+    ),
+  );
+
+export type RdsOverrideInput = Infer<typeof RdsOverrideInput>;
+
+/** Everything rds-scheduler accepts on demand: stop, start, reconcile, or an override (wake, sleep). */
+export const RdsSchedulerInput = z.discriminatedUnion('action', [RdsActionInput, RdsOverrideInput]);
 export type RdsSchedulerInput = Infer<typeof RdsSchedulerInput>;
 
 /**

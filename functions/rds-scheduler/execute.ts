@@ -23,6 +23,7 @@ const NAMES: Record<Step['op'], string> = {
   stop: 'the stop',
   start: 'the start',
   'untag-stopped': `RemoveTagsFromResource ${STOPPED_TAG}`,
+  'set-override': `AddTagsToResource ${OVERRIDE_TAG} (the override)`,
   'clear-override': `RemoveTagsFromResource ${OVERRIDE_TAG}`,
 };
 
@@ -63,6 +64,16 @@ const runStep = async (rds: RDSClient, row: PlannedDb, step: Step): Promise<void
       return;
     case 'untag-stopped':
       await rds.send(new RemoveTagsFromResourceCommand({ ResourceName: row.arn, TagKeys: [STOPPED_TAG] }));
+      return;
+    case 'set-override':
+      // The override first, then the reconcile's stop or start (the same row): a run cut short between
+      // the two leaves the override recorded, and the next reconcile obeys it.
+      await rds.send(
+        new AddTagsToResourceCommand({
+          ResourceName: row.arn,
+          Tags: [{ Key: OVERRIDE_TAG, Value: step.value }],
+        }),
+      );
       return;
     case 'clear-override': {
       // RDS has no conditional untag: read again and keep an override someone set meanwhile.

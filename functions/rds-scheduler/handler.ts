@@ -13,9 +13,10 @@ import {
   isDatabaseEvent,
   parseRdsSchedulerEvent,
   RESTARTED_EVENTS,
+  type RdsActionInput,
   type RdsDatabaseEvent,
+  type RdsOverrideInput,
   type RdsSchedulerEvent,
-  type RdsSchedulerInput,
 } from '#events/rds-scheduler/schema.ts';
 import { OutOfTimeError } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
@@ -45,6 +46,7 @@ import {
   type ReconcileOptions,
   type ReconcilePlan,
 } from './plan.ts';
+import { planOverride, refuseLength, withReconcile } from './override.ts';
 import { bundledSchedules } from './schedules.ts';
 import { readStarted, recordStarted } from './started.ts';
 
@@ -329,13 +331,53 @@ const runEvent = (event: RdsDatabaseEvent, ctx: RunContext, d: Deps): Promise<Re
   );
 };
 
+/**
+ * `wake` / `sleep` (nightshift wake|sleep --db … --db-cluster …): records the override on each database
+ * (override.ts) and reconciles those databases at once, one row each: the tag first, then the stop or
+ * start the reconcile plans from the estate with the tag written. It runs as every other action does
+ * (runPlanned): under each database's lease — the reconcile takes the same one, so a wake and a reconcile
+ * never act on a database at once — from a fresh read under the leases, refusing a plan that differs
+ * from the one confirmed.
+ */
+const runOverride = (input: RdsOverrideInput, ctx: RunContext, d: Deps): Promise<Report> => {
+  const maxMs = (d.config.OVERRIDE_MAX_HOURS ?? DEFAULT_OVERRIDE_MAX_HOURS) * 3_600_000;
+  refuseLength(input, d.now(), maxMs);
+  return runPlanned(
+    input.action,
+    input,
+    async (estate, opts) => {
+      const planned = planOverride(input, estate, {
+        schedules: stageSchedules(d),
+        protectedTags: opts.protectedTags,
+        now: opts.now,
+        maxMs,
+        ...(d.config.NIGHTSHIFT_STAGE && { stage: d.config.NIGHTSHIFT_STAGE }),
+      });
+      const targets = new Set(planned.rows.filter((r) => r.hasWork).map((r) => r.arn));
+      if (targets.size === 0) return { rows: planned.rows, overrideStarts: new Map() };
+      const reconcile = planReconcile(
+        planned.estate,
+        await reconcileOptions(planned.estate, opts, ctx, d),
+        targets,
+      );
+      return withReconcile(planned.rows, reconcile);
+    },
+    ctx,
+    d,
+  );
+};
+
+const isOverride = (input: RdsActionInput | RdsOverrideInput): input is RdsOverrideInput =>
+  input.action === 'wake' || input.action === 'sleep';
+
 export const run = async (
   input: RdsSchedulerEvent,
   ctx: RunContext,
   d: Deps = defaultDeps(),
 ): Promise<Report> => {
   if (isDatabaseEvent(input)) return runEvent(input, ctx, d);
-  const request: RdsSchedulerInput = input;
+  if (isOverride(input)) return runOverride(input, ctx, d);
+  const request: RdsActionInput = input;
   if (request.action === 'reconcile')
     return runPlanned(
       'reconcile',

@@ -37,6 +37,8 @@ export type Step =
   | { op: 'stop' }
   | { op: 'start' }
   | { op: 'untag-stopped' }
+  /** `fromNow`: its end is `--for` (or a cancel's "now") from now, which moves between a dry run and the apply. */
+  | { op: 'set-override'; value: string; fromNow?: true }
   | { op: 'clear-override'; expected: string };
 
 export interface PlannedDb extends PlannedWork {
@@ -229,7 +231,7 @@ const gate = (db: Database, opts: PlanOptions): string | undefined => {
   if (blockers.length === 0) return undefined;
   return (
     `environment ${env} (${ENVIRONMENT_TAG}): ${waitingFor(blockers)}; the database stops once every service ` +
-    'and group of it rests (a later run; "force": true skips this)'
+    'and group of it rests (the next reconcile if it follows a schedule, else run the stop again; "force": true skips this)'
   );
 };
 
@@ -350,8 +352,51 @@ export interface Scope {
  * instance named alone, or matched by tags, is `skipped` (its cluster is stopped instead). Pure.
  */
 export const planAction = (scope: Scope, estate: Estate, opts: PlanOptions): PlannedDb[] => {
-  const rows: PlannedDb[] = [];
-  const targets: Database[] = [];
+  const { missing, targets } = selectDatabases(scope, estate);
+  return [
+    ...missing,
+    ...targets.map(
+      (db) =>
+        overruled(db, scope.action, opts.now) ??
+        (scope.action === 'stop' ? planStop(db, opts) : planStart(db, opts)),
+    ),
+  ];
+};
+
+/**
+ * An explicit stop of a database an active override keeps running (or a start of one it keeps stopped)
+ * is refused: the next reconcile would undo it. Undefined when no active override says otherwise.
+ */
+const overruled = (db: Database, action: 'stop' | 'start', now: Date): PlannedDb | undefined => {
+  const text = db.tags[OVERRIDE_TAG];
+  if (text === undefined) return undefined;
+  let o: Override;
+  try {
+    o = decodeOverride(text);
+  } catch {
+    return undefined;
+  }
+  if (!overrideActive(o, now) || o.state === (action === 'stop' ? 'stopped' : 'running')) return undefined;
+  return idle(
+    db,
+    'skipped',
+    `an override keeps it ${o.state} until ${iso(o.until)} (by ${o.by}${o.why ? `, why: ${o.why}` : ''}): ` +
+      `a ${action} would be undone by the next reconcile; use nightshift ${action === 'stop' ? 'sleep' : 'wake'}, ` +
+      'or end the override first (nightshift wake --cancel)',
+  );
+};
+
+/**
+ * The databases a scope names: by identifier or ARN (RDS identifiers are not case sensitive), narrowed
+ * by `tags` when given, or every database whose own tags match; each once. A name not found is a
+ * `failed` row. Pure.
+ */
+export const selectDatabases = (
+  scope: Omit<Scope, 'action'>,
+  estate: Estate,
+): { missing: PlannedDb[]; targets: Database[] } => {
+  const missingRows: PlannedDb[] = [];
+  const found: Database[] = [];
   const byName = scope.instances !== undefined || scope.clusters !== undefined;
   const missing = (kind: 'instance' | 'cluster', ref: string): PlannedDb => {
     const id = ref.split(':').at(-1) ?? ref;
@@ -369,26 +414,27 @@ export const planAction = (scope: Scope, estate: Estate, opts: PlanOptions): Pla
   if (byName) {
     for (const ref of scope.instances ?? []) {
       const db = named(estate.instances, ref);
-      if (!db) rows.push(missing('instance', ref));
-      else targets.push(db);
+      if (!db) missingRows.push(missing('instance', ref));
+      else found.push(db);
     }
     for (const ref of scope.clusters ?? []) {
       const db = named(estate.clusters, ref);
-      if (!db) rows.push(missing('cluster', ref));
-      else targets.push(db);
+      if (!db) missingRows.push(missing('cluster', ref));
+      else found.push(db);
     }
   } else {
-    targets.push(...estate.clusters, ...estate.instances);
+    found.push(...estate.clusters, ...estate.instances);
   }
   const wanted = scope.tags;
   const seen = new Set<string>();
-  for (const db of targets) {
+  const targets: Database[] = [];
+  for (const db of found) {
     if (seen.has(db.arn)) continue;
     seen.add(db.arn);
     if (wanted && !matchesTags(db.tags, wanted)) continue;
-    rows.push(scope.action === 'stop' ? planStop(db, opts) : planStart(db, opts));
+    targets.push(db);
   }
-  return rows;
+  return { missing: missingRows, targets };
 };
 
 // ---------------------------------------------------------------------------------------------------

@@ -368,16 +368,28 @@ export const buildProgram = (io: Io, result: { code: number }) => {
     const state = action === 'wake' ? 'running' : 'stopped';
     withCommon(program.command(action))
       .description(
-        `keep ECS services ${state} against their schedule for a while, recorded as the tag nightshift:override ` +
-          '(who, why, until), then reconcile them at once (ecs-scheduler)',
+        `keep ECS services (ecs-scheduler), or with --db / --db-cluster RDS DB instances and Aurora clusters ` +
+          `(rds-scheduler), ${state} against their schedule for a while, recorded as the tag nightshift:override ` +
+          '(who, why, until), then reconcile them at once',
       )
       .option(
         '--cluster <name>',
-        'cluster name or ARN (repeatable); a cluster named whole carries the override',
+        'ECS cluster name or ARN (repeatable); a cluster named whole carries the override',
         collect,
       )
       .option('--service <name>', 'only these services (repeatable): each carries its own override', collect)
-      .option('--tag <key=value>', 'clusters or services whose tags match (repeatable)', collect)
+      .option(
+        '--tag <key=value>',
+        'clusters or services whose tags match, or with --db / --db-cluster only databases whose tags match ' +
+          '(repeatable); --tag alone acts on ECS',
+        collect,
+      )
+      .option('--db <id>', 'RDS DB instance identifier or ARN (repeatable): runs rds-scheduler', collect)
+      .option(
+        '--db-cluster <id>',
+        'Aurora DB cluster identifier or ARN (repeatable; the cluster carries the override): runs rds-scheduler',
+        collect,
+      )
       .option(
         '--for <duration>',
         "how long, e.g. 30m, 3h (at most the stage's overrideMaxHours, 24 h by default)",
@@ -388,31 +400,49 @@ export const buildProgram = (io: Io, result: { code: number }) => {
       )
       .option('--reason <text>', 'why, recorded with the override (cut and cleaned to fit a tag)')
       .option('--cancel', 'end the override now: the resources return to their schedule at once')
+      .option(
+        '--force',
+        'do not wait for the environment order (start or stop it whatever the other tiers do)',
+      )
       .action(function (this: Command) {
         const o = this.opts<{
           cluster?: string[];
           service?: string[];
           tag?: string[];
+          db?: string[];
+          dbCluster?: string[];
           for?: string;
           until?: string;
           reason?: string;
           cancel?: boolean;
+          force?: boolean;
         }>();
         return act(async () => {
           const g = globals();
+          const databases = o.db !== undefined || o.dbCluster !== undefined;
+          if (databases && (o.cluster !== undefined || o.service !== undefined))
+            throw new InputError(
+              '--db and --db-cluster act on databases (rds-scheduler), --cluster and --service on ECS ' +
+                '(ecs-scheduler): run them as two commands',
+              o.cluster !== undefined ? '--cluster' : '--service',
+            );
+          const fn: FunctionName = databases ? 'rds-scheduler' : 'ecs-scheduler';
+          const scope = databases
+            ? { instances: o.db, clusters: o.dbCluster }
+            : { clusters: o.cluster, services: o.service };
           const payload = compact({
             action,
-            clusters: o.cluster,
-            services: o.service,
+            ...scope,
             tags: keyValues(o.tag, '--tag'),
             for: o.for,
             until: o.until,
             reason: o.reason,
             cancel: o.cancel,
+            force: o.force,
             by: 'you',
           });
           // Refuse a bad request before asking AWS who is asking.
-          checkPayload('ecs-scheduler', payload);
+          checkPayload(fn, payload);
           if (g.local && g.region) useRegion(io, g.region);
           let by: string;
           try {
@@ -423,7 +453,7 @@ export const buildProgram = (io: Io, result: { code: number }) => {
             );
             return EXIT.failed;
           }
-          return runFunction(io, g, 'ecs-scheduler', { ...payload, by }, { mutates: true });
+          return runFunction(io, g, fn, { ...payload, by }, { mutates: true });
         })();
       });
   }
@@ -529,7 +559,7 @@ export const buildProgram = (io: Io, result: { code: number }) => {
 
   withCommon(program.command('status'))
     .description(
-      'what nightshift holds now: scheduled services (desired and actual state, overrides, next transition), parked services and groups, rotations, recent restarts, copies in flight, leases',
+      'what nightshift holds now: scheduled services and databases (desired and actual state, overrides, next transition), parked services, groups and databases, rotations, recent restarts, copies in flight, leases',
     )
     .option(
       '--copy-region <region>',

@@ -1,6 +1,7 @@
 /**
  * `nightshift status`: what nightshift holds right now, read from the resources themselves with the
- * caller's credentials — parked services and groups (and what they come back to), rotations in
+ * caller's credentials — services and databases on a schedule, parked services, groups and databases
+ * (and what they come back to), rotations in
  * progress, recent restarts and ssm-restart's restart guard, snapshot copies in flight, and the stage's
  * leases and carried-over work.
  *
@@ -18,8 +19,12 @@ import { paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling'
 import { paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import { paginateScan, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import {
+  paginateDescribeDBClusters,
   paginateDescribeDBClusterSnapshots,
+  paginateDescribeDBInstances,
   paginateDescribeDBSnapshots,
+  type DBCluster,
+  type DBInstance,
   type RDSClient,
 } from '@aws-sdk/client-rds';
 import Table from 'cli-table3';
@@ -30,8 +35,13 @@ import { rdsClient } from '#shared/aws/rds.ts';
 import { dynamoDbClient } from '#shared/aws/dynamodb.ts';
 import { formatAge } from '#shared/duration.ts';
 import { chunk } from '#shared/concurrency.ts';
-import { tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
-import { evaluate, localLabel, type Evaluation, type Schedules } from '#shared/schedules.ts';
+import { otherStage, tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
+import { evaluate, localLabel, type Evaluation, type Schedule, type Schedules } from '#shared/schedules.ts';
+import { decodeOverride, overrideActive, OVERRIDE_TAG } from '#shared/override.ts';
+import {
+  SCHEDULE_TAG as DB_SCHEDULE_TAG,
+  STOPPED_TAG as DB_STOPPED_TAG,
+} from '#functions/rds-scheduler/plan.ts';
 import { overrideOf, scheduleOf } from '#functions/ecs-scheduler/reconcile.ts';
 import type { ClusterState, ServiceState } from '#functions/ecs-scheduler/inventory.ts';
 import {
@@ -55,6 +65,12 @@ export interface Status {
    * the state it wants now and the actual one, any override (who, why, until) and the next transition.
    */
   schedules: StatusRow[];
+  /**
+   * Every DB instance and Aurora cluster that follows a schedule (its own tag nightshift:schedule): the
+   * schedule, the state it wants now and the actual one, any override (who, why, until) and the next
+   * transition. A database tagged nightshift:stage for another stage is left out.
+   */
+  databases: StatusRow[];
   parked: StatusRow[];
   rotations: StatusRow[];
   restarts: StatusRow[];
@@ -232,6 +248,146 @@ const ecsRows = async (
         }
       }
     }
+  }
+};
+
+/** A schedule's evaluation now, once per schedule and status; an error message when it cannot be evaluated. */
+const evaluationOf = (
+  schedule: Schedule,
+  now: Date,
+  evaluations: Map<string, Evaluation>,
+): Evaluation | string => {
+  const known = evaluations.get(schedule.name);
+  if (known) return known;
+  try {
+    const ev = evaluate(schedule, now);
+    evaluations.set(schedule.name, ev);
+    return ev;
+  } catch (error) {
+    return `${schedule.name}: cannot be evaluated: ${(error as Error).message}`;
+  }
+};
+
+interface DbState {
+  resource: string;
+  /** `--db <id>` or `--db-cluster <id>`: how to name it to the CLI. */
+  flag: string;
+  tags: TagMap;
+  status: string;
+  /** What runs: the instance's status, or the cluster's and its writer's. */
+  actual: string;
+  memberOf?: string;
+}
+
+/** One row of "On a schedule (databases)": what the schedule (or an override) wants, and what is. */
+const databaseScheduleRow = (
+  db: DbState,
+  schedules: Schedules,
+  now: Date,
+  evaluations: Map<string, Evaluation>,
+): StatusRow => {
+  const name = db.tags[DB_SCHEDULE_TAG] ?? '';
+  const { resource } = db;
+  if (db.memberOf)
+    return {
+      resource,
+      detail: `member of cluster ${db.memberOf}: its own ${DB_SCHEDULE_TAG} (${name}) is not read — tag the cluster; actual ${db.actual}`,
+    };
+  const schedule = schedules.get(name);
+  if (!schedule)
+    return {
+      resource,
+      detail: `schedule "${name}" is not defined in infra/schedules.yml: reconcile fails it; actual ${db.actual}`,
+    };
+  const ev = evaluationOf(schedule, now, evaluations);
+  if (typeof ev === 'string') return { resource, detail: ev };
+  const zone = schedule.timezone;
+  let desired: string = ev.state;
+  let override = '';
+  const text = db.tags[OVERRIDE_TAG];
+  if (text !== undefined) {
+    try {
+      const o = decodeOverride(text);
+      const who = `by ${o.by}${o.why ? ` (why: ${o.why})` : ''}`;
+      if (overrideActive(o, now)) {
+        desired = o.state;
+        override = `; override ${who} until ${localLabel(zone, o.until, now)} ${zone}`;
+      } else
+        override = `; override ${who} ended at ${localLabel(zone, o.until, now)}: the next reconcile returns it to its schedule`;
+    } catch (error) {
+      override = `; ${(error as Error).message}: the next reconcile fails it (fix it, or nightshift wake --cancel ${db.flag})`;
+    }
+  }
+  const next = ev.next
+    ? `; next ${ev.next.to === 'running' ? 'start' : ev.next.to === 'stopped' ? 'stop' : 'change'} ${localLabel(zone, ev.next.at, now)} ${zone}`
+    : '';
+  return { resource, detail: `${schedule.name}: desired ${desired}, actual ${db.actual}${override}${next}` };
+};
+
+/**
+ * RDS DB instances and clusters: those on a schedule, and those nightshift stopped (tag
+ * nightshift:stopped, `at=<time> by=nightshift`). DescribeDBInstances and DescribeDBClusters return at
+ * most 100 records a call (MaxRecords 20 to 100), the rest by Marker: every page is followed. Their tags
+ * come with them (TagList). Aurora members are read for their cluster's writer; a member is never
+ * stopped on its own, so only its schedule tag (which is not read) is shown.
+ */
+const databaseRows = async (
+  now: Date,
+  parked: StatusRow[],
+  scheduled: StatusRow[],
+  schedules: Schedules | undefined,
+  stage: string | undefined,
+) => {
+  const rds = rdsClient();
+  const instances: DBInstance[] = [];
+  for await (const page of paginateDescribeDBInstances({ client: rds, pageSize: 100 }, {}))
+    instances.push(...(page.DBInstances ?? []));
+  const clusters: DBCluster[] = [];
+  for await (const page of paginateDescribeDBClusters({ client: rds, pageSize: 100 }, {}))
+    clusters.push(...(page.DBClusters ?? []));
+  const statusOf = new Map(
+    instances.map((i) => [i.DBInstanceIdentifier ?? '', i.DBInstanceStatus ?? 'unknown']),
+  );
+  const dbs: DbState[] = [
+    ...clusters.map((c): DbState => {
+      const writer = (c.DBClusterMembers ?? []).find((m) => m.IsClusterWriter)?.DBInstanceIdentifier;
+      const status = c.Status ?? 'unknown';
+      return {
+        resource: `DB cluster ${c.DBClusterIdentifier}`,
+        flag: `--db-cluster ${c.DBClusterIdentifier}`,
+        tags: tagMapUpper(c.TagList),
+        status,
+        actual: writer ? `${status} (writer ${writer} ${statusOf.get(writer) ?? 'not found'})` : status,
+      };
+    }),
+    ...instances.map((i): DbState => ({
+      resource: `DB instance ${i.DBInstanceIdentifier}`,
+      flag: `--db ${i.DBInstanceIdentifier}`,
+      tags: tagMapUpper(i.TagList),
+      status: i.DBInstanceStatus ?? 'unknown',
+      actual: i.DBInstanceStatus ?? 'unknown',
+      ...(i.DBClusterIdentifier && { memberOf: i.DBClusterIdentifier }),
+    })),
+  ];
+  const evaluations = new Map<string, Evaluation>();
+  for (const db of dbs) {
+    if (otherStage(stage, db.tags) !== undefined) continue;
+    if (schedules && db.tags[DB_SCHEDULE_TAG] !== undefined)
+      scheduled.push(databaseScheduleRow(db, schedules, now, evaluations));
+    const stopped = db.tags[DB_STOPPED_TAG];
+    if (stopped === undefined || db.memberOf) continue;
+    const at = Date.parse(stopped.match(/(?:^| )at=(\S+)/)?.[1] ?? '');
+    const since = Number.isNaN(at)
+      ? `${DB_STOPPED_TAG} "${stopped}": no readable at=`
+      : `stopped by nightshift since ${stamp(at)} (${formatAge(now.getTime() - at)} ago)`;
+    parked.push({
+      resource: db.resource,
+      detail:
+        db.status === 'stopped' || db.status === 'stopping'
+          ? `${since}; now ${db.actual}; comes back with nightshift start ${db.flag} (or its schedule)`
+          : `${since}, but ${db.actual} again (AWS starts a database stopped for 7 days, or someone started it): ` +
+            `a reconcile stops it again while its schedule wants it stopped; nightshift start ${db.flag} keeps it running`,
+    });
   }
 };
 
@@ -445,6 +601,7 @@ export const readStatus = async (options: StatusOptions, now = new Date()): Prom
   const { copyRegions, leaseTable } = options;
   const status: Status = {
     schedules: [],
+    databases: [],
     parked: [],
     rotations: [],
     restarts: [],
@@ -456,6 +613,10 @@ export const readStatus = async (options: StatusOptions, now = new Date()): Prom
   };
   const parts: [string, Promise<string | void>][] = [
     ['ECS services', ecsRows(now, status.parked, status.restarts, status.schedules, options.schedules)],
+    [
+      'RDS DB instances and clusters',
+      databaseRows(now, status.parked, status.databases, options.schedules, options.stage),
+    ],
     ['Auto Scaling groups', groupRows(status.parked, status.rotations)],
     ['EC2 instances', instanceRows(now, status.restarts)],
     ['RDS snapshot copies', copyRows(copyRegions, status.copies)],
@@ -469,8 +630,19 @@ export const readStatus = async (options: StatusOptions, now = new Date()): Prom
   });
   if (copyRegions.length === 0)
     status.notes.push('copies in flight: name the target regions with --copy-region');
-  const { schedules, parked, rotations, restarts, restartGuard, copies, leases, carriedOver } = status;
-  for (const list of [schedules, parked, rotations, restarts, restartGuard, copies, leases, carriedOver]) {
+  const { schedules, databases, parked, rotations, restarts, restartGuard, copies, leases, carriedOver } =
+    status;
+  for (const list of [
+    schedules,
+    databases,
+    parked,
+    rotations,
+    restarts,
+    restartGuard,
+    copies,
+    leases,
+    carriedOver,
+  ]) {
     list.sort((a, b) => a.resource.localeCompare(b.resource));
   }
   return status;
@@ -493,6 +665,7 @@ const UNKNOWN = 'not known (the lease table could not be read: see the note belo
 export const renderStatus = (s: Status): string =>
   [
     section('On a schedule (ECS services)', s.schedules, 'none (no nightshift:schedule tags)'),
+    section('On a schedule (databases)', s.databases, 'none (no nightshift:schedule tags)'),
     section('Parked by nightshift', s.parked, 'nothing'),
     section('Rotations in progress', s.rotations, 'none'),
     section('Restarts in the last 24 h', s.restarts, 'none'),

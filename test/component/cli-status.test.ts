@@ -20,7 +20,9 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import {
+  DescribeDBClustersCommand,
   DescribeDBClusterSnapshotsCommand,
+  DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   RDSClient,
   type DBClusterSnapshot,
@@ -163,6 +165,9 @@ describe('nightshift status past the first page', () => {
           },
     );
     rds.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [] });
+    // Databases on a schedule and parked ones: test/integration/cli-rds-override.test.ts pages them.
+    rds.on(DescribeDBInstancesCommand).resolves({ DBInstances: [] });
+    rds.on(DescribeDBClustersCommand).resolves({ DBClusters: [] });
   });
 
   it('reads every page of clusters, services, groups, instances and snapshots, at the largest page sizes', async () => {

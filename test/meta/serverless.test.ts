@@ -718,10 +718,20 @@ describe('serverless.yml and infra/', () => {
       expect(decide('rds:StartDBCluster', cluster, {})).toBe(true);
       expect(decide('rds:AddTagsToResource', db, {}, ['nightshift:stopped'])).toBe(true);
       expect(decide('rds:RemoveTagsFromResource', cluster, {}, ['nightshift:override'])).toBe(true);
-      expect(decide('rds:AddTagsToResource', db, {}, ['nightshift:override'])).toBe(false);
       expect(decide('rds:AddTagsToResource', db, {}, ['team'])).toBe(false);
       expect(decide('rds:DeleteDBInstance', db, {})).toBe(false);
       expect(decide('rds:ModifyDBInstance', db, {})).toBe(false);
+    });
+
+    it('records overrides (wake / sleep): may add nightshift:override, and no other key with it', () => {
+      expect(decide('rds:AddTagsToResource', db, {}, ['nightshift:override'])).toBe(true);
+      expect(decide('rds:AddTagsToResource', cluster, {}, ['nightshift:override'])).toBe(true);
+      expect(decide('rds:AddTagsToResource', db, {}, ['nightshift:override', 'team'])).toBe(false);
+      expect(decide('rds:AddTagsToResource', db, {})).toBe(false);
+      expect(decide('rds:AddTagsToResource', db, { env: 'prod' }, ['nightshift:override'])).toBe(false);
+      expect(decide('rds:AddTagsToResource', cluster, { stage: 'Live' }, ['nightshift:override'])).toBe(
+        false,
+      );
     });
 
     it.each<Record<string, string>>([{ env: 'Prod' }, { environment: 'production' }, { stage: 'LIVE' }])(

@@ -17,6 +17,16 @@ const bundled: BundledSchedules = {
           periods: [{ begintime: '07:00', endtime: '19:00', weekdays: ['mon-fri'] }],
         },
         'start-only': { periods: [{ begintime: '07:00', weekdays: ['mon-fri'] }] },
+        strict: {
+          timezone: 'Europe/Berlin',
+          periods: [{ begintime: '07:00', endtime: '19:00', weekdays: ['mon-fri'] }],
+          enforced: true,
+        },
+        lenient: {
+          timezone: 'Europe/Berlin',
+          periods: [{ begintime: '07:00', endtime: '19:00', weekdays: ['mon-fri'] }],
+          enforced: false,
+        },
       },
     },
     { calendars: noHolidays },
@@ -40,6 +50,22 @@ describe('parkDecision', () => {
       { [SCHEDULE]: 'start-only' },
       { [SCHEDULE]: 'office-hours' },
       '19:01',
+      false,
+    ],
+    [
+      'an enforced schedule, long after its stop transition',
+      { [SCHEDULE]: 'strict' },
+      undefined,
+      '21:00',
+      true,
+    ],
+    ['enforced: false, just after its stop transition', { [SCHEDULE]: 'lenient' }, undefined, '19:15', true],
+    // Running 20 minutes after the transition under enforced: false: started on purpose, reconcile leaves it.
+    [
+      'enforced: false, 20 minutes after its stop transition',
+      { [SCHEDULE]: 'lenient' },
+      undefined,
+      '19:20',
       false,
     ],
     ["a schedule with no wish ('any')", { [SCHEDULE]: 'start-only' }, undefined, '06:00', false],
@@ -76,6 +102,16 @@ describe('parkDecision', () => {
     const decision = parkDecision(facts, bundled, at(local));
     expect(decision.held).toBe(held);
     if (decision.held) expect(decision.reason).toMatch(/parked/);
+  });
+
+  it('says why a running resource under enforced: false is not held after the transition', () => {
+    const decision = parkDecision({ tags: { [SCHEDULE]: 'lenient' } }, bundled, at('21:00'));
+    expect(decision).toEqual({
+      held: false,
+      note: expect.stringContaining(
+        'with enforced: false a resource still running 20 min after the transition is left running',
+      ),
+    });
   });
 
   it('says which override keeps a target running against its schedule', () => {
