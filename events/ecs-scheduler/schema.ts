@@ -49,7 +49,7 @@ export const SchedulerInput = z
         )
         .check(z.refine((tags) => Object.keys(tags).length > 0, 'give at least one tag, or leave tags out')),
     ),
-    /** Starts without waiting for the environment's databases (nightshift:environment start order). */
+    /** Starts without waiting for the environment order (nightshift:environment: databases, then groups). */
     force: z.optional(z.boolean()),
     dryRun: z.optional(z.boolean()),
     /**
@@ -104,7 +104,7 @@ const UNTIL = /^(([01]\d|2[0-3]):[0-5]\d|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.
 
 /**
  * `nightshift wake|sleep <target>`: records the override `nightshift:override` on each target (a
- * cluster named whole, or services), then reconciles them at once. `for` (`3h`) or `until` (`22:00` in
+ * cluster named whole, services, or standalone Auto Scaling groups), then reconciles them at once. `for` (`3h`) or `until` (`22:00` in
  * the zone of the target's schedule, or a full ISO time with its offset); `cancel` ends an override.
  * `by` names who asks (the CLI sends the caller's STS identity).
  */
@@ -113,6 +113,8 @@ export const OverrideInput = z
     action: z.enum(['wake', 'sleep']),
     clusters: SchedulerInput.shape.clusters,
     services: SchedulerInput.shape.services,
+    /** Auto Scaling groups that are not ECS capacity providers, by name: the override is written on each. */
+    groups: SchedulerInput.shape.groups,
     tags: SchedulerInput.shape.tags,
     for: z.optional(z.string().check(z.regex(DURATION, 'expected a duration such as 30m, 3h or 1d'))),
     until: z.optional(
@@ -126,7 +128,7 @@ export const OverrideInput = z
         ),
     ),
     cancel: z.optional(z.boolean()),
-    /** Starts without waiting for the environment's databases (nightshift:environment start order). */
+    /** Starts without waiting for the environment order (nightshift:environment: databases, then groups). */
     force: z.optional(z.boolean()),
     by: z.string().check(z.minLength(1, 'name who asks for the override'), z.maxLength(200)),
     reason: z.optional(z.string().check(z.maxLength(1000))),
@@ -136,10 +138,21 @@ export const OverrideInput = z
     ),
   })
   .check(
-    z.refine((input) => input.clusters !== undefined || input.tags !== undefined, {
-      message: 'clusters or tags is required (services narrow them down), as for stop and start',
-      path: ['clusters'],
-    }),
+    z.refine(
+      (input) => input.clusters !== undefined || input.tags !== undefined || input.groups !== undefined,
+      {
+        message:
+          'clusters, groups or tags is required (services narrow clusters down), as for stop and start',
+        path: ['clusters'],
+      },
+    ),
+    z.refine(
+      (input) => input.services === undefined || input.clusters !== undefined || input.tags !== undefined,
+      {
+        message: 'services narrow clusters or tags down: name the clusters too',
+        path: ['services'],
+      },
+    ),
     z.refine((input) => !(input.for !== undefined && input.until !== undefined), {
       message: 'give for or until, not both',
       path: ['until'],

@@ -3,6 +3,7 @@ import type { Infer } from '#shared/zod.ts';
 import { booleanFlag, tagRulesVar } from '#shared/env.ts';
 import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
 import { DEFAULT_OVERRIDE_MAX_HOURS } from '#shared/override.ts';
+import { DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES } from '#shared/environment.ts';
 
 /** SCHEDULE_GRACE_MINUTES when unset or empty. */
 export const DEFAULT_GRACE_MINUTES = 15;
@@ -40,6 +41,17 @@ export const SchedulerConfig = z.object({
     z.pipe(
       z.string().check(z.regex(/^(\d{1,4}(\.\d{1,2})?)?$/, 'expected a number of hours, e.g. 24 or 0.5')),
       z.transform((text) => (text === '' ? DEFAULT_OVERRIDE_MAX_HOURS : Number(text))),
+    ),
+  ),
+  /**
+   * A standalone Auto Scaling group of an environment that nightshift started and that is still not in
+   * service at its desired capacity this many minutes later gets a `failed` row; the services of its
+   * environment keep waiting for it. At least 1.
+   */
+  ENVIRONMENT_START_TIMEOUT_MINUTES: z.optional(
+    z.pipe(
+      z.string().check(z.regex(/^([1-9]\d{0,3})?$/, 'expected a whole number of minutes (1-9999)')),
+      z.transform((text) => (text === '' ? DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES : Number(text))),
     ),
   ),
 });

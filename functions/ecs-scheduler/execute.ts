@@ -56,7 +56,7 @@ const STEP_NAMES: Record<Step['op'], string> = {
   'set-group-size': 'resize group (UpdateAutoScalingGroup)',
   'clear-group-state': 'remove saved state (DeleteTags)',
   'verify-group-state': 'check saved state is still there (DescribeAutoScalingGroups)',
-  'set-override': 'record the override (TagResource)',
+  'set-override': 'record the override (TagResource, or CreateOrUpdateTags on a group)',
   'clear-override': 'remove the expired override (UntagResource)',
 };
 
@@ -245,6 +245,23 @@ const runStep = async (
 ): Promise<void> => {
   switch (step.op) {
     case 'set-override':
+      if (action.type === 'autoscaling-group') {
+        // Not propagated: an override is about the group, never about the instances it launches.
+        await clients.autoscaling.send(
+          new CreateOrUpdateTagsCommand({
+            Tags: [
+              {
+                ResourceId: action.name,
+                ResourceType: 'auto-scaling-group',
+                Key: OVERRIDE_TAG,
+                Value: step.value,
+                PropagateAtLaunch: false,
+              },
+            ],
+          }),
+        );
+        return;
+      }
       await clients.ecs.send(
         new TagResourceCommand({ resourceArn: action.arn, tags: [{ key: OVERRIDE_TAG, value: step.value }] }),
       );

@@ -18,7 +18,8 @@ import { readClaimedEstate } from './claim.ts';
 import { DEFAULT_GRACE_MINUTES, SchedulerConfig } from './config.ts';
 import { executePlan, plannedWork } from './execute.ts';
 import { readEstate, type Clients, type Estate, type Held } from './inventory.ts';
-import { environmentsStarted, gateStart, readEnvironmentDatabases } from './environment.ts';
+import { gateStart } from './environment.ts';
+import { DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES } from '#shared/environment.ts';
 import { alarmRows } from './alarms.ts';
 // Issue 10 (scheduled tasks): the stop report warns about scheduled tasks in the clusters it parked.
 import { eventBridgeClient, scheduledTaskRows } from './scheduled-tasks.ts';
@@ -34,7 +35,7 @@ import {
   type GroupReconcile,
 } from './groups.ts';
 import { groupLeaseScope, PARKED_TAG } from '#shared/group-tags.ts';
-import { planOverride, refuseLength, scopeOf, withTags } from './override.ts';
+import { planOverride, refuseLength, scopeOf, withTags, type OverrideGroups } from './override.ts';
 import {
   clusterClearRows,
   planReconcile,
@@ -115,6 +116,8 @@ const scheduledTaskOptions = (dryRun: boolean, ctx: RunContext, d: Deps) => ({
   ...(d.clients.events && { events: d.clients.events }),
 });
 
+const NO_ESTATE: Estate = { clusters: [], missingClusters: [], sharers: [], groups: [], groupUsers: {} };
+
 const isOverride = (input: SchedulerInput | OverrideInput): input is OverrideInput =>
   input.action === 'wake' || input.action === 'sleep';
 
@@ -129,19 +132,18 @@ export const run = async (
 };
 
 /**
- * The rows of the standalone groups an explicit run names (groups.ts). A mutating run takes each group's
+ * The named standalone groups, and every capacity provider's group. A mutating run takes each group's
  * lease (the scope instance-rotation takes too), then reads the groups again under it.
  */
-const standaloneRows = async (
-  input: SchedulerInput,
+const readNamedGroups = async (
+  names: readonly string[],
   dryRun: boolean,
   ctx: RunContext,
   d: Deps,
-): Promise<PlannedAction[]> => {
-  if (!input.groups) return [];
+): Promise<OverrideGroups> => {
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
   const providers = await capacityProviderGroups(reader);
-  let read = await readStandaloneGroups(reader, input.groups);
+  let read = await readStandaloneGroups(reader, names);
   let held: Held[] = [];
   if (!dryRun) {
     const refused = await ctx.leases.takeEach(read.groups.map((g) => groupLeaseScope(g.arn)));
@@ -152,7 +154,22 @@ const standaloneRows = async (
     const leased = read.groups.filter((g) => !refused.has(groupLeaseScope(g.arn))).map((g) => g.name);
     read = { ...(await readStandaloneGroups(reader, leased)), missing: read.missing };
   }
-  return planStandaloneGroups(input.action, { ...read, held }, providers, {
+  return { ...read, held, providers };
+};
+
+/**
+ * The rows of the standalone groups an explicit run names (groups.ts). A mutating run takes each group's
+ * lease (the scope instance-rotation takes too), then reads the groups again under it.
+ */
+const standaloneRows = async (
+  input: SchedulerInput,
+  dryRun: boolean,
+  ctx: RunContext,
+  d: Deps,
+): Promise<PlannedAction[]> => {
+  if (!input.groups) return [];
+  const { providers, ...read } = await readNamedGroups(input.groups, dryRun, ctx, d);
+  return planStandaloneGroups(input.action, read, providers, {
     protectedTags: d.config.PROTECTED_TAGS,
     now: d.now(),
   });
@@ -173,9 +190,16 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
     ? planSchedule(input, estate, { protectedTags: d.config.PROTECTED_TAGS, now: d.now() })
     : { action: input.action, phases: [] };
   const groups = await standaloneRows(input, dryRun, ctx, d);
-  const whole = groups.length > 0 ? { ...planned, phases: [...planned.phases, groups] } : planned;
+  // Standalone groups start before the services (their environment's services wait for them) and stop after.
+  const whole =
+    groups.length === 0
+      ? planned
+      : {
+          ...planned,
+          phases: input.action === 'start' ? [groups, ...planned.phases] : [...planned.phases, groups],
+        };
   const plan =
-    input.action === 'start' && !input.force && estate ? await gated(whole, estate, ctx, d) : whole;
+    input.action === 'start' && !input.force ? await gated(whole, estate ?? NO_ESTATE, ctx, d) : whole;
   const works = plan.phases.flat().map(plannedWork);
   if (!dryRun) {
     const refused = refuseChangedPlan(input.planDigest, works);
@@ -198,6 +222,7 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
     dryRun,
     hasTime: ctx.hasTime,
     now: d.now(),
+    reader,
     ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
   });
   // Scheduled tasks (scheduled-tasks.ts): a stop warns about those targeting the clusters it parked.
@@ -213,25 +238,37 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
   return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };
 
+const gateIO = (ctx: RunContext, d: Deps) => ({
+  reader: { clients: d.clients, hasTime: ctx.hasTime },
+  rds: d.clients.rds ?? rdsClient(),
+  store: ctx.leases.leaseStore,
+  timeoutMs:
+    (d.config.ENVIRONMENT_START_TIMEOUT_MINUTES ?? DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES) * 60_000,
+  now: d.now(),
+});
+
 /**
- * A start plan gated on the databases of the environments it starts something in (environment.ts):
- * read only when one of its rows belongs to an environment.
+ * A start plan gated on the tier before each row (environment.ts): groups and services on the databases
+ * of their environment, services on its standalone groups. Read only when a row with work belongs to an
+ * environment (or is a standalone group). Laggard groups no row names get a row of their own, first.
  */
 const gated = async (plan: Plan, estate: Estate, ctx: RunContext, d: Deps): Promise<Plan> => {
-  const environments = environmentsStarted(plan, estate);
-  if (environments.size === 0) return plan;
-  const databases = await readEnvironmentDatabases(d.clients.rds ?? rdsClient(), environments, ctx.hasTime);
-  return gateStart(plan, estate, databases);
+  const out = await gateStart(plan.phases, estate, gateIO(ctx, d));
+  return { ...plan, phases: out.extra.length > 0 ? [out.extra, ...out.phases] : out.phases };
 };
 
-/** The reconcile plan with its start gated (gated). */
+/** The reconcile plan with its start gated (gated); its idle rows can say a group lags. */
 const gatedReconcile = async (
   plan: ReconcilePlan,
   estate: Estate,
   ctx: RunContext,
   d: Deps,
   force = false,
-) => (plan.start && !force ? { ...plan, start: await gated(plan.start, estate, ctx, d) } : plan);
+): Promise<ReconcilePlan> => {
+  if (!plan.start || force) return plan;
+  const out = await gateStart(plan.start.phases, estate, gateIO(ctx, d), plan.idle);
+  return { ...plan, idle: [...out.idle, ...out.extra], start: { ...plan.start, phases: out.phases } };
+};
 
 /** The clusters a reconcile plan changes something in: leased and read again by a mutating run. */
 const clusterNames = (plan: ReconcilePlan) =>
@@ -279,6 +316,7 @@ const executeReconcile = async (
           dryRun: options.dryRun,
           hasTime: ctx.hasTime,
           now: d.now(),
+          reader: { clients: d.clients, hasTime: ctx.hasTime },
           ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
         })),
       );
@@ -345,7 +383,7 @@ const reconcileGroups = async (
   const scheduled = await readScheduledGroups(reader);
   if (scheduled.length === 0) return undefined;
   const providers = await capacityProviderGroups(reader);
-  const noEstate: Estate = { clusters: [], missingClusters: [], sharers: [], groups: [], groupUsers: {} };
+  const noEstate = NO_ESTATE;
   // Start records matter only for groups without saved state (a start since the transition, or none).
   const candidates = scheduled.filter((g) => g.tags[PARKED_TAG] === undefined).map((g) => g.arn);
   const opts = await reconcileOptions(noEstate, ctx, d, now, candidates);
@@ -403,18 +441,20 @@ const runReconcile = async (input: ReconcileInput, ctx: RunContext, d: Deps): Pr
   const reader = { clients: d.clients, hasTime: ctx.hasTime };
   const now = d.now();
   const planFrom = async (estate: Estate) =>
-    gatedReconcile(planReconcile(estate, await reconcileOptions(estate, ctx, d, now)), estate, ctx, d);
+    planReconcile(estate, await reconcileOptions(estate, ctx, d, now));
 
-  let plan = await planFrom(await readEstate(reader, {}, { withSharers: false }));
+  let estate = await readEstate(reader, {}, { withSharers: false });
+  let plan = await planFrom(estate);
   const inPlay = clusterNames(plan);
   if (!dryRun && inPlay.size > 0) {
     const seen = plan;
-    const leased = await planFrom(
-      await readClaimedEstate(reader, { action: 'stop', clusters: [...inPlay] }, ctx.leases),
-    );
+    estate = await readClaimedEstate(reader, { action: 'stop', clusters: [...inPlay] }, ctx.leases);
+    const leased = await planFrom(estate);
     plan = { ...leased, idle: [...seen.idle.filter((r) => !inPlay.has(r.cluster ?? '')), ...leased.idle] };
   }
-  plan = withGroups(plan, await reconcileGroups(ctx, d, now, dryRun));
+  // Gated once the standalone groups are in: the services of an environment wait for the groups this
+  // run starts (environment.ts). Every start row comes from `estate` (the leased read, when there is one).
+  plan = await gatedReconcile(withGroups(plan, await reconcileGroups(ctx, d, now, dryRun)), estate, ctx, d);
   const works = reconcileWorks(plan);
   if (!dryRun) {
     const refused = refuseChangedPlan(input.planDigest, works);
@@ -462,16 +502,36 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
     action: input.action === 'sleep' ? 'stop' : 'start',
     ...(scopeOf(input) as { clusters: string[] }),
   };
-  const estate = dryRun
-    ? await readEstate(reader, scope, { withSharers: true })
-    : await readClaimedEstate(reader, { ...scope, action: 'stop' }, ctx.leases);
-  const planned = planOverride(input, estate, {
-    ...(d.config.NIGHTSHIFT_STAGE && { stage: d.config.NIGHTSHIFT_STAGE }),
-    schedules: stageSchedules(d),
-    protectedTags: d.config.PROTECTED_TAGS,
-    now,
-    maxMs,
-  });
+  // Clusters (and their services) when named or scoped by tags; standalone groups apart (`groups`).
+  const withClusters = input.clusters !== undefined || input.tags !== undefined;
+  const estate = !withClusters
+    ? NO_ESTATE
+    : dryRun
+      ? await readEstate(reader, scope, { withSharers: true })
+      : await readClaimedEstate(reader, { ...scope, action: 'stop' }, ctx.leases);
+  const named = input.groups ? await readNamedGroups(input.groups, dryRun, ctx, d) : undefined;
+  const planned = planOverride(
+    input,
+    estate,
+    {
+      ...(d.config.NIGHTSHIFT_STAGE && { stage: d.config.NIGHTSHIFT_STAGE }),
+      schedules: stageSchedules(d),
+      protectedTags: d.config.PROTECTED_TAGS,
+      now,
+      maxMs,
+    },
+    named,
+  );
+  /** The reconcile at once of the standalone groups with these tags written (groups.ts). */
+  const groupsWith = async (tags: ReadonlyMap<string, Record<string, string>>) => {
+    if (!named || tags.size === 0) return undefined;
+    const groups = named.groups
+      .filter((g) => tags.has(g.arn))
+      .map((g) => ({ ...g, tags: { ...g.tags, ...tags.get(g.arn) } }));
+    const candidates = groups.filter((g) => g.tags[PARKED_TAG] === undefined).map((g) => g.arn);
+    const opts = await reconcileOptions(NO_ESTATE, ctx, d, now, candidates);
+    return planGroupReconcile(groups, named.providers, opts, new Map());
+  };
   const clusterOf = new Map(
     estate.clusters.flatMap((c) => [
       [c.arn, c.arn] as const,
@@ -488,7 +548,13 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
   });
   const writes = planned.rows.filter((r) => r.steps.length > 0);
   const predicted = await gatedReconcile(
-    planReconcile(only(planned.estate, tagged(writes)), await reconcileOptions(planned.estate, ctx, d, now)),
+    withGroups(
+      planReconcile(
+        only(planned.estate, tagged(writes)),
+        await reconcileOptions(planned.estate, ctx, d, now),
+      ),
+      await groupsWith(planned.groupTags),
+    ),
     only(planned.estate, tagged(writes)),
     ctx,
     d,
@@ -500,13 +566,11 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
     if (refused) return buildReport(input.action, false, refused);
   }
   // Held and missing clusters are reported once, here.
-  const held = planSchedule(
-    scope,
-    { ...estate, clusters: [] },
-    { protectedTags: d.config.PROTECTED_TAGS, now },
-  )
-    .phases.flat()
-    .filter((r) => r.type === 'ecs-cluster');
+  const held = !withClusters
+    ? []
+    : planSchedule(scope, { ...estate, clusters: [] }, { protectedTags: d.config.PROTECTED_TAGS, now })
+        .phases.flat()
+        .filter((r) => r.type === 'ecs-cluster');
   const set = await executePlan({ action: 'stop', phases: [[...held, ...planned.rows]] }, d.clients, {
     dryRun,
     hasTime: ctx.hasTime,
@@ -526,8 +590,12 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
   );
   const reconcileIn = new Set([...tagged(written)].filter((arn) => !failedIn.has(arn)));
   const actual = withTags(estate, values);
+  const groupValues = new Map([...values].filter(([arn]) => planned.groupTags.has(arn)));
   const plan = await gatedReconcile(
-    planReconcile(only(actual, reconcileIn), await reconcileOptions(actual, ctx, d, now)),
+    withGroups(
+      planReconcile(only(actual, reconcileIn), await reconcileOptions(actual, ctx, d, now)),
+      await groupsWith(groupValues),
+    ),
     only(actual, reconcileIn),
     ctx,
     d,

@@ -10,9 +10,10 @@ import {
 } from '#shared/override.ts';
 import { localLabel, nextTransition, type Schedule, type Schedules } from '#shared/schedules.ts';
 import { InputError } from '#shared/errors.ts';
-import { otherStage, protectedBy, type TagRule } from '#shared/tags.ts';
+import { otherStage, protectedBy, type TagMap, type TagRule } from '#shared/tags.ts';
 import type { OverrideInput } from '#events/ecs-scheduler/schema.ts';
-import type { ClusterState, Estate, ServiceState } from './inventory.ts';
+import type { ClusterState, Estate, Held, ServiceState } from './inventory.ts';
+import type { StandaloneGroup } from './groups.ts';
 import { protection, select, type PlannedAction } from './plan.ts';
 import { scheduleOf, SCHEDULE_TAG } from './reconcile.ts';
 
@@ -57,6 +58,19 @@ export interface OverridePlan {
   rows: PlannedAction[];
   /** The estate as it is once every planned tag is written: what the reconcile at once plans from. */
   estate: Estate;
+  /** The tag each standalone group gets (by ARN), for the reconcile at once. */
+  groupTags: Map<string, Record<string, string>>;
+}
+
+/** The standalone groups an override names (`"groups"`, CLI `--group`), as read under their leases. */
+export interface OverrideGroups {
+  groups: readonly StandaloneGroup[];
+  /** Names not found. */
+  missing: readonly string[];
+  /** Groups another run holds (or no lease table): nothing is written on them. */
+  held: readonly Held[];
+  /** Capacity providers by group ARN: their groups follow their cluster, never an override of their own. */
+  providers: ReadonlyMap<string, string>;
 }
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -64,10 +78,13 @@ const hours = (ms: number) => `${Math.round((ms / 3_600_000) * 100) / 100} h`;
 
 interface Target {
   arn: string;
-  type: 'ecs-service' | 'ecs-cluster';
+  type: 'ecs-service' | 'ecs-cluster' | 'autoscaling-group';
   name: string;
-  cluster: ClusterState;
+  /** Services and clusters. */
+  cluster?: ClusterState;
   service?: ServiceState;
+  /** Standalone groups. */
+  group?: StandaloneGroup;
 }
 
 const row = (
@@ -80,7 +97,7 @@ const row = (
   arn: t.arn,
   type: t.type,
   name: t.name,
-  ...(t.service && { cluster: t.cluster.name }),
+  ...(t.service && t.cluster && { cluster: t.cluster.name }),
   steps:
     value === undefined ? [] : [{ op: 'set-override', value, ...(fromNow && { fromNow: true as const }) }],
   ...(outcome && { outcome }),
@@ -92,11 +109,16 @@ const row = (
  * those of its services (each follows its own tag).
  */
 const schedulesOf = (t: Target, schedules: Schedules): { found: Schedule[]; unknown: string[] } => {
-  const names = t.service
-    ? [scheduleOf(t.service, t.cluster)?.name]
-    : t.cluster.tags[SCHEDULE_TAG] !== undefined
-      ? [t.cluster.tags[SCHEDULE_TAG]]
-      : t.cluster.services.filter((s) => s.status === 'ACTIVE').map((s) => scheduleOf(s, t.cluster)?.name);
+  const c = t.cluster;
+  const names = t.group
+    ? [t.group.tags[SCHEDULE_TAG]]
+    : !c
+      ? []
+      : t.service
+        ? [scheduleOf(t.service, c)?.name]
+        : c.tags[SCHEDULE_TAG] !== undefined
+          ? [c.tags[SCHEDULE_TAG]]
+          : c.services.filter((s) => s.status === 'ACTIVE').map((s) => scheduleOf(s, c)?.name);
   const unique = [...new Set(names.filter((n): n is string => n !== undefined))];
   return {
     found: unique.flatMap((n) => schedules.get(n) ?? []),
@@ -142,28 +164,56 @@ export const lengthOf = (input: OverrideInput): OverrideLength | undefined =>
  * Plans `wake` (state running) or `sleep` (stopped) on each target, or `--cancel`. Refuses the whole
  * request (OverrideCapError) when any target's override would outlast the cap. Pure.
  */
-export const planOverride = (input: OverrideInput, estate: Estate, opts: OverrideOptions): OverridePlan => {
+export const planOverride = (
+  input: OverrideInput,
+  estate: Estate,
+  opts: OverrideOptions,
+  named?: OverrideGroups,
+): OverridePlan => {
   const state: OverrideState = input.action === 'wake' ? 'running' : 'stopped';
   const { now } = opts;
   const tags = new Map<string, Record<string, string>>();
   const rows: PlannedAction[] = [];
   const length = lengthOf(input);
   const tooLong: string[] = [];
+  const groupRow = (g: { arn: string; name: string }, outcome: PlannedAction['outcome'], detail: string) =>
+    row({ arn: g.arn, type: 'autoscaling-group', name: g.name }, outcome, detail);
+  const groupTargets: Target[] = [];
+  for (const name of named?.missing ?? [])
+    rows.push(groupRow({ arn: name, name }, 'failed', 'Auto Scaling group not found; nothing done for it'));
+  for (const h of named?.held ?? []) rows.push(groupRow(h, h.outcome, h.reason));
+  for (const g of named?.groups ?? []) {
+    const provider = named?.providers.get(g.arn);
+    if (provider) {
+      rows.push(
+        groupRow(
+          g,
+          'skipped',
+          `capacity provider ${provider} of an ECS cluster: it follows its cluster's services — override the cluster or its services instead; nothing changed`,
+        ),
+      );
+      continue;
+    }
+    groupTargets.push({ arn: g.arn, type: 'autoscaling-group', name: g.name, group: g });
+  }
 
-  for (const t of targetsOf(input, estate)) {
-    const prod = t.service
-      ? protection(t.service, t.cluster, opts.protectedTags)
-      : (() => {
-          const rule = protectedBy(t.cluster.tags, opts.protectedTags);
-          return rule && `protected by tag ${rule} on the cluster`;
-        })();
+  for (const t of [...targetsOf(input, estate), ...groupTargets]) {
+    const own = (where: string, tagsOf: TagMap) => {
+      const rule = protectedBy(tagsOf, opts.protectedTags);
+      return rule && `protected by tag ${rule} on the ${where}`;
+    };
+    const prod = t.group
+      ? own('group', t.group.tags)
+      : t.service
+        ? protection(t.service, t.cluster, opts.protectedTags)
+        : own('cluster', t.cluster?.tags ?? {});
     if (prod) {
       rows.push(
         row(t, 'skipped', `${prod}: production is never woken or slept by an override; nothing changed`),
       );
       continue;
     }
-    const other = otherStage(opts.stage, t.service?.tags ?? {}, t.cluster.tags);
+    const other = otherStage(opts.stage, t.group?.tags ?? t.service?.tags ?? {}, t.cluster?.tags ?? {});
     if (other !== undefined) {
       rows.push(
         row(
@@ -174,7 +224,7 @@ export const planOverride = (input: OverrideInput, estate: Estate, opts: Overrid
       );
       continue;
     }
-    const current = t.type === 'ecs-service' ? t.service!.tags[OVERRIDE_TAG] : t.cluster.tags[OVERRIDE_TAG];
+    const current = (t.group ?? t.service ?? t.cluster)?.tags[OVERRIDE_TAG];
     if (input.cancel) {
       if (current === undefined) {
         rows.push(row(t, 'unchanged', `no ${OVERRIDE_TAG} on it: nothing to cancel`));
@@ -260,7 +310,11 @@ export const planOverride = (input: OverrideInput, estate: Estate, opts: Overrid
       'until',
     );
   }
-  return { rows, estate: withTags(estate, tags) };
+  return {
+    rows,
+    estate: withTags(estate, tags),
+    groupTags: new Map([...tags].filter(([arn]) => groupTargets.some((t) => t.arn === arn))),
+  };
 };
 
 /**

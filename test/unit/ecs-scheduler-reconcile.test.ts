@@ -688,7 +688,7 @@ describe('reconcile planner', () => {
       ).toThrow(/field "until": expected a clock time/);
       expect(() =>
         parseInput(EcsSchedulerInput, { action: 'sleep', services: ['web'], for: '1h', by: 'x' }),
-      ).toThrow(/field "clusters": clusters or tags is required/);
+      ).toThrow(/field "clusters": clusters, groups or tags is required/);
       expect(() =>
         parseInput(EcsSchedulerInput, { action: 'sleep', clusters: ['stage'], for: '1h' }),
       ).toThrow(/field "by"/);
