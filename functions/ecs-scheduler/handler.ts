@@ -21,7 +21,7 @@ import { readEstate, type Clients, type Estate, type Held } from './inventory.ts
 import { environmentsStarted, gateStart, readEnvironmentDatabases } from './environment.ts';
 import { alarmRows } from './alarms.ts';
 // Issue 10 (scheduled tasks): the stop report warns about scheduled tasks in the clusters it parked.
-import { eventBridgeClient, scheduledTaskRows } from './scheduled-tasks.ts';
+import { eventBridgeClient, scheduledTaskRows, schedulerClient } from './scheduled-tasks.ts';
 import { rdsClient } from '#shared/aws/rds.ts';
 import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
 import { planSchedule, type Plan, type PlannedAction } from './plan.ts';
@@ -66,6 +66,7 @@ const defaultDeps = (): Deps =>
       rds: rdsClient(),
       cloudwatch: cloudWatchClient(),
       events: eventBridgeClient(), // scheduled tasks (scheduled-tasks.ts)
+      scheduler: schedulerClient(), // scheduled tasks (scheduled-tasks.ts)
     },
     config: parseEnv(SchedulerConfig),
     now: () => new Date(),
@@ -113,6 +114,7 @@ const scheduledTaskOptions = (dryRun: boolean, ctx: RunContext, d: Deps) => ({
   dryRun,
   hasTime: ctx.hasTime,
   ...(d.clients.events && { events: d.clients.events }),
+  ...(d.clients.scheduler && { scheduler: d.clients.scheduler }),
 });
 
 const isOverride = (input: SchedulerInput | OverrideInput): input is OverrideInput =>
