@@ -22,7 +22,7 @@ import { gateStart } from './environment.ts';
 import { DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES } from '#shared/environment.ts';
 import { alarmRows } from './alarms.ts';
 // Issue 10 (scheduled tasks): the stop report warns about scheduled tasks in the clusters it parked.
-import { eventBridgeClient, scheduledTaskRows } from './scheduled-tasks.ts';
+import { eventBridgeClient, scheduledTaskRows, schedulerClient } from './scheduled-tasks.ts';
 import { rdsClient } from '#shared/aws/rds.ts';
 import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
 import { planSchedule, type Plan, type PlannedAction } from './plan.ts';
@@ -67,6 +67,7 @@ const defaultDeps = (): Deps =>
       rds: rdsClient(),
       cloudwatch: cloudWatchClient(),
       events: eventBridgeClient(), // scheduled tasks (scheduled-tasks.ts)
+      scheduler: schedulerClient(), // scheduled tasks (scheduled-tasks.ts)
     },
     config: parseEnv(SchedulerConfig),
     now: () => new Date(),
@@ -114,6 +115,7 @@ const scheduledTaskOptions = (dryRun: boolean, ctx: RunContext, d: Deps) => ({
   dryRun,
   hasTime: ctx.hasTime,
   ...(d.clients.events && { events: d.clients.events }),
+  ...(d.clients.scheduler && { scheduler: d.clients.scheduler }),
 });
 
 const NO_ESTATE: Estate = { clusters: [], missingClusters: [], sharers: [], groups: [], groupUsers: {} };

@@ -14,6 +14,7 @@ import { paginateDescribeAutoScalingGroups, type AutoScalingClient } from '@aws-
 import type { RDSClient } from '@aws-sdk/client-rds';
 import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { chunk, mapLimit } from '#shared/concurrency.ts';
 import { assertTime, pagesWithin } from '#shared/deadline.ts';
 import { tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
@@ -103,6 +104,8 @@ export interface Clients {
   cloudwatch?: CloudWatchClient;
   /** Read-only: the scheduled tasks a stop warns about (scheduled-tasks.ts); without it, not checked. */
   events?: EventBridgeClient;
+  /** Read-only: the Scheduler schedules a stop warns about (scheduled-tasks.ts); without it, not checked. */
+  scheduler?: SchedulerClient;
 }
 
 /** What every read needs: the clients, and whether the Lambda still has time to read on. */

@@ -69,6 +69,7 @@ const CLIENTS: Record<string, () => Promise<new (config: object) => SdkClient>> 
   EC2: async () => (await import('@aws-sdk/client-ec2')).EC2Client,
   CloudWatch: async () => (await import('@aws-sdk/client-cloudwatch')).CloudWatchClient,
   EventBridge: async () => (await import('@aws-sdk/client-eventbridge')).EventBridgeClient,
+  Scheduler: async () => (await import('@aws-sdk/client-scheduler')).SchedulerClient,
   SSM: async () => (await import('@aws-sdk/client-ssm')).SSMClient,
   DynamoDB: async () => (await import('@aws-sdk/client-dynamodb')).DynamoDBClient,
   SNS: async () => (await import('@aws-sdk/client-sns')).SNSClient,

@@ -28,8 +28,16 @@ export type Handler = (event: unknown, context: unknown) => Promise<Report>;
  */
 export const FUNCTION_SERVICES: Record<FunctionName, readonly string[]> = {
   // RDS read-only: a start waits for its environment's databases; CloudWatch: silence while parked;
-  // EventBridge read-only: the scheduled tasks a stop warns about.
-  'ecs-scheduler': ['ECS', 'Application Auto Scaling', 'Auto Scaling', 'RDS', 'CloudWatch', 'EventBridge'],
+  // EventBridge and Scheduler read-only: the scheduled tasks a stop warns about.
+  'ecs-scheduler': [
+    'ECS',
+    'Application Auto Scaling',
+    'Auto Scaling',
+    'RDS',
+    'CloudWatch',
+    'EventBridge',
+    'Scheduler',
+  ],
   // ECS and Auto Scaling read-only: the environment gate of a stop.
   'rds-scheduler': ['RDS', 'ECS', 'Auto Scaling', 'CloudWatch'],
   'rds-snapshot-copy': ['RDS'],

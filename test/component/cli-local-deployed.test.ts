@@ -360,7 +360,7 @@ describe('nightshift --local counts as local only when every endpoint is local',
       `refusing to run ecs-scheduler with --local: its calls would go partly to a local emulator (DynamoDB (AWS_ENDPOINT_URL_DYNAMODB=${MOTO})) ` +
         'and partly elsewhere (Application Auto Scaling (no endpoint set: AWS), Auto Scaling (no endpoint set: AWS), CloudWatch (no endpoint set: AWS), ECS (no endpoint set: AWS), ' +
         'EventBridge (no endpoint set: AWS), ' +
-        'Lambda (no endpoint set: AWS), RDS (no endpoint set: AWS), SNS (no endpoint set: AWS)).',
+        'Lambda (no endpoint set: AWS), RDS (no endpoint set: AWS), Scheduler (no endpoint set: AWS), SNS (no endpoint set: AWS)).',
     );
     expect(stub.runs).toEqual([
       { dryRun: true, DRY_RUN: 'false', PROTECTED_TAGS: '', LEASE_TABLE: 'nightshift-dev-leases' },

@@ -2,11 +2,16 @@
  * Scheduled tasks in parked clusters, through ecs-scheduler: a stop lists each enabled EventBridge rule
  * (default bus) whose target is an ECS task in a cluster it parked, as a `skipped` warning row; a read it
  * may not make is one row, never the run's failure. Against moto 5.2.1, which pages ListRules and
- * ListTargetsByRule with Limit and NextToken as EventBridge does. EventBridge Scheduler schedules are not
- * read (no Scheduler client in the project yet).
+ * ListTargetsByRule with Limit and NextToken as EventBridge does. EventBridge Scheduler schedules: the
+ * second describe.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
+import {
+  CreateScheduleCommand,
+  CreateScheduleGroupCommand,
+  SchedulerClient,
+} from '@aws-sdk/client-scheduler';
 import { run, type Deps } from '#functions/ecs-scheduler/handler.ts';
 import { sdkConfig } from '#shared/aws/config.ts';
 import type { LeaseStore } from '#shared/lease.ts';
@@ -237,6 +242,265 @@ describe.runIf(motoTestsEnabled())(
 
       // Assess
       expect(taskRows(report)).toEqual([]);
+    });
+  },
+);
+
+/**
+ * EventBridge Scheduler schedules, against moto 5.2.1: it answers ListSchedules (every group without a
+ * GroupName, the State filter, MaxResults and NextToken) and GetSchedule (the whole Target, EcsParameters
+ * and Input included) as EventBridge Scheduler does, so nothing is stubbed but the failures. The proxy
+ * records the REST calls by path: `/schedules?…` is ListSchedules, `/schedules/<name>?groupName=…` is
+ * GetSchedule.
+ */
+describe.runIf(motoTestsEnabled())(
+  'ecs-scheduler warns about EventBridge Scheduler schedules running tasks in parked clusters (moto)',
+  () => {
+    let moto: Moto;
+    let proxy: Proxy;
+    let aws: SeedClients;
+    let viaProxy: SeedClients;
+    let seed: SchedulerClient;
+    let store: LeaseStore;
+    const RUN_TASK = 'arn:aws:scheduler:::aws-sdk:ecs:runTask';
+    const scheduleArn = (group: string, name: string) =>
+      `arn:aws:scheduler:${REGION}:${ACCOUNT}:schedule/${group}/${name}`;
+
+    const scheduler = () =>
+      new SchedulerClient({
+        ...sdkConfig(),
+        endpoint: proxy.url,
+        region: REGION,
+        credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+      });
+    const runAt = async (event: Parameters<typeof run>[0]) => {
+      const leases = runLeases(store, 'ecs-scheduler', () => NIGHT);
+      try {
+        return await run(event, runContext({ leases }), {
+          clients: { ...viaProxy, scheduler: scheduler() },
+          config: { PROTECTED_TAGS: DEFAULT_PROTECTED_TAGS, DRY_RUN: false },
+          now: () => NIGHT,
+          schedules: () => SCHEDULES,
+        } satisfies Deps);
+      } finally {
+        await leases.releaseAll();
+      }
+    };
+    const schedule = async (
+      group: string,
+      name: string,
+      target: { Arn: string; Input?: string; ecs?: boolean },
+      state: 'ENABLED' | 'DISABLED' = 'ENABLED',
+    ) =>
+      seed.send(
+        new CreateScheduleCommand({
+          GroupName: group,
+          Name: name,
+          ScheduleExpression: 'cron(0 22 * * ? *)',
+          ScheduleExpressionTimezone: 'Europe/Berlin',
+          FlexibleTimeWindow: { Mode: 'OFF' },
+          State: state,
+          Target: {
+            Arn: target.Arn,
+            RoleArn: `arn:aws:iam::${ACCOUNT}:role/scheduler-run-task`,
+            ...(target.Input !== undefined && { Input: target.Input }),
+            ...(target.ecs && {
+              EcsParameters: {
+                TaskDefinitionArn: `arn:aws:ecs:${REGION}:${ACCOUNT}:task-definition/nightly:1`,
+                TaskCount: 1,
+              },
+            }),
+          },
+        }),
+      );
+    const runTask = (cluster: string) =>
+      JSON.stringify({ Cluster: cluster, TaskDefinition: 'nightly:1', LaunchType: 'FARGATE' });
+    const scheduleRows = (r: Awaited<ReturnType<typeof run>>) =>
+      r.resources.filter((x) => x.type === 'scheduler-schedule').sort((a, b) => a.arn.localeCompare(b.arn));
+    const lists = () =>
+      proxy.requests
+        .filter((r) => r.service === 'scheduler' && r.operation.startsWith('/schedules?'))
+        .map((r) => Object.fromEntries(new URL(r.operation, 'http://x').searchParams));
+    const gets = () =>
+      proxy.requests
+        .filter((r) => r.service === 'scheduler' && r.operation.startsWith('/schedules/'))
+        .map((r) => {
+          const url = new URL(r.operation, 'http://x');
+          return `${url.searchParams.get('groupName') ?? 'default'}/${decodeURIComponent(url.pathname.split('/')[2] ?? '')}`;
+        })
+        .sort();
+    const warning = (group: string, name: string, by = 'parked by this stop') => ({
+      arn: scheduleArn(group, name),
+      type: 'scheduler-schedule',
+      outcome: 'skipped',
+      detail:
+        `scheduled task ${name} in schedule group ${group} targets cluster stage, ${by}: it will fail or run ` +
+        'without its services tonight; disable it or wake the cluster (nightshift wake --cluster stage --for <duration>)',
+    });
+    const GET_CLEANUP = '/schedules/cleanup-by-name?groupName=team-b';
+    const FIRST_LIST = '/schedules?MaxResults=100&State=ENABLED';
+
+    beforeAll(async () => {
+      moto = await startMoto();
+      proxy = await startProxy(moto.url);
+      useEndpoint(moto.url);
+      aws = seedClients(moto.url);
+      viaProxy = seedClients(proxy.url);
+      seed = new SchedulerClient({ ...sdkConfig(), endpoint: moto.url, region: REGION });
+    });
+    afterAll(async () => {
+      await proxy?.close();
+      moto?.stop();
+    });
+    beforeEach(async () => {
+      await moto.reset();
+      store = await leaseTable(moto.url);
+      proxy.stub(GET_CLEANUP, undefined);
+      proxy.stub(FIRST_LIST, undefined);
+      await seedEstate(aws, [
+        {
+          name: 'stage',
+          tags: { env: 'stage', 'nightshift:schedule': 'office-hours' },
+          services: [{ name: 'web', desired: 2 }],
+        },
+        { name: 'other', tags: { env: 'other' }, services: [{ name: 'api', desired: 1 }] },
+      ]);
+      for (const group of ['team-a', 'team-b'])
+        await seed.send(new CreateScheduleGroupCommand({ Name: group }));
+      // The ones that matter first: moto lists the newest first, so they come after the fillers' page.
+      await schedule('team-a', 'nightly-report', { Arn: cluster('stage'), ecs: true });
+      await schedule('team-b', 'cleanup-by-name', { Arn: RUN_TASK, Input: runTask('stage') });
+      await schedule('team-b', 'cleanup-by-arn', { Arn: RUN_TASK, Input: runTask(cluster('stage')) });
+      await schedule('default', 'stage-disabled', { Arn: cluster('stage'), ecs: true }, 'DISABLED');
+      await schedule('default', 'other-nightly', { Arn: cluster('other'), ecs: true });
+      await schedule('default', 'other-cleanup', { Arn: RUN_TASK, Input: runTask('other') });
+      // More schedules than one ListSchedules page (100).
+      for (let i = 0; i < 101; i++)
+        await schedule('default', `filler-${String(i).padStart(3, '0')}`, {
+          Arn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:f`,
+          Input: '{}',
+        });
+      proxy.requests.length = 0;
+    });
+
+    it('lists the enabled schedules of every group running a task in a cluster the stop parked, templated or universal, by name or ARN', async () => {
+      // Act
+      const report = await runAt({ action: 'stop', clusters: ['stage'] });
+
+      // Assess: stage's three enabled schedules; the disabled one and the other cluster's not listed
+      expect(scheduleRows(report)).toEqual([
+        warning('team-a', 'nightly-report'),
+        warning('team-b', 'cleanup-by-arn'),
+        warning('team-b', 'cleanup-by-name'),
+      ]);
+      expect(report.summary.failed).toBe(0);
+      // Assess: every page of ENABLED schedules of every group (no ScheduleGroup), 100 a page
+      const pages = lists();
+      expect(pages.length).toBeGreaterThanOrEqual(2);
+      expect(pages.every((p) => p.MaxResults === '100' && p.State === 'ENABLED' && !p.ScheduleGroup)).toBe(
+        true,
+      );
+      expect(pages[0]!.NextToken).toBeUndefined();
+      expect(pages[1]!.NextToken).toEqual(expect.any(String));
+      // Assess: GetSchedule only for the parked cluster's templated target and the universal ecs:runTask ones
+      expect(gets()).toEqual([
+        'default/other-cleanup',
+        'team-a/nightly-report',
+        'team-b/cleanup-by-arn',
+        'team-b/cleanup-by-name',
+      ]);
+    });
+
+    it('still gives the row of a schedule whose GetSchedule is denied, and lists the others', async () => {
+      // Arrange: the role may not read this one schedule (what EventBridge Scheduler answers)
+      proxy.stub(GET_CLEANUP, {
+        status: 403,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          __type: 'AccessDeniedException',
+          Message: `User: arn:aws:sts::${ACCOUNT}:assumed-role/ecs-scheduler/fn is not authorized to perform: scheduler:GetSchedule`,
+        }),
+      });
+
+      // Act
+      const report = await runAt({ action: 'stop', clusters: ['stage'] });
+
+      // Assess
+      expect(gets()).toContain('team-b/cleanup-by-name');
+      expect(scheduleRows(report)).toEqual([
+        warning('team-a', 'nightly-report'),
+        warning('team-b', 'cleanup-by-arn'),
+        {
+          arn: scheduleArn('team-b', 'cleanup-by-name'),
+          type: 'scheduler-schedule',
+          outcome: 'skipped',
+          detail: expect.stringMatching(
+            /^scheduled task cleanup-by-name in schedule group team-b calls ECS RunTask but could not be read: AccessDeniedException: .*not authorized to perform: scheduler:GetSchedule; it may run a task in a cluster parked by this stop \(stage\): check it by hand \(aws scheduler get-schedule --group-name team-b --name cleanup-by-name\)$/,
+          ),
+        },
+      ]);
+      expect(report.summary.failed).toBe(0);
+    });
+
+    it('says in one row that the schedules could not be read when ListSchedules is denied, and parks all the same', async () => {
+      // Arrange
+      proxy.stub(FIRST_LIST, {
+        status: 403,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          __type: 'AccessDeniedException',
+          Message: `User: arn:aws:sts::${ACCOUNT}:assumed-role/ecs-scheduler/fn is not authorized to perform: scheduler:ListSchedules`,
+        }),
+      });
+
+      // Act
+      const report = await runAt({ action: 'stop', clusters: ['stage'] });
+
+      // Assess
+      expect(lists()).toHaveLength(1);
+      expect(scheduleRows(report)).toEqual([
+        expect.objectContaining({
+          arn: 'scheduler-schedules',
+          outcome: 'skipped',
+          detail: expect.stringMatching(
+            /^the scheduled tasks \(EventBridge Scheduler schedules\) targeting the parked clusters could not be read: .*not authorized to perform: scheduler:ListSchedules/,
+          ),
+        }),
+      ]);
+      expect(report.summary.failed).toBe(0);
+      expect(report.resources.find((r) => r.arn.endsWith(':service/stage/web'))).toMatchObject({
+        outcome: 'changed',
+      });
+    });
+
+    it('lists them after the stop of a reconcile, and in a dry run', async () => {
+      // Act: the evening reconcile parks stage (its schedule is over); other has no schedule
+      const dry = await runAt({ action: 'reconcile', dryRun: true });
+      const report = await runAt({ action: 'reconcile' });
+
+      // Assess
+      expect(scheduleRows(dry)).toEqual([
+        warning('team-a', 'nightly-report', 'to be parked by this stop'),
+        warning('team-b', 'cleanup-by-arn', 'to be parked by this stop'),
+        warning('team-b', 'cleanup-by-name', 'to be parked by this stop'),
+      ]);
+      expect(report.resources.find((r) => r.arn.endsWith(':service/stage/web'))).toMatchObject({
+        outcome: 'changed',
+      });
+      expect(scheduleRows(report)).toEqual([
+        warning('team-a', 'nightly-report'),
+        warning('team-b', 'cleanup-by-arn'),
+        warning('team-b', 'cleanup-by-name'),
+      ]);
+    });
+
+    it('reads no schedule after a start', async () => {
+      // Act
+      const start = await runAt({ action: 'start', clusters: ['stage'] });
+
+      // Assess
+      expect(scheduleRows(start)).toEqual([]);
+      expect(lists()).toEqual([]);
     });
   },
 );

@@ -39,6 +39,9 @@ const SDK_PREFIX: Record<string, string> = {
   'client-ssm': 'ssm',
   'client-cloudwatch': 'cloudwatch',
   'client-dynamodb': 'dynamodb',
+  // ecs-scheduler's scheduled-task warnings (scheduled-tasks.ts).
+  'client-eventbridge': 'events',
+  'client-scheduler': 'scheduler',
 };
 // Shared modules every function runs through withOps: their calls are every function's calls.
 const SHARED_CALLERS = ['shared/lease.ts', 'shared/carryover.ts'];
@@ -687,6 +690,18 @@ describe('serverless.yml and infra/', () => {
     const bundle = readFileSync('dist/rds-scheduler/index.mjs', 'utf8');
     expect(bundle.includes('"office-hours":{timezone:"Europe/Berlin"'), 'schedules embedded').toBe(true);
     expect(bundle.includes('../../infra/schedules.yml'), 'no read of the file').toBe(false);
+  });
+
+  it('lets ecs-scheduler read the scheduled tasks it warns about (EventBridge rules, Scheduler schedules) and change none', () => {
+    const actions = rolePolicyStatements(dev, 'ecs-scheduler')
+      .filter((s) => s.Effect === 'Allow')
+      .flatMap((s) => list(s.Action));
+    expect(actions.filter((a) => /^(events|scheduler):/.test(a)).sort()).toEqual([
+      'events:ListRules',
+      'events:ListTargetsByRule',
+      'scheduler:GetSchedule',
+      'scheduler:ListSchedules',
+    ]);
   });
 
   describe('rds-scheduler: the role stops, starts and tags only databases not tagged production, with its own keys', () => {
