@@ -379,6 +379,11 @@ export const buildProgram = (io: Io, result: { code: number }) => {
       )
       .option('--service <name>', 'only these services (repeatable): each carries its own override', collect)
       .option(
+        '--group <name>',
+        'Auto Scaling group that is not an ECS capacity provider (repeatable): the group carries the override',
+        collect,
+      )
+      .option(
         '--tag <key=value>',
         'clusters or services whose tags match, or with --db / --db-cluster only databases whose tags match ' +
           '(repeatable); --tag alone acts on ECS',
@@ -408,6 +413,7 @@ export const buildProgram = (io: Io, result: { code: number }) => {
         const o = this.opts<{
           cluster?: string[];
           service?: string[];
+          group?: string[];
           tag?: string[];
           db?: string[];
           dbCluster?: string[];
@@ -420,16 +426,23 @@ export const buildProgram = (io: Io, result: { code: number }) => {
         return act(async () => {
           const g = globals();
           const databases = o.db !== undefined || o.dbCluster !== undefined;
-          if (databases && (o.cluster !== undefined || o.service !== undefined))
+          const ecs = (
+            [
+              ['--cluster', o.cluster],
+              ['--service', o.service],
+              ['--group', o.group],
+            ] as const
+          ).find(([, v]) => v !== undefined)?.[0];
+          if (databases && ecs)
             throw new InputError(
-              '--db and --db-cluster act on databases (rds-scheduler), --cluster and --service on ECS ' +
-                '(ecs-scheduler): run them as two commands',
-              o.cluster !== undefined ? '--cluster' : '--service',
+              '--db and --db-cluster act on databases (rds-scheduler), --cluster, --service and --group on ' +
+                'ECS and Auto Scaling (ecs-scheduler): run them as two commands',
+              ecs,
             );
           const fn: FunctionName = databases ? 'rds-scheduler' : 'ecs-scheduler';
           const scope = databases
             ? { instances: o.db, clusters: o.dbCluster }
-            : { clusters: o.cluster, services: o.service };
+            : { clusters: o.cluster, services: o.service, groups: o.group };
           const payload = compact({
             action,
             ...scope,

@@ -111,6 +111,7 @@ const DEPLOYED = {
   DRY_RUN: 'false',
   SCHEDULE_GRACE_MINUTES: '15',
   OVERRIDE_MAX_HOURS: '24',
+  ENVIRONMENT_START_TIMEOUT_MINUTES: '30',
 };
 
 describe('nightshift --local with the stage’s configuration and lease table', () => {
@@ -153,7 +154,7 @@ describe('nightshift --local with the stage’s configuration and lease table', 
     expect(run.err.split('\n').slice(0, 3)).toEqual([
       "--local: ecs-scheduler runs with stage stage's configuration from serverless.yml: " +
         'NIGHTSHIFT_STAGE=stage, LEASE_TABLE=nightshift-stage-leases, ' +
-        'PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=false, SCHEDULE_GRACE_MINUTES=15, OVERRIDE_MAX_HOURS=24; ' +
+        'PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=false, SCHEDULE_GRACE_MINUTES=15, OVERRIDE_MAX_HOURS=24, ENVIRONMENT_START_TIMEOUT_MINUTES=30; ' +
         'not known locally, left as they are: SUMMARY_TOPIC_ARN',
       '--local: read the configuration of the deployed nightshift-stage-ecs-scheduler: it differs, and the stricter or the deployed value applies',
       '--local: SUMMARY_TOPIC_ARN: not known from serverless.yml, nightshift-stage-ecs-scheduler has ' +

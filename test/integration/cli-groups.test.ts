@@ -5,7 +5,7 @@
  * moto 5.2.1 answers DescribeCapacityProviders without names (AWS: every capacity provider of the
  * account) with a 500: the proxy answers it with none, as AWS would for an account without any.
  */
-import { DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { CreateOrUpdateTagsCommand, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cli } from '#test/support/cli.ts';
 import { createGroup, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
@@ -34,6 +34,7 @@ describe.runIf(motoTestsEnabled())('nightshift stop|start --group against moto',
     moto?.stop();
   });
   beforeEach(async () => {
+    proxy.rewrite('DescribeAutoScalingGroups', undefined);
     await moto.reset();
     await seedEstate(aws, []);
     await leaseTable(moto.url);
@@ -69,6 +70,74 @@ describe.runIf(motoTestsEnabled())('nightshift stop|start --group against moto',
         .filter((r) => r.operation === 'UpdateAutoScalingGroup')
         .map((r) => new URLSearchParams(r.body).get('DesiredCapacity')),
     ).toEqual(['0', '2']);
+  });
+
+  it('puts a group on a schedule to sleep with sleep --group: the override on the group, parked at once', async () => {
+    // Prepare: the group follows a schedule (whatever it says now, a sleep override parks it)
+    await aws.autoscaling.send(
+      new CreateOrUpdateTagsCommand({
+        Tags: [
+          {
+            ResourceId: 'batch-workers',
+            ResourceType: 'auto-scaling-group',
+            Key: 'nightshift:schedule',
+            Value: 'office-hours',
+            PropagateAtLaunch: false,
+          },
+        ],
+      }),
+    );
+
+    // moto stamps CreatedTime with the real clock: the group would be in its grace period (created
+    // minutes ago). Rewritten to January, as a group made long ago.
+    proxy.rewrite('DescribeAutoScalingGroups', (body) =>
+      body.replace(/<CreatedTime>[^<]+<\/CreatedTime>/g, '<CreatedTime>2026-01-01T00:00:00Z</CreatedTime>'),
+    );
+
+    // Act
+    const sleep = await cli(
+      [
+        'sleep',
+        '--group',
+        'batch-workers',
+        '--for',
+        '1h',
+        '--reason',
+        'cli test',
+        '--local',
+        '--yes',
+        '--json',
+      ],
+      { env },
+    );
+
+    // Assess
+    expect(sleep.code, sleep.err + sleep.out).toBe(0);
+    expect(await size()).toEqual([0, 0, 0]);
+    proxy.rewrite('DescribeAutoScalingGroups', undefined);
+    const tags = (
+      await aws.autoscaling.send(
+        new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['batch-workers'] }),
+      )
+    ).AutoScalingGroups?.[0]?.Tags;
+    expect(tags?.find((t) => t.Key === 'nightshift:override')?.Value).toMatch(
+      /^state=stopped until=\S+ by=\S+ why=cli test$/,
+    );
+  });
+
+  it('refuses wake --group with --db before any AWS call, naming --group', async () => {
+    // Act
+    const mixed = await cli(
+      ['wake', '--db', 'shop-db', '--group', 'batch-workers', '--for', '1h', '--local', '--yes'],
+      {
+        env,
+      },
+    );
+
+    // Assess
+    expect(mixed.code).toBe(2);
+    expect(mixed.err).toContain('--group');
+    expect(proxy.requests).toEqual([]);
   });
 
   it('refuses --group with --db before any AWS call, naming --group', async () => {

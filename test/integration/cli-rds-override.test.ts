@@ -242,7 +242,7 @@ describe.runIf(motoTestsEnabled())(
       // Mixed flags are refused, naming the flag
       expect(mixed.code).toBe(2);
       expect(mixed.err).toContain(
-        '--db and --db-cluster act on databases (rds-scheduler), --cluster and --service on ECS',
+        '--db and --db-cluster act on databases (rds-scheduler), --cluster, --service and --group on ECS',
       );
       expect(mixedService.code).toBe(2);
       expect(mixedService.err).toContain('run them as two commands');

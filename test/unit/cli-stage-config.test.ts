@@ -293,7 +293,7 @@ describe('the operator’s own variables under --local', () => {
 
   it('describes what it applied in one line', () => {
     expect(describeEnvironment(localEnvironment(prod, {}).env)).toBe(
-      'NIGHTSHIFT_STAGE=prod, LEASE_TABLE=nightshift-prod-leases, PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=true, SCHEDULE_GRACE_MINUTES=15, OVERRIDE_MAX_HOURS=24',
+      'NIGHTSHIFT_STAGE=prod, LEASE_TABLE=nightshift-prod-leases, PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=true, SCHEDULE_GRACE_MINUTES=15, OVERRIDE_MAX_HOURS=24, ENVIRONMENT_START_TIMEOUT_MINUTES=30',
     );
   });
 });
