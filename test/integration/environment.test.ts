@@ -343,7 +343,6 @@ describe.runIf(motoTestsEnabled())(
           // group, and a service row is `waiting` naming spec.group.name while the group's instances are
           // not InService at desired.
         },
-        60_000,
       );
     });
 
@@ -397,7 +396,7 @@ describe.runIf(motoTestsEnabled())(
       expect(forced.summary).toMatchObject({ waiting: 0, failed: 0 });
       for (const s of SHOP.services) expect(serviceRow(forced, SHOP, s.name).outcome).toBe('changed');
       expect(await observeEnvironment(aws, SHOP)).toEqual(before);
-    }, 60_000);
+    });
 
     it('keeps environments apart: one environment waiting never blocks another on its own schedule', async () => {
       // Prepare: shop on office-hours, blog on stage-nights (stops at 20:00 UTC, no start)
@@ -443,6 +442,6 @@ describe.runIf(motoTestsEnabled())(
         /^waiting for shop-db: starting \(environment shop:/,
       );
       expect(serviceRow(shop, SHOP, 'web').detail).not.toContain('blog');
-    }, 60_000);
+    });
   },
 );
