@@ -195,17 +195,16 @@ const environmentDemo = async () => {
     const leases = dynamoLeaseStore(dynamo, table);
     const other = { holder: 'rds-scheduler run 7c1d9e20 (local:ops@laptop)', token: 'demo-other-run' };
     const { database } = await observeEnvironment(aws, SHOP);
-    const dbArn = `arn:aws:rds:eu-central-1:123456789012:db:${SHOP.database.id}`;
     if (database.status !== 'stopped')
       throw new Error(`${SHOP.database.id} is ${database.status}, not stopped`);
-    await leases.acquire(dbArn, other, new Date(), 300_000);
+    await leases.acquire(database.arn, other, new Date(), 300_000);
     const refused = await invoke(
       'rds-scheduler',
       'morning, while another run holds the database: refused, nothing changes',
     );
     if (refused.summary.changed > 0)
       throw new Error('a start changed the database while another run held it');
-    await leases.release(dbArn, other);
+    await leases.release(database.arn, other);
     await invoke('rds-scheduler', 'morning: the database starts first');
     // moto starts a database at once; RDS takes minutes. The proxy answers `starting` for the next run.
     answers.databaseStatus.set(SHOP.database.id, 'starting');

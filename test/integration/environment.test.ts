@@ -33,6 +33,7 @@ import {
   type AwsAnswers,
   type EnvironmentClients,
   type EnvironmentSpec,
+  type ObservedEnvironment,
 } from '#test/support/environment-estate.ts';
 import { leaseTable, runLeases } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
@@ -181,21 +182,29 @@ describe.runIf(motoTestsEnabled())(
     });
 
     /** The evening: everything of `spec` parked, the database last; returns the reports in run order. */
-    const evening = async (spec: EnvironmentSpec, order: 'ecs first' | 'rds first') => {
-      const reports: Record<string, Report> = {};
+    /**
+     * The evening: ecs-scheduler parks the services and the group, rds-scheduler waits in one run (in the
+     * order given) and stops the database in the next, 5 minutes later.
+     */
+    const evening = async (
+      spec: EnvironmentSpec,
+      order: 'ecs first' | 'rds first',
+    ): Promise<{ ecs: Report; rdsWaits: Report; parked: ObservedEnvironment; rdsStops: Report }> => {
+      let parks: Report;
+      let rdsWaits: Report;
       if (order === 'ecs first') {
-        reports.ecs = await ecs(reconcile, EVENING);
+        parks = await ecs(reconcile, EVENING);
         // ECS drains the first service's tasks after desiredCount 0 (moto stops them at once).
         answers.draining.set(`${spec.cluster}/${spec.services[0]!.name}`, 1);
-        reports.rdsWaits = await rds(reconcile, EVENING);
+        rdsWaits = await rds(reconcile, EVENING);
       } else {
-        reports.rdsWaits = await rds(reconcile, EVENING);
-        reports.ecs = await ecs(reconcile, EVENING);
+        rdsWaits = await rds(reconcile, EVENING);
+        parks = await ecs(reconcile, EVENING);
       }
-      reports.parked = (await observeEnvironment(aws, spec)) as never;
+      const parked = await observeEnvironment(aws, spec);
       settled();
-      reports.rdsStops = await rds(reconcile, plus(EVENING, 5));
-      return reports as { ecs: Report; rdsWaits: Report; rdsStops: Report } & Record<string, unknown>;
+      const rdsStops = await rds(reconcile, plus(EVENING, 5));
+      return { ecs: parks, rdsWaits, parked, rdsStops };
     };
 
     describe.each([
@@ -212,7 +221,7 @@ describe.runIf(motoTestsEnabled())(
 
           // Act: the evening
           const night = await evening(spec, order);
-          const parked = night.parked as Awaited<ReturnType<typeof observeEnvironment>>;
+          const { parked } = night;
 
           // Assess: services and group parked by ecs-scheduler, their state saved on them
           expect(night.ecs.summary).toMatchObject({ changed: 3, failed: 0, waiting: 0 });

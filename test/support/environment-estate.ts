@@ -12,7 +12,7 @@ import {
   DescribeDBInstancesCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
-import { DescribeCapacityProvidersCommand } from '@aws-sdk/client-ecs';
+import { DescribeCapacityProvidersCommand, type CapacityProvider } from '@aws-sdk/client-ecs';
 import {
   createGroup,
   observe,
@@ -122,6 +122,7 @@ export const seedEnvironment = async (c: EnvironmentClients, spec: EnvironmentSp
 };
 
 export interface ObservedDatabase {
+  arn: string;
   /** DBInstanceStatus, or the cluster's Status. */
   status: string;
   /** Aurora: the writer's DBInstanceStatus. */
@@ -146,7 +147,11 @@ export const observeDatabase = async (
   if (db.kind === 'instance') {
     const out = await c.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: db.id }));
     const d = out.DBInstances?.[0];
-    return { status: d?.DBInstanceStatus ?? 'missing', tags: tagObject(d?.TagList) };
+    return {
+      arn: d?.DBInstanceArn ?? '',
+      status: d?.DBInstanceStatus ?? 'missing',
+      tags: tagObject(d?.TagList),
+    };
   }
   const out = await c.rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: db.id }));
   const cluster = out.DBClusters?.[0];
@@ -155,6 +160,7 @@ export const observeDatabase = async (
     ? (await c.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: writerId }))).DBInstances?.[0]
     : undefined;
   return {
+    arn: cluster?.DBClusterArn ?? '',
     status: cluster?.Status ?? 'missing',
     writer: writer?.DBInstanceStatus ?? 'missing',
     tags: tagObject(cluster?.TagList),
@@ -247,10 +253,22 @@ export const answerAsAws = async (
         statusIn(block, 'DBClusterIdentifier', 'Status', answers.databaseStatus),
       ),
   );
-  const known = capacityProviders.length
-    ? ((await moto.ecs.send(new DescribeCapacityProvidersCommand({ capacityProviders }))).capacityProviders ??
-      [])
-    : [];
+  // DescribeCapacityProviders: up to 100 names a call, at most 10 results a page (nextToken).
+  const known: CapacityProvider[] = [];
+  for (let i = 0; i < capacityProviders.length; i += 100) {
+    let nextToken: string | undefined;
+    do {
+      const out = await moto.ecs.send(
+        new DescribeCapacityProvidersCommand({
+          capacityProviders: capacityProviders.slice(i, i + 100),
+          maxResults: 10,
+          nextToken,
+        }),
+      );
+      known.push(...(out.capacityProviders ?? []));
+      nextToken = out.nextToken || undefined;
+    } while (nextToken);
+  }
   proxy.stub('DescribeCapacityProviders', (request) =>
     request.body.includes('capacityProviders')
       ? undefined
