@@ -300,7 +300,8 @@ describe.runIf(motoTestsEnabled())(
           }
           const waitingState = await observeEnvironment(aws, spec);
           settled();
-          const start = await ecs(reconcile, plus(MORNING, 5));
+          const groupUp = await ecs(reconcile, plus(MORNING, 5));
+          const start = await ecs(reconcile, plus(MORNING, 10));
 
           // Assess: the database started first; the services waited for it, naming it and its state
           expect(dbRow(rdsStart, spec).outcome).toBe('changed');
@@ -309,14 +310,16 @@ describe.runIf(motoTestsEnabled())(
             expect(serviceRow(early, spec, s.name).outcome).toBe('waiting');
             expect(serviceRow(early, spec, s.name).detail).toMatch(
               new RegExp(
-                `^waiting for ${spec.database.id}: ${blocker} \\(environment ${spec.environment}: databases start first\\)`,
+                `^waiting for ${spec.database.id}: ${blocker}; ${spec.group.name}: parked by nightshift \\(0 of \\d+ in service\\) \\(environment ${spec.environment}: databases and Auto Scaling groups start first\\)`,
               ),
             );
           }
           if (early2) {
             for (const s of spec.services)
               expect(serviceRow(early2, spec, s.name).detail).toMatch(
-                new RegExp(`^waiting for ${spec.database.id}: starting \\(environment ${spec.environment}`),
+                new RegExp(
+                  `^waiting for ${spec.database.id}: starting; ${spec.group.name}: parked by nightshift \\(0 of \\d+ in service\\) \\(environment ${spec.environment}`,
+                ),
               );
           }
           for (const s of spec.services)
@@ -324,13 +327,20 @@ describe.runIf(motoTestsEnabled())(
               desired: 0,
               tags: { [STOPPED]: expect.any(String) },
             });
-          // DATABASE → GROUP ORDER: not asserted here, filed in the report of this test's branch. On main a
-          // standalone group of the environment is started without waiting for its database
-          // (functions/ecs-scheduler/environment.ts: environmentsStarted and gateStart look only at the
-          // capacity-provider groups in estate.groups, never at the standalone groups a reconcile or a
-          // `"groups"` start adds): with ecs first, the group is back at 1/2/4 while the database is still
-          // stopped. Once fixed, the group's row in `early` is `waiting` naming the database, the group is
-          // at 0/0/0 in `waitingState`, and `firstUp` below counts the group's UpdateAutoScalingGroup too.
+          // The database before the group: the group waited for it too, parked
+          expect(groupRow(early, spec)).toMatchObject({ outcome: 'waiting' });
+          expect(groupRow(early, spec).detail).toMatch(
+            new RegExp(
+              `^waiting for ${spec.database.id}: ${blocker} \\(environment ${spec.environment}: databases start first\\)`,
+            ),
+          );
+          expect(waitingState.group).toMatchObject({ min: 0, desired: 0, max: 0 });
+          // The group before the services: the run that restores the group leaves them waiting for it
+          expect(groupRow(groupUp, spec).outcome).toBe('changed');
+          for (const s of spec.services) {
+            expect(serviceRow(groupUp, spec, s.name).outcome).toBe('waiting');
+            expect(serviceRow(groupUp, spec, s.name).detail).toContain(`waiting for ${spec.group.name}`);
+          }
           // …and started by a later run, once the database is available
           expect(start.summary).toMatchObject({ waiting: 0, failed: 0 });
           for (const s of spec.services) expect(serviceRow(start, spec, s.name).outcome).toBe('changed');
@@ -341,18 +351,33 @@ describe.runIf(motoTestsEnabled())(
           const startDb = indexOf(startOrder, (c) => c.op === 'start-db');
           expect(startDb).toBeGreaterThanOrEqual(0);
           expect(startOrder.filter((c) => c.op === 'start-db')).toHaveLength(1);
+          const groupBack = indexOf(startOrder, (c) => c.op === 'group');
           const firstUp = indexOf(startOrder, (c) => c.op === 'service' && (c.size ?? 0) > 0);
-          expect(firstUp).toBeGreaterThan(startDb);
+          expect(groupBack).toBeGreaterThan(startDb);
+          expect(firstUp).toBeGreaterThan(groupBack);
           expect(
             sorted(startOrder.filter((c) => c.op === 'service').map((c) => `${c.name}=${c.size}`)),
           ).toEqual(sorted(spec.services.map((s) => `${s.name}=${s.desired}`)));
-          // GROUP → SERVICE ORDER (issue 10: "group in service at desired"; ecs-scheduler's services do not
-          // wait for their environment's standalone groups on main yet). When they do, assert here: the
-          // services' UpdateService (desiredCount > 0) comes only in a run after the one that restored the
-          // group, and a service row is `waiting` naming spec.group.name while the group's instances are
-          // not InService at desired.
         },
       );
+    });
+
+    it('keeps a standalone group of the environment parked while its database is not ready (reconcile and explicit start)', async () => {
+      // Prepare: parked in the evening; the database still stopped in the morning
+      await seedEnvironment(aws, SHOP);
+      await evening(SHOP, 'ecs first');
+
+      // Act
+      const early = await ecs(reconcile, MORNING);
+      const explicit = await ecs({ action: 'start', groups: ['shop-batch'] }, plus(MORNING, 1));
+
+      // Assess
+      expect(groupRow(early, SHOP)).toMatchObject({ outcome: 'waiting' });
+      expect(groupRow(early, SHOP).detail).toMatch(
+        /^waiting for shop-db: stopped \(environment shop: databases start first\)/,
+      );
+      expect(groupRow(explicit, SHOP)).toMatchObject({ outcome: 'waiting' });
+      expect((await observeEnvironment(aws, SHOP)).group).toMatchObject({ min: 0, desired: 0, max: 0 });
     });
 
     it('fails a database still starting after ENVIRONMENT_START_TIMEOUT_MINUTES; its services keep waiting, force starts them', async () => {
@@ -389,7 +414,7 @@ describe.runIf(motoTestsEnabled())(
         expect(report.summary.failed).toBe(0);
         for (const s of SHOP.services)
           expect(serviceRow(report, SHOP, s.name).detail).toMatch(
-            /^waiting for shop-db: starting \(environment shop/,
+            /^waiting for shop-db: starting; shop-batch: parked by nightshift \(0 of \d+ in service\) \(environment shop/,
           );
       }
       expect(stillParked.services['shop/web']?.desired).toBe(0);
@@ -435,20 +460,23 @@ describe.runIf(motoTestsEnabled())(
       const shopDb = await rds(reconcile, MORNING);
       reportDatabase(SHOP, 'starting');
       const blogDb = await rds({ action: 'start', instances: ['blog-db'] }, plus(MORNING, 1));
-      const blog = await ecs(
+      const blogGroup = await ecs(
         { action: 'start', clusters: ['blog'], groups: ['blog-jobs'] },
         plus(MORNING, 2),
       );
-      const shop = await ecs(reconcile, plus(MORNING, 2));
+      const blog = await ecs({ action: 'start', clusters: ['blog'] }, plus(MORNING, 3));
+      const shop = await ecs(reconcile, plus(MORNING, 3));
 
       // Assess: blog is not held by shop's starting database; shop waits for its own
       expect(dbRow(shopDb, SHOP).outcome).toBe('changed');
       expect(dbRow(blogDb, BLOG).outcome).toBe('changed');
-      expect(blog.summary).toMatchObject({ changed: 3, waiting: 0, failed: 0 });
+      // blog's group first (its services wait for it in that run), then its services
+      expect(blogGroup.summary).toMatchObject({ changed: 1, waiting: 2, failed: 0 });
+      expect(blog.summary).toMatchObject({ changed: 2, waiting: 0, failed: 0 });
       expect(await observeEnvironment(aws, BLOG)).toEqual(blogBefore);
       for (const s of SHOP.services) expect(serviceRow(shop, SHOP, s.name).outcome).toBe('waiting');
       expect(serviceRow(shop, SHOP, 'web').detail).toMatch(
-        /^waiting for shop-db: starting \(environment shop:/,
+        /^waiting for shop-db: starting; shop-batch: parked by nightshift \(0 of \d+ in service\) \(environment shop:/,
       );
       expect(serviceRow(shop, SHOP, 'web').detail).not.toContain('blog');
     });

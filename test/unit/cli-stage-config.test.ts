@@ -26,6 +26,7 @@ describe('the configuration --local applies, from serverless.yml', () => {
       DRY_RUN: 'true',
       SCHEDULE_GRACE_MINUTES: '15',
       OVERRIDE_MAX_HOURS: '24',
+      ENVIRONMENT_START_TIMEOUT_MINUTES: '30',
     });
     expect(prod.unresolved).toEqual(['SUMMARY_TOPIC_ARN']);
     expect(prod.ownParams).toBe(true);
