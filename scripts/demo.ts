@@ -214,7 +214,12 @@ const environmentDemo = async () => {
     await invoke('ecs-scheduler', 'morning: the services wait for the database');
     answers.databaseStatus.clear();
     setClock(new RealDate(morning.getTime() + 5 * 60_000));
-    await invoke('ecs-scheduler', `5 minutes later, ${SHOP.database.id} available: the services start`);
+    await invoke(
+      'ecs-scheduler',
+      `5 minutes later, ${SHOP.database.id} available: the group starts, the services wait for it`,
+    );
+    setClock(new RealDate(morning.getTime() + 10 * 60_000));
+    await invoke('ecs-scheduler', `10 minutes later, ${SHOP.group.name} in service: the services start`);
 
     step('estate in the morning');
     const after = await environmentTable(aws);

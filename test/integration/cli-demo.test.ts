@@ -45,7 +45,8 @@ describe.runIf(motoTestsEnabled())('the demo', () => {
       'morning, while another run holds the database: refused, nothing changes: rds-scheduler {"action":"reconcile"}',
       'morning: the database starts first: rds-scheduler {"action":"reconcile"}',
       'morning: the services wait for the database: ecs-scheduler {"action":"reconcile"}',
-      '5 minutes later, shop-db available: the services start: ecs-scheduler {"action":"reconcile"}',
+      '5 minutes later, shop-db available: the group starts, the services wait for it: ecs-scheduler {"action":"reconcile"}',
+      '10 minutes later, shop-batch in service: the services start: ecs-scheduler {"action":"reconcile"}',
       'estate in the morning',
     ]);
     const [
@@ -58,6 +59,7 @@ describe.runIf(motoTestsEnabled())('the demo', () => {
       refused,
       dbStarts,
       servicesWait,
+      groupStarts,
       servicesStart,
       after,
     ] = all.map((s) => s.body);
@@ -91,10 +93,16 @@ describe.runIf(motoTestsEnabled())('the demo', () => {
     for (const service of ['shop/web', 'shop/worker'])
       expect(servicesWait).toMatch(
         new RegExp(
-          `^${service} +ecs-service +waiting +waiting for shop-db: starting \\(environment shop: databases start first\\)`,
+          `^${service} +ecs-service +waiting +waiting for shop-db: starting; shop-batch: parked by nightshift`,
           'm',
         ),
       );
+    // The database ready, the group comes back while the services wait for it; a later run starts them
+    expect(servicesWait).toMatch(/^shop-batch +autoscaling-group +waiting +waiting for shop-db: starting/m);
+    expect(groupStarts).toMatch(/^shop-batch +autoscaling-group +changed /m);
+    expect(groupStarts).toMatch(
+      /^shop\/web +ecs-service +waiting +waiting for shop-batch: started by this run/m,
+    );
     expect(servicesStart).toMatch(/^shop\/web +ecs-service +changed +.*desiredCount 0 → 3/m);
     expect(servicesStart).toMatch(/^shop\/worker +ecs-service +changed +.*desiredCount 0 → 2/m);
     // …and checked at the end: everything back exactly, in order
