@@ -11,7 +11,8 @@
  */
 import { paginateDescribeDBClusters, paginateDescribeDBInstances, type RDSClient } from '@aws-sdk/client-rds';
 import { paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
-import { pagesWithin } from '#shared/deadline.ts';
+import { OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
+import { errorMessage } from '#shared/errors.ts';
 import {
   databaseReady,
   ENVIRONMENT_TAG,
@@ -407,6 +408,41 @@ export const gateStart = async (
   const work = phases.flat().filter((p) => p.steps.length > 0);
   const standalone = work.some((p) => p.type === 'autoscaling-group' && !capacity.has(p.arn));
   if (!standalone && !work.some((p) => envOf.has(p.arn))) return none;
+  try {
+    return await gateFromReads(phases, estate, io, idle, envOf, capacity, work);
+  } catch (error) {
+    // A read that failed (throttled past the retries, refused) fails the rows it would have gated — those
+    // of an environment, and standalone groups, whose environment that read would tell — and only them:
+    // every other row goes ahead. Running out of time stays the run's (nothing planned from half a read).
+    if (error instanceof OutOfTimeError) throw error;
+    const why = errorMessage(error);
+    const fail = (p: PlannedAction): PlannedAction => {
+      const env = envOf.get(p.arn);
+      const gated = env !== undefined || (p.type === 'autoscaling-group' && !capacity.has(p.arn));
+      if (!gated || p.steps.length === 0) return p;
+      return {
+        ...p,
+        steps: [],
+        outcome: 'failed',
+        detail:
+          `${env === undefined ? 'its environment' : `environment ${env}`}: the tier before it could not be read (${why}), ` +
+          'so whether it is ready is not known; nothing changed — the next run tries again (--force starts it now)',
+      };
+    };
+    return { phases: phases.map((phase) => phase.map(fail)), idle: [...idle], extra: [] };
+  }
+};
+
+const gateFromReads = async (
+  phases: readonly PlannedAction[][],
+  estate: Estate,
+  io: GateIO,
+  idle: readonly PlannedAction[],
+  envOf: Map<string, string>,
+  capacity: ReadonlySet<string>,
+  work: readonly PlannedAction[],
+): Promise<Gated> => {
+  const none: Gated = { phases: [...phases], idle: [...idle], extra: [] };
   const tagged = await readEnvironmentGroups(io.reader);
   for (const g of tagged) if (!envOf.has(g.arn)) envOf.set(g.arn, g.environment);
   const environments = new Set(work.flatMap((p) => envOf.get(p.arn) ?? []));

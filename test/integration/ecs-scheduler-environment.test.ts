@@ -119,6 +119,33 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler start order in an environment 
     expect(await observe(aws, ['shop'], ['shop-nodes'])).toEqual(before);
   });
 
+  it('fails only the environment rows when its databases cannot be read; a cluster in no environment starts', async () => {
+    // Prepare: shop and a cluster in no environment parked; RDS refuses the read in the morning
+    await seedEstate(aws, [
+      { name: 'tools', tags: { env: 'stage' }, services: [{ name: 'api', desired: 1 }] },
+    ]);
+    await runAt({ action: 'stop', clusters: ['shop', 'tools'] }, NIGHT);
+    proxy.stub('DescribeDBInstances', {
+      status: 400,
+      contentType: 'text/xml',
+      body: '<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed for the test</Message></Error><RequestId>stubbed</RequestId></ErrorResponse>',
+    });
+
+    // Act
+    const morning = await runAt({ action: 'start', clusters: ['shop', 'tools'] }, MORNING);
+    proxy.stub('DescribeDBInstances', undefined);
+    const parked = await observe(aws, ['shop', 'tools'], ['shop-nodes']);
+
+    // Assess: shop's rows failed, saying why; tools started; shop still parked
+    expect(row(morning, 'service/shop/web')).toMatchObject({ outcome: 'failed' });
+    expect(row(morning, 'service/shop/web')?.detail).toContain(
+      'environment shop: the tier before it could not be read (AccessDenied: not allowed for the test)',
+    );
+    expect(row(morning, 'service/tools/api')).toMatchObject({ outcome: 'changed' });
+    expect(parked.services['shop/web']?.desired).toBe(0);
+    expect(parked.services['tools/api']?.desired).toBe(1);
+  });
+
   it('starts at once with force, and ignores the databases of other environments', async () => {
     // Prepare
     const before = await observe(aws, ['shop'], ['shop-nodes']);
