@@ -9,8 +9,16 @@ import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { OutOfTimeError } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
 import type { ResourceResult } from '#shared/report.ts';
-import { ALARM_TYPE, findAlarmsAbout, silence, unsilence, type ParkedResource } from '#shared/silence.ts';
-import { readClusters, withServices, type Reader } from './inventory.ts';
+import {
+  ALARM_TYPE,
+  findAlarmsAbout,
+  silence,
+  sweepSilenced,
+  unsilence,
+  type ParkedResource,
+} from '#shared/silence.ts';
+import { PARKED_TAG } from '#shared/group-tags.ts';
+import { readClusters, withServices, type Estate, type Reader } from './inventory.ts';
 
 /** The resource an alarm may be about, from a service's or group's row. */
 const parkedOf = (r: ResourceResult): ParkedResource | undefined => {
@@ -139,6 +147,52 @@ export const alarmRows = async (
         detail:
           `the alarms about the ${mode === 'silence' ? 'parked' : 'woken'} resources were not ${mode === 'silence' ? 'silenced' : 'enabled again'}: ` +
           `${errorMessage(error)}; the next ${mode === 'silence' ? 'stop' : 'start'} tries again`,
+      },
+    ];
+  }
+};
+
+/**
+ * What a reconcile sees running now (its estate read), for the sweep: ACTIVE services with desiredCount
+ * above 0 and no saved state, the clusters they run in, and capacity groups with a desired capacity and
+ * no saved state — less the resources this run acted on (`acted`: its own silence or unsilence did that).
+ */
+export const awakeResources = (estate: Estate, acted: ReadonlySet<string>): ParkedResource[] => {
+  const out: ParkedResource[] = [];
+  for (const c of estate.clusters) {
+    let running = false;
+    for (const s of c.services) {
+      if (s.status !== 'ACTIVE' || s.desiredCount === 0 || s.tags[PARKED_TAG] !== undefined) continue;
+      running = true;
+      if (!acted.has(s.arn))
+        out.push({ kind: 'ecs-service', arn: s.arn, cluster: c.name, service: s.arn.split('/').pop() ?? '' });
+    }
+    if (running && !acted.has(c.arn)) out.push({ kind: 'ecs-cluster', arn: c.arn, cluster: c.name });
+  }
+  for (const g of estate.groups)
+    if (g.desired > 0 && g.tags[PARKED_TAG] === undefined && !acted.has(g.arn))
+      out.push({ kind: 'auto-scaling-group', arn: g.arn, name: g.name });
+  return out;
+};
+
+/**
+ * The sweep (shared/silence.ts sweepSilenced), in a reconcile: alarms still silenced for services,
+ * clusters or groups that run now are enabled again. A failure is one row; the next reconcile sweeps again.
+ */
+export const sweepRows = async (
+  awake: readonly ParkedResource[],
+  options: { dryRun: boolean; hasTime: () => boolean; now: Date; cloudwatch?: CloudWatchClient },
+): Promise<ResourceResult[]> => {
+  if (awake.length === 0 || !options.cloudwatch) return [];
+  try {
+    return await sweepSilenced({ cloudwatch: options.cloudwatch }, awake, options);
+  } catch (error) {
+    return [
+      {
+        arn: 'cloudwatch-alarms',
+        type: ALARM_TYPE,
+        outcome: error instanceof OutOfTimeError ? 'undone' : 'failed',
+        detail: `the alarms about running services and groups were not checked for a silence left behind: ${errorMessage(error)}; the next reconcile tries again`,
       },
     ];
   }

@@ -109,6 +109,12 @@ export interface EnvironmentGroup {
 /** Ready for the services behind it (shared/environment.ts groupReady), and its saved state readable. */
 const ready = (g: EnvironmentGroup) => !g.unreadable && groupReady(g);
 
+/** An instance's share of DesiredCapacity: its WeightedCapacity (a string), 1 when unset. */
+const weightOf = (weighted: string | undefined): number => {
+  const n = weighted === undefined ? NaN : Number(weighted);
+  return Number.isFinite(n) && n > 0 ? n : 1;
+};
+
 /** DescribeAutoScalingGroups: MaxRecords up to 100 (default 50), the rest behind NextToken. */
 const GROUPS_PAGE = 100;
 
@@ -141,7 +147,11 @@ export const readEnvironmentGroups = async ({ clients, hasTime }: Reader): Promi
         name: g.AutoScalingGroupName ?? '',
         environment,
         desired: saved ?? g.DesiredCapacity ?? 0,
-        inService: (g.Instances ?? []).filter((i) => i.LifecycleState === 'InService').length,
+        // DesiredCapacity counts capacity units: instance weights (a MixedInstancesPolicy) or, with a
+        // DesiredCapacityType of vcpu / memory-mib, each instance's WeightedCapacity. Summed the same way.
+        inService: (g.Instances ?? [])
+          .filter((i) => i.LifecycleState === 'InService')
+          .reduce((sum, i) => sum + weightOf(i.WeightedCapacity), 0),
         parked: text !== undefined,
         ...(text !== undefined && saved === undefined && { unreadable: true as const }),
       });
@@ -375,7 +385,9 @@ const groupBlockersFor = (
     .flatMap((g) => {
       const row = rows.get(g.arn);
       const startingTo = row ? restoresTo(row) : undefined;
-      if (startingTo === undefined && ready(g)) return [];
+      // A group this run does not bring back is either ready, or parked and meant to stay so (its
+      // schedule, a sleep, a stop): the services do not wait for it. One this run restores, they do.
+      if (startingTo === undefined && (ready(g) || (g.parked && !g.unreadable))) return [];
       return [{ name: g.name, state: describeGroup(g, startingTo) }];
     });
 };

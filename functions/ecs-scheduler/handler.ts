@@ -20,7 +20,7 @@ import { executePlan, plannedWork } from './execute.ts';
 import { readEstate, type Clients, type Estate, type Held } from './inventory.ts';
 import { gateStart } from './environment.ts';
 import { DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES } from '#shared/environment.ts';
-import { alarmRows } from './alarms.ts';
+import { alarmRows, awakeResources, sweepRows } from './alarms.ts';
 // Issue 10 (scheduled tasks): the stop report warns about scheduled tasks in the clusters it parked.
 import { eventBridgeClient, scheduledTaskRows, schedulerClient } from './scheduled-tasks.ts';
 import { rdsClient } from '#shared/aws/rds.ts';
@@ -446,6 +446,8 @@ const runReconcile = async (input: ReconcileInput, ctx: RunContext, d: Deps): Pr
     planReconcile(estate, await reconcileOptions(estate, ctx, d, now));
 
   let estate = await readEstate(reader, {}, { withSharers: false });
+  // The whole account's read, for the sweep (a mutating run reads again only the clusters in play).
+  const everything = estate;
   let plan = await planFrom(estate);
   const inPlay = clusterNames(plan);
   if (!dryRun && inPlay.size > 0) {
@@ -463,7 +465,19 @@ const runReconcile = async (input: ReconcileInput, ctx: RunContext, d: Deps): Pr
     if (refused) return buildReport('reconcile', false, refused);
   }
   const first = dryRun || !works.some((w) => w.hasWork) ? undefined : await ctx.carriedOver('reconcile');
-  const report = buildReport('reconcile', dryRun, await executeReconcile(plan, ctx, d, { dryRun, first }));
+  const results = await executeReconcile(plan, ctx, d, { dryRun, first });
+  // The sweep: alarms left silenced for what runs now (a start that could not enable them, a start
+  // outside nightshift). Not for what this run acted on: its own silence or unsilence did that.
+  const acted = new Set(
+    results.filter((r) => r.outcome !== 'unchanged' && r.outcome !== 'skipped').map((r) => r.arn),
+  );
+  const swept = await sweepRows(awakeResources(everything, acted), {
+    dryRun,
+    hasTime: ctx.hasTime,
+    now,
+    ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
+  });
+  const report = buildReport('reconcile', dryRun, [...results, ...swept]);
   return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };
 

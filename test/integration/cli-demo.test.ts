@@ -93,7 +93,7 @@ describe.runIf(motoTestsEnabled())('the demo', () => {
     for (const service of ['shop/web', 'shop/worker'])
       expect(servicesWait).toMatch(
         new RegExp(
-          `^${service} +ecs-service +waiting +waiting for shop-db: starting; shop-batch: parked by nightshift`,
+          `^${service} +ecs-service +waiting +waiting for shop-db: starting \\(environment shop: databases start first\\)`,
           'm',
         ),
       );

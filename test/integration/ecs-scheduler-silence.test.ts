@@ -167,6 +167,39 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler silences alarms while parked (
     expect(start.summary.failed).toBe(0);
   });
 
+  it('sweeps, in a reconcile, an alarm still silenced for a service that runs again; never one someone else muted', async () => {
+    // Prepare: parked at night; in the morning the start runs but CloudWatch refuses to enable the alarm
+    await runAt({ action: 'stop', clusters: ['stage'] }, NIGHT);
+    proxy.stub('EnableAlarmActions', {
+      status: 400,
+      contentType: JSON10,
+      body: JSON.stringify({ __type: 'InvalidParameterValue', message: 'refused for the test' }),
+    });
+    const start = await runAt({ action: 'start', clusters: ['stage'] }, MORNING);
+    expect(start.resources.find((r) => r.arn.endsWith(':stage-web-cpu'))?.outcome).toBe('failed');
+    proxy.stub('EnableAlarmActions', (request) => {
+      const names = (JSON.parse(request.body) as { AlarmNames: string[] }).AlarmNames;
+      sent.enable.push(names);
+      for (const n of names) actions.set(n, true);
+      return { contentType: JSON10, body: '{}' };
+    });
+    sent.enable.length = 0;
+
+    // Act: the next reconcile (nothing of stage is on a schedule: the sweep alone acts)
+    const sweep = await runAt({ action: 'reconcile' }, new Date(MORNING.getTime() + 10 * 60_000));
+
+    // Assess
+    expect(sent.enable).toEqual([['stage-web-cpu']]);
+    expect(actions.get('stage-web-cpu')).toBe(true);
+    expect(await tagOf('stage-web-cpu')).toBeUndefined();
+    expect(actions.get('stage-worker-cpu-muted')).toBe(false);
+    expect(
+      sweep.resources
+        .filter((r) => r.type === 'cloudwatch-alarm')
+        .map((r) => [r.arn.split(':').pop(), r.outcome]),
+    ).toEqual([['stage-web-cpu', 'changed']]);
+  });
+
   it('plans the silence in a dry run and sends nothing that changes an alarm', async () => {
     // Act
     const dry = await runAt({ action: 'stop', clusters: ['stage'], dryRun: true }, NIGHT);

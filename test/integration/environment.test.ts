@@ -310,16 +310,14 @@ describe.runIf(motoTestsEnabled())(
             expect(serviceRow(early, spec, s.name).outcome).toBe('waiting');
             expect(serviceRow(early, spec, s.name).detail).toMatch(
               new RegExp(
-                `^waiting for ${spec.database.id}: ${blocker}; ${spec.group.name}: parked by nightshift \\(0 of \\d+ in service\\) \\(environment ${spec.environment}: databases and Auto Scaling groups start first\\)`,
+                `^waiting for ${spec.database.id}: ${blocker} \\(environment ${spec.environment}: databases start first\\)`,
               ),
             );
           }
           if (early2) {
             for (const s of spec.services)
               expect(serviceRow(early2, spec, s.name).detail).toMatch(
-                new RegExp(
-                  `^waiting for ${spec.database.id}: starting; ${spec.group.name}: parked by nightshift \\(0 of \\d+ in service\\) \\(environment ${spec.environment}`,
-                ),
+                new RegExp(`^waiting for ${spec.database.id}: starting \\(environment ${spec.environment}`),
               );
           }
           for (const s of spec.services)
@@ -414,7 +412,7 @@ describe.runIf(motoTestsEnabled())(
         expect(report.summary.failed).toBe(0);
         for (const s of SHOP.services)
           expect(serviceRow(report, SHOP, s.name).detail).toMatch(
-            /^waiting for shop-db: starting; shop-batch: parked by nightshift \(0 of \d+ in service\) \(environment shop/,
+            /^waiting for shop-db: starting \(environment shop/,
           );
       }
       expect(stillParked.services['shop/web']?.desired).toBe(0);
@@ -476,7 +474,7 @@ describe.runIf(motoTestsEnabled())(
       expect(await observeEnvironment(aws, BLOG)).toEqual(blogBefore);
       for (const s of SHOP.services) expect(serviceRow(shop, SHOP, s.name).outcome).toBe('waiting');
       expect(serviceRow(shop, SHOP, 'web').detail).toMatch(
-        /^waiting for shop-db: starting; shop-batch: parked by nightshift \(0 of \d+ in service\) \(environment shop:/,
+        /^waiting for shop-db: starting \(environment shop:/,
       );
       expect(serviceRow(shop, SHOP, 'web').detail).not.toContain('blog');
     });

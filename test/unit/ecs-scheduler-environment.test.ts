@@ -4,7 +4,15 @@
  * and a group nightshift started that lags past ENVIRONMENT_START_TIMEOUT_MINUTES fails.
  */
 import { describe, expect, it } from 'vitest';
-import { gateRows, type EnvironmentGroup, type GateState } from '#functions/ecs-scheduler/environment.ts';
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { mockClient } from 'aws-sdk-client-mock';
+import {
+  gateRows,
+  readEnvironmentGroups,
+  type EnvironmentGroup,
+  type GateState,
+} from '#functions/ecs-scheduler/environment.ts';
+import type { Clients } from '#functions/ecs-scheduler/inventory.ts';
 import type { PlannedAction } from '#functions/ecs-scheduler/plan.ts';
 
 const NOW = new Date('2026-11-30T07:00:00Z');
@@ -52,7 +60,7 @@ describe('gateRows', () => {
     expect(out.extra).toEqual([]);
   });
 
-  it('keeps a service waiting for a group short of desired, parked, or with an unreadable saved state', () => {
+  it('keeps a service waiting for a group short of desired or with an unreadable saved state; not for one parked on purpose', () => {
     // Act
     const short = gateRows([[service]], state({ groups: [group({ inService: 1 })] }));
     const parked = gateRows([[service]], state({ groups: [group({ inService: 0, parked: true })] }));
@@ -69,9 +77,8 @@ describe('gateRows', () => {
         'waiting for shop-asg: 1 of 2 in service (environment shop: Auto Scaling groups start first); ' +
         'nothing changed — a later run starts it (--force starts it now)',
     });
-    expect(parked.phases[0]?.[0]?.detail).toMatch(
-      /^waiting for shop-asg: parked by nightshift \(0 of 2 in service\)/,
-    );
+    // Parked and not brought back by this run: its schedule, a sleep or a stop keeps it parked
+    expect(parked.phases[0]?.[0]).toEqual(service);
     expect(unreadable.phases[0]?.[0]?.detail).toMatch(/^waiting for shop-asg: nightshift:stopped unreadable/);
   });
 
@@ -121,5 +128,57 @@ describe('gateRows', () => {
 
     // Assess
     expect(out.idle).toEqual([idle]);
+  });
+});
+
+describe('readEnvironmentGroups', () => {
+  it('counts InService capacity in the units of DesiredCapacity: instance weights, 1 when unset', async () => {
+    // Prepare: desired 16 (vCPU), four InService instances of weight 4, one Pending; a group without weights
+    const client = new AutoScalingClient({ region: 'eu-central-1' });
+    const autoscaling = mockClient(client);
+    autoscaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        {
+          AutoScalingGroupName: 'shop-asg',
+          AutoScalingGroupARN: GROUP,
+          MinSize: 0,
+          MaxSize: 32,
+          DesiredCapacity: 16,
+          DefaultCooldown: 300,
+          AvailabilityZones: ['eu-central-1a'],
+          HealthCheckType: 'EC2',
+          CreatedTime: new Date('2026-01-01T00:00:00Z'),
+          Tags: [{ Key: 'nightshift:environment', Value: 'shop' }],
+          Instances: [
+            ...[1, 2, 3, 4].map((n) => ({
+              InstanceId: `i-${n}`,
+              AvailabilityZone: 'eu-central-1a',
+              LifecycleState: 'InService' as const,
+              HealthStatus: 'Healthy',
+              ProtectedFromScaleIn: false,
+              WeightedCapacity: '4',
+            })),
+            {
+              InstanceId: 'i-5',
+              AvailabilityZone: 'eu-central-1a',
+              LifecycleState: 'Pending' as const,
+              HealthStatus: 'Healthy',
+              ProtectedFromScaleIn: false,
+              WeightedCapacity: '4',
+            },
+          ],
+        },
+      ],
+    });
+
+    // Act
+    const groups = await readEnvironmentGroups({
+      clients: { autoscaling: client } as unknown as Clients,
+      hasTime: () => true,
+    });
+
+    // Assess
+    expect(groups).toEqual([expect.objectContaining({ name: 'shop-asg', desired: 16, inService: 16 })]);
+    autoscaling.restore();
   });
 });
