@@ -195,7 +195,10 @@ const universalCluster = (scheduleArn: string, input: string | undefined): strin
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
-  const cluster = (parsed as { Cluster?: unknown }).Cluster ?? 'default';
+  // Scheduler's universal targets take the API's parameters in PascalCase (`Cluster`); the ECS API
+  // spells it `cluster`: either is read.
+  const fields = parsed as { Cluster?: unknown; cluster?: unknown };
+  const cluster = fields.Cluster ?? fields.cluster ?? 'default';
   if (typeof cluster !== 'string' || cluster === '') return undefined;
   if (cluster.startsWith('arn:')) return cluster;
   const at = scheduleArn.match(/^arn:([^:]+):scheduler:([^:]+):([^:]+):/);

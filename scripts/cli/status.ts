@@ -41,6 +41,7 @@ import { decodeOverride, overrideActive, OVERRIDE_TAG } from '#shared/override.t
 import {
   SCHEDULE_TAG as DB_SCHEDULE_TAG,
   STOPPED_TAG as DB_STOPPED_TAG,
+  AUTO_START_AFTER_MS,
 } from '#functions/rds-scheduler/plan.ts';
 import { overrideOf, scheduleOf } from '#functions/ecs-scheduler/reconcile.ts';
 import type { ClusterState, ServiceState } from '#functions/ecs-scheduler/inventory.ts';
@@ -277,6 +278,8 @@ interface DbState {
   /** What runs: the instance's status, or the cluster's and its writer's. */
   actual: string;
   memberOf?: string;
+  /** InstanceCreateTime / ClusterCreateTime: a nightshift:stopped older than this was copied. */
+  createdAt?: Date;
 }
 
 /** One row of "On a schedule (databases)": what the schedule (or an override) wants, and what is. */
@@ -357,6 +360,7 @@ const databaseRows = async (
         flag: `--db-cluster ${c.DBClusterIdentifier}`,
         tags: tagMapUpper(c.TagList),
         status,
+        ...(c.ClusterCreateTime && { createdAt: new Date(c.ClusterCreateTime) }),
         actual: writer ? `${status} (writer ${writer} ${statusOf.get(writer) ?? 'not found'})` : status,
       };
     }),
@@ -365,6 +369,7 @@ const databaseRows = async (
       flag: `--db ${i.DBInstanceIdentifier}`,
       tags: tagMapUpper(i.TagList),
       status: i.DBInstanceStatus ?? 'unknown',
+      ...(i.InstanceCreateTime && { createdAt: new Date(i.InstanceCreateTime) }),
       actual: i.DBInstanceStatus ?? 'unknown',
       ...(i.DBClusterIdentifier && { memberOf: i.DBClusterIdentifier }),
     })),
@@ -377,6 +382,14 @@ const databaseRows = async (
     const stopped = db.tags[DB_STOPPED_TAG];
     if (stopped === undefined || db.memberOf) continue;
     const at = Date.parse(stopped.match(/(?:^| )at=(\S+)/)?.[1] ?? '');
+    // As rds-scheduler reads it (inventory.ts withoutCopiedTags): a tag older than the database is a copy.
+    if (!Number.isNaN(at) && db.createdAt && db.createdAt <= now && at < db.createdAt.getTime() - 60_000) {
+      parked.push({
+        resource: db.resource,
+        detail: `carries ${DB_STOPPED_TAG} "${stopped}", older than the database (created ${stamp(db.createdAt.getTime())}): copied from another database's snapshot; nightshift does not count it as stopped by it, nor start it`,
+      });
+      continue;
+    }
     const since = Number.isNaN(at)
       ? `${DB_STOPPED_TAG} "${stopped}": no readable at=`
       : `stopped by nightshift since ${stamp(at)} (${formatAge(now.getTime() - at)} ago)`;
@@ -385,8 +398,11 @@ const databaseRows = async (
       detail:
         db.status === 'stopped' || db.status === 'stopping'
           ? `${since}; now ${db.actual}; comes back with nightshift start ${db.flag} (or its schedule)`
-          : `${since}, but ${db.actual} again (AWS starts a database stopped for 7 days, or someone started it): ` +
-            `a reconcile stops it again while its schedule wants it stopped; nightshift start ${db.flag} keeps it running`,
+          : !Number.isNaN(at) && now.getTime() - at >= AUTO_START_AFTER_MS
+            ? `${since}, but ${db.actual} again (AWS starts a database stopped for 7 days): a reconcile stops it ` +
+              `again while its schedule wants it stopped; nightshift start ${db.flag} keeps it running`
+            : `${since}, but ${db.actual} again (someone started it, not AWS's 7-day start): stopped again only by ` +
+              `an enforced schedule or a stop; under enforced: false it runs until the next transition`,
     });
   }
 };

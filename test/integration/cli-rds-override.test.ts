@@ -296,7 +296,8 @@ describe.runIf(motoTestsEnabled())(
       proxy.before('DescribeDBClusters', async (request) => {
         second = request.body.includes('Marker=');
       });
-      proxy.rewrite('DescribeDBClusters', (body) => {
+      proxy.rewrite('DescribeDBClusters', (raw) => {
+        const body = january('ClusterCreateTime')(raw);
         const clusters = body.match(/<DBCluster>[\s\S]*?<\/DBCluster>/g) ?? [];
         const page = second ? clusters.slice(100) : clusters.slice(0, 100);
         return body.replace(
@@ -337,7 +338,7 @@ describe.runIf(motoTestsEnabled())(
         {
           resource: 'DB cluster zz-parked-cluster',
           detail: expect.stringMatching(
-            /^stopped by nightshift since 2026-11-29T18:00:00Z \(.+ ago\), but available again \(AWS starts a database stopped for 7 days, or someone started it\): .* nightshift start --db-cluster zz-parked-cluster keeps it running$/,
+            /^stopped by nightshift since 2026-11-29T18:00:00Z \(.+ ago\), but available again \(someone started it, not AWS's 7-day start\): stopped again only by an enforced schedule or a stop; under enforced: false it runs until the next transition$/,
           ),
         },
         {

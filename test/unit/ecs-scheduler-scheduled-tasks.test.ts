@@ -106,6 +106,7 @@ describe('scheduledTaskRows: EventBridge Scheduler schedules', () => {
     const targets: Record<string, string | undefined> = {
       'by-name': universal('stage'),
       'by-arn': universal(CLUSTER),
+      'camel-case': JSON.stringify({ cluster: 'stage', taskDefinition: 'nightly' }),
       'no-cluster': universal(),
       'other-cluster': universal('other'),
       'other-account': universal('arn:aws:ecs:eu-central-1:210987654321:cluster/stage'),
@@ -135,6 +136,10 @@ describe('scheduledTaskRows: EventBridge Scheduler schedules', () => {
           'or run without its services tonight; disable it or wake the cluster (nightshift wake --cluster stage --for <duration>)',
       ],
       [SCHEDULE('batch', 'by-arn'), expect.stringContaining('targets cluster stage, parked by this stop')],
+      [
+        SCHEDULE('batch', 'camel-case'),
+        expect.stringContaining('targets cluster stage, parked by this stop'),
+      ],
       [
         SCHEDULE('batch', 'no-cluster'),
         expect.stringContaining('targets cluster default, parked by this stop'),
