@@ -28,9 +28,12 @@ const time = (text: string | undefined) => {
   return Number.isNaN(ms) ? undefined : new Date(ms);
 };
 
-/** One function's start records: its scope, and reading and writing them. */
-export const startRecords = (fn: string) => {
-  const startedScope = (arn: string) => `started#${fn}#${arn}`;
+/**
+ * One function's start records: its scope, and reading and writing them. `kind` names another record
+ * of the same shape (rds-scheduler's `autostart`: when RDS said it started a database by itself).
+ */
+export const startRecords = (fn: string, kind = 'started') => {
+  const startedScope = (arn: string) => `${kind}#${fn}#${arn}`;
 
   /** The recorded start of each resource, for the ARNs given; none without a lease table. */
   const readStarted = async (

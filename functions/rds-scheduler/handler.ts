@@ -36,6 +36,7 @@ import {
   planAction,
   planReconcile,
   planRestarted,
+  autoStartCandidates,
   startRecordCandidates,
   startWatchCandidates,
   STOPPED_TAG,
@@ -48,7 +49,7 @@ import {
 } from './plan.ts';
 import { planOverride, refuseLength, withReconcile } from './override.ts';
 import { bundledSchedules } from './schedules.ts';
-import { readStarted, recordStarted } from './started.ts';
+import { readAutoStarts, readStarted, recordAutoStarts, recordStarted } from './started.ts';
 
 export interface Deps {
   clients: Clients;
@@ -303,6 +304,7 @@ const reconcileOptions = async (
       startRecordCandidates(estate, schedules, opts.now),
       ctx.hasTime,
     ),
+    autoStarts: await readAutoStarts(ctx.leases.leaseStore, autoStartCandidates(estate), ctx.hasTime),
   };
 };
 
@@ -321,13 +323,27 @@ const runEvent = (event: RdsDatabaseEvent, ctx: RunContext, d: Deps): Promise<Re
       ]),
     );
   }
-  return runPlanned(
-    'reconcile',
-    {},
-    async (estate, opts) =>
-      planRestarted(event.detail.SourceArn, eventId, estate, await reconcileOptions(estate, opts, ctx, d)),
-    ctx,
-    d,
+  // RDS says it started the database by itself: recorded, so that the "started" event that follows (or a
+  // reconcile) knows the start was AWS's, whatever the tag's age. A record that cannot be written leaves
+  // the tag's age to tell (AUTO_START_AFTER_MS).
+  const recorded =
+    RESTARTED_EVENTS[eventId]?.done === false
+      ? recordAutoStarts(
+          ctx.leases.leaseStore,
+          [{ arn: event.detail.SourceArn }],
+          ctx.leases.runOwner,
+          d.now(),
+        )
+      : Promise.resolve(new Map<string, string>());
+  return recorded.then(() =>
+    runPlanned(
+      'reconcile',
+      {},
+      async (estate, opts) =>
+        planRestarted(event.detail.SourceArn, eventId, estate, await reconcileOptions(estate, opts, ctx, d)),
+      ctx,
+      d,
+    ),
   );
 };
 

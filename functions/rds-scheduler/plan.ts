@@ -78,24 +78,36 @@ export const stoppedAt = (db: Database): Date | undefined => {
 };
 
 /**
- * AWS starts a database that has been stopped for seven days (RDS-EVENT-0154 / 0153). A database that
- * runs again with a `nightshift:stopped` younger than this was started by someone (console, CLI, another
- * tool): nightshift does not stop it again because of its tag (only a schedule that is `enforced`, or an
- * explicit stop, does). Six and a half days: the 7-day start comes at 7 days, give or take the hours
- * RDS takes to get to it.
+ * AWS starts a database that has been stopped for seven days (RDS-EVENT-0154 / 0153). Without the event
+ * (the rule off, or missed), a database that runs again with a `nightshift:stopped` at least this old is
+ * taken for AWS's start; a younger one was started by someone (console, CLI, another tool), and
+ * nightshift does not stop it again because of its tag (only an `enforced` schedule, or a stop, does).
  */
-export const AUTO_START_AFTER_MS = (7 * 24 - 12) * 3_600_000;
+export const AUTO_START_AFTER_MS = 7 * 24 * 3_600_000;
 
 /**
- * Whether a database that runs again with nightshift's tag was started by AWS after 7 days: the tag's
- * `at=` is at least AUTO_START_AFTER_MS old, and no nightshift start was recorded since. A tag without a
- * readable `at=` says nothing: not an auto-start.
+ * Whether a database that runs again with nightshift's tag was started by AWS after 7 days: no nightshift
+ * start was recorded since the tag's `at=`, and RDS said so since (`autoStart`: the record the run of
+ * RDS-EVENT-0154 / 0153 wrote), or the tag is at least AUTO_START_AFTER_MS old. A tag without a readable
+ * `at=` says nothing: not an auto-start.
  */
-export const autoStarted = (db: Database, now: Date, started?: StartRecord): boolean => {
+export const autoStarted = (
+  db: Database,
+  now: Date,
+  started?: StartRecord,
+  autoStart?: StartRecord,
+): boolean => {
   const at = stoppedAt(db);
-  if (!at || now.getTime() - at.getTime() < AUTO_START_AFTER_MS) return false;
-  return !started || started.at.getTime() < at.getTime();
+  if (!at || (started && started.at.getTime() >= at.getTime())) return false;
+  if (autoStart && autoStart.at.getTime() >= at.getTime()) return true;
+  return now.getTime() - at.getTime() >= AUTO_START_AFTER_MS;
 };
+
+/** The databases whose auto-start record a reconcile needs: running again with STOPPED_TAG. Pure. */
+export const autoStartCandidates = (estate: Estate): string[] =>
+  candidates(estate)
+    .filter((db) => db.tags[STOPPED_TAG] !== undefined && db.status !== 'stopped' && db.status !== 'stopping')
+    .map((db) => db.arn);
 
 /**
  * Why a database is protected: its own tags, or for an Aurora cluster those of any member instance (a
@@ -446,6 +458,8 @@ export interface ReconcileOptions extends PlanOptions {
   graceMs: number;
   /** The lease-table record of nightshift's last start of each database, by ARN. */
   startedAt: ReadonlyMap<string, StartRecord>;
+  /** When RDS said it started a database by itself (RDS-EVENT-0154 / 0153), by ARN: autoStartCandidates. */
+  autoStarts?: ReadonlyMap<string, StartRecord>;
   /** OVERRIDE_MAX_HOURS in ms; undefined: no check. */
   overrideMaxMs?: number;
   stage?: string;
@@ -588,7 +602,7 @@ const decide = (
     tagged &&
     db.status !== 'stopped' &&
     db.status !== 'stopping' &&
-    autoStarted(db, opts.now, opts.startedAt.get(db.arn));
+    autoStarted(db, opts.now, opts.startedAt.get(db.arn), opts.autoStarts?.get(db.arn));
   const acted =
     override || restarted ? undefined : actedSince(db, ev.since?.at, opts.startedAt.get(db.arn), opts.now);
   if (schedule.enforced || !acted)
@@ -719,7 +733,8 @@ export const planRestarted = (
   // RDS-EVENT-0154 / 0153 say AWS started it after 7 days; a started event (0088 / 0151) comes with every
   // start, so there the tag's age tells AWS's start from someone's.
   const auto =
-    RESTARTED_EVENTS[eventId]?.done === false || autoStarted(db, opts.now, opts.startedAt.get(db.arn));
+    RESTARTED_EVENTS[eventId]?.done === false ||
+    autoStarted(db, opts.now, opts.startedAt.get(db.arn), opts.autoStarts?.get(db.arn));
   if (!auto && db.status !== 'stopped' && db.status !== 'stopping')
     return none(
       work(

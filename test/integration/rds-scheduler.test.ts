@@ -433,6 +433,31 @@ describe.runIf(motoTestsEnabled())('rds-scheduler against moto', () => {
     expect((await tagsOf(dbArn('shop-db')))[STOPPED]).toBeUndefined();
   });
 
+  it("takes RDS-EVENT-0154 at its word: the started event that follows stops the database again, whatever the tag's age", async () => {
+    // Prepare: stopped on demand; six days later (the tag younger than 7 days) RDS says it started it itself
+    await createInstance('shop-db');
+    await invoke({ action: 'stop', instances: ['shop-db'] });
+    await rds.send(new StartDBInstanceCommand({ DBInstanceIdentifier: 'shop-db' }));
+    clock = new Date(EVENING.getTime() + 6 * 24 * 3_600_000);
+    proxy.rewrite('DescribeDBInstances', (body) =>
+      body.replace(
+        /(<DBInstanceIdentifier>shop-db<\/DBInstanceIdentifier>[\s\S]*?<DBInstanceStatus>)available/,
+        '$1starting',
+      ),
+    );
+    const starting = await invoke(sample('db-instance-auto-started-0154.json', dbArn('shop-db')));
+    proxy.rewrite('DescribeDBInstances', undefined);
+    clock = new Date(clock.getTime() + 10 * 60_000);
+
+    // Act: RDS-EVENT-0088, the start done
+    const started = await invoke(sample('db-instance-started-0088.json', dbArn('shop-db')));
+
+    // Assess: waiting while starting, then stopped again
+    expect(rows(starting)).toEqual(['shop-db waiting']);
+    expect(rows(started)).toEqual(['shop-db changed']);
+    expect(await status('shop-db')).toBe('stopped');
+  });
+
   it('never starts a database whose nightshift:stopped is older than the database (copied from a snapshot)', async () => {
     // Prepare: a database restored from a snapshot of one nightshift had stopped carries its tag
     await createInstance('restored-db', { [STOPPED]: 'at=2025-06-01T19:00:00Z by=nightshift' });
