@@ -23,9 +23,9 @@ import { seedClients, seedEstate, type SeedClients } from '#test/support/ecs-est
 import { leaseTable, runLeases } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { emulateAlarmActions } from '#test/support/alarm-actions.ts';
 
 const ACCOUNT = '123456789012';
-const JSON10 = 'application/x-amz-json-1.0';
 const NIGHT = new Date('2026-11-27T18:00:30Z');
 const MORNING = new Date('2026-11-30T06:00:30Z');
 
@@ -104,25 +104,7 @@ describe.runIf(motoTestsEnabled())(
     beforeEach(async () => {
       await moto.reset();
       store = await leaseTable(moto.url);
-      actions = new Map();
-      sent = { disable: [], enable: [] };
-      for (const [operation, op, enabled] of [
-        ['DisableAlarmActions', 'disable', false],
-        ['EnableAlarmActions', 'enable', true],
-      ] as const) {
-        proxy.stub(operation, (request) => {
-          const names = (JSON.parse(request.body) as { AlarmNames: string[] }).AlarmNames;
-          sent[op].push(names);
-          for (const n of names) actions.set(n, enabled);
-          return { contentType: JSON10, body: '{}' };
-        });
-      }
-      proxy.rewrite('DescribeAlarms', (body) => {
-        const out = JSON.parse(body) as { MetricAlarms?: { AlarmName?: string; ActionsEnabled?: boolean }[] };
-        for (const a of out.MetricAlarms ?? [])
-          a.ActionsEnabled = actions.get(a.AlarmName ?? '') ?? a.ActionsEnabled;
-        return JSON.stringify(out);
-      });
+      ({ actions, sent } = emulateAlarmActions(proxy));
       await seedEstate(aws, [
         {
           name: 'stage',

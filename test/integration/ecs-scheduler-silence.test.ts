@@ -22,6 +22,7 @@ import { seedClients, seedEstate, type SeedClients } from '#test/support/ecs-est
 import { leaseTable, runLeases } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { emulateAlarmActions, type AlarmActions } from '#test/support/alarm-actions.ts';
 
 const ACCOUNT = '123456789012';
 const JSON10 = 'application/x-amz-json-1.0';
@@ -37,6 +38,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler silences alarms while parked (
   let store: LeaseStore;
   let actions: Map<string, boolean>;
   let sent: { disable: string[][]; enable: string[][] };
+  let answerAlarmActions: AlarmActions['answer'];
 
   const deps = (now: Date): Deps => ({
     clients: {
@@ -101,25 +103,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler silences alarms while parked (
   beforeEach(async () => {
     await moto.reset();
     store = await leaseTable(moto.url);
-    actions = new Map();
-    sent = { disable: [], enable: [] };
-    for (const [operation, op, enabled] of [
-      ['DisableAlarmActions', 'disable', false],
-      ['EnableAlarmActions', 'enable', true],
-    ] as const) {
-      proxy.stub(operation, (request) => {
-        const names = (JSON.parse(request.body) as { AlarmNames: string[] }).AlarmNames;
-        sent[op].push(names);
-        for (const n of names) actions.set(n, enabled);
-        return { contentType: JSON10, body: '{}' };
-      });
-    }
-    proxy.rewrite('DescribeAlarms', (body) => {
-      const out = JSON.parse(body) as { MetricAlarms?: { AlarmName?: string; ActionsEnabled?: boolean }[] };
-      for (const a of out.MetricAlarms ?? [])
-        a.ActionsEnabled = actions.get(a.AlarmName ?? '') ?? a.ActionsEnabled;
-      return JSON.stringify(out);
-    });
+    ({ actions, sent, answer: answerAlarmActions } = emulateAlarmActions(proxy));
     await seedEstate(aws, [
       {
         name: 'stage',
@@ -177,12 +161,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler silences alarms while parked (
     });
     const start = await runAt({ action: 'start', clusters: ['stage'] }, MORNING);
     expect(start.resources.find((r) => r.arn.endsWith(':stage-web-cpu'))?.outcome).toBe('failed');
-    proxy.stub('EnableAlarmActions', (request) => {
-      const names = (JSON.parse(request.body) as { AlarmNames: string[] }).AlarmNames;
-      sent.enable.push(names);
-      for (const n of names) actions.set(n, true);
-      return { contentType: JSON10, body: '{}' };
-    });
+    answerAlarmActions('EnableAlarmActions');
     sent.enable.length = 0;
 
     // Act: the next reconcile (nothing of stage is on a schedule: the sweep alone acts)

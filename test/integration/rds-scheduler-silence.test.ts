@@ -30,6 +30,7 @@ import { runContext } from '#test/support/context.ts';
 import { leaseTable, runLeases } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { emulateAlarmActions, type AlarmActions } from '#test/support/alarm-actions.ts';
 
 const REGION = 'eu-central-1';
 const ACCOUNT = '123456789012';
@@ -52,6 +53,7 @@ describe.runIf(motoTestsEnabled())('rds-scheduler silences alarms while parked (
   let store: LeaseStore;
   let actions: Map<string, boolean>;
   let sent: { disable: string[][]; enable: string[][] };
+  let answerAlarmActions: AlarmActions['answer'];
 
   const clientConfig = () => ({
     endpoint: proxy.url,
@@ -128,25 +130,7 @@ describe.runIf(motoTestsEnabled())('rds-scheduler silences alarms while parked (
   beforeEach(async () => {
     await moto.reset();
     store = await leaseTable(moto.url);
-    actions = new Map();
-    sent = { disable: [], enable: [] };
-    for (const [operation, op, enabled] of [
-      ['DisableAlarmActions', 'disable', false],
-      ['EnableAlarmActions', 'enable', true],
-    ] as const) {
-      proxy.stub(operation, (request) => {
-        const names = (JSON.parse(request.body) as { AlarmNames: string[] }).AlarmNames;
-        sent[op].push(names);
-        for (const n of names) actions.set(n, enabled);
-        return { contentType: JSON10, body: '{}' };
-      });
-    }
-    proxy.rewrite('DescribeAlarms', (body) => {
-      const out = JSON.parse(body) as { MetricAlarms?: { AlarmName?: string; ActionsEnabled?: boolean }[] };
-      for (const a of out.MetricAlarms ?? [])
-        a.ActionsEnabled = actions.get(a.AlarmName ?? '') ?? a.ActionsEnabled;
-      return JSON.stringify(out);
-    });
+    ({ actions, sent, answer: answerAlarmActions } = emulateAlarmActions(proxy));
     await createInstance('shop-db');
     await rds.send(
       new CreateDBClusterCommand({
@@ -248,12 +232,7 @@ describe.runIf(motoTestsEnabled())('rds-scheduler silences alarms while parked (
     });
     const start = await runAt({ action: 'start', instances: ['shop-db'] }, MORNING);
     expect(alarmRowsOf(start)).toEqual(['shop-db-cpu failed', 'shop-db-cpu-muted unchanged']);
-    proxy.stub('EnableAlarmActions', (request) => {
-      const names = (JSON.parse(request.body) as { AlarmNames: string[] }).AlarmNames;
-      sent.enable.push(names);
-      for (const n of names) actions.set(n, true);
-      return { contentType: JSON10, body: '{}' };
-    });
+    answerAlarmActions('EnableAlarmActions');
     sent.enable.length = 0;
 
     // Act: the next scheduled reconcile, ten minutes later
