@@ -1,8 +1,7 @@
 import { ApplicationAutoScalingClient } from '@aws-sdk/client-application-auto-scaling';
-import { sdkConfig } from './config.ts';
+import { clientFactory } from './config.ts';
 
-let client: ApplicationAutoScalingClient | undefined;
-
-/** One client per cold start, built on first use so tests can set AWS_ENDPOINT_URL beforehand. */
-export const applicationAutoScalingClient = (): ApplicationAutoScalingClient =>
-  (client ??= new ApplicationAutoScalingClient(sdkConfig()));
+/** This account and region with the function's own role, or a fleet target's (shared/aws/config.ts). */
+export const applicationAutoScalingClient = clientFactory(
+  (config) => new ApplicationAutoScalingClient(config),
+);

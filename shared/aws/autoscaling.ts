@@ -1,7 +1,5 @@
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { sdkConfig } from './config.ts';
+import { clientFactory } from './config.ts';
 
-let client: AutoScalingClient | undefined;
-
-/** One client per cold start, built on first use so tests can set AWS_ENDPOINT_URL beforehand. */
-export const autoScalingClient = (): AutoScalingClient => (client ??= new AutoScalingClient(sdkConfig()));
+/** This account and region with the function's own role, or a fleet target's (shared/aws/config.ts). */
+export const autoScalingClient = clientFactory((config) => new AutoScalingClient(config));

@@ -1,7 +1,5 @@
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import { sdkConfig } from './config.ts';
+import { clientFactory } from './config.ts';
 
-let client: CloudWatchClient | undefined;
-
-/** One client per cold start, built on first use so tests can set AWS_ENDPOINT_URL beforehand. */
-export const cloudWatchClient = (): CloudWatchClient => (client ??= new CloudWatchClient(sdkConfig()));
+/** This account and region with the function's own role, or a fleet target's (shared/aws/config.ts). */
+export const cloudWatchClient = clientFactory((config) => new CloudWatchClient(config));

@@ -1,7 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { sdkConfig } from './config.ts';
+import { clientFactory } from './config.ts';
 
-let client: DynamoDBClient | undefined;
-
-/** One client per cold start, built on first use so tests can set AWS_ENDPOINT_URL beforehand. */
-export const dynamoDbClient = (): DynamoDBClient => (client ??= new DynamoDBClient(sdkConfig()));
+/** This account and region with the function's own role, or a fleet target's (shared/aws/config.ts). */
+export const dynamoDbClient = clientFactory((config) => new DynamoDBClient(config));

@@ -1,7 +1,5 @@
 import { ECSClient } from '@aws-sdk/client-ecs';
-import { sdkConfig } from './config.ts';
+import { clientFactory } from './config.ts';
 
-let client: ECSClient | undefined;
-
-/** One client per cold start, built on first use so tests can set AWS_ENDPOINT_URL beforehand. */
-export const ecsClient = (): ECSClient => (client ??= new ECSClient(sdkConfig()));
+/** This account and region with the function's own role, or a fleet target's (shared/aws/config.ts). */
+export const ecsClient = clientFactory((config) => new ECSClient(config));

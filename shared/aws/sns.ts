@@ -1,7 +1,5 @@
 import { SNSClient } from '@aws-sdk/client-sns';
-import { sdkConfig } from './config.ts';
+import { clientFactory } from './config.ts';
 
-let client: SNSClient | undefined;
-
-/** One client per cold start, built on first use so tests can set AWS_ENDPOINT_URL beforehand. */
-export const snsClient = (): SNSClient => (client ??= new SNSClient(sdkConfig()));
+/** This account and region with the function's own role, or a fleet target's (shared/aws/config.ts). */
+export const snsClient = clientFactory((config) => new SNSClient(config));

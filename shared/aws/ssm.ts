@@ -1,7 +1,5 @@
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { sdkConfig } from './config.ts';
+import { clientFactory } from './config.ts';
 
-let client: SSMClient | undefined;
-
-/** One client per cold start, built on first use so tests can set AWS_ENDPOINT_URL beforehand. */
-export const ssmClient = (): SSMClient => (client ??= new SSMClient(sdkConfig()));
+/** This account and region with the function's own role, or a fleet target's (shared/aws/config.ts). */
+export const ssmClient = clientFactory((config) => new SSMClient(config));
