@@ -103,8 +103,14 @@ const main = async () => {
   for (const name of functionNames()) {
     const outfile = join('dist', name, 'index.mjs');
     await build({
-      entryPoints: [join('functions', name, 'handler.ts')],
-      outfile,
+      // Split: what a function imports on demand (the fleet's STS, IAM, Organizations and Lambda calls,
+      // needed only when an event names a target) lands in dist/<fn>/chunks/ and is never parsed by a run
+      // without one. dist/<fn>/ is the unit Lambda gets (serverless.yml packages dist/<fn>/**).
+      entryPoints: { index: join('functions', name, 'handler.ts') },
+      outdir: join('dist', name),
+      splitting: true,
+      chunkNames: 'chunks/[name]-[hash]',
+      outExtension: { '.js': '.mjs' },
       bundle: true,
       minify: true,
       treeShaking: true,

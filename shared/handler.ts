@@ -20,6 +20,10 @@ import {
   runMetrics,
 } from './metrics.ts';
 import { buildReport, compactReport, everythingFailed, summarize, type Report } from './report.ts';
+import type { ClientScope } from './aws/config.ts';
+import { parseInput } from './input.ts';
+import { recordTarget, targetOutcome } from './fleet/results.ts';
+import { FleetMarker, Target } from './fleet/target.ts';
 import {
   SummaryConfig,
   crashSummary,
@@ -46,7 +50,39 @@ export interface RunContext {
   leases: RunLeases;
   /** ARNs the previous run of `action` left undone: executors start with them (ExecuteOptions.first). */
   carriedOver: (action: string) => Promise<ReadonlySet<string>>;
+  /**
+   * A fleet target (issue 11): the run acts in this account and region. `scope` gives its clients the
+   * region and the spoke role's credentials (none in the hub's own account: the function's own role).
+   * Unset: the account and region the function runs in.
+   */
+  target?: Target & { scope: ClientScope };
 }
+
+/** The fleet fields any function's event may carry beside its own input (shared/fleet/target.ts). */
+const FleetFields = z.object({ target: z.optional(Target), fleet: z.optional(FleetMarker) });
+
+/**
+ * Splits `target` and `fleet` off an event, validated (an error names the field), so each function's
+ * own contract sees the event it always saw. A `fleet` marker without a `target` is refused.
+ */
+export const splitFleetFields = (
+  event: unknown,
+): { event: unknown; target?: Target; fleet?: FleetMarker } => {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) return { event };
+  if (!('target' in event) && !('fleet' in event)) return { event };
+  const { target: t, fleet: f, ...rest } = event as Record<string, unknown>;
+  const parsed = parseInput(FleetFields, { target: t, fleet: f });
+  if (parsed.fleet && !parsed.target)
+    throw new InputError(
+      'invalid event: field "fleet": a fleet run names its target (field "target")',
+      'target',
+    );
+  return {
+    event: rest,
+    ...(parsed.target && { target: parsed.target }),
+    ...(parsed.fleet && { fleet: parsed.fleet }),
+  };
+};
 
 /** The state table every function may use: leases, and what a run left undone. Unset: none. */
 export const StateConfig = z.object({
@@ -151,12 +187,39 @@ export const withOps = <I>(
     let topicArn: string | undefined;
     let leases: RunLeases | undefined;
     let carryOver: CarryOver | undefined;
+    let fleet: { marker?: FleetMarker; target: Target } | undefined;
+    // What the run did in its target, recorded in the hub for the fleet run (not for a bare target).
+    const recordFleet = async (outcome: Report | Error) => {
+      const table = stateConfig?.LEASE_TABLE;
+      if (!fleet?.marker || !table) {
+        if (fleet?.marker)
+          logger.error('fleet result not recorded: LEASE_TABLE is unset', { run: fleet.marker.run });
+        return;
+      }
+      const result =
+        outcome instanceof Error
+          ? { status: 'failed' as const, reason: errorMessage(outcome) }
+          : targetOutcome(outcome);
+      try {
+        await recordTarget(dynamoDbClient(), table, fleet.marker.run, {
+          ...fleet.target,
+          ...result,
+          ...(!(outcome instanceof Error) && { summary: outcome.summary }),
+          finishedAt: new Date().toISOString(),
+        });
+      } catch (error) {
+        // The fleet run then shows the target without a result, which counts as failed once it ends.
+        logger.error('fleet result not recorded', { run: fleet.marker.run, error: error as Error });
+      }
+    };
     const loaded = new Map<string, ReadonlySet<string>>();
     try {
       summaryConfig ??= parseEnv(SummaryConfig);
       stateConfig ??= parseEnv(StateConfig);
       topicArn = summaryConfig.SUMMARY_TOPIC_ARN;
-      const input = parse(event);
+      const split = splitFleetFields(event);
+      if (split.target) fleet = { target: split.target, ...(split.fleet && { marker: split.fleet }) };
+      const input = parse(split.event);
       const remainingMs = () =>
         typeof context?.getRemainingTimeInMillis === 'function'
           ? context.getRemainingTimeInMillis()
@@ -164,10 +227,12 @@ export const withOps = <I>(
       const hasTime = () => remainingMs() > DEADLINE_MARGIN_MS;
       const table = stateConfig.LEASE_TABLE;
       const now = () => new Date();
+      // A target's leftovers are its own: two targets of one fleet run must not overwrite each other's.
+      const carryKey = fleet ? `${serviceName}#${fleet.target.account}#${fleet.target.region}` : serviceName;
       leases = new RunLeases(
         table ? dynamoLeaseStore(dynamoDbClient(), table) : undefined,
         {
-          holder: `${serviceName} run ${origin.correlationId} (${origin.functionName ?? 'no function name'})`,
+          holder: `${serviceName} run ${fleet?.marker ? `${fleet.marker.run} ` : ''}${origin.correlationId} (${origin.functionName ?? 'no function name'})`,
           token: randomUUID(),
         },
         now,
@@ -177,7 +242,7 @@ export const withOps = <I>(
       const carriedOver = async (action: string): Promise<ReadonlySet<string>> => {
         let arns: ReadonlySet<string> = new Set();
         try {
-          if (carryOver) arns = await carryOver.load(serviceName, action);
+          if (carryOver) arns = await carryOver.load(carryKey, action);
         } catch (error) {
           // Only the order of work depends on it: never a reason to fail a run.
           logger.warn('could not read what the previous run left undone', { error: error as Error });
@@ -186,7 +251,35 @@ export const withOps = <I>(
         return arns;
       };
       try {
-        report = await run(input, { logger, hasTime, remainingMs, leases, carriedOver });
+        // Loaded only for a target: a run without one never parses the STS, IAM and Organizations clients.
+        const access = fleet ? await import('./fleet/access.ts') : undefined;
+        const reached = fleet
+          ? await access!.reachTarget(fleet.target, {
+              fn: serviceName,
+              run: fleet.marker?.run ?? origin.correlationId,
+              invokedFunctionArn: context?.invokedFunctionArn,
+              // Fleet iterations of the deployed function; a local fan-out checks the switch before it starts.
+              killSwitchOf:
+                fleet.marker && context?.invokedFunctionArn?.startsWith('arn:')
+                  ? context.functionName
+                  : undefined,
+              // Read per run: cheap, and a changed allowlist applies to the next target at once.
+              settings: () => access!.fleetSettings(),
+            })
+          : undefined;
+        if (reached && 'row' in reached) {
+          const dryRun = (input as { dryRun?: unknown } | null)?.dryRun === true;
+          report = buildReport(actionOf(input, serviceName), dryRun, [reached.row]);
+        } else {
+          report = await run(input, {
+            logger,
+            hasTime,
+            remainingMs,
+            leases,
+            carriedOver,
+            ...(reached && { target: reached.target }),
+          });
+        }
       } catch (error) {
         if (!(error instanceof OutOfTimeError)) throw error;
         // A read that could not finish in time: nothing was planned from half a picture.
@@ -200,6 +293,7 @@ export const withOps = <I>(
         ]);
       }
     } catch (error) {
+      await recordFleet(error as Error);
       if (error instanceof InputError) {
         // Refused before any AWS call: the caller sees the error; no summary for a mistyped event.
         logger.warn('event refused', { error });
@@ -207,7 +301,8 @@ export const withOps = <I>(
       } else {
         logger.error('run failed without a report', { error: error as Error });
         countRun(metrics, CRASHED_ACTION, FAILED_RUN);
-        await notify(topicArn, () => crashSummary(error, origin));
+        // A fleet run sends one summary for all its targets (shared/fleet/finish.ts), not one each.
+        if (!fleet?.marker) await notify(topicArn, () => crashSummary(error, origin));
       }
       throw error;
     } finally {
@@ -219,7 +314,7 @@ export const withOps = <I>(
       try {
         await recordUndone(
           carryOver,
-          serviceName,
+          fleet ? `${serviceName}#${fleet.target.account}#${fleet.target.region}` : serviceName,
           report,
           loaded.get(report.action),
           leases?.held ?? new Set(),
@@ -234,7 +329,8 @@ export const withOps = <I>(
       logger.error('resource failed', { arn: r.arn, type: r.type, detail: r.detail, error: r.error });
     }
     countRun(metrics, report.action, report.summary);
-    if (shouldPublish(report)) await notify(topicArn, () => reportSummary(report, origin));
+    await recordFleet(report);
+    if (shouldPublish(report) && !fleet?.marker) await notify(topicArn, () => reportSummary(report, origin));
     if (everythingFailed(report)) throw new RunFailedError(report);
     return compactReport(report);
   };

@@ -3,6 +3,7 @@ import { applicationAutoScalingClient } from '#shared/aws/application-autoscalin
 import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { parseEnv } from '#shared/env.ts';
 import { parseInput } from '#shared/input.ts';
+import type { ClientScope } from '#shared/aws/config.ts';
 import { withOps, type RunContext } from '#shared/handler.ts';
 import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
 import { buildReport, type Report } from '#shared/report.ts';
@@ -58,17 +59,20 @@ let bundled: Schedules | undefined;
 const stageSchedules = (d: Deps): Schedules => d.schedules?.() ?? (bundled ??= bundledSchedules());
 
 let deps: Deps | undefined;
+/** The clients of a run: where the function runs, or a fleet target's (RunContext.target). */
+const clientsFor = (scope?: ClientScope): Clients => ({
+  ecs: ecsClient(scope),
+  scaling: applicationAutoScalingClient(scope),
+  autoscaling: autoScalingClient(scope),
+  rds: rdsClient(undefined, scope),
+  cloudwatch: cloudWatchClient(scope),
+  events: eventBridgeClient(scope), // scheduled tasks (scheduled-tasks.ts)
+  scheduler: schedulerClient(scope), // scheduled tasks (scheduled-tasks.ts)
+});
+
 const defaultDeps = (): Deps =>
   (deps ??= {
-    clients: {
-      ecs: ecsClient(),
-      scaling: applicationAutoScalingClient(),
-      autoscaling: autoScalingClient(),
-      rds: rdsClient(),
-      cloudwatch: cloudWatchClient(),
-      events: eventBridgeClient(), // scheduled tasks (scheduled-tasks.ts)
-      scheduler: schedulerClient(), // scheduled tasks (scheduled-tasks.ts)
-    },
+    clients: clientsFor(),
     config: parseEnv(SchedulerConfig),
     now: () => new Date(),
   });
@@ -629,8 +633,12 @@ const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Prom
   return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };
 
+/** A fleet target's run acts there, with the spoke role's credentials (shared/handler.ts). */
+const depsFor = (ctx: RunContext): Deps =>
+  ctx.target ? { ...defaultDeps(), clients: clientsFor(ctx.target.scope) } : defaultDeps();
+
 export const handler = withOps(
   'ecs-scheduler',
   (event) => parseInput(EcsSchedulerInput, event),
-  (input, ctx) => run(input, ctx),
+  (input, ctx) => run(input, ctx, depsFor(ctx)),
 );

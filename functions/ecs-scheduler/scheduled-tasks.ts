@@ -19,7 +19,7 @@ import {
   type GetScheduleOutput,
   type ScheduleSummary,
 } from '@aws-sdk/client-scheduler';
-import { sdkConfig } from '#shared/aws/config.ts';
+import { clientFactory } from '#shared/aws/config.ts';
 import { mapLimit } from '#shared/concurrency.ts';
 import { assertTime, OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
@@ -38,13 +38,11 @@ const LIST_TARGETS_PAGE = 100;
 const LIST_SCHEDULES_PAGE = 100;
 const READ_CONCURRENCY = 4;
 
-let client: EventBridgeClient | undefined;
 /** One client per cold start, built on first use so tests can set AWS_ENDPOINT_URL beforehand. */
-export const eventBridgeClient = (): EventBridgeClient => (client ??= new EventBridgeClient(sdkConfig()));
+export const eventBridgeClient = clientFactory((config) => new EventBridgeClient(config));
 
-let scheduler: SchedulerClient | undefined;
 /** One client per cold start, built on first use so tests can set AWS_ENDPOINT_URL beforehand. */
-export const schedulerClient = (): SchedulerClient => (scheduler ??= new SchedulerClient(sdkConfig()));
+export const schedulerClient = clientFactory((config) => new SchedulerClient(config));
 
 /** A service row's cluster, as `arn:<partition>:ecs:<region>:<account>:cluster/<name>`. */
 const clusterOfService = (arn: string): string | undefined => {

@@ -6,6 +6,7 @@ import { OutOfTimeError } from '#shared/deadline.ts';
 import { parseDuration } from '#shared/duration.ts';
 import { parseEnv } from '#shared/env.ts';
 import { groupLeaseScope } from '#shared/group-tags.ts';
+import type { ClientScope } from '#shared/aws/config.ts';
 import { withOps, type RunContext } from '#shared/handler.ts';
 import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
@@ -35,9 +36,16 @@ export interface Deps {
 }
 
 let deps: Deps | undefined;
+/** The clients of a run: where the function runs, or a fleet target's (RunContext.target). */
+const clientsFor = (scope?: ClientScope): Clients => ({
+  autoscaling: autoScalingClient(scope),
+  ec2: ec2Client(scope),
+  ecs: ecsClient(scope),
+});
+
 const defaultDeps = (): Deps =>
   (deps ??= {
-    clients: { autoscaling: autoScalingClient(), ec2: ec2Client(), ecs: ecsClient() },
+    clients: clientsFor(),
     config: parseEnv(RotationConfig),
     now: () => new Date(),
   });
@@ -224,4 +232,10 @@ export const run = async (input: RotateInput, ctx: RunContext, d: Deps = default
   return executeRotations(plan, d.clients, { dryRun, hasTime: ctx.hasTime, first: urgent }, extra);
 };
 
-export const handler = withOps('instance-rotation', parseRotateInput, (input, ctx) => run(input, ctx));
+/** A fleet target's run acts there, with the spoke role's credentials (shared/handler.ts). */
+const depsFor = (ctx: RunContext): Deps =>
+  ctx.target ? { ...defaultDeps(), clients: clientsFor(ctx.target.scope) } : defaultDeps();
+
+export const handler = withOps('instance-rotation', parseRotateInput, (input, ctx) =>
+  run(input, ctx, depsFor(ctx)),
+);

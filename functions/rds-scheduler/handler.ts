@@ -4,6 +4,7 @@ import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
 import { DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES, environmentOf } from '#shared/environment.ts';
 import { parseEnv } from '#shared/env.ts';
+import type { ClientScope } from '#shared/aws/config.ts';
 import { withOps, type RunContext } from '#shared/handler.ts';
 import { DEFAULT_OVERRIDE_MAX_HOURS } from '#shared/override.ts';
 import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
@@ -63,14 +64,17 @@ let bundled: Schedules | undefined;
 const stageSchedules = (d: Deps): Schedules => d.schedules?.() ?? (bundled ??= bundledSchedules());
 
 let deps: Deps | undefined;
+/** The clients of a run: where the function runs, or a fleet target's (RunContext.target). */
+const clientsFor = (scope?: ClientScope): Clients => ({
+  rds: rdsClient(undefined, scope),
+  ecs: ecsClient(scope),
+  autoscaling: autoScalingClient(scope),
+  cloudwatch: cloudWatchClient(scope),
+});
+
 const defaultDeps = (): Deps =>
   (deps ??= {
-    clients: {
-      rds: rdsClient(),
-      ecs: ecsClient(),
-      autoscaling: autoScalingClient(),
-      cloudwatch: cloudWatchClient(),
-    },
+    clients: clientsFor(),
     config: parseEnv(RdsSchedulerConfig),
     now: () => new Date(),
   });
@@ -418,4 +422,10 @@ export const run = async (
   );
 };
 
-export const handler = withOps('rds-scheduler', parseRdsSchedulerEvent, (input, ctx) => run(input, ctx));
+/** A fleet target's run acts there, with the spoke role's credentials (shared/handler.ts). */
+const depsFor = (ctx: RunContext): Deps =>
+  ctx.target ? { ...defaultDeps(), clients: clientsFor(ctx.target.scope) } : defaultDeps();
+
+export const handler = withOps('rds-scheduler', parseRdsSchedulerEvent, (input, ctx) =>
+  run(input, ctx, depsFor(ctx)),
+);

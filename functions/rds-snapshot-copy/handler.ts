@@ -1,6 +1,7 @@
 import { rdsClient } from '#shared/aws/rds.ts';
 import { mapLimit } from '#shared/concurrency.ts';
 import { parseEnv } from '#shared/env.ts';
+import type { ClientScope } from '#shared/aws/config.ts';
 import { withOps, type RunContext } from '#shared/handler.ts';
 import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
 import { buildReport, type Report } from '#shared/report.ts';
@@ -126,4 +127,18 @@ export const run = async (input: CopyInput, ctx: RunContext, d: Deps = defaultDe
   return dryRun ? { ...report, planDigest: planDigest(works) } : report;
 };
 
-export const handler = withOps(SERVICE, parseCopyInput, (input, ctx) => run(input, ctx));
+/**
+ * A fleet target's run copies from the target's region (its source region), with the spoke role's
+ * credentials in every region (shared/handler.ts).
+ */
+const depsFor = (ctx: RunContext): Deps => {
+  if (!ctx.target) return defaultDeps();
+  const scope: ClientScope = ctx.target.scope;
+  return {
+    ...defaultDeps(),
+    clientFor: (region) => rdsClient(region, scope),
+    config: { ...defaultDeps().config, AWS_REGION: ctx.target.region },
+  };
+};
+
+export const handler = withOps(SERVICE, parseCopyInput, (input, ctx) => run(input, ctx, depsFor(ctx)));

@@ -1,6 +1,7 @@
 import { rdsClient } from '#shared/aws/rds.ts';
 import { ec2Client } from '#shared/aws/ec2.ts';
 import { parseEnv } from '#shared/env.ts';
+import type { ClientScope } from '#shared/aws/config.ts';
 import { withOps, type RunContext } from '#shared/handler.ts';
 import { planDigest, refuseChangedPlan } from '#shared/plan-digest.ts';
 import { buildReport, type Report } from '#shared/report.ts';
@@ -16,9 +17,15 @@ export interface Deps {
 }
 
 let deps: Deps | undefined;
+/** The clients of a run: where the function runs, or a fleet target's (RunContext.target). */
+const clientsFor = (scope?: ClientScope): Clients => ({
+  rds: rdsClient(undefined, scope),
+  ec2: ec2Client(scope),
+});
+
 const defaultDeps = (): Deps =>
   (deps ??= {
-    clients: { rds: rdsClient(), ec2: ec2Client() },
+    clients: clientsFor(),
     config: parseEnv(SnapshotTagsConfig),
   });
 
@@ -49,4 +56,10 @@ export const run = async (
   return executePlan(plan, d.clients, { dryRun, hasTime: ctx.hasTime, ...(first && { first }) });
 };
 
-export const handler = withOps('snapshot-tags', parseSnapshotTagsInput, (input, ctx) => run(input, ctx));
+/** A fleet target's run acts there, with the spoke role's credentials (shared/handler.ts). */
+const depsFor = (ctx: RunContext): Deps =>
+  ctx.target ? { ...defaultDeps(), clients: clientsFor(ctx.target.scope) } : defaultDeps();
+
+export const handler = withOps('snapshot-tags', parseSnapshotTagsInput, (input, ctx) =>
+  run(input, ctx, depsFor(ctx)),
+);

@@ -5,6 +5,7 @@ import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
 import { parseEnv } from '#shared/env.ts';
 import { resultOf } from '#shared/execute.ts';
+import type { ClientScope } from '#shared/aws/config.ts';
 import { LEASE_MARGIN_MS, withOps, type RunContext } from '#shared/handler.ts';
 import { refuseChangedPlan } from '#shared/plan-digest.ts';
 import { buildReport, type Report } from '#shared/report.ts';
@@ -50,15 +51,18 @@ export interface Deps {
 }
 
 let deps: Deps | undefined;
+/** The clients of a run: where the function runs, or a fleet target's (RunContext.target). */
+const clientsFor = (scope?: ClientScope): Clients => ({
+  ec2: ec2Client(scope),
+  ssm: ssmClient(scope),
+  ecs: ecsClient(scope),
+  autoscaling: autoScalingClient(scope),
+  cloudwatch: cloudWatchClient(scope),
+});
+
 const defaultDeps = (): Deps =>
   (deps ??= {
-    clients: {
-      ec2: ec2Client(),
-      ssm: ssmClient(),
-      ecs: ecsClient(),
-      autoscaling: autoScalingClient(),
-      cloudwatch: cloudWatchClient(),
-    },
+    clients: clientsFor(),
     config: parseEnv(RestartConfig),
     now: () => new Date(),
     pollDelayMs,
@@ -194,4 +198,16 @@ export const run = async (input: RestartInput, ctx: RunContext, d: Deps = defaul
   });
 };
 
-export const handler = withOps('ssm-restart', parseRestartInput, (input, ctx) => run(input, ctx));
+/** A fleet target's run acts there, with the spoke role's credentials (shared/handler.ts). */
+const depsFor = (ctx: RunContext): Deps =>
+  ctx.target
+    ? {
+        ...defaultDeps(),
+        clients: clientsFor(ctx.target.scope),
+        config: { ...defaultDeps().config, AWS_REGION: ctx.target.region },
+      }
+    : defaultDeps();
+
+export const handler = withOps('ssm-restart', parseRestartInput, (input, ctx) =>
+  run(input, ctx, depsFor(ctx)),
+);

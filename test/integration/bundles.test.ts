@@ -234,3 +234,15 @@ describe('the ecs-scheduler bundle carries a holiday table, not date-holidays', 
     expect(statSync(file).size).toBeLessThan(900 * 1024);
   });
 });
+
+describe('the fleet code is loaded only by runs with a target', () => {
+  it.each(FUNCTIONS)('dist/%s/index.mjs leaves STS, IAM and Organizations to a chunk', (name) => {
+    const dir = resolve('dist', name);
+    const entry = readFileSync(join(dir, 'index.mjs'), 'utf8');
+    expect(entry).not.toContain('ListAccountAliases');
+    const chunks = readdirSync(join(dir, 'chunks')).map((f) => readFileSync(join(dir, 'chunks', f), 'utf8'));
+    expect(chunks.some((text) => text.includes('ListAccountAliases') && text.includes('AssumeRole'))).toBe(
+      true,
+    );
+  });
+});

@@ -30,8 +30,15 @@ export interface SeedClients {
   autoscaling: AutoScalingClient;
 }
 
-export const seedClients = (endpoint: string, region = 'eu-central-1'): SeedClients => {
-  const config = { endpoint, region, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+export const seedClients = (
+  endpoint: string,
+  region = 'eu-central-1',
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } = {
+    accessKeyId: 'testing',
+    secretAccessKey: 'testing',
+  },
+): SeedClients => {
+  const config = { endpoint, region, credentials };
   return {
     ecs: new ECSClient(config),
     scaling: new ApplicationAutoScalingClient(config),

@@ -3,7 +3,13 @@
  * throttling errors in each protocol's own shape, and 503s. Faults use a seeded generator so a
  * failing run can be replayed.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { freePort } from './moto.ts';
 
 export interface RecordedRequest {
@@ -13,6 +19,9 @@ export interface RecordedRequest {
   body: string;
   /** Whether the proxy answered with an injected fault instead of forwarding. */
   fault?: 'throttle' | 'unavailable';
+  /** The signing access key id and region: whose credentials sent it, and where (fleet tests). */
+  accessKey?: string;
+  region?: string;
 }
 
 export interface FaultRates {
@@ -51,8 +60,36 @@ export interface Proxy {
    * promise it resolves later) to interleave two runs step by step.
    */
   before: (operation: string, hook: ((request: RecordedRequest) => Promise<void>) | undefined) => void;
+  /**
+   * Models AWS's pace for benchmarks: `latencyMs` added to every call, and a token bucket per key
+   * (`keyOf`: account, region and API, as AWS throttles) that answers ThrottlingException when empty.
+   */
+  setPace: (pace: Pace | undefined) => void;
   close: () => Promise<void>;
 }
+
+export interface Pace {
+  latencyMs: number;
+  /** The bucket a request draws from, and its size and refill per second; undefined: not throttled. */
+  bucketOf?: (
+    request: RecordedRequest,
+  ) => { key: string; capacity: number; refillPerSecond: number } | undefined;
+}
+
+/** Token buckets (AWS's throttling model): full at first, refilled continuously, one token per call. */
+const tokenBuckets = () => {
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  return (key: string, capacity: number, refillPerSecond: number): boolean => {
+    const now = performance.now();
+    const b = buckets.get(key) ?? { tokens: capacity, at: now };
+    b.tokens = Math.min(capacity, b.tokens + ((now - b.at) / 1000) * refillPerSecond);
+    b.at = now;
+    buckets.set(key, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  };
+};
 
 const mulberry32 = (seed: number) => () => {
   seed = (seed + 0x6d2b79f5) | 0;
@@ -92,6 +129,19 @@ const identify = (
   };
 };
 
+/** AWS's throttling error in the request's protocol: JSON services and query (XML) services. */
+const throttled = (res: ServerResponse, json: boolean) => {
+  if (json) {
+    res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': 'injected' });
+    res.end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }));
+  } else {
+    res.writeHead(400, { 'content-type': 'text/xml', 'x-amzn-requestid': 'injected' });
+    res.end(
+      '<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>injected</RequestId></ErrorResponse>',
+    );
+  }
+};
+
 const readBody = (req: IncomingMessage): Promise<Buffer> =>
   new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -108,14 +158,31 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
   const rewrites = new Map<string, (body: string) => string>();
   const hooks = new Map<string, (request: RecordedRequest) => Promise<void>>();
   let random = mulberry32(1);
+  let pace: Pace | undefined;
+  let take = tokenBuckets();
   const server: Server = createServer(async (req, res) => {
     const raw = await readBody(req);
     const body = raw.toString();
     const { service, operation, json } = identify(req, body);
-    const entry: RecordedRequest = { service, operation, body };
+    const signed = String(req.headers.authorization ?? '').match(/Credential=([^/]+)\/[^/]+\/([^/]+)\//);
+    const entry: RecordedRequest = {
+      service,
+      operation,
+      body,
+      ...(signed && { accessKey: signed[1], region: signed[2] }),
+    };
     requests.push(entry);
     const hook = hooks.get(operation);
     if (hook) await hook(entry);
+    if (pace) {
+      await new Promise((resolve) => setTimeout(resolve, pace!.latencyMs));
+      const bucket = pace.bucketOf?.(entry);
+      if (bucket && !take(bucket.key, bucket.capacity, bucket.refillPerSecond)) {
+        entry.fault = 'throttle';
+        throttled(res, json);
+        return;
+      }
+    }
     const stub = stubs.get(operation);
     // A function answers only the requests it returns a response for (one cluster of several, say).
     const stubbed = typeof stub === 'function' ? stub(entry) : stub;
@@ -130,15 +197,7 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     const roll = faults ? random() : 1;
     if (faults && roll < faults.throttle) {
       entry.fault = 'throttle';
-      if (json) {
-        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': 'injected' });
-        res.end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }));
-      } else {
-        res.writeHead(400, { 'content-type': 'text/xml', 'x-amzn-requestid': 'injected' });
-        res.end(
-          '<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>injected</RequestId></ErrorResponse>',
-        );
-      }
+      throttled(res, json);
       return;
     }
     if (faults && roll < faults.throttle + faults.unavailable) {
@@ -194,6 +253,10 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     setFaults: (rates) => {
       faults = rates;
       random = mulberry32(rates?.seed ?? 1);
+    },
+    setPace: (p) => {
+      pace = p;
+      take = tokenBuckets();
     },
     close: () =>
       new Promise((resolve) => {
