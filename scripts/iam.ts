@@ -161,8 +161,10 @@ export const spokeTemplate = () => ({
     },
     Stage: {
       Type: 'String',
-      Description: 'The hub stage (dev, prod, …): the roles are nightshift-<Stage>-<function>-spoke',
+      Description: 'The hub stage (dev, prod, ...): the roles are nightshift-<Stage>-<function>-spoke',
       AllowedPattern: '^[A-Za-z0-9-]+$',
+      // Role names have at most 64 characters: nightshift-<Stage>-instance-rotation-spoke.
+      MaxLength: 29,
     },
   },
   Resources: Object.fromEntries(

@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { withOps } from '#shared/handler.ts';
@@ -53,15 +53,9 @@ const SDK_PREFIX: Record<string, string> = {
   'client-organizations': 'organizations',
   'client-lambda': 'lambda',
 };
-// Shared modules every function runs through withOps: their calls are every function's calls.
-const SHARED_CALLERS = [
-  'shared/lease.ts',
-  'shared/carryover.ts',
-  'shared/handler.ts',
-  ...(existsSync('shared/fleet') ? readdirSync('shared/fleet') : [])
-    .filter((f) => f.endsWith('.ts'))
-    .map((f) => join('shared/fleet', f)),
-];
+// Shared modules every function runs through withOps: their calls are every function's calls (the
+// modules each function imports are followed from its files too: sharedModulesOf).
+const SHARED_CALLERS = ['shared/lease.ts', 'shared/carryover.ts', 'shared/handler.ts'];
 // What a run with a target asks of the hub role (shared/handler.ts): its spoke role (the AWS SDK's
 // credential provider sends AssumeRole with the nightshift-region session tag), the allowlist's alias and
 // Organizations name, and its own reserved concurrency (the kill switch, checked before any change).
@@ -142,16 +136,34 @@ const logicalId = (name: string) =>
   `${name.replace(/-/g, 'Dash').replace(/^./, (c) => c.toUpperCase())}LambdaFunction`;
 const list = (value: string | string[]) => (Array.isArray(value) ? value : [value]);
 
+/**
+ * The shared modules `files` import, directly or through each other (`#shared/…` and relative imports),
+ * so a call a function makes through shared code (shared/silence.ts, shared/fleet/…) is its call too.
+ */
+const sharedModulesOf = (files: string[]): string[] => {
+  const seen = new Set<string>();
+  const todo = [...files];
+  while (todo.length > 0) {
+    const file = todo.pop() as string;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const m of readFileSync(file, 'utf8').matchAll(/from\s+'((?:\.{1,2}\/|#shared\/)[^']+\.ts)'/g)) {
+      const spec = m[1] ?? '';
+      const path = spec.startsWith('#shared/') ? join('shared', spec.slice(8)) : join(dirname(file), spec);
+      if (path.startsWith('shared/') && existsSync(path)) todo.push(path);
+    }
+  }
+  return [...seen].filter((f) => f.startsWith('shared/'));
+};
+
 /** Every AWS API call a function's code makes, as IAM actions, read from its SDK imports. */
 const actionsSentBy = (name: string): string[] => {
   const dir = join('functions', name);
   const actions = new Set<string>();
-  const files = [
-    ...readdirSync(dir)
-      .filter((f) => f.endsWith('.ts'))
-      .map((f) => join(dir, f)),
-    ...SHARED_CALLERS,
-  ];
+  const own = readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => join(dir, f));
+  const files = [...new Set([...own, ...sharedModulesOf([...own, ...SHARED_CALLERS])])];
   for (const file of files) {
     const source = readFileSync(file, 'utf8');
     for (const match of source.matchAll(/import\s*{([^}]*)}\s*from\s*'@aws-sdk\/([a-z0-9-]+)'/g)) {
