@@ -54,7 +54,8 @@ import {
   type PolicyEntry,
   type Statement,
 } from '#shared/iam/policy.ts';
-import { ALIAS_STATEMENT, fleetStatements, hubRoleName, runStatements } from '#shared/iam/run.ts';
+import { ALIAS_STATEMENT, fleetStatements, runStatements, STAGE_VARIABLE } from '#shared/iam/run.ts';
+import { hubRoleName, spokeRoleName, type FleetFunction } from '#shared/fleet/target.ts';
 import { permissions as ecsScheduler } from '#functions/ecs-scheduler/permissions.ts';
 import { permissions as rdsScheduler } from '#functions/rds-scheduler/permissions.ts';
 import { permissions as rdsSnapshotCopy } from '#functions/rds-snapshot-copy/permissions.ts';
@@ -62,7 +63,7 @@ import { permissions as snapshotTags } from '#functions/snapshot-tags/permission
 import { permissions as instanceRotation } from '#functions/instance-rotation/permissions.ts';
 import { permissions as ssmRestart } from '#functions/ssm-restart/permissions.ts';
 
-export const PERMISSIONS: Record<string, FunctionPermissions> = {
+export const PERMISSIONS: Record<FleetFunction, FunctionPermissions> = {
   'ecs-scheduler': ecsScheduler,
   'rds-scheduler': rdsScheduler,
   'rds-snapshot-copy': rdsSnapshotCopy,
@@ -81,12 +82,12 @@ const POLICY_VERSION = '2012-10-17';
 
 /** The hub role: the run statements, the estate in the stack's region, hub-only and fleet statements. */
 export const hubRole = (fn: string) => {
-  const p = PERMISSIONS[fn];
+  const p = PERMISSIONS[fn as FleetFunction];
   if (!p) throw new Error(`no permissions for ${fn}`);
   return {
     Type: 'AWS::IAM::Role',
     Properties: {
-      RoleName: hubRoleName(fn),
+      RoleName: hubRoleName(STAGE_VARIABLE, fn),
       AssumeRolePolicyDocument: {
         Version: POLICY_VERSION,
         Statement: [
@@ -120,7 +121,7 @@ const pinned = (entry: PolicyEntry): Statement => {
 
 /** Every statement of a function's spoke role. */
 export const spokeStatements = (fn: string): Statement[] => {
-  const p = PERMISSIONS[fn];
+  const p = PERMISSIONS[fn as FleetFunction];
   if (!p) throw new Error(`no permissions for ${fn}`);
   return [
     // Every statement below assumes the session says which region it runs for.
@@ -138,7 +139,7 @@ export const spokeStatements = (fn: string): Statement[] => {
 };
 
 const hubRoleArn = (fn: string) => ({
-  'Fn::Sub': `arn:\${AWS::Partition}:iam::\${HubAccountId}:role/${hubRoleName(fn, '${Stage}')}`,
+  'Fn::Sub': `arn:\${AWS::Partition}:iam::\${HubAccountId}:role/${hubRoleName('${Stage}', fn)}`,
 });
 
 /** The spoke template: exactly the parameters HubAccountId, ExternalId and Stage; one role per function. */
@@ -173,7 +174,7 @@ export const spokeTemplate = () => ({
       {
         Type: 'AWS::IAM::Role',
         Properties: {
-          RoleName: { 'Fn::Sub': `nightshift-\${Stage}-${fn}-spoke` },
+          RoleName: { 'Fn::Sub': spokeRoleName('${Stage}', fn) },
           Description: `nightshift ${fn}, assumed by the hub role nightshift-<Stage>-${fn} for one region (session tag ${REGION_TAG})`,
           AssumeRolePolicyDocument: {
             Version: POLICY_VERSION,

@@ -12,6 +12,7 @@
  *
  * scripts/iam.ts writes both from the same definitions; see its header for the region decision.
  */
+import { REGION_SESSION_TAG } from '../fleet/target.ts';
 
 /** A value in a CloudFormation template: a literal, or an intrinsic CloudFormation resolves. */
 export type CfnValue = string | { 'Fn::Sub': string } | { Ref: string } | { 'Fn::GetAtt': [string, string] };
@@ -36,7 +37,7 @@ export type PolicyEntry = Statement | ConditionalStatement;
 export const isConditional = (entry: PolicyEntry): entry is ConditionalStatement => 'Fn::If' in entry;
 
 /** The session tag the hub passes when it assumes a spoke role: the region of that run. */
-export const REGION_TAG = 'nightshift-region';
+export const REGION_TAG = REGION_SESSION_TAG;
 /** The session's region as IAM reads it, a policy variable (never inside a file osls reads: `${aws:…}` is one of its variable sources). */
 export const SESSION_REGION = `\${aws:PrincipalTag/${REGION_TAG}}`;
 

@@ -6,12 +6,11 @@
  *
  * `${self:service}` and `${sls:stage}` are osls variables, resolved when the hub stack is packaged.
  */
+import { spokeRoleName } from '../fleet/target.ts';
 import type { Statement } from './policy.ts';
 
-/** Hub role names are a public contract (issue 11): `nightshift-<stage>-<function>`. */
-export const hubRoleName = (fn: string, stage = '${sls:stage}') => `nightshift-${stage}-${fn}`;
-/** Spoke role names are a public contract: `nightshift-<stage>-<function>-spoke`. */
-export const spokeRoleName = (fn: string, stage: string) => `nightshift-${stage}-${fn}-spoke`;
+/** The osls variable of the stage, resolved when the hub stack is packaged. */
+export const STAGE_VARIABLE = '${sls:stage}';
 
 /** What withOps needs in the hub for every run: logs, the on-failure queue, summaries, run state. */
 export const runStatements = (fn: string): Statement[] => [
@@ -60,7 +59,7 @@ export const fleetStatements = (fn: string): Statement[] => [
     Sid: 'AssumeSpokeRole',
     Effect: 'Allow',
     Action: ['sts:AssumeRole', 'sts:TagSession'],
-    Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:iam::*:role/${spokeRoleName(fn, '${sls:stage}')}` },
+    Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:iam::*:role/${spokeRoleName(STAGE_VARIABLE, fn)}` },
   },
   { Sid: 'ReadAccountAlias', Effect: 'Allow', Action: 'iam:ListAccountAliases', Resource: '*' },
   {
