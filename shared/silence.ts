@@ -829,38 +829,6 @@ export const sweepSilenced = async (
     }));
 };
 
-/**
- * The IAM statements a function that calls this module needs (CloudFormation, in its role's policy).
- * Every call is authorised on the alarm. TagResource and UntagResource are limited to the one key
- * nightshift:silenced (aws:TagKeys; the Null test makes a request without tag keys match nothing).
- * Disable/EnableAlarmActions carry no aws:ResourceTag condition: the tag is written milliseconds before
- * the disable, and a role that could not disable would leave tags saying alarms are silenced.
- */
-export const SILENCE_IAM_STATEMENTS = [
-  {
-    Sid: 'ReadAlarmsAndTheirTags',
-    Effect: 'Allow',
-    Action: ['cloudwatch:DescribeAlarms', 'cloudwatch:ListTagsForResource'],
-    Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*' },
-  },
-  {
-    Sid: 'SilenceAlarmActions',
-    Effect: 'Allow',
-    Action: ['cloudwatch:DisableAlarmActions', 'cloudwatch:EnableAlarmActions'],
-    Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*' },
-  },
-  {
-    Sid: 'TagSilencedAlarms',
-    Effect: 'Allow',
-    Action: ['cloudwatch:TagResource', 'cloudwatch:UntagResource'],
-    Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*' },
-    Condition: {
-      'ForAllValues:StringEquals': { 'aws:TagKeys': [SILENCED_TAG] },
-      Null: { 'aws:TagKeys': 'false' },
-    },
-  },
-] as const;
-
 /** The actions `silence` and `unsilence` send (for the meta test that checks a role covers them). */
 export const SILENCE_ACTIONS = [
   'cloudwatch:DescribeAlarms',

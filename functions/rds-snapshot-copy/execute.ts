@@ -177,7 +177,7 @@ const refusedAction = (message: string) => {
 
 /**
  * Why IAM or KMS refused a copy, and what the role needs, for the row (R1): the statement of
- * infra/rds-snapshot-copy.yml that should allow it, or the key and the param that lists it. RDS uses
+ * functions/rds-snapshot-copy/permissions.ts that should allow it, or the key and the param that lists it. RDS uses
  * the destination key through a grant it creates with the caller's rights (kms:CreateGrant with
  * kms:GrantIsForAWSResource, kms:DescribeKey), and reads the source snapshot with the source key the same
  * way; CopyDBSnapshot answers KMSKeyNotAccessibleFault when it cannot (RDS API reference, CopyDBSnapshot
@@ -202,12 +202,12 @@ const refusal = (w: CopyWork, error: unknown): string | undefined => {
     return (
       `IAM refused ${refused.action}${refused.resource ? ` on ${refused.resource}` : ''}${where}: the role needs ` +
       `${statement} on the source snapshot in ${w.sourceRegion} and on the new snapshot ${w.targetId} in ${w.region} ` +
-      `(statement CopySnapshots of infra/rds-snapshot-copy.yml; a service control policy that denies ${w.region} refuses it too)`
+      `(statement CopySnapshots of functions/rds-snapshot-copy/permissions.ts; a service control policy that denies ${w.region} refuses it too)`
     );
   if (refused)
     return (
       `IAM refused ${refused.action}${refused.resource ? ` on ${refused.resource}` : ''}${where}, which the copy to ${w.region} needs; ` +
-      `compare the role with infra/rds-snapshot-copy.yml of this version`
+      `compare the role with functions/rds-snapshot-copy/permissions.ts of this version`
     );
   return (
     `IAM refused the copy to ${w.region} without naming the permission: the role needs ${statement} on the source ` +
@@ -226,7 +226,7 @@ const markRefusal = (error: unknown, sourceRegion: string): string | undefined =
   accessDenied(error)
     ? `IAM refused it: the role needs rds:AddTagsToResource of exactly ${COPY_SOURCE_TAG} and ${SOURCE_TIME_TAG}, and ` +
       `rds:RemoveTagsFromResource of nightshift's keys, on the snapshots of ${sourceRegion} (statements MarkSources and ` +
-      `UnmarkSources of infra/rds-snapshot-copy.yml): a role deployed by an earlier version lacks them ` +
+      `UnmarkSources of functions/rds-snapshot-copy/permissions.ts): a role deployed by an earlier version lacks them ` +
       `(README: Upgrading from an earlier version)`
     : undefined;
 

@@ -51,7 +51,7 @@ export interface CopyWork extends PlannedWork {
   /**
    * nightshift's marks, put on the source before its copy when it lacks them. The copy inherits them
    * with CopyTags: the role never writes a tag in a destination region, so it can never make a
-   * snapshot it did not create look like one of its copies (infra/rds-snapshot-copy.yml).
+   * snapshot it did not create look like one of its copies (functions/rds-snapshot-copy/permissions.ts).
    */
   mark: Mark;
 }

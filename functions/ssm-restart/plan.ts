@@ -45,7 +45,7 @@ export const STAGE_TAG = 'nightshift:stage';
 
 /**
  * The tag instances and ECS services must carry, with value `true`, to be restarted: the planner skips
- * every other target, and the role may send commands to, redeploy and tag no other (infra/ssm-restart.yml).
+ * every other target, and the role may send commands to, redeploy and tag no other (functions/ssm-restart/permissions.ts).
  * Public contract; fixed because IAM condition keys cannot be parameters.
  */
 export const RESTARTABLE_TAG = 'nightshift:restartable';

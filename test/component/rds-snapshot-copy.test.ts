@@ -396,7 +396,7 @@ describe('rds-snapshot-copy with simulated RDS', () => {
         `marking the source with nightshift:copy-source and nightshift:source-time failed: IAM refused it: the role needs ` +
         `rds:AddTagsToResource of exactly nightshift:copy-source and nightshift:source-time, and rds:RemoveTagsFromResource ` +
         `of nightshift's keys, on the snapshots of ${SOURCE} (statements MarkSources and UnmarkSources of ` +
-        `infra/rds-snapshot-copy.yml): a role deployed by an earlier version lacks them (README: Upgrading from an ` +
+        `functions/rds-snapshot-copy/permissions.ts): a role deployed by an earlier version lacks them (README: Upgrading from an ` +
         `earlier version); AWS said: AccessDenied: not authorized to perform rds:AddTagsToResource; nothing copied`,
     });
     expect(dst.commandCalls(CopyDBSnapshotCommand)).toEqual([]);
@@ -431,7 +431,7 @@ describe('rds-snapshot-copy with simulated RDS', () => {
         new RegExp(
           `^IAM refused rds:CopyDBSnapshot on ${dstArn('orders-a')} \\(an explicit deny in a service control policy\\): ` +
             `the role needs rds:CopyDBSnapshot on the source snapshot in ${SOURCE} and on the new snapshot orders-a in ${TARGET} ` +
-            `\\(statement CopySnapshots of infra/rds-snapshot-copy.yml`,
+            `\\(statement CopySnapshots of functions/rds-snapshot-copy/permissions.ts`,
         ),
       );
       expect(error).toMatch(/nothing was copied; the source keeps its nightshift:copy-source mark/);

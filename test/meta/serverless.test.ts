@@ -7,7 +7,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { parse } from 'yaml';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { withOps } from '#shared/handler.ts';
 import { parseEnv } from '#shared/env.ts';
@@ -23,6 +24,10 @@ import {
   type IamStatement,
   type Pseudo,
 } from '#test/support/iam-eval.ts';
+import { evaluateTrust, type TrustStatement } from '#test/support/iam-eval.ts';
+import { HUB_ONLY_SERVICES } from '#shared/iam/run.ts';
+import { REGION_TAG, SESSION_REGION } from '#shared/iam/policy.ts';
+import { PERMISSIONS, SPOKE_FILE, staleFiles } from '#scripts/iam.ts';
 import { LAG_METRIC, recordLag } from '#functions/rds-snapshot-copy/metrics.ts';
 import { planCopies } from '#functions/rds-snapshot-copy/plan.ts';
 import type { Snapshot } from '#functions/rds-snapshot-copy/inventory.ts';
@@ -42,9 +47,47 @@ const SDK_PREFIX: Record<string, string> = {
   // ecs-scheduler's scheduled-task warnings (scheduled-tasks.ts).
   'client-eventbridge': 'events',
   'client-scheduler': 'scheduler',
+  // A run with a target (shared/handler.ts, shared/fleet/): the spoke role, the allowlist, the kill switch.
+  'client-sts': 'sts',
+  'client-iam': 'iam',
+  'client-organizations': 'organizations',
+  'client-lambda': 'lambda',
 };
-// Shared modules every function runs through withOps: their calls are every function's calls.
-const SHARED_CALLERS = ['shared/lease.ts', 'shared/carryover.ts'];
+// Shared modules every function runs through withOps: their calls are every function's calls (the
+// modules each function imports are followed from its files too: sharedModulesOf).
+const SHARED_CALLERS = ['shared/lease.ts', 'shared/carryover.ts', 'shared/handler.ts'];
+// What a run with a target asks of the hub role (shared/handler.ts): its spoke role (the AWS SDK's
+// credential provider sends AssumeRole with the nightshift-region session tag), the allowlist's alias and
+// Organizations name, and its own reserved concurrency (the kill switch, checked before any change).
+const FLEET_CALLS = [
+  'sts:AssumeRole',
+  'sts:TagSession',
+  'iam:ListAccountAliases',
+  'organizations:DescribeAccount',
+  'lambda:GetFunctionConcurrency',
+];
+// The spoke template (infra/spoke.yml) as a StackSet deploys it, with the parameters of the hub's stage.
+type SpokeTemplate = {
+  AWSTemplateFormatVersion: string;
+  Parameters: Record<string, unknown>;
+  Resources: Record<string, Resource>;
+  Transform?: unknown;
+};
+const SPOKE_TEMPLATE = parse(readFileSync(SPOKE_FILE, 'utf8')) as SpokeTemplate;
+const HUB_ACCOUNT = '123456789012';
+const MEMBER_ACCOUNT = '210987654321';
+const SPOKE_PARAMETERS = { HubAccountId: HUB_ACCOUNT, ExternalId: 'nightshift-ext-7f3a', Stage: 'dev' };
+const SESSION_TAG_KEY = `aws:PrincipalTag/${REGION_TAG}`;
+const spokeRole = (name: string) =>
+  Object.values(SPOKE_TEMPLATE.Resources).find(
+    (r) =>
+      JSON.stringify(r.Properties.RoleName) ===
+      JSON.stringify({ 'Fn::Sub': `nightshift-\${Stage}-${name}-spoke` }),
+  );
+const spokePolicyStatements = (name: string): IamStatement[] =>
+  (spokeRole(name)?.Properties.Policies as { PolicyDocument: { Statement: IamStatement[] } }[]).flatMap(
+    (p) => p.PolicyDocument.Statement,
+  );
 // Alarm restarts record their time before sending, so a retry would only meet the cooldown.
 const NO_RETRIES = ['ssm-restart'];
 // Must run one at a time: reserved concurrency 1 (0 with the kill switch on).
@@ -93,16 +136,34 @@ const logicalId = (name: string) =>
   `${name.replace(/-/g, 'Dash').replace(/^./, (c) => c.toUpperCase())}LambdaFunction`;
 const list = (value: string | string[]) => (Array.isArray(value) ? value : [value]);
 
+/**
+ * The shared modules `files` import, directly or through each other (`#shared/…` and relative imports),
+ * so a call a function makes through shared code (shared/silence.ts, shared/fleet/…) is its call too.
+ */
+const sharedModulesOf = (files: string[]): string[] => {
+  const seen = new Set<string>();
+  const todo = [...files];
+  while (todo.length > 0) {
+    const file = todo.pop() as string;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const m of readFileSync(file, 'utf8').matchAll(/from\s+'((?:\.{1,2}\/|#shared\/)[^']+\.ts)'/g)) {
+      const spec = m[1] ?? '';
+      const path = spec.startsWith('#shared/') ? join('shared', spec.slice(8)) : join(dirname(file), spec);
+      if (path.startsWith('shared/') && existsSync(path)) todo.push(path);
+    }
+  }
+  return [...seen].filter((f) => f.startsWith('shared/'));
+};
+
 /** Every AWS API call a function's code makes, as IAM actions, read from its SDK imports. */
 const actionsSentBy = (name: string): string[] => {
   const dir = join('functions', name);
   const actions = new Set<string>();
-  const files = [
-    ...readdirSync(dir)
-      .filter((f) => f.endsWith('.ts'))
-      .map((f) => join(dir, f)),
-    ...SHARED_CALLERS,
-  ];
+  const own = readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => join(dir, f));
+  const files = [...new Set([...own, ...sharedModulesOf([...own, ...SHARED_CALLERS])])];
   for (const file of files) {
     const source = readFileSync(file, 'utf8');
     for (const match of source.matchAll(/import\s*{([^}]*)}\s*from\s*'@aws-sdk\/([a-z0-9-]+)'/g)) {
@@ -139,6 +200,10 @@ const rolePolicyStatements = (template: Template, name: string): Statement[] => 
     .flatMap((p) => p.PolicyDocument.Statement)
     .filter((s) => s.Action !== undefined);
 };
+const roleOf = (template: Template, name: string) =>
+  (template.Resources[logicalId(name)]?.Properties as { Role: { 'Fn::GetAtt': [string, string] } }).Role[
+    'Fn::GetAtt'
+  ][0];
 const resourcesOfType = (template: Template, type: string) =>
   Object.entries(template.Resources).filter(([, r]) => r.Type === type);
 const alarms = (template: Template) =>
@@ -245,6 +310,281 @@ describe('serverless.yml and infra/', () => {
           expect(s.Condition, `${action} on * needs a condition`).toBeDefined();
       }
     }
+  });
+
+  it('lints infra/spoke.yml, the spoke template, with no errors and no warnings', () => {
+    if (!cfnLintAvailable() && process.env.CI !== 'true') {
+      console.warn('SKIPPED cfn-lint check: pip install cfn-lint');
+      return;
+    }
+    const lint = spawnSync('cfn-lint', ['--', SPOKE_FILE], { encoding: 'utf8' });
+    expect(lint.error, 'cfn-lint must be installed').toBeUndefined();
+    expect(lint.stdout + lint.stderr).toBe('');
+    expect(lint.status).toBe(0);
+  });
+
+  it('has the generated roles and spoke template checked in as scripts/iam.ts writes them', () => {
+    expect(
+      staleFiles(),
+      'generated IAM files differ from functions/*/permissions.ts: run npm run iam',
+    ).toEqual([]);
+  });
+
+  it('makes the spoke template deployable by a service-managed StackSet: exactly HubAccountId, ExternalId and Stage, no transform, one named role per function', () => {
+    expect(Object.keys(SPOKE_TEMPLATE.Parameters).sort()).toEqual(['ExternalId', 'HubAccountId', 'Stage']);
+    expect(SPOKE_TEMPLATE.Transform).toBeUndefined();
+    expect(Object.values(SPOKE_TEMPLATE.Resources).map((r) => r.Type)).toEqual(
+      FUNCTIONS.map(() => 'AWS::IAM::Role'),
+    );
+    for (const name of FUNCTIONS) expect(spokeRole(name), name).toBeDefined();
+    expect(Object.keys(PERMISSIONS).sort()).toEqual([...FUNCTIONS].sort());
+    // `${…}` not resolved per stack would reach IAM as text: only the three parameters and pseudo
+    // parameters in Fn::Sub, and the session-region policy variable (escaped as ${!…} in Fn::Sub)
+    const text = readFileSync(SPOKE_FILE, 'utf8');
+    for (const [whole] of text.matchAll(/\$\{[^}]*\}/g))
+      expect(
+        [
+          '${AWS::Partition}',
+          '${AWS::AccountId}',
+          '${HubAccountId}',
+          '${Stage}',
+          '${!aws:PrincipalTag/nightshift-region}',
+          '${aws:PrincipalTag/nightshift-region}',
+        ],
+        whole,
+      ).toContain(whole);
+  });
+
+  it.each(FUNCTIONS)(
+    'names the hub role of %s nightshift-<stage>-<function> and lets it assume its own spoke role, read the allowlist facts and its own kill switch, nothing more',
+    (name) => {
+      for (const [template, stage] of [
+        [dev, 'dev'],
+        [prod, 'prod'],
+      ] as const)
+        expect(template.Resources[roleOf(template, name)]?.Properties.RoleName).toBe(
+          `nightshift-${stage}-${name}`,
+        );
+      const statements = rolePolicyStatements(dev, name) as IamStatement[];
+      const allowed = new Set(statements.filter((s) => s.Effect === 'Allow').flatMap((s) => list(s.Action)));
+      expect(FLEET_CALLS.filter((a) => !allowed.has(a))).toEqual([]);
+      const pseudo = { partition: 'aws', region: 'eu-central-1', account: HUB_ACCOUNT };
+      const may = (action: string, resource: string, context: Record<string, string | string[]> = {}) =>
+        evaluate(statements, { action, resource, context }, pseudo).allowed;
+      const other = FUNCTIONS.find((n) => n !== name) ?? '';
+      const spoke = (account: string, stage: string, fn: string) =>
+        `arn:aws:iam::${account}:role/nightshift-${stage}-${fn}-spoke`;
+
+      for (const action of ['sts:AssumeRole', 'sts:TagSession']) {
+        expect(may(action, spoke(MEMBER_ACCOUNT, 'dev', name)), action).toBe(true);
+        expect(may(action, spoke(HUB_ACCOUNT, 'dev', name)), `${action} in its own account`).toBe(true);
+        expect(may(action, spoke(MEMBER_ACCOUNT, 'dev', other)), `${action} ${other}`).toBe(false);
+        expect(may(action, spoke(MEMBER_ACCOUNT, 'prod', name)), `${action} prod`).toBe(false);
+        expect(may(action, `arn:aws:iam::${MEMBER_ACCOUNT}:role/OrganizationAccountAccessRole`)).toBe(false);
+      }
+      expect(may('iam:ListAccountAliases', '*')).toBe(true);
+      expect(
+        may(
+          'organizations:DescribeAccount',
+          `arn:aws:organizations::${HUB_ACCOUNT}:account/o-a1b2c3d4e5/${MEMBER_ACCOUNT}`,
+        ),
+      ).toBe(true);
+      const fn = (n: string) => `arn:aws:lambda:eu-central-1:${HUB_ACCOUNT}:function:nightshift-dev-${n}`;
+      expect(may('lambda:GetFunctionConcurrency', fn(name))).toBe(true);
+      expect(may('lambda:GetFunctionConcurrency', fn(other))).toBe(false);
+      for (const action of [
+        'lambda:PutFunctionConcurrency',
+        'lambda:DeleteFunctionConcurrency',
+        'lambda:InvokeFunction',
+      ])
+        expect(may(action, fn(name)), action).toBe(false);
+      for (const action of [
+        'iam:CreateAccountAlias',
+        'organizations:ListAccounts',
+        'sts:AssumeRoleWithWebIdentity',
+      ])
+        expect(may(action, '*'), action).toBe(false);
+    },
+  );
+
+  it.each(FUNCTIONS)(
+    'gives %s a spoke role that allows every call its code sends to the account it acts on, and the alias read of the allowlist',
+    (name) => {
+      const statements = spokePolicyStatements(name);
+      const allowed = new Set(statements.filter((s) => s.Effect === 'Allow').flatMap((s) => list(s.Action)));
+      const sent = actionsSentBy(name).filter((a) => !HUB_ONLY_SERVICES.includes(a.split(':')[0] ?? ''));
+      expect(sent.length).toBeGreaterThan(0);
+      expect(sent.filter((action) => !allowed.has(action))).toEqual([]);
+      expect(allowed.has('iam:ListAccountAliases')).toBe(true);
+      // Nothing of the hub's own: logs, queue, topic, lease table, STS, Organizations, Lambda
+      expect([...allowed].filter((a) => HUB_ONLY_SERVICES.includes(a.split(':')[0] ?? ''))).toEqual([]);
+    },
+  );
+
+  it.each(FUNCTIONS)(
+    'defines the spoke role of %s from the same statements as its hub role (one definition), without the hub-only ones',
+    (name) => {
+      const hub = rolePolicyStatements(dev, name) as IamStatement[];
+      const spoke = spokePolicyStatements(name);
+      const hubOnly = (s: IamStatement) =>
+        list(s.Action).every((a) => HUB_ONLY_SERVICES.includes(a.split(':')[0] ?? ''));
+      const estate = hub.filter((s) => !hubOnly(s));
+      expect(
+        spoke
+          .map((s) => s.Sid)
+          .filter((sid) => sid !== 'DenyWithoutSessionRegion')
+          .sort(),
+      ).toEqual(estate.map((s) => s.Sid).sort());
+      for (const s of spoke.filter((st) => st.Sid !== 'DenyWithoutSessionRegion')) {
+        const twin = estate.find((h) => h.Sid === s.Sid);
+        expect({ Effect: s.Effect, Action: s.Action }, s.Sid).toEqual({
+          Effect: twin?.Effect,
+          Action: twin?.Action,
+        });
+      }
+    },
+  );
+
+  it.each(FUNCTIONS)(
+    'scopes every mutating permission of the spoke role of %s, and pins every regional one to the region of the session',
+    (name) => {
+      const statements = spokePolicyStatements(name);
+      // Statements that act outside the run's region by design: rds-snapshot-copy's destinations, and IAM
+      // (global: its aws:RequestedRegion is us-east-1, never the target's).
+      const everyRegion =
+        name === 'rds-snapshot-copy'
+          ? [
+              'ReadSnapshots',
+              'CopySnapshots',
+              'CopyIntoOptionGroups',
+              'InheritTagsOnCopies',
+              'PruneOwnCopies',
+              'PruneLegacyCopies',
+            ]
+          : [];
+      for (const s of statements.filter((st) => st.Effect === 'Allow')) {
+        for (const action of list(s.Action)) {
+          expect(action, 'no wildcard actions').not.toMatch(/\*/);
+          const readOnly = /:(Describe|List|Get)/.test(action);
+          if (s.Resource === '*' && !readOnly)
+            expect(s.Condition, `${action} on * needs a condition`).toBeDefined();
+        }
+        const region = (s.Condition?.StringEquals as Record<string, unknown> | undefined)?.[
+          'aws:RequestedRegion'
+        ];
+        if (s.Sid === 'ReadAccountAlias' || everyRegion.includes(s.Sid ?? ''))
+          expect(region, s.Sid).toBeUndefined();
+        else expect(region, s.Sid).toBe(SESSION_REGION);
+      }
+      expect(statements[0]).toEqual({
+        Sid: 'DenyWithoutSessionRegion',
+        Effect: 'Deny',
+        Action: '*',
+        Resource: '*',
+        Condition: { Null: { [SESSION_TAG_KEY]: 'true' } },
+      });
+    },
+  );
+
+  it.each(FUNCTIONS)(
+    'lets only the hub role of %s, of the same stage and hub account, assume its spoke role, with the external id, tagging nothing but the region',
+    (name) => {
+      const trust = (spokeRole(name)?.Properties.AssumeRolePolicyDocument as { Statement: TrustStatement[] })
+        .Statement;
+      const pseudo = {
+        partition: 'aws',
+        region: 'eu-central-1',
+        account: MEMBER_ACCOUNT,
+        parameters: SPOKE_PARAMETERS,
+      };
+      const hubRole = `arn:aws:iam::${HUB_ACCOUNT}:role/nightshift-dev-${name}`;
+      const assume = (principal: string, context: Record<string, string | string[]>) =>
+        evaluateTrust(trust, { principal, action: 'sts:AssumeRole', context }, pseudo).allowed;
+      const tag = (principal: string, tags: Record<string, string>) =>
+        evaluateTrust(
+          trust,
+          {
+            principal,
+            action: 'sts:TagSession',
+            context: {
+              'aws:TagKeys': Object.keys(tags),
+              ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:RequestTag/${k}`, v])),
+            },
+          },
+          pseudo,
+        ).allowed;
+      const withId = { 'sts:ExternalId': SPOKE_PARAMETERS.ExternalId };
+
+      expect(assume(hubRole, withId)).toBe(true);
+      expect(tag(hubRole, { [REGION_TAG]: 'eu-west-1' })).toBe(true);
+      // Without the external id, or with another
+      expect(assume(hubRole, {})).toBe(false);
+      expect(assume(hubRole, { 'sts:ExternalId': 'nightshift-ext-0000' })).toBe(false);
+      // Any other principal, with the external id
+      const other = FUNCTIONS.find((n) => n !== name) ?? '';
+      for (const principal of [
+        `arn:aws:iam::${HUB_ACCOUNT}:role/nightshift-dev-${other}`,
+        `arn:aws:iam::${HUB_ACCOUNT}:role/nightshift-prod-${name}`,
+        `arn:aws:iam::${HUB_ACCOUNT}:role/OrganizationAccountAccessRole`,
+        `arn:aws:iam::${MEMBER_ACCOUNT}:role/nightshift-dev-${name}`,
+        `arn:aws:iam::999999999999:role/nightshift-dev-${name}`,
+        'lambda.amazonaws.com',
+      ]) {
+        expect(assume(principal, withId), principal).toBe(false);
+        expect(tag(principal, { [REGION_TAG]: 'eu-west-1' }), principal).toBe(false);
+      }
+      // Session tags: the region only
+      expect(tag(hubRole, { [REGION_TAG]: 'eu-west-1', team: 'shop' })).toBe(false);
+      expect(tag(hubRole, { team: 'shop' })).toBe(false);
+      expect(tag(hubRole, {})).toBe(false);
+    },
+  );
+
+  it('acts through a spoke session only in the region the session is tagged with, and not at all without the tag', () => {
+    const pseudo = {
+      partition: 'aws',
+      region: 'eu-central-1',
+      account: MEMBER_ACCOUNT,
+      parameters: SPOKE_PARAMETERS,
+    };
+    const may = (
+      name: string,
+      action: string,
+      resource: string,
+      context: Record<string, string | string[]>,
+    ) => evaluate(spokePolicyStatements(name), { action, resource, context }, pseudo).allowed;
+    const service = (region: string) => `arn:aws:ecs:${region}:${MEMBER_ACCOUNT}:service/stage/web`;
+    const session = (tagged: string, requested: string) => ({
+      [SESSION_TAG_KEY]: tagged,
+      'aws:RequestedRegion': requested,
+    });
+
+    expect(
+      may('ecs-scheduler', 'ecs:UpdateService', service('eu-west-1'), session('eu-west-1', 'eu-west-1')),
+    ).toBe(true);
+    expect(
+      may('ecs-scheduler', 'ecs:UpdateService', service('us-east-1'), session('eu-west-1', 'us-east-1')),
+    ).toBe(false);
+    expect(may('ecs-scheduler', 'ecs:ListClusters', '*', session('eu-west-1', 'us-east-1'))).toBe(false);
+    // IAM is global: the alias read is allowed whatever the requested region
+    expect(may('ecs-scheduler', 'iam:ListAccountAliases', '*', session('eu-west-1', 'us-east-1'))).toBe(true);
+    // The production denies hold in the spoke too
+    expect(
+      may('ecs-scheduler', 'ecs:UpdateService', service('eu-west-1'), {
+        ...session('eu-west-1', 'eu-west-1'),
+        'aws:ResourceTag/env': 'Production',
+      }),
+    ).toBe(false);
+    // Without the session tag, nothing at all
+    for (const name of FUNCTIONS)
+      for (const action of ['iam:ListAccountAliases', 'ecs:ListClusters', 'ecs:UpdateService'])
+        expect(
+          evaluate(
+            spokePolicyStatements(name),
+            { action, resource: service('eu-west-1'), context: { 'aws:RequestedRegion': 'eu-west-1' } },
+            pseudo,
+          ),
+        ).toEqual({ allowed: false, by: 'DenyWithoutSessionRegion' });
   });
 
   it('keeps the fixed stop and start crons (in a time zone, with retries and a dead-letter queue) off, reconcile replacing them', () => {
@@ -799,262 +1139,382 @@ describe('serverless.yml and infra/', () => {
     });
   });
 
-  describe('rds-snapshot-copy: the role can never make a snapshot it did not create deletable', () => {
-    const ACCOUNT = '123456789012';
-    // The stack in eu-central-1 (the source region) copying into eu-west-1; the same template deployed in
-    // eu-west-1 is deployment B, copying the other way.
-    const pseudo: Pseudo = { partition: 'aws', region: 'eu-central-1', account: ACCOUNT };
-    const pseudoB: Pseudo = { ...pseudo, region: 'eu-west-1' };
-    const foreign = `arn:aws:rds:eu-west-1:${ACCOUNT}:snapshot:reports-keep`;
-    const foreignCluster = `arn:aws:rds:eu-west-1:${ACCOUNT}:cluster-snapshot:ledger-keep`;
-    const source = `arn:aws:rds:eu-central-1:${ACCOUNT}:snapshot:orders-a`;
-    const copy = `arn:aws:rds:eu-west-1:${ACCOUNT}:snapshot:orders-a`;
-    type RawStatement = IamStatement | { 'Fn::If': unknown[] };
-    /** The role's statements as written, Fn::If included (rolePolicyStatements leaves those out). */
-    const rawStatements = (): unknown[] => {
-      const fn = dev.Resources[logicalId('rds-snapshot-copy')]?.Properties as {
-        Role: { 'Fn::GetAtt': [string, string] };
+  // The same proofs for the hub role (deployed in the source region) and for the spoke role (one session per
+  // run, tagged with the region it copies from: the hub passes nightshift-region=<target region>).
+  describe.each(['hub', 'spoke'] as const)(
+    'rds-snapshot-copy (%s role): the role can never make a snapshot it did not create deletable',
+    (kind) => {
+      const ACCOUNT = '123456789012';
+      // The run copying from eu-central-1 (the source region) into eu-west-1; the same role run from
+      // eu-west-1 (the hub stack deployed there, or a spoke session tagged eu-west-1) is B, copying the other way.
+      const pseudo: Pseudo = {
+        partition: 'aws',
+        region: 'eu-central-1',
+        account: ACCOUNT,
+        ...(kind === 'spoke' && { parameters: { ...SPOKE_PARAMETERS } }),
       };
-      const role = dev.Resources[fn.Role['Fn::GetAtt'][0]]?.Properties;
-      return (role?.Policies as { PolicyDocument: { Statement: RawStatement[] } }[]).flatMap(
-        (p) => p.PolicyDocument.Statement,
-      );
-    };
-    const statements = (kms = false) => resolveStatements(rawStatements(), { HasCopyKmsKeys: kms });
-    const decide = (request: IamRequest, p: Pseudo = pseudo) => evaluate(statements(), request, p);
-    // The request context RDS builds for rds:AddTagsToResource (Service Authorization Reference: aws:RequestTag,
-    // aws:TagKeys, rds:req-tag, rds:TagsFromRequest), and aws:RequestedRegion, which every request has.
-    const tagging = (
-      resource: string,
-      region: string,
-      tags: Record<string, string>,
-      fromRequest?: boolean,
-    ) => ({
-      action: 'rds:AddTagsToResource',
-      resource,
-      context: {
-        'aws:RequestedRegion': region,
-        'aws:TagKeys': Object.keys(tags),
-        ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:RequestTag/${k}`, v])),
-        ...(fromRequest !== undefined && { 'rds:TagsFromRequest': String(fromRequest) }),
-      },
-    });
-    const untagging = (resource: string, region: string, keys?: string[]) => ({
-      action: 'rds:RemoveTagsFromResource',
-      resource,
-      context: { 'aws:RequestedRegion': region, ...(keys && { 'aws:TagKeys': keys }) },
-    });
-    const marker = { 'nightshift:copy-source': source };
-    const legacy = { 'nightshift:source-arn': source };
-    const deletion = (resource: string, region: string, tags: Record<string, string>) => ({
-      action: resource.includes(':cluster-snapshot:')
-        ? 'rds:DeleteDBClusterSnapshot'
-        : 'rds:DeleteDBSnapshot',
-      resource,
-      context: {
-        'aws:RequestedRegion': region,
-        ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:ResourceTag/${k}`, v])),
-      },
-    });
-
-    it.each([
-      ['AddTagsToResource of the marker', tagging(foreign, 'eu-west-1', marker, true)],
-      ['the same on a cluster snapshot', tagging(foreignCluster, 'eu-west-1', marker, true)],
-      ['the same if RDS sent no rds:TagsFromRequest', tagging(foreign, 'eu-west-1', marker)],
-      ['the legacy marker', tagging(foreign, 'eu-west-1', legacy, true)],
-      ['a copy with explicit Tags (tag-on-create)', tagging(copy, 'eu-west-1', marker, true)],
-      ['any other tag', tagging(foreign, 'eu-west-1', { team: 'shop' }, true)],
-    ])('denies tagging in a destination region: %s', (_, request) => {
-      expect(decide(request)).toEqual({ allowed: false, by: 'DenyExplicitTagsOutsideSourceRegion' });
-    });
-
-    it('denies deleting anything in its own region, where it may mark sources', () => {
-      expect(decide(tagging(source, 'eu-central-1', marker, true))).toEqual({
-        allowed: true,
-        by: 'MarkSources',
-      });
-      for (const tags of [marker, legacy])
-        expect(decide(deletion(source, 'eu-central-1', tags))).toEqual({
-          allowed: false,
-          by: 'DenyDeleteInSourceRegion',
-        });
-    });
-
-    it('marks sources in its own region with nightshift:copy-source pointing there, and nothing else', () => {
-      expect(decide(tagging(source, 'eu-central-1', { team: 'shop' }, true)).allowed).toBe(false);
-      expect(
-        decide(tagging(source, 'eu-central-1', { 'nightshift:copy-source': foreign }, true)).allowed,
-      ).toBe(false);
-      // No statement lets it add the legacy key anywhere, in any case
-      expect(decide(tagging(source, 'eu-central-1', legacy, true))).toEqual({
-        allowed: false,
-        by: 'implicit deny',
-      });
-      expect(
-        decide(tagging(source, 'eu-central-1', { 'Nightshift:Copy-Source': source }, true)).allowed,
-      ).toBe(false);
-      // ForAllValues holds vacuously for a request without aws:TagKeys: the Null condition refuses it
-      expect(
-        decide({
-          ...tagging(source, 'eu-central-1', marker, true),
-          context: { 'aws:RequestedRegion': 'eu-central-1' },
-        }).allowed,
-      ).toBe(false);
-      expect(
-        decide(tagging(source, 'eu-central-1', { 'nightshift:source-time': '2026-11-23T03:24:00Z' }, true)),
-      ).toEqual({ allowed: true, by: 'MarkSources' });
-    });
-
-    it('removes only nightshift keys, only in its own region', () => {
-      expect(
-        decide(
-          untagging(source, 'eu-central-1', [
-            'nightshift:copy-source',
-            'nightshift:source-time',
-            'nightshift:source-arn',
-          ]),
-        ),
-      ).toEqual({ allowed: true, by: 'UnmarkSources' });
-      expect(decide(untagging(source, 'eu-central-1', ['nightshift:copy-source', 'team'])).allowed).toBe(
-        false,
-      );
-      expect(decide(untagging(source, 'eu-central-1')).allowed).toBe(false);
-      expect(decide(untagging(copy, 'eu-west-1', ['nightshift:copy-source'])).allowed).toBe(false);
-    });
-
-    it('copies with CopyTags into a destination region, authorised on the source and on the target, and deletes there only what its marker names', () => {
-      // CopyDBSnapshot is authorised on the source (in its region, through the presigned request) and on
-      // the target; CopyTags adds an rds:AddTagsToResource of inherited tags on the target.
-      const copying = [
-        {
-          action: 'rds:CopyDBSnapshot',
-          resource: source,
-          context: { 'aws:RequestedRegion': 'eu-central-1' },
+      const pseudoB: Pseudo = { ...pseudo, region: 'eu-west-1' };
+      const foreign = `arn:aws:rds:eu-west-1:${ACCOUNT}:snapshot:reports-keep`;
+      const foreignCluster = `arn:aws:rds:eu-west-1:${ACCOUNT}:cluster-snapshot:ledger-keep`;
+      const source = `arn:aws:rds:eu-central-1:${ACCOUNT}:snapshot:orders-a`;
+      const copy = `arn:aws:rds:eu-west-1:${ACCOUNT}:snapshot:orders-a`;
+      type RawStatement = IamStatement | { 'Fn::If': unknown[] };
+      /** The role's statements as written, Fn::If included (rolePolicyStatements leaves those out). */
+      const rawStatements = (): unknown[] => {
+        if (kind === 'spoke') return spokePolicyStatements('rds-snapshot-copy');
+        const fn = dev.Resources[logicalId('rds-snapshot-copy')]?.Properties as {
+          Role: { 'Fn::GetAtt': [string, string] };
+        };
+        const role = dev.Resources[fn.Role['Fn::GetAtt'][0]]?.Properties;
+        return (role?.Policies as { PolicyDocument: { Statement: RawStatement[] } }[]).flatMap(
+          (p) => p.PolicyDocument.Statement,
+        );
+      };
+      const statements = (kms = false) => resolveStatements(rawStatements(), { HasCopyKmsKeys: kms });
+      // A spoke session carries the region it runs for; the hub role's region is its stack's.
+      const asRun = (request: IamRequest, p: Pseudo): IamRequest =>
+        kind === 'hub'
+          ? request
+          : { ...request, context: { ...request.context, [SESSION_TAG_KEY]: p.region } };
+      const decide = (request: IamRequest, p: Pseudo = pseudo) =>
+        evaluate(statements(), asRun(request, p), p);
+      const authorizeRun = (requests: IamRequest[], p: Pseudo = pseudo) =>
+        authorize(
+          statements(),
+          requests.map((r) => asRun(r, p)),
+          p,
+        );
+      // The request context RDS builds for rds:AddTagsToResource (Service Authorization Reference: aws:RequestTag,
+      // aws:TagKeys, rds:req-tag, rds:TagsFromRequest), and aws:RequestedRegion, which every request has.
+      const tagging = (
+        resource: string,
+        region: string,
+        tags: Record<string, string>,
+        fromRequest?: boolean,
+      ) => ({
+        action: 'rds:AddTagsToResource',
+        resource,
+        context: {
+          'aws:RequestedRegion': region,
+          'aws:TagKeys': Object.keys(tags),
+          ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:RequestTag/${k}`, v])),
+          ...(fromRequest !== undefined && { 'rds:TagsFromRequest': String(fromRequest) }),
         },
-        { action: 'rds:CopyDBSnapshot', resource: copy, context: { 'aws:RequestedRegion': 'eu-west-1' } },
-        tagging(copy, 'eu-west-1', marker, false),
-      ];
-      expect(authorize(statements(), copying, pseudo)).toEqual({
-        allowed: true,
-        by: 'CopySnapshots, InheritTagsOnCopies',
       });
-      const otherAccount = { ...copying[0], resource: source.replace(ACCOUNT, '210987654321') } as IamRequest;
-      expect(authorize(statements(), [otherAccount, ...copying.slice(1)], pseudo).allowed).toBe(false);
-      expect(decide(deletion(copy, 'eu-west-1', marker))).toEqual({ allowed: true, by: 'PruneOwnCopies' });
-      expect(decide(deletion(copy, 'eu-west-1', legacy))).toEqual({ allowed: true, by: 'PruneLegacyCopies' });
-      expect(decide(deletion(foreign, 'eu-west-1', {})).allowed).toBe(false);
-    });
+      const untagging = (resource: string, region: string, keys?: string[]) => ({
+        action: 'rds:RemoveTagsFromResource',
+        resource,
+        context: { 'aws:RequestedRegion': region, ...(keys && { 'aws:TagKeys': keys }) },
+      });
+      const marker = { 'nightshift:copy-source': source };
+      const legacy = { 'nightshift:source-arn': source };
+      const deletion = (resource: string, region: string, tags: Record<string, string>) => ({
+        action: resource.includes(':cluster-snapshot:')
+          ? 'rds:DeleteDBClusterSnapshot'
+          : 'rds:DeleteDBSnapshot',
+        resource,
+        context: {
+          'aws:RequestedRegion': region,
+          ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:ResourceTag/${k}`, v])),
+        },
+      });
 
-    it('copies into an option group of the account (OptionGroupName may be authorised on the og), and does nothing else with it', () => {
-      const og = `arn:aws:rds:eu-west-1:${ACCOUNT}:og:oracle-tde`;
-      const withOptionGroup = [
-        { action: 'rds:CopyDBSnapshot', resource: copy, context: { 'aws:RequestedRegion': 'eu-west-1' } },
-        { action: 'rds:CopyDBSnapshot', resource: og, context: { 'aws:RequestedRegion': 'eu-west-1' } },
-        tagging(copy, 'eu-west-1', marker, false),
-      ];
-      expect(authorize(statements(), withOptionGroup, pseudo)).toEqual({
-        allowed: true,
-        by: 'CopySnapshots, CopyIntoOptionGroups, InheritTagsOnCopies',
+      it.each([
+        ['AddTagsToResource of the marker', tagging(foreign, 'eu-west-1', marker, true)],
+        ['the same on a cluster snapshot', tagging(foreignCluster, 'eu-west-1', marker, true)],
+        ['the same if RDS sent no rds:TagsFromRequest', tagging(foreign, 'eu-west-1', marker)],
+        ['the legacy marker', tagging(foreign, 'eu-west-1', legacy, true)],
+        ['a copy with explicit Tags (tag-on-create)', tagging(copy, 'eu-west-1', marker, true)],
+        ['any other tag', tagging(foreign, 'eu-west-1', { team: 'shop' }, true)],
+      ])('denies tagging in a destination region: %s', (_, request) => {
+        expect(decide(request)).toEqual({ allowed: false, by: 'DenyExplicitTagsOutsideSourceRegion' });
       });
-      const foreignOg = {
-        ...withOptionGroup[1],
-        resource: og.replace(ACCOUNT, '210987654321'),
-      } as IamRequest;
-      expect(decide(foreignOg).allowed).toBe(false);
-      for (const action of ['rds:ModifyOptionGroup', 'rds:DeleteOptionGroup', 'rds:AddTagsToResource'])
+
+      it('denies deleting anything in its own region, where it may mark sources', () => {
+        expect(decide(tagging(source, 'eu-central-1', marker, true))).toEqual({
+          allowed: true,
+          by: 'MarkSources',
+        });
+        for (const tags of [marker, legacy])
+          expect(decide(deletion(source, 'eu-central-1', tags))).toEqual({
+            allowed: false,
+            by: 'DenyDeleteInSourceRegion',
+          });
+      });
+
+      it('marks sources in its own region with nightshift:copy-source pointing there, and nothing else', () => {
+        expect(decide(tagging(source, 'eu-central-1', { team: 'shop' }, true)).allowed).toBe(false);
         expect(
-          decide({ action, resource: og, context: { 'aws:RequestedRegion': 'eu-west-1' } }).allowed,
+          decide(tagging(source, 'eu-central-1', { 'nightshift:copy-source': foreign }, true)).allowed,
         ).toBe(false);
-    });
-
-    it('reads tag keys in conditions without regard to case, as IAM does, and still lets nothing be tagged deletable', () => {
-      // A person's tag in another case still names this region: IAM matches it (the code does not: it
-      // reads exactly nightshift:copy-source, and RDS must name the source too)
-      expect(decide(deletion(copy, 'eu-west-1', { 'NIGHTSHIFT:COPY-SOURCE': source }))).toEqual({
-        allowed: true,
-        by: 'PruneOwnCopies',
-      });
-      expect(decide(tagging(foreign, 'eu-west-1', { 'NightShift:Copy-Source': source }, true)).allowed).toBe(
-        false,
-      );
-    });
-
-    it('with nightshift in two regions, never lets one deployment delete what the other marked', () => {
-      // Prepare: deployment B (eu-west-1) marks B's production snapshot for its copies into eu-central-1
-      const production = `arn:aws:rds:eu-west-1:${ACCOUNT}:snapshot:ledger-2026-11-23`;
-      const bCopy = `arn:aws:rds:eu-central-1:${ACCOUNT}:snapshot:ledger-2026-11-23`;
-      expect(
-        decide(tagging(production, 'eu-west-1', { 'nightshift:copy-source': production }, true), pseudoB),
-      ).toEqual({
-        allowed: true,
-        by: 'MarkSources',
-      });
-
-      // Act / Assess: A may delete neither B's marked production snapshot nor one an earlier B marked
-      const marks: Record<string, string>[] = [
-        { 'nightshift:copy-source': production },
-        { 'nightshift:source-arn': production },
-      ];
-      for (const tags of marks)
-        expect(decide(deletion(production, 'eu-west-1', tags))).toEqual({
+        // No statement lets it add the legacy key anywhere, in any case
+        expect(decide(tagging(source, 'eu-central-1', legacy, true))).toEqual({
           allowed: false,
           by: 'implicit deny',
         });
-      // B may not delete it either (its own region), nor A's sources, nor A's copies
-      expect(
-        decide(deletion(production, 'eu-west-1', { 'nightshift:copy-source': production }), pseudoB).allowed,
-      ).toBe(false);
-      expect(decide(deletion(source, 'eu-central-1', marker), pseudoB).allowed).toBe(false);
-      expect(decide(deletion(copy, 'eu-west-1', marker), pseudoB).allowed).toBe(false);
-      // Each deletes its own copies in the other's region
-      expect(decide(deletion(copy, 'eu-west-1', marker)).allowed).toBe(true);
-      expect(
-        decide(deletion(bCopy, 'eu-central-1', { 'nightshift:copy-source': production }), pseudoB).allowed,
-      ).toBe(true);
-    });
-
-    it('evaluates the KMS statements under Fn::If for both values of HasCopyKmsKeys', () => {
-      const key = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd';
-      const grant = {
-        action: 'kms:CreateGrant',
-        resource: key,
-        context: { 'aws:RequestedRegion': 'eu-west-1', 'kms:GrantIsForAWSResource': 'true' },
-      };
-      const withKeys = { ...pseudo, parameters: { CopyKmsKeyArns: [key] } };
-
-      expect(evaluate(statements(true), grant, withKeys)).toEqual({
-        allowed: true,
-        by: 'GrantConfiguredKeysToRds',
+        expect(
+          decide(tagging(source, 'eu-central-1', { 'Nightshift:Copy-Source': source }, true)).allowed,
+        ).toBe(false);
+        // ForAllValues holds vacuously for a request without aws:TagKeys: the Null condition refuses it
+        expect(
+          decide({
+            ...tagging(source, 'eu-central-1', marker, true),
+            context: { 'aws:RequestedRegion': 'eu-central-1' },
+          }).allowed,
+        ).toBe(false);
+        expect(
+          decide(tagging(source, 'eu-central-1', { 'nightshift:source-time': '2026-11-23T03:24:00Z' }, true)),
+        ).toEqual({ allowed: true, by: 'MarkSources' });
       });
-      expect(
-        evaluate(statements(true), { ...grant, context: { 'aws:RequestedRegion': 'eu-west-1' } }, withKeys)
-          .allowed,
-      ).toBe(false);
-      expect(evaluate(statements(false), grant, pseudo)).toEqual({ allowed: false, by: 'implicit deny' });
-      expect(() => resolveStatements(rawStatements(), {})).toThrow('HasCopyKmsKeys');
-    });
 
-    it('has no statement that lets it add tags of its own choosing outside its region, or delete unless its marker names its own region', () => {
-      const pinned = { 'Fn::Sub': 'arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:*' };
-      for (const s of [...statements(true), ...statements(false)].filter((st) => st.Effect === 'Allow')) {
-        const actions = list(s.Action);
-        if (actions.some((a) => /^rds:(AddTags|RemoveTags)/.test(a))) {
-          const inOwnRegion = list(s.Resource as string).every((r) =>
-            JSON.stringify(r).includes(':rds:${AWS::Region}:'),
-          );
-          const inheritedOnly =
-            (s.Condition as Record<string, Record<string, string>> | undefined)?.Bool?.[
-              'rds:TagsFromRequest'
-            ] === 'false';
-          expect(inOwnRegion || inheritedOnly, JSON.stringify(s)).toBe(true);
+      it('removes only nightshift keys, only in its own region', () => {
+        expect(
+          decide(
+            untagging(source, 'eu-central-1', [
+              'nightshift:copy-source',
+              'nightshift:source-time',
+              'nightshift:source-arn',
+            ]),
+          ),
+        ).toEqual({ allowed: true, by: 'UnmarkSources' });
+        expect(decide(untagging(source, 'eu-central-1', ['nightshift:copy-source', 'team'])).allowed).toBe(
+          false,
+        );
+        expect(decide(untagging(source, 'eu-central-1')).allowed).toBe(false);
+        expect(decide(untagging(copy, 'eu-west-1', ['nightshift:copy-source'])).allowed).toBe(false);
+      });
+
+      it('copies with CopyTags into a destination region, authorised on the source and on the target, and deletes there only what its marker names', () => {
+        // CopyDBSnapshot is authorised on the source (in its region, through the presigned request) and on
+        // the target; CopyTags adds an rds:AddTagsToResource of inherited tags on the target.
+        const copying = [
+          {
+            action: 'rds:CopyDBSnapshot',
+            resource: source,
+            context: { 'aws:RequestedRegion': 'eu-central-1' },
+          },
+          { action: 'rds:CopyDBSnapshot', resource: copy, context: { 'aws:RequestedRegion': 'eu-west-1' } },
+          tagging(copy, 'eu-west-1', marker, false),
+        ];
+        expect(authorizeRun(copying)).toEqual({
+          allowed: true,
+          by: 'CopySnapshots, InheritTagsOnCopies',
+        });
+        const otherAccount = {
+          ...copying[0],
+          resource: source.replace(ACCOUNT, '210987654321'),
+        } as IamRequest;
+        expect(authorizeRun([otherAccount, ...copying.slice(1)]).allowed).toBe(false);
+        expect(decide(deletion(copy, 'eu-west-1', marker))).toEqual({ allowed: true, by: 'PruneOwnCopies' });
+        expect(decide(deletion(copy, 'eu-west-1', legacy))).toEqual({
+          allowed: true,
+          by: 'PruneLegacyCopies',
+        });
+        expect(decide(deletion(foreign, 'eu-west-1', {})).allowed).toBe(false);
+      });
+
+      it('copies into an option group of the account (OptionGroupName may be authorised on the og), and does nothing else with it', () => {
+        const og = `arn:aws:rds:eu-west-1:${ACCOUNT}:og:oracle-tde`;
+        const withOptionGroup = [
+          { action: 'rds:CopyDBSnapshot', resource: copy, context: { 'aws:RequestedRegion': 'eu-west-1' } },
+          { action: 'rds:CopyDBSnapshot', resource: og, context: { 'aws:RequestedRegion': 'eu-west-1' } },
+          tagging(copy, 'eu-west-1', marker, false),
+        ];
+        expect(authorizeRun(withOptionGroup)).toEqual({
+          allowed: true,
+          by: 'CopySnapshots, CopyIntoOptionGroups, InheritTagsOnCopies',
+        });
+        const foreignOg = {
+          ...withOptionGroup[1],
+          resource: og.replace(ACCOUNT, '210987654321'),
+        } as IamRequest;
+        expect(decide(foreignOg).allowed).toBe(false);
+        for (const action of ['rds:ModifyOptionGroup', 'rds:DeleteOptionGroup', 'rds:AddTagsToResource'])
+          expect(
+            decide({ action, resource: og, context: { 'aws:RequestedRegion': 'eu-west-1' } }).allowed,
+          ).toBe(false);
+      });
+
+      it('reads tag keys in conditions without regard to case, as IAM does, and still lets nothing be tagged deletable', () => {
+        // A person's tag in another case still names this region: IAM matches it (the code does not: it
+        // reads exactly nightshift:copy-source, and RDS must name the source too)
+        expect(decide(deletion(copy, 'eu-west-1', { 'NIGHTSHIFT:COPY-SOURCE': source }))).toEqual({
+          allowed: true,
+          by: 'PruneOwnCopies',
+        });
+        expect(
+          decide(tagging(foreign, 'eu-west-1', { 'NightShift:Copy-Source': source }, true)).allowed,
+        ).toBe(false);
+      });
+
+      it('with nightshift in two regions, never lets one deployment delete what the other marked', () => {
+        // Prepare: deployment B (eu-west-1) marks B's production snapshot for its copies into eu-central-1
+        const production = `arn:aws:rds:eu-west-1:${ACCOUNT}:snapshot:ledger-2026-11-23`;
+        const bCopy = `arn:aws:rds:eu-central-1:${ACCOUNT}:snapshot:ledger-2026-11-23`;
+        expect(
+          decide(tagging(production, 'eu-west-1', { 'nightshift:copy-source': production }, true), pseudoB),
+        ).toEqual({
+          allowed: true,
+          by: 'MarkSources',
+        });
+
+        // Act / Assess: A may delete neither B's marked production snapshot nor one an earlier B marked
+        const marks: Record<string, string>[] = [
+          { 'nightshift:copy-source': production },
+          { 'nightshift:source-arn': production },
+        ];
+        for (const tags of marks)
+          expect(decide(deletion(production, 'eu-west-1', tags))).toEqual({
+            allowed: false,
+            by: 'implicit deny',
+          });
+        // B may not delete it either (its own region), nor A's sources, nor A's copies
+        expect(
+          decide(deletion(production, 'eu-west-1', { 'nightshift:copy-source': production }), pseudoB)
+            .allowed,
+        ).toBe(false);
+        expect(decide(deletion(source, 'eu-central-1', marker), pseudoB).allowed).toBe(false);
+        expect(decide(deletion(copy, 'eu-west-1', marker), pseudoB).allowed).toBe(false);
+        // Each deletes its own copies in the other's region
+        expect(decide(deletion(copy, 'eu-west-1', marker)).allowed).toBe(true);
+        expect(
+          decide(deletion(bCopy, 'eu-central-1', { 'nightshift:copy-source': production }), pseudoB).allowed,
+        ).toBe(true);
+      });
+
+      if (kind === 'spoke')
+        it("has no KMS permission: encrypted copies with customer-managed keys are the hub role's only", () => {
+          expect(JSON.stringify(rawStatements())).not.toMatch(/kms:|Fn::If/);
+        });
+      else
+        it('evaluates the KMS statements under Fn::If for both values of HasCopyKmsKeys', () => {
+          const key = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd';
+          const grant = {
+            action: 'kms:CreateGrant',
+            resource: key,
+            context: { 'aws:RequestedRegion': 'eu-west-1', 'kms:GrantIsForAWSResource': 'true' },
+          };
+          const withKeys = { ...pseudo, parameters: { CopyKmsKeyArns: [key] } };
+
+          expect(evaluate(statements(true), grant, withKeys)).toEqual({
+            allowed: true,
+            by: 'GrantConfiguredKeysToRds',
+          });
+          expect(
+            evaluate(
+              statements(true),
+              { ...grant, context: { 'aws:RequestedRegion': 'eu-west-1' } },
+              withKeys,
+            ).allowed,
+          ).toBe(false);
+          expect(evaluate(statements(false), grant, pseudo)).toEqual({ allowed: false, by: 'implicit deny' });
+          expect(() => resolveStatements(rawStatements(), {})).toThrow('HasCopyKmsKeys');
+        });
+
+      it('has no statement that lets it add tags of its own choosing outside its region, or delete unless its marker names its own region', () => {
+        // Its own region: the stack's (${AWS::Region}) for the hub role, the session's tag for the spoke.
+        const ownRegion = kind === 'hub' ? '${AWS::Region}' : '${!aws:PrincipalTag/nightshift-region}';
+        const pinned = { 'Fn::Sub': `arn:\${AWS::Partition}:rds:${ownRegion}:\${AWS::AccountId}:*` };
+        for (const s of [...statements(true), ...statements(false)].filter((st) => st.Effect === 'Allow')) {
+          const actions = list(s.Action);
+          if (actions.some((a) => /^rds:(AddTags|RemoveTags)/.test(a))) {
+            const inOwnRegion =
+              kind === 'hub'
+                ? list(s.Resource as string).every((r) => JSON.stringify(r).includes(':rds:${AWS::Region}:'))
+                : (s.Condition as Record<string, Record<string, string>> | undefined)?.StringEquals?.[
+                    'aws:RequestedRegion'
+                  ] === SESSION_REGION;
+            const inheritedOnly =
+              (s.Condition as Record<string, Record<string, string>> | undefined)?.Bool?.[
+                'rds:TagsFromRequest'
+              ] === 'false';
+            expect(inOwnRegion || inheritedOnly, JSON.stringify(s)).toBe(true);
+          }
+          if (actions.some((a) => /^rds:Delete/.test(a)))
+            expect([
+              { StringLike: { 'aws:ResourceTag/nightshift:copy-source': pinned } },
+              { StringLike: { 'aws:ResourceTag/nightshift:source-arn': pinned } },
+            ]).toContainEqual(s.Condition);
         }
-        if (actions.some((a) => /^rds:Delete/.test(a)))
-          expect([
-            { StringLike: { 'aws:ResourceTag/nightshift:copy-source': pinned } },
-            { StringLike: { 'aws:ResourceTag/nightshift:source-arn': pinned } },
-          ]).toContainEqual(s.Condition);
-      }
-    });
+      });
+    },
+  );
+
+  it('never lets the hub role or any spoke session delete a snapshot the hub role or any session could mark, whatever regions they run for', () => {
+    // Prepare: every role that may mark sources (the hub role, deployed in any region; a spoke session
+    // tagged with any region), and every role that may delete, in one account
+    const ACCOUNT = '123456789012';
+    const regions = ['eu-central-1', 'eu-west-1', 'us-east-1'];
+    const hub = resolveStatements(
+      (
+        dev.Resources[roleOf(dev, 'rds-snapshot-copy')]?.Properties.Policies as {
+          PolicyDocument: { Statement: unknown[] };
+        }[]
+      )[0]?.PolicyDocument.Statement ?? [],
+      { HasCopyKmsKeys: true },
+    );
+    const spoke = spokePolicyStatements('rds-snapshot-copy') as IamStatement[];
+    const roles = regions.flatMap((region) => [
+      { name: `hub@${region}`, statements: hub, region, tag: {} as Record<string, string> },
+      { name: `spoke@${region}`, statements: spoke, region, tag: { [SESSION_TAG_KEY]: region } },
+    ]);
+    const as = (role: (typeof roles)[number], request: IamRequest) =>
+      evaluate(
+        role.statements,
+        { ...request, context: { ...request.context, ...role.tag } },
+        {
+          partition: 'aws',
+          region: role.region,
+          account: ACCOUNT,
+          parameters: { ...SPOKE_PARAMETERS },
+        },
+      );
+
+    for (const marker of roles)
+      for (const region of regions)
+        for (const key of ['nightshift:copy-source', 'nightshift:source-arn']) {
+          // Act: a snapshot in `region` with a marker naming any snapshot of any region
+          for (const named of regions) {
+            const snapshot = `arn:aws:rds:${region}:${ACCOUNT}:snapshot:s`;
+            const value = `arn:aws:rds:${named}:${ACCOUNT}:snapshot:s`;
+            const marking = {
+              action: 'rds:AddTagsToResource',
+              resource: snapshot,
+              context: {
+                'aws:RequestedRegion': region,
+                'aws:TagKeys': [key],
+                [`aws:RequestTag/${key}`]: value,
+                'rds:TagsFromRequest': 'true',
+              },
+            };
+            if (!as(marker, marking).allowed) continue;
+            // Assess: whoever could put that marker there, nobody may delete the snapshot
+            for (const deleter of roles) {
+              const deletion = {
+                action: 'rds:DeleteDBSnapshot',
+                resource: snapshot,
+                context: { 'aws:RequestedRegion': region, [`aws:ResourceTag/${key}`]: value },
+              };
+              expect(
+                as(deleter, deletion).allowed,
+                `${marker.name} marked ${snapshot}; ${deleter.name} deletes`,
+              ).toBe(false);
+            }
+          }
+        }
+    // The markers it does write are allowed (the loop above proves something)
+    expect(
+      as(roles[1] as (typeof roles)[number], {
+        action: 'rds:AddTagsToResource',
+        resource: `arn:aws:rds:eu-central-1:${ACCOUNT}:snapshot:s`,
+        context: {
+          'aws:RequestedRegion': 'eu-central-1',
+          'aws:TagKeys': ['nightshift:copy-source'],
+          'aws:RequestTag/nightshift:copy-source': `arn:aws:rds:eu-central-1:${ACCOUNT}:snapshot:s`,
+          'rds:TagsFromRequest': 'true',
+        },
+      }),
+    ).toEqual({ allowed: true, by: 'MarkSources' });
   });
 
   it('alarms when a destination region falls behind, on the metric the sweep really writes', () => {

@@ -9,6 +9,10 @@
  * single-valued operator given a multivalued key, and on NotAction/NotResource/Principal, so nothing
  * can be passed over silently. Statements under Fn::If are expanded for the
  * template conditions given (resolveStatements), never dropped.
+ * Policy variables (`${aws:PrincipalTag/…}`, written `${!aws:…}` inside Fn::Sub) are replaced by the
+ * request context's value, in resources and condition values (IAM User Guide, "IAM policy elements:
+ * Variables and tags"); one the request lacks throws: the spoke roles deny first what has no session tag.
+ * Trust policies (Principal) are evaluated by evaluateTrust.
  */
 
 export interface IamStatement {
@@ -38,7 +42,10 @@ export interface Pseudo {
 
 const list = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 
-/** Resolves `{ "Fn::Sub": "…${AWS::Region}…" }` and `{ "Ref": … }` as CloudFormation would. */
+/**
+ * Resolves `{ "Fn::Sub": "…${AWS::Region}…${Parameter}…" }` and `{ "Ref": … }` as CloudFormation would;
+ * `${!name}` in Fn::Sub is the literal `${name}` (a policy variable for IAM).
+ */
 const resolve = (value: unknown, p: Pseudo): string[] => {
   if (typeof value === 'string') return [value];
   const pseudo: Record<string, string> = {
@@ -49,8 +56,10 @@ const resolve = (value: unknown, p: Pseudo): string[] => {
   const v = value as { 'Fn::Sub'?: string; Ref?: string };
   if (typeof v['Fn::Sub'] === 'string')
     return [
-      v['Fn::Sub'].replace(/\$\{(AWS::\w+)\}/g, (whole, name: string) => {
-        const resolved = pseudo[name];
+      v['Fn::Sub'].replace(/\$\{(!?)([^}]+)\}/g, (whole, literal: string, name: string) => {
+        if (literal) return `\${${name}}`;
+        const parameter = p.parameters?.[name];
+        const resolved = pseudo[name] ?? (typeof parameter === 'string' ? parameter : undefined);
         if (resolved === undefined) throw new Error(`cannot resolve ${whole}`);
         return resolved;
       }),
@@ -77,6 +86,15 @@ export const resolveStatements = (raw: unknown[], conditions: Record<string, boo
     return [entry as IamStatement];
   });
 
+/** Replaces the policy variables in `text` (`${aws:PrincipalTag/nightshift-region}`) from the request context. */
+const substitute = (text: string, request: IamRequest): string =>
+  text.replace(/\$\{([a-z0-9-]+:[^}]+)\}/gi, (_, key: string) => {
+    const values = contextValues(request, key);
+    if (values === undefined || values.length !== 1)
+      throw new Error(`the policy variable \${${key}} is not a single value in the request context`);
+    return values[0] as string;
+  });
+
 /** IAM's wildcard match: `*` any run of characters, `?` one character; case-sensitive. */
 const glob = (pattern: string, text: string) =>
   new RegExp(
@@ -101,6 +119,8 @@ const SINGLE_VALUED = new Set([
   'StringLike',
   'StringNotLike',
   'Bool',
+  'ArnEquals',
+  'ArnLike',
 ]);
 
 /**
@@ -151,6 +171,11 @@ const conditionHolds = (operator: string, key: string, wanted: string[], request
         return wanted.some((w) => glob(w, v));
       case 'StringNotLike':
         return !wanted.some((w) => glob(w, v));
+      // ArnEquals and ArnLike both match wildcards (IAM User Guide, "Amazon Resource Name (ARN)
+      // condition operators"); whole-string matching is stricter than IAM's per-field matching.
+      case 'ArnEquals':
+      case 'ArnLike':
+        return wanted.some((w) => glob(w, v));
       default:
         // Bool: "true" and "false", in any case.
         return wanted.map((w) => w.toLowerCase()).includes(v.toLowerCase());
@@ -173,18 +198,28 @@ const statementApplies = (s: IamStatement, request: IamRequest, p: Pseudo): bool
   if (s.Effect !== 'Allow' && s.Effect !== 'Deny')
     throw new Error(`Effect ${s.Effect} is neither Allow nor Deny`);
   if (!list(s.Action).some((a) => actionMatches(a, request.action))) return false;
-  if (!list(s.Resource).some((r) => resolve(r, p).some((arn) => glob(arn, request.resource)))) return false;
-  return Object.entries(s.Condition ?? {}).every(([operator, keys]) =>
+  if (
+    !list(s.Resource).some((r) =>
+      resolve(r, p).some((arn) => glob(substitute(arn, request), request.resource)),
+    )
+  )
+    return false;
+  return conditionsHold(s.Condition, request, p);
+};
+
+const conditionsHold = (condition: IamStatement['Condition'], request: IamRequest, p: Pseudo) =>
+  Object.entries(condition ?? {}).every(([operator, keys]) =>
     Object.entries(keys).every(([key, wanted]) =>
       conditionHolds(
         operator,
         key,
-        list(wanted as unknown).flatMap((w) => (typeof w === 'boolean' ? [String(w)] : resolve(w, p))),
+        list(wanted as unknown).flatMap((w) =>
+          typeof w === 'boolean' ? [String(w)] : resolve(w, p).map((value) => substitute(value, request)),
+        ),
         request,
       ),
     ),
   );
-};
 
 export type Decision = { allowed: true; by: string } | { allowed: false; by: string };
 
@@ -207,4 +242,62 @@ export const authorize = (statements: IamStatement[], requests: IamRequest[], p:
   if (refused)
     return { allowed: false, by: `${refused.d.by} (${refused.r.action} on ${refused.r.resource})` };
   return { allowed: true, by: [...new Set(decisions.map(({ d }) => d.by))].join(', ') };
+};
+
+/** A statement of a role's trust policy (AssumeRolePolicyDocument). */
+export interface TrustStatement {
+  Sid?: string;
+  Effect: string;
+  Principal: { AWS?: unknown; Service?: unknown };
+  Action: string | string[];
+  Condition?: Record<string, Record<string, unknown>>;
+}
+
+/** Someone asking STS for a role: who (an IAM role's ARN, or a service), which action, with what context. */
+export interface TrustRequest {
+  /** `arn:aws:iam::<account>:role/<name>` (the role a session belongs to), or a service principal. */
+  principal: string;
+  action: string;
+  /** sts:ExternalId, aws:RequestTag/…, aws:TagKeys…; aws:PrincipalArn is added from `principal`. */
+  context: Record<string, string | string[]>;
+}
+
+/**
+ * Whether a trust policy lets `request.principal` take `request.action` on the role: an explicit Deny
+ * wins, else an Allow whose Principal names the caller and whose conditions hold. `Principal.AWS` names a
+ * role (that role only) or an account's root, `arn:…:iam::<account>:root` ("any principal of the
+ * account", whose own policies must allow too: IAM User Guide, "AWS account principals"). Any other
+ * element, or a principal form it does not know, throws.
+ */
+export const evaluateTrust = (statements: TrustStatement[], request: TrustRequest, p: Pseudo): Decision => {
+  const account = request.principal.match(/^arn:[^:]+:iam::(\d{12}):role\//)?.[1];
+  const full: IamRequest = {
+    action: request.action,
+    resource: '*',
+    context: { ...request.context, ...(account && { 'aws:PrincipalArn': request.principal }) },
+  };
+  const applies = (s: TrustStatement) => {
+    const unknown = Object.keys(s).filter(
+      (k) => !['Sid', 'Effect', 'Principal', 'Action', 'Condition'].includes(k),
+    );
+    if (unknown.length > 0) throw new Error(`iam-eval does not know ${unknown.join(', ')} in a trust policy`);
+    if (!list(s.Action).some((a) => actionMatches(a, request.action))) return false;
+    const principals = [
+      ...list((s.Principal.AWS ?? []) as unknown[]).flatMap((v) => resolve(v, p)),
+      ...list((s.Principal.Service ?? []) as string[]),
+    ];
+    const named = principals.some((principal) => {
+      if (principal === request.principal) return true;
+      const root = principal.match(/^arn:[^:]+:iam::(\d{12}):root$/)?.[1];
+      if (root) return root === account;
+      if (/^arn:[^:]+:iam::\d{12}:role\//.test(principal) || principal.endsWith('.amazonaws.com'))
+        return false;
+      throw new Error(`iam-eval does not know the principal ${principal}`);
+    });
+    return named && conditionsHold(s.Condition, full, p);
+  };
+  const deny = statements.find((s) => s.Effect === 'Deny' && applies(s));
+  if (deny) return { allowed: false, by: deny.Sid ?? 'a Deny' };
+  const allow = statements.find((s) => s.Effect === 'Allow' && applies(s));
+  return allow ? { allowed: true, by: allow.Sid ?? 'an Allow' } : { allowed: false, by: 'implicit deny' };
 };

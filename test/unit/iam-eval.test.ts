@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { evaluate, type IamRequest, type IamStatement } from '#test/support/iam-eval.ts';
+import {
+  evaluate,
+  evaluateTrust,
+  type IamRequest,
+  type IamStatement,
+  type TrustStatement,
+} from '#test/support/iam-eval.ts';
 
 // The helper the meta tests prove IAM policies with must evaluate conditions as IAM does (IAM User
 // Guide: "IAM JSON policy elements: Condition operators", "Set operators for multivalued context keys",
@@ -86,5 +92,95 @@ describe('iam-eval: conditions as IAM evaluates them', () => {
       { Effect: 'Deny', NotAction: 'rds:Describe*', Resource: '*' } as unknown as IamStatement,
     ];
     expect(() => allowed(notAction, {})).toThrow(/does not know NotAction/);
+  });
+});
+
+describe('iam-eval: policy variables and trust policies', () => {
+  const tagged = { 'aws:PrincipalTag/nightshift-region': 'eu-west-1' };
+  const pinned: IamStatement[] = [
+    {
+      Sid: 'Pinned',
+      Effect: 'Allow',
+      Action: 'ecs:UpdateService',
+      Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:ecs:*:${AWS::AccountId}:service/*/*' },
+      Condition: { StringEquals: { 'aws:RequestedRegion': '${aws:PrincipalTag/nightshift-region}' } },
+    },
+    {
+      Sid: 'Marker',
+      Effect: 'Allow',
+      Action: 'rds:DeleteDBSnapshot',
+      Resource: '*',
+      Condition: {
+        StringLike: {
+          'aws:ResourceTag/m': {
+            'Fn::Sub': 'arn:${AWS::Partition}:rds:${!aws:PrincipalTag/nightshift-region}:${AWS::AccountId}:*',
+          },
+        },
+      },
+    },
+  ];
+  const service = 'arn:aws:ecs:eu-west-1:123456789012:service/c/web';
+
+  it('replaces ${aws:PrincipalTag/…} in condition values, and ${!…} in Fn::Sub, with the value the session carries', () => {
+    const update = (region: string) => ({
+      action: 'ecs:UpdateService',
+      resource: service,
+      context: { ...tagged, 'aws:RequestedRegion': region },
+    });
+    expect(evaluate(pinned, update('eu-west-1'), P)).toEqual({ allowed: true, by: 'Pinned' });
+    expect(evaluate(pinned, update('eu-central-1'), P).allowed).toBe(false);
+    const deletion = (marker: string) => ({
+      action: 'rds:DeleteDBSnapshot',
+      resource: 'arn:aws:rds:eu-central-1:123456789012:snapshot:a',
+      context: { ...tagged, 'aws:ResourceTag/m': marker },
+    });
+    expect(evaluate(pinned, deletion('arn:aws:rds:eu-west-1:123456789012:snapshot:a'), P).allowed).toBe(true);
+    expect(evaluate(pinned, deletion('arn:aws:rds:eu-central-1:123456789012:snapshot:a'), P).allowed).toBe(
+      false,
+    );
+  });
+
+  it('throws rather than guess when the request lacks the variable', () => {
+    expect(() =>
+      evaluate(pinned, { action: 'ecs:UpdateService', resource: service, context: {} }, P),
+    ).toThrow('aws:PrincipalTag/nightshift-region');
+  });
+
+  describe('evaluateTrust', () => {
+    const hub = 'arn:aws:iam::111111111111:role/nightshift-dev-ecs-scheduler';
+    const trust = (principal: unknown): TrustStatement[] => [
+      {
+        Sid: 'Hub',
+        Effect: 'Allow',
+        Principal: { AWS: principal },
+        Action: 'sts:AssumeRole',
+        Condition: {
+          ArnEquals: { 'aws:PrincipalArn': hub },
+          StringEquals: { 'sts:ExternalId': { Ref: 'ExternalId' } },
+        },
+      },
+    ];
+    const p = { ...P, parameters: { ExternalId: 'ext' } };
+    const ask = (statements: TrustStatement[], principal: string, externalId?: string) =>
+      evaluateTrust(
+        statements,
+        { principal, action: 'sts:AssumeRole', context: externalId ? { 'sts:ExternalId': externalId } : {} },
+        p,
+      ).allowed;
+
+    it("admits, through the account's root, only the principal its conditions name, with the external id", () => {
+      const root = trust('arn:aws:iam::111111111111:root');
+      expect(ask(root, hub, 'ext')).toBe(true);
+      expect(ask(root, hub, 'other')).toBe(false);
+      expect(ask(root, hub)).toBe(false);
+      expect(ask(root, 'arn:aws:iam::111111111111:role/someone-else', 'ext')).toBe(false);
+      expect(ask(root, hub.replace('111111111111', '222222222222'), 'ext')).toBe(false);
+    });
+
+    it('admits a role principal only as itself, and throws on a principal form it does not know', () => {
+      expect(ask(trust(hub), hub, 'ext')).toBe(true);
+      expect(ask(trust('arn:aws:iam::111111111111:role/other'), hub, 'ext')).toBe(false);
+      expect(() => ask(trust('*'), hub, 'ext')).toThrow('principal');
+    });
   });
 });
