@@ -22,7 +22,7 @@ import {
 import { buildReport, compactReport, everythingFailed, summarize, type Report } from './report.ts';
 import type { ClientScope } from './aws/config.ts';
 import { parseInput } from './input.ts';
-import { recordTarget, targetOutcome } from './fleet/results.ts';
+import { recordTarget, targetOutcome } from './fleet/record.ts';
 import { FleetMarker, Target } from './fleet/target.ts';
 import {
   SummaryConfig,

@@ -195,6 +195,8 @@ export const reachTarget = async (
     invokedFunctionArn: string | undefined;
     /** The deployed function to check the kill switch of; undefined: no check (local runs check first). */
     killSwitchOf: string | undefined;
+    /** The hub stack's region; default AWS_REGION (Lambda sets it to the function's region). */
+    hubRegion?: string;
     settings: () => FleetSettings;
   },
 ): Promise<Reached> => {
@@ -210,15 +212,17 @@ export const reachTarget = async (
   const listed = allowDecision({ account: target.account, alias: null }, settings.allowedAccounts, []);
   if (!listed.allowed) return row('skipped', listed.reason);
   const hub = await hubAccountOf(options.invokedFunctionArn);
+  // The function's own role acts only in the hub stack's region (its statements are pinned to it): in
+  // another region of the hub's account the run assumes the spoke role deployed there too (README, Fleet).
+  const ownRole = target.account === hub && target.region === (options.hubRegion ?? process.env.AWS_REGION);
   let scope: Promise<ClientScope> | undefined;
   const scopeOf = () =>
-    (scope ??=
-      target.account === hub
-        ? Promise.resolve({ region: target.region })
-        : assumeSpoke(target, settings, options.fn, options.run).then((credentials) => ({
-            region: target.region,
-            credentials,
-          })));
+    (scope ??= ownRole
+      ? Promise.resolve({ region: target.region })
+      : assumeSpoke(target, settings, options.fn, options.run).then((credentials) => ({
+          region: target.region,
+          credentials,
+        })));
   try {
     const decision = await checkAllowlist(target, settings, scopeOf);
     if (!decision.allowed) return row('skipped', decision.reason);

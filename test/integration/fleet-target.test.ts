@@ -235,14 +235,35 @@ describe.runIf(motoTestsEnabled())('a function run against a fleet target (moto,
     expect(await desired(A)).toEqual({ 'stage/web': 3, 'stage/worker': 2 });
   });
 
-  it("acts in the hub's own account with the function's own role, in the target's region", async () => {
+  it("acts in the hub's own account with the function's own role in the hub's region, and through its spoke elsewhere", async () => {
     await seedEstate(seedClients(moto.url, 'us-east-2'), ESTATE);
-    const report = await stop(HUB_ACCOUNT, 'us-east-2');
-
-    expect(report.summary).toMatchObject({ changed: 2 });
+    const here = await stop(HUB_ACCOUNT, 'eu-central-1');
+    expect(here.summary).toMatchObject({ changed: 2 });
     expect(gate.attempts).toEqual([]);
+    expect(
+      proxy
+        .delivered()
+        .filter((r) => r.service === 'ecs')
+        .every((r) => r.accessKey === 'testing'),
+    ).toBe(true);
+
+    // The hub role is pinned to its own region: elsewhere in the hub's account the spoke role acts.
+    gate.deploy({ account: HUB_ACCOUNT, stage: 'dev', externalId: EXTERNAL_ID });
+    try {
+      const there = await stop(HUB_ACCOUNT, 'us-east-2');
+      expect(there.summary).toMatchObject({ changed: 2 });
+    } finally {
+      gate.remove(HUB_ACCOUNT);
+    }
+    expect(gate.attempts).toEqual([
+      expect.objectContaining({
+        roleArn: `arn:aws:iam::${HUB_ACCOUNT}:role/nightshift-dev-ecs-scheduler-spoke`,
+        tags: { 'nightshift-region': 'us-east-2' },
+        allowed: true,
+      }),
+    ]);
     expect(await desired(HUB_ACCOUNT, 'us-east-2')).toEqual({ 'stage/web': 0, 'stage/worker': 0 });
-    expect(await desired(HUB_ACCOUNT, 'eu-central-1')).toEqual({ 'stage/web': 3, 'stage/worker': 2 });
+    expect(await desired(HUB_ACCOUNT, 'eu-central-1')).toEqual({ 'stage/web': 0, 'stage/worker': 0 });
   });
 
   it('refuses a malformed target before any call, naming the field', async () => {

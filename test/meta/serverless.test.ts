@@ -147,7 +147,9 @@ const sharedModulesOf = (files: string[]): string[] => {
     const file = todo.pop() as string;
     if (seen.has(file)) continue;
     seen.add(file);
-    for (const m of readFileSync(file, 'utf8').matchAll(/from\s+'((?:\.{1,2}\/|#shared\/)[^']+\.ts)'/g)) {
+    // Static imports and dynamic ones (`await import('./fleet/access.ts')`: split into a chunk, still its code).
+    const imports = /(?:from\s+|import\(\s*)'((?:\.{1,2}\/|#shared\/)[^']+\.ts)'/g;
+    for (const m of readFileSync(file, 'utf8').matchAll(imports)) {
       const spec = m[1] ?? '';
       const path = spec.startsWith('#shared/') ? join('shared', spec.slice(8)) : join(dirname(file), spec);
       if (path.startsWith('shared/') && existsSync(path)) todo.push(path);
@@ -172,7 +174,9 @@ const actionsSentBy = (name: string): string[] => {
       for (const raw of (match[1] ?? '').split(',')) {
         const id = raw.replace(/^\s*type\s+/, '').trim();
         const command = id.match(/^(\w+)Command$/)?.[1] ?? id.match(/^paginate(\w+)$/)?.[1];
-        if (command) actions.add(ACTION_ALIASES[`${prefix}:${command}`] ?? `${prefix}:${command}`);
+        // GetCallerIdentity needs no permission and cannot be denied (STS API reference).
+        if (command && `${prefix}:${command}` !== 'sts:GetCallerIdentity')
+          actions.add(ACTION_ALIASES[`${prefix}:${command}`] ?? `${prefix}:${command}`);
       }
     }
   }
