@@ -213,6 +213,13 @@ const describeLaunch = (
     );
   } else {
     const { accounts, regions, organizationUnits } = where.scope;
+    if (accounts.length + organizationUnits.length === 0 || regions.length === 0)
+      return [
+        ...lines,
+        'targets: as the hub lists them (its fleetAccounts and fleetOrganizationUnits × its fleetRegions, as deployed)',
+        ...(accounts.length > 0 ? [`accounts (${accounts.length}): ${accounts.join(', ')}`] : []),
+        ...(regions.length > 0 ? [`regions (${regions.length}): ${regions.join(', ')}`] : []),
+      ];
     const units =
       organizationUnits.length > 0 ? ` and every account under ${organizationUnits.join(', ')}` : '';
     lines.push(
@@ -338,7 +345,8 @@ const confirmLaunch = async (
   n: string,
 ): Promise<number | undefined> => {
   for (const line of lines) io.err(line);
-  if (!(await io.confirm(`Run it on ${n} target(s) in stage ${g.stage}?`))) {
+  const what = n === 'all its' ? 'every target the hub lists' : `${n} target(s)`;
+  if (!(await io.confirm(`Run it on ${what} in stage ${g.stage}?`))) {
     io.err('nothing was run.');
     return EXIT.ok;
   }
@@ -417,9 +425,12 @@ const launchDeployed = async (io: Io, g: FleetGlobals, l: Launch): Promise<numbe
       l.targets ? { targets: l.targets } : { scope: scope! },
       l.redriveOf,
     );
+    const listed = scope!.accounts.length * scope!.regions.length;
     const n = l.targets
       ? String(l.targets.length)
-      : `${scope!.accounts.length * scope!.regions.length}${scope!.organizationUnits.length > 0 ? '+' : ''}`;
+      : listed === 0
+        ? 'all its'
+        : `${listed}${scope!.organizationUnits.length > 0 ? '+' : ''}`;
     const asked = await confirmLaunch(io, g, lines, n);
     if (asked !== undefined) return asked;
   }
@@ -525,12 +536,13 @@ export const fleetRun = async (io: Io, g: FleetGlobals, name: string, o: RunOpti
   const overrides = parseOverrides(o.param, stageParams(file, g.stage));
   // Everything the command was given is checked before any AWS call.
   const scope = commandScope(stageParams(file, g.stage, overrides), o);
-  if (scope.regions.length === 0)
+  // The deployed hub lists its own targets from its params, which may have been given at deploy time.
+  if (g.local && scope.regions.length === 0)
     throw new InputError(
       `${o.regions === undefined ? 'fleetRegions' : '--regions'}: no region to run in; list at least one`,
       o.regions === undefined ? 'fleetRegions' : '--regions',
     );
-  if (scope.accounts.length === 0 && scope.organizationUnits.length === 0)
+  if (g.local && scope.accounts.length === 0 && scope.organizationUnits.length === 0)
     throw new InputError(
       `${o.accounts === undefined ? 'fleetAccounts' : '--accounts'}: no account to run in; list accounts or organizational units (fleetOrganizationUnits)`,
       o.accounts === undefined ? 'fleetAccounts' : '--accounts',

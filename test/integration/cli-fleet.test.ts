@@ -217,16 +217,16 @@ describe.runIf(motoTestsEnabled())('nightshift fleet run --local, status and red
         { account: A, region: 'eu-central-1' },
         { account: B, region: 'eu-central-1' },
       ],
-      (t) => (t.account === A ? 'failed' : 'missing'),
+      (t) => (t.account === A ? 'succeeded' : 'missing'),
       { finishedAt: undefined },
     );
 
     const status = await cli(['fleet', 'status', 'run-going', '--json']);
     const redrive = await cli(['fleet', 'redrive', 'run-going', '--local', '--yes']);
 
-    expect(status.code).toBe(1);
+    expect(status.code).toBe(0);
     expect(JSON.parse(status.out).targets).toEqual([
-      expect.objectContaining({ account: A, status: 'failed' }),
+      expect.objectContaining({ account: A, status: 'succeeded' }),
       { account: B, region: 'eu-central-1', status: 'pending', reason: 'running', summary: null },
     ]);
     expect(redrive.code).toBe(2);
@@ -441,6 +441,34 @@ describe.runIf(motoTestsEnabled())('nightshift fleet run --local, status and red
     expect(piped.code).toBe(2);
     expect(piped.err).toContain('refusing to run ecs-scheduler on the fleet without --yes');
     expect(stub.events).toEqual([]);
+  });
+
+  it('refuses a local fleet run, even a dry run, whose spoke roles would be assumed outside the emulator (exit 2)', async () => {
+    process.env.AWS_ENDPOINT_URL_STS = 'https://sts.amazonaws.com';
+    try {
+      const run = await cli([
+        'fleet',
+        'run',
+        'ecs-scheduler',
+        '--input',
+        STOP,
+        '--accounts',
+        A,
+        '--regions',
+        'eu-central-1',
+        '--local',
+        '--dry-run',
+      ]);
+
+      expect(run.code).toBe(2);
+      expect(run.err).toContain(
+        'refusing to run a fleet run of ecs-scheduler with --local: its calls would go partly to a local emulator',
+      );
+      expect(run.err).toContain('STS (AWS_ENDPOINT_URL_STS=https://sts.amazonaws.com)');
+      expect(stub.events).toEqual([]);
+    } finally {
+      delete process.env.AWS_ENDPOINT_URL_STS;
+    }
   });
 
   it('refuses bad usage with exit 2, naming the field, before any run', async () => {
