@@ -362,6 +362,8 @@ const refuseWithoutTerminal = (io: Io, what: string) => {
 
 /** A run or a redrive in this process: the single-function --local guards, then the fan-out. */
 const launchLocal = async (io: Io, g: FleetGlobals, l: Launch): Promise<number> => {
+  // The hub's table and the in-process handlers' own clients are in the region asked for.
+  useRegion(io, g);
   const ready = await prepareLocal(
     io,
     g,
@@ -370,6 +372,15 @@ const launchLocal = async (io: Io, g: FleetGlobals, l: Launch): Promise<number> 
     { mutates: !l.dryRun, fleet: { overrides: l.overrides } },
   );
   if ('code' in ready) return ready.code;
+  // The stage's DRY_RUN would make a change that was asked for a dry run on every target: refused, as
+  // the single-function commands refuse it (exit 2). The operator's own DRY_RUN asks for a dry run.
+  if (ready.dryRun && ready.dryRunBy === 'stage' && !l.dryRun) {
+    io.err(
+      `${l.fn} only plans in stage ${g.stage} (DRY_RUN is true for it), so a fleet run would change nothing anywhere: ` +
+        'nothing was run. This is a refusal (exit 2): use --dry-run to see the plans, or change DRY_RUN for the stage.',
+    );
+    return EXIT.usage;
+  }
   const dryRun = l.dryRun || ready.dryRun;
   const event = dryRun ? { ...l.event, dryRun: true } : l.event;
   const { maxConcurrency } = fleetNumbers(ready.params);
@@ -425,7 +436,7 @@ const launchDeployed = async (io: Io, g: FleetGlobals, l: Launch): Promise<numbe
       l.targets ? { targets: l.targets } : { scope: scope! },
       l.redriveOf,
     );
-    const listed = scope!.accounts.length * scope!.regions.length;
+    const listed = scope ? scope.accounts.length * scope.regions.length : 0;
     const n = l.targets
       ? String(l.targets.length)
       : listed === 0
@@ -449,6 +460,8 @@ const launchDeployed = async (io: Io, g: FleetGlobals, l: Launch): Promise<numbe
   };
   const sfn = sfnClient();
   try {
+    // Retried by the SDK on a lost answer: StartExecution with the same name and input while that
+    // execution runs returns it again rather than starting a second one (Step Functions API reference).
     await sfn.send(
       new StartExecutionCommand({
         stateMachineArn: stateMachineArn(hub, name),
@@ -527,6 +540,22 @@ export interface RunOptions {
   param?: string[];
 }
 
+/**
+ * Without --local the hub lists the targets and configures the functions itself, from the params it was
+ * deployed with: only the two numbers the execution's input carries can be given for one run.
+ */
+const refuseHubParams = (g: FleetGlobals, overrides: Record<string, string>) => {
+  if (g.local) return;
+  const onlyLocal = Object.keys(overrides).filter(
+    (p) => p !== 'fleetMaxConcurrency' && p !== 'fleetToleratedFailurePercentage',
+  );
+  if (onlyLocal.length > 0)
+    throw new InputError(
+      `--param ${onlyLocal.join(', ')}: only with --local; the deployed hub reads its own (deploy with --param to change them)`,
+      '--param',
+    );
+};
+
 /** `nightshift fleet run <function> --input '<event>'`. */
 export const fleetRun = async (io: Io, g: FleetGlobals, name: string, o: RunOptions): Promise<number> => {
   const fn = fleetFunction(name);
@@ -548,16 +577,7 @@ export const fleetRun = async (io: Io, g: FleetGlobals, name: string, o: RunOpti
       o.accounts === undefined ? 'fleetAccounts' : '--accounts',
     );
   fleetNumbers(stageParams(file, g.stage, overrides));
-  if (!g.local) {
-    const onlyLocal = Object.keys(overrides).filter(
-      (p) => p !== 'fleetMaxConcurrency' && p !== 'fleetToleratedFailurePercentage',
-    );
-    if (onlyLocal.length > 0)
-      throw new InputError(
-        `--param ${onlyLocal.join(', ')}: only with --local; the deployed hub reads its own (deploy with --param to change them)`,
-        '--param',
-      );
-  }
+  refuseHubParams(g, overrides);
   if (!dryRun && g.yes !== true && !io.interactive)
     return refuseWithoutTerminal(io, `run ${fn} on the fleet`);
   const launch: Launch = { fn, event, dryRun, accounts: o.accounts, regions: o.regions, overrides };
@@ -638,6 +658,8 @@ export const fleetRedrive = async (
 ): Promise<number> => {
   const { file } = await readServerless();
   const overrides = parseOverrides(o.param, stageParams(file, g.stage));
+  refuseHubParams(g, overrides);
+  fleetNumbers(stageParams(file, g.stage, overrides));
   const record = await findRun(io, g, run);
   if (!record) return EXIT.usage;
   const fn = fleetFunction(record.function);

@@ -291,6 +291,26 @@ describe('nightshift fleet run by the hub’s state machine', () => {
     expect(sfn.commandCalls(StartExecutionCommand)).toEqual([]);
   });
 
+  it('shows what a redrive will run and asks first; no answer, no execution', async () => {
+    hubTable({
+      run: { run: 'run-2', finishedAt: '2026-11-30T09:01:00.000Z' },
+      runAfter: 0,
+      rows: targets.map((target, i) => ({
+        target,
+        after: 0,
+        status: i < 2 ? ('failed' as const) : ('succeeded' as const),
+      })),
+    });
+
+    const redrive = await cli(['fleet', 'redrive', 'run-2'], { interactive: true, answer: false, env: ENV });
+
+    expect(redrive.code).toBe(0);
+    expect(redrive.questions).toEqual(['Run it on 2 target(s) in stage dev?']);
+    expect(redrive.err).toContain('fleet redrive of run-2: ecs-scheduler in stage dev');
+    expect(redrive.err).toContain(`accounts (1): ${A}`);
+    expect(sfn.commandCalls(StartExecutionCommand)).toEqual([]);
+  });
+
   it('redrives the failed targets of a finished run by a new execution naming them, with the same event and dry run', async () => {
     // Prepare: run-1 finished with B's targets failed (one with no row at all)
     hubTable({

@@ -471,6 +471,29 @@ describe.runIf(motoTestsEnabled())('nightshift fleet run --local, status and red
     }
   });
 
+  it('refuses a change on the fleet when the stage’s DRY_RUN makes the function only plan (exit 2), and runs nothing', async () => {
+    // rds-scheduler has DRY_RUN=true in prod (serverless.yml)
+    const run = await cli([
+      'fleet',
+      'run',
+      'rds-scheduler',
+      '--input',
+      '{"action":"stop","instances":["orders"]}',
+      '--accounts',
+      A,
+      '--regions',
+      'eu-central-1',
+      '--stage',
+      'prod',
+      '--local',
+      '--yes',
+    ]);
+
+    expect(run.code).toBe(2);
+    expect(run.err).toContain('rds-scheduler only plans in stage prod (DRY_RUN is true for it)');
+    expect(stub.events).toEqual([]);
+  });
+
   it('refuses bad usage with exit 2, naming the field, before any run', async () => {
     const run = (...args: string[]) => cli(['fleet', 'run', ...args, '--local', '--yes', '--json']);
 
