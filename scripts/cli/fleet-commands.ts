@@ -49,7 +49,7 @@ import { fleetTargets, parseFleetScope, type FleetScope } from '#shared/fleet/ta
 import { leaseTableName } from '#shared/lease.ts';
 import type { Summary } from '#shared/report.ts';
 import { checkPayload } from './functions.ts';
-import { invoke } from './invoke.ts';
+import { deployedName, deployedSwitchedOff, invoke } from './invoke.ts';
 import { EXIT } from './output.ts';
 import { prepareLocal } from './prepare-local.ts';
 import type { Io } from './program.ts';
@@ -446,6 +446,23 @@ const launchDeployed = async (io: Io, g: FleetGlobals, l: Launch): Promise<numbe
     if (asked !== undefined) return asked;
   }
   useRegion(io, g);
+  // Every iteration would be refused by Lambda (reserved concurrency 0): refused here, as the
+  // single-function commands are (exit 2). Not knowing (no lambda:GetFunctionConcurrency) does not stop
+  // a run: each iteration checks the switch itself before any change.
+  const target = {
+    service: g.serviceName,
+    stage: g.stage,
+    local: false,
+    ...(g.region && { region: g.region }),
+  };
+  const switched = await deployedSwitchedOff(target, l.fn);
+  if ('off' in switched && switched.off) {
+    io.err(
+      `refusing to start a fleet run of ${l.fn}: ${deployedName(target, l.fn)} is switched off (reserved concurrency 0: ` +
+        'the kill switch, e.g. nightshift fleet halt), so every target would be refused. Nothing was started.',
+    );
+    return EXIT.usage;
+  }
   const hub = await hubAddress();
   const name = stateMachineName(g, l.fn);
   const run = newRunId(l.fn, new Date());

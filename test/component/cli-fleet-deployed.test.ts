@@ -19,6 +19,7 @@ import {
   type ExecutionStatus,
 } from '@aws-sdk/client-sfn';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { GetFunctionConcurrencyCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { FleetRun, TargetResult } from '#shared/fleet/results.ts';
 import { RUN_ID, type Target } from '#shared/fleet/target.ts';
 import { cli } from '#test/support/cli.ts';
@@ -26,6 +27,9 @@ import { cli } from '#test/support/cli.ts';
 const sfn = mockClient(SFNClient);
 const sts = mockClient(STSClient);
 const dynamo = mockClient(DynamoDBClient);
+const lambda = mockClient(LambdaClient);
+/** The deployed function's reserved concurrency (undefined: none set; 0: the kill switch). */
+let reserved: number | undefined;
 
 const A = '111111111111';
 const B = '222222222222';
@@ -126,6 +130,9 @@ describe('nightshift fleet run by the hub’s state machine', () => {
     sfn.reset();
     sts.reset();
     dynamo.reset();
+    lambda.reset();
+    reserved = undefined;
+    lambda.on(GetFunctionConcurrencyCommand).callsFake(() => ({ ReservedConcurrentExecutions: reserved }));
     sts
       .on(GetCallerIdentityCommand)
       .resolves({ Account: '123456789012', Arn: 'arn:aws:iam::123456789012:user/ops' });
@@ -265,6 +272,19 @@ describe('nightshift fleet run by the hub’s state machine', () => {
     expect(run.err).toContain(
       'ended FAILED before it recorded its targets: InputError: fleetRegions: no region to run in',
     );
+  });
+
+  it('refuses to start a run of a function switched off by the kill switch (exit 2)', async () => {
+    reserved = 0;
+
+    const run = await cli(['fleet', 'run', 'ecs-scheduler', '--input', STOP, '--yes'], { env: ENV });
+
+    expect(run.code).toBe(2);
+    expect(run.err).toContain('nightshift-dev-ecs-scheduler is switched off (reserved concurrency 0');
+    expect(lambda.commandCalls(GetFunctionConcurrencyCommand)[0]?.args[0].input).toEqual({
+      FunctionName: 'nightshift-dev-ecs-scheduler',
+    });
+    expect(sfn.commandCalls(StartExecutionCommand)).toEqual([]);
   });
 
   it('says the stage has no fleet when its state machine does not exist, and exits 1', async () => {
