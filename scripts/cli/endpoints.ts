@@ -32,11 +32,15 @@ export type Place =
  * function and the run use counts, and so does any other service-specific variable that is set: a
  * variable pointing elsewhere is a sign the emulator is not the whole picture.
  */
-export const endpointPlace = (fn: FunctionName, env: NodeJS.ProcessEnv): Place => {
+export const endpointPlace = (
+  fn: FunctionName,
+  env: NodeJS.ProcessEnv,
+  extra: readonly string[] = [],
+): Place => {
   // The SDK then ignores every configured endpoint: the calls go to AWS whatever the variables say.
   if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.trim().toLowerCase() === 'true') return { kind: 'aws' };
   const services = new Map(
-    [...FUNCTION_SERVICES[fn], ...RUN_SERVICES].map((id) => [endpointVariable(id), id]),
+    [...FUNCTION_SERVICES[fn], ...RUN_SERVICES, ...extra].map((id) => [endpointVariable(id), id]),
   );
   for (const name of Object.keys(env)) {
     if (name.startsWith(`${GENERAL}_`) && env[name] && !services.has(name)) services.set(name, name);
@@ -74,6 +78,10 @@ const CLIENTS: Record<string, () => Promise<new (config: object) => SdkClient>> 
   DynamoDB: async () => (await import('@aws-sdk/client-dynamodb')).DynamoDBClient,
   SNS: async () => (await import('@aws-sdk/client-sns')).SNSClient,
   Lambda: async () => (await import('@aws-sdk/client-lambda')).LambdaClient,
+  STS: async () => (await import('@aws-sdk/client-sts')).STSClient,
+  IAM: async () => (await import('@aws-sdk/client-iam')).IAMClient,
+  Organizations: async () => (await import('@aws-sdk/client-organizations')).OrganizationsClient,
+  SFN: async () => (await import('@aws-sdk/client-sfn')).SFNClient,
 };
 
 /**
@@ -87,10 +95,13 @@ const CLIENTS: Record<string, () => Promise<new (config: object) => SdkClient>> 
 export const resolvedEndpointPlace = async (
   fn: FunctionName,
   env: NodeJS.ProcessEnv = process.env,
+  extra: readonly string[] = [],
 ): Promise<Place> => {
   const local: string[] = [];
   const remote: string[] = [];
-  const ids = [...new Set([...FUNCTION_SERVICES[fn], ...RUN_SERVICES])].sort((a, b) => a.localeCompare(b));
+  const ids = [...new Set([...FUNCTION_SERVICES[fn], ...RUN_SERVICES, ...extra])].sort((a, b) =>
+    a.localeCompare(b),
+  );
   for (const id of ids) {
     const Client = CLIENTS[id];
     if (!Client) {
@@ -115,7 +126,7 @@ export const resolvedEndpointPlace = async (
       client.destroy();
     }
   }
-  const fromEnv = endpointPlace(fn, env);
+  const fromEnv = endpointPlace(fn, env, extra);
   if (fromEnv.kind === 'mixed') {
     const named = new Set(ids);
     for (const r of fromEnv.remote) if (!named.has(r.split(' (')[0] ?? '')) remote.push(r);

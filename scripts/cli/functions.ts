@@ -52,6 +52,13 @@ export const FUNCTION_SERVICES: Record<FunctionName, readonly string[]> = {
  */
 export const RUN_SERVICES: readonly string[] = ['DynamoDB', 'SNS', 'Lambda'];
 
+/**
+ * What a fleet run uses besides: every target assumes its spoke role (STS) and reads the account's alias
+ * (IAM) and name (Organizations) for the allowlist; the fleet's accounts may come from organizational
+ * units (Organizations).
+ */
+export const FLEET_SERVICES: readonly string[] = ['STS', 'IAM', 'Organizations'];
+
 /** Refuses a payload the function would refuse, with the same message, before any AWS call. */
 export const checkPayload = (fn: FunctionName, payload: unknown): void => {
   const schema = {
@@ -65,8 +72,22 @@ export const checkPayload = (fn: FunctionName, payload: unknown): void => {
   parseInput(schema, payload);
 };
 
-/** The handler of a function, imported on demand so `--local` loads only what it runs. */
-export const localHandler = async (fn: FunctionName): Promise<Handler> => {
+const loaded = new Map<FunctionName, Promise<Handler>>();
+
+/**
+ * The handler of a function, imported on demand so `--local` loads only what it runs, once: a fleet run
+ * starts many runs of it at the same time.
+ */
+export const localHandler = (fn: FunctionName): Promise<Handler> => {
+  let handler = loaded.get(fn);
+  if (!handler) {
+    handler = importHandler(fn);
+    loaded.set(fn, handler);
+  }
+  return handler;
+};
+
+const importHandler = async (fn: FunctionName): Promise<Handler> => {
   switch (fn) {
     case 'ecs-scheduler':
       return (await import('#functions/ecs-scheduler/handler.ts')).handler as unknown as Handler;

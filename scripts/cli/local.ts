@@ -10,7 +10,7 @@ import { ensureLocalLeaseTable } from '#shared/lease-table.ts';
 import { runsHoldingLeases } from '#shared/lease.ts';
 import type { FunctionName } from './functions.ts';
 import { readServerless } from './serverless-source.ts';
-import { stageConfig, type StageConfig } from './stage-config.ts';
+import { stageConfig, stageParams, type StageConfig } from './stage-config.ts';
 
 /**
  * Who a local run is, as its leases show it to whoever it blocks: `local:ops@laptop`, so a holder reads
@@ -83,16 +83,24 @@ export const checkLeaseTable = async (table: string, emulator: boolean): Promise
 
 /**
  * The configuration of `fn` in `stage`, from serverless.yml (from source, or as built into the bin),
- * and its Lambda timeout there in seconds (undefined when it is not a plain number).
+ * its Lambda timeout there in seconds (undefined when it is not a plain number), and the stage's params
+ * (`overrides` laid over them: a fleet run's `--param`).
  */
 export const deployedConfiguration = async (
   fn: FunctionName,
   stage: string,
   serviceName: string,
-): Promise<{ config: StageConfig; origin: string; timeoutSeconds: number | undefined }> => {
+  overrides: Record<string, string> = {},
+): Promise<{
+  config: StageConfig;
+  origin: string;
+  timeoutSeconds: number | undefined;
+  params: Record<string, string>;
+}> => {
   const { file, origin } = await readServerless();
   return {
-    config: stageConfig(file, fn, stage, serviceName),
+    config: stageConfig(file, fn, stage, serviceName, overrides),
+    params: stageParams(file, stage, overrides),
     origin,
     timeoutSeconds: file.timeouts?.[fn],
   };

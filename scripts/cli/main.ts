@@ -101,7 +101,11 @@ const cliDone = runCli(argv, {
   confirm: (message) => confirm({ message, default: false }, { output: process.stderr }),
   progress: (text) => {
     const spinner = ora({ text, stream: process.stderr }).start();
-    return () => spinner.stop();
+    return Object.assign(() => void spinner.stop(), {
+      update: (next: string) => {
+        spinner.text = next;
+      },
+    });
   },
   width: process.stdout.columns ?? 120,
   env: process.env,

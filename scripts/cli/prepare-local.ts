@@ -7,7 +7,7 @@
  */
 import { leaseTableName } from '#shared/lease.ts';
 import { resolvedEndpointPlace } from './endpoints.ts';
-import type { FunctionName } from './functions.ts';
+import { FLEET_SERVICES, type FunctionName } from './functions.ts';
 import { deployedFunction, deployedName, deployedSwitchedOff, type Target } from './invoke.ts';
 import { applyLocalEnvironment, checkLeaseTable, deployedConfiguration } from './local.ts';
 import { EXIT } from './output.ts';
@@ -16,6 +16,7 @@ import {
   localEnvironment,
   unresolvedGuardrails,
   withDeployed,
+  withFleetEnvironment,
   type StageConfig,
 } from './stage-config.ts';
 
@@ -32,6 +33,20 @@ export interface LocalRun {
   dryRunBy?: 'stage' | 'operator';
   /** The deployed function's timeout: what the in-process Lambda context gives the run. */
   timeoutMs: number;
+  /** The lease table (the hub's table: a fleet run's results go there too). */
+  table: string;
+  /** The stage's params, with a fleet run's `--param` overrides. */
+  params: Record<string, string>;
+}
+
+export interface Asked {
+  mutates: boolean;
+  /**
+   * A fleet run (`nightshift fleet run --local`): the stage's params with these overrides, the fleet's
+   * variables (allowlist, protected-account words, external id), the services the fleet adds (STS, IAM,
+   * Organizations), and the lease table always usable: its result rows go there, dry run or not.
+   */
+  fleet?: { overrides: Record<string, string> };
 }
 
 const HOW = 'Add --dry-run to see the plan, or run the deployed function (without --local).';
@@ -45,9 +60,12 @@ export const prepareLocal = async (
   stage: { stage: string; serviceName: string },
   target: Target,
   fn: FunctionName,
-  asked: { mutates: boolean },
+  asked: Asked,
 ): Promise<{ code: number } | LocalRun> => {
-  const { config, origin, timeoutSeconds } = await deployedConfiguration(fn, stage.stage, stage.serviceName);
+  const read = await deployedConfiguration(fn, stage.stage, stage.serviceName, asked.fleet?.overrides);
+  const { origin, timeoutSeconds, params } = read;
+  const config = asked.fleet ? withFleetEnvironment(read.config, params) : read.config;
+  const what = asked.fleet ? `a fleet run of ${fn}` : fn;
   const name = deployedName(target, fn);
   const refuse = (text: string, code: number = EXIT.usage) => {
     io.err(text);
@@ -55,7 +73,7 @@ export const prepareLocal = async (
   };
   // Where the SDK sends this process's calls, as it resolves them: from process.env (whatever the CLI
   // was given) and the shared config file.
-  const place = await resolvedEndpointPlace(fn, process.env);
+  const place = await resolvedEndpointPlace(fn, process.env, asked.fleet ? FLEET_SERVICES : []);
   io.err(
     `--local: ${fn} runs with stage ${stage.stage}'s configuration from ${origin}: ${describeEnvironment(config.env)}` +
       (config.ownParams ? '' : ` (no params for stage ${stage.stage} there: the defaults apply)`) +
@@ -68,9 +86,12 @@ export const prepareLocal = async (
       `its calls would go partly to a local emulator (${place.local.join(', ')}) and partly elsewhere ` +
       `(${place.remote.join(', ')}). Point every endpoint at the emulator (AWS_ENDPOINT_URL, and no ` +
       'AWS_ENDPOINT_URL_<SERVICE> elsewhere), or set none of them to run against AWS.';
-    if (asked.mutates)
+    if (asked.mutates || asked.fleet)
       return refuse(
-        `refusing to run ${fn} with --local: ${text} A lease table in the emulator would not keep other runs off the real resources.`,
+        `refusing to run ${what} with --local: ${text} ` +
+          (asked.fleet
+            ? 'Its results would be recorded in one place and its calls made in another.'
+            : 'A lease table in the emulator would not keep other runs off the real resources.'),
       );
     io.err(`--local: ${text} The lease table is neither created nor checked.`);
   }
@@ -130,10 +151,13 @@ export const prepareLocal = async (
       `--local: DRY_RUN=true for ${fn} in stage ${stage.stage}: this run is a dry run, and nothing will change.`,
     );
   const mutates = asked.mutates && !forcedDryRun;
+  const table = local.env.LEASE_TABLE ?? leaseTableName(stage.stage, stage.serviceName);
   const go: LocalRun = {
     dryRun: forcedDryRun,
     ...(forcedDryRun && { dryRunBy: base.env.DRY_RUN === 'true' ? 'stage' : 'operator' }),
     timeoutMs: timeout * 1000,
+    table,
+    params,
   };
   if (mutates && config.killSwitch) {
     return refuse(
@@ -157,18 +181,20 @@ export const prepareLocal = async (
     }
   }
   applyLocalEnvironment(fn, local.env);
-  const table = local.env.LEASE_TABLE ?? leaseTableName(stage.stage, stage.serviceName);
   // Dry runs take no leases; a lease table in a local emulator is created either way (carry-over reads it).
-  if (place.kind === 'mixed' || (!mutates && place.kind === 'aws')) return go;
+  // A fleet run records its results there, dry run or not.
+  if (place.kind === 'mixed' || (!mutates && !asked.fleet && place.kind === 'aws')) return go;
   const check = await checkLeaseTable(table, place.kind === 'local');
   if (check.ok) {
     if (check.created) io.err(`--local: created the lease table ${table} in the local emulator`);
     return go;
   }
-  if (!mutates) return go;
+  if (!mutates && !asked.fleet) return go;
   return refuse(
-    `refusing to run ${fn} with --local: cannot use the lease table ${table} (${check.reason}). ` +
-      'Without its leases another run could act on the same resources at the same time. ' +
+    `refusing to run ${what} with --local: cannot use the lease table ${table} (${check.reason}). ` +
+      (asked.fleet && !mutates
+        ? 'A fleet run records its results there. '
+        : 'Without its leases another run could act on the same resources at the same time. ') +
       'Add --dry-run to see the plan, or run the deployed function (without --local).',
     EXIT.failed,
   );

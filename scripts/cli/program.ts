@@ -17,6 +17,7 @@ import { EXIT, onlyPlans, renderReport, verdict } from './output.ts';
 import { deployedConfiguration } from './local.ts';
 import { prepareLocal } from './prepare-local.ts';
 import { callerIdentity } from './identity.ts';
+import { fleetCommands } from './fleet.ts';
 import { scheduleCommands } from './schedule.ts';
 import { readStatus, renderStatus } from './status.ts';
 
@@ -27,11 +28,14 @@ export interface Io {
   /** Attached to a terminal: prompts and progress are allowed. */
   interactive: boolean;
   confirm: (question: string) => Promise<boolean>;
-  /** Shows progress during a long wait; returns a function that ends it. */
-  progress: (text: string) => () => void;
+  /** Shows progress during a long wait; returns a function that ends it (and may change its text). */
+  progress: (text: string) => Progress;
   width: number;
   env: NodeJS.ProcessEnv;
 }
+
+/** Ends a progress display; `update`, where the display has one, replaces its text (a progress bar). */
+export type Progress = (() => void) & { update?: (text: string) => void };
 
 export { EXIT };
 
@@ -569,6 +573,8 @@ export const buildProgram = (io: Io, result: { code: number }) => {
       result.code = code;
     },
   });
+
+  fleetCommands(program.command('fleet'), io, withCommon, globals, act);
 
   withCommon(program.command('status'))
     .description(

@@ -30,10 +30,18 @@ export interface StageConfig {
  */
 const NOT_CONFIGURATION = /^(POWERTOOLS_|AWS_)/;
 
-/** The stage's params: `params.default`, each overridden by `params.<stage>`. */
-export const stageParams = (file: ServerlessFile, stage: string): Record<string, string> => ({
+/**
+ * The stage's params: `params.default`, each overridden by `params.<stage>`, then by `overrides`
+ * (`nightshift fleet run --local --param name=value`: for that run only).
+ */
+export const stageParams = (
+  file: ServerlessFile,
+  stage: string,
+  overrides: Record<string, string> = {},
+): Record<string, string> => ({
   ...file.params.default,
   ...file.params[stage],
+  ...overrides,
 });
 
 /**
@@ -60,8 +68,9 @@ export const stageConfig = (
   fn: string,
   stage: string,
   serviceName = file.service,
+  overrides: Record<string, string> = {},
 ): StageConfig => {
-  const params = stageParams(file, stage);
+  const params = stageParams(file, stage, overrides);
   const env: Record<string, string> = {};
   const unresolved: string[] = [];
   const unresolvedValues: Record<string, unknown> = {};
@@ -84,6 +93,24 @@ export const stageConfig = (
     unresolvedValues,
     killSwitch: params.killSwitch === 'true',
   };
+};
+
+/**
+ * The fleet's variables a function reads when its event has a `target` (issue 11), from the stage's params
+ * where serverless.yml does not map them into the function's environment itself: a `--local` fleet run
+ * enforces the same allowlist, protected-account words and external id as the deployed hub.
+ */
+export const FLEET_VARIABLES = {
+  ALLOWED_ACCOUNTS: 'allowedAccounts',
+  PROTECTED_ACCOUNT_PATTERNS: 'protectedAccountPatterns',
+  SPOKE_EXTERNAL_ID: 'spokeExternalId',
+} as const;
+
+export const withFleetEnvironment = (config: StageConfig, params: Record<string, string>): StageConfig => {
+  const env = { ...config.env };
+  for (const [name, param] of Object.entries(FLEET_VARIABLES))
+    if (env[name] === undefined && !config.unresolved.includes(name)) env[name] = params[param] ?? '';
+  return { ...config, env };
 };
 
 const ruleText = (rules: readonly TagRule[]) => rules.map((r) => `${r.key}=${r.value}`).join(',');

@@ -5,6 +5,8 @@ export interface CliRun {
   out: string;
   err: string;
   questions: string[];
+  /** What progress displays showed (spinner texts and their updates), at a terminal only. */
+  progress: string[];
 }
 
 /** Runs the nightshift CLI in-process, as a terminal (interactive, answering `answer`) or a pipeline. */
@@ -15,6 +17,7 @@ export const cli = async (
   const out: string[] = [];
   const err: string[] = [];
   const questions: string[] = [];
+  const progress: string[] = [];
   const io: Io = {
     out: (t) => out.push(t),
     err: (t) => err.push(t),
@@ -23,10 +26,13 @@ export const cli = async (
       questions.push(q);
       return options.answer ?? false;
     },
-    progress: () => () => undefined,
+    progress: (text) => {
+      progress.push(text);
+      return Object.assign(() => undefined, { update: (next: string) => void progress.push(next) });
+    },
     width: 160,
     env: options.env ?? {},
   };
   const code = await runCli(argv, io);
-  return { code, out: out.join('\n'), err: err.join('\n'), questions };
+  return { code, out: out.join('\n'), err: err.join('\n'), questions, progress };
 };

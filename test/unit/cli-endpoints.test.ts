@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { endpointPlace, endpointVariable, resolvedEndpointPlace } from '#scripts/cli/endpoints.ts';
-import { FUNCTION_SERVICES, type FunctionName } from '#scripts/cli/functions.ts';
+import { FLEET_SERVICES, FUNCTION_SERVICES, type FunctionName } from '#scripts/cli/functions.ts';
 
 const MOTO = 'http://127.0.0.1:5000';
 
@@ -70,6 +70,63 @@ describe('where a --local run’s calls go', () => {
       kind: 'mixed',
       remote: ['AWS_ENDPOINT_URL_S3 (AWS_ENDPOINT_URL_S3=https://s3.example.com)'],
     });
+  });
+});
+
+describe('where a --local fleet run’s calls go', () => {
+  it('counts STS, IAM and Organizations too: a fleet run whose spoke roles would be assumed in AWS is not local', () => {
+    // Prepare: every service a single-account run uses is local, each by its own variable
+    const env = Object.fromEntries(
+      [...FUNCTION_SERVICES['ecs-scheduler'], 'DynamoDB', 'SNS', 'Lambda'].map((id) => [
+        endpointVariable(id),
+        MOTO,
+      ]),
+    );
+
+    // Act
+    const single = endpointPlace('ecs-scheduler', env);
+    const fleet = endpointPlace('ecs-scheduler', env, FLEET_SERVICES);
+    const fleetLocal = endpointPlace('ecs-scheduler', { ...env, AWS_ENDPOINT_URL: MOTO }, FLEET_SERVICES);
+
+    // Assess
+    expect(single).toEqual({ kind: 'local' });
+    expect(fleet).toMatchObject({
+      kind: 'mixed',
+      remote: [
+        'IAM (no endpoint set: AWS)',
+        'Organizations (no endpoint set: AWS)',
+        'STS (no endpoint set: AWS)',
+      ],
+    });
+    expect(fleetLocal).toEqual({ kind: 'local' });
+  });
+
+  it('asks the SDK for the endpoints of STS, IAM, Organizations and Step Functions as for the others', async () => {
+    const saved = { ...process.env };
+    try {
+      for (const name of Object.keys(process.env))
+        if (name.startsWith('AWS_ENDPOINT_URL')) delete process.env[name];
+      process.env.AWS_ENDPOINT_URL = MOTO;
+      process.env.AWS_ENDPOINT_URL_ORGANIZATIONS = 'https://organizations.us-east-1.amazonaws.com';
+
+      const where = await resolvedEndpointPlace('ecs-scheduler', process.env, [...FLEET_SERVICES, 'SFN']);
+
+      expect(where).toMatchObject({
+        kind: 'mixed',
+        remote: [
+          'Organizations (AWS_ENDPOINT_URL_ORGANIZATIONS=https://organizations.us-east-1.amazonaws.com)',
+        ],
+      });
+      expect(where.kind === 'mixed' && where.local).toEqual(
+        expect.arrayContaining([
+          `STS (AWS_ENDPOINT_URL=${MOTO})`,
+          `IAM (AWS_ENDPOINT_URL=${MOTO})`,
+          `SFN (AWS_ENDPOINT_URL=${MOTO})`,
+        ]),
+      );
+    } finally {
+      process.env = saved;
+    }
   });
 });
 
