@@ -60,11 +60,19 @@ export const WORK_PAYLOAD = 'States.JsonMerge($.event, $.extra, false)';
  * Not the function's own errors: a run that threw is reported, not repeated.
  */
 export const RETRIED_LAMBDA_ERRORS = [
-  'Lambda.TooManyRequestsException',
   'Lambda.ServiceException',
   'Lambda.AWSLambdaException',
   'Lambda.SdkClientException',
 ];
+
+/**
+ * Throttled: the function's reserved concurrency is taken (1 for the serial functions, 0 with the kill
+ * switch on) or the account's. Tried again every 20 s for about half an hour, at a steady pace rather
+ * than a growing one, so that a function that runs one target at a time still works through a fleet, one
+ * target after another; a run the kill switch stops ends as `failed` rows, each without a call made.
+ */
+export const THROTTLED = 'Lambda.TooManyRequestsException';
+const THROTTLED_RETRY = { ErrorEquals: [THROTTLED], IntervalSeconds: 20, MaxAttempts: 90, BackoffRate: 1 };
 
 /** The longest one target may run: Lambda's maximum of 15 minutes and a margin. */
 const WORK_TIMEOUT_SECONDS = 960;
@@ -95,7 +103,7 @@ export const fleetDefinition = (fn: FleetFunction, options: FleetDefinitionOptio
         }),
         ResultSelector: { 'targets.$': '$.Payload.targets', 'ttl.$': '$.Payload.ttl' },
         ResultPath: '$.plan',
-        Retry: lambdaRetry(3),
+        Retry: [THROTTLED_RETRY, ...lambdaRetry(3)],
         Next: 'Fan',
       },
       Fan: {
@@ -110,8 +118,7 @@ export const fleetDefinition = (fn: FleetFunction, options: FleetDefinitionOptio
               // The function recorded its own row; the iteration's output is only the status code, so the
               // map's results stay small (256 KiB).
               ResultSelector: { 'status.$': '$.StatusCode' },
-              // Throttled by the function's reserved concurrency: up to ~2 min of backoff (2+4+…+64 s).
-              Retry: lambdaRetry(6),
+              Retry: [THROTTLED_RETRY, ...lambdaRetry(3)],
               Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Failed' }],
               End: true,
             },
@@ -142,8 +149,18 @@ export const fleetDefinition = (fn: FleetFunction, options: FleetDefinitionOptio
                   result: { 'S.$': 'States.JsonToString($.result)' },
                   ttl: { 'N.$': '$.ttl' },
                 },
+                // A function that recorded its own row and then threw (every resource failed) keeps its row.
+                ConditionExpression: 'attribute_not_exists(#s)',
+                ExpressionAttributeNames: { '#s': 'scope' },
               },
               ResultSelector: { status: 'failed' },
+              Catch: [
+                {
+                  ErrorEquals: ['DynamoDB.ConditionalCheckFailedException'],
+                  ResultPath: '$.kept',
+                  Next: 'Kept',
+                },
+              ],
               Retry: [
                 {
                   ErrorEquals: [
@@ -157,6 +174,7 @@ export const fleetDefinition = (fn: FleetFunction, options: FleetDefinitionOptio
               ],
               End: true,
             },
+            Kept: { Type: 'Pass', Result: { status: 'failed' }, End: true },
           },
         },
         ItemsPath: '$.plan.targets',
@@ -176,7 +194,7 @@ export const fleetDefinition = (fn: FleetFunction, options: FleetDefinitionOptio
       Finish: {
         ...lambdaTask(options.fleetFunctionArn, { action: 'finish', 'run.$': '$$.Execution.Name' }),
         ResultSelector: { 'run.$': '$.Payload.run', 'counts.$': '$.Payload.counts' },
-        Retry: lambdaRetry(3),
+        Retry: [THROTTLED_RETRY, ...lambdaRetry(3)],
         End: true,
       },
     },

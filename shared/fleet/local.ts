@@ -95,7 +95,9 @@ export const runFleetLocal = async (options: LocalFleetOptions): Promise<FleetDo
         finishedAt: now().toISOString(),
       };
       try {
-        await recordTarget(dynamo, table, run, failed);
+        // A worker that recorded its row and then threw (every resource failed) keeps its own row.
+        const own = await readTargets(dynamo, table, run, [target]);
+        if (!own.has(key(target))) await recordTarget(dynamo, table, run, failed);
       } catch {
         // The document shows it failed without a row: "no result was recorded for this target".
       }

@@ -259,6 +259,36 @@ describe.runIf(motoTestsEnabled())('the local fleet fan-out and the end of a fle
     expect(batches.reduce((a, b) => a + b, 0)).toBe(2000);
   });
 
+  it('keeps the row of a worker that recorded it and then threw (every resource failed)', async () => {
+    // Prepare
+    const worker = recordingWorker((target) =>
+      buildReport('stop', false, [
+        {
+          arn: `arn:aws:ecs:${target.region}:${target.account}:service/stage/web`,
+          type: 'ecs-service',
+          outcome: 'failed',
+          detail: 'stop failed',
+          error: 'ThrottlingException',
+        },
+      ]),
+    );
+
+    // Act
+    const doc = await runFleetLocal(
+      options({
+        targets: targetsOf(1, ['eu-central-1']),
+        worker: async (event) => {
+          await worker(event);
+          throw new Error('RunFailedError: all 1 resource(s) failed; first error: ThrottlingException');
+        },
+      }),
+    );
+
+    // Assess: the worker's own reason and counts, not the thrown error
+    expect(doc.targets[0]).toMatchObject({ status: 'failed', summary: { failed: 1 } });
+    expect(doc.targets[0]?.reason).toMatch(/^1 failed; first: arn:aws:ecs:/);
+  });
+
   it("records the report of a worker that returned but could not write its row, instead of 'no result'", async () => {
     // Prepare: the worker's own write is lost (its table throttled it)
     const targets = targetsOf(1);

@@ -19,6 +19,7 @@
  */
 import {
   CreateTableCommand,
+  PutItemCommand,
   ScanCommand,
   type DynamoDBClient as DynamoDBClientType,
   DynamoDBClient,
@@ -125,7 +126,7 @@ describe.runIf(motoTestsEnabled())('the fleet state machine in moto', () => {
   });
   afterAll(() => moto?.stop());
 
-  it('records a failed row for every target whose invocation failed, in the shape recordTarget writes, and still finishes', async () => {
+  it('records a failed row for every target whose invocation failed, in the shape recordTarget writes, keeps a row the function wrote itself, and still finishes', async () => {
     // Prepare: the real Work step invokes a function that does not exist (Lambda.ResourceNotFoundException)
     const region = 'us-east-1';
     const { dynamo } = clients(region);
@@ -138,6 +139,21 @@ describe.runIf(motoTestsEnabled())('the fleet state machine in moto', () => {
       }),
     );
 
+    // The first target's function recorded its own row before it threw (every resource failed)
+    const own = TARGETS[0] as Target;
+    const ownRow = JSON.stringify({
+      ...own,
+      status: 'failed',
+      reason: '2 failed; first: …',
+      finishedAt: 'x',
+    });
+    await dynamo.send(
+      new PutItemCommand({
+        TableName: TABLE,
+        Item: { scope: { S: targetKey('run-failing-1', own) }, result: { S: ownRow }, ttl: { N: '1' } },
+      }),
+    );
+
     // Act
     const execution = await execute(region, definition, 'run-failing-1', input);
 
@@ -146,7 +162,8 @@ describe.runIf(motoTestsEnabled())('the fleet state machine in moto', () => {
     expect(JSON.parse(execution.output ?? '{}')).toMatchObject({ finish: { run: 'stand-in' } });
     const written = await rows(dynamo);
     expect(Object.keys(written).sort()).toEqual(TARGETS.map((t) => targetKey('run-failing-1', t)).sort());
-    for (const target of TARGETS) {
+    expect(written[targetKey('run-failing-1', own)]?.result?.S).toBe(ownRow);
+    for (const target of TARGETS.slice(1)) {
       const item = written[targetKey('run-failing-1', target)];
       expect(item?.ttl).toEqual({ N: TTL });
       const result = JSON.parse(item?.result?.S ?? '{}') as TargetResult;

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   fleetDefinition,
   RETRIED_LAMBDA_ERRORS,
+  THROTTLED,
   templateDefinition,
   WORK_PAYLOAD,
   type Asl,
@@ -74,10 +75,15 @@ describe('the fleet state machine definition', () => {
     expect(Work).toMatchObject({
       Resource: 'arn:aws:states:::lambda:invoke',
       Parameters: { FunctionName: options.functionArn, Payload: { 'Payload.$': WORK_PAYLOAD } },
-      Retry: [{ ErrorEquals: RETRIED_LAMBDA_ERRORS, BackoffRate: 2 }],
+      Retry: [
+        { ErrorEquals: [THROTTLED], IntervalSeconds: 20, BackoffRate: 1 },
+        { ErrorEquals: RETRIED_LAMBDA_ERRORS, BackoffRate: 2 },
+      ],
       Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Failed' }],
     });
-    expect(RETRIED_LAMBDA_ERRORS).toContain('Lambda.TooManyRequestsException');
+    // A throttled target waits its turn for about half an hour, at a steady pace
+    const throttled = (Work?.Retry as { MaxAttempts: number; IntervalSeconds: number }[])[0];
+    expect((throttled?.MaxAttempts ?? 0) * (throttled?.IntervalSeconds ?? 0)).toBeGreaterThanOrEqual(1800);
     expect(RETRIED_LAMBDA_ERRORS).not.toContain('States.ALL');
     expect(Failed).toMatchObject({ Type: 'Pass', Next: 'Record', Parameters: { status: 'failed' } });
     expect(Record).toMatchObject({
