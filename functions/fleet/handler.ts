@@ -101,8 +101,14 @@ export const targets = async (
   const startedAt = event.startedAt ? new Date(event.startedAt) : d.now();
   // Rows written by the Map's Catch expire with the run's own (KEEP_DAYS), a day later for the run's length.
   const ttl = String(Math.ceil(startedAt.getTime() / 1000) + (KEEP_DAYS + 1) * 86_400);
-  const list = await planTargets(event, d);
   const { execution } = event;
+  // The run's label must say what its targets do: they read dryRun from the event alone.
+  if (execution.dryRun !== undefined && execution.dryRun !== (execution.event.dryRun === true))
+    throw new InputError(
+      `execution.dryRun: ${execution.dryRun} but the event's dryRun is ${String(execution.event.dryRun ?? false)}: set both or only the event's`,
+      'execution.dryRun',
+    );
+  const list = await planTargets(event, d);
   try {
     await startRun(d.dynamo, table, {
       run: event.run,

@@ -148,7 +148,12 @@ describe.runIf(motoTestsEnabled())('the fleet function', () => {
     expect(regions.targets).toEqual([{ account: '111111111111', region: 'us-east-1' }]);
     const target = { account: '444444444444', region: 'eu-west-1' };
     const redrive = (await run(
-      targetsEvent('run-redrive-1', { targets: [target], redriveOf: 'run-stage-1', dryRun: true }),
+      targetsEvent('run-redrive-1', {
+        event: { action: 'reconcile', dryRun: true },
+        targets: [target],
+        redriveOf: 'run-stage-1',
+        dryRun: true,
+      }),
       deps(env),
     )) as TargetsAnswer;
     expect(redrive.targets).toEqual([target]);
@@ -168,7 +173,15 @@ describe.runIf(motoTestsEnabled())('the fleet function', () => {
     await expect(
       run(targetsEvent('run-bad-3', {}), deps({ FLEET_ACCOUNTS: '111111111111' })),
     ).rejects.toBeInstanceOf(InputError);
+    // A run labelled dry whose targets would act for real
+    await expect(
+      run(
+        targetsEvent('run-bad-4', { dryRun: true }),
+        deps({ FLEET_ACCOUNTS: '111111111111', FLEET_REGIONS: REGIONS }),
+      ),
+    ).rejects.toThrow(/execution\.dryRun: true but the event's dryRun is false/);
     expect(await readRun(dynamo, TEST_LEASE_TABLE, 'run-bad-1')).toBeUndefined();
+    expect(await readRun(dynamo, TEST_LEASE_TABLE, 'run-bad-4')).toBeUndefined();
   });
 
   it('refuses an event that carries target or fleet, or a concurrency the map cannot take, before any AWS call', async () => {
