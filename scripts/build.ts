@@ -3,10 +3,21 @@
  * tree-shaken ESM file exporting `handler`, for the nodejs22.x runtime on arm64.
  */
 import { build, type Plugin } from 'esbuild';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { FLEET_ASL_DIR, templateDefinition } from '#shared/fleet/definition.ts';
+import { FLEET_FUNCTIONS } from '#shared/fleet/target.ts';
 import { loadHolidayCalendars } from '#shared/holiday-loader.ts';
 import { holidayYears, tabulateHolidays, type HolidayTable } from '#shared/holiday-table.ts';
 import type { Schedules } from '#shared/schedules.ts';
@@ -129,6 +140,11 @@ const main = async () => {
     });
     console.log(`${outfile}  ${(statSync(outfile).size / 1024).toFixed(1)} KiB`);
   }
+  // The fleet state machines' definitions (infra/fleet.yml reads them with DefinitionSubstitutions).
+  mkdirSync(FLEET_ASL_DIR, { recursive: true });
+  for (const fn of FLEET_FUNCTIONS)
+    writeFileSync(join(FLEET_ASL_DIR, `${fn}.json`), `${JSON.stringify(templateDefinition(fn), null, 2)}\n`);
+  console.log(`${FLEET_ASL_DIR}/*.json  ${FLEET_FUNCTIONS.length} fleet state machine definitions`);
   // The nightshift CLI (package.json bin): every function's handler, for --local. Split: what the CLI
   // imports on demand (the holiday calendars, shared/holiday-loader.ts: 1.4 MiB; each function's
   // handler; AWS SDK clients) goes to dist/cli/chunks/, so `nightshift --help` and every command that

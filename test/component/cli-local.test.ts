@@ -106,6 +106,9 @@ const DEPLOYED = {
   NIGHTSHIFT_STAGE: 'stage',
   SUMMARY_TOPIC_ARN: 'arn:aws:sns:eu-central-1:123456789012:nightshift-stage-ops',
   LEASE_TABLE: 'nightshift-stage-leases',
+  ALLOWED_ACCOUNTS: '',
+  PROTECTED_ACCOUNT_PATTERNS: 'prod,production,live',
+  SPOKE_EXTERNAL_ID: '',
   POWERTOOLS_SERVICE_NAME: 'ecs-scheduler',
   PROTECTED_TAGS: '',
   DRY_RUN: 'false',
@@ -154,6 +157,7 @@ describe('nightshift --local with the stage’s configuration and lease table', 
     expect(run.err.split('\n').slice(0, 3)).toEqual([
       "--local: ecs-scheduler runs with stage stage's configuration from serverless.yml: " +
         'NIGHTSHIFT_STAGE=stage, LEASE_TABLE=nightshift-stage-leases, ' +
+        'ALLOWED_ACCOUNTS="", PROTECTED_ACCOUNT_PATTERNS=prod,production,live, SPOKE_EXTERNAL_ID="", ' +
         'PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=false, SCHEDULE_GRACE_MINUTES=15, OVERRIDE_MAX_HOURS=24, ENVIRONMENT_START_TIMEOUT_MINUTES=30; ' +
         'not known locally, left as they are: SUMMARY_TOPIC_ARN',
       '--local: read the configuration of the deployed nightshift-stage-ecs-scheduler: it differs, and the stricter or the deployed value applies',

@@ -53,7 +53,7 @@ describe.runIf(motoTestsEnabled())('nightshift --local with the stage’s config
     expect(await observeSample(aws)).toEqual(before);
     expect(run.err.split('\n')).toEqual([
       "--local: ecs-scheduler runs with stage prod's configuration from serverless.yml: NIGHTSHIFT_STAGE=prod, " +
-        'LEASE_TABLE=nightshift-prod-leases, PROTECTED_TAGS="" (the built-in prod/production/live rules), ' +
+        'LEASE_TABLE=nightshift-prod-leases, ALLOWED_ACCOUNTS="", PROTECTED_ACCOUNT_PATTERNS=prod,production,live, SPOKE_EXTERNAL_ID="", PROTECTED_TAGS="" (the built-in prod/production/live rules), ' +
         'DRY_RUN=true, SCHEDULE_GRACE_MINUTES=15, OVERRIDE_MAX_HOURS=24, ENVIRONMENT_START_TIMEOUT_MINUTES=30; not known locally, left as they are: SUMMARY_TOPIC_ARN',
       '--local: your DRY_RUN=false is ignored: stage prod has DRY_RUN=true, and a local run is never less guarded than its stage',
       '--local: DRY_RUN=true for ecs-scheduler in stage prod: this run is a dry run, and nothing will change.',

@@ -7,6 +7,7 @@ import { parseCopyInput } from '#events/rds-snapshot-copy/schema.ts';
 import { parseSnapshotTagsInput } from '#events/snapshot-tags/schema.ts';
 import { parseRestartInput } from '#events/ssm-restart/schema.ts';
 import { parseRdsSchedulerEvent } from '#events/rds-scheduler/schema.ts';
+import { parseFleetEvent } from '#events/fleet/schema.ts';
 import { parseInput } from '#shared/input.ts';
 
 /**
@@ -35,6 +36,8 @@ const CONTRACTS: Record<
     samples: ['snapshot-tags', 'aws.rds', 'aws.ec2'],
     detailTypes: ['RDS DB Snapshot Event', 'RDS DB Cluster Snapshot Event', 'EBS Snapshot Notification'],
   },
+  // The hub's fleet function: the steps of the fleet state machines (shared/fleet/definition.ts).
+  fleet: { parse: parseFleetEvent, samples: ['fleet'] },
   'rds-scheduler': {
     parse: parseRdsSchedulerEvent,
     samples: ['rds-scheduler', 'aws.rds'],

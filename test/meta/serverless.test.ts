@@ -31,6 +31,11 @@ import { PERMISSIONS, SPOKE_FILE, staleFiles } from '#scripts/iam.ts';
 import { LAG_METRIC, recordLag } from '#functions/rds-snapshot-copy/metrics.ts';
 import { planCopies } from '#functions/rds-snapshot-copy/plan.ts';
 import type { Snapshot } from '#functions/rds-snapshot-copy/inventory.ts';
+import aslValidator from 'asl-validator';
+import { FleetExecutionInput } from '#events/fleet/schema.ts';
+import { templateDefinition } from '#shared/fleet/definition.ts';
+import { emitFleetMetrics, FLEET_TARGETS_FAILED_METRIC } from '#shared/fleet/finish.ts';
+import { FLEET_FUNCTIONS } from '#shared/fleet/target.ts';
 
 const FUNCTIONS = readdirSync('functions').filter((name) =>
   existsSync(join('functions', name, 'handler.ts')),
@@ -52,10 +57,25 @@ const SDK_PREFIX: Record<string, string> = {
   'client-iam': 'iam',
   'client-organizations': 'organizations',
   'client-lambda': 'lambda',
+  // The hub's fleet function: the run's summary.
+  'client-sns': 'sns',
 };
 // Shared modules every function runs through withOps: their calls are every function's calls (the
 // modules each function imports are followed from its files too: sharedModulesOf).
 const SHARED_CALLERS = ['shared/lease.ts', 'shared/carryover.ts', 'shared/handler.ts'];
+// Functions that do not run through withOps, and the shared modules whose calls are theirs.
+const OWN_CALLERS: Record<string, string[]> = {
+  fleet: [
+    'shared/fleet/results.ts',
+    'shared/fleet/targets.ts',
+    'shared/fleet/finish.ts',
+    'shared/summary.ts',
+  ],
+};
+// Hub-only functions that report no resources (their runs are not counted under the outcome metrics).
+const HUB_ONLY = ['fleet'];
+// The functions a fleet runs in its targets: each has a spoke role (the hub's fleet function has none).
+const SPOKED = FUNCTIONS.filter((name) => !HUB_ONLY.includes(name));
 // What a run with a target asks of the hub role (shared/handler.ts): its spoke role (the AWS SDK's
 // credential provider sends AssumeRole with the nightshift-region session tag), the allowlist's alias and
 // Organizations name, and its own reserved concurrency (the kill switch, checked before any change).
@@ -113,6 +133,11 @@ const SWITCHES: Record<string, { fn: string; resources: string[] }> = {
   rdsRulesState: { fn: 'rds-scheduler', resources: ['RdsRestartedRule'] },
 };
 const TOPIC = { Ref: 'OpsTopic' };
+const FLEET_PARAMS = {
+  fleet: 'true',
+  allowedAccounts: '111111111111,222222222222',
+  fleetRegions: 'eu-central-1',
+};
 // Calls the SDK makes whose IAM action differs from the command name.
 const ACTION_ALIASES: Record<string, string> = {};
 
@@ -165,7 +190,11 @@ const actionsSentBy = (name: string): string[] => {
   const own = readdirSync(dir)
     .filter((f) => f.endsWith('.ts'))
     .map((f) => join(dir, f));
-  const files = [...new Set([...own, ...sharedModulesOf([...own, ...SHARED_CALLERS])])];
+  // A function outside withOps lists the shared modules whose calls are its own; the others follow imports.
+  const owned = OWN_CALLERS[name];
+  const files = owned
+    ? [...own, ...owned]
+    : [...new Set([...own, ...sharedModulesOf([...own, ...SHARED_CALLERS])])];
   for (const file of files) {
     const source = readFileSync(file, 'utf8');
     for (const match of source.matchAll(/import\s*{([^}]*)}\s*from\s*'@aws-sdk\/([a-z0-9-]+)'/g)) {
@@ -223,6 +252,8 @@ describe('serverless.yml and infra/', () => {
   let killed: Template;
   // Every schedule and rule switch set to its own name, so each State shows the param it reads.
   let switches: Template;
+  // A fleet hub (infra/fleet.yml): fleet on, with the allowlist packaging requires.
+  let hub: Template;
 
   beforeAll(() => {
     expect(
@@ -237,13 +268,14 @@ describe('serverless.yml and infra/', () => {
       Object.fromEntries(Object.keys(SWITCHES).map((param) => [param, param])),
       'dev-switches',
     );
+    hub = packageStage('dev', FLEET_PARAMS, 'dev-fleet');
   });
   afterEach(() => {
     vi.restoreAllMocks();
     vi.unstubAllEnvs();
   });
 
-  it.each(['dev', 'prod', 'prod-killed'])(
+  it.each(['dev', 'prod', 'prod-killed', 'dev-fleet'])(
     'packages the %s stage into a template cfn-lint accepts with no errors',
     (stage) => {
       if (!cfnLintAvailable() && process.env.CI !== 'true') {
@@ -338,10 +370,10 @@ describe('serverless.yml and infra/', () => {
     expect(Object.keys(SPOKE_TEMPLATE.Parameters).sort()).toEqual(['ExternalId', 'HubAccountId', 'Stage']);
     expect(SPOKE_TEMPLATE.Transform).toBeUndefined();
     expect(Object.values(SPOKE_TEMPLATE.Resources).map((r) => r.Type)).toEqual(
-      FUNCTIONS.map(() => 'AWS::IAM::Role'),
+      SPOKED.map(() => 'AWS::IAM::Role'),
     );
-    for (const name of FUNCTIONS) expect(spokeRole(name), name).toBeDefined();
-    expect(Object.keys(PERMISSIONS).sort()).toEqual([...FUNCTIONS].sort());
+    for (const name of SPOKED) expect(spokeRole(name), name).toBeDefined();
+    expect(Object.keys(PERMISSIONS).sort()).toEqual([...SPOKED].sort());
     // `${…}` not resolved per stack would reach IAM as text: only the three parameters and pseudo
     // parameters in Fn::Sub, and the session-region policy variable (escaped as ${!…} in Fn::Sub)
     const text = readFileSync(SPOKE_FILE, 'utf8');
@@ -359,7 +391,7 @@ describe('serverless.yml and infra/', () => {
       ).toContain(whole);
   });
 
-  it.each(FUNCTIONS)(
+  it.each(SPOKED)(
     'names the hub role of %s nightshift-<stage>-<function> and lets it assume its own spoke role, read the allowlist facts and its own kill switch, nothing more',
     (name) => {
       for (const [template, stage] of [
@@ -411,7 +443,7 @@ describe('serverless.yml and infra/', () => {
     },
   );
 
-  it.each(FUNCTIONS)(
+  it.each(SPOKED)(
     'gives %s a spoke role that allows every call its code sends to the account it acts on, and the alias read of the allowlist',
     (name) => {
       const statements = spokePolicyStatements(name);
@@ -425,7 +457,7 @@ describe('serverless.yml and infra/', () => {
     },
   );
 
-  it.each(FUNCTIONS)(
+  it.each(SPOKED)(
     'defines the spoke role of %s from the same statements as its hub role (one definition), without the hub-only ones',
     (name) => {
       const hub = rolePolicyStatements(dev, name) as IamStatement[];
@@ -449,7 +481,7 @@ describe('serverless.yml and infra/', () => {
     },
   );
 
-  it.each(FUNCTIONS)(
+  it.each(SPOKED)(
     'scopes every mutating permission of the spoke role of %s, and pins every regional one to the region of the session',
     (name) => {
       const statements = spokePolicyStatements(name);
@@ -490,7 +522,7 @@ describe('serverless.yml and infra/', () => {
     },
   );
 
-  it.each(FUNCTIONS)(
+  it.each(SPOKED)(
     'lets only the hub role of %s, of the same stage and hub account, assume its spoke role, with the external id, tagging nothing but the region',
     (name) => {
       const trust = (spokeRole(name)?.Properties.AssumeRolePolicyDocument as { Statement: TrustStatement[] })
@@ -580,7 +612,7 @@ describe('serverless.yml and infra/', () => {
       }),
     ).toBe(false);
     // Without the session tag, nothing at all
-    for (const name of FUNCTIONS)
+    for (const name of SPOKED)
       for (const action of ['iam:ListAccountAliases', 'ecs:ListClusters', 'ecs:UpdateService'])
         expect(
           evaluate(
@@ -719,6 +751,11 @@ describe('serverless.yml and infra/', () => {
     },
   );
 
+  it('lets a hub run its serial functions once per fleet target at a time, up to fleetMaxConcurrency', () => {
+    for (const name of SERIAL)
+      expect(hub.Resources[logicalId(name)]?.Properties.ReservedConcurrentExecutions, name).toBe(50);
+  });
+
   it('reserves no concurrency at all for any function with the kill switch on', () => {
     const reserved = FUNCTIONS.map(
       (name) => killed.Resources[logicalId(name)]?.Properties.ReservedConcurrentExecutions,
@@ -739,10 +776,11 @@ describe('serverless.yml and infra/', () => {
       };
       return target.Arn['Fn::GetAtt'][0];
     };
+    // The fleet schedules (infra/fleet.yml, a hub only) have their own switch: see the fleet tests.
     const switched = [
       ...resourcesOfType(switches, 'AWS::Events::Rule'),
       ...resourcesOfType(switches, 'AWS::Scheduler::Schedule'),
-    ];
+    ].filter(([, r]) => r.Condition !== 'IsFleet');
     expect(switched.map(([id]) => id).sort()).toEqual(
       Object.values(SWITCHES)
         .flatMap((s) => s.resources)
@@ -848,7 +886,7 @@ describe('serverless.yml and infra/', () => {
         },
       ]);
 
-      for (const name of FUNCTIONS) {
+      for (const name of FUNCTIONS.filter((n) => !HUB_ONLY.includes(n))) {
         // Act: one run of a function built like this one, with a failed (or undone) resource
         out.length = 0;
         const handler = withOps(
@@ -993,7 +1031,7 @@ describe('serverless.yml and infra/', () => {
     const lines = body.widgets.flatMap((w) => w.properties.metrics ?? []);
     const nightshift = lines.filter((l) => l[0] === METRICS_NAMESPACE);
     for (const metric of [RUNS_METRIC, 'changed', 'failed']) {
-      for (const name of FUNCTIONS)
+      for (const name of FUNCTIONS.filter((n) => !HUB_ONLY.includes(n)))
         expect(nightshift, `${metric} of ${name}`).toContainEqual([
           METRICS_NAMESPACE,
           metric,
@@ -1010,8 +1048,10 @@ describe('serverless.yml and infra/', () => {
     const queueName = dev.Resources.OnFailureQueue?.Properties.QueueName;
     expect(lines).toContainEqual(['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', queueName]);
     const alarmArns = body.widgets.flatMap((w) => w.properties.alarms ?? []);
+    // The fleet's alarms exist only in a hub (IsFleet): not on the dashboard of every stage.
     expect(alarmArns.sort()).toEqual(
       alarms(dev)
+        .filter((a) => dev.Resources[a.id]?.Condition !== 'IsFleet')
         .map((a) => `arn:aws:cloudwatch:eu-central-1:123456789012:alarm:${a.AlarmName}`)
         .sort(),
     );
@@ -1677,4 +1717,198 @@ describe('serverless.yml and infra/', () => {
       for (let h = first as number; h <= hourOf(at(3, 5)); h += 1) expect(inAlarm(h), `hour ${h}`).toBe(true);
     },
   );
+
+  describe('the fleet hub (fleet: true, infra/fleet.yml)', () => {
+    const fleetResources = (t: Template) =>
+      Object.entries(t.Resources).filter(
+        ([id, r]) =>
+          r.Condition === 'IsFleet' || /Fleet/.test(id) || r.Type === 'AWS::StepFunctions::StateMachine',
+      );
+    const parameter = (t: Template, name: string) =>
+      (t as unknown as { Parameters: Record<string, { Default: string }> }).Parameters[name]?.Default;
+
+    it('deploys nothing of the fleet without fleet: true, and every fleet resource only under IsFleet', () => {
+      for (const t of [dev, prod, killed, hub]) {
+        const found = fleetResources(t);
+        expect(found.length).toBeGreaterThanOrEqual(20);
+        for (const [id, r] of found) expect(r.Condition, id).toBe('IsFleet');
+      }
+      expect((dev as unknown as { Conditions: Record<string, unknown> }).Conditions.IsFleet).toEqual({
+        'Fn::Equals': [{ Ref: 'Fleet' }, 'true'],
+      });
+      expect([parameter(dev, 'Fleet'), parameter(prod, 'Fleet'), parameter(hub, 'Fleet')]).toEqual([
+        'false',
+        'false',
+        'true',
+      ]);
+    });
+
+    it('refuses to package fleet: true without allowedAccounts', () => {
+      expect(() => packageStage('dev', { fleet: 'true' }, 'dev-fleet-no-allowlist')).toThrow(
+        /Cannot resolve variable at "custom\.fleetRequiresAllowedAccounts"/,
+      );
+    });
+
+    it('gives every function the allowlist, the protected words and the spoke external id', () => {
+      for (const name of FUNCTIONS) {
+        expect(functionEnv(dev, name)).toMatchObject({
+          ALLOWED_ACCOUNTS: '',
+          PROTECTED_ACCOUNT_PATTERNS: 'prod,production,live',
+          SPOKE_EXTERNAL_ID: '',
+        });
+        expect(functionEnv(hub, name).ALLOWED_ACCOUNTS).toBe('111111111111,222222222222');
+      }
+      expect(functionEnv(hub, 'fleet')).toMatchObject({ FLEET_REGIONS: 'eu-central-1', FLEET_ACCOUNTS: '' });
+    });
+
+    it.each(FLEET_FUNCTIONS)(
+      'runs %s in a STANDARD state machine of the built definition, valid ASL, invoking that function',
+      (fn) => {
+        const found = resourcesOfType(hub, 'AWS::StepFunctions::StateMachine').filter(
+          ([, r]) => r.Properties.StateMachineName === `nightshift-dev-${fn}-fleet`,
+        );
+        expect(found).toHaveLength(1);
+        const props = (found[0] as [string, Resource])[1].Properties;
+        expect(props.StateMachineType).toBe('STANDARD');
+        // dist/fleet-asl/<fn>.json is what the build wrote from shared/fleet/definition.ts
+        expect(props.Definition).toEqual(templateDefinition(fn));
+        expect(props.DefinitionSubstitutions).toEqual({
+          FunctionArn: { 'Fn::GetAtt': [logicalId(fn), 'Arn'] },
+          FleetFunctionArn: { 'Fn::GetAtt': [logicalId('fleet'), 'Arn'] },
+          LeaseTable: { Ref: 'LeaseTable' },
+        });
+        const result = aslValidator(structuredClone(props.Definition), { checkPaths: true, checkArn: true });
+        expect(result.errorsText('\n')).toBe('');
+        expect(result.isValid).toBe(true);
+      },
+    );
+
+    it('lets the state machines invoke only nightshift functions, write only fleet rows, and run only their own maps', () => {
+      const role = hub.Resources.FleetStateMachineRole?.Properties as {
+        Policies: { PolicyDocument: { Statement: Statement[] } }[];
+      };
+      const statements = role.Policies.flatMap((p) => p.PolicyDocument.Statement);
+      const by = (action: string) => statements.filter((s) => list(s.Action).includes(action));
+      const invoked = by('lambda:InvokeFunction')[0]?.Resource as { 'Fn::GetAtt': [string, string] }[];
+      expect(invoked.map((r) => r['Fn::GetAtt'][0]).sort()).toEqual(FUNCTIONS.map(logicalId).sort());
+      expect(by('dynamodb:PutItem')).toEqual([
+        expect.objectContaining({
+          Resource: { 'Fn::GetAtt': ['LeaseTable', 'Arn'] },
+          Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['fleet#*'] } },
+        }),
+      ]);
+      expect(JSON.stringify(by('states:StartExecution')[0]?.Resource)).toContain(
+        ':stateMachine:nightshift-dev-*-fleet',
+      );
+      expect(JSON.stringify(by('states:StopExecution')[0]?.Resource)).toContain(
+        ':execution:nightshift-dev-*-fleet/*',
+      );
+      expect(statements.flatMap((s) => list(s.Action)).sort()).toEqual([
+        'dynamodb:PutItem',
+        'lambda:InvokeFunction',
+        'states:DescribeExecution',
+        'states:StartExecution',
+        'states:StopExecution',
+      ]);
+    });
+
+    it("schedules a fleet run of every scheduled function on that function's own cron, zone and input, with the fleet's concurrency", () => {
+      const own = resourcesOfType(hub, 'AWS::Scheduler::Schedule').filter(
+        ([, r]) => r.Condition !== 'IsFleet' && r.Properties.State === 'ENABLED',
+      );
+      const fleetSchedules = resourcesOfType(hub, 'AWS::Scheduler::Schedule').filter(
+        ([, r]) => r.Condition === 'IsFleet',
+      );
+      expect(fleetSchedules.map(([id]) => id).sort()).toEqual(
+        own.map(([id]) => id.replace(/Schedule$/, 'FleetSchedule')).sort(),
+      );
+      for (const [id, schedule] of own) {
+        const twin = hub.Resources[id.replace(/Schedule$/, 'FleetSchedule')]?.Properties as Record<
+          string,
+          unknown
+        >;
+        const target = schedule.Properties.Target as {
+          Arn: { 'Fn::GetAtt': [string, string] };
+          Input: string;
+        };
+        const fn = FLEET_FUNCTIONS.find((f) => logicalId(f) === target.Arn['Fn::GetAtt'][0]) as string;
+        expect(twin.ScheduleExpression).toBe(schedule.Properties.ScheduleExpression);
+        expect(twin.ScheduleExpressionTimezone).toBe(schedule.Properties.ScheduleExpressionTimezone);
+        expect(twin.GroupName).toEqual({ Ref: 'FleetScheduleGroup' });
+        expect(twin.State).toBe('ENABLED');
+        const twinTarget = twin.Target as { Arn: { Ref: string }; Input: string };
+        const machine = hub.Resources[twinTarget.Arn.Ref]?.Properties;
+        expect(machine?.StateMachineName).toBe(`nightshift-dev-${fn}-fleet`);
+        const input = FleetExecutionInput.parse(JSON.parse(twinTarget.Input));
+        expect(input).toEqual({
+          event: JSON.parse(target.Input),
+          maxConcurrency: 50,
+          toleratedFailurePercentage: 100,
+        });
+      }
+      expect(hub.Resources.FleetScheduleGroup?.Properties.Name).toBe('nightshift-dev-fleet');
+      const switched = packageStage(
+        'dev',
+        { ...FLEET_PARAMS, fleetSchedulesState: 'DISABLED' },
+        'dev-fleet-off',
+      );
+      for (const [id] of fleetSchedules)
+        expect(switched.Resources[id]?.Properties.State, id).toBe('DISABLED');
+    });
+
+    it('alarms when a fleet run has failed targets, on the metric the finish step really writes', () => {
+      // Prepare: metrics on, as deployed; stdout captured
+      vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'false');
+      vi.stubEnv('NIGHTSHIFT_STAGE', 'dev');
+      const out: string[] = [];
+      vi.spyOn(process.stdout, 'write').mockImplementation(((chunk: unknown) => {
+        out.push(String(chunk));
+        return true;
+      }) as typeof process.stdout.write);
+      const summary = { changed: 0, planned: 0, unchanged: 0, skipped: 0, undone: 0, waiting: 0, failed: 1 };
+
+      // Act
+      emitFleetMetrics({
+        run: 'run-1',
+        function: 'ecs-scheduler',
+        dryRun: false,
+        wallSeconds: 12,
+        targets: [
+          { account: '111111111111', region: 'eu-central-1', status: 'failed', reason: 'x', summary },
+          { account: '222222222222', region: 'eu-central-1', status: 'succeeded', reason: '', summary: null },
+        ],
+      });
+
+      // Assess
+      const records = out
+        .join('')
+        .split('\n')
+        .filter((l) => l.includes('"_aws"'))
+        .map((l) => JSON.parse(l) as EmfRecord);
+      const alarm = alarms(hub).find((a) => a.MetricName === FLEET_TARGETS_FAILED_METRIC);
+      expect(alarm).toMatchObject({
+        AlarmName: 'nightshift-dev-fleet-failed',
+        Namespace: METRICS_NAMESPACE,
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 0,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [TOPIC],
+      });
+      const run = records.find((r) => r[FLEET_TARGETS_FAILED_METRIC] !== undefined);
+      expect(run?.[FLEET_TARGETS_FAILED_METRIC]).toBe(1);
+      const directive = run?._aws.CloudWatchMetrics.find((d) => d.Namespace === alarm?.Namespace);
+      expect(directive?.Dimensions).toContainEqual(alarm?.Dimensions.map((d) => d.Name));
+      for (const d of alarm?.Dimensions ?? []) expect(run?.[d.Name]).toBe(d.Value);
+      // One record per target, with its account and region
+      const perTarget = records.filter((r) => r.account !== undefined);
+      expect(perTarget.map((r) => [r.account, r.region, r.FleetTargetFailed])).toEqual([
+        ['111111111111', 'eu-central-1', 1],
+        ['222222222222', 'eu-central-1', 0],
+      ]);
+      for (const r of perTarget)
+        expect(r._aws.CloudWatchMetrics[0]?.Dimensions[0]).toEqual(
+          expect.arrayContaining(['function', 'account', 'region', 'stage']),
+        );
+    });
+  });
 });

@@ -22,6 +22,9 @@ describe('the configuration --local applies, from serverless.yml', () => {
     expect(prod.env).toEqual({
       NIGHTSHIFT_STAGE: 'prod',
       LEASE_TABLE: 'nightshift-prod-leases',
+      ALLOWED_ACCOUNTS: '',
+      PROTECTED_ACCOUNT_PATTERNS: 'prod,production,live',
+      SPOKE_EXTERNAL_ID: '',
       PROTECTED_TAGS: '',
       DRY_RUN: 'true',
       SCHEDULE_GRACE_MINUTES: '15',
@@ -170,6 +173,9 @@ describe('the deployed function’s configuration under --local', () => {
       {
         NIGHTSHIFT_STAGE: 'dev',
         LEASE_TABLE: 'nightshift-dev-leases',
+        ALLOWED_ACCOUNTS: '',
+        PROTECTED_ACCOUNT_PATTERNS: 'prod,production,live',
+        SPOKE_EXTERNAL_ID: '',
         TARGET_REGIONS: 'eu-west-1,us-east-1',
         TARGET_KMS_KEYS: '',
         RETENTION_DAYS: '14',
@@ -294,7 +300,7 @@ describe('the operator’s own variables under --local', () => {
 
   it('describes what it applied in one line', () => {
     expect(describeEnvironment(localEnvironment(prod, {}).env)).toBe(
-      'NIGHTSHIFT_STAGE=prod, LEASE_TABLE=nightshift-prod-leases, PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=true, SCHEDULE_GRACE_MINUTES=15, OVERRIDE_MAX_HOURS=24, ENVIRONMENT_START_TIMEOUT_MINUTES=30',
+      'NIGHTSHIFT_STAGE=prod, LEASE_TABLE=nightshift-prod-leases, ALLOWED_ACCOUNTS="", PROTECTED_ACCOUNT_PATTERNS=prod,production,live, SPOKE_EXTERNAL_ID="", PROTECTED_TAGS="" (the built-in prod/production/live rules), DRY_RUN=true, SCHEDULE_GRACE_MINUTES=15, OVERRIDE_MAX_HOURS=24, ENVIRONMENT_START_TIMEOUT_MINUTES=30',
     );
   });
 });
