@@ -8,7 +8,6 @@
  * List*) a bucket of 50 refilled at 20 a second, changes a bucket of 10 refilled at 10 a second.
  */
 import type { Context } from 'aws-lambda';
-import { handler } from '#functions/ecs-scheduler/handler.ts';
 import { runFleetLocal } from '#shared/fleet/local.ts';
 import type { Target } from '#shared/fleet/target.ts';
 import type { Report } from '#shared/report.ts';
@@ -42,6 +41,14 @@ const context = (): Context =>
     getRemainingTimeInMillis: () => 900_000,
   }) as unknown as Context;
 
+// Quiet: the handler's logger and metrics read these when its module loads (imported below).
+Object.assign(process.env, {
+  POWERTOOLS_LOG_LEVEL: 'SILENT',
+  POWERTOOLS_METRICS_DISABLED: 'true',
+  POWERTOOLS_DEV: 'false',
+});
+const { handler } = await import('#functions/ecs-scheduler/handler.ts');
+
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 const main = async () => {
@@ -65,8 +72,6 @@ const main = async () => {
       NIGHTSHIFT_STAGE: 'bench',
       SPOKE_EXTERNAL_ID: EXTERNAL_ID,
       ALLOWED_ACCOUNTS: ACCOUNTS.join(','),
-      POWERTOOLS_LOG_LEVEL: 'ERROR',
-      POWERTOOLS_METRICS_DISABLED: 'true',
     });
     proxy.setPace({
       latencyMs: LATENCY_MS,

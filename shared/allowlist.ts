@@ -37,8 +37,13 @@ export const parseProtectedPatterns = (text: string | undefined): string[] => {
   return patterns.length > 0 ? [...new Set(patterns)] : [...DEFAULT_PROTECTED_ACCOUNT_PATTERNS];
 };
 
+/** Words: split at anything but letters and digits, and where letters meet digits or a capital follows a
+ * small letter, so `acme-prod01`, `AcmeProd` and `Prod2 EU` all hold `prod`. */
 const words = (text: string) =>
   text
+    .replace(/([a-z])([A-Z])/g, '$1 $2')
+    .replace(/([A-Za-z])([0-9])/g, '$1 $2')
+    .replace(/([0-9])([A-Za-z])/g, '$1 $2')
     .toLowerCase()
     .split(/[^a-z0-9]+/)
     .filter((w) => w !== '');

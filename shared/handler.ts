@@ -22,7 +22,7 @@ import {
 import { buildReport, compactReport, everythingFailed, summarize, type Report } from './report.ts';
 import type { ClientScope } from './aws/config.ts';
 import { parseInput } from './input.ts';
-import { recordTarget, targetOutcome } from './fleet/record.ts';
+import { compactForFleet, recordTarget, targetOutcome } from './fleet/record.ts';
 import { FleetMarker, Target } from './fleet/target.ts';
 import {
   SummaryConfig,
@@ -188,6 +188,7 @@ export const withOps = <I>(
     let leases: RunLeases | undefined;
     let carryOver: CarryOver | undefined;
     let fleet: { marker?: FleetMarker; target: Target } | undefined;
+    let polling: NodeJS.Timeout | undefined;
     // What the run did in its target, recorded in the hub for the fleet run (not for a bare target).
     const recordFleet = async (outcome: Report | Error) => {
       const table = stateConfig?.LEASE_TABLE;
@@ -224,7 +225,9 @@ export const withOps = <I>(
         typeof context?.getRemainingTimeInMillis === 'function'
           ? context.getRemainingTimeInMillis()
           : MAX_LAMBDA_MS;
-      const hasTime = () => remainingMs() > DEADLINE_MARGIN_MS;
+      // A fleet iteration also stops starting new work once its kill switch is engaged (below).
+      let switchedOff = false;
+      const hasTime = () => !switchedOff && remainingMs() > DEADLINE_MARGIN_MS;
       const table = stateConfig.LEASE_TABLE;
       const now = () => new Date();
       // A target's leftovers are its own: two targets of one fleet run must not overwrite each other's.
@@ -271,6 +274,24 @@ export const withOps = <I>(
           const dryRun = (input as { dryRun?: unknown } | null)?.dryRun === true;
           report = buildReport(actionOf(input, serviceName), dryRun, [reached.row]);
         } else {
+          const killSwitchOf =
+            fleet?.marker && context?.invokedFunctionArn?.startsWith('arn:')
+              ? context.functionName
+              : undefined;
+          if (killSwitchOf) {
+            const { killSwitchOn, killSwitchPollMs } = await import('./fleet/kill-switch.ts');
+            // Checked again while the run goes on: halting a fleet must stop the iterations in flight.
+            // A read that fails here does not stop the run (it was readable at the start).
+            polling = setInterval(() => {
+              void killSwitchOn(killSwitchOf).then((on) => {
+                if (on === true && !switchedOff) {
+                  switchedOff = true;
+                  logger.warn('kill switch engaged during the run: starting nothing more', { killSwitchOf });
+                }
+              });
+            }, killSwitchPollMs());
+            polling.unref();
+          }
           report = await run(input, {
             logger,
             hasTime,
@@ -279,6 +300,17 @@ export const withOps = <I>(
             carriedOver,
             ...(reached && { target: reached.target }),
           });
+          if (switchedOff && fleet)
+            report = buildReport(report.action, report.dryRun, [
+              ...report.resources,
+              {
+                arn: fleet.target.account,
+                type: 'account',
+                outcome: 'undone',
+                detail:
+                  'the kill switch was engaged during the run: nothing more was started in this target (rows not started are undone)',
+              },
+            ]);
         }
       } catch (error) {
         if (!(error instanceof OutOfTimeError)) throw error;
@@ -306,6 +338,7 @@ export const withOps = <I>(
       }
       throw error;
     } finally {
+      if (polling) clearInterval(polling);
       const problems = (await leases?.releaseAll()) ?? [];
       if (problems.length > 0) logger.warn('leases not released; they expire on their own', { problems });
     }
@@ -332,7 +365,9 @@ export const withOps = <I>(
     await recordFleet(report);
     if (shouldPublish(report) && !fleet?.marker) await notify(topicArn, () => reportSummary(report, origin));
     if (everythingFailed(report)) throw new RunFailedError(report);
-    return compactReport(report);
+    // A fleet iteration's answer passes through Step Functions (256 KiB at most, States.DataLimitExceeded
+    // cannot be caught): its row in the hub has the outcome; the answer keeps the rows that matter most.
+    return fleet?.marker ? compactForFleet(compactReport(report)) : compactReport(report);
   };
 
   return middy(base)

@@ -93,6 +93,9 @@ const planTargets = async (event: Extract<FleetEvent, { action: 'targets' }>, d:
   return fleetTargets(scope, d.organizations);
 };
 
+/** At most this many (account, region) targets per run: ~45 bytes each in the 256 KiB state (and in the header). */
+export const MAX_FLEET_TARGETS = 2000;
+
 export const targets = async (
   event: Extract<FleetEvent, { action: 'targets' }>,
   d: Deps,
@@ -109,6 +112,11 @@ export const targets = async (
       'execution.dryRun',
     );
   const list = await planTargets(event, d);
+  if (list.length > MAX_FLEET_TARGETS)
+    throw new InputError(
+      `the run has ${list.length} targets, more than ${MAX_FLEET_TARGETS}: a Step Functions state holds at most 256 KiB (the targets list passes through it, and so does the run's header, a DynamoDB item of at most 400 KB); split the accounts or regions into several runs`,
+      'fleetAccounts',
+    );
   try {
     await startRun(d.dynamo, table, {
       run: event.run,

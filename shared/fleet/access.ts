@@ -131,6 +131,18 @@ export const hubAccountOf = (invokedFunctionArn: string | undefined): Promise<st
   return ownAccount;
 };
 
+/**
+ * Throttling and server errors the SDK's retries did not get past: the allowlist could not decide for
+ * now, which fails the target (alarmed, redriven) rather than refusing it (refused is not retried).
+ */
+const transient = (error: unknown): boolean => {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return (
+    /Throttl|TooManyRequests|RequestLimitExceeded|ServiceUnavailable|InternalFailure/.test(e.name ?? '') ||
+    (e.$metadata?.httpStatusCode ?? 0) >= 500
+  );
+};
+
 /** Organizations errors that mean the hub cannot read names: then the alias alone decides. */
 const NAME_UNREADABLE = new Set([
   'AWSOrganizationsNotInUseException',
@@ -158,6 +170,10 @@ export const checkAllowlist = async (
     alias = out.AccountAliases?.[0] ?? null;
   } catch (error) {
     if (error instanceof SpokeUnreachableError) throw error;
+    if (transient(error))
+      throw new SpokeUnreachableError(
+        `the alias of account ${target.account} could not be read for now (${errorMessage(error)}): nothing was changed; redrive the run`,
+      );
     alias = { error: errorMessage(error) };
   }
   let organizationName: string | undefined;
@@ -165,6 +181,10 @@ export const checkAllowlist = async (
     const out = await organizationsClient().send(new DescribeAccountCommand({ AccountId: target.account }));
     organizationName = out.Account?.Name;
   } catch (error) {
+    if (transient(error))
+      throw new SpokeUnreachableError(
+        `the Organizations name of account ${target.account} could not be read for now (${errorMessage(error)}): nothing was changed; redrive the run`,
+      );
     if (!NAME_UNREADABLE.has((error as Error).name))
       return {
         allowed: false,

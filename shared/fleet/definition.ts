@@ -172,9 +172,16 @@ export const fleetDefinition = (fn: FleetFunction, options: FleetDefinitionOptio
                   BackoffRate: 2,
                 },
               ],
-              End: true,
+              Next: 'TargetFailed',
             },
-            Kept: { Type: 'Pass', Result: { status: 'failed' }, End: true },
+            Kept: { Type: 'Pass', Result: { status: 'failed' }, Next: 'TargetFailed' },
+            // The row is written; the iteration then fails, so the map counts it against
+            // fleetToleratedFailurePercentage (past it the map stops, and Finish reports what ran).
+            TargetFailed: {
+              Type: 'Fail',
+              Error: 'nightshift.TargetFailed',
+              Cause: 'the invocation failed; its row in the hub says why',
+            },
           },
         },
         ItemsPath: '$.plan.targets',

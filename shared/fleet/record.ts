@@ -4,7 +4,7 @@
  */
 import { PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { TTL_ATTRIBUTE } from '../lease.ts';
-import type { Report, Summary } from '../report.ts';
+import type { Outcome, Report, ResourceResult, Summary } from '../report.ts';
 import type { Target } from './target.ts';
 
 /** A fleet run's rows expire after this many days through the table's TTL. */
@@ -63,4 +63,33 @@ export const recordTarget = async (
       },
     }),
   );
+};
+
+/** Rows a fleet iteration returns at most, each detail cut to DETAIL_CHARS: far below 256 KiB. */
+export const FLEET_ROWS = 100;
+const DETAIL_CHARS = 1000;
+const RANK: Record<Outcome, number> = {
+  failed: 0,
+  undone: 1,
+  waiting: 2,
+  skipped: 3,
+  changed: 4,
+  planned: 5,
+  unchanged: 6,
+};
+
+/**
+ * The answer of a fleet iteration: at most FLEET_ROWS rows, failures and work left first, the rest
+ * counted in `omitted` (the summary still counts every row).
+ */
+export const compactForFleet = (report: Report): Report => {
+  const cut = (r: ResourceResult): ResourceResult =>
+    r.detail.length > DETAIL_CHARS ? { ...r, detail: `${r.detail.slice(0, DETAIL_CHARS)}…` } : r;
+  if (report.resources.length <= FLEET_ROWS) return { ...report, resources: report.resources.map(cut) };
+  const kept = new Set(
+    [...report.resources].sort((a, b) => RANK[a.outcome] - RANK[b.outcome]).slice(0, FLEET_ROWS),
+  );
+  const omitted: Partial<Record<Outcome, number>> = { ...report.omitted };
+  for (const r of report.resources) if (!kept.has(r)) omitted[r.outcome] = (omitted[r.outcome] ?? 0) + 1;
+  return { ...report, resources: report.resources.filter((r) => kept.has(r)).map(cut), omitted };
 };

@@ -180,8 +180,17 @@ describe.runIf(motoTestsEnabled())('the fleet function', () => {
         deps({ FLEET_ACCOUNTS: '111111111111', FLEET_REGIONS: REGIONS }),
       ),
     ).rejects.toThrow(/execution\.dryRun: true but the event's dryRun is false/);
+    // More targets than a state can carry: refused before the run's header is written.
+    const accounts = Array.from({ length: 1001 }, (_, i) => String(100000000000 + i)).join(',');
+    await expect(
+      run(
+        targetsEvent('run-bad-5', {}),
+        deps({ FLEET_ACCOUNTS: accounts, FLEET_REGIONS: 'eu-central-1,eu-west-1' }),
+      ),
+    ).rejects.toThrow(/the run has 2002 targets, more than 2000/);
     expect(await readRun(dynamo, TEST_LEASE_TABLE, 'run-bad-1')).toBeUndefined();
     expect(await readRun(dynamo, TEST_LEASE_TABLE, 'run-bad-4')).toBeUndefined();
+    expect(await readRun(dynamo, TEST_LEASE_TABLE, 'run-bad-5')).toBeUndefined();
   });
 
   it('refuses an event that carries target or fleet, or a concurrency the map cannot take, before any AWS call', async () => {

@@ -276,6 +276,41 @@ describe.runIf(motoTestsEnabled())('a function run against a fleet target (moto,
     expect(proxy.requests).toEqual([]);
   });
 
+  it('stops starting work in a fleet iteration once the kill switch is engaged while it runs', async () => {
+    const many: ClusterSpec[] = [
+      { name: 'stage', services: Array.from({ length: 12 }, (_, i) => ({ name: `svc-${i}`, desired: 2 })) },
+    ];
+    await seedEstate(await clientsIn(A, 'us-west-2'), many);
+    process.env.NIGHTSHIFT_KILL_SWITCH_POLL_MS = '20';
+    let first = true;
+    proxy.before('UpdateService', async () => {
+      if (!first) return;
+      first = false;
+      reserved(0); // `nightshift fleet halt` while the iteration is at its first change
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    });
+    try {
+      const report = await stop(A, 'us-west-2', { fleet: { run: 'run-5' } });
+
+      const updates = proxy.delivered().filter((r) => r.operation === 'UpdateService').length;
+      expect(updates).toBeGreaterThan(0);
+      expect(updates).toBeLessThan(12);
+      expect(report.summary.undone).toBeGreaterThan(0);
+      expect(report.resources.at(-1)).toMatchObject({
+        type: 'account',
+        outcome: 'undone',
+        detail: expect.stringContaining('the kill switch was engaged during the run'),
+      });
+      const rows = await readTargets(dynamoClient(moto.url), TEST_LEASE_TABLE, 'run-5', [
+        { account: A, region: 'us-west-2' },
+      ]);
+      expect(rows.get(`${A}#us-west-2`)?.status).toBe('failed');
+    } finally {
+      proxy.before('UpdateService', undefined);
+      delete process.env.NIGHTSHIFT_KILL_SWITCH_POLL_MS;
+    }
+  });
+
   it('changes nothing in a fleet iteration once the kill switch is engaged', async () => {
     reserved(0);
     const report = await stop(A, 'eu-central-1', { fleet: { run: 'run-4' } });

@@ -110,6 +110,8 @@ export const stsGate = (proxy: Proxy, spokes: SpokeDeployment[] = []): StsGate =
     if (!(deployment.functions ?? FUNCTIONS).includes(spoke.fn)) return deny('role not deployed');
     if (attempt.caller !== HUB_ACCOUNT) return deny('caller not the hub');
     if (attempt.externalId !== deployment.externalId) return deny('external id');
+    // infra/spoke.yml: sts:TagSession only for the key nightshift-region, and required.
+    if (Object.keys(tags).join(',') !== 'nightshift-region') return deny('session tags');
     attempt.allowed = true;
     return undefined;
   });

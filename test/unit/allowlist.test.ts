@@ -19,6 +19,13 @@ describe('PROTECTED_ACCOUNT_PATTERNS', () => {
     ['reproduce-stage', undefined],
     ['products-dev', undefined],
     ['acme-shop-staging', undefined],
+    // Digits and capitals glued to a word still part it: the most common real names.
+    ['acme-prod01', 'prod'],
+    ['AcmeProd', 'prod'],
+    ['Prod2 EU', 'prod'],
+    ['shopLive', 'live'],
+    ['PRODUCTS', undefined],
+    ['Liveops2', undefined],
   ])('%s matches %s (whole words, any case)', (name, pattern) => {
     expect(protectedPattern(name, DEFAULTS)).toBe(pattern);
   });

@@ -99,7 +99,16 @@ describe('the fleet state machine definition', () => {
           ttl: { 'N.$': '$.ttl' },
         },
       },
+      Next: 'TargetFailed',
     });
+  });
+
+  it('fails an iteration whose invocation failed once its row is written, so the tolerated percentage counts it', () => {
+    const { Record, Kept, TargetFailed } = fan(fleetDefinition('ecs-scheduler', options)).ItemProcessor
+      .States;
+    expect(Record?.Next).toBe('TargetFailed');
+    expect(Kept?.Next).toBe('TargetFailed');
+    expect(TargetFailed).toMatchObject({ Type: 'Fail', Error: 'nightshift.TargetFailed' });
   });
 
   it('holds no null, which osls would drop from the template (a missing ResultPath means $)', () => {
