@@ -1854,6 +1854,10 @@ describe('serverless.yml and infra/', () => {
       );
       for (const [id] of fleetSchedules)
         expect(switched.Resources[id]?.Properties.State, id).toBe('DISABLED');
+      // The kill switch turns them off too, whatever fleetSchedulesState says.
+      const killed = packageStage('dev', { ...FLEET_PARAMS, killSwitch: 'true' }, 'dev-fleet-killed');
+      for (const [id] of fleetSchedules) expect(killed.Resources[id]?.Properties.State, id).toBe('DISABLED');
+      for (const [id] of fleetSchedules) expect(hub.Resources[id]?.Properties.State, id).toBe('ENABLED');
     });
 
     it('alarms when a fleet run has failed targets, on the metric the finish step really writes', () => {
