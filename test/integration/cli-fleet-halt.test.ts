@@ -22,18 +22,12 @@ import {
   type ExecutionStatus,
 } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { FLEET_FUNCTIONS } from '#shared/fleet/target.ts';
 import { cli } from '#test/support/cli.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 
-const FUNCTIONS = [
-  'ecs-scheduler',
-  'rds-scheduler',
-  'rds-snapshot-copy',
-  'snapshot-tags',
-  'instance-rotation',
-  'ssm-restart',
-  'fleet',
-];
+// Every function of a stage: the ones a fleet runs, and the hub's own fleet function.
+const FUNCTIONS = [...FLEET_FUNCTIONS, 'fleet'];
 const GROUP = 'nightshift-dev-fleet';
 /** An empty zip archive (end-of-central-directory record only): moto stores code without running it. */
 const EMPTY_ZIP = Uint8Array.from([0x50, 0x4b, 0x05, 0x06, ...new Array<number>(18).fill(0)]);

@@ -10,6 +10,7 @@
  * It also learns which account each assumed access key belongs to, so a test can tell which account
  * every recorded request was sent with (`accountOf`).
  */
+import { FLEET_FUNCTIONS } from '#shared/fleet/target.ts';
 import type { Proxy, RecordedRequest } from './proxy.ts';
 
 /** moto's default account: the test's own credentials, the hub. */
@@ -42,14 +43,7 @@ export interface StsGate {
 }
 
 const SPOKE = /^arn:aws[a-z-]*:iam::(\d{12}):role\/nightshift-(.+)-([a-z-]+)-spoke$/;
-const FUNCTIONS = [
-  'ecs-scheduler',
-  'rds-scheduler',
-  'rds-snapshot-copy',
-  'snapshot-tags',
-  'instance-rotation',
-  'ssm-restart',
-];
+const FUNCTIONS: readonly string[] = FLEET_FUNCTIONS;
 
 const denied = (message: string) => ({
   status: 403,
