@@ -21,6 +21,8 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           env,
+          // moto_server from PATH or the project's cache, installed there once if need be (scripts/tools.ts).
+          globalSetup: ['test/support/setup-moto.ts'],
           testTimeout: 120_000,
           hookTimeout: 90_000,
         },
@@ -30,6 +32,7 @@ export default defineConfig({
           name: 'meta',
           include: ['test/meta/**/*.test.ts'],
           env,
+          globalSetup: ['test/support/setup-cfn-lint.ts'],
           testTimeout: 180_000,
           hookTimeout: 180_000,
         },

@@ -1,20 +1,22 @@
 /**
- * Starts a private moto server on a free loopback port and stops it by pid. Tests that need moto
- * skip with a clear message when moto_server is absent, except under CI=true, where that is a failure.
+ * Starts a private moto server on a free loopback port and stops it by pid. moto_server comes from PATH
+ * or from the project's own cache (scripts/tools.ts installs it there once when it is on neither; the
+ * integration tests' setup, test/support/tools-setup.ts, does that before any test file runs, and fails
+ * the run with one line saying what to install when it cannot).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { cannotMessage, ensureTool, toolCommand } from '#scripts/tools.ts';
 
-export const MOTO_INSTALL_HINT =
-  'moto_server not found: pip install "moto[server]" to run the integration tests';
-
-export const motoInstalled = (): boolean =>
-  spawnSync('moto_server', ['--help'], { stdio: 'ignore' }).status === 0;
-
-/** Whether moto tests run here; under CI=true they always run, so a missing moto fails loudly. */
+/**
+ * Whether moto tests run here: moto_server on PATH or in the cache. Under CI=true they always run, so a
+ * missing moto fails loudly; elsewhere the setup has already installed it or stopped the run.
+ */
 export const motoTestsEnabled = (): boolean => {
-  if (process.env.CI === 'true' || motoInstalled()) return true;
-  console.warn(`SKIPPED: ${MOTO_INSTALL_HINT}`);
+  if (process.env.CI === 'true' || toolCommand('moto_server')) return true;
+  console.warn(
+    `SKIPPED: ${cannotMessage('moto_server', "not provisioned: run the tests through vitest's setup")}`,
+  );
   return false;
 };
 
@@ -38,10 +40,10 @@ export interface Moto {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const startMoto = async (): Promise<Moto> => {
-  if (!motoInstalled()) throw new Error(MOTO_INSTALL_HINT);
+  const command = await ensureTool('moto_server');
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
+  const child: ChildProcess = spawn(command, ['-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -1,0 +1,3 @@
+import { toolsSetup } from './tools-setup.ts';
+
+export default toolsSetup(['cfn-lint']);
