@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { motoTestsEnabled } from '#test/support/moto.ts';
+import { differences } from '#test/support/night-estate.ts';
 
 // A whole night is about 40 s on a loaded 2-core machine: the limits are for hangs, not for speed.
 const demo = (...args: string[]) =>
@@ -86,6 +87,7 @@ describe.runIf(motoTestsEnabled())('the demo', () => {
     );
     expect(dryRun.slice(dryRun.indexOf(STATUS))).toMatch(/^Parked by nightshift: nothing$/m);
     // 2. Parked: the changes the dry run planned happen now (so they had not before), alarms silenced
+    expect(parked).toMatch(/ecs-scheduler \{"action":"reconcile","planDigest":"[0-9a-f]{64}"\}$/m);
     expect(parked).toMatch(/^shop\/web +ecs-service +changed +.*desiredCount 3 → 0/m);
     expect(parked).toMatch(/^shop-batch +autoscaling-group +changed +.*min 1→0, desired 2→0, max 4→0/m);
     expect(parked).toMatch(/^db:shop-db +rds-db-instance +changed +.*then StopDBInstance$/m);
@@ -272,5 +274,47 @@ describe.runIf(motoTestsEnabled())('the demo', () => {
     // Assess
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('no demo "nope": npm run demo [-- night|environment|ecs]');
+  });
+});
+
+describe('the end of the night demo', () => {
+  it('names every fact that did not come back, and forgives only the restart record on what was restarted', () => {
+    // Prepare: the evening, and a morning where a service, an alarm and a tag did not come back
+    const evening = new Map([
+      ['service shop/web: desired', '3'],
+      ['alarm shop-db-cpu: actions', 'enabled'],
+      ['group shop-batch: tags', 'nightshift:environment=shop, nightshift:schedule=office-hours'],
+      ['service ops/gateway: tags', 'nightshift:restartable=true'],
+    ]);
+    const morning = new Map([
+      ['service shop/web: desired', '0'],
+      ['alarm shop-db-cpu: actions', 'disabled'],
+      [
+        'group shop-batch: tags',
+        'nightshift:environment=shop, nightshift:schedule=office-hours, nightshift:stopped=min=1 desired=2 max=4',
+      ],
+      [
+        'service ops/gateway: tags',
+        'nightshift:last-restart=at=2026-12-02T02:30:00Z what=ecs-service via=alarm, nightshift:restartable=true',
+      ],
+    ]);
+
+    // Act
+    const found = differences(evening, morning);
+    const exact = differences(
+      evening,
+      new Map([...evening, ['service ops/gateway: tags', morning.get('service ops/gateway: tags') ?? '']]),
+    );
+
+    // Assess
+    expect(found).toEqual([
+      'service shop/web: desired: was 3, now 0',
+      'alarm shop-db-cpu: actions: was enabled, now disabled',
+      'group shop-batch: tags: was nightshift:environment=shop, nightshift:schedule=office-hours, now nightshift:environment=shop, nightshift:schedule=office-hours, nightshift:stopped=min=1 desired=2 max=4',
+    ]);
+    expect(exact).toEqual([]);
+    expect(differences(evening, new Map([...evening].slice(1)))).toEqual([
+      'service shop/web: desired: was 3, now (absent)',
+    ]);
   });
 });

@@ -301,3 +301,24 @@ export const observeNight = async (
   }
   return facts;
 };
+
+/**
+ * What did not come back exactly, one line per fact (`service shop/web: desired: was 3, now 0`). The one
+ * change a night should leave is ssm-restart's record on what it restarted (`nightshift:last-restart` on
+ * ops/gateway): a fact's tags may gain that, and only that.
+ */
+export const differences = (before: Map<string, string>, after: Map<string, string>): string[] => {
+  const restarted = `service ${NIGHT.ops.cluster}/${NIGHT.ops.service}: tags`;
+  const withoutRestart = (key: string, value: string | undefined) =>
+    key === restarted && value
+      ? value
+          .split(', ')
+          .filter((t) => !/^nightshift:last-restart=at=\S+ what=ecs-service via=alarm$/.test(t))
+          .join(', ') || '(none)'
+      : value;
+  return [...new Set([...before.keys(), ...after.keys()])].flatMap((key) => {
+    const was = before.get(key);
+    const now = withoutRestart(key, after.get(key));
+    return was === now ? [] : [`${key}: was ${was ?? '(absent)'}, now ${now ?? '(absent)'}`];
+  });
+};
