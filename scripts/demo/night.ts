@@ -311,7 +311,13 @@ export const nightDemo = async () => {
       startDb > stopDb &&
       startDb < Math.min(...wakes);
     for (const k of [...before.keys()].filter((key) => !key.endsWith(': tags')))
-      console.log(`  ${k.padEnd(40)} ${after.get(k)}`);
+      console.log(`  ${k.padEnd(36)} ${(after.get(k) ?? '(absent)').padEnd(20)} evening: ${before.get(k)}`);
+    const left = [...after]
+      .filter(([k, v]) => k.endsWith(': tags') && /nightshift:(stopped|silenced|override|rotation)=/.test(v))
+      .map(([k]) => k.replace(/: tags$/, ''));
+    console.log(
+      `nightshift state left (stopped, silenced, override, rotation tags): ${left.join(', ') || 'none'}`,
+    );
     if (!inOrder) throw new Error('the order did not hold: the database stops last and starts first');
     if (differs.length > 0) {
       console.error(`NOT back exactly:\n${differs.map((d) => `  ${d}`).join('\n')}`);

@@ -149,7 +149,11 @@ describe.runIf(motoTestsEnabled())('the demo', () => {
     expect(end).toMatch(
       /^shop, sent in order: service \w+=0, service \w+=0, stop-db, start-db, stop-db, start-db, service \w+=\d, service \w+=\d$/m,
     );
-    expect(end).toMatch(/^ {2}alarm shop-db-cpu: actions +enabled$/m);
+    expect(end).toMatch(/^ {2}alarm shop-db-cpu: actions +enabled +evening: enabled$/m);
+    expect(end).toMatch(
+      /^ {2}group ops-runners: size +min 1 desired 2 max 3 +evening: min 1 desired 2 max 3$/m,
+    );
+    expect(end).toMatch(/^nightshift state left \(stopped, silenced, override, rotation tags\): none$/m);
     expect(run.stdout.trimEnd().split('\n').pop()).toBe(
       'came back exactly: every desired count, scaling target, group size, database status and alarm action is as it was the evening before, and no nightshift saved state (stopped, silenced, override, rotation) is left.',
     );
