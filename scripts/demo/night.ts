@@ -311,7 +311,7 @@ export const nightDemo = async () => {
       startDb > stopDb &&
       startDb < Math.min(...wakes);
     for (const k of [...before.keys()].filter((key) => !key.endsWith(': tags')))
-      console.log(`  ${k.padEnd(36)} ${(after.get(k) ?? '(absent)').padEnd(20)} evening: ${before.get(k)}`);
+      console.log(`  ${k.padEnd(36)} ${(after.get(k) ?? '(absent)').padEnd(24)} evening: ${before.get(k)}`);
     const left = [...after]
       .filter(([k, v]) => k.endsWith(': tags') && /nightshift:(stopped|silenced|override|rotation)=/.test(v))
       .map(([k]) => k.replace(/: tags$/, ''));
