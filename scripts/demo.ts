@@ -10,6 +10,7 @@
 import { ecsDemo } from './demo/ecs.ts';
 import { environmentDemo } from './demo/environment.ts';
 import { nightDemo } from './demo/night.ts';
+import { ToolUnavailableError } from './tools.ts';
 
 const DEMOS: Record<string, () => Promise<void>> = {
   night: nightDemo,
@@ -22,4 +23,11 @@ if (!demo) {
   console.error(`no demo "${which}": npm run demo [-- ${Object.keys(DEMOS).join('|')}]`);
   process.exit(2);
 }
-await demo();
+try {
+  await demo();
+} catch (error) {
+  // moto_server neither found nor installable: the one line that says what to install, no stack.
+  if (!(error instanceof ToolUnavailableError)) throw error;
+  console.error(`npm run demo: ${error.message}`);
+  process.exit(1);
+}
