@@ -147,8 +147,10 @@ const main = async () => {
   console.log(`${FLEET_ASL_DIR}/*.json  ${FLEET_FUNCTIONS.length} fleet state machine definitions`);
   // The nightshift CLI (package.json bin): every function's handler, for --local. Split: what the CLI
   // imports on demand (the holiday calendars, shared/holiday-loader.ts: 1.4 MiB; each function's
-  // handler; AWS SDK clients) goes to dist/cli/chunks/, so `nightshift --help` and every command that
-  // needs none of it never parse it. dist/cli/ is the unit to copy: the bin imports its chunks beside it.
+  // handler; AWS SDK clients; the prompt and the spinner) goes to dist/cli/chunks/, so `nightshift --help`
+  // and every command that needs none of it never parse it: the bin's static imports are the command
+  // definitions (about 60 KiB; test/integration/cli-startup.test.ts keeps them so). dist/cli/ is the
+  // unit to copy: the bin imports its chunks beside it.
   const cli = join('dist', 'cli', 'nightshift.mjs');
   await build({
     entryPoints: { nightshift: join('scripts', 'cli', 'main.ts') },

@@ -8,6 +8,8 @@ import { randomUUID } from 'node:crypto';
 import type { Report } from '#shared/report.ts';
 import { errorMessage, RunFailedError } from '#shared/errors.ts';
 import { localHandler, type FunctionName } from './functions.ts';
+import { invokesInFlight, isInterrupted, localRunsInFlight, noteLocalRun } from './in-flight.ts';
+import { FunctionFailedError, InvokeRefusedError, OutcomeUnknownError } from './invoke-errors.ts';
 import { localFunctionName } from './local.ts';
 
 export interface Target {
@@ -15,55 +17,6 @@ export interface Target {
   stage: string;
   region?: string;
   local: boolean;
-}
-
-/** The error a deployed function threw (FunctionError), with its type and message. */
-export class FunctionFailedError extends Error {
-  override name = 'FunctionFailedError';
-  constructor(
-    public readonly functionName: string,
-    public readonly errorType: string,
-    public readonly reason: string,
-  ) {
-    super(`${functionName} failed: ${errorType}: ${reason}`);
-  }
-}
-
-/**
- * A changing invoke whose answer never came (a reset connection, a timeout, a 5xx from Lambda): the
- * function may have run, may still be running, or may never have started. It is not sent again: a
- * second stop or restart is worse than a person looking first.
- */
-export class OutcomeUnknownError extends Error {
-  override name = 'OutcomeUnknownError';
-  constructor(
-    public readonly functionName: string,
-    reason: string,
-  ) {
-    super(
-      `the outcome of ${functionName} is unknown: ${reason}. The request may have reached Lambda, so the ` +
-        'function may have run, or may still be running; it was not sent again. Look before you run it ' +
-        'again: `nightshift status` shows what nightshift holds now, and the same command with --dry-run ' +
-        'shows what is still to do.',
-    );
-  }
-}
-
-/**
- * Lambda refused the invoke because the function's reserved concurrency is used up
- * (TooManyRequestsException, 429, Reason ReservedFunctionConcurrentInvocationLimitExceeded): nothing
- * ran. Reserved concurrency 0 is the kill switch (exit 2); otherwise another run holds the only slot
- * serverless.yml reserves (exit 3: run again when it ends).
- */
-export class InvokeRefusedError extends Error {
-  override name = 'InvokeRefusedError';
-  constructor(
-    public readonly functionName: string,
-    message: string,
-    public readonly exitCode: 2 | 3,
-  ) {
-    super(message);
-  }
 }
 
 const CONCURRENCY_LIMIT = 'ReservedFunctionConcurrentInvocationLimitExceeded';
@@ -103,22 +56,6 @@ const lambdaClient = (region: string | undefined, once = false) => {
   return client;
 };
 
-/** Set once the CLI was interrupted (Ctrl-C): an in-process run then starts nothing new. */
-let interrupted = false;
-export const interruptLocalRuns = (): void => {
-  interrupted = true;
-};
-
-/**
- * In-process (`--local`) runs not returned yet. On a signal the CLI waits for them: a run stops
- * starting work once interrupted, but a call it already sent (an UpdateService) may still land, and
- * its leases must be held until then; its handler releases them when it returns.
- */
-export const localRunsInFlight = new Set<Promise<unknown>>();
-
-/** Deployed functions invoked and not answered yet: they go on in Lambda whatever happens here. */
-export const invokesInFlight = new Set<string>();
-
 export interface InvokeOptions {
   /** The invoke may change something: send it once (see lambdaClient). */
   mutates: boolean;
@@ -150,10 +87,10 @@ export const invoke = async (
       // The deployed function's own timeout: the run stops starting work when a deployed run would,
       // and its leases last as long as a deployed run's. Once interrupted, no time is left.
       getRemainingTimeInMillis: () =>
-        interrupted ? 0 : Math.max(0, options.timeoutMs - (Date.now() - started)),
+        isInterrupted() ? 0 : Math.max(0, options.timeoutMs - (Date.now() - started)),
     };
     const running = handler(payload, context);
-    localRunsInFlight.add(running);
+    noteLocalRun(running);
     try {
       return await running;
     } catch (error) {

@@ -1,13 +1,13 @@
 /**
  * The `nightshift` command (package.json bin). Built to dist/cli/nightshift.mjs by `npm run build`;
- * `npm run cli -- <args>` runs it from source.
+ * `npm run cli -- <args>` runs it from source. What it imports up front is the command definitions
+ * (program.ts) and what its signal handlers need; the prompt, the spinner and everything a command runs
+ * are imported when used, so `nightshift --help` answers at once
+ * (test/integration/cli-startup.test.ts keeps it so).
  */
 import './defaults.ts';
-import confirm from '@inquirer/confirm';
-import ora from 'ora';
-import { interruptLocalRuns, invokesInFlight, localRunsInFlight } from './invoke.ts';
-import { releaseHeldLeases } from './local.ts';
-import { EXIT, runCli } from './program.ts';
+import { anyLocalRun, interruptLocalRuns, invokesInFlight, localRunsInFlight } from './in-flight.ts';
+import { EXIT, runCli, type Progress } from './program.ts';
 
 const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
 const say = (text: string) => process.stderr.write(`${text}\n`);
@@ -41,7 +41,10 @@ const exitWith = (signal: 'SIGINT' | 'SIGTERM', code: number, text: string) => {
   process.exit(code);
 };
 const releaseAndExit = async (signal: 'SIGINT' | 'SIGTERM', code: number, why: string) => {
-  const { runs, problems } = await releaseHeldLeases();
+  // Only a handler run in this process takes leases (invoke.ts, which loaded local.ts with it).
+  const { runs, problems } = anyLocalRun()
+    ? await (await import('./local.ts')).releaseHeldLeases()
+    : { runs: 0, problems: [] };
   for (const problem of problems)
     say(`nightshift: a lease was not released (it expires on its own): ${problem}`);
   exitWith(
@@ -90,6 +93,34 @@ const onSignal = (signal: 'SIGINT' | 'SIGTERM', code: number) =>
 onSignal('SIGINT', EXIT.interrupted);
 onSignal('SIGTERM', EXIT.terminated);
 
+/**
+ * A spinner on stderr until the returned function is called. ora is imported on the first one: the
+ * spinner starts once it is loaded (a few milliseconds), unless the wait ended before.
+ */
+const spinner = (text: string): Progress => {
+  let shown: { stop: () => void; text: string } | undefined;
+  let current = text;
+  let ended = false;
+  import('ora')
+    .then(({ default: ora }) => {
+      if (!ended) shown = ora({ text: current, stream: process.stderr }).start();
+    })
+    // A spinner is only a sign of life: without one the command goes on.
+    .catch(() => undefined);
+  return Object.assign(
+    () => {
+      ended = true;
+      shown?.stop();
+    },
+    {
+      update: (next: string) => {
+        current = next;
+        if (shown) shown.text = next;
+      },
+    },
+  );
+};
+
 const cliDone = runCli(argv, {
   out: (text) => {
     if (exiting) return;
@@ -98,15 +129,11 @@ const cliDone = runCli(argv, {
   },
   err: say,
   interactive,
-  confirm: (message) => confirm({ message, default: false }, { output: process.stderr }),
-  progress: (text) => {
-    const spinner = ora({ text, stream: process.stderr }).start();
-    return Object.assign(() => void spinner.stop(), {
-      update: (next: string) => {
-        spinner.text = next;
-      },
-    });
+  confirm: async (message) => {
+    const { default: confirm } = await import('@inquirer/confirm');
+    return confirm({ message, default: false }, { output: process.stderr });
   },
+  progress: spinner,
   width: process.stdout.columns ?? 120,
   env: process.env,
 });

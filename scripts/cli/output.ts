@@ -1,6 +1,7 @@
 import Table from 'cli-table3';
 import type { Report } from '#shared/report.ts';
 import { omittedLine, shortName, summaryCounts } from '#shared/report-text.ts';
+import { EXIT } from './exit-codes.ts';
 
 export const summaryLine = (fn: string, report: Report) => {
   const omitted = omittedLine(report);
@@ -31,24 +32,7 @@ export const renderReport = (fn: string, report: Report, width = 120): string =>
   return `${table.toString()}\n${summaryLine(fn, report)}`;
 };
 
-export const EXIT = {
-  ok: 0,
-  /** Something failed: a failed row, the function threw, the lease table could not be used. */
-  failed: 1,
-  /**
-   * Refused: bad input, no --yes without a terminal, a kill switch, a local run that cannot be as
-   * guarded as its stage, a change asked of a function whose DRY_RUN=true makes it only plan.
-   */
-  usage: 2,
-  /**
-   * Not finished, nothing lost: work left undone, scopes held by another run, a plan that changed, a
-   * restart in which nothing restarted, commands still running when the function had to stop.
-   */
-  notFinished: 3,
-  /** Interrupted by Ctrl-C (128 + SIGINT) or SIGTERM (128 + SIGTERM), as shells report it. */
-  interrupted: 130,
-  terminated: 143,
-} as const;
+export { EXIT };
 
 // The words the functions use for these rows (shared/plan-digest.ts, shared/lease.ts,
 // functions/ssm-restart/execute.ts).

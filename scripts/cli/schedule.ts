@@ -1,53 +1,25 @@
 /**
  * `nightshift schedule check` and `nightshift schedule next`: the schedules file evaluated offline, no
- * AWS (issue 9, "Preview"). `npm run build` validates the same file with `loadSchedulesFile`.
+ * AWS (issue 9, "Preview"). `npm run build` validates the same file with `loadSchedulesFile`. The YAML
+ * parser and the schedule evaluator are imported when a command runs: the bin registers these commands
+ * (program.ts) for every command line, `nightshift --help` included.
  */
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parseDocument } from 'yaml';
 import { InputError } from '#shared/errors.ts';
-import { calendarsFor } from '#shared/holiday-loader.ts';
-import {
-  evaluate,
-  localIso,
-  localLabel,
-  parseSchedules,
-  ScheduleError,
-  transitionsBetween,
-  type DesiredState,
-  type Schedules,
-} from '#shared/schedules.ts';
-import { EXIT } from './output.ts';
+import type { DesiredState, Schedules } from '#shared/schedules.ts';
+import { EXIT } from './exit-codes.ts';
 
 export const SCHEDULES_FILE = 'infra/schedules.yml';
 
 /**
  * Reads and validates a schedules file (YAML; JSON is YAML). Throws ScheduleError naming the file,
- * the schedule and the field, or the line of a YAML syntax error. The holiday calendars (date-holidays)
- * are loaded only when the file names one: every other command, and a file without, never loads them.
+ * the schedule and the field, or the line of a YAML syntax error (schedules-file.ts, with the parser).
  */
-export const loadSchedulesFile = async (file: string): Promise<Schedules> => {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ScheduleError(
-      [{ field: file, message: `cannot read it (${(error as Error).message}); give the file with --file` }],
-      file,
-    );
-  }
-  const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ScheduleError(
-      doc.errors.map((e) => ({ field: file, message: e.message })),
-      file,
-    );
-  }
-  const js: unknown = doc.toJS();
-  return parseSchedules(js, { calendars: await calendarsFor(js), source: file });
-};
+export const loadSchedulesFile = async (file: string): Promise<Schedules> =>
+  (await import('./schedules-file.ts')).readSchedulesFile(file);
 
 const load = async (file: string): Promise<Schedules> => {
+  const { ScheduleError } = await import('#shared/schedules.ts');
   try {
     return await loadSchedulesFile(file);
   } catch (error) {
@@ -117,6 +89,7 @@ export const scheduleCommands = (
       const o = this.opts<{ file: string; at: string[]; json?: boolean }>();
       const times = o.at.map((text) => ({ text, at: instant(text, '--at') }));
       const schedules = await load(o.file);
+      const { evaluate } = await import('#shared/schedules.ts');
       const rows: CheckRow[] = [];
       for (const s of schedules.values()) {
         for (const { text, at } of times) {
@@ -153,6 +126,7 @@ export const scheduleCommands = (
       const from = o.from === undefined ? options.now() : instant(o.from, '--from');
       const until = new Date(from.getTime() + days * 86_400_000);
       const schedules = await load(o.file);
+      const { evaluate, localIso, localLabel, transitionsBetween } = await import('#shared/schedules.ts');
       if (name !== undefined && !schedules.has(name)) {
         throw new InputError(
           `no schedule "${name}" in ${o.file} (it has: ${[...schedules.keys()].join(', ')})`,
