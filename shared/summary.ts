@@ -1,8 +1,7 @@
 import './zod.ts';
 import * as z from 'zod/mini';
-import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { SNSClient } from '@aws-sdk/client-sns';
 import type { Infer } from './zod.ts';
-import { snsClient } from './aws/sns.ts';
 import { errorMessage } from './errors.ts';
 import { formatReport } from './report-text.ts';
 import type { Outcome, Report } from './report.ts';
@@ -114,10 +113,22 @@ export const crashSummary = (error: unknown, origin: RunOrigin): RunSummary => (
  */
 export const PUBLISH_TIMEOUT_MS = 5_000;
 
+/**
+ * The SNS client and Publish: imported by the runs that publish (shouldPublish), so the many runs that
+ * change nothing never load them (a chunk of its own in each bundle, issue 12's lean bundles).
+ */
+const loadPublish = async (client: SNSClient | undefined) => {
+  const [{ PublishCommand }, own] = await Promise.all([
+    import('@aws-sdk/client-sns'),
+    client ? undefined : import('./aws/sns.ts'),
+  ]);
+  return { PublishCommand, sns: client ?? own!.snsClient() };
+};
+
 export const publishSummary = async (
   topicArn: string,
   summary: RunSummary,
-  { client = snsClient(), timeoutMs = PUBLISH_TIMEOUT_MS }: { client?: SNSClient; timeoutMs?: number } = {},
+  { client, timeoutMs = PUBLISH_TIMEOUT_MS }: { client?: SNSClient; timeoutMs?: number } = {},
 ): Promise<void> => {
   const abort = new AbortController();
   const timedOut = new Promise<never>((_, reject) =>
@@ -128,9 +139,11 @@ export const publishSummary = async (
   const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
     await Promise.race([
-      client.send(
-        new PublishCommand({ TopicArn: topicArn, Subject: summary.subject, Message: summary.message }),
-        { abortSignal: abort.signal },
+      loadPublish(client).then(({ PublishCommand, sns }) =>
+        sns.send(
+          new PublishCommand({ TopicArn: topicArn, Subject: summary.subject, Message: summary.message }),
+          { abortSignal: abort.signal },
+        ),
       ),
       timedOut,
     ]);
