@@ -1,0 +1,57 @@
+/**
+ * What a cold start of each built function parses: dist/<fn>/index.mjs and every chunk it imports
+ * statically (scripts/bundle-graph.ts). Issue 12's goal is 400 KiB. A function still above it has a
+ * ceiling here, its size when the ceiling was set: it may not grow, and once it meets the goal its
+ * ceiling must go. Sizes, not times: `npm run measure` times the cold imports. Run after `npm run build`.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bundleGraph, functionNames } from '#scripts/bundle-graph.ts';
+
+const GOAL_KIB = 400;
+
+/**
+ * Above the goal still (KiB, entry + static chunks): their modelled AWS errors (every error class and
+ * schema a client registers, which the SDK needs to name an error) and the clients every run reads.
+ */
+const CEILING_KIB: Record<string, number> = {
+  'ecs-scheduler': 610,
+  'instance-rotation': 430,
+  'rds-scheduler': 520,
+  'rds-snapshot-copy': 415,
+  'snapshot-tags': 405,
+  'ssm-restart': 525,
+};
+
+const kib = (bytes: number) => Math.round((bytes / 1024) * 10) / 10;
+
+describe('function bundles: what a cold start loads', () => {
+  it.each(functionNames())('%s: entry + static chunks within the goal (or its ceiling)', (fn) => {
+    // Prepare
+    expect(existsSync(join('dist', fn, 'index.mjs')), `dist/${fn}/index.mjs missing: run npm run build`).toBe(
+      true,
+    );
+
+    // Act
+    const cold = kib(bundleGraph('dist', fn).coldStart.bytes);
+
+    // Assess
+    const ceiling = CEILING_KIB[fn];
+    if (ceiling === undefined)
+      expect(cold, `dist/${fn}: entry + static chunks, KiB`).toBeLessThanOrEqual(GOAL_KIB);
+    else {
+      expect(
+        cold,
+        `dist/${fn}: entry + static chunks, KiB (ceiling while above ${GOAL_KIB})`,
+      ).toBeLessThanOrEqual(ceiling);
+      expect(cold, `dist/${fn} meets the ${GOAL_KIB} KiB goal now: remove its ceiling`).toBeGreaterThan(
+        GOAL_KIB,
+      );
+    }
+  });
+
+  it('names a ceiling only for functions that exist', () => {
+    expect(functionNames()).toEqual(expect.arrayContaining(Object.keys(CEILING_KIB)));
+  });
+});
