@@ -118,11 +118,8 @@ export const PUBLISH_TIMEOUT_MS = 5_000;
  * change nothing never load them (a chunk of its own in each bundle, issue 12's lean bundles).
  */
 const loadPublish = async (client: SNSClient | undefined) => {
-  const [{ PublishCommand }, own] = await Promise.all([
-    import('@aws-sdk/client-sns'),
-    client ? undefined : import('./aws/sns.ts'),
-  ]);
-  return { PublishCommand, sns: client ?? own!.snsClient() };
+  const { PublishCommand, snsClient } = await import('./aws/sns.ts');
+  return { PublishCommand, sns: client ?? snsClient() };
 };
 
 export const publishSummary = async (
