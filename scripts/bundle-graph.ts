@@ -13,9 +13,12 @@ export const functionNames = (): string[] =>
     .filter((name) => existsSync(join('functions', name, 'handler.ts')))
     .sort();
 
-/** `import{a as b}from"./chunks/x.mjs"`, `import"./chunks/x.mjs"` (esbuild's minified ESM). */
+/**
+ * `import{a as b}from"./chunks/x.mjs"`, `import"./chunks/x.mjs"`, `import*as m from"..."`,
+ * `export{a}from"..."`, `export*from"..."` (esbuild's minified ESM).
+ */
 const STATIC_IMPORT =
-  /(?:^|[;\s}])import\s*(?:[\w$]+\s*,?\s*)?(?:\{[^}]*\}|\*\s*as\s*[\w$]+)?\s*(?:from\s*)?"(\.\.?\/[^"]+\.mjs)"/g;
+  /(?:^|[;\s}])(?:import\s*(?:[\w$]+\s*,?\s*)?(?:\{[^}]*\}|\*\s*as\s*[\w$]+)?|export\s*(?:\{[^}]*\}|\*(?:\s*as\s*[\w$]+)?))\s*(?:from\s*)?"(\.\.?\/[^"]+\.mjs)"/g;
 /** `import("./chunks/x.mjs")` */
 const DYNAMIC_IMPORT = /\bimport\(\s*"(\.\.?\/[^"]+\.mjs)"\s*\)/g;
 

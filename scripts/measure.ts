@@ -109,9 +109,13 @@ const main = () => {
       verdict(cold.bytes <= BUNDLE_GOAL_KIB * 1024),
       `${kib(onDemand)} (${graph.onDemand.length})`,
     ]);
-    const largest = [...graph.onDemand].sort((a, b) => b.bytes - a.bytes).slice(0, 4);
+    const byName = new Map<string, number>();
+    for (const c of graph.onDemand) byName.set(c.name, (byName.get(c.name) ?? 0) + c.bytes);
     notes.push(
-      `  ${fn}: ${largest.map((c) => `${c.name} ${kib(c.bytes)}`).join(', ')}` +
+      `  ${fn}: ${[...byName]
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, bytes]) => `${name} ${kib(bytes)}`)
+        .join(', ')}` +
         (graph.unreached.length > 0 ? `; ${graph.unreached.length} chunk(s) built but never imported` : ''),
     );
     const service = PEER_SERVICE[fn] ?? 'sts';
@@ -141,7 +145,11 @@ const main = () => {
       sizes,
     ),
   );
-  console.log('On demand: parsed only when the code path that imports it runs (largest first, KiB):');
+  console.log(
+    'On demand (KiB, largest first): parsed only by the code path that imports it. access, kill-switch: a run\n' +
+      'with a fleet target; sns: a run that publishes its summary; dist-es, sts, sso-oidc, loadSso, signin: the\n' +
+      "SDK's credential providers other than the environment's (Lambda's); event-streams: streaming operations.",
+  );
   console.log(notes.join('\n'));
   console.log('');
   console.log(
