@@ -51,6 +51,15 @@ describe('function bundles: what a cold start loads', () => {
     }
   });
 
+  it.each(functionNames())(
+    '%s: leaves the SNS client to the runs that publish a summary (an on-demand chunk)',
+    (fn) => {
+      const graph = bundleGraph('dist', fn);
+      expect(graph.onDemand.map((c) => c.name)).toContain('sns');
+      expect(graph.coldStart.files.filter((f) => /\/sns-[A-Z0-9]+\.mjs$/.test(f))).toEqual([]);
+    },
+  );
+
   it('names a ceiling only for functions that exist', () => {
     expect(functionNames()).toEqual(expect.arrayContaining(Object.keys(CEILING_KIB)));
   });

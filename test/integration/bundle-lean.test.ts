@@ -4,17 +4,21 @@
  * through the recording proxy, meets an EC2 error code (InvalidSnapshot.NotFound, which EC2 does not
  * model: the SDK names the error by its code) and an RDS one (DBSnapshotNotFound on the wire, which
  * only the registered error schema turns into DBSnapshotNotFoundFault, the name the function checks).
+ * And the SNS client, which the bundles load only in runs that publish a summary (shared/summary.ts),
+ * still publishes from its own chunk.
  */
 import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DeleteDBSnapshotCommand } from '@aws-sdk/client-rds';
 import { DeleteSnapshotCommand } from '@aws-sdk/client-ec2';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import type { Report } from '#shared/report.ts';
 import { lambdaContext } from '#test/support/context.ts';
 import { leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
-import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
+import { freePort, motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy, type RecordedRequest } from '#test/support/proxy.ts';
 import {
   createDatabase,
@@ -31,12 +35,19 @@ import {
 type Handler = (event: unknown, context: unknown) => Promise<Report>;
 
 const DATA = { team: 'shop', Name: 'data' };
+// moto's topic ARNs follow the name: the topic is created again after each reset, under the same ARN.
+const TOPIC = 'nightshift-dev-ops';
+const TOPIC_ARN = `arn:aws:sns:eu-central-1:123456789012:${TOPIC}`;
 
 describe.runIf(motoTestsEnabled())('the built snapshot-tags bundle tells AWS errors apart', () => {
   let moto: Moto;
   let proxy: Proxy;
   let aws: SnapshotSeedClients;
   let handler: Handler;
+  let sns: SNSClient;
+  let subscriber: Server;
+  let subscriberUrl: string;
+  const received: { Subject?: string; Message?: string }[] = [];
   const ids = (r: RecordedRequest, prefix: string) =>
     [...new URLSearchParams(r.body).entries()].filter(([k]) => k.startsWith(prefix)).map(([, v]) => v);
 
@@ -48,23 +59,42 @@ describe.runIf(motoTestsEnabled())('the built snapshot-tags bundle tells AWS err
     proxy = await startProxy(moto.url);
     useEndpoint(proxy.url);
     process.env.LEASE_TABLE = TEST_LEASE_TABLE;
+    // Read once per cold start, at the bundle's first invocation.
+    process.env.SUMMARY_TOPIC_ARN = TOPIC_ARN;
     aws = snapshotSeedClients(moto.url);
+    sns = new SNSClient({ endpoint: moto.url, region: 'eu-central-1' });
+    subscriber = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body) as { Subject?: string; Message?: string });
+        res.end();
+      });
+    });
+    const port = await freePort();
+    await new Promise<void>((done) => subscriber.listen(port, '127.0.0.1', done));
+    subscriberUrl = `http://127.0.0.1:${port}/`;
     const file = resolve('dist', 'snapshot-tags', 'index.mjs');
     expect(existsSync(file), `${file} missing: run npm run build`).toBe(true);
     handler = ((await import(pathToFileURL(file).href)) as { handler: Handler }).handler;
   });
   afterAll(async () => {
     delete process.env.LEASE_TABLE;
+    delete process.env.SUMMARY_TOPIC_ARN;
+    await new Promise((done) => subscriber?.close(done));
     await proxy?.close();
     moto?.stop();
   });
   beforeEach(async () => {
     await moto.reset();
     await leaseTable(moto.url);
+    await sns.send(new CreateTopicCommand({ Name: TOPIC }));
+    await sns.send(new SubscribeCommand({ TopicArn: TOPIC_ARN, Protocol: 'http', Endpoint: subscriberUrl }));
+    received.length = 0;
     proxy.requests.length = 0;
   });
 
-  it('reports an EBS snapshot deleted before its CreateTags as gone (InvalidSnapshot.NotFound) and tags the rest', async () => {
+  it('reports an EBS snapshot deleted before its CreateTags as gone (InvalidSnapshot.NotFound), tags the rest, and publishes the summary', async () => {
     // Prepare: three snapshots of one volume; the second is deleted when the first CreateTags naming it arrives
     const volume = await createVolume(aws, DATA);
     const [first, doomed, last] = [
@@ -93,6 +123,14 @@ describe.runIf(motoTestsEnabled())('the built snapshot-tags bundle tells AWS err
         'no longer exists: InvalidSnapshot.NotFound when its tags were sent (deleted since it was read); nothing to tag',
     });
     expect(report.summary).toMatchObject({ changed: 2, skipped: 1, failed: 0 });
+    // the summary, through the SNS client the bundle loaded on demand for it
+    expect(proxy.delivered().filter((r) => r.operation === 'Publish')).toHaveLength(1);
+    expect(received).toEqual([
+      expect.objectContaining({
+        Subject: 'nightshift snapshot-tags sweep: 2 changed, 0 failed',
+        Message: expect.stringContaining(doomed!),
+      }),
+    ]);
     proxy.before('CreateTags', undefined);
   });
 
