@@ -10,14 +10,25 @@
  * (test/support/tools-setup.ts) call. `toolCommand` resolves without installing.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The tools, by the command the project runs, with the pip requirement that provides each. */
 export const TOOLS = {
-  moto_server: { requirement: 'moto[server]==5.2.1', label: 'moto 5.2.1' },
-  'cfn-lint': { requirement: 'cfn-lint==1.51.0', label: 'cfn-lint 1.51.0' },
+  moto_server: {
+    requirement: 'moto[server]==5.2.1',
+    label: 'moto 5.2.1',
+    module: 'moto',
+    override: 'NIGHTSHIFT_MOTO_SERVER',
+  },
+  'cfn-lint': {
+    requirement: 'cfn-lint==1.51.0',
+    label: 'cfn-lint 1.51.0',
+    module: 'cfnlint',
+    override: 'NIGHTSHIFT_CFN_LINT',
+  },
 } as const;
 export type Tool = keyof typeof TOOLS;
 
@@ -46,13 +57,15 @@ export type ToolDecision =
   | { kind: 'install'; python: string }
   | { kind: 'cannot'; message: string };
 
-const manualInstall = (tool: Tool) =>
-  `install it yourself: python3 -m pip install ${REQUIREMENTS.map((r) => `"${r}"`).join(' ')} ` +
-  `(Python ${MIN_PYTHON.join('.')}+), so that ${tool} is on PATH, then run the command again`;
+// Not `pip install` into the system Python: Debian 12, Ubuntu 23.04+ and Homebrew refuse it (PEP 668,
+// externally-managed-environment). pipx makes one venv per tool and puts its command on PATH.
+const manualInstall = () =>
+  `install it yourself: ${REQUIREMENTS.map((r) => `pipx install "${r}"`).join(' && ')} ` +
+  `(Python ${MIN_PYTHON.join('.')}+; or pip install them into any virtualenv on PATH), then run the command again`;
 
 /** The one line a user reads when the tool is neither found nor installable. */
 export const cannotMessage = (tool: Tool, reason: string, dir = TOOLS_DIR): string =>
-  `${tool} is not on PATH and could not be installed into ${displayDir(dir)} (${reason}): ${manualInstall(tool)}`;
+  `${tool} is not on PATH and could not be installed into ${displayDir(dir)} (${reason}): ${manualInstall()}`;
 
 const displayDir = (dir: string) => {
   const rel = relative(process.cwd(), dir);
@@ -85,11 +98,24 @@ const answers = (command: string, args: string[], env: NodeJS.ProcessEnv = proce
 export const onPath = (tool: Tool, env: NodeJS.ProcessEnv = process.env): boolean =>
   answers(tool, [tool === 'moto_server' ? '--help' : '--version'], env);
 
-export const cachedTool = (tool: Tool, dir = TOOLS_DIR): string | undefined => {
+/**
+ * The cached command, when the cache holds the pinned versions and its interpreter still imports them:
+ * a venv outlives the Python it was made from (pyenv uninstall, a distribution upgrade), and such a venv
+ * is reinstalled, not trusted.
+ */
+export const cachedTool = (
+  tool: Tool,
+  dir = TOOLS_DIR,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined => {
   const command = venvBin(dir, tool);
   if (!existsSync(command) || !existsSync(markerFile(dir))) return undefined;
-  return readFileSync(markerFile(dir), 'utf8') === MARKER ? command : undefined;
+  if (readFileSync(markerFile(dir), 'utf8') !== MARKER) return undefined;
+  return answers(venvBin(dir, 'python'), ['-c', `import ${TOOLS[tool].module}`], env) ? command : undefined;
 };
+
+/** A command named by NIGHTSHIFT_MOTO_SERVER / NIGHTSHIFT_CFN_LINT (the test setup sets them for its workers). */
+const chosen = (tool: Tool, env: NodeJS.ProcessEnv) => env[TOOLS[tool].override] || undefined;
 
 /** The first of python3, python that is new enough and has venv with pip (Debian splits it off). */
 export const findPython = (
@@ -105,7 +131,11 @@ export const findPython = (
     );
     if (probe.error) continue; // not installed under that name
     if (probe.status !== 0) {
-      problems.push(`${command} has no venv/ensurepip module (Debian/Ubuntu: apt install python3-venv)`);
+      problems.push(
+        /No module named '?(venv|ensurepip)/.test(probe.stderr)
+          ? `${command} has no venv/ensurepip module (Debian/Ubuntu: apt install python3-venv)`
+          : `${command} did not run (exit ${probe.status ?? probe.signal}): ${pipReason(probe.stderr)}`,
+      );
       continue;
     }
     const [major = 0, minor = 0] = probe.stdout.trim().split('.').map(Number);
@@ -123,8 +153,11 @@ export const findPython = (
 };
 
 /** Resolves without installing: the command to run, or undefined. */
-export const toolCommand = (tool: Tool, dir = TOOLS_DIR): string | undefined =>
-  onPath(tool) ? tool : cachedTool(tool, dir);
+export const toolCommand = (
+  tool: Tool,
+  dir = TOOLS_DIR,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined => chosen(tool, env) ?? (onPath(tool, env) ? tool : cachedTool(tool, dir, env));
 
 // ---------------------------------------------------------------------------------------------
 // Install
@@ -177,30 +210,68 @@ const alive = (pid: number) => {
   }
 };
 
+/** An install takes about a minute; a lock this old is a killed installer's, whatever its pid says now. */
+const STALE_LOCK_MS = 20 * 60_000;
+const WAIT_MS = 25 * 60_000;
+
 /**
- * One installer at a time (vitest's setup, a demo in another terminal): mkdir is atomic. A lock whose
- * holder is gone (killed mid-install) is taken over.
+ * One installer at a time (vitest's setups, a demo in another terminal): mkdir is atomic. A lock whose
+ * holder is gone (killed mid-install) or that is older than an install can take is taken over by renaming
+ * it first, so of two waiters that both judged it stale only one removes it.
  */
-const withLock = async <T>(dir: string, work: () => Promise<T>): Promise<T> => {
+const withLock = async <T>(
+  dir: string,
+  tool: Tool,
+  say: (line: string) => void,
+  work: () => Promise<T>,
+): Promise<T> => {
   mkdirSync(dir, { recursive: true });
   const lock = join(dir, 'install.lock');
-  const deadline = Date.now() + 15 * 60_000;
+  const deadline = Date.now() + WAIT_MS;
+  let told = false;
   for (;;) {
     try {
       mkdirSync(lock);
-      writeFileSync(join(lock, 'pid'), String(process.pid));
+      writeFileSync(
+        join(lock, 'holder'),
+        JSON.stringify({ pid: process.pid, host: hostname(), at: Date.now() }),
+      );
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      let holder = Number.NaN;
+      let holder: { pid?: number; host?: string; at?: number } = {};
       try {
-        holder = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+        holder = JSON.parse(readFileSync(join(lock, 'holder'), 'utf8')) as typeof holder;
       } catch {
-        // the holder has made the folder but not written its pid yet
+        // the holder has made the folder but not written to it yet
       }
-      if (Number.isInteger(holder) && !alive(holder)) rmSync(lock, { recursive: true, force: true });
-      else if (Date.now() > deadline) throw new Error(`another install still holds ${lock} after 15 minutes`);
-      else await sleep(500);
+      const gone = holder.host === hostname() && typeof holder.pid === 'number' && !alive(holder.pid);
+      const old = typeof holder.at === 'number' && Date.now() - holder.at > STALE_LOCK_MS;
+      if (gone || old) {
+        const aside = `${lock}.stale-${process.pid}-${Date.now()}`;
+        try {
+          renameSync(lock, aside);
+          rmSync(aside, { recursive: true, force: true });
+        } catch {
+          // another waiter took it over first
+        }
+        continue;
+      }
+      if (Date.now() > deadline)
+        throw new ToolUnavailableError(
+          cannotMessage(
+            tool,
+            `another install (pid ${holder.pid ?? '?'}) still holds ${lock}; remove it if none runs`,
+            dir,
+          ),
+          tool,
+        );
+      if (!told)
+        say(
+          `nightshift: waiting for the install of ${tool} by pid ${holder.pid ?? '?'} (${displayDir(dir)})...`,
+        );
+      told = true;
+      await sleep(500);
     }
   }
   try {
@@ -209,6 +280,9 @@ const withLock = async <T>(dir: string, work: () => Promise<T>): Promise<T> => {
     rmSync(lock, { recursive: true, force: true });
   }
 };
+
+/** Installs in flight in this process, by cache folder: a second caller waits for the first's. */
+const installing = new Map<string, Promise<unknown>>();
 
 export interface EnsureOptions {
   dir?: string;
@@ -225,16 +299,20 @@ export interface EnsureOptions {
  */
 export const ensureTool = async (tool: Tool, options: EnsureOptions = {}): Promise<string> => {
   const { dir = TOOLS_DIR, env = process.env, say = (line) => process.stderr.write(`${line}\n`) } = options;
+  const named = chosen(tool, env);
+  if (named) return named;
   // Gathered lazily: a tool on PATH costs one probe, not a Python lookup as well.
   const path = onPath(tool, env);
-  const cached = path ? undefined : cachedTool(tool, dir);
+  const cached = path ? undefined : cachedTool(tool, dir, env);
   const python = path || cached ? { problem: 'not needed' } : findPython(options.pythons, env);
   const decision = decideTool(tool, { onPath: path, cached, python }, dir);
   if (decision.kind === 'path' || decision.kind === 'cache') return decision.command;
   if (decision.kind === 'cannot') throw new ToolUnavailableError(decision.message, tool);
-  return withLock(dir, async () => {
-    // Another process may have installed while this one waited for the lock.
-    const done = cachedTool(tool, dir);
+  const before = installing.get(dir);
+  if (before) await before.catch(() => undefined);
+  const install = withLock(dir, tool, say, async () => {
+    // Another process (or call) may have installed while this one waited for the lock.
+    const done = cachedTool(tool, dir, env);
     if (done) return done;
     say(
       `nightshift: ${tool} not found on PATH: installing ${Object.values(TOOLS)
@@ -263,4 +341,10 @@ export const ensureTool = async (tool: Tool, options: EnsureOptions = {}): Promi
     writeFileSync(markerFile(dir), MARKER);
     return venvBin(dir, tool);
   });
+  installing.set(dir, install);
+  try {
+    return await install;
+  } finally {
+    if (installing.get(dir) === install) installing.delete(dir);
+  }
 };

@@ -41,10 +41,13 @@ const exitWith = (signal: 'SIGINT' | 'SIGTERM', code: number, text: string) => {
   process.exit(code);
 };
 const releaseAndExit = async (signal: 'SIGINT' | 'SIGTERM', code: number, why: string) => {
-  // Only a handler run in this process takes leases (invoke.ts, which loaded local.ts with it).
+  // Only a handler run in this process takes leases (invoke.ts, which loaded local.ts with it). A
+  // release that throws must not turn the exit into an unhandled rejection: the leases expire anyway.
   const { runs, problems } = anyLocalRun()
-    ? await (await import('./local.ts')).releaseHeldLeases()
-    : { runs: 0, problems: [] };
+    ? await import('./local.ts')
+        .then((local) => local.releaseHeldLeases())
+        .catch((error: unknown) => ({ runs: 0, problems: [String((error as Error)?.message ?? error)] }))
+    : { runs: 0, problems: [] as string[] };
   for (const problem of problems)
     say(`nightshift: a lease was not released (it expires on its own): ${problem}`);
   exitWith(

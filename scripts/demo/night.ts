@@ -71,10 +71,11 @@ const NO_REFRESHES =
 
 const READ = /^(Describe|List|Get|Scan|Query|BatchGet)/;
 /**
- * A request that reads. EventBridge Scheduler speaks REST, so the proxy names its calls by path: the
- * only ones a run sends are ListSchedules and GetSchedule (ecs-scheduler's role may only read it).
+ * A request that reads. EventBridge Scheduler speaks REST, so the proxy names its calls by path: a GET
+ * reads (ListSchedules, GetSchedule); a PUT, POST or DELETE of a schedule changes it.
  */
-const isRead = (r: RecordedRequest) => READ.test(r.operation) || r.operation.startsWith('/schedules');
+const isRead = (r: RecordedRequest) =>
+  r.operation.startsWith('/') ? r.method === 'GET' : READ.test(r.operation);
 const MINUTE = 60_000;
 
 /** What reached AWS that changes the environment, in order: `stop-db`, `start-db`, `service web=0`, … */

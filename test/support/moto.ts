@@ -9,15 +9,13 @@ import { createServer } from 'node:net';
 import { cannotMessage, ensureTool, toolCommand } from '#scripts/tools.ts';
 
 /**
- * Whether moto tests run here: moto_server on PATH or in the cache. Under CI=true they always run, so a
- * missing moto fails loudly; elsewhere the setup has already installed it or stopped the run.
+ * Whether moto tests run here: always, once the integration setup (test/support/setup-moto.ts) found or
+ * installed moto_server. Outside that setup a test file that cannot find it fails with the one line that
+ * says what to install: nothing is skipped.
  */
 export const motoTestsEnabled = (): boolean => {
-  if (process.env.CI === 'true' || toolCommand('moto_server')) return true;
-  console.warn(
-    `SKIPPED: ${cannotMessage('moto_server', "not provisioned: run the tests through vitest's setup")}`,
-  );
-  return false;
+  if (toolCommand('moto_server')) return true;
+  throw new Error(cannotMessage('moto_server', 'not found by the test setup'));
 };
 
 export const freePort = (): Promise<number> =>
@@ -47,6 +45,9 @@ export const startMoto = async (): Promise<Moto> => {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
+  // A command that cannot be started (a cache whose files vanished): said at once, not after 60 s.
+  let failed: Error | undefined;
+  child.on('error', (error) => (failed = error));
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   const stop = () => {
     if (child.pid && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
@@ -54,6 +55,10 @@ export const startMoto = async (): Promise<Moto> => {
   process.once('exit', stop);
   const deadline = Date.now() + 60_000;
   for (;;) {
+    if (failed)
+      throw new Error(
+        `${command} could not be started: ${failed.message} (delete .cache/tools to reinstall)`,
+      );
     if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode}: ${stderr}`);
     try {
       const res = await fetch(`${url}/moto-api/`);

@@ -21,6 +21,8 @@ export interface RecordedRequest {
   fault?: 'throttle' | 'unavailable';
   /** The signing access key id and region: whose credentials sent it, and where (fleet tests). */
   accessKey?: string;
+  /** The HTTP method of a REST call (named by its path): GET reads, PUT/POST/DELETE change. */
+  method?: string;
   region?: string;
 }
 
@@ -170,6 +172,7 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
       operation,
       body,
       ...(signed && { accessKey: signed[1], region: signed[2] }),
+      ...(operation.startsWith('/') && { method: req.method }),
     };
     requests.push(entry);
     const hook = hooks.get(operation);

@@ -4,8 +4,18 @@
  * rest runs ensureTool for real against a fake Python and a fake pip in a temporary folder, so nothing
  * is installed and no network is needed: the fake venv's pip "installs" by writing two scripts.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -58,8 +68,9 @@ describe('decideTool', () => {
       kind: 'cannot',
       message:
         'cfn-lint is not on PATH and could not be installed into /c (no Python found (tried python3, python); ' +
-        'install Python 3.9+): install it yourself: python3 -m pip install "moto[server]==5.2.1" ' +
-        '"cfn-lint==1.51.0" (Python 3.9+), so that cfn-lint is on PATH, then run the command again',
+        'install Python 3.9+): install it yourself: pipx install "moto[server]==5.2.1" && ' +
+        'pipx install "cfn-lint==1.51.0" (Python 3.9+; or pip install them into any virtualenv on PATH), ' +
+        'then run the command again',
     });
   });
 });
@@ -93,6 +104,8 @@ describe('ensureTool', () => {
     script(
       venvPython,
       [
+        // The cache's health check: the venv's interpreter imports the tool's module.
+        'if [ "$1" = "-c" ]; then [ -z "$FAKE_IMPORT_FAIL" ]; exit $?; fi',
         'echo "pip $*" >> "$FAKE_LOG"',
         'if [ -n "$FAKE_PIP_FAIL" ]; then',
         '  echo "Collecting moto[server]==5.2.1" >&2',
@@ -116,7 +129,15 @@ describe('ensureTool', () => {
         'exit 3',
       ].join('\n'),
     );
-    env = { PATH: `${bin}:/usr/bin:/bin`, FAKE_LOG: log };
+    // The PATH holds the fakes and the few utilities they use, nothing else (no host moto or cfn-lint).
+    const utilities = join(root, 'utilities');
+    mkdirSync(utilities);
+    for (const name of ['sh', 'mkdir', 'cp', 'dirname', 'chmod', 'sleep'])
+      symlinkSync(
+        execFileSync('/bin/sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim(),
+        join(utilities, name),
+      );
+    env = { PATH: `${bin}:${utilities}`, FAKE_LOG: log };
     said = [];
   });
 
@@ -206,10 +227,83 @@ describe('ensureTool', () => {
     const message = (error as Error).message;
     expect(message).not.toContain('\n');
     expect(message).toMatch(
-      /^moto_server is not on PATH and could not be installed into .*\.cache\/tools \(pip: No matching distribution found for moto\[server\]==5\.2\.1; is PyPI reachable from here\?\): install it yourself: python3 -m pip install "moto\[server\]==5\.2\.1" "cfn-lint==1\.51\.0"/,
+      /^moto_server is not on PATH and could not be installed into .*\.cache\/tools \(pip: No matching distribution found for moto\[server\]==5\.2\.1; is PyPI reachable from here\?\): install it yourself: pipx install "moto\[server\]==5\.2\.1" && pipx install "cfn-lint==1\.51\.0"/,
     );
     expect(existsSync(join(cache, 'venv'))).toBe(false);
     expect(existsSync(join(cache, 'install.lock'))).toBe(false);
+  });
+
+  it('takes the command NIGHTSHIFT_MOTO_SERVER names (what the test setup hands its workers) without probing', async () => {
+    // Prepare
+    env.NIGHTSHIFT_MOTO_SERVER = '/opt/moto/bin/moto_server';
+
+    // Act
+    const command = await ensure();
+
+    // Assess
+    expect(command).toBe('/opt/moto/bin/moto_server');
+    expect(calls()).toEqual([]);
+  });
+
+  it('reinstalls a cache whose interpreter no longer imports the tool (the Python it was made from is gone)', async () => {
+    // Prepare: a healthy install, then the venv's interpreter breaks
+    await ensure();
+    env.FAKE_IMPORT_FAIL = '1';
+
+    // Act: the broken cache is not trusted; the reinstall's fresh interpreter imports again
+    const command = ensure();
+    delete env.FAKE_IMPORT_FAIL;
+
+    // Assess
+    expect(await command).toBe(join(cache, 'venv', 'bin', 'moto_server'));
+    expect(calls().filter((c) => c.startsWith('pip '))).toHaveLength(2);
+    expect(said).toHaveLength(2);
+  });
+
+  it('takes over the lock of an installer that was killed, and installs', async () => {
+    // Prepare: a lock left by a process that no longer runs
+    const dead = spawnSync('/bin/sh', ['-c', 'exit 0']).pid!;
+    mkdirSync(join(cache, 'install.lock'), { recursive: true });
+    writeFileSync(
+      join(cache, 'install.lock', 'holder'),
+      JSON.stringify({ pid: dead, host: hostname(), at: Date.now() }),
+    );
+
+    // Act
+    const command = await ensure();
+
+    // Assess
+    expect(command).toBe(join(cache, 'venv', 'bin', 'moto_server'));
+    expect(existsSync(join(cache, 'install.lock'))).toBe(false);
+  });
+
+  it('takes over a lock older than an install can take, even if its pid now belongs to a live process', async () => {
+    // Prepare: this process's own pid, 21 minutes ago (a container's pid reused, say)
+    mkdirSync(join(cache, 'install.lock'), { recursive: true });
+    writeFileSync(
+      join(cache, 'install.lock', 'holder'),
+      JSON.stringify({ pid: process.pid, host: hostname(), at: Date.now() - 21 * 60_000 }),
+    );
+
+    // Act
+    const command = await ensure();
+
+    // Assess
+    expect(command).toBe(join(cache, 'venv', 'bin', 'moto_server'));
+  });
+
+  it('names the error of a Python that does not run, instead of blaming a missing venv module', async () => {
+    // Prepare
+    const broken = join(bin, 'python-broken');
+    script(broken, 'echo "pyenv: python3: command not found" >&2; exit 127');
+
+    // Act
+    const error = await ensure('moto_server', [broken]).catch((e: unknown) => e);
+
+    // Assess
+    expect((error as Error).message).toContain(
+      'python-broken did not run (exit 127): pyenv: python3: command not found',
+    );
   });
 
   it.each([
