@@ -35,7 +35,8 @@ export const shakeableSchemas = (source: string, file: string): string => {
   for (const [, name, literal] of source.matchAll(STRING_CONST)) literals.set(name!, literal!);
   return source.replace(COMPUTED_KEY, (_, name: string) => {
     const literal = literals.get(name);
-    if (literal === undefined)
+    // `{ "__proto__": v }` sets the prototype where `{ [k]: v }` makes a property: never rewrite it.
+    if (literal === undefined || literal === '"__proto__"')
       throw new Error(
         `${file}: computed key [${name}] is not a string constant of the module; cannot rewrite it`,
       );
