@@ -9,7 +9,7 @@
  * state; no run sleeps. A capacity-provider group comes back with its cluster's services, in the same
  * run (plan.ts: the service requires the group's restore), as before.
  */
-import { paginateDescribeDBClusters, paginateDescribeDBInstances, type RDSClient } from '@aws-sdk/client-rds';
+import type { RDSClient } from '@aws-sdk/client-rds';
 import { paginateDescribeAutoScalingGroups } from '@aws-sdk/client-auto-scaling';
 import { OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
@@ -25,7 +25,7 @@ import { PARKED_TAG } from '#shared/group-tags.ts';
 import type { LeaseStore } from '#shared/lease.ts';
 import { tagMapUpper, type TagMap } from '#shared/tags.ts';
 import { capacityProviderGroups } from './groups.ts';
-import type { Estate, Reader } from './inventory.ts';
+import { onDemand, type Estate, type OnDemand, type Reader } from './inventory.ts';
 import type { PlannedAction } from './plan.ts';
 import { decodeGroup } from './saved.ts';
 import { readStarted, type StartRecord } from './started.ts';
@@ -34,59 +34,6 @@ import { readStarted, type StartRecord } from './started.ts';
 export interface EnvironmentDatabase extends DatabaseState {
   environment: string;
 }
-
-/** DescribeDBInstances and DescribeDBClusters: MaxRecords 20–100 (default 100), the rest behind Marker. */
-const RDS_PAGE = 100;
-
-/**
- * The DB instances and Aurora clusters tagged with one of `environments`, with their state. RDS lists
- * cannot filter by tag, so every page is read; TagList comes with each. An Aurora member instance
- * counts through its cluster (the cluster is ready when it and its writer are).
- */
-export const readEnvironmentDatabases = async (
-  rds: RDSClient,
-  environments: ReadonlySet<string>,
-  hasTime: () => boolean,
-): Promise<EnvironmentDatabase[]> => {
-  const out: EnvironmentDatabase[] = [];
-  const instanceStatus = new Map<string, string>();
-  const instances: { id: string; status: string; cluster?: string; environment?: string }[] = [];
-  const pages = paginateDescribeDBInstances({ client: rds }, { MaxRecords: RDS_PAGE });
-  for await (const page of pagesWithin(pages, hasTime, 'RDS DB instances')) {
-    for (const db of page.DBInstances ?? []) {
-      const id = db.DBInstanceIdentifier ?? '';
-      instanceStatus.set(id, db.DBInstanceStatus ?? 'unknown');
-      const environment = tagMapUpper(db.TagList)[ENVIRONMENT_TAG];
-      instances.push({
-        id,
-        status: db.DBInstanceStatus ?? 'unknown',
-        ...(db.DBClusterIdentifier && { cluster: db.DBClusterIdentifier }),
-        ...(environment && { environment }),
-      });
-    }
-  }
-  for (const i of instances) {
-    if (!i.cluster && i.environment && environments.has(i.environment)) {
-      out.push({ id: i.id, kind: 'instance', status: i.status, environment: i.environment });
-    }
-  }
-  const clusters = paginateDescribeDBClusters({ client: rds }, { MaxRecords: RDS_PAGE });
-  for await (const page of pagesWithin(clusters, hasTime, 'RDS DB clusters')) {
-    for (const c of page.DBClusters ?? []) {
-      const environment = tagMapUpper(c.TagList)[ENVIRONMENT_TAG];
-      if (!environment || !environments.has(environment)) continue;
-      const writer = c.DBClusterMembers?.find((m) => m.IsClusterWriter)?.DBInstanceIdentifier;
-      out.push({
-        id: c.DBClusterIdentifier ?? '',
-        kind: 'cluster',
-        status: c.Status ?? 'unknown',
-        writerStatus: writer ? (instanceStatus.get(writer) ?? 'unknown') : 'no writer',
-        environment,
-      });
-    }
-  }
-  return out;
-};
 
 /** A standalone Auto Scaling group of an environment, as the services' start gate reads it. */
 export interface EnvironmentGroup {
@@ -395,7 +342,8 @@ const groupBlockersFor = (
 /** What gateStart reads with, besides the reader. */
 export interface GateIO {
   reader: Reader;
-  rds: RDSClient;
+  /** Made on first use: only a start with work in an environment reads its databases. */
+  rds: OnDemand<RDSClient>;
   store: LeaseStore | undefined;
   timeoutMs: number;
   now: Date;
@@ -459,7 +407,10 @@ const gateFromReads = async (
   for (const g of tagged) if (!envOf.has(g.arn)) envOf.set(g.arn, g.environment);
   const environments = new Set(work.flatMap((p) => envOf.get(p.arn) ?? []));
   if (environments.size === 0) return none;
-  const databases = await readEnvironmentDatabases(io.rds, environments, io.reader.hasTime);
+  // The RDS reads and client are imported here (databases.ts, a chunk of their own): the runs that start
+  // nothing in an environment never load them.
+  const { readEnvironmentDatabases } = await import('./databases.ts');
+  const databases = await readEnvironmentDatabases(await onDemand(io.rds), environments, io.reader.hasTime);
   const servicesIn = new Set(
     work.filter((p) => p.type === 'ecs-service').flatMap((p) => envOf.get(p.arn) ?? []),
   );

@@ -22,9 +22,6 @@ import { readEstate, type Clients, type Estate, type Held } from './inventory.ts
 import { gateStart } from './environment.ts';
 import { DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES } from '#shared/environment.ts';
 import { alarmRows, awakeResources, sweepRows } from './alarms.ts';
-// Issue 10 (scheduled tasks): the stop report warns about scheduled tasks in the clusters it parked.
-import { eventBridgeClient, scheduledTaskRows, schedulerClient } from './scheduled-tasks.ts';
-import { rdsClient } from '#shared/aws/rds.ts';
 import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
 import { planSchedule, type Plan, type PlannedAction } from './plan.ts';
 import {
@@ -59,15 +56,28 @@ let bundled: Schedules | undefined;
 const stageSchedules = (d: Deps): Schedules => d.schedules?.() ?? (bundled ??= bundledSchedules());
 
 let deps: Deps | undefined;
-/** The clients of a run: where the function runs, or a fleet target's (RunContext.target). */
+/**
+ * Issue 10 (scheduled tasks): the stop report warns about scheduled tasks in the clusters it parked.
+ * Imported on demand with the EventBridge and Scheduler clients (a chunk of its own): only a stop loads it.
+ */
+const scheduledTasks = () => import('./scheduled-tasks.ts');
+
+/** The RDS client (one per cold start, or per fleet target), imported by the starts that gate on databases. */
+const rdsOnDemand = (scope?: ClientScope) => async () =>
+  (await import('#shared/aws/rds.ts')).rdsClient(undefined, scope);
+
+/**
+ * The clients of a run: where the function runs, or a fleet target's (RunContext.target). Those of the
+ * rarer paths are made on first use (OnDemand, inventory.ts), each still once per cold start or target.
+ */
 const clientsFor = (scope?: ClientScope): Clients => ({
   ecs: ecsClient(scope),
   scaling: applicationAutoScalingClient(scope),
   autoscaling: autoScalingClient(scope),
-  rds: rdsClient(undefined, scope),
+  rds: rdsOnDemand(scope), // an environment's databases (environment.ts, databases.ts)
   cloudwatch: cloudWatchClient(scope),
-  events: eventBridgeClient(scope), // scheduled tasks (scheduled-tasks.ts)
-  scheduler: schedulerClient(scope), // scheduled tasks (scheduled-tasks.ts)
+  events: async () => (await scheduledTasks()).eventBridgeClient(scope), // scheduled tasks
+  scheduler: async () => (await scheduledTasks()).schedulerClient(scope), // scheduled tasks
 });
 
 const defaultDeps = (): Deps =>
@@ -114,13 +124,22 @@ const withRecordProblems = (rows: Report['resources'], problems: ReadonlyMap<str
           : r,
       );
 
-/** What scheduledTaskRows needs from a run (scheduled-tasks.ts). */
-const scheduledTaskOptions = (dryRun: boolean, ctx: RunContext, d: Deps) => ({
-  dryRun,
-  hasTime: ctx.hasTime,
-  ...(d.clients.events && { events: d.clients.events }),
-  ...(d.clients.scheduler && { scheduler: d.clients.scheduler }),
-});
+/** The warning rows of a stop about scheduled tasks in what it parked (scheduled-tasks.ts, on demand). */
+const scheduledTaskRows = async (
+  rows: Report['resources'],
+  dryRun: boolean,
+  ctx: RunContext,
+  d: Deps,
+): Promise<Report['resources']> => {
+  const { events, scheduler } = d.clients;
+  if (!events && !scheduler) return [];
+  return (await scheduledTasks()).scheduledTaskRows(rows, {
+    dryRun,
+    hasTime: ctx.hasTime,
+    ...(events && { events }),
+    ...(scheduler && { scheduler }),
+  });
+};
 
 const NO_ESTATE: Estate = { clusters: [], missingClusters: [], sharers: [], groups: [], groupUsers: {} };
 
@@ -232,10 +251,7 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
     ...(d.clients.cloudwatch && { cloudwatch: d.clients.cloudwatch }),
   });
   // Scheduled tasks (scheduled-tasks.ts): a stop warns about those targeting the clusters it parked.
-  const tasks =
-    plan.action === 'stop'
-      ? await scheduledTaskRows(executed.resources, scheduledTaskOptions(dryRun, ctx, d))
-      : [];
+  const tasks = plan.action === 'stop' ? await scheduledTaskRows(executed.resources, dryRun, ctx, d) : [];
   const report = buildReport(executed.action, dryRun, [
     ...withRecordProblems(executed.resources, problems),
     ...alarms,
@@ -246,7 +262,7 @@ const runAction = async (input: SchedulerInput, ctx: RunContext, d: Deps): Promi
 
 const gateIO = (ctx: RunContext, d: Deps) => ({
   reader: { clients: d.clients, hasTime: ctx.hasTime },
-  rds: d.clients.rds ?? rdsClient(),
+  rds: d.clients.rds ?? rdsOnDemand(),
   store: ctx.leases.leaseStore,
   timeoutMs:
     (d.config.ENVIRONMENT_START_TIMEOUT_MINUTES ?? DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES) * 60_000,
@@ -329,9 +345,7 @@ const executeReconcile = async (
     }
     // Scheduled tasks (scheduled-tasks.ts): the stop of a reconcile warns about those in what it parked.
     if (p === plan.stop) {
-      results.push(
-        ...(await scheduledTaskRows(report.resources, scheduledTaskOptions(options.dryRun, ctx, d))),
-      );
+      results.push(...(await scheduledTaskRows(report.resources, options.dryRun, ctx, d)));
     }
   }
   const clears = clusterClearRows(plan.clusterClears, results, d.now());

@@ -94,18 +94,29 @@ export interface Estate {
   heldGroups?: Held[];
 }
 
+/**
+ * A client, or how to make it on first use: the handler's own clients for the rarer paths (an
+ * environment's databases, a stop's scheduled tasks) import their SDK module on demand, a chunk of its
+ * own, so the runs that never take those paths never load it. Tests may pass the client itself.
+ */
+export type OnDemand<C extends object> = C | (() => Promise<C>);
+
+/** The client itself, made (and its module imported) now if it was given on demand. */
+export const onDemand = async <C extends object>(client: OnDemand<C>): Promise<C> =>
+  typeof client === 'function' ? (client as () => Promise<C>)() : client;
+
 export interface Clients {
   ecs: ECSClient;
   scaling: ApplicationAutoScalingClient;
   autoscaling: AutoScalingClient;
-  /** Read-only: the databases of an environment, which a start waits for (environment.ts). */
-  rds?: RDSClient;
+  /** Read-only: the databases of an environment, which a start waits for (environment.ts, databases.ts). */
+  rds?: OnDemand<RDSClient>;
   /** The alarms about what a stop parks or a start wakes (alarms.ts); without it, alarms are left alone. */
   cloudwatch?: CloudWatchClient;
   /** Read-only: the scheduled tasks a stop warns about (scheduled-tasks.ts); without it, not checked. */
-  events?: EventBridgeClient;
+  events?: OnDemand<EventBridgeClient>;
   /** Read-only: the Scheduler schedules a stop warns about (scheduled-tasks.ts); without it, not checked. */
-  scheduler?: SchedulerClient;
+  scheduler?: OnDemand<SchedulerClient>;
 }
 
 /** What every read needs: the clients, and whether the Lambda still has time to read on. */

@@ -24,6 +24,7 @@ import { mapLimit } from '#shared/concurrency.ts';
 import { assertTime, OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
 import type { ResourceResult } from '#shared/report.ts';
+import { onDemand, type OnDemand } from './inventory.ts';
 
 export const RULE_TYPE = 'eventbridge-rule';
 export const SCHEDULE_TYPE = 'scheduler-schedule';
@@ -112,10 +113,11 @@ interface ReadOptions {
  */
 const ruleRows = async (
   parked: ReadonlySet<string>,
-  events: EventBridgeClient,
+  client: OnDemand<EventBridgeClient>,
   options: ReadOptions,
 ): Promise<ResourceResult[]> => {
   try {
+    const events = await onDemand(client);
     // A DISABLED rule runs nothing tonight: not a warning.
     const rules = (await rulesOf(events, options.hasTime)).filter((r) => r.Name && r.State !== 'DISABLED');
     const found = await mapLimit(rules, READ_CONCURRENCY, async (rule) => {
@@ -216,7 +218,7 @@ type ScheduleFinding = ResourceResult | 'none' | OutOfTimeError;
  */
 const scheduleRows = async (
   parked: ReadonlySet<string>,
-  scheduler: SchedulerClient,
+  client: OnDemand<SchedulerClient>,
   options: ReadOptions,
 ): Promise<ResourceResult[]> => {
   const row = (schedule: ScheduleSummary, detail: string): ResourceResult => ({
@@ -239,7 +241,7 @@ const scheduleRows = async (
     `aws scheduler get-schedule --group-name ${s.GroupName ?? 'default'} --name ${s.Name}`;
   const parkedNames = [...parked].map(clusterName).join(', ');
 
-  const read = async (summary: ScheduleSummary): Promise<ScheduleFinding> => {
+  const read = async (scheduler: SchedulerClient, summary: ScheduleSummary): Promise<ScheduleFinding> => {
     const listed = summary.Target?.Arn ?? '';
     const templated = parked.has(listed) ? listed : undefined;
     let schedule: GetScheduleOutput;
@@ -281,13 +283,14 @@ const scheduleRows = async (
   };
 
   try {
+    const scheduler = await onDemand(client);
     const candidates = (await schedulesOf(scheduler, options.hasTime)).filter(
       (s) =>
         s.Name &&
         s.State !== 'DISABLED' &&
         (parked.has(s.Target?.Arn ?? '') || UNIVERSAL_RUN_TASK.test(s.Target?.Arn ?? '')),
     );
-    const found = await mapLimit(candidates, READ_CONCURRENCY, read);
+    const found = await mapLimit(candidates, READ_CONCURRENCY, (s) => read(scheduler, s));
     const rows = found.filter((f): f is ResourceResult => typeof f === 'object' && !(f instanceof Error));
     const unread = found.filter((f) => f instanceof OutOfTimeError);
     if (unread.length > 0)
@@ -322,7 +325,7 @@ const scheduleRows = async (
  */
 export const scheduledTaskRows = async (
   rows: readonly ResourceResult[],
-  options: ReadOptions & { events?: EventBridgeClient; scheduler?: SchedulerClient },
+  options: ReadOptions & { events?: OnDemand<EventBridgeClient>; scheduler?: OnDemand<SchedulerClient> },
 ): Promise<ResourceResult[]> => {
   const parked = parkedClusters(rows);
   if (parked.size === 0) return [];

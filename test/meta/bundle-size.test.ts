@@ -16,7 +16,7 @@ const GOAL_KIB = 400;
  * schema a client registers, which the SDK needs to name an error) and the clients every run reads.
  */
 const CEILING_KIB: Record<string, number> = {
-  'ecs-scheduler': 610,
+  'ecs-scheduler': 490,
   'instance-rotation': 430,
   'rds-scheduler': 520,
   'rds-snapshot-copy': 415,

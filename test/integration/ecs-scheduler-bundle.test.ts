@@ -1,0 +1,176 @@
+/**
+ * The built ecs-scheduler bundle (dist/ecs-scheduler/index.mjs, as Lambda imports it) loads the RDS
+ * client only on the path that gates a start on an environment's databases (the `databases` chunk), and
+ * the EventBridge and Scheduler clients only when a stop warns about scheduled tasks (the
+ * `scheduled-tasks` chunk): issue 12's lean bundles. Its reconciles still do both, with its own clients
+ * (built on first use), against moto through the recording proxy: everything the proxy sees, the
+ * bundle sent.
+ *
+ * moto's RDS state changes are instant: the proxy reports the database as `starting` where the test
+ * needs one, as RDS would for minutes.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DescribeClustersCommand } from '@aws-sdk/client-ecs';
+import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
+import type { Report } from '#shared/report.ts';
+import { bundleGraph } from '#scripts/bundle-graph.ts';
+import { lambdaContext } from '#test/support/context.ts';
+import { observe, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
+import { leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
+import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
+import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { createDatabase, snapshotSeedClients } from '#test/support/rds-estate.ts';
+
+type Handler = (event: unknown, context: unknown) => Promise<Report>;
+
+const ENTRY = resolve('dist', 'ecs-scheduler', 'index.mjs');
+// office-hours (infra/schedules.yml, built into the bundle): 07:00–19:00 Europe/Berlin, Monday to Friday.
+const NIGHT = '2026-11-27T18:00:30Z'; // Friday 19:00:30 in Berlin: the transition to stopped
+const MORNING = '2026-11-30T06:00:30Z'; // Monday 07:00:30 in Berlin: the transition to running
+const LATER = '2026-11-30T06:05:00Z'; // within the 15 minutes' grace of that transition
+
+/** What the cold start of the built bundle parses: the entry and the chunks it imports statically. */
+const coldStartText = () =>
+  bundleGraph('dist', 'ecs-scheduler')
+    .coldStart.files.map((f) => readFileSync(resolve('dist', f), 'utf8'))
+    .join('\n');
+
+describe('the built ecs-scheduler bundle leaves the rarer paths’ clients to chunks of their own', () => {
+  it('loads RDS, EventBridge and Scheduler only on demand', () => {
+    expect(existsSync(ENTRY), `${ENTRY} missing: run npm run build`).toBe(true);
+    const graph = bundleGraph('dist', 'ecs-scheduler');
+    const cold = coldStartText();
+
+    expect(graph.onDemand.map((c) => c.name)).toEqual(
+      expect.arrayContaining(['databases', 'scheduled-tasks']),
+    );
+    for (const operation of ['DescribeDBInstances', 'DescribeDBClusters', 'ListRules', 'ListSchedules'])
+      expect(cold, `${operation} in the cold start`).not.toContain(operation);
+    // The ECS and CloudWatch clients every reconcile uses stay in the cold start.
+    expect(cold).toContain('DescribeServices');
+    expect(cold).toContain('DescribeAlarms');
+  });
+});
+
+describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto', () => {
+  let moto: Moto;
+  let proxy: Proxy;
+  let aws: SeedClients;
+  let handler: Handler;
+
+  /** A run of the bundle at `iso`: the deployed function reads the clock (new Date()); only Date is faked. */
+  const reconcileAt = async (iso: string) => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date(iso));
+    try {
+      return await handler({ action: 'reconcile' }, lambdaContext('ecs-scheduler'));
+    } finally {
+      vi.useRealTimers();
+    }
+  };
+  /** The proxy reports shop-db as RDS would while it starts. */
+  const starting = (on: boolean) =>
+    proxy.rewrite(
+      'DescribeDBInstances',
+      on
+        ? (body) =>
+            body.replace(
+              /(<DBInstanceIdentifier>shop-db<\/DBInstanceIdentifier>[\s\S]*?<DBInstanceStatus>)available(<\/DBInstanceStatus>)/,
+              '$1starting$2',
+            )
+        : undefined,
+    );
+  const row = (report: Report, suffix: string) => report.resources.find((r) => r.arn.endsWith(suffix));
+  const sent = (operation: string) => proxy.requests.filter((r) => r.operation === operation);
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    proxy = await startProxy(moto.url);
+    // The bundle's clients honour AWS_ENDPOINT_URL: all it sends goes through the proxy.
+    useEndpoint(proxy.url);
+    process.env.LEASE_TABLE = TEST_LEASE_TABLE;
+    await leaseTable(moto.url);
+    aws = seedClients(moto.url);
+    await seedEstate(aws, [
+      {
+        name: 'shop',
+        tags: { env: 'stage', 'nightshift:schedule': 'office-hours', 'nightshift:environment': 'shop' },
+        services: [
+          { name: 'web', desired: 3, scaling: { min: 2, max: 6 } },
+          { name: 'worker', desired: 2 },
+        ],
+      },
+    ]);
+    await createDatabase(snapshotSeedClients(moto.url), 'shop-db', { 'nightshift:environment': 'shop' });
+    const cluster = (await aws.ecs.send(new DescribeClustersCommand({ clusters: ['shop'] }))).clusters?.[0];
+    const events = new EventBridgeClient({
+      endpoint: moto.url,
+      region: 'eu-central-1',
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    await events.send(
+      new PutRuleCommand({ Name: 'shop-nightly-report', ScheduleExpression: 'cron(0 22 * * ? *)' }),
+    );
+    await events.send(
+      new PutTargetsCommand({
+        Rule: 'shop-nightly-report',
+        Targets: [
+          {
+            Id: 'report',
+            Arn: cluster?.clusterArn,
+            RoleArn: 'arn:aws:iam::123456789012:role/events-ecs',
+            EcsParameters: {
+              TaskDefinitionArn: 'arn:aws:ecs:eu-central-1:123456789012:task-definition/report:1',
+            },
+          },
+        ],
+      }),
+    );
+    expect(existsSync(ENTRY), `${ENTRY} missing: run npm run build`).toBe(true);
+    handler = ((await import(pathToFileURL(ENTRY).href)) as { handler: Handler }).handler;
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    moto?.stop();
+  });
+
+  it('parks the environment at night warning about its scheduled task, and in the morning starts it only once its database is available', async () => {
+    // Prepare
+    const before = await observe(aws, ['shop'], []);
+
+    // Act: the evening transition, then the morning's, while shop-db still starts, then once it is available
+    const night = await reconcileAt(NIGHT);
+    const parked = await observe(aws, ['shop'], []);
+    starting(true);
+    proxy.requests.length = 0;
+    const early = await reconcileAt(MORNING);
+    const stillParked = await observe(aws, ['shop'], []);
+    const gateReads = sent('DescribeDBInstances').length;
+    starting(false);
+    const later = await reconcileAt(LATER);
+
+    // Assess: the stop parked both services and named the rule (EventBridge, from its chunk)
+    expect(night.summary).toMatchObject({ changed: 2, failed: 0 });
+    expect(parked.services['shop/web']?.desired).toBe(0);
+    expect(row(night, 'rule/shop-nightly-report')).toMatchObject({
+      type: 'eventbridge-rule',
+      outcome: 'skipped',
+    });
+    expect(row(night, 'rule/shop-nightly-report')?.detail).toMatch(
+      /^scheduled task shop-nightly-report targets cluster shop, parked by this stop/,
+    );
+    // The start waited for the database (RDS, from its chunk), naming it; nothing started
+    expect(gateReads).toBeGreaterThan(0);
+    expect(early.summary).toMatchObject({ waiting: 2, changed: 0, failed: 0 });
+    expect(row(early, 'service/shop/web')?.detail).toMatch(
+      /^waiting for shop-db: starting \(environment shop: databases start first\)/,
+    );
+    expect(stillParked.services['shop/web']?.desired).toBe(0);
+    // Once available, everything came back exactly
+    expect(later.summary).toMatchObject({ changed: 2, waiting: 0, failed: 0 });
+    expect(await observe(aws, ['shop'], [])).toEqual(before);
+  });
+});
