@@ -20,7 +20,6 @@ const CEILING_KIB: Record<string, number> = {
   'instance-rotation': 430,
   'rds-scheduler': 470,
   'rds-snapshot-copy': 415,
-  'snapshot-tags': 405,
 };
 
 const kib = (bytes: number) => Math.round((bytes / 1024) * 10) / 10;
