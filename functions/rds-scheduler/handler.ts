@@ -1,6 +1,4 @@
 import { rdsClient } from '#shared/aws/rds.ts';
-import { ecsClient } from '#shared/aws/ecs.ts';
-import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
 import { DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES, environmentOf } from '#shared/environment.ts';
 import { parseEnv } from '#shared/env.ts';
@@ -25,8 +23,8 @@ import { alarmRows, sweepRows } from './alarms.ts';
 import { DEFAULT_GRACE_MINUTES, RdsSchedulerConfig } from './config.ts';
 import { executeRows } from './execute.ts';
 import {
+  gateClients,
   readDatabases,
-  readEnvironments,
   withoutCopiedTags,
   type Clients,
   type Database,
@@ -64,11 +62,13 @@ let bundled: Schedules | undefined;
 const stageSchedules = (d: Deps): Schedules => d.schedules?.() ?? (bundled ??= bundledSchedules());
 
 let deps: Deps | undefined;
-/** The clients of a run: where the function runs, or a fleet target's (RunContext.target). */
+/**
+ * The clients of a run: where the function runs, or a fleet target's (RunContext.target). The gate's ECS
+ * and Auto Scaling clients come with environments.ts, imported by the runs that gate a stop only.
+ */
 const clientsFor = (scope?: ClientScope): Clients => ({
   rds: rdsClient(undefined, scope),
-  ecs: ecsClient(scope),
-  autoscaling: autoScalingClient(scope),
+  gate: async () => (await import('./environments.ts')).environmentClients(scope),
   cloudwatch: cloudWatchClient(scope),
 });
 
@@ -135,7 +135,9 @@ const gated = async (
   // other database is planned as usual. Running out of time stays the whole run's (nothing half-read).
   let read: EnvironmentRest;
   try {
-    read = await readEnvironments(reader, environments);
+    const { readEnvironments } = await import('./environments.ts');
+    const clients = await gateClients(reader.clients);
+    read = await readEnvironments({ clients, hasTime: reader.hasTime }, environments);
   } catch (error) {
     if (error instanceof OutOfTimeError) throw error;
     return planner(estate, { ...base, force: false, environmentsError: errorMessage(error) });

@@ -1,5 +1,4 @@
 import { AddTagsToResourceCommand } from '@aws-sdk/client-rds';
-import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import { executeWork, resultOf, type ExecuteOptions, type PlannedWork } from '#shared/execute.ts';
 import { errorMessage } from '#shared/errors.ts';
 import {
@@ -11,7 +10,9 @@ import {
   type ResourceResult,
 } from '#shared/report.ts';
 import { chunk } from '#shared/concurrency.ts';
-import { goneEbsSnapshots, type Clients } from './inventory.ts';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type * as EbsModule from './ebs.ts';
+import { ec2Of, type Clients } from './inventory.ts';
 import type { Plan, SnapshotTagging, TagBatch } from './plan.ts';
 
 /** Tagging calls in flight at once: RDS and EC2 throttle tagging per account. */
@@ -78,12 +79,15 @@ const tagRds = async (clients: Clients, batch: TagBatch): Promise<RowResults> =>
   }
 };
 
+/** ebs.ts and the EC2 client, loaded before the first call of a plan that tags EBS snapshots. */
+type Ebs = typeof EbsModule & { ec2: EC2Client };
+
 /**
  * One CreateTags for up to 1000 snapshots. A snapshot deleted since the read fails the whole call
  * (InvalidSnapshot.NotFound): the deleted ones are dropped, reported as gone, and the rest resent, at
  * most CREATE_TAGS_ATTEMPTS calls in all. Any other error fails every snapshot still in the call.
  */
-const tagEbs = async (clients: Clients, batch: TagBatch): Promise<RowResults> => {
+const tagEbs = async ({ createTags, goneEbsSnapshots, ec2 }: Ebs, batch: TagBatch): Promise<RowResults> => {
   const results: RowResults = new Map();
   let left = batch.snapshots;
   const fail = (error: string) => {
@@ -92,8 +96,10 @@ const tagEbs = async (clients: Clients, batch: TagBatch): Promise<RowResults> =>
   for (let attempt = 1; left.length > 0; attempt += 1) {
     const call = callName('ec2', left.length);
     try {
-      await clients.ec2.send(
-        new CreateTagsCommand({ Resources: left.map((s) => s.id), Tags: toTags(batch.tags) }),
+      await createTags(
+        ec2,
+        left.map((s) => s.id),
+        toTags(batch.tags),
       );
       for (const row of left) results.set(row, resultOf(row, 'changed', { detail: row.doneDetail }));
       break;
@@ -112,7 +118,7 @@ const tagEbs = async (clients: Clients, batch: TagBatch): Promise<RowResults> =>
       if (missing.size === 0) {
         try {
           missing = await goneEbsSnapshots(
-            clients.ec2,
+            ec2,
             left.map((s) => s.id),
           );
         } catch (readError) {
@@ -268,12 +274,16 @@ export const executePlan = async (
   // executeWork orders by `arn`, and a batch's arn is not its snapshots': order the units here.
   const units = [...planned.filter(carried), ...planned.filter((u) => !carried(u))];
   const sent = new Map<Unit, RowResults>();
+  // Loaded before any call is sent, so that the calls go out in the order executeWork starts them.
+  const ebs: Ebs | undefined = plan.batches.some((b) => b.service !== 'rds')
+    ? { ...(await import('./ebs.ts')), ec2: await ec2Of(clients) }
+    : undefined;
   const outcomes = await executeWork(
     units,
     { dryRun: options.dryRun, hasTime: options.hasTime, concurrency: MUTATION_CONCURRENCY },
     async (unit) => {
       const batch = unit.batch as TagBatch;
-      sent.set(unit, batch.service === 'rds' ? await tagRds(clients, batch) : await tagEbs(clients, batch));
+      sent.set(unit, batch.service === 'rds' ? await tagRds(clients, batch) : await tagEbs(ebs!, batch));
       return resultOf(unit, 'changed');
     },
   );

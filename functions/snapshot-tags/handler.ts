@@ -1,5 +1,4 @@
 import { rdsClient } from '#shared/aws/rds.ts';
-import { ec2Client } from '#shared/aws/ec2.ts';
 import { parseEnv } from '#shared/env.ts';
 import type { ClientScope } from '#shared/aws/config.ts';
 import { withOps, type RunContext } from '#shared/handler.ts';
@@ -20,7 +19,8 @@ let deps: Deps | undefined;
 /** The clients of a run: where the function runs, or a fleet target's (RunContext.target). */
 const clientsFor = (scope?: ClientScope): Clients => ({
   rds: rdsClient(undefined, scope),
-  ec2: ec2Client(scope),
+  // With ebs.ts, imported by the runs that read or tag EBS snapshots only.
+  ec2OnDemand: async () => (await import('./ebs.ts')).ebsClient(scope),
 });
 
 const defaultDeps = (): Deps =>

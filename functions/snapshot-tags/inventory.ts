@@ -8,22 +8,21 @@ import {
   type Filter as RdsFilter,
   type RDSClient,
 } from '@aws-sdk/client-rds';
-import {
-  paginateDescribeSnapshots,
-  paginateDescribeVolumes,
-  type EC2Client,
-  type Filter as Ec2Filter,
-  type Snapshot as Ec2Snapshot,
-} from '@aws-sdk/client-ec2';
-import { chunk, mapLimit } from '#shared/concurrency.ts';
+import type { EC2Client, Filter as Ec2Filter } from '@aws-sdk/client-ec2';
 import { OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
 import { tagMapUpper, type TagMap } from '#shared/tags.ts';
 import type { SnapshotRef, SnapshotType } from '#events/snapshot-tags/schema.ts';
 
-export interface Clients {
-  rds: RDSClient;
-  ec2: EC2Client;
-}
+/**
+ * The clients of a run. EC2 is given as it is, or as `ec2OnDemand`, which makes it on first use: the
+ * handler's, so that a run about an RDS snapshot never loads the EC2 SDK client (ebs.ts, an on-demand
+ * chunk of the bundle, with every EBS read and CreateTags).
+ */
+export type Clients = { rds: RDSClient } & ({ ec2: EC2Client } | { ec2OnDemand: () => Promise<EC2Client> });
+
+/** The EC2 client: the one given, or made now (`ec2OnDemand`). */
+export const ec2Of = async (clients: Clients): Promise<EC2Client> =>
+  'ec2' in clients ? clients.ec2 : clients.ec2OnDemand();
 
 /** What a snapshot's tags come from: its DB instance, its DB cluster or its EBS volume. */
 export interface SourceRef {
@@ -64,18 +63,8 @@ export const sourceKey = (s: SourceRef) => `${s.kind}:${s.id}`;
 // 5–1000 with a NextToken; DescribeVolumes: 5–500. With a filter, EC2 may answer a page with fewer
 // items than asked, even none, and a NextToken: every token is followed, not every full page.
 const RDS_PAGE = 100;
-const SNAPSHOT_PAGE = 1000;
-const VOLUME_PAGE = 500;
 /** Filter values per DescribeVolumes / DescribeSnapshots call: EC2 caps the values of one filter at 200. */
 export const FILTER_VALUES = 200;
-/** DescribeVolumes calls in flight at once: a sweep over tens of thousands of snapshots reads hundreds. */
-const VOLUME_READS = 4;
-/**
- * The volume id AWS gives EBS snapshots made by CopySnapshot: "an arbitrary volume ID that should not be
- * used for any purpose" (EC2 API reference, Snapshot.VolumeId). Such a snapshot has no source here.
- */
-const COPY_VOLUME_ID = 'vol-ffffffff';
-
 const filter = (Name: string, value: string): RdsFilter & Ec2Filter => ({ Name, Values: [value] });
 
 const fromDbSnapshot = (s: DBSnapshot): SnapshotState => ({
@@ -96,25 +85,8 @@ const fromClusterSnapshot = (s: DBClusterSnapshot): SnapshotState => ({
   ...(s.DBClusterIdentifier && { source: { kind: 'cluster' as const, id: s.DBClusterIdentifier } }),
 });
 
-const partitionOf = (region: string) =>
-  region.startsWith('cn-') ? 'aws-cn' : region.startsWith('us-gov-') ? 'aws-us-gov' : 'aws';
-
-/** The ARN a person would look up, with the owner account: EventBridge's own EBS ARNs have none. */
-const fromEbsSnapshot = (s: Ec2Snapshot, region: string, volumeFallback?: string): SnapshotState => {
-  const named = s.VolumeId ?? volumeFallback;
-  const volume = named === COPY_VOLUME_ID ? undefined : named;
-  return {
-    arn: `arn:${partitionOf(region)}:ec2:${region}:${s.OwnerId ?? ''}:snapshot/${s.SnapshotId ?? ''}`,
-    type: 'ebs-snapshot',
-    id: s.SnapshotId ?? '',
-    status: s.State ?? 'unknown',
-    tags: tagMapUpper(s.Tags),
-    ...(volume && { source: { kind: 'volume' as const, id: volume } }),
-  };
-};
-
 /** What one listing read before the deadline, and whether it read everything. */
-interface Listing<T> {
+export interface Listing<T> {
   items: T[];
   complete: boolean;
 }
@@ -124,7 +96,7 @@ interface Listing<T> {
  * deadline cuts short returns what it read with `complete: false` instead of throwing, so the sweep can
  * say exactly what it left.
  */
-const list = async <P, T>(
+export const list = async <P, T>(
   pages: AsyncIterable<P>,
   itemsOf: (page: P) => T[],
   hasTime: () => boolean,
@@ -195,49 +167,6 @@ const clusterTags = async (
   return read.complete;
 };
 
-/** EBS snapshots, 1000 to a page. OwnerIds `self`: never the public and shared snapshots EC2 also lists. */
-const ebsSnapshots = async (ec2: EC2Client, hasTime: () => boolean, Filters?: Ec2Filter[]) => {
-  const region = await ec2.config.region();
-  const read = await list(
-    paginateDescribeSnapshots({ client: ec2, pageSize: SNAPSHOT_PAGE }, { OwnerIds: ['self'], Filters }),
-    (page) => page.Snapshots ?? [],
-    hasTime,
-    'EBS snapshots',
-  );
-  return { region, ...read };
-};
-
-/**
- * Volumes by id, 200 to a call, a few calls at once, so a deleted volume is simply absent from the
- * answer. False when the deadline left some unread.
- */
-const volumeTags = async (
-  ec2: EC2Client,
-  sources: Record<string, TagMap>,
-  hasTime: () => boolean,
-  ids: string[],
-): Promise<boolean> => {
-  const reads = await mapLimit(
-    chunk([...new Set(ids)], FILTER_VALUES),
-    VOLUME_READS,
-    async (batch) => {
-      const input = { Filters: [{ Name: 'volume-id', Values: batch }] };
-      const read = await list(
-        paginateDescribeVolumes({ client: ec2, pageSize: VOLUME_PAGE }, input),
-        (page) => page.Volumes ?? [],
-        hasTime,
-        'EBS volumes',
-      );
-      for (const v of read.items) {
-        sources[sourceKey({ kind: 'volume', id: v.VolumeId ?? '' })] = tagMapUpper(v.Tags);
-      }
-      return read.complete;
-    },
-    { shouldStart: hasTime, notStarted: () => false },
-  );
-  return reads.every(Boolean);
-};
-
 const volumesOf = (snapshots: SnapshotState[]) =>
   snapshots.flatMap((s) => (s.source?.kind === 'volume' ? [s.source.id] : []));
 
@@ -251,15 +180,17 @@ const unreadAfter = (type: SnapshotType, what: string, read: Listing<unknown>) =
  */
 export const readRegion = async (clients: Clients, hasTime: () => boolean): Promise<Estate> => {
   const sources: Record<string, TagMap> = {};
+  const { ebsSnapshots, fromEbsSnapshot, volumeTags } = await import('./ebs.ts');
+  const ec2 = await ec2Of(clients);
   const [dbSnaps, clusterSnaps, ebs, dbsRead, clustersRead] = await Promise.all([
     dbSnapshots(clients.rds, hasTime),
     clusterSnapshots(clients.rds, hasTime),
-    ebsSnapshots(clients.ec2, hasTime),
+    ebsSnapshots(ec2, hasTime),
     dbTags(clients.rds, sources, hasTime),
     clusterTags(clients.rds, sources, hasTime),
   ]);
   const ebsSnaps = ebs.items.map((s) => fromEbsSnapshot(s, ebs.region));
-  const volumesRead = await volumeTags(clients.ec2, sources, hasTime, volumesOf(ebsSnaps));
+  const volumesRead = await volumeTags(ec2, sources, hasTime, volumesOf(ebsSnaps));
   const partial: SourceRef['kind'][] = [
     ...(dbsRead ? [] : (['db'] as const)),
     ...(clustersRead ? [] : (['cluster'] as const)),
@@ -318,7 +249,9 @@ const readEbs = async (
   hasTime: () => boolean,
 ): Promise<Estate> => {
   const sources: Record<string, TagMap> = {};
-  const ebs = await ebsSnapshots(clients.ec2, hasTime, [filter('snapshot-id', ref.id)]);
+  const { ebsSnapshots, fromEbsSnapshot, partitionOf, volumeTags } = await import('./ebs.ts');
+  const ec2 = await ec2Of(clients);
+  const ebs = await ebsSnapshots(ec2, hasTime, [filter('snapshot-id', ref.id)]);
   const found = whole(ebs, `the snapshot ${ref.id}`).find((s) => s.SnapshotId === ref.id);
   const none = { sources, partial: [], unread: [] };
   if (!found) {
@@ -326,7 +259,7 @@ const readEbs = async (
     return { ...none, snapshots: [], missing: [{ arn, type: ref.type }] };
   }
   const snapshot = fromEbsSnapshot(found, ebs.region, ref.volumeId);
-  if (!(await volumeTags(clients.ec2, sources, hasTime, volumesOf([snapshot])))) {
+  if (!(await volumeTags(ec2, sources, hasTime, volumesOf([snapshot])))) {
     throw new OutOfTimeError(`the source volume of ${ref.id}`);
   }
   return { ...none, snapshots: [snapshot], missing: [] };
@@ -335,19 +268,3 @@ const readEbs = async (
 /** The one snapshot an event names and its source's tags: a handful of reads, whatever the estate. */
 export const readSnapshot = (clients: Clients, ref: SnapshotRef, hasTime: () => boolean): Promise<Estate> =>
   ref.type === 'ebs-snapshot' ? readEbs(clients, ref, hasTime) : readRds(clients, ref, hasTime);
-
-/**
- * Which of these EBS snapshots no longer exist, read by filter (a filter that matches nothing is an
- * empty answer, where SnapshotIds would fail on the first missing id). At most 1000 ids (one CreateTags
- * call): five reads, so it runs to the end once its call has started.
- */
-export const goneEbsSnapshots = async (ec2: EC2Client, ids: readonly string[]): Promise<Set<string>> => {
-  const found = new Set<string>();
-  for (const batch of chunk(ids, FILTER_VALUES)) {
-    const input = { OwnerIds: ['self'], Filters: [{ Name: 'snapshot-id', Values: batch }] };
-    for await (const page of paginateDescribeSnapshots({ client: ec2, pageSize: SNAPSHOT_PAGE }, input)) {
-      for (const s of page.Snapshots ?? []) if (s.SnapshotId) found.add(s.SnapshotId);
-    }
-  }
-  return new Set(ids.filter((id) => !found.has(id)));
-};

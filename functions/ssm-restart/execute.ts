@@ -21,7 +21,8 @@ import {
 } from './claim.ts';
 import { LAST_RESTART_TAG } from './cooldown.ts';
 import { COMMAND_ENDED } from './guard.ts';
-import { invocationStatus, type Clients } from './inventory.ts';
+import { invocationStatus, type TargetClients } from './inventory.ts';
+import { pollDelayMs } from './poll.ts';
 import {
   RESTARTABLE_TAG,
   SEND_BATCH,
@@ -60,12 +61,12 @@ export const IN_PROGRESS_MARGIN_SECONDS = 60;
 /** Stdout and stderr are cut to this many characters in the report. */
 export const EXCERPT_LENGTH = 200;
 
+export { pollDelayMs };
+
 const TERMINAL = COMMAND_ENDED;
 /** Invocation statuses of a command the instance's agent has not received yet. */
 const NOT_DELIVERED = new Set(['Pending', 'Delayed']);
 
-/** Polls wait 2 s, 4 s, 8 s, then 10 s between rounds: restarts usually end in seconds, some take minutes. */
-export const pollDelayMs = (round: number): number => Math.min(2_000 * 2 ** round, 10_000);
 /** A wait is cut into slices this long, so a long one ends soon after the Lambda runs short of time. */
 const SLEEP_SLICE_MS = 1_000;
 
@@ -169,7 +170,7 @@ export const sendOnce = (command: SendCommandCommand): SendCommandCommand => {
   return command;
 };
 
-const recordRestart = async (clients: Clients, id: string, value: string) =>
+const recordRestart = async (clients: TargetClients, id: string, value: string) =>
   clients.ec2.send(
     new CreateTagsCommand({ Resources: [id], Tags: [{ Key: LAST_RESTART_TAG, Value: value }] }),
   );
@@ -240,7 +241,7 @@ const unfinishedRow = (p: Invocation): ResourceResult => {
  * 500, so no integration test could cover it.
  */
 const waitFor = async (
-  clients: Clients,
+  clients: TargetClients,
   invocations: Invocation[],
   options: RestartOptions,
 ): Promise<Map<string, ResourceResult>> => {
@@ -335,7 +336,7 @@ const NOTHING_SENT = 'nothing tagged or sent';
  * rest. It does not wait: the caller sends every batch, then waits for all of them together.
  */
 const sendBatch = async (
-  clients: Clients,
+  clients: TargetClients,
   work: InstanceWork[],
   send: SendCommandPlan,
   tagValue: string,
@@ -466,7 +467,7 @@ const notStarted = (w: InstanceWork) =>
  * must stop are not: SSM goes on without the Lambda (see unfinishedRow).
  */
 const restartInstances = async (
-  clients: Clients,
+  clients: TargetClients,
   plan: RestartPlan,
   options: RestartOptions,
   claims: ClaimContext,
@@ -524,7 +525,7 @@ const restartInstances = async (
  * of it. A claim lost to another run, or refused, changes nothing.
  */
 const redeploy = async (
-  clients: Clients,
+  clients: TargetClients,
   w: ServiceWork,
   tagValue: string,
   claims: ClaimContext,
@@ -587,7 +588,7 @@ const latchFlapGuards = async (plan: RestartPlan, claims: ClaimContext): Promise
  */
 export const executeRestart = async (
   plan: RestartPlan,
-  clients: Clients,
+  clients: TargetClients,
   options: RestartOptions,
 ): Promise<Report> => {
   const claims: ClaimContext = {

@@ -1,7 +1,3 @@
-import { ec2Client } from '#shared/aws/ec2.ts';
-import { ssmClient } from '#shared/aws/ssm.ts';
-import { ecsClient } from '#shared/aws/ecs.ts';
-import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
 import { parseEnv } from '#shared/env.ts';
 import { resultOf } from '#shared/execute.ts';
@@ -21,14 +17,8 @@ import { parseRestartInput, type RestartInput } from '#events/ssm-restart/schema
 import type { BundledSchedules } from '#shared/parked.ts';
 import { RestartConfig } from './config.ts';
 import { bundledSchedules } from './schedules.ts';
-import { executeRestart, pollDelayMs } from './execute.ts';
-import {
-  readAlarmTags,
-  readCommandStatuses,
-  readRestartRecords,
-  readTargets,
-  type Clients,
-} from './inventory.ts';
+import { readAlarmTags, targetClients, type Clients } from './clients.ts';
+import { pollDelayMs } from './poll.ts';
 import {
   guardedScopes,
   planRestart,
@@ -51,13 +41,13 @@ export interface Deps {
 }
 
 let deps: Deps | undefined;
-/** The clients of a run: where the function runs, or a fleet target's (RunContext.target). */
+/**
+ * The clients of a run: where the function runs, or a fleet target's (RunContext.target). The targets'
+ * clients come with targets.ts, imported by the runs that have targets only.
+ */
 const clientsFor = (scope?: ClientScope): Clients => ({
-  ec2: ec2Client(scope),
-  ssm: ssmClient(scope),
-  ecs: ecsClient(scope),
-  autoscaling: autoScalingClient(scope),
   cloudwatch: cloudWatchClient(scope),
+  targets: async () => (await import('./targets.ts')).targetClientsFor(scope),
 });
 
 const defaultDeps = (): Deps =>
@@ -157,7 +147,10 @@ export const run = async (input: RestartInput, ctx: RunContext, d: Deps = defaul
   const dryRun = (input.action === 'restart' && input.dryRun === true) || d.config.DRY_RUN;
   const request = await requestOf(input, d, dryRun);
   if ('summary' in request) return request;
-  const estate = await readTargets(d.clients, request.selection, d.config.AWS_REGION, ctx.hasTime);
+  const { executeRestart, readCommandStatuses, readRestartRecords, readTargets } =
+    await import('./targets.ts');
+  const clients = await targetClients(d.clients);
+  const estate = await readTargets(clients, request.selection, d.config.AWS_REGION, ctx.hasTime);
   const store = ctx.leases.leaseStore;
   const read = await readRestartRecords(store, guardedScopes(request, estate), ctx.hasTime);
   const now = d.now();
@@ -166,7 +159,7 @@ export const run = async (input: RestartInput, ctx: RunContext, d: Deps = defaul
   const records =
     'error' in read
       ? read
-      : { ...read, commands: await readCommandStatuses(d.clients.ssm, read, now, owner, ctx.hasTime) };
+      : { ...read, commands: await readCommandStatuses(clients.ssm, read, now, owner, ctx.hasTime) };
   const plan = planRestart(request, estate, {
     cooldownMinutes: d.config.RESTART_COOLDOWN_MINUTES,
     maxPerHour: d.config.RESTART_MAX_PER_HOUR,
@@ -184,7 +177,7 @@ export const run = async (input: RestartInput, ctx: RunContext, d: Deps = defaul
     ]);
     if (refused) return buildReport('restart', false, refused);
   }
-  return executeRestart(plan, d.clients, {
+  return executeRestart(plan, clients, {
     dryRun,
     hasTime: ctx.hasTime,
     maxConcurrency: d.config.MAX_CONCURRENCY,

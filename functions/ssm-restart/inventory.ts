@@ -1,7 +1,6 @@
 import { paginateDescribeInstances, type EC2Client, type Filter, type Instance } from '@aws-sdk/client-ec2';
 import { paginateDescribeAutoScalingGroups, type AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { DescribeClustersCommand, DescribeServicesCommand, type ECSClient } from '@aws-sdk/client-ecs';
-import { ListTagsForResourceCommand, type CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import {
   GetCommandInvocationCommand,
   paginateDescribeInstanceInformation,
@@ -12,15 +11,10 @@ import { assertTime, OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
 import type { Lease, LeaseOwner, LeaseStore } from '#shared/lease.ts';
 import { matchesTags, tagMap, tagMapUpper, type TagMap } from '#shared/tags.ts';
+import type { TargetClients } from './clients.ts';
 import { awaitedCommand } from './guard.ts';
 
-export interface Clients {
-  ec2: EC2Client;
-  ssm: SSMClient;
-  ecs: ECSClient;
-  autoscaling: AutoScalingClient;
-  cloudwatch: CloudWatchClient;
-}
+export type { Clients, TargetClients } from './clients.ts';
 
 /** What a request acts on, before it is resolved to running instances or active services. */
 export interface Selection {
@@ -109,24 +103,6 @@ export const partitionOf = (region: string): string =>
 
 export const instanceArn = (region: string, account: string, id: string) =>
   `arn:${partitionOf(region)}:ec2:${region}:${account}:instance/${id}`;
-
-/**
- * The alarm's tags (ListTagsForResource returns them all, at most 50, in one answer), undefined when
- * the alarm no longer exists, or why the role may not read them (an alarm of another account).
- */
-export const readAlarmTags = async (
-  cloudwatch: CloudWatchClient,
-  alarmArn: string,
-): Promise<{ tags: TagMap } | { denied: string } | undefined> => {
-  try {
-    const out = await cloudwatch.send(new ListTagsForResourceCommand({ ResourceARN: alarmArn }));
-    return { tags: tagMapUpper(out.Tags) };
-  } catch (error) {
-    if (/ResourceNotFound/.test((error as Error).name ?? '')) return undefined;
-    if (/AccessDenied/.test((error as Error).name ?? '')) return { denied: errorMessage(error) };
-    throw error;
-  }
-};
 
 const describeInstances = async (ec2: EC2Client, region: string, Filters: Filter[], hasTime: HasTime) => {
   const found: InstanceState[] = [];
@@ -332,7 +308,7 @@ const describeServices = async (ecs: ECSClient, wanted: Selection['services'], h
  * still paging when the Lambda must stop throws OutOfTimeError, and nothing is planned from half a picture.
  */
 export const readTargets = async (
-  clients: Clients,
+  clients: TargetClients,
   selection: Selection,
   region: string,
   hasTime: HasTime = () => true,

@@ -18,10 +18,8 @@ const GOAL_KIB = 400;
 const CEILING_KIB: Record<string, number> = {
   'ecs-scheduler': 490,
   'instance-rotation': 430,
-  'rds-scheduler': 520,
+  'rds-scheduler': 470,
   'rds-snapshot-copy': 415,
-  'snapshot-tags': 405,
-  'ssm-restart': 525,
 };
 
 const kib = (bytes: number) => Math.round((bytes / 1024) * 10) / 10;
