@@ -23,7 +23,7 @@ import { holidayYears, tabulateHolidays, type HolidayTable } from '#shared/holid
 import type { Schedules } from '#shared/schedules.ts';
 import { readServerless } from './cli/serverless-source.ts';
 import { loadSchedulesFile, SCHEDULES_FILE } from './cli/schedule.ts';
-import { shakeSdkSchemas } from './shake-sdk-schemas.ts';
+import { sdkPackageVersions, shakeSdkSchemas } from './shake-sdk-schemas.ts';
 
 export const functionNames = (): string[] =>
   readdirSync('functions')
@@ -137,7 +137,7 @@ const main = async () => {
         js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
       },
       // Only the schemas of the operations a function sends (scripts/shake-sdk-schemas.ts).
-      plugins: [embedSchedules(table), shakeSdkSchemas()],
+      plugins: [embedSchedules(table), shakeSdkSchemas(), sdkPackageVersions()],
       logLevel: 'warning',
     });
     console.log(`${outfile}  ${(statSync(outfile).size / 1024).toFixed(1)} KiB`);

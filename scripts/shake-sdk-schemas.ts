@@ -53,3 +53,25 @@ export const shakeSdkSchemas = (): Plugin => ({
     }));
   },
 });
+
+/** An SDK package's package.json, which its runtime config imports whole to read one field. */
+export const SDK_PACKAGE_JSON = /[/\\]node_modules[/\\]@(aws-sdk|smithy)[/\\][^/\\]+[/\\]package\.json$/;
+
+/**
+ * Each SDK client's runtimeConfig imports its whole package.json (scripts, dependency lists: about 3.5
+ * KiB a client) to read `packageInfo.version`, for the user agent, and nothing else (the meta test
+ * test/meta/sdk-schemas.test.ts checks that every use in the SDK reads `.version`). The bundle gets a
+ * package.json holding its name and version only.
+ */
+export const sdkPackageVersions = (): Plugin => ({
+  name: 'sdk-package-versions',
+  setup(b) {
+    b.onLoad({ filter: SDK_PACKAGE_JSON }, async (args) => {
+      const { name, version } = JSON.parse(await readFile(args.path, 'utf8')) as {
+        name: string;
+        version: string;
+      };
+      return { contents: JSON.stringify({ name, version }), loader: 'json' };
+    });
+  },
+});

@@ -38,6 +38,48 @@ describe('the SDK clients the project depends on', () => {
   });
 });
 
+/** Every .js file under dist-es of the @aws-sdk and @smithy packages installed. */
+const sdkSources = (): string[] =>
+  ['@aws-sdk', '@smithy'].flatMap((scope) =>
+    readdirSync(join('node_modules', scope))
+      .map((name) => join('node_modules', scope, name, 'dist-es'))
+      .filter((d) => existsSync(d))
+      .flatMap((d) =>
+        (readdirSync(d, { recursive: true }) as string[])
+          .filter((f) => f.endsWith('.js'))
+          .map((f) => join(d, f)),
+      ),
+  );
+
+describe('the SDK packages a bundle carries', () => {
+  it('read nothing of their package.json but its version (all scripts/shake-sdk-schemas.ts sdkPackageVersions keeps)', () => {
+    // Act
+    const uses = sdkSources().flatMap((file) => {
+      const source = readFileSync(file, 'utf8');
+      const imports = [...source.matchAll(/import\s+(\w+)\s+from\s+"[./]*package\.json"/g)];
+      const other =
+        /from\s+"[./]*package\.json"/.test(source) && imports.length === 0
+          ? [`${file}: another import form`]
+          : [];
+      return [
+        ...other,
+        ...imports.flatMap(([, name]) =>
+          [...source.matchAll(new RegExp(`\\b${name}\\b(\\.\\w+)?`, 'g'))]
+            .filter(
+              (m) =>
+                m.index !== undefined && !source.slice(Math.max(0, m.index - 7), m.index).includes('import'),
+            )
+            .map((m) => `${file}: ${m[0]}`),
+        ),
+      ];
+    });
+
+    // Assess: the SDK imports its package.json in many places, and only ever reads `.version` of it
+    expect(uses.length, uses.join('\n')).toBeGreaterThan(40);
+    expect(uses.filter((u) => !u.endsWith('.version'))).toEqual([]);
+  });
+});
+
 const dir = mkdtempSync(join(tmpdir(), 'nightshift-sdk-schemas-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
