@@ -6,11 +6,10 @@ import {
   SuspendProcessesCommand,
   TerminateInstanceInAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
-import { UpdateContainerInstancesStateCommand } from '@aws-sdk/client-ecs';
 import { errorMessage } from '#shared/errors.ts';
 import { executeWork, resultOf, runSteps, type ExecuteOptions } from '#shared/execute.ts';
 import { buildReport, type Report, type ResourceResult } from '#shared/report.ts';
-import { ABANDONED_TAG, ROTATION_TAG, type Clients } from './inventory.ts';
+import { ABANDONED_TAG, ecsOf, ROTATION_TAG, type Clients } from './inventory.ts';
 import type { RotationWork, Step } from './plan.ts';
 
 /** Groups are independent; a few at a time. */
@@ -60,12 +59,13 @@ const runStep = async (clients: Clients, group: string, step: Step) => {
       return;
     case 'drain':
     case 'undrain':
-      await clients.ecs.send(
-        new UpdateContainerInstancesStateCommand({
-          cluster: step.cluster,
-          containerInstances: [step.containerInstance],
-          status: step.op === 'drain' ? 'DRAINING' : 'ACTIVE',
-        }),
+      await (
+        await import('./containers.ts')
+      ).setContainerInstanceState(
+        await ecsOf(clients),
+        step.cluster,
+        step.containerInstance,
+        step.op === 'drain' ? 'DRAINING' : 'ACTIVE',
       );
       return;
     case 'suspend':

@@ -1,7 +1,6 @@
 import type { AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
 import { autoScalingClient } from '#shared/aws/autoscaling.ts';
 import { ec2Client } from '#shared/aws/ec2.ts';
-import { ecsClient } from '#shared/aws/ecs.ts';
 import { OutOfTimeError } from '#shared/deadline.ts';
 import { parseDuration } from '#shared/duration.ts';
 import { parseEnv } from '#shared/env.ts';
@@ -40,7 +39,8 @@ let deps: Deps | undefined;
 const clientsFor = (scope?: ClientScope): Clients => ({
   autoscaling: autoScalingClient(scope),
   ec2: ec2Client(scope),
-  ecs: ecsClient(scope),
+  // Only runs that look up or drain a container instance load ECS (one client per scope, as the others).
+  ecs: () => import('#shared/aws/ecs.ts').then(({ ecsClient }) => ecsClient(scope)),
 });
 
 const defaultDeps = (): Deps =>

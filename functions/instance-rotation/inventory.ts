@@ -6,12 +6,7 @@ import {
   type AutoScalingGroup,
 } from '@aws-sdk/client-auto-scaling';
 import { paginateDescribeInstances, type EC2Client } from '@aws-sdk/client-ec2';
-import {
-  DescribeContainerInstancesCommand,
-  paginateListClusters,
-  paginateListContainerInstances,
-  type ECSClient,
-} from '@aws-sdk/client-ecs';
+import type { ECSClient } from '@aws-sdk/client-ecs';
 import { chunk, mapLimit } from '#shared/concurrency.ts';
 import { assertTime, OutOfTimeError, pagesWithin } from '#shared/deadline.ts';
 import { errorMessage } from '#shared/errors.ts';
@@ -32,17 +27,12 @@ const REFRESH_ACTIVE = new Set(['Pending', 'InProgress', 'Cancelling', 'Rollback
 // Page sizes, each the API's maximum (Auto Scaling and ECS API references):
 // DescribeAutoScalingGroups MaxRecords 100, at most 50 names a call by default;
 // DescribeScalingActivities MaxRecords 100; DescribeInstanceRefreshes MaxRecords 100;
-// EC2 DescribeInstances MaxResults 1000, at most 200 values in one filter;
-// ECS ListClusters, ListContainerInstances maxResults 100; DescribeContainerInstances 100 ARNs a call.
+// EC2 DescribeInstances MaxResults 1000, at most 200 values in one filter (ECS's in containers.ts).
 const GROUPS_PAGE = 100;
 const GROUP_NAMES_PER_CALL = 50;
 const ACTIVITIES_PAGE = 100;
 const INSTANCES_PAGE = 1000;
 const FILTER_VALUES = 200;
-const ECS_PAGE = 100;
-const DESCRIBE_CONTAINER_INSTANCES = 100;
-/** EC2 instance ids per cluster-query filter (`ec2InstanceId in [...]`), keeping the expression short. */
-const IDS_PER_FILTER = 20;
 
 /**
  * Scaling activities come newest first. An activity cannot stay in progress longer than a lifecycle
@@ -136,8 +126,16 @@ export interface UnreadGroup {
 export interface Clients {
   autoscaling: AutoScalingClient;
   ec2: EC2Client;
-  ecs: ECSClient;
+  /**
+   * ECS, or how to get it: the handler loads the ECS client (and containers.ts) only in runs that look up
+   * or drain a container instance, which most runs (nothing due) never do.
+   */
+  ecs: ECSClient | (() => Promise<ECSClient>);
 }
+
+/** The run's ECS client, loaded on first use when the handler gave a factory. */
+export const ecsOf = async (clients: Clients): Promise<ECSClient> =>
+  typeof clients.ecs === 'function' ? clients.ecs() : clients.ecs;
 
 /** Instances, the longest-running first; those whose start is unknown (just launched) last. */
 export const oldestFirst = <I extends { since?: Date }>(instances: readonly I[]): I[] =>
@@ -289,65 +287,6 @@ export interface ContainerLookup {
   cut?: OutOfTimeError;
 }
 
-/**
- * Finds the ECS container instances running on these EC2 instances, in every cluster of the account.
- * The ids are looked for in the order given, IDS_PER_FILTER at a time, each batch in every cluster
- * (one filtered listing per cluster, every page, described 100 at a time) before the next batch: when
- * the deadline comes, the ids asked for first (the groups the previous run left undone) are settled.
- */
-export const findContainerInstances = async (
-  ecs: ECSClient,
-  ec2InstanceIds: readonly string[],
-  hasTime: () => boolean,
-): Promise<ContainerLookup> => {
-  const wanted = [...new Set(ec2InstanceIds)];
-  const found = new Map<string, ContainerInstanceState>();
-  const settled = new Set<string>();
-  if (wanted.length === 0) return { found, settled };
-  try {
-    const clusters: string[] = [];
-    const listed = paginateListClusters({ client: ecs, pageSize: ECS_PAGE }, {});
-    for await (const page of pagesWithin(listed, hasTime, 'ECS clusters'))
-      clusters.push(...(page.clusterArns ?? []));
-    for (const batch of chunk(wanted, IDS_PER_FILTER)) {
-      const ids = new Set(batch);
-      for (const cluster of clusters) {
-        const remaining = batch.filter((id) => !found.has(id));
-        if (remaining.length === 0) break;
-        assertTime(hasTime, `ECS container instances of ${cluster}`);
-        const arns: string[] = [];
-        const pages = paginateListContainerInstances(
-          { client: ecs, pageSize: ECS_PAGE },
-          { cluster, filter: `ec2InstanceId in [${remaining.map((id) => `'${id}'`).join(', ')}]` },
-        );
-        for await (const list of pagesWithin(pages, hasTime, `ECS container instances of ${cluster}`)) {
-          arns.push(...(list.containerInstanceArns ?? []));
-        }
-        for (const described of chunk(arns, DESCRIBE_CONTAINER_INSTANCES)) {
-          assertTime(hasTime, `ECS container instances of ${cluster}`);
-          const out = await ecs.send(
-            new DescribeContainerInstancesCommand({ cluster, containerInstances: described }),
-          );
-          for (const c of out.containerInstances ?? []) {
-            if (!c.ec2InstanceId || !ids.has(c.ec2InstanceId)) continue;
-            found.set(c.ec2InstanceId, {
-              cluster,
-              arn: c.containerInstanceArn ?? '',
-              status: c.status ?? 'UNKNOWN',
-              runningTasks: (c.runningTasksCount ?? 0) + (c.pendingTasksCount ?? 0),
-            });
-          }
-        }
-      }
-      for (const id of batch) settled.add(id);
-    }
-  } catch (error) {
-    if (error instanceof OutOfTimeError) return { found, settled, cut: error };
-    throw error;
-  }
-  return { found, settled };
-};
-
 const baseState = (g: AutoScalingGroup, since: Map<string, Date | undefined>): GroupState => ({
   name: g.AutoScalingGroupName ?? '',
   arn: g.AutoScalingGroupARN ?? '',
@@ -470,7 +409,11 @@ export const readGroupStates = async (
   let containers: ContainerLookup;
   try {
     // In the groups' order: those the previous run left undone come first, and are settled first.
-    containers = await findContainerInstances(clients.ecs, [...lookup.values()].flat(), hasTime);
+    const ids = [...lookup.values()].flat();
+    containers =
+      ids.length === 0
+        ? { found: new Map(), settled: new Set() }
+        : await (await import('./containers.ts')).findContainerInstances(await ecsOf(clients), ids, hasTime);
   } catch (error) {
     const readError = `ECS container instances could not be read: ${errorMessage(error)}`;
     return { states: states.map((s) => (lookup.has(s) ? { ...s, readError } : s)), unread: missed };

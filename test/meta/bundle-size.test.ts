@@ -17,7 +17,6 @@ const GOAL_KIB = 400;
  */
 const CEILING_KIB: Record<string, number> = {
   'ecs-scheduler': 478,
-  'instance-rotation': 422,
   'rds-scheduler': 464,
   'rds-snapshot-copy': 410,
 };
