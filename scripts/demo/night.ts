@@ -37,6 +37,7 @@ import {
   snapshotCreatedEvent,
   takeLedgerSnapshot,
 } from '#test/support/night-estate.ts';
+import { FLEET_FUNCTIONS, type FleetFunction } from '#shared/fleet/target.ts';
 import { SHOP } from '#test/support/environment-estate.ts';
 import { startProxy, type RecordedRequest } from '#test/support/proxy.ts';
 import { emulateCopySources } from '#test/support/rds-estate.ts';
@@ -54,15 +55,9 @@ import {
   type Handler,
 } from './common.ts';
 
-const FUNCTIONS = [
-  'ecs-scheduler',
-  'rds-scheduler',
-  'rds-snapshot-copy',
-  'snapshot-tags',
-  'instance-rotation',
-  'ssm-restart',
-] as const;
-type Fn = (typeof FUNCTIONS)[number];
+/** Every function of the night shift: the six a fleet can run (the hub's own `fleet` takes no part). */
+const FUNCTIONS = FLEET_FUNCTIONS;
+type Fn = FleetFunction;
 
 // moto 5.2.1 answers DescribeInstanceRefreshes with a 500 whatever the group: the proxy answers as AWS
 // does for a group without refreshes (as test/integration/instance-rotation.test.ts does).
