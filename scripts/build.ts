@@ -23,6 +23,7 @@ import { holidayYears, tabulateHolidays, type HolidayTable } from '#shared/holid
 import type { Schedules } from '#shared/schedules.ts';
 import { readServerless } from './cli/serverless-source.ts';
 import { loadSchedulesFile, SCHEDULES_FILE } from './cli/schedule.ts';
+import { compactSdkErrors } from './compact-sdk-errors.ts';
 import { sdkPackageVersions, shakeSdkSchemas } from './shake-sdk-schemas.ts';
 
 export const functionNames = (): string[] =>
@@ -136,8 +137,9 @@ const main = async () => {
       banner: {
         js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
       },
-      // Only the schemas of the operations a function sends (scripts/shake-sdk-schemas.ts).
-      plugins: [embedSchedules(table), shakeSdkSchemas(), sdkPackageVersions()],
+      // Only the schemas of the operations a function sends (scripts/shake-sdk-schemas.ts), and the
+      // modelled error classes built by one factory (scripts/compact-sdk-errors.ts).
+      plugins: [embedSchedules(table), shakeSdkSchemas(), compactSdkErrors(), sdkPackageVersions()],
       logLevel: 'warning',
     });
     console.log(`${outfile}  ${(statSync(outfile).size / 1024).toFixed(1)} KiB`);
