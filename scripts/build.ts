@@ -23,8 +23,8 @@ import { holidayYears, tabulateHolidays, type HolidayTable } from '#shared/holid
 import type { Schedules } from '#shared/schedules.ts';
 import { readServerless } from './cli/serverless-source.ts';
 import { loadSchedulesFile, SCHEDULES_FILE } from './cli/schedule.ts';
-import { compactSdkErrors } from './compact-sdk-errors.ts';
-import { sdkPackageVersions, shakeSdkSchemas } from './shake-sdk-schemas.ts';
+import { leanFunctionSdk } from './direct-sdk-imports.ts';
+import { sdkPackageVersions } from './shake-sdk-schemas.ts';
 
 export const functionNames = (): string[] =>
   readdirSync('functions')
@@ -137,9 +137,10 @@ const main = async () => {
       banner: {
         js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
       },
-      // Only the schemas of the operations a function sends (scripts/shake-sdk-schemas.ts), and the
-      // modelled error classes built by one factory (scripts/compact-sdk-errors.ts).
-      plugins: [embedSchedules(table), shakeSdkSchemas(), compactSdkErrors(), sdkPackageVersions()],
+      // Only the schemas of the operations a function sends, the modelled error classes built by one
+      // factory, and the SDK's imports pointed past its barrels, so that on-demand code stays out of the
+      // cold start (scripts/direct-sdk-imports.ts leanFunctionSdk).
+      plugins: [embedSchedules(table), leanFunctionSdk(), sdkPackageVersions()],
       logLevel: 'warning',
     });
     console.log(`${outfile}  ${(statSync(outfile).size / 1024).toFixed(1)} KiB`);

@@ -16,7 +16,8 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type * as DynamoDB from '@aws-sdk/client-dynamodb';
 import { compactErrorClasses, compactSdkErrors } from '#scripts/compact-sdk-errors.ts';
-import { sdkPackageVersions, shakeSdkSchemas } from '#scripts/shake-sdk-schemas.ts';
+import { leanFunctionSdk } from '#scripts/direct-sdk-imports.ts';
+import { sdkPackageVersions } from '#scripts/shake-sdk-schemas.ts';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
   dependencies: Record<string, string>;
@@ -209,7 +210,7 @@ describe('the SDK error classes rewrite (scripts/compact-sdk-errors.ts)', () => 
       format: 'esm',
       platform: 'node',
       mainFields: ['module', 'main'],
-      plugins: [shakeSdkSchemas(), compactSdkErrors(), sdkPackageVersions()],
+      plugins: [leanFunctionSdk(), sdkPackageVersions()], // the functions' build
       logLevel: 'error',
     });
     const sdk = (await import(pathToFileURL(out).href)) as typeof DynamoDB;
