@@ -12,8 +12,14 @@
  * The rewrite replaces each class that matches the template exactly by a call to one factory that builds
  * the same class: the same name, static `shapeId`, base class, prototype chain, and instances with the
  * same own properties, defined in the same order with the same values and descriptors. A class that
- * differs from the template in any way stays as it is. test/meta/sdk-schemas.test.ts compares every
+ * differs from the template in any way stays as it is. test/meta/sdk-errors.test.ts compares every
  * error class of every client we ship, as shipped and rewritten.
+ *
+ * One difference from a minified bundle of the shipped classes: esbuild renames those (`class t`), and
+ * these keep their names, as the SDK published does. ServiceException's `instanceof` falls back to
+ * comparing names of six characters or more when prototypes and shapeIds do not decide; in a minified
+ * bundle that fallback was dead, and now works as it does unbundled. Nothing of ours uses `instanceof`
+ * on SDK errors (we read `name`).
  */
 import type { Plugin } from 'esbuild';
 import { readFile } from 'node:fs/promises';

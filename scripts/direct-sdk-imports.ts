@@ -65,6 +65,9 @@ interface Parsed {
 
 type Resolve = (specifier: string, importer: string) => Promise<string | undefined>;
 
+/** What `target` says when a module certainly does not export a name. */
+const ABSENT = 'absent' as const;
+
 /** The module that declares a name, and the name there. */
 interface Target {
   file: string;
@@ -78,8 +81,12 @@ const sideEffectFree = (file: string): boolean => {
   const { root, sideEffects } = pkg;
   if (sideEffects === false) return true;
   if (!Array.isArray(sideEffects)) return false;
+  // Bundlers also read globs and bare file names there; this reads exact `./` paths only, and takes a
+  // package whose list holds anything else as having side effects in every file (no rewrite gain, no risk).
+  if (sideEffects.some((p) => typeof p !== 'string' || !p.startsWith('./') || /[*?[\]{}!]/.test(p)))
+    return false;
   const path = `./${relative(root, file).split(sep).join('/')}`;
-  return !sideEffects.some((pattern) => pattern === path);
+  return !sideEffects.includes(path);
 };
 
 const packages = new Map<string, { root: string; sideEffects: unknown } | undefined>();
@@ -104,6 +111,8 @@ const nearestPackage = (file: string): { root: string; sideEffects: unknown } | 
 
 export class DirectImports {
   private readonly parsed = new Map<string, Promise<Parsed>>();
+  /** Every name this instance pointed elsewhere: the facade imported, the name, where it now comes from. */
+  readonly rewritten: { from: string; imported: string; file: string; name: string }[] = [];
 
   constructor(
     private readonly resolve: Resolve,
@@ -145,22 +154,29 @@ export class DirectImports {
     return p;
   }
 
-  /** Where `name`, imported from `file`, is declared; undefined when not exactly one module says. */
-  async target(file: string, name: string, depth = 0): Promise<Target | undefined> {
+  /**
+   * Where `name`, imported from `file`, is declared: the module and its name there; ABSENT when `file`
+   * certainly does not export it; undefined when that cannot be told (a module with an `export *` of its
+   * own, a namespace re-export), or when two `export *` provide it (ambiguous).
+   */
+  async target(file: string, name: string, depth = 0): Promise<Target | typeof ABSENT | undefined> {
     if (depth > 20) return undefined;
     const { facade, exports } = await this.parse(file);
-    if (!facade) return exports?.has(name) ? { file, name } : undefined;
-    const through = async (specifier: string, inner: string): Promise<Target | undefined> => {
+    if (!facade) return exports === undefined ? undefined : exports.has(name) ? { file, name } : ABSENT;
+    const through = async (specifier: string, inner: string) => {
       const next = await this.resolve(specifier, file);
       return next === undefined ? undefined : this.target(next, inner, depth + 1);
     };
     const direct = facade.named.get(name);
     // An indirect export shadows whatever an `export *` provides under the same name.
     if (direct) return through(direct[0], direct[1]);
-    const found = (await Promise.all(facade.stars.map((s) => through(s, name)))).filter(
-      (t): t is Target => t !== undefined,
-    );
-    return found.length === 1 ? found[0] : undefined;
+    // `export *` never re-exports a default export.
+    if (name === 'default') return ABSENT;
+    const found = await Promise.all(facade.stars.map((s) => through(s, name)));
+    // One branch that cannot be told may provide it too: then so can't the facade's.
+    if (found.includes(undefined)) return undefined;
+    const targets = found.filter((t): t is Target => t !== ABSENT && t !== undefined);
+    return targets.length === 0 ? ABSENT : targets.length === 1 ? targets[0] : undefined;
   }
 
   /** The modules with side effects a facade re-exports, through nested facades: still imported when it is skipped. */
@@ -197,11 +213,13 @@ export class DirectImports {
       if (!m || !specs || specs.length === 0) continue;
       const from = await this.resolve(m[3]!, file);
       if (from === undefined || !(await this.parse(from)).facade) continue;
-      const targets = await Promise.all(specs.map((s) => this.target(from, s.imported)));
-      if (targets.some((t) => t === undefined)) continue;
+      const found = await Promise.all(specs.map((s) => this.target(from, s.imported)));
+      const targets = found.filter((t): t is Target => t !== undefined && t !== ABSENT);
+      if (targets.length !== specs.length) continue;
       const byFile = new Map<string, string[]>();
       specs.forEach((s, n) => {
         const t = targets[n]!;
+        this.rewritten.push({ from, imported: s.imported, file: t.file, name: t.name });
         byFile.set(t.file, [
           ...(byFile.get(t.file) ?? []),
           t.name === s.local ? s.local : `${t.name} as ${s.local}`,

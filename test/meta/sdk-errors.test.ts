@@ -45,7 +45,8 @@ const bundled = async (client: string, rewrite: boolean): Promise<Record<string,
     format: 'esm',
     platform: 'node',
     mainFields: ['module', 'main'],
-    // esbuild renames a class that refers to itself (`class _X`); the SDK as published names it X.
+    // esbuild renames a class that refers to itself (`class _X`), and minified bundles name it `t`;
+    // the SDK as published names it X, and so does the rewrite (the DynamoDB test below: minified).
     keepNames: true,
     plugins: rewrite ? [compactSdkErrors()] : [],
     logLevel: 'error',

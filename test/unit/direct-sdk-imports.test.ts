@@ -80,6 +80,10 @@ describe('direct SDK imports (scripts/direct-sdk-imports.ts)', () => {
       'src/c/index.js': 'export * from "./mixed";',
       'src/c/mixed.js': 'export const own = 1;\nexport * from "./more";',
       'src/c/more.js': 'export const deep = 1;',
+      // `shared` is traced through ./one, but ./mixed may provide it too through its own export *
+      'src/d/index.js': 'export * from "../a/one";\nexport * from "../c/mixed";',
+      'src/e/index.js': 'export * from "./withDefault";',
+      'src/e/withDefault.js': 'export default 1; export const named = 1;',
     });
     const direct = new DirectImports(resolver(dir));
     const file = join(dir, 'src', 'client.js');
@@ -89,6 +93,8 @@ describe('direct SDK imports (scripts/direct-sdk-imports.ts)', () => {
       'import { deep } from "pkg/c";',
       'import * as all from "pkg/a";',
       'import { nope } from "pkg/a";',
+      'import { shared } from "pkg/d";', // esbuild: "Ambiguous import" if ./mixed's export * has one too
+      'import { default as d } from "pkg/e";', // export * never re-exports a default
       'import { local } from "./local";', // a module that is not there: not traced
     ];
 
@@ -117,6 +123,27 @@ describe('direct SDK imports (scripts/direct-sdk-imports.ts)', () => {
     const out = await direct.rewrite('import { resolve } from "pkg/client";', join(dir, 'src', 'x.js'));
 
     // Assess
+    const p = (f: string) => JSON.stringify(join(dir, 'src', 'client', f));
+    expect(out).toBe(`import ${p('aws.js')}; import { resolve } from ${p('resolve.js')};`);
+  });
+
+  it('takes a package whose sideEffects list holds a glob as having side effects in every file', async () => {
+    // Prepare
+    const dir = modules(
+      'globbed',
+      {
+        'src/client/index.js': 'export { resolve } from "./resolve";\nexport { aws } from "./aws";',
+        'src/client/resolve.js': 'export const resolve = () => 1;',
+        'src/client/aws.js': 'globalThis.registered = true; export const aws = 1;',
+      },
+      ['./src/**/aws.js'],
+    );
+    const direct = new DirectImports(resolver(dir));
+
+    // Act
+    const out = await direct.rewrite('import { resolve } from "pkg/client";', join(dir, 'src', 'x.js'));
+
+    // Assess: aws.js still imported (resolve.js is imported by name anyway)
     const p = (f: string) => JSON.stringify(join(dir, 'src', 'client', f));
     expect(out).toBe(`import ${p('aws.js')}; import { resolve } from ${p('resolve.js')};`);
   });
