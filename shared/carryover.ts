@@ -1,10 +1,6 @@
-import {
-  DeleteItemCommand,
-  GetItemCommand,
-  PutItemCommand,
-  type DynamoDBClient,
-} from '@aws-sdk/client-dynamodb';
-import { TTL_ATTRIBUTE } from './lease.ts';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDbOnDemand } from './aws/dynamodb-on-demand.ts';
+import { onDemand } from './on-demand.ts';
 
 /**
  * What a run left undone at its deadline, kept in the lease table under `carryover#<function>#<action>`
@@ -20,37 +16,29 @@ export interface CarryOver {
 /** DynamoDB items are at most 400 KB: the first this many ARNs are kept, which is plenty to reorder by. */
 export const MAX_CARRIED = 2000;
 /** A list nobody read for a week is no guide to anything. */
-const KEEP_SECONDS = 7 * 86_400;
+export const KEEP_SECONDS = 7 * 86_400;
 
 export const carryOverKey = (service: string, action: string) => `carryover#${service}#${action}`;
 
-export const dynamoCarryOver = (client: DynamoDBClient, table: string, now: () => Date): CarryOver => ({
-  load: async (service, action) => {
-    const out = await client.send(
-      new GetItemCommand({
-        TableName: table,
-        Key: { scope: { S: carryOverKey(service, action) } },
-        ConsistentRead: true,
-      }),
-    );
-    return new Set((out.Item?.arns?.L ?? []).map((v) => v.S ?? '').filter(Boolean));
-  },
-  save: async (service, action, arns) => {
-    await client.send(
-      new PutItemCommand({
-        TableName: table,
-        Item: {
-          scope: { S: carryOverKey(service, action) },
-          arns: { L: arns.slice(0, MAX_CARRIED).map((arn) => ({ S: arn })) },
-          savedAt: { N: String(now().getTime()) },
-          [TTL_ATTRIBUTE]: { N: String(Math.ceil(now().getTime() / 1000) + KEEP_SECONDS) },
-        },
-      }),
-    );
-  },
-  clear: async (service, action) => {
-    await client.send(
-      new DeleteItemCommand({ TableName: table, Key: { scope: { S: carryOverKey(service, action) } } }),
-    );
-  },
-});
+/**
+ * What runs left undone, in the lease table. The DynamoDB code (shared/lease-dynamo.ts) is imported by the
+ * first load, save or clear: `client`, a client or a function that gives one.
+ */
+export const dynamoCarryOver = (
+  client: DynamoDBClient | DynamoDbOnDemand,
+  table: string,
+  now: () => Date,
+): CarryOver => {
+  const store = onDemand(async () =>
+    (await import('./lease-dynamo.ts')).dynamoCarryOverOf(
+      typeof client === 'function' ? await client() : client,
+      table,
+      now,
+    ),
+  );
+  return {
+    load: async (service, action) => (await store()).load(service, action),
+    save: async (service, action, arns) => (await store()).save(service, action, arns),
+    clear: async (service, action) => (await store()).clear(service, action),
+  };
+};

@@ -6,7 +6,7 @@ import type { Context } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import './zod.ts';
 import * as z from 'zod/mini';
-import { dynamoDbClient } from './aws/dynamodb.ts';
+import { dynamoDbOnDemand } from './aws/dynamodb-on-demand.ts';
 import { dynamoCarryOver, type CarryOver } from './carryover.ts';
 import { OutOfTimeError } from './deadline.ts';
 import { parseEnv } from './env.ts';
@@ -202,7 +202,7 @@ export const withOps = <I>(
           ? { status: 'failed' as const, reason: errorMessage(outcome) }
           : targetOutcome(outcome);
       try {
-        await recordTarget(dynamoDbClient(), table, fleet.marker.run, {
+        await recordTarget(dynamoDbOnDemand(), table, fleet.marker.run, {
           ...fleet.target,
           ...result,
           ...(!(outcome instanceof Error) && { summary: outcome.summary }),
@@ -233,7 +233,7 @@ export const withOps = <I>(
       // A target's leftovers are its own: two targets of one fleet run must not overwrite each other's.
       const carryKey = fleet ? `${serviceName}#${fleet.target.account}#${fleet.target.region}` : serviceName;
       leases = new RunLeases(
-        table ? dynamoLeaseStore(dynamoDbClient(), table) : undefined,
+        table ? dynamoLeaseStore(dynamoDbOnDemand(), table) : undefined,
         {
           holder: `${serviceName} run ${fleet?.marker ? `${fleet.marker.run} ` : ''}${origin.correlationId} (${origin.functionName ?? 'no function name'})`,
           token: randomUUID(),
@@ -241,7 +241,7 @@ export const withOps = <I>(
         now,
         () => remainingMs() + LEASE_MARGIN_MS,
       );
-      carryOver = table ? dynamoCarryOver(dynamoDbClient(), table, now) : undefined;
+      carryOver = table ? dynamoCarryOver(dynamoDbOnDemand(), table, now) : undefined;
       const carriedOver = async (action: string): Promise<ReadonlySet<string>> => {
         let arns: ReadonlySet<string> = new Set();
         try {

@@ -1,10 +1,6 @@
-import {
-  DeleteItemCommand,
-  GetItemCommand,
-  PutItemCommand,
-  type AttributeValue,
-  type DynamoDBClient,
-} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDbOnDemand } from './aws/dynamodb-on-demand.ts';
+import { onDemand } from './on-demand.ts';
 import { formatAge } from './duration.ts';
 import { errorMessage } from './errors.ts';
 
@@ -21,7 +17,7 @@ import { errorMessage } from './errors.ts';
 /** The attribute DynamoDB's TTL deletes items by (epoch seconds). serverless.yml enables it. */
 export const TTL_ATTRIBUTE = 'ttl';
 /** Items linger this long past their expiry before TTL removes them: who held what, for a post-mortem. */
-const LINGER_SECONDS = 86_400;
+export const LINGER_SECONDS = 86_400;
 /**
  * A lease counts as expired only this long after its `expiresAt`, by the taker's clock: a laptop whose
  * clock runs a little fast must not take a lease a Lambda still holds. (AWS itself refuses requests
@@ -69,147 +65,27 @@ export interface LeaseStore {
   remove(scope: string): Promise<void>;
 }
 
-const isConditionFailed = (error: unknown) =>
-  (error as Error | undefined)?.name === 'ConditionalCheckFailedException';
-
-const num = (v: AttributeValue | undefined) => Number(v?.N ?? '0');
-const str = (v: AttributeValue | undefined) => v?.S ?? '';
-
-const fromItem = (item: Record<string, AttributeValue>): Lease => ({
-  scope: str(item.scope),
-  holder: str(item.holder),
-  token: str(item.token),
-  acquiredAt: new Date(num(item.acquiredAt)),
-  expiresAt: new Date(num(item.expiresAt)),
-  version: num(item.version),
-  data: Object.fromEntries(Object.entries(item.data?.M ?? {}).map(([k, v]) => [k, v.S ?? ''])),
-});
-
-const toItem = (lease: Lease): Record<string, AttributeValue> => ({
-  scope: { S: lease.scope },
-  holder: { S: lease.holder },
-  token: { S: lease.token },
-  acquiredAt: { N: String(lease.acquiredAt.getTime()) },
-  expiresAt: { N: String(lease.expiresAt.getTime()) },
-  [TTL_ATTRIBUTE]: { N: String(Math.ceil(lease.expiresAt.getTime() / 1000) + LINGER_SECONDS) },
-  version: { N: String(lease.version) },
-  ...(Object.keys(lease.data).length > 0 && {
-    data: { M: Object.fromEntries(Object.entries(lease.data).map(([k, v]) => [k, { S: v }])) },
-  }),
-});
-
-/** The lease table in DynamoDB. */
-export const dynamoLeaseStore = (client: DynamoDBClient, table: string): LeaseStore => ({
-  table,
-  read: async (scope) => {
-    const out = await client.send(
-      new GetItemCommand({ TableName: table, Key: { scope: { S: scope } }, ConsistentRead: true }),
-    );
-    return out.Item ? fromItem(out.Item) : undefined;
-  },
-  acquire: async (scope, owner, now, ttlMs) => {
-    const lease: Lease = {
-      scope,
-      holder: owner.holder,
-      token: owner.token,
-      acquiredAt: now,
-      expiresAt: new Date(now.getTime() + ttlMs),
-      version: 1,
-      data: {},
-    };
-    try {
-      await client.send(
-        new PutItemCommand({
-          TableName: table,
-          Item: toItem(lease),
-          // Free, expired (allowing for clock skew), or ours already: a second take in one run, or the
-          // SDK's retry of a write that landed but whose answer was lost.
-          ConditionExpression: 'attribute_not_exists(#scope) OR #expiresAt <= :expired OR #token = :token',
-          ExpressionAttributeNames: { '#scope': 'scope', '#expiresAt': 'expiresAt', '#token': 'token' },
-          ExpressionAttributeValues: {
-            ':expired': { N: String(now.getTime() - CLOCK_SKEW_MS) },
-            ':token': { S: owner.token },
-          },
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
-      return { ok: true };
-    } catch (error) {
-      if (!isConditionFailed(error)) return { ok: false, error: errorMessage(error) };
-      const item = (error as { Item?: Record<string, AttributeValue> }).Item;
-      const heldBy = item
-        ? fromItem(item)
-        : await client
-            .send(
-              new GetItemCommand({ TableName: table, Key: { scope: { S: scope } }, ConsistentRead: true }),
-            )
-            .then((out) => (out.Item ? fromItem(out.Item) : undefined));
-      // Released between the write and the read: try once more rather than report a holder that is gone.
-      if (!heldBy) return dynamoLeaseStore(client, table).acquire(scope, owner, now, ttlMs);
-      return { ok: false, heldBy };
-    }
-  },
-  release: async (scope, owner) => {
-    try {
-      await client.send(
-        new DeleteItemCommand({
-          TableName: table,
-          Key: { scope: { S: scope } },
-          ConditionExpression: '#token = :token',
-          ExpressionAttributeNames: { '#token': 'token' },
-          ExpressionAttributeValues: { ':token': { S: owner.token } },
-        }),
-      );
-    } catch (error) {
-      // Taken over after it expired: it is someone else's now.
-      if (!isConditionFailed(error)) throw error;
-    }
-  },
-  compareAndSet: async (next, expectedVersion) => {
-    const written = { ...next, version: (expectedVersion ?? 0) + 1 };
-    try {
-      await client.send(
-        new PutItemCommand({
-          TableName: table,
-          Item: toItem(written),
-          ...(expectedVersion === undefined
-            ? {
-                ConditionExpression: 'attribute_not_exists(#scope)',
-                ExpressionAttributeNames: { '#scope': 'scope' },
-              }
-            : {
-                ConditionExpression: '#version = :version',
-                ExpressionAttributeNames: { '#version': 'version' },
-                ExpressionAttributeValues: { ':version': { N: String(expectedVersion) } },
-              }),
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (!isConditionFailed(error)) throw error;
-      // The SDK retries a write whose answer was lost (a reset connection, a timeout); if the first
-      // attempt landed, the retry fails its condition against our own write. That is a success.
-      const now = await client.send(
-        new GetItemCommand({ TableName: table, Key: { scope: { S: next.scope } }, ConsistentRead: true }),
-      );
-      const item = now.Item ? fromItem(now.Item) : undefined;
-      // Only our very write: the same version, owner, times and data.
-      return (
-        item !== undefined &&
-        item.version === written.version &&
-        item.token === written.token &&
-        item.holder === written.holder &&
-        item.acquiredAt.getTime() === written.acquiredAt.getTime() &&
-        item.expiresAt.getTime() === written.expiresAt.getTime() &&
-        JSON.stringify(Object.entries(item.data).sort()) ===
-          JSON.stringify(Object.entries(written.data).sort())
-      );
-    }
-  },
-  remove: async (scope) => {
-    await client.send(new DeleteItemCommand({ TableName: table, Key: { scope: { S: scope } } }));
-  },
-});
+/**
+ * The lease table in DynamoDB. The DynamoDB code (shared/lease-dynamo.ts, with the SDK client and its
+ * commands) is imported by the first call that reads or writes the table: a run with nothing to claim or
+ * record never parses it. `client`: a client, or a function that gives one (shared/aws/dynamodb-on-demand.ts).
+ */
+export const dynamoLeaseStore = (client: DynamoDBClient | DynamoDbOnDemand, table: string): LeaseStore => {
+  const store = onDemand(async () =>
+    (await import('./lease-dynamo.ts')).dynamoLeaseStoreOf(
+      typeof client === 'function' ? await client() : client,
+      table,
+    ),
+  );
+  return {
+    table,
+    read: async (scope) => (await store()).read(scope),
+    acquire: async (scope, owner, now, ttlMs) => (await store()).acquire(scope, owner, now, ttlMs),
+    release: async (scope, owner) => (await store()).release(scope, owner),
+    compareAndSet: async (next, expectedVersion) => (await store()).compareAndSet(next, expectedVersion),
+    remove: async (scope) => (await store()).remove(scope),
+  };
+};
 
 /** Why a scope was left alone: who holds it, since when, and when it expires at the latest. */
 export const heldReason = (heldBy: Lease, now: Date): string =>

@@ -1,8 +1,10 @@
 /**
  * One fleet target's result row in the hub's table, `fleet#<run>#<account>#<region>` (shared/fleet/results.ts
- * has the rest of a run's rows). Apart, so a function's run imports only the write it makes (PutItem).
+ * has the rest of a run's rows). Apart, so a function's run imports only the write it makes (PutItem), and
+ * that only when it writes (shared/lease-dynamo.ts).
  */
-import { PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDbOnDemand } from '../aws/dynamodb-on-demand.ts';
 import { TTL_ATTRIBUTE } from '../lease.ts';
 import type { Outcome, Report, ResourceResult, Summary } from '../report.ts';
 import type { Target } from './target.ts';
@@ -48,21 +50,20 @@ export const targetOutcome = (report: Report): { status: TargetStatus; reason: s
 };
 
 export const recordTarget = async (
-  client: DynamoDBClient,
+  client: DynamoDBClient | DynamoDbOnDemand,
   table: string,
   run: string,
   result: TargetResult,
 ): Promise<void> => {
-  await client.send(
-    new PutItemCommand({
-      TableName: table,
-      Item: {
-        scope: { S: targetKey(run, result) },
-        result: { S: JSON.stringify(result) },
-        [TTL_ATTRIBUTE]: { N: String(Math.ceil(Date.parse(result.finishedAt) / 1000) + KEEP_DAYS * 86_400) },
-      },
-    }),
-  );
+  const { putItem } = await import('../lease-dynamo.ts');
+  await putItem(typeof client === 'function' ? await client() : client, {
+    TableName: table,
+    Item: {
+      scope: { S: targetKey(run, result) },
+      result: { S: JSON.stringify(result) },
+      [TTL_ATTRIBUTE]: { N: String(Math.ceil(Date.parse(result.finishedAt) / 1000) + KEEP_DAYS * 86_400) },
+    },
+  });
 };
 
 /** Rows a fleet iteration returns at most, each detail cut to DETAIL_CHARS: far below 256 KiB. */

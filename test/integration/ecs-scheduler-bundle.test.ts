@@ -9,7 +9,7 @@
  * moto's RDS state changes are instant: the proxy reports the database as `starting` where the test
  * needs one, as RDS would for minutes.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -53,6 +53,16 @@ describe('the built ecs-scheduler bundle leaves the rarer paths’ clients to ch
     expect(cold).toContain('DescribeServices');
     expect(cold).toContain('DescribeAlarms');
   });
+
+  it('loads the DynamoDB client (leases, start records, carry-over) only on demand', () => {
+    // A reconcile that finds everything as its schedule wants it claims and records nothing (below).
+    const dynamo = (text: string) => text.includes('"DynamoDB_20120810"');
+    expect(dynamo(coldStartText()), 'the DynamoDB client in the cold start').toBe(false);
+    const chunks = readdirSync(resolve('dist', 'ecs-scheduler', 'chunks'));
+    expect(
+      chunks.filter((c) => dynamo(readFileSync(resolve('dist', 'ecs-scheduler', 'chunks', c), 'utf8'))),
+    ).not.toEqual([]);
+  });
 });
 
 describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto', () => {
@@ -85,6 +95,9 @@ describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto'
     );
   const row = (report: Report, suffix: string) => report.resources.find((r) => r.arn.endsWith(suffix));
   const sent = (operation: string) => proxy.requests.filter((r) => r.operation === operation);
+  // The proxy names a JSON service by its target prefix where it has no shorter name for it.
+  const dynamoCalls = () =>
+    proxy.requests.filter((r) => r.service === 'DynamoDB_20120810').map((r) => r.operation);
 
   beforeAll(async () => {
     moto = await startMoto();
@@ -142,7 +155,9 @@ describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto'
     const before = await observe(aws, ['shop'], []);
 
     // Act: the evening transition, then the morning's, while shop-db still starts, then once it is available
+    proxy.requests.length = 0;
     const night = await reconcileAt(NIGHT);
+    const nightDynamo = dynamoCalls();
     const parked = await observe(aws, ['shop'], []);
     starting(true);
     proxy.requests.length = 0;
@@ -172,5 +187,24 @@ describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto'
     // Once available, everything came back exactly
     expect(later.summary).toMatchObject({ changed: 2, waiting: 0, failed: 0 });
     expect(await observe(aws, ['shop'], [])).toEqual(before);
+    // The stop leased the cluster in the lease table (the DynamoDB client, from its chunk)
+    expect(nightDynamo).toEqual(expect.arrayContaining(['PutItem', 'DeleteItem']));
+  });
+
+  // After the test above: shop runs, as office-hours wants it on a Monday at 11:00 in Berlin.
+  it('sends nothing to the lease table in a reconcile that finds everything as its schedule wants it', async () => {
+    // Prepare
+    const before = await observe(aws, ['shop'], []);
+    proxy.requests.length = 0;
+
+    // Act
+    const report = await reconcileAt('2026-11-30T10:00:00Z');
+
+    // Assess: nothing changed, nothing claimed or recorded, so the DynamoDB chunk was not needed
+    expect(report.summary).toMatchObject({ changed: 0, failed: 0, undone: 0 });
+    expect(row(report, 'service/shop/web')?.outcome).toBe('unchanged');
+    expect(await observe(aws, ['shop'], [])).toEqual(before);
+    expect(proxy.requests.map((r) => r.service)).toContain('ecs');
+    expect(dynamoCalls()).toEqual([]);
   });
 });
