@@ -147,7 +147,7 @@ const main = () => {
   );
   console.log(
     'On demand (KiB, largest first): parsed only by the code path that imports it. access, kill-switch: a run\n' +
-      'with a fleet target; sns: a run that publishes its summary; lease-dynamo: a run that reads or writes the\n' +
+      'with a fleet target; sns: a run that publishes its summary; dynamodb, lease-dynamo: a run that reads or writes the\n' +
       'lease table (a lease, a start record, what it left undone); dist-es, sts, sso-oidc, loadSso, signin: the\n' +
       "SDK's credential providers other than the environment's (Lambda's); event-streams: streaming operations.",
   );

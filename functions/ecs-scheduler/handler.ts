@@ -19,7 +19,6 @@ import { readClaimedEstate } from './claim.ts';
 import { DEFAULT_GRACE_MINUTES, SchedulerConfig } from './config.ts';
 import { executePlan, plannedWork } from './execute.ts';
 import { readEstate, type Clients, type Estate, type Held } from './inventory.ts';
-import { gateStart } from './environment.ts';
 import { DEFAULT_ENVIRONMENT_START_TIMEOUT_MINUTES } from '#shared/environment.ts';
 import { alarmRows, awakeResources, sweepRows } from './alarms.ts';
 import { cloudWatchClient } from '#shared/aws/cloudwatch.ts';
@@ -33,7 +32,7 @@ import {
   type GroupReconcile,
 } from './groups.ts';
 import { groupLeaseScope, PARKED_TAG } from '#shared/group-tags.ts';
-import { planOverride, refuseLength, scopeOf, withTags, type OverrideGroups } from './override.ts';
+import type { OverrideGroups } from './override.ts';
 import {
   clusterClearRows,
   planReconcile,
@@ -61,6 +60,12 @@ let deps: Deps | undefined;
  * Imported on demand with the EventBridge and Scheduler clients (a chunk of its own): only a stop loads it.
  */
 const scheduledTasks = () => import('./scheduled-tasks.ts');
+
+/**
+ * The start gate (environment.ts): imported by the runs that plan a start, not by a reconcile that finds
+ * everything as its schedule wants it. The override planner (override.ts) likewise, by `wake` and `sleep`.
+ */
+const environmentGate = () => import('./environment.ts');
 
 /** The RDS client (one per cold start, or per fleet target), imported by the starts that gate on databases. */
 const rdsOnDemand = (scope?: ClientScope) => async () =>
@@ -275,6 +280,7 @@ const gateIO = (ctx: RunContext, d: Deps) => ({
  * environment (or is a standalone group). Laggard groups no row names get a row of their own, first.
  */
 const gated = async (plan: Plan, estate: Estate, ctx: RunContext, d: Deps): Promise<Plan> => {
+  const { gateStart } = await environmentGate();
   const out = await gateStart(plan.phases, estate, gateIO(ctx, d));
   return { ...plan, phases: out.extra.length > 0 ? [out.extra, ...out.phases] : out.phases };
 };
@@ -288,6 +294,7 @@ const gatedReconcile = async (
   force = false,
 ): Promise<ReconcilePlan> => {
   if (!plan.start || force) return plan;
+  const { gateStart } = await environmentGate();
   const out = await gateStart(plan.start.phases, estate, gateIO(ctx, d), plan.idle);
   return { ...plan, idle: [...out.idle, ...out.extra], start: { ...plan.start, phases: out.phases } };
 };
@@ -527,6 +534,7 @@ const mergeRows = (set: Report['resources'], reconciled: Report['resources']): R
  * the tags written. A cluster where a tag could not be written is left to the next reconcile.
  */
 const runOverride = async (input: OverrideInput, ctx: RunContext, d: Deps): Promise<Report> => {
+  const { planOverride, refuseLength, scopeOf, withTags } = await import('./override.ts');
   const dryRun = input.dryRun === true || d.config.DRY_RUN;
   const now = d.now();
   const maxMs = (d.config.OVERRIDE_MAX_HOURS ?? DEFAULT_OVERRIDE_MAX_HOURS) * 3_600_000;

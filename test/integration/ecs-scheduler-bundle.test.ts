@@ -44,8 +44,9 @@ describe('the built ecs-scheduler bundle leaves the rarer paths’ clients to ch
     const graph = bundleGraph('dist', 'ecs-scheduler');
     const cold = coldStartText();
 
+    // and the start gate and the override planner: a reconcile that finds everything as scheduled uses neither
     expect(graph.onDemand.map((c) => c.name)).toEqual(
-      expect.arrayContaining(['databases', 'scheduled-tasks']),
+      expect.arrayContaining(['databases', 'scheduled-tasks', 'environment', 'override']),
     );
     for (const operation of ['DescribeDBInstances', 'DescribeDBClusters', 'ListRules', 'ListSchedules'])
       expect(cold, `${operation} in the cold start`).not.toContain(operation);

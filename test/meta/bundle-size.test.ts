@@ -12,12 +12,11 @@ import { bundleGraph, functionNames } from '#scripts/bundle-graph.ts';
 const GOAL_KIB = 400;
 
 /**
- * Above the goal still (KiB, entry + static chunks): their modelled AWS errors (every error class and
- * schema a client registers, which the SDK needs to name an error) and the clients every run reads.
+ * Above the goal still (KiB, entry + static chunks): the clients and code every reconcile uses (ECS,
+ * Application Auto Scaling, Auto Scaling, CloudWatch for the silence sweep) besides the SDK's core.
  */
 const CEILING_KIB: Record<string, number> = {
-  'ecs-scheduler': 449,
-  'rds-scheduler': 418,
+  'ecs-scheduler': 406,
 };
 
 const kib = (bytes: number) => Math.round((bytes / 1024) * 10) / 10;
