@@ -1,12 +1,10 @@
 import middy from '@middy/core';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Context } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import './zod.ts';
 import * as z from 'zod/mini';
 import { dynamoDbOnDemand } from './aws/dynamodb-on-demand.ts';
+import { injectLambdaContext, Logger } from './log.ts';
 import { dynamoCarryOver, type CarryOver } from './carryover.ts';
 import { OutOfTimeError } from './deadline.ts';
 import { parseEnv } from './env.ts';
@@ -17,6 +15,7 @@ import {
   INVALID_EVENT_ACTION,
   countRun,
   countSummaryPublishFailed,
+  flushMetrics,
   runMetrics,
 } from './metrics.ts';
 import { buildReport, compactReport, everythingFailed, summarize, type Report } from './report.ts';
@@ -370,7 +369,5 @@ export const withOps = <I>(
     return fleet?.marker ? compactForFleet(compactReport(report)) : compactReport(report);
   };
 
-  return middy(base)
-    .use(injectLambdaContext(logger, { logEvent: false, resetKeys: true }))
-    .use(logMetrics(metrics));
+  return middy(base).use(injectLambdaContext(logger)).use(flushMetrics(metrics));
 };

@@ -1,4 +1,4 @@
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { EmfMetrics, MetricUnit } from './emf.ts';
 import { OUTCOMES, type Summary } from './report.ts';
 
 /**
@@ -31,12 +31,12 @@ export const CRASHED_ACTION = 'crashed';
 export const stageName = (env: NodeJS.ProcessEnv = process.env): string => env.NIGHTSHIFT_STAGE || 'local';
 
 /**
- * One Metrics instance per function, built at cold start. The namespace is fixed in code, not read
- * from POWERTOOLS_METRICS_NAMESPACE, because the alarms depend on it. POWERTOOLS_METRICS_DISABLED=true
- * turns the output off (the test suite does, except in the tests of this module).
+ * One metrics writer per function, built at cold start (shared/emf.ts). The namespace is fixed in code,
+ * because the alarms depend on it. POWERTOOLS_METRICS_DISABLED=true turns the output off (the test suite
+ * does, except in the tests of this module).
  */
-export const runMetrics = (serviceName: string): Metrics =>
-  new Metrics({
+export const runMetrics = (serviceName: string): EmfMetrics =>
+  new EmfMetrics({
     namespace: METRICS_NAMESPACE,
     serviceName,
     defaultDimensions: { stage: stageName() },
@@ -44,9 +44,9 @@ export const runMetrics = (serviceName: string): Metrics =>
 
 /**
  * Counts one run: `runs` = 1 and every outcome, zeros included, so dashboards draw lines and
- * alarms see data rather than gaps. Published by the caller's flush (logMetrics middleware).
+ * alarms see data rather than gaps. Written by the caller's flush (flushMetrics middleware).
  */
-export const countRun = (metrics: Metrics, action: string, summary: Summary): void => {
+export const countRun = (metrics: EmfMetrics, action: string, summary: Summary): void => {
   metrics.addDimension('action', action);
   // An empty dimension set adds the per-function set (service, stage) to the same record.
   metrics.addDimensions({});
@@ -54,6 +54,12 @@ export const countRun = (metrics: Metrics, action: string, summary: Summary): vo
   for (const outcome of OUTCOME_METRICS) metrics.addMetric(outcome, MetricUnit.Count, summary[outcome]);
 };
 
-export const countSummaryPublishFailed = (metrics: Metrics): void => {
+export const countSummaryPublishFailed = (metrics: EmfMetrics): void => {
   metrics.addMetric(SUMMARY_PUBLISH_FAILED_METRIC, MetricUnit.Count, 1);
 };
+
+/** Middy middleware: the invocation's metrics written when it ends, whether it returned or threw. */
+export const flushMetrics = (metrics: EmfMetrics) => ({
+  after: () => metrics.flush(),
+  onError: () => metrics.flush(),
+});

@@ -10,8 +10,6 @@
  * call; any error fails the step (the fleet function's Errors alarm sees it).
  */
 import middy from '@middy/core';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { OrganizationsClient } from '@aws-sdk/client-organizations';
 import type { Context } from 'aws-lambda';
@@ -19,6 +17,7 @@ import { dynamoDbClient } from '#shared/aws/dynamodb.ts';
 import { organizationsClient } from '#shared/aws/organizations.ts';
 import { parseEnv } from '#shared/env.ts';
 import { ConfigError, InputError } from '#shared/errors.ts';
+import { injectLambdaContext, Logger } from '#shared/log.ts';
 import { fleetCounts, finishFleetRun, type FleetCounts } from '#shared/fleet/finish.ts';
 import { KEEP_DAYS, readRun, startRun } from '#shared/fleet/results.ts';
 import type { Target } from '#shared/fleet/target.ts';
@@ -176,4 +175,4 @@ const base = async (event: unknown, _context: Context): Promise<TargetsAnswer | 
   return run(parsed, { ...defaultDeps(), logger });
 };
 
-export const handler = middy(base).use(injectLambdaContext(logger, { logEvent: false, resetKeys: true }));
+export const handler = middy(base).use(injectLambdaContext(logger));

@@ -1,4 +1,4 @@
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { EmfMetrics, MetricUnit } from '#shared/emf.ts';
 import { METRICS_NAMESPACE, stageName } from '#shared/metrics.ts';
 import type { CopyPlan } from './plan.ts';
 
@@ -17,16 +17,13 @@ export const SERVICE = 'rds-snapshot-copy';
 export const LAG_METRIC = 'copyLagHours';
 
 /** Writes the sweep's lags as EMF log lines (no API call, no IAM), in namespace nightshift. */
-export const recordLag = (
-  lag: CopyPlan['lag'],
-  metrics: Metrics = new Metrics({
-    namespace: METRICS_NAMESPACE,
-    serviceName: SERVICE,
-    defaultDimensions: { stage: stageName() },
-  }),
-): void => {
+export const recordLag = (lag: CopyPlan['lag']): void => {
   for (const [region, worst] of Object.entries(lag)) {
-    const record = metrics.singleMetric();
+    const record = new EmfMetrics({
+      namespace: METRICS_NAMESPACE,
+      serviceName: SERVICE,
+      defaultDimensions: { stage: stageName() },
+    });
     record.addDimension('region', region);
     // An empty dimension set adds the per-function set (service, stage) to the same record.
     record.addDimensions({});
@@ -38,5 +35,6 @@ export const recordLag = (
       if (worst.arn) record.addMetadata('lag_snapshot', worst.arn);
     }
     record.addMetric(LAG_METRIC, MetricUnit.NoUnit, worst?.hours ?? 0);
+    record.flush();
   }
 };

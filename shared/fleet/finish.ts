@@ -8,8 +8,8 @@ import {
   UpdateItemCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SNSClient } from '@aws-sdk/client-sns';
+import { EmfMetrics, MetricUnit } from '../emf.ts';
 import { METRICS_NAMESPACE, stageName } from '../metrics.ts';
 import { OUTCOMES, type Summary } from '../report.ts';
 import { MAX_MESSAGE_BYTES, MAX_SUBJECT_LENGTH, publishSummary, type RunSummary } from '../summary.ts';
@@ -157,7 +157,11 @@ export const fleetSummary = (doc: FleetDocument, run: FleetRun): RunSummary => (
  */
 export const emitFleetMetrics = (doc: FleetDocument, stage = stageName()): void => {
   const record = () =>
-    new Metrics({ namespace: METRICS_NAMESPACE, serviceName: FLEET_SERVICE, defaultDimensions: { stage } });
+    new EmfMetrics({
+      namespace: METRICS_NAMESPACE,
+      serviceName: FLEET_SERVICE,
+      defaultDimensions: { stage },
+    });
   for (const t of doc.targets) {
     const m = record();
     m.addDimensions({ function: doc.function, account: t.account, region: t.region });
@@ -166,7 +170,7 @@ export const emitFleetMetrics = (doc: FleetDocument, stage = stageName()): void 
       m.addMetric(name, MetricUnit.Count, s === status ? 1 : 0);
     for (const outcome of OUTCOMES)
       m.addMetric(resourceMetric(outcome), MetricUnit.Count, t.summary?.[outcome] ?? 0);
-    m.publishStoredMetrics();
+    m.flush();
   }
   const c = fleetCounts(doc);
   const m = record();
@@ -177,7 +181,7 @@ export const emitFleetMetrics = (doc: FleetDocument, stage = stageName()): void 
   m.addMetric(FLEET_TARGETS_REFUSED_METRIC, MetricUnit.Count, c.refused);
   m.addMetric(FLEET_TARGETS_SUCCEEDED_METRIC, MetricUnit.Count, c.succeeded);
   if (doc.wallSeconds !== null) m.addMetric(FLEET_WALL_SECONDS_METRIC, MetricUnit.Seconds, doc.wallSeconds);
-  m.publishStoredMetrics();
+  m.flush();
 };
 
 export interface FinishOptions {
