@@ -33,8 +33,6 @@ export interface EmfOptions {
   serviceName: string;
   /** Further dimensions in every set, after `service` (ours: `stage`). */
   defaultDimensions?: Record<string, string>;
-  /** Where a record goes: a line on stdout by default. */
-  write?: (line: string) => void;
 }
 
 interface Stored {
@@ -51,7 +49,6 @@ export class EmfMetrics {
   readonly disabled = metricsDisabled();
   readonly #namespace: string;
   readonly #defaults: Record<string, string>;
-  readonly #write: (line: string) => void;
   #dimensions: Record<string, string> = {};
   #sets: Record<string, string>[] = [];
   #metadata: Record<string, unknown> = {};
@@ -60,7 +57,6 @@ export class EmfMetrics {
   constructor(options: EmfOptions) {
     this.#namespace = options.namespace;
     this.#defaults = { service: options.serviceName, ...options.defaultDimensions };
-    this.#write = options.write ?? ((line) => process.stdout.write(`${line}\n`));
   }
 
   addDimension(name: string, value: string): this {
@@ -85,16 +81,14 @@ export class EmfMetrics {
   }
 
   addMetric(name: string, unit: MetricUnit, value: number): this {
-    if (name.length < 1 || name.length > 255)
-      throw new RangeError(`metric name of 1 to 255 characters: ${name}`);
+    if (name.length < 1 || name.length > 255) throw new RangeError(`metric name: ${name}`);
     // CloudWatch drops a record whose value is not a number; keep the rest of the record.
     if (!Number.isFinite(value)) {
       process.stderr.write(`metric ${name} not written: ${String(value)} is not a finite number\n`);
       return this;
     }
     const stored = this.#metrics.get(name);
-    if (stored && stored.unit !== unit)
-      throw new Error(`metric ${name} was added with unit ${stored.unit}, now ${unit}`);
+    if (stored && stored.unit !== unit) throw new Error(`metric ${name}: unit ${stored.unit}, not ${unit}`);
     if (stored) stored.values.push(value);
     else this.#metrics.set(name, { unit, values: [value] });
     return this;
@@ -103,7 +97,8 @@ export class EmfMetrics {
   /** Writes the collected metrics (nothing when there are none), then forgets them and the dimensions. */
   flush(): void {
     try {
-      if (!this.disabled && this.#metrics.size > 0) for (const record of this.records()) this.#write(record);
+      if (!this.disabled && this.#metrics.size > 0)
+        for (const record of this.records()) process.stdout.write(`${record}\n`);
     } finally {
       this.#dimensions = {};
       this.#sets = [];
@@ -127,9 +122,7 @@ export class EmfMetrics {
 
     // Split: at most 100 metrics per record, at most 100 values per metric.
     const chunks: [string, Stored][][] = [];
-    let pending = [...this.#metrics].map(
-      ([name, s]) => [name, { ...s, values: [...s.values] }] as [string, Stored],
-    );
+    let pending = [...this.#metrics];
     while (pending.length > 0) {
       const chunk: [string, Stored][] = [];
       const rest: [string, Stored][] = [];
@@ -171,8 +164,6 @@ export class EmfMetrics {
   #checkSize(set: Record<string, string>): void {
     const size = new Set([...Object.keys(this.#defaults), ...Object.keys(set)]).size;
     if (size > MAX_DIMENSIONS_PER_SET)
-      throw new RangeError(
-        `an EMF dimension set holds at most ${MAX_DIMENSIONS_PER_SET} dimensions, not ${size}`,
-      );
+      throw new RangeError(`${size} dimensions in an EMF dimension set: ${MAX_DIMENSIONS_PER_SET} at most`);
   }
 }

@@ -118,6 +118,7 @@ export class Logger {
   /** Cold only on an on-demand start, and only for the first invocation, as Powertools counts it. */
   #cold = process.env.AWS_LAMBDA_INITIALIZATION_TYPE?.trim() === 'on-demand';
   #context: LogAttributes | undefined;
+  #tenant: unknown;
   #keys: LogAttributes = {};
 
   constructor(options: LoggerOptions = {}) {
@@ -136,8 +137,8 @@ export class Logger {
       function_memory_size: context?.memoryLimitInMB,
       function_name: context?.functionName,
       function_request_id: context?.awsRequestId,
-      tenant_id: (context as { tenantId?: unknown } | undefined)?.tenantId,
     };
+    this.#tenant = (context as { tenantId?: unknown } | undefined)?.tenantId;
   }
 
   /** Keys on every line until resetKeys (the end of the invocation). */
@@ -192,21 +193,17 @@ export class Logger {
         else
           for (const [key, value] of Object.entries(item)) if (!this.#reserved(key)) attributes[key] = value;
       }
-      const c = this.#context;
       const line: LogAttributes = {
         level: name,
         message,
         timestamp: new Date().toISOString(),
         service: this.serviceName,
-        cold_start: c?.cold_start,
-        function_arn: c?.function_arn,
-        function_memory_size: c?.function_memory_size,
-        function_name: c?.function_name,
-        function_request_id: c?.function_request_id,
+        // cold_start, function_arn, function_memory_size, function_name, function_request_id
+        ...this.#context,
         // We never sample: Powertools wrote its sample rate, 0 unless POWERTOOLS_LOGGER_SAMPLE_RATE was set.
         sampling_rate: 0,
         xray_trace_id: traceId(),
-        tenant_id: c?.tenant_id,
+        tenant_id: this.#tenant,
       };
       // A key of the call replaces a key of the line in place; an undefined one replaces nothing.
       for (const [key, value] of Object.entries(attributes)) if (value !== undefined) line[key] = value;
