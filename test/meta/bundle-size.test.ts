@@ -12,12 +12,10 @@ import { bundleGraph, functionNames } from '#scripts/bundle-graph.ts';
 const GOAL_KIB = 400;
 
 /**
- * Above the goal still (KiB, entry + static chunks): the clients and code every reconcile uses (ECS,
- * Application Auto Scaling, Auto Scaling, CloudWatch for the silence sweep) besides the SDK's core.
+ * Functions above the goal still (KiB, entry + static chunks), each with its size when the ceiling was
+ * set. None since Powertools left the bundles (shared/log.ts, shared/emf.ts).
  */
-const CEILING_KIB: Record<string, number> = {
-  'ecs-scheduler': 406,
-};
+const CEILING_KIB: Record<string, number> = {};
 
 const kib = (bytes: number) => Math.round((bytes / 1024) * 10) / 10;
 
