@@ -13,6 +13,7 @@
  *
  * POWERTOOLS_METRICS_DISABLED (true, 1, yes, on, …) turns the output off; read when the writer is built.
  */
+import { out } from './log.ts';
 
 /** The units we write (CloudWatch StandardUnit). */
 export const MetricUnit = { Count: 'Count', Seconds: 'Seconds', NoUnit: 'None' } as const;
@@ -84,7 +85,7 @@ export class EmfMetrics {
     if (name.length < 1 || name.length > 255) throw new RangeError(`metric name: ${name}`);
     // CloudWatch drops a record whose value is not a number; keep the rest of the record.
     if (!Number.isFinite(value)) {
-      process.stderr.write(`metric ${name} not written: ${String(value)} is not a finite number\n`);
+      out.error(`metric ${name} not written: ${String(value)} is not a finite number`);
       return this;
     }
     const stored = this.#metrics.get(name);
@@ -97,8 +98,7 @@ export class EmfMetrics {
   /** Writes the collected metrics (nothing when there are none), then forgets them and the dimensions. */
   flush(): void {
     try {
-      if (!this.disabled && this.#metrics.size > 0)
-        for (const record of this.records()) process.stdout.write(`${record}\n`);
+      if (!this.disabled && this.#metrics.size > 0) for (const record of this.records()) out.log(record);
     } finally {
       this.#dimensions = {};
       this.#sets = [];

@@ -80,7 +80,15 @@ export const dynamoLeaseStore = (client: DynamoDBClient | DynamoDbOnDemand, tabl
   return {
     table,
     read: async (scope) => (await store()).read(scope),
-    acquire: async (scope, owner, now, ttlMs) => (await store()).acquire(scope, owner, now, ttlMs),
+    // A claim that cannot be made is refused, as one DynamoDB refused: the rows of that scope say why,
+    // and the run goes on with the others (also when the client or its code cannot be loaded).
+    acquire: async (scope, owner, now, ttlMs) => {
+      try {
+        return await (await store()).acquire(scope, owner, now, ttlMs);
+      } catch (error) {
+        return { ok: false, error: errorMessage(error) };
+      }
+    },
     release: async (scope, owner) => (await store()).release(scope, owner),
     compareAndSet: async (next, expectedVersion) => (await store()).compareAndSet(next, expectedVersion),
     remove: async (scope) => (await store()).remove(scope),

@@ -10,7 +10,7 @@
  * Keys whose value is undefined, null or '' are left out of the line (nested ones are kept). An Error,
  * wherever it is, becomes { name, location, message, stack, cause, ...its own fields }; a BigInt its
  * digits; a circular reference is left out. A value that cannot be serialised never throws out of a log
- * call. INFO and DEBUG go to stdout, WARN and ERROR to stderr, written directly (not through the Lambda
+ * call. INFO and DEBUG go to stdout, WARN and ERROR to stderr, through a Console of our own (not the Lambda
  * runtime's console, which would prefix the line).
  *
  * Level: AWS_LAMBDA_LOG_LEVEL (Lambda's advanced logging controls) wins when set, then
@@ -18,6 +18,21 @@
  * built (at cold start).
  */
 import type { Context } from 'aws-lambda';
+import { Console } from 'node:console';
+
+/**
+ * Lines go to process.stdout and process.stderr through a Console of their own, as Powertools wrote them
+ * (a Console ignores errors a write reports at once).
+ */
+export const out = new Console({ stdout: process.stdout, stderr: process.stderr });
+
+// A pipe closed by its reader (`nightshift … | head -1`) reports EPIPE as an 'error' event after the
+// write, which nothing would handle: the process would die mid-run, maybe between two changes. The lines
+// have nowhere to go; the run goes on. Any other stream error stays fatal.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
 
 const LEVELS = { TRACE: 6, DEBUG: 8, INFO: 12, WARN: 16, ERROR: 20, CRITICAL: 24, SILENT: 28 } as const;
 type LevelName = keyof typeof LEVELS;
@@ -229,7 +244,7 @@ export class Logger {
 
   #write(level: number, line: string): void {
     try {
-      (level >= LEVELS.WARN ? process.stderr : process.stdout).write(`${line}\n`);
+      (level >= LEVELS.WARN ? out.error : out.log)(line);
     } catch {
       // A closed stream must not fail the run.
     }

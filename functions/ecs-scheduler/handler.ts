@@ -35,6 +35,7 @@ import { groupLeaseScope, PARKED_TAG } from '#shared/group-tags.ts';
 import type { OverrideGroups } from './override.ts';
 import {
   clusterClearRows,
+  groupStartRecordCandidates,
   planReconcile,
   startRecordCandidates,
   type ReconcileOptions,
@@ -411,8 +412,8 @@ const reconcileGroups = async (
   if (scheduled.length === 0) return undefined;
   const providers = await capacityProviderGroups(reader);
   const noEstate = NO_ESTATE;
-  // Start records matter only for groups without saved state (a start since the transition, or none).
-  const candidates = scheduled.filter((g) => g.tags[PARKED_TAG] === undefined).map((g) => g.arn);
+  // Start records matter only for groups without saved state that the schedule wants stopped now.
+  const candidates = groupStartRecordCandidates(scheduled, stageSchedules(d), now);
   const opts = await reconcileOptions(noEstate, ctx, d, now, candidates);
   const seen = planGroupReconcile(scheduled, providers, opts, new Map());
   if (dryRun || seen.withWork.length === 0) return seen;

@@ -8,6 +8,7 @@ import {
   type Schedules,
 } from '#shared/schedules.ts';
 import { otherStage, type TagMap } from '#shared/tags.ts';
+import { PARKED_TAG } from '#shared/group-tags.ts';
 import { decodeOverride, overrideActive, OVERRIDE_TAG, type Override } from '#shared/override.ts';
 import type { ClusterState, Estate, ServiceState } from './inventory.ts';
 import type { StartRecord } from './started.ts';
@@ -390,6 +391,28 @@ export const startRecordCandidates = (estate: Estate, schedules: Schedules, now:
       }
     }),
   );
+
+/**
+ * The standalone groups (tag on the group) whose start record a reconcile reads: without saved state,
+ * and whose schedule wants them stopped now. decideSubject reads a start record only then (a group
+ * the schedule wants running and nightshift did not stop is left alone without one); reading it for
+ * every running group would make each daytime reconcile read the lease table for nothing.
+ */
+export const groupStartRecordCandidates = (
+  groups: ReadonlyArray<{ arn: string; tags: TagMap }>,
+  schedules: Schedules,
+  now: Date,
+): string[] =>
+  groups.flatMap((g) => {
+    if (g.tags[PARKED_TAG] !== undefined) return [];
+    const schedule = schedules.get(g.tags[SCHEDULE_TAG] ?? '');
+    if (!schedule) return [];
+    try {
+      return desiredState(schedule, now) === 'stopped' ? [g.arn] : [];
+    } catch {
+      return []; // its row fails (decideSubject)
+    }
+  });
 
 /** The clusters a reconcile has work in: the ones a mutating run leases and reads again. */
 export const clustersWithWork = (decisions: readonly ServiceDecision[]): string[] => [

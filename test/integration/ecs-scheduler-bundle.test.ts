@@ -18,7 +18,7 @@ import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/c
 import type { Report } from '#shared/report.ts';
 import { bundleGraph } from '#scripts/bundle-graph.ts';
 import { lambdaContext } from '#test/support/context.ts';
-import { observe, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
+import { createGroup, observe, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
 import { leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
@@ -192,10 +192,30 @@ describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto'
     expect(nightDynamo).toEqual(expect.arrayContaining(['PutItem', 'DeleteItem']));
   });
 
-  // After the test above: shop runs, as office-hours wants it on a Monday at 11:00 in Berlin.
+  // After the test above: shop runs, as office-hours wants it on a Monday at 11:00 in Berlin, and so
+  // does a standalone group on office-hours (its start record is read only when the schedule wants it
+  // stopped: a running group nightshift did not stop needs none).
   it('sends nothing to the lease table in a reconcile that finds everything as its schedule wants it', async () => {
-    // Prepare
-    const before = await observe(aws, ['shop'], []);
+    // Prepare: moto 5.2.1 answers DescribeCapacityProviders without names with a 500 (AWS: every
+    // capacity provider of the account, 10 a page): the proxy answers that call with none
+    proxy.stub('DescribeCapacityProviders', (request) =>
+      request.body.includes('capacityProviders')
+        ? undefined
+        : { contentType: 'application/x-amz-json-1.1', body: JSON.stringify({ capacityProviders: [] }) },
+    );
+    // moto stamps CreatedTime with the real clock, which may be after this test's Monday: made old, or
+    // the group would be in its grace period
+    proxy.rewrite('DescribeAutoScalingGroups', (body) =>
+      body.replace(/<CreatedTime>[^<]+<\/CreatedTime>/g, '<CreatedTime>2026-01-01T00:00:00Z</CreatedTime>'),
+    );
+    await createGroup(aws, {
+      name: 'batch-workers',
+      min: 0,
+      max: 4,
+      desired: 2,
+      tags: { 'nightshift:schedule': 'office-hours' },
+    });
+    const before = await observe(aws, ['shop'], ['batch-workers']);
     proxy.requests.length = 0;
 
     // Act
@@ -204,7 +224,8 @@ describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto'
     // Assess: nothing changed, nothing claimed or recorded, so the DynamoDB chunk was not needed
     expect(report.summary).toMatchObject({ changed: 0, failed: 0, undone: 0 });
     expect(row(report, 'service/shop/web')?.outcome).toBe('unchanged');
-    expect(await observe(aws, ['shop'], [])).toEqual(before);
+    expect(row(report, 'autoScalingGroupName/batch-workers')).toMatchObject({ outcome: 'unchanged' });
+    expect(await observe(aws, ['shop'], ['batch-workers'])).toEqual(before);
     expect(proxy.requests.map((r) => r.service)).toContain('ecs');
     expect(dynamoCalls()).toEqual([]);
   });

@@ -69,6 +69,14 @@ describe.runIf(motoTestsEnabled())('the built rds-scheduler bundle against moto'
     process.env.LEASE_TABLE = TEST_LEASE_TABLE;
     await leaseTable(moto.url);
     aws = snapshotSeedClients(moto.url);
+    // moto stamps InstanceCreateTime with the real clock, which may fall just before this test's evening
+    // (a database that new is in its grace period): made old, as a real stage database is
+    proxy.rewrite('DescribeDBInstances', (body) =>
+      body.replace(
+        /<InstanceCreateTime>[^<]+<\/InstanceCreateTime>/g,
+        '<InstanceCreateTime>2026-01-01T00:00:00Z</InstanceCreateTime>',
+      ),
+    );
     await createDatabase(aws, 'shop-db', { 'nightshift:schedule': 'office-hours' });
     expect(existsSync(ENTRY), `${ENTRY} missing: run npm run build`).toBe(true);
     handler = ((await import(pathToFileURL(ENTRY).href)) as { handler: Handler }).handler;

@@ -8,6 +8,7 @@ import type { ClusterState, Estate, ServiceState } from '#functions/ecs-schedule
 import {
   clusterClearRows,
   decideReconcile,
+  groupStartRecordCandidates,
   planReconcile,
   startRecordCandidates,
   type ReconcileOptions,
@@ -278,6 +279,24 @@ describe('reconcile planner', () => {
       service('web').arn,
     ]);
     expect(startRecordCandidates(e, SCHEDULES, new Date('2026-11-27T12:00:00Z'))).toEqual([]);
+  });
+
+  it('reads start records only for standalone groups due to rest that carry no saved state', () => {
+    // Prepare: running, parked (saved sizes), on an unknown schedule, on none
+    const arn = (name: string) =>
+      `arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:uuid:autoScalingGroupName/${name}`;
+    const groups: { arn: string; tags: Record<string, string> }[] = [
+      { arn: arn('batch'), tags: { 'nightshift:schedule': 'office-hours' } },
+      { arn: arn('parked'), tags: { 'nightshift:schedule': 'office-hours', 'nightshift:stopped': '0,0,0' } },
+      { arn: arn('typo'), tags: { 'nightshift:schedule': 'office-hour' } },
+      { arn: arn('none'), tags: {} },
+    ];
+
+    // Act / Assess: after the stop transition only the running one; while it should run, none at all
+    expect(groupStartRecordCandidates(groups, SCHEDULES, new Date('2026-11-27T18:20:00Z'))).toEqual([
+      arn('batch'),
+    ]);
+    expect(groupStartRecordCandidates(groups, SCHEDULES, new Date('2026-11-27T12:00:00Z'))).toEqual([]);
   });
 
   it('never parks a capacity group the same reconcile starts services on', () => {

@@ -3,6 +3,7 @@
  * Powertools Logger wrote them before (keys, their order, levels, errors), which levels the
  * environment turns on, and that no value makes a log call throw.
  */
+import { spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { injectLambdaContext, Logger } from '#shared/log.ts';
 import { lambdaContext } from '#test/support/context.ts';
@@ -417,5 +418,33 @@ describe('a value that cannot be serialised', () => {
         log_error: 'this line could not be serialised: no JSON for you',
       },
     ]);
+  });
+
+  it('keeps the process alive when its output is a pipe closed early (EPIPE), as `nightshift … | head -1`', () => {
+    // Prepare: thousands of log lines and EMF records into `head -1`, which exits after the first line
+    const script = [
+      "import { Logger } from './shared/log.ts';",
+      "import { EmfMetrics } from './shared/emf.ts';",
+      "const logger = new Logger({ serviceName: 'pipe' });",
+      "const metrics = new EmfMetrics({ namespace: 'nightshift', serviceName: 'pipe', defaultDimensions: {} });",
+      "for (let i = 0; i < 20000; i++) { logger.info('line ' + i, { i }); metrics.addMetric('runs', 'Count', 1); metrics.flush(); }",
+      // after the streams have met the closed pipe (tsx --eval runs CommonJS: no top-level await)
+      'setTimeout(() => { process.exitCode = 7; }, 200);',
+    ].join('\n');
+
+    // Act
+    const run = spawnSync(
+      'bash',
+      ['-c', 'npx tsx --eval "$SCRIPT" | head -1 > /dev/null; echo "${PIPESTATUS[0]}"'],
+      {
+        env: { ...process.env, SCRIPT: script, POWERTOOLS_METRICS_DISABLED: '' },
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
+
+    // Assess: it ran to its end (exit code 7, set last), not killed by an unhandled 'error' event (1)
+    expect(run.stderr).not.toMatch(/EPIPE|Unhandled 'error' event/);
+    expect(run.stdout.trim()).toBe('7');
   });
 });
