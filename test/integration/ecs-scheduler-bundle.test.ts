@@ -9,22 +9,20 @@
  * moto's RDS state changes are instant: the proxy reports the database as `starting` where the test
  * needs one, as RDS would for minutes.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DescribeClustersCommand } from '@aws-sdk/client-ecs';
 import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import type { Report } from '#shared/report.ts';
 import { bundleGraph } from '#scripts/bundle-graph.ts';
-import { lambdaContext } from '#test/support/context.ts';
+import { dynamoCalls, dynamoInBundle, runAt, type Handler } from '#test/support/bundle-run.ts';
 import { createGroup, observe, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
 import { leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 import { createDatabase, snapshotSeedClients } from '#test/support/rds-estate.ts';
-
-type Handler = (event: unknown, context: unknown) => Promise<Report>;
 
 const ENTRY = resolve('dist', 'ecs-scheduler', 'index.mjs');
 // office-hours (infra/schedules.yml, built into the bundle): 07:00–19:00 Europe/Berlin, Monday to Friday.
@@ -57,12 +55,9 @@ describe('the built ecs-scheduler bundle leaves the rarer paths’ clients to ch
 
   it('loads the DynamoDB client (leases, start records, carry-over) only on demand', () => {
     // A reconcile that finds everything as its schedule wants it claims and records nothing (below).
-    const dynamo = (text: string) => text.includes('"DynamoDB_20120810"');
-    expect(dynamo(coldStartText()), 'the DynamoDB client in the cold start').toBe(false);
-    const chunks = readdirSync(resolve('dist', 'ecs-scheduler', 'chunks'));
-    expect(
-      chunks.filter((c) => dynamo(readFileSync(resolve('dist', 'ecs-scheduler', 'chunks', c), 'utf8'))),
-    ).not.toEqual([]);
+    const dynamo = dynamoInBundle('ecs-scheduler');
+    expect(dynamo.coldStart, 'the DynamoDB client in the cold start').toEqual([]);
+    expect(dynamo.chunks).not.toEqual([]);
   });
 });
 
@@ -72,16 +67,7 @@ describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto'
   let aws: SeedClients;
   let handler: Handler;
 
-  /** A run of the bundle at `iso`: the deployed function reads the clock (new Date()); only Date is faked. */
-  const reconcileAt = async (iso: string) => {
-    vi.useFakeTimers({ toFake: ['Date'] });
-    vi.setSystemTime(new Date(iso));
-    try {
-      return await handler({ action: 'reconcile' }, lambdaContext('ecs-scheduler'));
-    } finally {
-      vi.useRealTimers();
-    }
-  };
+  const reconcileAt = (iso: string) => runAt(handler, 'ecs-scheduler', { action: 'reconcile' }, iso);
   /** The proxy reports shop-db as RDS would while it starts. */
   const starting = (on: boolean) =>
     proxy.rewrite(
@@ -96,9 +82,6 @@ describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto'
     );
   const row = (report: Report, suffix: string) => report.resources.find((r) => r.arn.endsWith(suffix));
   const sent = (operation: string) => proxy.requests.filter((r) => r.operation === operation);
-  // The proxy names a JSON service by its target prefix where it has no shorter name for it.
-  const dynamoCalls = () =>
-    proxy.requests.filter((r) => r.service === 'DynamoDB_20120810').map((r) => r.operation);
 
   beforeAll(async () => {
     moto = await startMoto();
@@ -158,7 +141,7 @@ describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto'
     // Act: the evening transition, then the morning's, while shop-db still starts, then once it is available
     proxy.requests.length = 0;
     const night = await reconcileAt(NIGHT);
-    const nightDynamo = dynamoCalls();
+    const nightDynamo = dynamoCalls(proxy);
     const parked = await observe(aws, ['shop'], []);
     starting(true);
     proxy.requests.length = 0;
@@ -227,6 +210,6 @@ describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto'
     expect(row(report, 'autoScalingGroupName/batch-workers')).toMatchObject({ outcome: 'unchanged' });
     expect(await observe(aws, ['shop'], ['batch-workers'])).toEqual(before);
     expect(proxy.requests.map((r) => r.service)).toContain('ecs');
-    expect(dynamoCalls()).toEqual([]);
+    expect(dynamoCalls(proxy)).toEqual([]);
   });
 });

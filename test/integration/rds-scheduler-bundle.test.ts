@@ -5,38 +5,28 @@
  * sends nothing there; a stop takes its lease. Against moto through the recording proxy: everything the
  * proxy sees, the bundle sent.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
-import type { Report } from '#shared/report.ts';
-import { bundleGraph } from '#scripts/bundle-graph.ts';
-import { lambdaContext } from '#test/support/context.ts';
+import { dynamoCalls, dynamoInBundle, runAt, type Handler } from '#test/support/bundle-run.ts';
 import { leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
 import { startProxy, type Proxy } from '#test/support/proxy.ts';
 import { createDatabase, snapshotSeedClients, type SnapshotSeedClients } from '#test/support/rds-estate.ts';
 
-type Handler = (event: unknown, context: unknown) => Promise<Report>;
-
 const ENTRY = resolve('dist', 'rds-scheduler', 'index.mjs');
 // office-hours (infra/schedules.yml, built into the bundle): 07:00–19:00 Europe/Berlin, Monday to Friday.
 const MIDDAY = '2026-11-30T10:00:00Z'; // Monday 11:00 in Berlin: running, as it should
 const NIGHT = '2026-11-30T18:00:30Z'; // Monday 19:00:30 in Berlin: the transition to stopped
-const dynamo = (text: string) => text.includes('"DynamoDB_20120810"');
 
 describe('the built rds-scheduler bundle', () => {
   it('loads the DynamoDB client only on demand', () => {
     expect(existsSync(ENTRY), `${ENTRY} missing: run npm run build`).toBe(true);
-    const cold = bundleGraph('dist', 'rds-scheduler').coldStart.files.map((f) =>
-      readFileSync(resolve('dist', f), 'utf8'),
-    );
-    expect(cold.some(dynamo), 'the DynamoDB client in the cold start').toBe(false);
-    const chunks = readdirSync(resolve('dist', 'rds-scheduler', 'chunks'));
-    expect(
-      chunks.filter((c) => dynamo(readFileSync(resolve('dist', 'rds-scheduler', 'chunks', c), 'utf8'))),
-    ).not.toEqual([]);
+    const dynamo = dynamoInBundle('rds-scheduler');
+    expect(dynamo.coldStart, 'the DynamoDB client in the cold start').toEqual([]);
+    expect(dynamo.chunks).not.toEqual([]);
   });
 });
 
@@ -46,18 +36,7 @@ describe.runIf(motoTestsEnabled())('the built rds-scheduler bundle against moto'
   let aws: SnapshotSeedClients;
   let handler: Handler;
 
-  const reconcileAt = async (iso: string) => {
-    vi.useFakeTimers({ toFake: ['Date'] });
-    vi.setSystemTime(new Date(iso));
-    try {
-      return await handler({ action: 'reconcile' }, lambdaContext('rds-scheduler'));
-    } finally {
-      vi.useRealTimers();
-    }
-  };
-  // The proxy names a JSON service by its target prefix where it has no shorter name for it.
-  const dynamoCalls = () =>
-    proxy.requests.filter((r) => r.service === 'DynamoDB_20120810').map((r) => r.operation);
+  const reconcileAt = (iso: string) => runAt(handler, 'rds-scheduler', { action: 'reconcile' }, iso);
   const status = async () =>
     (await aws.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: 'shop-db' }))).DBInstances?.[0]
       ?.DBInstanceStatus;
@@ -91,7 +70,7 @@ describe.runIf(motoTestsEnabled())('the built rds-scheduler bundle against moto'
     // Act: midday, then the evening transition
     proxy.requests.length = 0;
     const midday = await reconcileAt(MIDDAY);
-    const middayDynamo = dynamoCalls();
+    const middayDynamo = dynamoCalls(proxy);
     const middayStatus = await status();
     proxy.requests.length = 0;
     const night = await reconcileAt(NIGHT);
@@ -103,6 +82,6 @@ describe.runIf(motoTestsEnabled())('the built rds-scheduler bundle against moto'
     // the stop took the database's lease (the DynamoDB client, from its chunk) and stopped it
     expect(night.summary).toMatchObject({ changed: 1, failed: 0 });
     expect(await status()).toBe('stopped');
-    expect(dynamoCalls()).toEqual(expect.arrayContaining(['PutItem', 'DeleteItem']));
+    expect(dynamoCalls(proxy)).toEqual(expect.arrayContaining(['PutItem', 'DeleteItem']));
   });
 });
