@@ -13,7 +13,7 @@ import { DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
 import { dynamoCalls, dynamoInBundle, runAt, type Handler } from '#test/support/bundle-run.ts';
 import { leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
-import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { CREATION_TIMES_LONG_AGO, startProxy, type Proxy } from '#test/support/proxy.ts';
 import { createDatabase, snapshotSeedClients, type SnapshotSeedClients } from '#test/support/rds-estate.ts';
 
 const ENTRY = resolve('dist', 'rds-scheduler', 'index.mjs');
@@ -50,12 +50,7 @@ describe.runIf(motoTestsEnabled())('the built rds-scheduler bundle against moto'
     aws = snapshotSeedClients(moto.url);
     // moto stamps InstanceCreateTime with the real clock, which may fall just before this test's evening
     // (a database that new is in its grace period): made old, as a real stage database is
-    proxy.rewrite('DescribeDBInstances', (body) =>
-      body.replace(
-        /<InstanceCreateTime>[^<]+<\/InstanceCreateTime>/g,
-        '<InstanceCreateTime>2026-01-01T00:00:00Z</InstanceCreateTime>',
-      ),
-    );
+    proxy.pinTimes(CREATION_TIMES_LONG_AGO);
     await createDatabase(aws, 'shop-db', { 'nightshift:schedule': 'office-hours' });
     expect(existsSync(ENTRY), `${ENTRY} missing: run npm run build`).toBe(true);
     handler = ((await import(pathToFileURL(ENTRY).href)) as { handler: Handler }).handler;

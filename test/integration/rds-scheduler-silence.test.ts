@@ -29,7 +29,7 @@ import { DEFAULT_PROTECTED_TAGS } from '#shared/tags.ts';
 import { runContext } from '#test/support/context.ts';
 import { leaseTable, runLeases } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
-import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { CREATION_TIMES_LONG_AGO, startProxy, type Proxy } from '#test/support/proxy.ts';
 import { emulateAlarmActions, type AlarmActions } from '#test/support/alarm-actions.ts';
 
 const REGION = 'eu-central-1';
@@ -119,6 +119,8 @@ describe.runIf(motoTestsEnabled())('rds-scheduler silences alarms while parked (
   beforeAll(async () => {
     moto = await startMoto();
     proxy = await startProxy(moto.url);
+    // moto stamps creation times with the real clock: pinned long before this test's fixed clock
+    proxy.pinTimes(CREATION_TIMES_LONG_AGO);
     useEndpoint(proxy.url);
     rds = new RDSClient(clientConfig());
     seed = new CloudWatchClient({ ...clientConfig(), endpoint: moto.url });

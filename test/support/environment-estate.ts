@@ -22,7 +22,7 @@ import {
   type ObservedService,
   type SeedClients,
 } from './ecs-estate.ts';
-import type { Proxy } from './proxy.ts';
+import { CREATED_LONG_AGO, type Proxy } from './proxy.ts';
 
 export const ENVIRONMENT = 'nightshift:environment';
 export const SCHEDULE = 'nightshift:schedule';
@@ -187,7 +187,7 @@ export interface AwsAnswers {
 }
 
 /** Long before any test's `now`: what a real estate's creation times look like. */
-export const CREATED_LONG_AGO = '2026-01-05T09:00:00Z';
+export { CREATED_LONG_AGO };
 
 const statusIn = (block: string, idTag: string, statusTag: string, status: Map<string, string>) => {
   const id = new RegExp(`<${idTag}>([^<]*)</${idTag}>`).exec(block)?.[1];

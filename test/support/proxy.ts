@@ -58,6 +58,13 @@ export interface Proxy {
    */
   rewrite: (operation: string, transform: ((body: string) => string) | undefined) => void;
   /**
+   * Reports these timestamp fields of every moto answer (XML elements, JSON keys) at the given time, before
+   * any `rewrite`. moto stamps creation times (RDS InstanceCreateTime, ClusterCreateTime, Auto Scaling
+   * CreatedTime, …) with the real clock, so a test on a fixed clock would otherwise see a resource created
+   * in its grace period or in its future depending on the hour the suite runs. Stays until unset.
+   */
+  pinTimes: (times: Record<string, string> | undefined) => void;
+  /**
    * Runs `hook` when `operation` arrives, before it is forwarded: a test can hold a call there (await a
    * promise it resolves later) to interleave two runs step by step.
    */
@@ -152,12 +159,40 @@ const readBody = (req: IncomingMessage): Promise<Buffer> =>
     req.on('error', reject);
   });
 
+/** Replaces the value of each named timestamp field, as XML (`<Field>…</Field>`) or JSON (`"field": …`). */
+export const pinTimesIn =
+  (times: Record<string, string>) =>
+  (body: string): string =>
+    Object.entries(times).reduce(
+      (text, [field, iso]) =>
+        text
+          .replace(new RegExp(`<${field}>[^<]*</${field}>`, 'g'), `<${field}>${iso}</${field}>`)
+          .replace(
+            new RegExp(`"${field}"(\\s*):(\\s*)("[^"]*"|[0-9.eE+-]+)`, 'g'),
+            (_m, a: string, b: string, value: string) =>
+              `"${field}"${a}:${b}${value.startsWith('"') ? JSON.stringify(iso) : Date.parse(iso) / 1000}`,
+          ),
+      body,
+    );
+
+/**
+ * moto's real-clock creation stamps, pinned long before any test's fixed clock (Monday 5 January 2026,
+ * 09:00 UTC): the databases and groups of a stage estate are old, outside any grace period.
+ */
+export const CREATED_LONG_AGO = '2026-01-05T09:00:00Z';
+export const CREATION_TIMES_LONG_AGO: Record<string, string> = {
+  InstanceCreateTime: CREATED_LONG_AGO,
+  ClusterCreateTime: CREATED_LONG_AGO,
+  CreatedTime: CREATED_LONG_AGO,
+};
+
 export const startProxy = async (targetUrl: string): Promise<Proxy> => {
   const target = new URL(targetUrl);
   const requests: RecordedRequest[] = [];
   let faults: FaultRates | undefined;
   const stubs = new Map<string, StubResponse | ((request: RecordedRequest) => StubResponse | undefined)>();
   const rewrites = new Map<string, (body: string) => string>();
+  let pinned: ((body: string) => string) | undefined;
   const hooks = new Map<string, (request: RecordedRequest) => Promise<void>>();
   let random = mulberry32(1);
   let pace: Pace | undefined;
@@ -212,7 +247,9 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     const upstream = httpRequest(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
-        const transform = rewrites.get(operation);
+        const own = rewrites.get(operation);
+        const pin = pinned;
+        const transform = pin && own ? (b: string) => own(pin(b)) : (pin ?? own);
         if (!transform) {
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
@@ -248,6 +285,9 @@ export const startProxy = async (targetUrl: string): Promise<Proxy> => {
     rewrite: (operation, transform) => {
       if (transform) rewrites.set(operation, transform);
       else rewrites.delete(operation);
+    },
+    pinTimes: (times) => {
+      pinned = times && pinTimesIn(times);
     },
     before: (operation, hook) => {
       if (hook) hooks.set(operation, hook);
