@@ -276,18 +276,20 @@ describe.runIf(motoTestsEnabled())(
     });
 
     it('shows every database past the first page of DescribeDBInstances and DescribeDBClusters (100 each), leaving out another stage’s', async () => {
-      // Prepare: 102 instances and 101 clusters (no members); the last of each on a schedule or parked
+      // Prepare: 102 instances and 101 clusters (no members); the last of each on a schedule or parked,
+      // a day ago by the real clock (the CLI's): a fixed date would turn into AWS's 7-day start a week on
+      const since = new Date(Date.now() - 24 * 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
       for (let i = 0; i < 102; i += 1) await createInstance(`db-${String(i).padStart(3, '0')}`);
       for (let i = 0; i < 101; i += 1) await createAurora(`cl-${String(i).padStart(3, '0')}`, {}, false);
       await createInstance('zz-scheduled', SCHEDULED);
-      await createInstance('zz-parked', { 'nightshift:stopped': 'at=2026-11-29T18:00:00Z by=nightshift' });
+      await createInstance('zz-parked', { 'nightshift:stopped': `at=${since} by=nightshift` });
       await rds.send(new StopDBInstanceCommand({ DBInstanceIdentifier: 'zz-parked' }));
       await createInstance('zz-other-stage', { ...SCHEDULED, 'nightshift:stage': 'prod' });
       await createInstance('zz-this-stage', { ...SCHEDULED, 'nightshift:stage': 'dev' });
       await createAurora('zz-reports', SCHEDULED, false);
       await createAurora(
         'zz-parked-cluster',
-        { 'nightshift:stopped': 'at=2026-11-29T18:00:00Z by=nightshift' },
+        { 'nightshift:stopped': `at=${since} by=nightshift` },
         false,
       );
       // moto answers DescribeDBClusters in one page whatever MaxRecords says: the proxy pages it as RDS
@@ -338,13 +340,17 @@ describe.runIf(motoTestsEnabled())(
         {
           resource: 'DB cluster zz-parked-cluster',
           detail: expect.stringMatching(
-            /^stopped by nightshift since 2026-11-29T18:00:00Z \(.+ ago\), but available again \(someone started it, not AWS's 7-day start\): stopped again only by an enforced schedule or a stop; under enforced: false it runs until the next transition$/,
+            new RegExp(
+              `^stopped by nightshift since ${since} \\(.+ ago\\), but available again \\(someone started it, not AWS's 7-day start\\): stopped again only by an enforced schedule or a stop; under enforced: false it runs until the next transition$`,
+            ),
           ),
         },
         {
           resource: 'DB instance zz-parked',
           detail: expect.stringMatching(
-            /^stopped by nightshift since 2026-11-29T18:00:00Z \(.+ ago\); now stopped; comes back with nightshift start --db zz-parked \(or its schedule\)$/,
+            new RegExp(
+              `^stopped by nightshift since ${since} \\(.+ ago\\); now stopped; comes back with nightshift start --db zz-parked \\(or its schedule\\)$`,
+            ),
           ),
         },
       ]);
