@@ -39,7 +39,7 @@ import { DEFAULT_PROTECTED_TAGS, tagMapUpper } from '#shared/tags.ts';
 import { lambdaContext, runContext } from '#test/support/context.ts';
 import { leaseTable, runLeases } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
-import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { CREATED_LONG_AGO, startProxy, type Proxy } from '#test/support/proxy.ts';
 
 /** Every minute of every day: an open-ended window, for the tests that are not about windows. */
 const ALWAYS = 'cron(* * * * ? *)';
@@ -202,6 +202,7 @@ describe.runIf(motoTestsEnabled())('instance-rotation against moto', () => {
   });
   beforeEach(async () => {
     await moto.reset();
+    proxy.pinTimes(undefined);
     store = await leaseTable(moto.url);
     await asg.send(
       new CreateLaunchConfigurationCommand({
@@ -445,8 +446,13 @@ describe.runIf(motoTestsEnabled())('instance-rotation against moto', () => {
       ]);
     });
 
+    /** moto launches instances at the real clock's time: made old for a test on a fixed 2030 clock. */
+    const launchedLongAgo = () =>
+      proxy.pinTimes({ launchTime: CREATED_LONG_AGO, attachTime: CREATED_LONG_AGO });
+
     it('does not start a rotation that cannot finish before the window ends', async () => {
       // Monday 2030-01-07 05:00 CET: the last run of the default window is 50 minutes away
+      launchedLongAgo();
       const report = await rotateWith(
         {},
         deps(
@@ -466,6 +472,7 @@ describe.runIf(motoTestsEnabled())('instance-rotation against moto', () => {
     });
 
     it('starts nothing on demand outside the window', async () => {
+      launchedLongAgo();
       const report = await rotateWith(
         {},
         deps(
