@@ -287,11 +287,7 @@ describe.runIf(motoTestsEnabled())(
       await createInstance('zz-other-stage', { ...SCHEDULED, 'nightshift:stage': 'prod' });
       await createInstance('zz-this-stage', { ...SCHEDULED, 'nightshift:stage': 'dev' });
       await createAurora('zz-reports', SCHEDULED, false);
-      await createAurora(
-        'zz-parked-cluster',
-        { 'nightshift:stopped': `at=${since} by=nightshift` },
-        false,
-      );
+      await createAurora('zz-parked-cluster', { 'nightshift:stopped': `at=${since} by=nightshift` }, false);
       // moto answers DescribeDBClusters in one page whatever MaxRecords says: the proxy pages it as RDS
       // does (at most MaxRecords, then a Marker for the rest). moto pages DescribeDBInstances itself.
       let second = false;
