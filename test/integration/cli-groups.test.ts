@@ -11,7 +11,7 @@ import { cli } from '#test/support/cli.ts';
 import { createGroup, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
 import { leaseTable } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
-import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { CREATION_TIMES_LONG_AGO, startProxy, type Proxy } from '#test/support/proxy.ts';
 
 describe.runIf(motoTestsEnabled())('nightshift stop|start --group against moto', () => {
   let moto: Moto;
@@ -35,6 +35,7 @@ describe.runIf(motoTestsEnabled())('nightshift stop|start --group against moto',
   });
   beforeEach(async () => {
     proxy.rewrite('DescribeAutoScalingGroups', undefined);
+    proxy.pinTimes(undefined);
     await moto.reset();
     await seedEstate(aws, []);
     await leaseTable(moto.url);
@@ -89,10 +90,8 @@ describe.runIf(motoTestsEnabled())('nightshift stop|start --group against moto',
     );
 
     // moto stamps CreatedTime with the real clock: the group would be in its grace period (created
-    // minutes ago). Rewritten to January, as a group made long ago.
-    proxy.rewrite('DescribeAutoScalingGroups', (body) =>
-      body.replace(/<CreatedTime>[^<]+<\/CreatedTime>/g, '<CreatedTime>2026-01-01T00:00:00Z</CreatedTime>'),
-    );
+    // minutes ago). Pinned to January, as a group made long ago.
+    proxy.pinTimes(CREATION_TIMES_LONG_AGO);
 
     // Act
     const sleep = await cli(
@@ -114,7 +113,7 @@ describe.runIf(motoTestsEnabled())('nightshift stop|start --group against moto',
     // Assess
     expect(sleep.code, sleep.err + sleep.out).toBe(0);
     expect(await size()).toEqual([0, 0, 0]);
-    proxy.rewrite('DescribeAutoScalingGroups', undefined);
+    proxy.pinTimes(undefined);
     const tags = (
       await aws.autoscaling.send(
         new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['batch-workers'] }),

@@ -21,7 +21,7 @@ import { dynamoCalls, dynamoInBundle, runAt, type Handler } from '#test/support/
 import { createGroup, observe, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
 import { leaseTable, TEST_LEASE_TABLE } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
-import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { CREATION_TIMES_LONG_AGO, startProxy, type Proxy } from '#test/support/proxy.ts';
 import { createDatabase, snapshotSeedClients } from '#test/support/rds-estate.ts';
 
 const ENTRY = resolve('dist', 'ecs-scheduler', 'index.mjs');
@@ -188,9 +188,7 @@ describe.runIf(motoTestsEnabled())('the built ecs-scheduler bundle against moto'
     );
     // moto stamps CreatedTime with the real clock, which may be after this test's Monday: made old, or
     // the group would be in its grace period
-    proxy.rewrite('DescribeAutoScalingGroups', (body) =>
-      body.replace(/<CreatedTime>[^<]+<\/CreatedTime>/g, '<CreatedTime>2026-01-01T00:00:00Z</CreatedTime>'),
-    );
+    proxy.pinTimes(CREATION_TIMES_LONG_AGO);
     await createGroup(aws, {
       name: 'batch-workers',
       min: 0,

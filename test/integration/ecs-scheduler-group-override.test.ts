@@ -20,7 +20,7 @@ import { runContext } from '#test/support/context.ts';
 import { createGroup, seedClients, seedEstate, type SeedClients } from '#test/support/ecs-estate.ts';
 import { leaseTable, runLeases } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
-import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { CREATION_TIMES_LONG_AGO, startProxy, type Proxy } from '#test/support/proxy.ts';
 
 const OVERRIDE = 'nightshift:override';
 const PARKED = 'nightshift:stopped';
@@ -90,9 +90,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler overrides on standalone groups
         ? undefined
         : { contentType: 'application/x-amz-json-1.1', body: JSON.stringify({ capacityProviders: [] }) },
     );
-    proxy.rewrite('DescribeAutoScalingGroups', (body) =>
-      body.replace(/<CreatedTime>[^<]*<\/CreatedTime>/g, '<CreatedTime>2026-01-05T09:00:00Z</CreatedTime>'),
-    );
+    proxy.pinTimes(CREATION_TIMES_LONG_AGO);
     await moto.reset();
     await seedEstate(aws, []);
     store = await leaseTable(moto.url);

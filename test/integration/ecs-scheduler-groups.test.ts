@@ -24,7 +24,7 @@ import { runContext } from '#test/support/context.ts';
 import { createGroup, seedEstate, seedClients, type SeedClients } from '#test/support/ecs-estate.ts';
 import { leaseTable, runLeases } from '#test/support/leases.ts';
 import { motoTestsEnabled, startMoto, useEndpoint, type Moto } from '#test/support/moto.ts';
-import { startProxy, type Proxy } from '#test/support/proxy.ts';
+import { CREATION_TIMES_LONG_AGO, startProxy, type Proxy } from '#test/support/proxy.ts';
 
 const PARKED = 'nightshift:stopped';
 const NOW = new Date('2026-11-27T18:00:30Z');
@@ -115,6 +115,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler standalone Auto Scaling groups
 
   beforeEach(async () => {
     proxy.rewrite('DescribeAutoScalingGroups', undefined);
+    proxy.pinTimes(undefined);
     await listProviders([]);
     await moto.reset();
     await seedEstate(aws, []);
@@ -265,9 +266,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler standalone Auto Scaling groups
     ]);
     await listProviders(['stage-capacity']);
     // moto stamps CreatedTime with the real clock, days after this test's Friday: made old, as in a real estate.
-    proxy.rewrite('DescribeAutoScalingGroups', (body) =>
-      body.replace(/<CreatedTime>[^<]*<\/CreatedTime>/g, '<CreatedTime>2026-01-05T09:00:00Z</CreatedTime>'),
-    );
+    proxy.pinTimes(CREATION_TIMES_LONG_AGO);
 
     // Act
     const evening = await runAt({ action: 'reconcile' }, NOW);
@@ -300,9 +299,7 @@ describe.runIf(motoTestsEnabled())('ecs-scheduler standalone Auto Scaling groups
       max: 4,
       tags: { 'nightshift:schedule': 'office-hours' },
     });
-    proxy.rewrite('DescribeAutoScalingGroups', (body) =>
-      body.replace(/<CreatedTime>[^<]*<\/CreatedTime>/g, '<CreatedTime>2026-01-05T09:00:00Z</CreatedTime>'),
-    );
+    proxy.pinTimes(CREATION_TIMES_LONG_AGO);
     await runAt({ action: 'reconcile' }, NOW);
     await aws.autoscaling.send(
       new CreateOrUpdateTagsCommand({
